@@ -1,0 +1,227 @@
+//! `tessera client …`: register, inspect, disable clients and rotate their secrets.
+
+use super::{print_json, when};
+use crate::domain::client::{parse_audience, AuthMethod, Client, ClientId, GrantType};
+use crate::domain::scope::ScopeSet;
+use crate::domain::secret::GeneratedSecret;
+use crate::storage::Storage;
+use anyhow::{bail, Context};
+use chrono::Utc;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use url::Url;
+
+/// Prefix of client secrets, so secret scanners can recognise leaked ones.
+pub const CLIENT_SECRET_PREFIX: &str = "tcs_";
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and (for confidential clients) a secret, once.
+    Create(CreateArgs),
+    /// List clients.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one client.
+    Show {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a client: its token requests are refused from now on.
+    Disable { client_id: String },
+    /// Replace a confidential client's secret; prints the new one, once.
+    RotateSecret {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Human-readable name, shown on consent pages.
+    #[arg(long)]
+    name: String,
+    /// Allowed grant type (repeat or comma-separate): client_credentials, authorization_code, refresh_token.
+    #[arg(long = "grant", value_delimiter = ',', required = true)]
+    grants: Vec<String>,
+    /// Space-separated scopes the client may request (its default when it requests none).
+    #[arg(long, default_value = "")]
+    scope: String,
+    /// Audience of its access tokens (repeatable); RFC 8707 `resource` values must be among them.
+    #[arg(long = "audience")]
+    audiences: Vec<String>,
+    /// Redirect URI for the authorization code flow (repeatable; exact match).
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// A public client (SPA, native app): no secret, token_endpoint_auth_method none.
+    #[arg(long)]
+    public: bool,
+    /// client_secret_basic (default) or client_secret_post.
+    #[arg(long, default_value = "client_secret_basic")]
+    auth_method: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(command: ClientCommand, storage: &dyn Storage) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Create(args) => create(args, storage).await,
+        ClientCommand::List { json } => {
+            let clients = storage.list_clients().await?;
+            if json {
+                return print_json(&json!(clients.iter().map(describe).collect::<Vec<_>>()));
+            }
+            if clients.is_empty() {
+                println!("No clients yet. Create one with `tessera client create --help`.");
+            }
+            for client in &clients {
+                let status = if client.is_disabled() { "disabled" } else { "active" };
+                let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
+                println!("{}  {:<24} {:<8} {}", client.id, client.name, status, grants.join(","));
+            }
+            Ok(())
+        }
+        ClientCommand::Show { client_id, json } => {
+            let client = find(storage, &client_id).await?;
+            if json {
+                return print_json(&describe(&client));
+            }
+            print_human(&client, None);
+            Ok(())
+        }
+        ClientCommand::Disable { client_id } => {
+            let id = ClientId::parse(&client_id)?;
+            if !storage.disable_client(&id, Utc::now()).await? {
+                find(storage, &client_id).await?;
+                println!("Client {client_id} was already disabled.");
+            } else {
+                println!("Client {client_id} is disabled.");
+            }
+            Ok(())
+        }
+        ClientCommand::RotateSecret { client_id, json } => {
+            let client = find(storage, &client_id).await?;
+            if client.secret_digest.is_none() {
+                bail!("client {client_id} is public and has no secret");
+            }
+            let secret = GeneratedSecret::generate(CLIENT_SECRET_PREFIX);
+            storage.set_client_secret(&client.id, &secret.digest(), Utc::now()).await?;
+            if json {
+                return print_json(&json!({ "client_id": client.id.as_str(), "client_secret": secret.expose() }));
+            }
+            println!(
+                "New secret for {client_id} (the old one stops working now; shown once, store it now):\n  {}",
+                secret.expose()
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
+    let name = args.name.trim().to_owned();
+    if name.is_empty() || name.len() > 200 {
+        bail!("--name must be 1 to 200 characters");
+    }
+    let mut grant_types = Vec::new();
+    for raw in &args.grants {
+        let grant: GrantType = raw.trim().parse()?;
+        if !grant_types.contains(&grant) {
+            grant_types.push(grant);
+        }
+    }
+    grant_types.sort();
+    let auth_method = if args.public {
+        AuthMethod::None
+    } else {
+        match args.auth_method.parse::<AuthMethod>()? {
+            AuthMethod::None => bail!("--auth-method none is for public clients: use --public"),
+            method => method,
+        }
+    };
+    if args.public && grant_types.contains(&GrantType::ClientCredentials) {
+        bail!("a public client cannot use client_credentials (RFC 6749 §4.4): drop --public or the grant");
+    }
+    let scopes = ScopeSet::parse(&args.scope)?;
+    let audiences = args.audiences.iter().map(|a| parse_audience(a)).collect::<Result<Vec<_>, _>>()?;
+    let mut redirect_uris = Vec::new();
+    for raw in &args.redirect_uris {
+        let url = Url::parse(raw).with_context(|| format!("--redirect-uri `{raw}` is not an absolute URL"))?;
+        if url.fragment().is_some() {
+            bail!("--redirect-uri `{raw}` must not have a fragment (RFC 6749 §3.1.2)");
+        }
+        redirect_uris.push(raw.clone());
+    }
+    if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+        bail!("the authorization_code grant needs at least one --redirect-uri");
+    }
+    let secret = (!args.public).then(|| GeneratedSecret::generate(CLIENT_SECRET_PREFIX));
+    let client = Client {
+        id: ClientId::generate(),
+        name,
+        auth_method,
+        secret_digest: secret.as_ref().map(GeneratedSecret::digest),
+        grant_types,
+        scopes,
+        audiences,
+        redirect_uris,
+        created_at: Utc::now(),
+        disabled_at: None,
+    };
+    storage.insert_client(&client).await?;
+    if args.json {
+        let mut value = describe(&client);
+        if let Some(secret) = &secret {
+            value["client_secret"] = json!(secret.expose());
+        }
+        return print_json(&value);
+    }
+    print_human(&client, secret.as_ref());
+    if secret.is_some() {
+        println!("The secret is shown once and stored only as a hash: copy it now.");
+    }
+    Ok(())
+}
+
+async fn find(storage: &dyn Storage, raw_id: &str) -> anyhow::Result<Client> {
+    let id = ClientId::parse(raw_id)?;
+    storage.find_client(&id).await?.with_context(|| format!("no client with id {raw_id}"))
+}
+
+fn describe(client: &Client) -> serde_json::Value {
+    json!({
+        "client_id": client.id.as_str(),
+        "name": client.name,
+        "client_type": if client.secret_digest.is_some() { "confidential" } else { "public" },
+        "token_endpoint_auth_method": client.auth_method.as_str(),
+        "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "scope": client.scopes.to_string(),
+        "audiences": client.audiences,
+        "redirect_uris": client.redirect_uris,
+        "created_at": client.created_at.to_rfc3339(),
+        "disabled_at": client.disabled_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+fn print_human(client: &Client, secret: Option<&GeneratedSecret>) {
+    println!("client_id:     {}", client.id);
+    if let Some(secret) = secret {
+        println!("client_secret: {}", secret.expose());
+    }
+    println!("name:          {}", client.name);
+    println!("auth method:   {}", client.auth_method.as_str());
+    println!("grant types:   {}", client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "));
+    println!("scope:         {}", client.scopes);
+    println!("audiences:     {}", client.audiences.join(" "));
+    if !client.redirect_uris.is_empty() {
+        println!("redirect URIs: {}", client.redirect_uris.join(" "));
+    }
+    println!("created:       {}", when(Some(client.created_at)));
+    if client.is_disabled() {
+        println!("disabled:      {}", when(client.disabled_at));
+    }
+}

@@ -1,0 +1,112 @@
+//! Command line: `serve` (the default), `migrate`, and the operator commands for
+//! clients, users and keys. Operator commands talk to the database directly.
+
+mod clients;
+mod keys;
+mod users;
+
+use crate::config::{self, Settings};
+use crate::keys::kek::KekSource;
+use crate::startup::Application;
+use crate::storage::{self, Storage};
+use crate::telemetry;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about = "OAuth 2.0 / OpenID Connect authorization server")]
+pub struct Cli {
+    /// A TOML file overriding config/default.toml (environment variables override both).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default when no command is given).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(clients::ClientCommand),
+    /// Manage users who log in through Tessera.
+    #[command(subcommand)]
+    User(users::UserCommand),
+    /// Inspect signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = config::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            telemetry::init(&settings.log);
+            open_storage(&settings).await?;
+            println!("Database {} is up to date.", settings.database_url);
+            Ok(())
+        }
+        Command::Client(command) => clients::run(command, &*open_storage(&settings).await?).await,
+        Command::User(command) => users::run(command, &*open_storage(&settings).await?).await,
+        Command::Keys(command) => keys::run(command, &*open_storage(&settings).await?).await,
+    }
+}
+
+async fn open_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {
+    storage::connect(&settings.database_url, &settings.database).await
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    telemetry::init(&settings.log);
+    let issuer = settings.issuer.clone();
+    let database = settings.database_url.to_string();
+    let bind = settings.bind;
+    let app = Application::build(settings).await?;
+    if let KekSource::Generated(path) = &app.kek_source {
+        tracing::warn!(
+            path = %path.display(),
+            "generated a local key-encryption key; production must set TESSERA_KEY_ENCRYPTION_KEY instead"
+        );
+    }
+    let me = command_prefix();
+    println!(
+        "Tessera is listening on http://{bind}\n  \
+         issuer:      {issuer}\n  \
+         discovery:   {issuer}/.well-known/openid-configuration\n  \
+         database:    {database}\n  \
+         signing key: {kid}\n\
+         Create a first client (its secret is printed once):\n  \
+         {me} client create --name my-service --grant client_credentials --scope \"api:read\" --audience https://api.example.com\n\
+         Then get a token:\n  \
+         curl -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials {issuer}/token",
+        kid = app.kid
+    );
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// How the operator invokes this binary: through cargo (which sets `CARGO_PKG_NAME` for
+/// `cargo run`) or directly.
+fn command_prefix() -> String {
+    if std::env::var_os("CARGO_PKG_NAME").is_some() {
+        "cargo run --release --".to_owned()
+    } else {
+        std::env::args().next().unwrap_or_else(|| "tessera".to_owned())
+    }
+}
+
+/// Prints `value` as pretty JSON.
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Formats an optional timestamp for human output.
+fn when(time: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    time.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "-".to_owned())
+}

@@ -1,0 +1,192 @@
+//! OAuth clients (RFC 6749 §2): their registration as stored, and the typed values in it.
+
+use super::scope::ScopeSet;
+use super::secret::SecretDigest;
+use super::InvalidParameter;
+use chrono::{DateTime, Utc};
+use std::fmt;
+use std::str::FromStr;
+
+/// A client identifier (RFC 6749 §2.2). Tessera generates UUIDs; anything printable
+/// up to 255 bytes is accepted when presented, so lookups never fail on shape alone.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidParameter> {
+        let printable = raw.bytes().all(|b| (0x20..=0x7E).contains(&b));
+        if raw.is_empty() || raw.len() > 255 || !printable {
+            return Err(InvalidParameter::new("client_id", "must be 1 to 255 printable ASCII characters"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// RFC 6749 §2.1 client types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientType {
+    /// Can keep a secret (a server-side app or service).
+    Confidential,
+    /// Cannot (SPA, native app): identified by `client_id`, protected by PKCE.
+    Public,
+}
+
+/// Grant types Tessera knows (RFC 6749 §4, §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GrantType {
+    AuthorizationCode,
+    ClientCredentials,
+    RefreshToken,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] = [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::ClientCredentials => "client_credentials",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+impl FromStr for GrantType {
+    type Err = InvalidParameter;
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|g| g.as_str() == raw).ok_or_else(|| {
+            InvalidParameter::new(
+                "grant_type",
+                format!("`{raw}` is not one of authorization_code, client_credentials, refresh_token"),
+            )
+        })
+    }
+}
+
+impl fmt::Display for GrantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a client authenticates at the token endpoint (OAuth Dynamic Client Registration,
+/// RFC 7591 §2 `token_endpoint_auth_method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the request body (RFC 6749 §2.3.1).
+    ClientSecretPost,
+    /// A public client: no secret.
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+}
+
+impl FromStr for AuthMethod {
+    type Err = InvalidParameter;
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw {
+            "client_secret_basic" => Ok(Self::ClientSecretBasic),
+            "client_secret_post" => Ok(Self::ClientSecretPost),
+            "none" => Ok(Self::None),
+            other => Err(InvalidParameter::new(
+                "token_endpoint_auth_method",
+                format!("`{other}` is not one of client_secret_basic, client_secret_post, none"),
+            )),
+        }
+    }
+}
+
+/// A registered client, as stored.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub id: ClientId,
+    pub name: String,
+    pub auth_method: AuthMethod,
+    /// `None` for public clients.
+    pub secret_digest: Option<SecretDigest>,
+    pub grant_types: Vec<GrantType>,
+    /// The scopes the client may request; also its default when it requests none.
+    pub scopes: ScopeSet,
+    /// Audiences (`aud`) of its access tokens (RFC 9068 §3, RFC 8707).
+    pub audiences: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+impl Client {
+    pub fn client_type(&self) -> ClientType {
+        match self.auth_method {
+            AuthMethod::None => ClientType::Public,
+            _ => ClientType::Confidential,
+        }
+    }
+
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
+
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
+
+/// Validates an audience value: an identifier without whitespace (usually an absolute URI).
+pub fn parse_audience(raw: &str) -> Result<String, InvalidParameter> {
+    if raw.is_empty() || raw.len() > 2048 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(InvalidParameter::new("audience", format!("`{raw}` must be non-empty with no whitespace")));
+    }
+    Ok(raw.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_types_round_trip() {
+        for grant in GrantType::ALL {
+            assert_eq!(grant.as_str().parse::<GrantType>().unwrap(), grant);
+        }
+        assert!("password".parse::<GrantType>().is_err());
+    }
+
+    #[test]
+    fn client_id_rejects_control_characters_and_empty() {
+        assert!(ClientId::parse("").is_err());
+        assert!(ClientId::parse("a\nb").is_err());
+        assert!(ClientId::parse(&"x".repeat(256)).is_err());
+        assert!(ClientId::parse("billing-worker").is_ok());
+    }
+
+    #[test]
+    fn audiences_must_be_single_tokens() {
+        assert!(parse_audience("https://api.example.com").is_ok());
+        assert!(parse_audience("a b").is_err());
+        assert!(parse_audience("").is_err());
+    }
+}

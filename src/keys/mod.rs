@@ -1,0 +1,8 @@
+//! Signing keys: generated or imported once, stored encrypted in the database (so every
+//! replica signs with the same keys), parsed once into ready-to-use key pairs.
+
+pub mod jwk;
+pub mod kek;
+pub mod signing_keys;
+
+pub use signing_keys::{KeySet, SigningKey, SigningKeys};

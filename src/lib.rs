@@ -1,0 +1,16 @@
+//! Tessera: an OAuth 2.0 / OpenID Connect authorization server.
+//!
+//! `main.rs` parses the command line and dispatches; everything else lives here so
+//! the integration tests can start the real server in-process.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod keys;
+pub mod oauth;
+pub mod password;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;
+pub mod tokens;

@@ -1,0 +1,148 @@
+//! Client authentication at the token endpoint (RFC 6749 §2.3.1, §3.2.1):
+//! `client_secret_basic`, `client_secret_post`, or a bare `client_id` for public clients.
+
+use super::error::OAuthError;
+use super::form::{decode_component, FormParams};
+use crate::domain::client::{AuthMethod, Client, ClientId};
+use crate::domain::secret::SecretDigest;
+use crate::storage::Storage;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::HttpRequest;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::Engine;
+use std::fmt;
+use std::sync::LazyLock;
+
+/// What the client presented, before anything is looked up.
+pub enum PresentedCredentials {
+    Basic {
+        id: ClientId,
+        secret: String,
+    },
+    Post {
+        id: ClientId,
+        secret: String,
+    },
+    /// Only `client_id` in the body: a public client.
+    IdOnly {
+        id: ClientId,
+    },
+    Nothing,
+}
+
+impl fmt::Debug for PresentedCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Basic { id, .. } => write!(f, "Basic({id}, ***)"),
+            Self::Post { id, .. } => write!(f, "Post({id}, ***)"),
+            Self::IdOnly { id } => write!(f, "IdOnly({id})"),
+            Self::Nothing => f.write_str("Nothing"),
+        }
+    }
+}
+
+impl PresentedCredentials {
+    /// Reads the `Authorization` header and body. Using more than one method at once is
+    /// `invalid_request` (RFC 6749 §2.3: "MUST NOT use more than one authentication method").
+    pub fn from_request(req: &HttpRequest, form: &FormParams) -> Result<Self, OAuthError> {
+        let body_id = form.get("client_id");
+        let body_secret = form.get("client_secret");
+        if let Some(header) = req.headers().get(AUTHORIZATION) {
+            let header = header.to_str().map_err(|_| OAuthError::invalid_request("malformed Authorization header"))?;
+            let (id, secret) = parse_basic(header)?;
+            if body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use either HTTP Basic or client_secret in the body, not both",
+                ));
+            }
+            if body_id.is_some_and(|b| b != id.as_str()) {
+                return Err(OAuthError::invalid_request("client_id in the body differs from the Authorization header"));
+            }
+            return Ok(Self::Basic { id, secret });
+        }
+        let parse_id = |raw: &str| ClientId::parse(raw).map_err(|e| OAuthError::invalid_request(e.to_string()));
+        match (body_id, body_secret) {
+            (Some(id), Some(secret)) => Ok(Self::Post { id: parse_id(id)?, secret: secret.to_owned() }),
+            (Some(id), None) => Ok(Self::IdOnly { id: parse_id(id)? }),
+            (None, Some(_)) => Err(OAuthError::invalid_request("client_secret without client_id")),
+            (None, None) => Ok(Self::Nothing),
+        }
+    }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, RFC 7617).
+fn parse_basic(header: &str) -> Result<(ClientId, String), OAuthError> {
+    let malformed = || OAuthError::invalid_request("malformed Basic Authorization header");
+    let (scheme, credentials) = header.trim().split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_request("the token endpoint accepts HTTP Basic client authentication only"));
+    }
+    let credentials = credentials.trim();
+    let decoded =
+        STANDARD.decode(credentials).or_else(|_| STANDARD_NO_PAD.decode(credentials)).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let id = decode_component(id.as_bytes()).map_err(|_| malformed())?;
+    let secret = decode_component(secret.as_bytes()).map_err(|_| malformed())?;
+    let id = ClientId::parse(&id).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
+    Ok((id, secret))
+}
+
+/// Compared against when the client is unknown, so the response takes as long as for a
+/// known client with a wrong secret.
+static DUMMY_DIGEST: LazyLock<SecretDigest> = LazyLock::new(|| SecretDigest::of("tessera-dummy-client-secret"));
+
+/// Looks the client up and checks what it presented against its registration.
+pub async fn authenticate(storage: &dyn Storage, presented: PresentedCredentials) -> Result<Client, OAuthError> {
+    let (id, secret, method) = match presented {
+        PresentedCredentials::Basic { id, secret } => (id, Some(secret), AuthMethod::ClientSecretBasic),
+        PresentedCredentials::Post { id, secret } => (id, Some(secret), AuthMethod::ClientSecretPost),
+        PresentedCredentials::IdOnly { id } => (id, None, AuthMethod::None),
+        PresentedCredentials::Nothing => return Err(OAuthError::invalid_client("client authentication is required")),
+    };
+    let failed = || OAuthError::invalid_client("client authentication failed");
+    let Some(client) = storage.find_client(&id).await? else {
+        if let Some(secret) = &secret {
+            let _ = DUMMY_DIGEST.matches(secret);
+        }
+        return Err(failed());
+    };
+    if client.is_disabled() {
+        return Err(OAuthError::invalid_client("the client is disabled"));
+    }
+    if client.auth_method != method {
+        return Err(OAuthError::invalid_client(format!(
+            "the client is registered for token_endpoint_auth_method {}",
+            client.auth_method.as_str()
+        )));
+    }
+    match (&client.secret_digest, &secret) {
+        (Some(digest), Some(secret)) if digest.matches(secret) => Ok(client),
+        (None, None) => Ok(client),
+        _ => Err(failed()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(raw: &str) -> String {
+        format!("Basic {}", STANDARD.encode(raw))
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let (id, secret) = parse_basic(&basic("my%20client:s%3Acret+x")).unwrap();
+        assert_eq!(id.as_str(), "my client");
+        assert_eq!(secret, "s:cret x");
+    }
+
+    #[test]
+    fn malformed_basic_headers_are_invalid_request() {
+        for header in ["Basic", "Basic !!!", "Bearer abc", &basic("no-colon"), &basic(":secret"), &basic("a:%zz")] {
+            let error = parse_basic(header).unwrap_err();
+            assert_eq!(error.code(), "invalid_request", "{header}");
+        }
+    }
+}

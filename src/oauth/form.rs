@@ -1,0 +1,163 @@
+//! Strict `application/x-www-form-urlencoded` bodies for the OAuth endpoints.
+//!
+//! RFC 6749 §3.1/§3.2: parameters sent without a value are treated as omitted, and
+//! request parameters MUST NOT be included more than once. Unlike lenient parsers,
+//! bad percent-encoding and non-UTF-8 bytes are errors here, not silently repaired:
+//! a client sending them has a bug it should hear about.
+
+use super::error::OAuthError;
+use actix_web::dev::Payload;
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+
+/// Largest accepted body.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// Parameters that may legitimately repeat (RFC 8707 §2: several `resource` values).
+const REPEATABLE: &[&str] = &["resource"];
+
+/// Decoded form parameters, in order of appearance.
+#[derive(Debug, Default)]
+pub struct FormParams(Vec<(String, String)>);
+
+impl FormParams {
+    /// The value of a single-valued parameter; `None` when absent or empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
+    }
+
+    /// Every non-empty value of a repeatable parameter.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
+    }
+
+    /// Parses a body (or query string).
+    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let mut params: Vec<(String, String)> = Vec::new();
+        for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            let name = decode_component(name)
+                .map_err(|why| OAuthError::invalid_request(format!("malformed form body: {why}")))?;
+            let value = decode_component(value)
+                .map_err(|why| OAuthError::invalid_request(format!("malformed value of `{name}`: {why}")))?;
+            let repeated = params.iter().any(|(k, v)| *k == name && !v.is_empty()) && !value.is_empty();
+            if repeated && !REPEATABLE.contains(&name.as_str()) {
+                return Err(OAuthError::invalid_request(format!("parameter `{name}` is repeated (RFC 6749 §3.2)")));
+            }
+            params.push((name, value));
+        }
+        Ok(Self(params))
+    }
+}
+
+/// Decodes one form-urlencoded component: `+` is a space, `%XX` a byte; the result must be UTF-8.
+pub fn decode_component(raw: &[u8]) -> Result<String, &'static str> {
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => bytes.push(b' '),
+            b'%' => {
+                let hex = raw.get(i + 1..i + 3).ok_or("truncated percent-encoding")?;
+                let high = hex_value(hex[0]).ok_or("invalid percent-encoding")?;
+                let low = hex_value(hex[1]).ok_or("invalid percent-encoding")?;
+                bytes.push(high << 4 | low);
+                i += 2;
+            }
+            byte => bytes.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8(bytes).map_err(|_| "not valid UTF-8")
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+fn is_form_content_type(req: &HttpRequest) -> bool {
+    let Some(value) = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return false;
+    }
+    // Only UTF-8 (or no charset) is meaningful for OAuth parameters.
+    parts.all(|p| {
+        let p = p.trim();
+        match p.split_once('=') {
+            Some((k, v)) if k.trim().eq_ignore_ascii_case("charset") => {
+                v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+            }
+            _ => true,
+        }
+    })
+}
+
+impl FromRequest for FormParams {
+    type Error = OAuthError;
+    type Future = LocalBoxFuture<'static, Result<Self, OAuthError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_form = is_form_content_type(req);
+        let declared_length =
+            req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !is_form {
+                return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
+            }
+            if declared_length.is_some_and(|n| n > BODY_LIMIT as u64) {
+                return Err(OAuthError::BodyTooLarge);
+            }
+            let mut body = Vec::with_capacity(declared_length.unwrap_or(0) as usize);
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| OAuthError::invalid_request("the request body could not be read"))?;
+                if body.len() + chunk.len() > BODY_LIMIT {
+                    return Err(OAuthError::BodyTooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            FormParams::parse(&body)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_plus_and_percent() {
+        let form = FormParams::parse(b"a=x+y&b=%2Fz%C3%A9&c=").unwrap();
+        assert_eq!(form.get("a"), Some("x y"));
+        assert_eq!(form.get("b"), Some("/zé"));
+        assert_eq!(form.get("c"), None, "empty values count as omitted (RFC 6749 §3.1)");
+        assert_eq!(form.get("d"), None);
+    }
+
+    #[test]
+    fn rejects_bad_percent_encoding_and_non_utf8() {
+        for body in [&b"a=%zz"[..], b"a=%4", b"a=%", b"a=%ff%fe", b"a=\xff"] {
+            let error = FormParams::parse(body).unwrap_err();
+            assert_eq!(error.code(), "invalid_request", "{body:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_repeated_parameters_except_resource() {
+        let error = FormParams::parse(b"scope=a&scope=b").unwrap_err();
+        assert!(error.description().contains("repeated"));
+        let form = FormParams::parse(b"resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb").unwrap();
+        assert_eq!(form.get_all("resource").collect::<Vec<_>>(), ["https://a", "https://b"]);
+        // An empty duplicate is an omitted parameter, not a repetition.
+        assert!(FormParams::parse(b"scope=&scope=b").is_ok());
+    }
+}

@@ -1,0 +1,20 @@
+//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: the database does).
+
+use crate::storage::Storage;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+pub async fn readyz(storage: web::Data<dyn Storage>) -> HttpResponse {
+    match storage.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready" })),
+        Err(error) => {
+            tracing::warn!(error = %error, "readiness check failed: database unreachable");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({ "status": "unavailable", "reason": "database unreachable" }))
+        }
+    }
+}

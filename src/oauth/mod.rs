@@ -1,0 +1,24 @@
+//! The protocol surface. One module per endpoint; the route table below is the index.
+
+pub mod client_auth;
+pub mod discovery;
+pub mod error;
+pub mod form;
+pub mod health;
+pub mod jwks;
+pub mod token;
+
+use actix_web::web;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/.well-known/openid-configuration", web::get().to(discovery::get))
+        .route("/.well-known/oauth-authorization-server", web::get().to(discovery::get))
+        .route("/jwks.json", web::get().to(jwks::get))
+        .service(
+            web::resource("/token")
+                .route(web::post().to(token::post))
+                .default_service(web::to(token::method_not_allowed)),
+        )
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz));
+}

@@ -1,0 +1,76 @@
+//! Composition root: storage, keys, token issuer and routes, wired once.
+
+use crate::config::Settings;
+use crate::keys::kek::KekSource;
+use crate::keys::SigningKeys;
+use crate::oauth::discovery::Discovery;
+use crate::oauth::jwks::JwksMaxAge;
+use crate::storage::{self, Storage};
+use crate::telemetry;
+use crate::tokens::TokenIssuer;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::web::Data;
+use actix_web::{App, HttpServer};
+use anyhow::Context;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub kid: String,
+    pub kek_source: KekSource,
+}
+
+impl Application {
+    /// Binds `settings.bind` and builds the server.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("cannot listen on {} (setting `bind`, TESSERA_BIND)", settings.bind))?;
+        Self::with_listener(settings, listener).await
+    }
+
+    /// Tests pass their own listener so the issuer URL can include the real port.
+    pub async fn with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        let storage: Arc<dyn Storage> = storage::connect(&settings.database_url, &settings.database).await?;
+        let (keys, kek_source) = SigningKeys::load_or_create(&*storage, &settings).await?;
+        let kid = keys.snapshot().current.kid.clone();
+        let issuer = Data::new(TokenIssuer {
+            issuer: settings.issuer.clone(),
+            access_token_ttl: settings.tokens.access_token_ttl.0,
+            keys,
+        });
+        let discovery = Data::new(Discovery::new(&settings.issuer));
+        let jwks_max_age = Data::new(JwksMaxAge(settings.keys.jwks_max_age.as_secs().min(u32::MAX as u64) as u32));
+        let storage = Data::from(storage);
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(telemetry::log_request))
+                .app_data(storage.clone())
+                .app_data(issuer.clone())
+                .app_data(discovery.clone())
+                .app_data(jwks_max_age.clone())
+                .configure(crate::oauth::routes)
+        });
+        if settings.http.workers > 0 {
+            server = server.workers(settings.http.workers);
+        }
+        let server = server.listen(listener)?.run();
+        Ok(Self { port, server, kid, kek_source })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server from elsewhere (tests; signal handling is built in).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

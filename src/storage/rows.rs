@@ -1,0 +1,119 @@
+//! Row shapes as both backends return them, and their conversion to domain types.
+//! Backend quirks stop here: past `TryFrom`, nothing knows how a value was stored.
+
+use super::timestamp::Timestamp;
+use super::{KeyState, StorageError, StoredKey};
+use crate::domain::client::{AuthMethod, Client, ClientId, GrantType};
+use crate::domain::scope::ScopeSet;
+use crate::domain::secret::SecretDigest;
+use crate::domain::user::{User, Username};
+use sqlx::types::Json;
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("{what}: {error}"))
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub token_endpoint_auth_method: String,
+    pub secret_digest: Option<String>,
+    pub grant_types: Json<Vec<String>>,
+    pub scopes: String,
+    pub audiences: Json<Vec<String>>,
+    pub redirect_uris: Json<Vec<String>>,
+    pub created_at: Timestamp,
+    pub disabled_at: Option<Timestamp>,
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = StorageError;
+    fn try_from(row: ClientRow) -> Result<Self, StorageError> {
+        let grant_types = row
+            .grant_types
+            .0
+            .iter()
+            .map(|g| g.parse::<GrantType>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| corrupt("clients.grant_types", e))?;
+        Ok(Client {
+            id: ClientId::parse(&row.id).map_err(|e| corrupt("clients.id", e))?,
+            name: row.name,
+            auth_method: row
+                .token_endpoint_auth_method
+                .parse::<AuthMethod>()
+                .map_err(|e| corrupt("clients.token_endpoint_auth_method", e))?,
+            secret_digest: row.secret_digest.map(SecretDigest::from_stored),
+            grant_types,
+            scopes: ScopeSet::parse(&row.scopes).map_err(|e| corrupt("clients.scopes", e))?,
+            audiences: row.audiences.0,
+            redirect_uris: row.redirect_uris.0,
+            created_at: row.created_at.into(),
+            disabled_at: row.disabled_at.map(Into::into),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub password_hash: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub disabled_at: Option<Timestamp>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StorageError;
+    fn try_from(row: UserRow) -> Result<Self, StorageError> {
+        Ok(User {
+            id: row.id,
+            username: Username::parse(&row.username).map_err(|e| corrupt("users.username", e))?,
+            email: row.email,
+            email_verified: row.email_verified,
+            name: row.name,
+            password_hash: row.password_hash,
+            created_at: row.created_at.into(),
+            updated_at: row.updated_at.into(),
+            disabled_at: row.disabled_at.map(Into::into),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SigningKeyRow {
+    pub kid: String,
+    pub algorithm: String,
+    pub state: String,
+    pub encrypted_private_key: Vec<u8>,
+    pub public_jwk: Json<serde_json::Value>,
+    pub created_at: Timestamp,
+    pub activated_at: Option<Timestamp>,
+    pub retired_at: Option<Timestamp>,
+}
+
+impl TryFrom<SigningKeyRow> for StoredKey {
+    type Error = StorageError;
+    fn try_from(row: SigningKeyRow) -> Result<Self, StorageError> {
+        let state = match row.state.as_str() {
+            "current" => KeyState::Current,
+            "retired" => KeyState::Retired,
+            other => return Err(corrupt("signing_keys.state", other)),
+        };
+        Ok(StoredKey {
+            kid: row.kid,
+            algorithm: row.algorithm,
+            state,
+            encrypted_private_key: row.encrypted_private_key,
+            public_jwk: row.public_jwk.0,
+            created_at: row.created_at.into(),
+            activated_at: row.activated_at.map(Into::into),
+            retired_at: row.retired_at.map(Into::into),
+        })
+    }
+}

@@ -1,0 +1,253 @@
+//! The one SQL implementation of every store, instantiated for SQLite and PostgreSQL
+//! by `on_pool!` (see the module comment of `storage`).
+
+use super::rows::{ClientRow, SigningKeyRow, UserRow};
+use super::timestamp::Timestamp;
+use super::{ClientStore, HealthCheck, KeyStore, StorageError, StoredKey, UserStore};
+use crate::config::{DatabaseSettings, DatabaseUrl};
+use crate::domain::client::{Client, ClientId};
+use crate::domain::secret::SecretDigest;
+use crate::domain::user::{User, Username};
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::types::Json;
+use sqlx::{PgPool, SqlitePool};
+
+/// Runs `$body` with `$pool` bound to whichever pool this storage holds. The body is
+/// expanded once per backend, so each expansion is type-checked against its driver.
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+pub struct SqlStorage {
+    pool: Pool,
+}
+
+const CLIENT_COLUMNS: &str = "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, \
+                              audiences, redirect_uris, created_at, disabled_at";
+const USER_COLUMNS: &str =
+    "id, username, email, email_verified, name, password_hash, created_at, updated_at, disabled_at";
+const KEY_COLUMNS: &str =
+    "kid, algorithm, state, encrypted_private_key, public_jwk, created_at, activated_at, retired_at";
+
+fn conflict_as(error: sqlx::Error, what: &'static str) -> StorageError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict(what),
+        _ => StorageError::Database(error),
+    }
+}
+
+impl SqlStorage {
+    pub async fn connect(url: &DatabaseUrl, settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        let pool = match url {
+            DatabaseUrl::Sqlite { options, path } => {
+                if let Some(dir) = path.as_ref().and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!(
+                            "cannot create the directory {} for the SQLite database (setting `database_url`)",
+                            dir.display()
+                        )
+                    })?;
+                }
+                // An in-memory database exists per connection, so it must have exactly one.
+                let max = if path.is_some() { settings.max_connections } else { 1 };
+                let options = options.clone().busy_timeout(settings.sqlite_busy_timeout.0);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(settings.acquire_timeout.0)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("cannot open the SQLite database {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and the directory's permissions"))?;
+                Pool::Sqlite(pool)
+            }
+            DatabaseUrl::Postgres { options, .. } => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout.0)
+                    .connect_with(options.clone())
+                    .await
+                    .with_context(|| format!("cannot connect to PostgreSQL at {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and that the server is running and reachable"))?;
+                Pool::Postgres(pool)
+            }
+        };
+        Ok(Self { pool })
+    }
+
+    /// Applies pending migrations from `migrations/<backend>/` (embedded at build time).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.pool {
+            Pool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Pool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        }
+        .context("running database migrations")
+    }
+
+    pub async fn close(&self) {
+        on_pool!(&self.pool, pool => pool.close().await)
+    }
+}
+
+#[async_trait]
+impl ClientStore for SqlStorage {
+    async fn insert_client(&self, client: &Client) -> Result<(), StorageError> {
+        let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
+        let created_at = Timestamp::from(client.created_at);
+        let sql = "INSERT INTO clients (id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, \
+                   audiences, redirect_uris, created_at, updated_at, disabled_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)";
+        on_pool!(&self.pool, pool => sqlx::query(sql)
+            .bind(client.id.as_str())
+            .bind(&client.name)
+            .bind(client.auth_method.as_str())
+            .bind(client.secret_digest.as_ref().map(SecretDigest::as_str))
+            .bind(Json(&grant_types))
+            .bind(client.scopes.to_string())
+            .bind(Json(&client.audiences))
+            .bind(Json(&client.redirect_uris))
+            .bind(created_at)
+            .bind(client.disabled_at.map(Timestamp::from))
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(|e| conflict_as(e, "client id"))?;
+        Ok(())
+    }
+
+    async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StorageError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1");
+        let row: Option<ClientRow> =
+            on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(pool).await)?;
+        row.map(Client::try_from).transpose()
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StorageError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, id");
+        let rows: Vec<ClientRow> = on_pool!(&self.pool, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        rows.into_iter().map(Client::try_from).collect()
+    }
+
+    async fn disable_client(&self, id: &ClientId, now: DateTime<Utc>) -> Result<bool, StorageError> {
+        let sql = "UPDATE clients SET disabled_at = $2, updated_at = $2 WHERE id = $1 AND disabled_at IS NULL";
+        let result = on_pool!(&self.pool, pool => sqlx::query(sql)
+            .bind(id.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(result == 1)
+    }
+
+    async fn set_client_secret(
+        &self,
+        id: &ClientId,
+        digest: &SecretDigest,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        let sql = "UPDATE clients SET secret_digest = $2, updated_at = $3 WHERE id = $1";
+        let result = on_pool!(&self.pool, pool => sqlx::query(sql)
+            .bind(id.as_str()).bind(digest.as_str()).bind(Timestamp::from(now))
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(result == 1)
+    }
+}
+
+#[async_trait]
+impl UserStore for SqlStorage {
+    async fn insert_user(&self, user: &User) -> Result<(), StorageError> {
+        let sql = "INSERT INTO users (id, username, email, email_verified, name, password_hash, created_at, updated_at, disabled_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        on_pool!(&self.pool, pool => sqlx::query(sql)
+            .bind(&user.id)
+            .bind(user.username.as_str())
+            .bind(&user.email)
+            .bind(user.email_verified)
+            .bind(&user.name)
+            .bind(&user.password_hash)
+            .bind(Timestamp::from(user.created_at))
+            .bind(Timestamp::from(user.updated_at))
+            .bind(user.disabled_at.map(Timestamp::from))
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(|e| conflict_as(e, "username"))?;
+        Ok(())
+    }
+
+    async fn find_user_by_username(&self, username: &Username) -> Result<Option<User>, StorageError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        let row: Option<UserRow> =
+            on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(username.as_str()).fetch_optional(pool).await)?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StorageError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
+        let rows: Vec<UserRow> = on_pool!(&self.pool, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    async fn disable_user(&self, username: &Username, now: DateTime<Utc>) -> Result<bool, StorageError> {
+        let sql = "UPDATE users SET disabled_at = $2, updated_at = $2 WHERE username = $1 AND disabled_at IS NULL";
+        let result = on_pool!(&self.pool, pool => sqlx::query(sql)
+            .bind(username.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(result == 1)
+    }
+
+    async fn set_password_hash(
+        &self,
+        username: &Username,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        let sql = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE username = $1";
+        let result = on_pool!(&self.pool, pool => sqlx::query(sql)
+            .bind(username.as_str()).bind(hash).bind(Timestamp::from(now))
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(result == 1)
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqlStorage {
+    async fn list_signing_keys(&self) -> Result<Vec<StoredKey>, StorageError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid");
+        let rows: Vec<SigningKeyRow> = on_pool!(&self.pool, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        rows.into_iter().map(StoredKey::try_from).collect()
+    }
+
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<bool, StorageError> {
+        // ON CONFLICT without a target covers both the kid and the one-current-key index.
+        let sql = "INSERT INTO signing_keys (kid, algorithm, state, encrypted_private_key, public_jwk, created_at, activated_at, retired_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
+        let inserted = on_pool!(&self.pool, pool => sqlx::query(sql)
+            .bind(&key.kid)
+            .bind(&key.algorithm)
+            .bind(key.state.as_str())
+            .bind(&key.encrypted_private_key)
+            .bind(Json(&key.public_jwk))
+            .bind(Timestamp::from(key.created_at))
+            .bind(key.activated_at.map(Timestamp::from))
+            .bind(key.retired_at.map(Timestamp::from))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(inserted == 1)
+    }
+}
+
+#[async_trait]
+impl HealthCheck for SqlStorage {
+    async fn ping(&self) -> Result<(), StorageError> {
+        on_pool!(&self.pool, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+}

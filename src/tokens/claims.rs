@@ -1,0 +1,37 @@
+//! JWT claim sets, borrowed so serialising them allocates nothing but the output.
+
+use serde::Serialize;
+
+/// RFC 9068 §2.2: `iss exp aud sub client_id iat jti` are required; `scope` per §2.2.3.
+#[derive(Debug, Serialize)]
+pub struct AccessTokenClaims<'a> {
+    pub iss: &'a str,
+    pub sub: &'a str,
+    pub aud: Audience<'a>,
+    pub client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'a str>,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: &'a str,
+}
+
+/// `aud` (RFC 7519 §4.1.3): a string for one audience, an array for several.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Audience<'a> {
+    One(&'a str),
+    Many(&'a [String]),
+}
+
+impl<'a> Audience<'a> {
+    /// The client's audiences; a client registered without one gets the issuer, so
+    /// `aud` is never missing (RFC 9068 §2.2 requires it).
+    pub fn from_slice(audiences: &'a [String], issuer: &'a str) -> Self {
+        match audiences {
+            [] => Self::One(issuer),
+            [one] => Self::One(one),
+            many => Self::Many(many),
+        }
+    }
+}
