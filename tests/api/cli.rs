@@ -1,0 +1,151 @@
+//! The operator's CLI against a running server's database.
+
+use crate::helpers::TestApp;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn tessera(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")) {
+        command.env_remove(name);
+    }
+    let mut child = command
+        .args(args)
+        .env("TESSERA_DATABASE_URL", app.settings.database_url.to_string())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tessera binary runs");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+async fn a_client_created_with_the_cli_gets_tokens(app: &TestApp) {
+    let created = json(&tessera(
+        app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "billing-worker",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "invoices:read invoices:write",
+            "--audience",
+            "https://api.example.com",
+            "--json",
+        ],
+        None,
+    ));
+    let id = created["client_id"].as_str().unwrap();
+    let secret = created["client_secret"].as_str().unwrap();
+    assert!(secret.starts_with("tcs_") && secret.len() >= 4 + 43, "256-bit secret with a scanner prefix");
+    let response = app.client_credentials(id, secret, &[("scope", "invoices:read")]).await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    app.verify_access_token(body["access_token"].as_str().unwrap(), "https://api.example.com").await;
+
+    // The secret is stored only as a digest.
+    let client_id = tessera::domain::client::ClientId::parse(id).unwrap();
+    let stored = app.storage.find_client(&client_id).await.unwrap().unwrap();
+    assert_ne!(stored.secret_digest.as_ref().unwrap().as_str(), secret);
+
+    let listed = json(&tessera(app, &["client", "list", "--json"], None));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(listed[0].get("client_secret").is_none(), "secrets are shown once, at creation");
+    let shown = json(&tessera(app, &["client", "show", id, "--json"], None));
+    assert_eq!(shown["scope"], "invoices:read invoices:write");
+
+    let rotated = json(&tessera(app, &["client", "rotate-secret", id, "--json"], None));
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    assert_eq!(app.client_credentials(id, secret, &[]).await.status(), 401, "the old secret stops working");
+    assert_eq!(app.client_credentials(id, new_secret, &[]).await.status(), 200);
+
+    let disabled = tessera(app, &["client", "disable", id], None);
+    assert!(disabled.status.success());
+    assert_eq!(app.client_credentials(id, new_secret, &[]).await.status(), 401);
+}
+
+async fn client_create_rejects_bad_arguments(app: &TestApp) {
+    for args in [
+        &["client", "create", "--name", "x", "--grant", "password"][..],
+        &["client", "create", "--name", "x", "--grant", "client_credentials", "--public"],
+        &["client", "create", "--name", "x", "--grant", "client_credentials", "--scope", "a\"b"],
+        &["client", "create", "--name", "x", "--grant", "authorization_code"],
+        &["client", "create", "--name", "x", "--grant", "authorization_code", "--redirect-uri", "/relative"],
+    ] {
+        let output = tessera(app, args, None);
+        assert!(!output.status.success(), "{args:?} must fail");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("error"), "{args:?}");
+    }
+    assert!(app.storage.list_clients().await.unwrap().is_empty(), "nothing is stored for rejected commands");
+}
+
+async fn users_are_created_with_a_password_from_stdin(app: &TestApp) {
+    let created = json(&tessera(
+        app,
+        &[
+            "user",
+            "create",
+            "--username",
+            "Alice",
+            "--email",
+            "alice@example.com",
+            "--name",
+            "Alice Example",
+            "--password-stdin",
+            "--json",
+        ],
+        Some("correct horse battery\n"),
+    ));
+    assert_eq!(created["username"], "alice");
+    let username = tessera::domain::user::Username::parse("alice").unwrap();
+    let user = app.storage.find_user_by_username(&username).await.unwrap().unwrap();
+    assert!(user.password_hash.starts_with("$argon2id$"));
+    assert!(tessera::password::verify(Some(user.password_hash.clone()), "correct horse battery".into()).await.unwrap());
+
+    let duplicate =
+        tessera(app, &["user", "create", "--username", "alice", "--password-stdin"], Some("another password\n"));
+    assert!(!duplicate.status.success());
+    let short = tessera(app, &["user", "create", "--username", "bob", "--password-stdin"], Some("short\n"));
+    assert!(!short.status.success());
+    // No password on a non-terminal stdin without --password-stdin: refuse rather than hang.
+    let no_tty = tessera(app, &["user", "create", "--username", "carol"], None);
+    assert!(!no_tty.status.success());
+
+    let changed = tessera(app, &["user", "set-password", "alice", "--password-stdin"], Some("a new long password\n"));
+    assert!(changed.status.success());
+    let user = app.storage.find_user_by_username(&username).await.unwrap().unwrap();
+    assert!(tessera::password::verify(Some(user.password_hash.clone()), "a new long password".into()).await.unwrap());
+
+    assert!(tessera(app, &["user", "disable", "alice"], None).status.success());
+    let listed = json(&tessera(app, &["user", "list", "--json"], None));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["status"], "disabled");
+}
+
+async fn keys_list_shows_the_current_key(app: &TestApp) {
+    let keys = json(&tessera(app, &["keys", "list", "--json"], None));
+    assert_eq!(keys.as_array().unwrap().len(), 1);
+    assert_eq!(keys[0]["kid"], app.kid.as_str());
+    assert_eq!(keys[0]["state"], "current");
+    assert!(keys[0].get("encrypted_private_key").is_none());
+}
+
+crate::backend_tests!(
+    a_client_created_with_the_cli_gets_tokens,
+    client_create_rejects_bad_arguments,
+    users_are_created_with_a_password_from_stdin,
+    keys_list_shows_the_current_key,
+);

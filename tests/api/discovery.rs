@@ -1,0 +1,34 @@
+use crate::helpers::TestApp;
+
+async fn openid_configuration_describes_what_is_implemented(app: &TestApp) {
+    let response = app.http.get(app.url("/.well-known/openid-configuration")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let doc: serde_json::Value = response.json().await.unwrap();
+    // OpenID Connect Discovery §3: issuer equals the configured issuer exactly.
+    assert_eq!(doc["issuer"], app.address.as_str());
+    assert_eq!(doc["token_endpoint"], app.url("/token"));
+    assert_eq!(doc["jwks_uri"], app.url("/jwks.json"));
+    assert_eq!(doc["grant_types_supported"], serde_json::json!(["client_credentials"]));
+    assert_eq!(
+        doc["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
+    );
+    assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
+    assert_eq!(doc["subject_types_supported"], serde_json::json!(["public"]));
+    // Nothing advertised that does not exist yet.
+    for absent in ["authorization_endpoint", "userinfo_endpoint", "revocation_endpoint", "introspection_endpoint"] {
+        assert!(doc.get(absent).is_none(), "{absent} is advertised but not implemented");
+    }
+}
+
+async fn oauth_authorization_server_metadata_matches(app: &TestApp) {
+    let oidc: serde_json::Value =
+        app.http.get(app.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let response = app.http.get(app.url("/.well-known/oauth-authorization-server")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let rfc8414: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(rfc8414, oidc);
+}
+
+crate::backend_tests!(openid_configuration_describes_what_is_implemented, oauth_authorization_server_metadata_matches);

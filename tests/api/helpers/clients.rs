@@ -1,0 +1,60 @@
+//! Registering clients for tests, straight into storage (the CLI has its own tests).
+
+use super::TestApp;
+use chrono::Utc;
+use tessera::domain::client::{AuthMethod, Client, ClientId, GrantType};
+use tessera::domain::scope::ScopeSet;
+use tessera::domain::secret::GeneratedSecret;
+
+/// What to register; `ClientSpec::service()` is a confidential client_credentials client.
+pub struct ClientSpec {
+    pub auth_method: AuthMethod,
+    pub grant_types: Vec<GrantType>,
+    pub scope: &'static str,
+    pub audiences: Vec<&'static str>,
+    pub disabled: bool,
+}
+
+impl ClientSpec {
+    pub fn service() -> Self {
+        Self {
+            auth_method: AuthMethod::ClientSecretBasic,
+            grant_types: vec![GrantType::ClientCredentials],
+            scope: "invoices:read invoices:write",
+            audiences: vec!["https://api.example.com"],
+            disabled: false,
+        }
+    }
+}
+
+/// A registered client and its secret (`None` for public clients).
+pub struct TestClient {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+impl TestClient {
+    pub fn secret(&self) -> &str {
+        self.secret.as_deref().expect("a confidential client")
+    }
+}
+
+impl TestApp {
+    pub async fn register_client(&self, spec: ClientSpec) -> TestClient {
+        let secret = (spec.auth_method != AuthMethod::None).then(|| GeneratedSecret::generate("tcs_"));
+        let client = Client {
+            id: ClientId::generate(),
+            name: "Test client".into(),
+            auth_method: spec.auth_method,
+            secret_digest: secret.as_ref().map(GeneratedSecret::digest),
+            grant_types: spec.grant_types,
+            scopes: ScopeSet::parse(spec.scope).unwrap(),
+            audiences: spec.audiences.into_iter().map(String::from).collect(),
+            redirect_uris: vec![],
+            created_at: Utc::now(),
+            disabled_at: spec.disabled.then(Utc::now),
+        };
+        self.storage.insert_client(&client).await.expect("insert client");
+        TestClient { id: client.id.to_string(), secret: secret.map(|s| s.expose().to_owned()) }
+    }
+}

@@ -1,0 +1,74 @@
+//! Test harness: the real server, in-process, on a random port, against a fresh database.
+//! Helpers are grouped by flow (clients, tokens), not one function per route.
+
+pub mod clients;
+pub mod test_app;
+pub mod test_database;
+pub mod tokens;
+
+pub use test_app::TestApp;
+pub use test_database::{Backend, TestDatabase};
+
+/// Generates one `#[tokio::test]` per backend for each listed `async fn name(app: &TestApp)`:
+/// `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::helpers::test_app::run($crate::helpers::Backend::Sqlite, super::$name).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::helpers::test_app::run($crate::helpers::Backend::Postgres, super::$name).await
+                }
+            )*
+        }
+    };
+}
+
+/// Like `backend_tests!`, for `async fn name(database: &TestDatabase)` tests that start
+/// and stop servers themselves.
+#[macro_export]
+macro_rules! database_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::helpers::test_app::run_on_database($crate::helpers::Backend::Sqlite, super::$name).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::helpers::test_app::run_on_database($crate::helpers::Backend::Postgres, super::$name).await
+                }
+            )*
+        }
+    };
+}
+
+/// Asserts an RFC 6749 §5.2 error response: status, JSON `error`, and `no-store`.
+pub async fn assert_oauth_error(response: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "status for expected `{code}`");
+    assert_eq!(
+        response.headers().get("cache-control").and_then(|v| v.to_str().ok()),
+        Some("no-store"),
+        "error responses must not be cached"
+    );
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(content_type.starts_with("application/json"), "content type {content_type}");
+    let body: serde_json::Value = response.json().await.expect("a JSON error body");
+    assert_eq!(body["error"], code, "body: {body}");
+    assert!(body["error_description"].is_string(), "body: {body}");
+    body
+}

@@ -1,0 +1,88 @@
+use super::test_database::{Backend, TestDatabase};
+use figment::providers::{Format, Toml};
+use figment::Figment;
+use std::net::TcpListener;
+use std::sync::{Arc, LazyLock};
+use tessera::config::{self, DatabaseUrl, Issuer, Settings};
+use tessera::startup::Application;
+use tessera::storage::{self, Storage};
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var_os("TEST_LOG").is_some() {
+        tessera::telemetry::init(&tessera::config::LogSettings {
+            format: tessera::config::LogFormat::Text,
+            filter: "debug".into(),
+        });
+    }
+});
+
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`, which is also the issuer.
+    pub address: String,
+    pub http: reqwest::Client,
+    /// A second handle on the same database, for arranging test data.
+    pub storage: Arc<dyn Storage>,
+    pub settings: Settings,
+    pub kid: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// Runs one test body on `backend`, then tears the server and database down.
+pub async fn run(backend: Backend, test: impl AsyncFnOnce(&TestApp)) {
+    let Some(database) = TestDatabase::create(backend).await else { return };
+    let app = TestApp::spawn(&database, |_| {}).await.expect("the server starts");
+    test(&app).await;
+    app.stop().await;
+    database.drop_database().await;
+}
+
+/// Runs a test that manages its own servers on a fresh `backend` database.
+pub async fn run_on_database(backend: Backend, test: impl AsyncFnOnce(&TestDatabase)) {
+    let Some(database) = TestDatabase::create(backend).await else { return };
+    test(&database).await;
+    database.drop_database().await;
+}
+
+/// Settings for tests: defaults + config/test.toml, pointed at `database`.
+pub fn test_settings(database: &TestDatabase) -> Settings {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let figment =
+        Figment::from(Toml::string(config::DEFAULT_TOML)).merge(Toml::file(format!("{root}/config/test.toml")));
+    let mut settings = config::extract(figment).expect("test settings are valid");
+    settings.database_url = DatabaseUrl::parse(database.url()).expect("test database URL");
+    settings.keys.bootstrap_key_file = Some(format!("{root}/keys/test-signing-key.pem").into());
+    settings.keys_dir = database.scratch_dir().join("keys");
+    settings
+}
+
+impl TestApp {
+    /// Starts the server on `database`; `customize` may change settings first.
+    pub async fn spawn(database: &TestDatabase, customize: impl FnOnce(&mut Settings)) -> anyhow::Result<Self> {
+        let mut settings = test_settings(database);
+        customize(&mut settings);
+        Self::spawn_with(settings).await
+    }
+
+    pub async fn spawn_with(mut settings: Settings) -> anyhow::Result<Self> {
+        LazyLock::force(&TRACING);
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let address = format!("http://{}", listener.local_addr()?);
+        settings.issuer = Issuer::parse(&address).expect("issuer");
+        let app = Application::with_listener(settings.clone(), listener).await?;
+        let handle = app.handle();
+        let kid = app.kid.clone();
+        tokio::spawn(app.run_until_stopped()); // the socket already listens: no sleep needed
+        let storage = storage::connect(&settings.database_url, &settings.database).await?;
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build()?;
+        Ok(Self { address, http, storage, settings, kid, handle })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Stops the server gracefully and waits until it has stopped.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}

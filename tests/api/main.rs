@@ -1,0 +1,13 @@
+//! Black-box tests: the real server over HTTP. One binary, so the crate links once.
+
+mod helpers;
+
+mod cli;
+mod client_credentials;
+mod discovery;
+mod health;
+mod interop;
+mod jwks;
+mod signing_keys;
+mod startup_errors;
+mod token_errors;
