@@ -40,6 +40,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub tokens: TokenSettings,
     pub keys: KeySettings,
+    pub sessions: SessionSettings,
+    pub login: LoginSettings,
     pub http: HttpSettings,
     pub log: LogSettings,
 }
@@ -57,6 +59,30 @@ pub struct DatabaseSettings {
 pub struct TokenSettings {
     /// RFC 9068 access-token lifetime (`exp - iat`).
     pub access_token_ttl: Lifetime,
+    /// OpenID Connect ID-token lifetime.
+    pub id_token_ttl: Lifetime,
+    /// Authorization-code lifetime (RFC 6749 §4.1.2 recommends at most 10 minutes).
+    pub authorization_code_ttl: Lifetime,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    /// A session unused for this long ends.
+    pub idle_timeout: Lifetime,
+    /// A session ends this long after login, used or not.
+    pub absolute_timeout: Lifetime,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSettings {
+    /// Failed logins per account (or per client IP × 4) within `failure_window` before lockout.
+    pub max_failures: u32,
+    pub failure_window: Lifetime,
+    /// First lockout; each further failure doubles it, up to `max_lockout`.
+    pub lockout: Lifetime,
+    pub max_lockout: Lifetime,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod keys;
+pub mod login;
 pub mod oauth;
 pub mod password;
 pub mod startup;

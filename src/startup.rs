@@ -3,6 +3,7 @@
 use crate::config::Settings;
 use crate::keys::kek::KekSource;
 use crate::keys::SigningKeys;
+use crate::login::LoginConfig;
 use crate::oauth::discovery::Discovery;
 use crate::oauth::jwks::JwksMaxAge;
 use crate::storage::{self, Storage};
@@ -39,9 +40,11 @@ impl Application {
         let issuer = Data::new(TokenIssuer {
             issuer: settings.issuer.clone(),
             access_token_ttl: settings.tokens.access_token_ttl.0,
+            id_token_ttl: settings.tokens.id_token_ttl.0,
             keys,
         });
         let discovery = Data::new(Discovery::new(&settings.issuer));
+        let login_config = Data::new(LoginConfig::from_settings(&settings));
         let jwks_max_age = Data::new(JwksMaxAge(settings.keys.jwks_max_age.as_secs().min(u32::MAX as u64) as u32));
         let storage = Data::from(storage);
         let port = listener.local_addr()?.port();
@@ -52,7 +55,9 @@ impl Application {
                 .app_data(issuer.clone())
                 .app_data(discovery.clone())
                 .app_data(jwks_max_age.clone())
+                .app_data(login_config.clone())
                 .configure(crate::oauth::routes)
+                .configure(crate::login::routes)
         });
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);

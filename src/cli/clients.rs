@@ -56,6 +56,12 @@ pub struct CreateArgs {
     /// Redirect URI for the authorization code flow (repeatable; exact match).
     #[arg(long = "redirect-uri")]
     redirect_uris: Vec<String>,
+    /// Where the client may send the browser after logout (repeatable; exact match).
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// A first-party client: users are not asked for consent.
+    #[arg(long)]
+    first_party: bool,
     /// A public client (SPA, native app): no secret, token_endpoint_auth_method none.
     #[arg(long)]
     public: bool,
@@ -148,14 +154,8 @@ async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
     }
     let scopes = ScopeSet::parse(&args.scope)?;
     let audiences = args.audiences.iter().map(|a| parse_audience(a)).collect::<Result<Vec<_>, _>>()?;
-    let mut redirect_uris = Vec::new();
-    for raw in &args.redirect_uris {
-        let url = Url::parse(raw).with_context(|| format!("--redirect-uri `{raw}` is not an absolute URL"))?;
-        if url.fragment().is_some() {
-            bail!("--redirect-uri `{raw}` must not have a fragment (RFC 6749 §3.1.2)");
-        }
-        redirect_uris.push(raw.clone());
-    }
+    let redirect_uris = absolute_uris(&args.redirect_uris, "--redirect-uri")?;
+    let post_logout_redirect_uris = absolute_uris(&args.post_logout_redirect_uris, "--post-logout-redirect-uri")?;
     if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
         bail!("the authorization_code grant needs at least one --redirect-uri");
     }
@@ -169,6 +169,8 @@ async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
         scopes,
         audiences,
         redirect_uris,
+        post_logout_redirect_uris,
+        is_first_party: args.first_party,
         created_at: Utc::now(),
         disabled_at: None,
     };
@@ -187,6 +189,20 @@ async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Checks that each value is an absolute URL without a fragment (RFC 6749 §3.1.2).
+fn absolute_uris(values: &[String], flag: &str) -> anyhow::Result<Vec<String>> {
+    values
+        .iter()
+        .map(|raw| {
+            let url = Url::parse(raw).with_context(|| format!("{flag} `{raw}` is not an absolute URL"))?;
+            if url.fragment().is_some() {
+                bail!("{flag} `{raw}` must not have a fragment (RFC 6749 §3.1.2)");
+            }
+            Ok(raw.clone())
+        })
+        .collect()
+}
+
 async fn find(storage: &dyn Storage, raw_id: &str) -> anyhow::Result<Client> {
     let id = ClientId::parse(raw_id)?;
     storage.find_client(&id).await?.with_context(|| format!("no client with id {raw_id}"))
@@ -202,6 +218,8 @@ fn describe(client: &Client) -> serde_json::Value {
         "scope": client.scopes.to_string(),
         "audiences": client.audiences,
         "redirect_uris": client.redirect_uris,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
+        "first_party": client.is_first_party,
         "created_at": client.created_at.to_rfc3339(),
         "disabled_at": client.disabled_at.map(|t| t.to_rfc3339()),
     })

@@ -134,6 +134,10 @@ pub struct Client {
     /// Audiences (`aud`) of its access tokens (RFC 9068 §3, RFC 8707).
     pub audiences: Vec<String>,
     pub redirect_uris: Vec<String>,
+    /// RP-Initiated Logout 1.0 §3: where the client may send the browser after logout.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// A first-party client skips the consent page.
+    pub is_first_party: bool,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
 }

@@ -1,6 +1,9 @@
 //! Pure domain types: parsed at the edge, no I/O, no actix, no sqlx.
 
+pub mod authorization;
 pub mod client;
+pub mod pkce;
+pub mod redirect_uri;
 pub mod scope;
 pub mod secret;
 pub mod user;

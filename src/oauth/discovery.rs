@@ -15,28 +15,67 @@ pub struct Discovery {
 #[derive(Serialize)]
 struct Metadata<'a> {
     issuer: &'a str,
+    authorization_endpoint: String,
     token_endpoint: String,
+    userinfo_endpoint: String,
     jwks_uri: String,
-    /// RFC 8414 §2 REQUIRED; empty until the authorization endpoint exists.
-    response_types_supported: [&'a str; 0],
-    grant_types_supported: [&'a str; 1],
-    token_endpoint_auth_methods_supported: [&'a str; 2],
-    /// OpenID Connect Discovery §3 REQUIRED members.
-    subject_types_supported: [&'a str; 1],
-    id_token_signing_alg_values_supported: [&'a str; 1],
+    /// OpenID Connect RP-Initiated Logout 1.0 §2.1.
+    end_session_endpoint: String,
+    scopes_supported: &'a [&'a str],
+    response_types_supported: &'a [&'a str],
+    response_modes_supported: &'a [&'a str],
+    grant_types_supported: &'a [&'a str],
+    token_endpoint_auth_methods_supported: &'a [&'a str],
+    /// RFC 7636: S256 only.
+    code_challenge_methods_supported: &'a [&'a str],
+    subject_types_supported: &'a [&'a str],
+    id_token_signing_alg_values_supported: &'a [&'a str],
+    claims_supported: &'a [&'a str],
+    prompt_values_supported: &'a [&'a str],
+    /// RFC 9207 §3: `iss` is in every authorization response.
+    authorization_response_iss_parameter_supported: bool,
+    request_parameter_supported: bool,
+    request_uri_parameter_supported: bool,
 }
 
 impl Discovery {
     pub fn new(issuer: &Issuer) -> Self {
         let metadata = Metadata {
             issuer: issuer.as_str(),
+            authorization_endpoint: issuer.endpoint("/authorize"),
             token_endpoint: issuer.endpoint("/token"),
+            userinfo_endpoint: issuer.endpoint("/userinfo"),
             jwks_uri: issuer.endpoint("/jwks.json"),
-            response_types_supported: [],
-            grant_types_supported: ["client_credentials"],
-            token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
-            subject_types_supported: ["public"],
-            id_token_signing_alg_values_supported: ["RS256"],
+            end_session_endpoint: issuer.endpoint("/logout"),
+            scopes_supported: &["openid", "profile", "email"],
+            response_types_supported: &["code"],
+            response_modes_supported: &["query"],
+            grant_types_supported: &["authorization_code", "client_credentials"],
+            token_endpoint_auth_methods_supported: &["client_secret_basic", "client_secret_post", "none"],
+            code_challenge_methods_supported: &["S256"],
+            subject_types_supported: &["public"],
+            id_token_signing_alg_values_supported: &["RS256"],
+            claims_supported: &[
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "azp",
+                "sid",
+                "at_hash",
+                "name",
+                "preferred_username",
+                "updated_at",
+                "email",
+                "email_verified",
+            ],
+            prompt_values_supported: &["none", "login", "consent", "select_account"],
+            authorization_response_iss_parameter_supported: true,
+            request_parameter_supported: false,
+            request_uri_parameter_supported: false,
         };
         let body = serde_json::to_vec(&metadata).expect("metadata serialises");
         Self { body: Bytes::from(body) }

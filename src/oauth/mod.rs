@@ -1,5 +1,6 @@
 //! The protocol surface. One module per endpoint; the route table below is the index.
 
+pub mod authorize;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
@@ -7,6 +8,7 @@ pub mod form;
 pub mod health;
 pub mod jwks;
 pub mod token;
+pub mod userinfo;
 
 use actix_web::web;
 
@@ -14,6 +16,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/.well-known/openid-configuration", web::get().to(discovery::get))
         .route("/.well-known/oauth-authorization-server", web::get().to(discovery::get))
         .route("/jwks.json", web::get().to(jwks::get))
+        .route("/authorize", web::get().to(authorize::get))
+        .route("/authorize", web::post().to(authorize::post))
+        .route("/userinfo", web::get().to(userinfo::get))
+        .route("/userinfo", web::post().to(userinfo::get))
         .service(
             web::resource("/token")
                 .route(web::post().to(token::post))

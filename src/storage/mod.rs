@@ -16,7 +16,9 @@ pub mod sql;
 pub mod timestamp;
 
 use crate::config::{DatabaseSettings, DatabaseUrl};
+use crate::domain::authorization::{AuthorizationGrant, CodeRedemption, PendingAuthorization, Session, Throttle};
 use crate::domain::client::{Client, ClientId};
+use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
 use crate::domain::user::{User, Username};
 use async_trait::async_trait;
@@ -55,6 +57,7 @@ pub trait ClientStore: Send + Sync {
 pub trait UserStore: Send + Sync {
     async fn insert_user(&self, user: &User) -> Result<(), StorageError>;
     async fn find_user_by_username(&self, username: &Username) -> Result<Option<User>, StorageError>;
+    async fn find_user_by_id(&self, id: &str) -> Result<Option<User>, StorageError>;
     async fn list_users(&self) -> Result<Vec<User>, StorageError>;
     async fn disable_user(&self, username: &Username, now: DateTime<Utc>) -> Result<bool, StorageError>;
     async fn set_password_hash(
@@ -104,14 +107,78 @@ pub trait KeyStore: Send + Sync {
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<bool, StorageError>;
 }
 
+/// Browser login state: SSO sessions, pending authorizations, consents, throttles.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn insert_session(&self, id: &SecretDigest, session: &Session) -> Result<(), StorageError>;
+    /// The session if it exists and `now` is before its absolute expiry and within
+    /// `idle_cutoff` (sessions last seen before it are treated as gone).
+    async fn find_session(
+        &self,
+        id: &SecretDigest,
+        now: DateTime<Utc>,
+        idle_cutoff: DateTime<Utc>,
+    ) -> Result<Option<Session>, StorageError>;
+    async fn touch_session(&self, id: &SecretDigest, now: DateTime<Utc>) -> Result<(), StorageError>;
+    /// Deletes the session; returns it when it existed.
+    async fn delete_session(&self, id: &SecretDigest) -> Result<Option<Session>, StorageError>;
+
+    async fn insert_pending(&self, id: &SecretDigest, pending: &PendingAuthorization) -> Result<(), StorageError>;
+    async fn find_pending(
+        &self,
+        id: &SecretDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingAuthorization>, StorageError>;
+    async fn delete_pending(&self, id: &SecretDigest) -> Result<(), StorageError>;
+
+    /// The scopes the user granted the client, if any.
+    async fn find_consent(&self, user_id: &str, client_id: &ClientId) -> Result<Option<ScopeSet>, StorageError>;
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &ClientId,
+        scope: &ScopeSet,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+
+    async fn find_throttle(&self, subject: &str) -> Result<Option<Throttle>, StorageError>;
+    /// Counts one failure; a window that started before `window_cutoff` restarts at `now`.
+    async fn record_failure(
+        &self,
+        subject: &str,
+        now: DateTime<Utc>,
+        window_cutoff: DateTime<Utc>,
+    ) -> Result<Throttle, StorageError>;
+    async fn lock(&self, subject: &str, until: DateTime<Utc>) -> Result<(), StorageError>;
+    async fn clear_throttle(&self, subject: &str) -> Result<(), StorageError>;
+}
+
+/// Authorization codes and revoked access tokens.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    async fn insert_code(&self, code: &SecretDigest, grant: &AuthorizationGrant) -> Result<(), StorageError>;
+    /// Marks the code used in one statement, so it is redeemable once (RFC 6749 §4.1.2).
+    async fn redeem_code(&self, code: &SecretDigest, now: DateTime<Utc>) -> Result<CodeRedemption, StorageError>;
+    /// Records what a redeemed code issued, for revocation on replay.
+    async fn record_code_tokens(
+        &self,
+        code: &SecretDigest,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+    /// Marks an access token revoked until it expires.
+    async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<(), StorageError>;
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StorageError>;
+}
+
 #[async_trait]
 pub trait HealthCheck: Send + Sync {
     /// One round trip to the database, for `/readyz`.
     async fn ping(&self) -> Result<(), StorageError>;
 }
 
-pub trait Storage: ClientStore + UserStore + KeyStore + HealthCheck {}
-impl<T: ClientStore + UserStore + KeyStore + HealthCheck> Storage for T {}
+pub trait Storage: ClientStore + UserStore + KeyStore + SessionStore + GrantStore + HealthCheck {}
+impl<T: ClientStore + UserStore + KeyStore + SessionStore + GrantStore + HealthCheck> Storage for T {}
 
 /// Opens the database named by `url`, creating a SQLite file (and its directory) if
 /// needed, and runs pending migrations.

@@ -3,7 +3,9 @@
 
 use super::timestamp::Timestamp;
 use super::{KeyState, StorageError, StoredKey};
+use crate::domain::authorization::{AuthorizationGrant, PendingAuthorization, Prompt, Session, Throttle};
 use crate::domain::client::{AuthMethod, Client, ClientId, GrantType};
+use crate::domain::pkce::CodeChallenge;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
 use crate::domain::user::{User, Username};
@@ -23,6 +25,8 @@ pub(super) struct ClientRow {
     pub scopes: String,
     pub audiences: Json<Vec<String>>,
     pub redirect_uris: Json<Vec<String>>,
+    pub post_logout_redirect_uris: Json<Vec<String>>,
+    pub is_first_party: bool,
     pub created_at: Timestamp,
     pub disabled_at: Option<Timestamp>,
 }
@@ -49,6 +53,8 @@ impl TryFrom<ClientRow> for Client {
             scopes: ScopeSet::parse(&row.scopes).map_err(|e| corrupt("clients.scopes", e))?,
             audiences: row.audiences.0,
             redirect_uris: row.redirect_uris.0,
+            post_logout_redirect_uris: row.post_logout_redirect_uris.0,
+            is_first_party: row.is_first_party,
             created_at: row.created_at.into(),
             disabled_at: row.disabled_at.map(Into::into),
         })
@@ -115,5 +121,113 @@ impl TryFrom<SigningKeyRow> for StoredKey {
             activated_at: row.activated_at.map(Into::into),
             retired_at: row.retired_at.map(Into::into),
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionRow {
+    pub sid: String,
+    pub user_id: String,
+    pub auth_time: Timestamp,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl From<SessionRow> for Session {
+    fn from(row: SessionRow) -> Self {
+        Session {
+            sid: row.sid,
+            user_id: row.user_id,
+            auth_time: row.auth_time.into(),
+            created_at: row.created_at.into(),
+            last_seen_at: row.last_seen_at.into(),
+            expires_at: row.expires_at.into(),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PendingRow {
+    pub csrf_digest: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub login_hint: Option<String>,
+    pub max_age: Option<i64>,
+    pub prompt: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl TryFrom<PendingRow> for PendingAuthorization {
+    type Error = StorageError;
+    fn try_from(row: PendingRow) -> Result<Self, StorageError> {
+        Ok(PendingAuthorization {
+            client_id: ClientId::parse(&row.client_id).map_err(|e| corrupt("pending_authorizations.client_id", e))?,
+            redirect_uri: row.redirect_uri,
+            scope: ScopeSet::parse(&row.scope).map_err(|e| corrupt("pending_authorizations.scope", e))?,
+            state: row.state,
+            nonce: row.nonce,
+            code_challenge: CodeChallenge::from_stored(row.code_challenge),
+            login_hint: row.login_hint,
+            max_age: row.max_age,
+            prompt: Prompt::parse(Some(&row.prompt)).map_err(|e| corrupt("pending_authorizations.prompt", e))?,
+            csrf_digest: SecretDigest::from_stored(row.csrf_digest),
+            created_at: row.created_at.into(),
+            expires_at: row.expires_at.into(),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CodeRow {
+    pub client_id: String,
+    pub user_id: String,
+    pub sid: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub auth_time: Timestamp,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl TryFrom<CodeRow> for AuthorizationGrant {
+    type Error = StorageError;
+    fn try_from(row: CodeRow) -> Result<Self, StorageError> {
+        Ok(AuthorizationGrant {
+            client_id: ClientId::parse(&row.client_id).map_err(|e| corrupt("authorization_codes.client_id", e))?,
+            user_id: row.user_id,
+            sid: row.sid,
+            redirect_uri: row.redirect_uri,
+            scope: ScopeSet::parse(&row.scope).map_err(|e| corrupt("authorization_codes.scope", e))?,
+            nonce: row.nonce,
+            code_challenge: CodeChallenge::from_stored(row.code_challenge),
+            auth_time: row.auth_time.into(),
+            created_at: row.created_at.into(),
+            expires_at: row.expires_at.into(),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ThrottleRow {
+    pub failures: i64,
+    pub window_start: Timestamp,
+    pub locked_until: Option<Timestamp>,
+}
+
+impl From<ThrottleRow> for Throttle {
+    fn from(row: ThrottleRow) -> Self {
+        Throttle {
+            failures: row.failures,
+            window_start: row.window_start.into(),
+            locked_until: row.locked_until.map(Into::into),
+        }
     }
 }

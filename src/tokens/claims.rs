@@ -1,6 +1,6 @@
 //! JWT claim sets, borrowed so serialising them allocates nothing but the output.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// RFC 9068 §2.2: `iss exp aud sub client_id iat jti` are required; `scope` per §2.2.3.
 #[derive(Debug, Serialize)]
@@ -14,6 +14,11 @@ pub struct AccessTokenClaims<'a> {
     pub iat: i64,
     pub exp: i64,
     pub jti: &'a str,
+    /// The SSO session the token descends from, so verifiers can learn of its end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 /// `aud` (RFC 7519 §4.1.3): a string for one audience, an array for several.
@@ -34,4 +39,53 @@ impl<'a> Audience<'a> {
             many => Self::Many(many),
         }
     }
+}
+
+/// OpenID Connect Core §2 and §3.1.3.6 ID token claims.
+#[derive(Debug, Serialize)]
+pub struct IdTokenClaims<'a> {
+    pub iss: &'a str,
+    pub sub: &'a str,
+    /// The client id (a single audience, so `azp` equals it).
+    pub aud: &'a str,
+    pub exp: i64,
+    pub iat: i64,
+    pub auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<&'a str>,
+    pub azp: &'a str,
+    pub sid: &'a str,
+    /// §3.1.3.6: left half of SHA-256 of the access token, base64url.
+    pub at_hash: &'a str,
+}
+
+/// The claims Tessera reads back from its own access tokens (userinfo, introspection).
+#[derive(Debug, Deserialize)]
+pub struct VerifiedAccessToken {
+    pub iss: String,
+    pub sub: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+
+impl VerifiedAccessToken {
+    pub fn has_scope(&self, wanted: &str) -> bool {
+        self.scope.as_deref().unwrap_or_default().split(' ').any(|s| s == wanted)
+    }
+}
+
+/// The claims read from an `id_token_hint` (RP-Initiated Logout §2).
+#[derive(Debug, Deserialize)]
+pub struct IdTokenHint {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    #[serde(default)]
+    pub sid: Option<String>,
 }

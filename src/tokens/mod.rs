@@ -3,19 +3,25 @@
 
 pub mod claims;
 pub mod jws;
+pub mod verify;
 
 use crate::config::Issuer;
 use crate::domain::client::Client;
 use crate::domain::scope::ScopeSet;
 use crate::keys::signing_keys::JwsType;
 use crate::keys::SigningKeys;
-use claims::{AccessTokenClaims, Audience};
+use aws_lc_rs::digest::{digest, SHA256};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use claims::{AccessTokenClaims, Audience, IdTokenClaims, IdTokenHint, VerifiedAccessToken};
 use std::time::Duration;
+use verify::TokenError;
 
 /// Mints tokens for one issuer.
 pub struct TokenIssuer {
     pub issuer: Issuer,
     pub access_token_ttl: Duration,
+    pub id_token_ttl: Duration,
     pub keys: SigningKeys,
 }
 
@@ -24,34 +30,96 @@ pub struct IssuedAccessToken {
     pub token: String,
     pub expires_in: u64,
     pub jti: String,
+    /// Unix time of `exp`.
+    pub expires_at: i64,
+}
+
+/// Who and what an access token is for.
+pub struct AccessTokenSubject<'a> {
+    /// The user id, or the client id for `client_credentials`.
+    pub subject: &'a str,
+    pub client: &'a Client,
+    pub scope: &'a ScopeSet,
+    pub audience: &'a [String],
+    /// SSO session id and login time, for tokens issued to a user.
+    pub session: Option<(&'a str, i64)>,
+}
+
+/// The inputs of an ID token (OpenID Connect Core §3.1.3.6).
+pub struct IdTokenSubject<'a> {
+    pub user_id: &'a str,
+    pub client_id: &'a str,
+    pub nonce: Option<&'a str>,
+    pub sid: &'a str,
+    pub auth_time: i64,
+    pub access_token: &'a str,
 }
 
 impl TokenIssuer {
     /// RFC 9068 §2.2 access token for `subject` (the user, or the client itself for
     /// `client_credentials`), valid for `audience`.
-    pub fn access_token(
-        &self,
-        subject: &str,
-        client: &Client,
-        scope: &ScopeSet,
-        audience: &[String],
-    ) -> anyhow::Result<IssuedAccessToken> {
+    pub fn access_token(&self, to: AccessTokenSubject<'_>) -> anyhow::Result<IssuedAccessToken> {
         let now = chrono::Utc::now().timestamp();
         let ttl = self.access_token_ttl.as_secs();
         let jti = uuid::Uuid::new_v4().simple().to_string();
-        let scope = scope.to_string();
+        let scope = to.scope.to_string();
         let claims = AccessTokenClaims {
             iss: self.issuer.as_str(),
-            sub: subject,
-            aud: Audience::from_slice(audience, self.issuer.as_str()),
-            client_id: client.id.as_str(),
+            sub: to.subject,
+            aud: Audience::from_slice(to.audience, self.issuer.as_str()),
+            client_id: to.client.id.as_str(),
             scope: (!scope.is_empty()).then_some(scope.as_str()),
             iat: now,
             exp: now + ttl as i64,
             jti: &jti,
+            sid: to.session.map(|(sid, _)| sid),
+            auth_time: to.session.map(|(_, auth_time)| auth_time),
         };
         let keys = self.keys.snapshot();
         let token = jws::sign(&keys.current, JwsType::AccessToken, &claims)?;
-        Ok(IssuedAccessToken { token, expires_in: ttl, jti })
+        Ok(IssuedAccessToken { token, expires_in: ttl, jti, expires_at: now + ttl as i64 })
+    }
+
+    /// OpenID Connect Core §3.1.3.6 ID token, bound to its access token by `at_hash`.
+    pub fn id_token(&self, to: IdTokenSubject<'_>) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let hash = digest(&SHA256, to.access_token.as_bytes());
+        let at_hash = URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]);
+        let claims = IdTokenClaims {
+            iss: self.issuer.as_str(),
+            sub: to.user_id,
+            aud: to.client_id,
+            exp: now + self.id_token_ttl.as_secs() as i64,
+            iat: now,
+            auth_time: to.auth_time,
+            nonce: to.nonce,
+            azp: to.client_id,
+            sid: to.sid,
+            at_hash: &at_hash,
+        };
+        jws::sign(&self.keys.snapshot().current, JwsType::IdToken, &claims)
+    }
+
+    /// Verifies one of our access tokens: signature, `typ`, issuer, expiry (RFC 9068 §4).
+    /// Revocation is the caller's to check.
+    pub fn verify_access_token(&self, token: &str) -> Result<VerifiedAccessToken, TokenError> {
+        let claims: VerifiedAccessToken = verify::verify_jws(&self.keys.snapshot(), token, "at+jwt")?;
+        if claims.iss != self.issuer.as_str() {
+            return Err(TokenError::WrongIssuer);
+        }
+        if claims.exp <= chrono::Utc::now().timestamp() {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// Verifies an `id_token_hint`: our signature and issuer; expiry is not required
+    /// (RP-Initiated Logout 1.0 §2 allows expired hints).
+    pub fn verify_id_token_hint(&self, token: &str) -> Result<IdTokenHint, TokenError> {
+        let claims: IdTokenHint = verify::verify_jws(&self.keys.snapshot(), token, "JWT")?;
+        if claims.iss != self.issuer.as_str() {
+            return Err(TokenError::WrongIssuer);
+        }
+        Ok(claims)
     }
 }

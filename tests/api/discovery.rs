@@ -17,7 +17,7 @@ async fn openid_configuration_describes_what_is_implemented(app: &TestApp) {
     assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
     assert_eq!(doc["subject_types_supported"], serde_json::json!(["public"]));
     // Nothing advertised that does not exist yet.
-    for absent in ["authorization_endpoint", "userinfo_endpoint", "revocation_endpoint", "introspection_endpoint"] {
+    for absent in ["revocation_endpoint", "introspection_endpoint", "registration_endpoint"] {
         assert!(doc.get(absent).is_none(), "{absent} is advertised but not implemented");
     }
 }

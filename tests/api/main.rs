@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod authorization_code;
 mod cli;
 mod client_credentials;
 mod discovery;

@@ -5,7 +5,7 @@ use super::TokenResponse;
 use crate::domain::client::{Client, ClientType, GrantType};
 use crate::domain::scope::ScopeSet;
 use crate::oauth::error::OAuthError;
-use crate::tokens::TokenIssuer;
+use crate::tokens::{AccessTokenSubject, TokenIssuer};
 
 pub fn issue(
     client: &Client,
@@ -33,11 +33,18 @@ pub fn issue(
         ));
     }
     let audience = if resources.is_empty() { &client.audiences[..] } else { resources };
-    let token = issuer.access_token(client.id.as_str(), client, &scope, audience)?;
+    let token = issuer.access_token(AccessTokenSubject {
+        subject: client.id.as_str(),
+        client,
+        scope: &scope,
+        audience,
+        session: None,
+    })?;
     Ok(TokenResponse {
         access_token: token.token,
         token_type: "Bearer",
         expires_in: token.expires_in,
         scope: scope.to_string(),
+        id_token: None,
     })
 }

@@ -1,6 +1,7 @@
 //! Token endpoint (RFC 6749 §3.2): authenticates the client, then dispatches per grant.
 //! Every response carries `Cache-Control: no-store` (§5.1).
 
+mod authorization_code;
 mod client_credentials;
 mod request;
 
@@ -22,6 +23,9 @@ pub struct TokenResponse {
     pub expires_in: u64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// OpenID Connect Core §3.1.3.3, when `openid` was granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 pub async fn post(
@@ -34,6 +38,9 @@ pub async fn post(
     let request = TokenRequest::parse(&form)?;
     let client = client_auth::authenticate(&**storage, presented).await?;
     let response = match request {
+        TokenRequest::AuthorizationCode { code, redirect_uri, verifier } => {
+            authorization_code::exchange(&client, &code, &redirect_uri, &verifier, &**storage, &issuer).await?
+        }
         TokenRequest::ClientCredentials { scope, resources } => {
             client_credentials::issue(&client, scope, &resources, &issuer)?
         }

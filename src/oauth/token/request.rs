@@ -2,12 +2,15 @@
 //! or malformed parameter gets its exact RFC 6749 error before any work is done.
 
 use crate::domain::client::GrantType;
+use crate::domain::pkce::CodeVerifier;
 use crate::domain::scope::ScopeSet;
 use crate::oauth::error::OAuthError;
 use crate::oauth::form::FormParams;
 use url::Url;
 
 pub enum TokenRequest {
+    /// RFC 6749 §4.1.3 with RFC 7636 §4.5.
+    AuthorizationCode { code: String, redirect_uri: String, verifier: CodeVerifier },
     /// RFC 6749 §4.4.2.
     ClientCredentials { scope: Option<ScopeSet>, resources: Vec<String> },
 }
@@ -16,6 +19,12 @@ impl TokenRequest {
     pub fn parse(form: &FormParams) -> Result<Self, OAuthError> {
         let grant_type = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("missing grant_type"))?;
         match grant_type.parse::<GrantType>() {
+            Ok(GrantType::AuthorizationCode) => Ok(Self::AuthorizationCode {
+                code: required(form, "code")?.to_owned(),
+                redirect_uri: required(form, "redirect_uri")?.to_owned(),
+                verifier: CodeVerifier::parse(required(form, "code_verifier")?)
+                    .map_err(|e| OAuthError::invalid_request(e.to_string()))?,
+            }),
             Ok(GrantType::ClientCredentials) => {
                 Ok(Self::ClientCredentials { scope: scope(form)?, resources: resources(form)? })
             }
@@ -27,6 +36,10 @@ impl TokenRequest {
             }
         }
     }
+}
+
+fn required<'a>(form: &'a FormParams, name: &str) -> Result<&'a str, OAuthError> {
+    form.get(name).ok_or_else(|| OAuthError::invalid_request(format!("missing {name}")))
 }
 
 /// RFC 6749 §3.3; a malformed scope is `invalid_scope`.

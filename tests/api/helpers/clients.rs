@@ -6,6 +6,8 @@ use tessera::domain::client::{AuthMethod, Client, ClientId, GrantType};
 use tessera::domain::scope::ScopeSet;
 use tessera::domain::secret::GeneratedSecret;
 
+pub const WEB_APP_REDIRECT_URI: &str = "https://app.example.com/callback";
+
 /// What to register; `ClientSpec::service()` is a confidential client_credentials client.
 pub struct ClientSpec {
     pub auth_method: AuthMethod,
@@ -13,6 +15,9 @@ pub struct ClientSpec {
     pub scope: &'static str,
     pub audiences: Vec<&'static str>,
     pub disabled: bool,
+    pub redirect_uris: Vec<&'static str>,
+    pub post_logout_redirect_uris: Vec<&'static str>,
+    pub is_first_party: bool,
 }
 
 impl ClientSpec {
@@ -23,7 +28,26 @@ impl ClientSpec {
             scope: "invoices:read invoices:write",
             audiences: vec!["https://api.example.com"],
             disabled: false,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            is_first_party: false,
         }
+    }
+
+    /// A confidential web app using the authorization code flow.
+    pub fn web_app() -> Self {
+        Self {
+            grant_types: vec![GrantType::AuthorizationCode],
+            scope: "openid profile email invoices:read",
+            redirect_uris: vec![WEB_APP_REDIRECT_URI],
+            post_logout_redirect_uris: vec!["https://app.example.com/logged-out"],
+            ..Self::service()
+        }
+    }
+
+    /// A public client (SPA or native app): no secret, PKCE only.
+    pub fn public_app() -> Self {
+        Self { auth_method: AuthMethod::None, ..Self::web_app() }
     }
 }
 
@@ -50,7 +74,9 @@ impl TestApp {
             grant_types: spec.grant_types,
             scopes: ScopeSet::parse(spec.scope).unwrap(),
             audiences: spec.audiences.into_iter().map(String::from).collect(),
-            redirect_uris: vec![],
+            redirect_uris: spec.redirect_uris.into_iter().map(String::from).collect(),
+            post_logout_redirect_uris: spec.post_logout_redirect_uris.into_iter().map(String::from).collect(),
+            is_first_party: spec.is_first_party,
             created_at: Utc::now(),
             disabled_at: spec.disabled.then(Utc::now),
         };

@@ -27,6 +27,9 @@ macro_rules! on_pool {
     };
 }
 
+mod grants;
+mod sessions;
+
 pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
@@ -37,7 +40,7 @@ pub struct SqlStorage {
 }
 
 const CLIENT_COLUMNS: &str = "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, \
-                              audiences, redirect_uris, created_at, disabled_at";
+                              audiences, redirect_uris, post_logout_redirect_uris, is_first_party, created_at, disabled_at";
 const USER_COLUMNS: &str =
     "id, username, email, email_verified, name, password_hash, created_at, updated_at, disabled_at";
 const KEY_COLUMNS: &str =
@@ -106,8 +109,8 @@ impl ClientStore for SqlStorage {
         let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
         let created_at = Timestamp::from(client.created_at);
         let sql = "INSERT INTO clients (id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, \
-                   audiences, redirect_uris, created_at, updated_at, disabled_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)";
+                   audiences, redirect_uris, post_logout_redirect_uris, is_first_party, created_at, updated_at, disabled_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)";
         on_pool!(&self.pool, pool => sqlx::query(sql)
             .bind(client.id.as_str())
             .bind(&client.name)
@@ -117,6 +120,8 @@ impl ClientStore for SqlStorage {
             .bind(client.scopes.to_string())
             .bind(Json(&client.audiences))
             .bind(Json(&client.redirect_uris))
+            .bind(Json(&client.post_logout_redirect_uris))
+            .bind(client.is_first_party)
             .bind(created_at)
             .bind(client.disabled_at.map(Timestamp::from))
             .execute(pool)
@@ -186,6 +191,13 @@ impl UserStore for SqlStorage {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
         let row: Option<UserRow> =
             on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(username.as_str()).fetch_optional(pool).await)?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn find_user_by_id(&self, id: &str) -> Result<Option<User>, StorageError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row: Option<UserRow> =
+            on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
         row.map(User::try_from).transpose()
     }
 

@@ -1,0 +1,103 @@
+//! PKCE (RFC 7636). Tessera accepts `S256` only (RFC 9700 §2.1.1: `plain` protects nothing
+//! against an attacker who can read the authorization request).
+
+use super::InvalidParameter;
+use aws_lc_rs::digest::{digest, SHA256};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use subtle::ConstantTimeEq;
+
+fn is_unreserved(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~".contains(c)
+}
+
+/// RFC 7636 §4.2: `BASE64URL(SHA256(verifier))`, which is exactly 43 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeChallenge(String);
+
+impl CodeChallenge {
+    /// Parses `code_challenge` and `code_challenge_method` (§4.3); only S256 is accepted.
+    pub fn parse(challenge: Option<&str>, method: Option<&str>) -> Result<Self, InvalidParameter> {
+        let challenge =
+            challenge.ok_or_else(|| InvalidParameter::new("code_challenge", "PKCE is required (RFC 9700 §2.1.1)"))?;
+        match method {
+            Some("S256") => {}
+            Some("plain") | None => {
+                return Err(InvalidParameter::new("code_challenge_method", "only S256 is supported; plain is refused"))
+            }
+            Some(other) => {
+                return Err(InvalidParameter::new("code_challenge_method", format!("`{other}` is not supported")))
+            }
+        }
+        if challenge.len() != 43 || !challenge.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(InvalidParameter::new(
+                "code_challenge",
+                "must be the 43-character base64url SHA-256 of the verifier",
+            ));
+        }
+        Ok(Self(challenge.to_owned()))
+    }
+
+    /// Wraps a challenge read back from storage.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// RFC 7636 §4.6: does `verifier` hash to this challenge? Constant time.
+    pub fn is_satisfied_by(&self, verifier: &CodeVerifier) -> bool {
+        let computed = URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.0.as_bytes()));
+        computed.as_bytes().ct_eq(self.0.as_bytes()).into()
+    }
+}
+
+/// RFC 7636 §4.1: 43–128 unreserved characters.
+pub struct CodeVerifier(String);
+
+impl CodeVerifier {
+    pub fn parse(raw: &str) -> Result<Self, InvalidParameter> {
+        if !(43..=128).contains(&raw.len()) || !raw.chars().all(is_unreserved) {
+            return Err(InvalidParameter::new(
+                "code_verifier",
+                "must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.1)",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7636 Appendix B.
+    #[test]
+    fn rfc7636_appendix_b_pair_matches() {
+        let verifier = CodeVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
+        let challenge =
+            CodeChallenge::parse(Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"), Some("S256")).unwrap();
+        assert!(challenge.is_satisfied_by(&verifier));
+        let other = CodeVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXl").unwrap();
+        assert!(!challenge.is_satisfied_by(&other));
+    }
+
+    #[test]
+    fn plain_and_missing_methods_are_refused() {
+        let challenge = Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert!(CodeChallenge::parse(challenge, Some("plain")).is_err());
+        assert!(CodeChallenge::parse(challenge, None).is_err());
+        assert!(CodeChallenge::parse(None, Some("S256")).is_err());
+        assert!(CodeChallenge::parse(Some("short"), Some("S256")).is_err());
+    }
+
+    #[test]
+    fn verifier_length_and_alphabet() {
+        assert!(CodeVerifier::parse(&"a".repeat(42)).is_err());
+        assert!(CodeVerifier::parse(&"a".repeat(129)).is_err());
+        assert!(CodeVerifier::parse(&format!("{}+", "a".repeat(43))).is_err());
+        assert!(CodeVerifier::parse(&"a".repeat(128)).is_ok());
+    }
+}

@@ -1,0 +1,103 @@
+//! RP-Initiated Logout 1.0 (`end_session_endpoint`, §2–§3): ends the SSO session, then
+//! redirects to a registered `post_logout_redirect_uri` (exact match) or shows a page.
+
+use super::flow::origin_of;
+use super::pages::{self, LoggedOutPage};
+use super::{session, LoginConfig};
+use crate::domain::client::ClientId;
+use crate::oauth::form::FormParams;
+use crate::storage::Storage;
+use crate::tokens::TokenIssuer;
+use actix_web::http::header::LOCATION;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use url::Url;
+
+pub async fn get(
+    req: HttpRequest,
+    storage: web::Data<dyn Storage>,
+    config: web::Data<LoginConfig>,
+    issuer: web::Data<TokenIssuer>,
+) -> HttpResponse {
+    match FormParams::parse(req.query_string().as_bytes()) {
+        Ok(params) => logout(&req, &params, &**storage, &config, &issuer).await,
+        Err(error) => pages::error_page(StatusCode::BAD_REQUEST, "Invalid logout request", error.description()),
+    }
+}
+
+pub async fn post(
+    req: HttpRequest,
+    form: Result<FormParams, crate::oauth::error::OAuthError>,
+    storage: web::Data<dyn Storage>,
+    config: web::Data<LoginConfig>,
+    issuer: web::Data<TokenIssuer>,
+) -> HttpResponse {
+    match form {
+        Ok(params) => logout(&req, &params, &**storage, &config, &issuer).await,
+        Err(error) => pages::error_page(StatusCode::BAD_REQUEST, "Invalid logout request", error.description()),
+    }
+}
+
+async fn logout(
+    req: &HttpRequest,
+    params: &FormParams,
+    storage: &dyn Storage,
+    config: &LoginConfig,
+    issuer: &TokenIssuer,
+) -> HttpResponse {
+    let bad = |message: &str| pages::error_page(StatusCode::BAD_REQUEST, "Invalid logout request", message);
+    let hinted_client = match params.get("id_token_hint") {
+        Some(hint) => match issuer.verify_id_token_hint(hint) {
+            Ok(claims) => Some(claims.aud),
+            Err(_) => return bad("The id_token_hint was not issued by Tessera."),
+        },
+        None => None,
+    };
+    let client_id = match (hinted_client, params.get("client_id")) {
+        (Some(hinted), Some(given)) if hinted != given => return bad("client_id does not match the id_token_hint."),
+        (Some(hinted), _) => Some(hinted),
+        (None, given) => given.map(str::to_owned),
+    };
+    // §3: redirect only to a URI registered for the client; never to anything else.
+    let mut target = None;
+    if let Some(uri) = params.get("post_logout_redirect_uri") {
+        let Some(client_id) = client_id.as_deref() else {
+            return bad("post_logout_redirect_uri needs an id_token_hint or client_id.");
+        };
+        let client = match ClientId::parse(client_id) {
+            Ok(id) => storage.find_client(&id).await,
+            Err(_) => Ok(None),
+        };
+        match client {
+            Ok(Some(client)) if client.post_logout_redirect_uris.iter().any(|r| r == uri) => {
+                target = Some(uri.to_owned())
+            }
+            Ok(_) => return bad("The post_logout_redirect_uri is not registered for this application."),
+            Err(error) => return super::internal_error(error.into()),
+        }
+    }
+    let ended = match session::current(req, storage, config).await {
+        Ok(Some((digest, _))) => storage.delete_session(&digest).await.map(|s| s.map(|s| s.sid)),
+        Ok(None) => Ok(None),
+        Err(error) => Err(error),
+    };
+    match ended {
+        Ok(Some(sid)) => tracing::info!(event = "logout", sid = %sid, "session ended"),
+        Ok(None) => {}
+        Err(error) => return super::internal_error(error.into()),
+    }
+    let mut response = match target.as_deref().and_then(|uri| Url::parse(uri).ok()) {
+        Some(mut url) => {
+            if let Some(state) = params.get("state") {
+                url.query_pairs_mut().append_pair("state", state);
+            }
+            HttpResponse::SeeOther()
+                .insert_header((LOCATION, url.as_str()))
+                .insert_header(("Cache-Control", "no-store"))
+                .finish()
+        }
+        None => pages::render(StatusCode::OK, &LoggedOutPage, target.as_deref().and_then(origin_of).as_deref()),
+    };
+    let _ = response.add_removal_cookie(&session::removal(config, session::session_cookie_name(config)));
+    response
+}

@@ -1,0 +1,94 @@
+//! The SSO session cookie: a random id (only its digest is stored), `HttpOnly`,
+//! `SameSite=Lax`, and `Secure` with the `__Host-` prefix when the issuer is https.
+
+use super::LoginConfig;
+use crate::domain::authorization::Session;
+use crate::domain::secret::{GeneratedSecret, SecretDigest};
+use crate::storage::{Storage, StorageError};
+use actix_web::cookie::{time, Cookie, SameSite};
+use actix_web::HttpRequest;
+use chrono::{DateTime, Utc};
+
+/// Cookie names: the `__Host-` prefix (RFC 6265bis §4.1.3.2) needs `Secure`, so https only.
+pub fn session_cookie_name(config: &LoginConfig) -> &'static str {
+    if config.is_https {
+        "__Host-tessera_session"
+    } else {
+        "tessera_session"
+    }
+}
+
+pub fn csrf_cookie_name(config: &LoginConfig) -> &'static str {
+    if config.is_https {
+        "__Host-tessera_csrf"
+    } else {
+        "tessera_csrf"
+    }
+}
+
+/// A cookie with Tessera's attributes; `max_age` None makes a browser-session cookie.
+pub fn cookie(
+    config: &LoginConfig,
+    name: &'static str,
+    value: String,
+    max_age: Option<time::Duration>,
+) -> Cookie<'static> {
+    let mut builder =
+        Cookie::build(name, value).path("/").http_only(true).same_site(SameSite::Lax).secure(config.is_https);
+    if let Some(age) = max_age {
+        builder = builder.max_age(age);
+    }
+    builder.finish()
+}
+
+/// An expired cookie that makes the browser drop `name`.
+pub fn removal(config: &LoginConfig, name: &'static str) -> Cookie<'static> {
+    let mut cookie = cookie(config, name, String::new(), Some(time::Duration::ZERO));
+    cookie.make_removal();
+    cookie
+}
+
+/// The live session named by the request's cookie, if any; refreshes its idle timer.
+pub async fn current(
+    req: &HttpRequest,
+    storage: &dyn Storage,
+    config: &LoginConfig,
+) -> Result<Option<(SecretDigest, Session)>, StorageError> {
+    let Some(cookie) = req.cookie(session_cookie_name(config)) else { return Ok(None) };
+    let digest = SecretDigest::of(cookie.value());
+    let now = Utc::now();
+    let idle_cutoff = now - config.session_idle;
+    match storage.find_session(&digest, now, idle_cutoff).await? {
+        Some(session) => {
+            storage.touch_session(&digest, now).await?;
+            Ok(Some((digest, session)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Starts a fresh session for `user_id`, ending `previous` (a new id at every login, so a
+/// planted session id is worthless: no session fixation). Returns the cookie to set.
+pub async fn start(
+    storage: &dyn Storage,
+    config: &LoginConfig,
+    user_id: &str,
+    previous: Option<&SecretDigest>,
+    now: DateTime<Utc>,
+) -> Result<(Session, Cookie<'static>), StorageError> {
+    if let Some(previous) = previous {
+        storage.delete_session(previous).await?;
+    }
+    let id = GeneratedSecret::generate("");
+    let session = Session {
+        sid: uuid::Uuid::new_v4().simple().to_string(),
+        user_id: user_id.to_owned(),
+        auth_time: now,
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + config.session_absolute,
+    };
+    storage.insert_session(&id.digest(), &session).await?;
+    let max_age = time::Duration::seconds(config.session_absolute.num_seconds());
+    Ok((session, cookie(config, session_cookie_name(config), id.expose().to_owned(), Some(max_age))))
+}

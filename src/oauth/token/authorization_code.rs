@@ -1,0 +1,81 @@
+//! Authorization code grant, token request (RFC 6749 §4.1.3; RFC 7636 §4.5–4.6;
+//! OpenID Connect Core §3.1.3). A replayed code revokes what it issued (§4.1.2).
+
+use super::TokenResponse;
+use crate::domain::authorization::CodeRedemption;
+use crate::domain::client::{Client, GrantType};
+use crate::domain::pkce::CodeVerifier;
+use crate::domain::secret::SecretDigest;
+use crate::oauth::error::OAuthError;
+use crate::storage::Storage;
+use crate::tokens::{AccessTokenSubject, IdTokenSubject, TokenIssuer};
+use chrono::{TimeZone, Utc};
+
+pub async fn exchange(
+    client: &Client,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &CodeVerifier,
+    storage: &dyn Storage,
+    issuer: &TokenIssuer,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(OAuthError::UnauthorizedClient("the client may not use the authorization_code grant".into()));
+    }
+    let digest = SecretDigest::of(code);
+    let grant = match storage.redeem_code(&digest, Utc::now()).await? {
+        CodeRedemption::Redeemed(grant) => grant,
+        CodeRedemption::Replayed { access_token_jti, access_token_expires_at } => {
+            if let (Some(jti), Some(expires_at)) = (access_token_jti, access_token_expires_at) {
+                storage.revoke_access_token(&jti, expires_at).await?;
+            }
+            tracing::warn!(event = "code_replayed", client_id = %client.id, "authorization code presented twice; its tokens are revoked");
+            return Err(OAuthError::InvalidGrant("the authorization code was already used".into()));
+        }
+        CodeRedemption::Invalid => {
+            return Err(OAuthError::InvalidGrant("the authorization code is invalid or expired".into()))
+        }
+    };
+    if grant.client_id != client.id {
+        return Err(OAuthError::InvalidGrant("the authorization code was issued to another client".into()));
+    }
+    if grant.redirect_uri != redirect_uri {
+        return Err(OAuthError::InvalidGrant("redirect_uri does not match the authorization request".into()));
+    }
+    if !grant.code_challenge.is_satisfied_by(verifier) {
+        return Err(OAuthError::InvalidGrant("code_verifier does not match the code_challenge (RFC 7636 §4.6)".into()));
+    }
+    let user = storage.find_user_by_id(&grant.user_id).await?.filter(|u| u.disabled_at.is_none());
+    let Some(user) = user else {
+        return Err(OAuthError::InvalidGrant("the user is disabled".into()));
+    };
+    let auth_time = grant.auth_time.timestamp();
+    let access = issuer.access_token(AccessTokenSubject {
+        subject: &user.id,
+        client,
+        scope: &grant.scope,
+        audience: &client.audiences,
+        session: Some((&grant.sid, auth_time)),
+    })?;
+    let expires_at = Utc.timestamp_opt(access.expires_at, 0).single().unwrap_or_else(Utc::now);
+    storage.record_code_tokens(&digest, &access.jti, expires_at).await?;
+    let id_token = if grant.scope.contains("openid") {
+        Some(issuer.id_token(IdTokenSubject {
+            user_id: &user.id,
+            client_id: client.id.as_str(),
+            nonce: grant.nonce.as_deref(),
+            sid: &grant.sid,
+            auth_time,
+            access_token: &access.token,
+        })?)
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        scope: grant.scope.to_string(),
+        id_token,
+    })
+}
