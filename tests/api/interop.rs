@@ -49,3 +49,77 @@ async fn the_oauth2_crate_understands_tessera_errors(app: &TestApp) {
 }
 
 crate::backend_tests!(the_oauth2_crate_obtains_a_client_credentials_token, the_oauth2_crate_understands_tessera_errors);
+
+/// The `openidconnect` crate as a relying party: discovery, authorization URL with PKCE
+/// and nonce, code exchange, ID-token verification (signature, nonce, at_hash), userinfo.
+mod openid_connect_relying_party {
+    use crate::helpers::browser::{form_tokens, PASSWORD};
+    use crate::helpers::clients::{ClientSpec, WEB_APP_REDIRECT_URI};
+    use crate::helpers::TestApp;
+    use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
+    use openidconnect::{
+        AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+        PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+    };
+
+    async fn the_openidconnect_crate_completes_the_code_flow(app: &TestApp) {
+        let registered = app.register_client(ClientSpec::web_app()).await;
+        let user = app.create_user("olivia").await;
+        let http = super::http_client();
+        let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(app.address.clone()).unwrap(), &http)
+            .await
+            .expect("the openidconnect crate accepts the discovery document");
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(registered.id.clone()),
+            Some(ClientSecret::new(registered.secret().to_owned())),
+        )
+        .set_redirect_uri(RedirectUrl::new(WEB_APP_REDIRECT_URI.into()).unwrap());
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state, nonce) = client
+            .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .add_scope(Scope::new("profile".into()))
+            .add_scope(Scope::new("email".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+
+        // The browser part: follow the URL, log in, allow.
+        let page = app.http.get(url.as_str()).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let consent = app.submit_login(&form_tokens(&page.text().await.unwrap()), "olivia", PASSWORD).await;
+        let params = app.finish_consent(consent).await;
+        assert_eq!(&params["state"], state.secret());
+
+        let token = client
+            .exchange_code(AuthorizationCode::new(params["code"].clone()))
+            .unwrap()
+            .set_pkce_verifier(verifier)
+            .request_async(&http)
+            .await
+            .expect("the code exchange succeeds");
+        let id_token = token.id_token().expect("an ID token for the openid scope");
+        let id_verifier = client.id_token_verifier();
+        let claims = id_token.claims(&id_verifier, &nonce).expect("the ID token verifies (signature, iss, aud, nonce)");
+        assert_eq!(claims.subject().as_str(), user.id);
+        let expected = claims.access_token_hash().expect("at_hash");
+        let actual = AccessTokenHash::from_token(
+            token.access_token(),
+            id_token.signing_alg().unwrap(),
+            id_token.signing_key(&id_verifier).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(&actual, expected);
+
+        let info: CoreUserInfoClaims = client
+            .user_info(token.access_token().to_owned(), None)
+            .unwrap()
+            .request_async(&http)
+            .await
+            .expect("userinfo is accepted");
+        assert_eq!(info.subject().as_str(), user.id);
+        assert_eq!(info.email().map(|e| e.as_str()), Some("olivia@example.com"));
+        assert_eq!(info.preferred_username().map(|u| u.as_str()), Some("olivia"));
+    }
+
+    crate::backend_tests!(the_openidconnect_crate_completes_the_code_flow);
+}

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod authorization_code;
+mod authorize_errors;
 mod cli;
 mod client_credentials;
 mod discovery;
