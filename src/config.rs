@@ -41,6 +41,8 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub keys: KeySettings,
     pub sessions: SessionSettings,
+    pub refresh_tokens: RefreshTokenSettings,
+    pub housekeeping: HousekeepingSettings,
     pub login: LoginSettings,
     pub http: HttpSettings,
     pub log: LogSettings,
@@ -72,6 +74,27 @@ pub struct SessionSettings {
     pub idle_timeout: Lifetime,
     /// A session ends this long after login, used or not.
     pub absolute_timeout: Lifetime,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshTokenSettings {
+    /// A refresh token unused for this long expires (each rotation starts a new period).
+    pub idle_ttl: Lifetime,
+    /// A token family ends this long after the original grant, however it was used.
+    pub absolute_ttl: Lifetime,
+    /// After a rotation, presenting the old token again within this window returns the
+    /// same successor (lost responses, racing tabs); 0 disables it.
+    pub retry_window: Window,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HousekeepingSettings {
+    /// How often expired rows are purged.
+    pub interval: Lifetime,
+    /// Rows deleted per table per statement, so purges never hold long locks.
+    pub batch_size: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -338,6 +361,28 @@ impl<'de> Deserialize<'de> for Lifetime {
             Raw::Text(text) => Lifetime::parse(&text),
         }
         .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A duration that may be zero (a disabled window): seconds or a humantime string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window(pub Duration);
+
+impl<'de> Deserialize<'de> for Window {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Seconds(s) => Ok(Self(Duration::from_secs(s))),
+            Raw::Text(text) if text.trim() == "0" => Ok(Self(Duration::ZERO)),
+            Raw::Text(text) => humantime::parse_duration(text.trim())
+                .map(Self)
+                .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration like 3 or \"3s\" ({e})"))),
+        }
     }
 }
 

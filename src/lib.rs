@@ -5,8 +5,10 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod housekeeping;
 pub mod keys;
 pub mod login;
 pub mod oauth;

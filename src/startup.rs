@@ -1,6 +1,8 @@
 //! Composition root: storage, keys, token issuer and routes, wired once.
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::housekeeping;
 use crate::keys::kek::KekSource;
 use crate::keys::SigningKeys;
 use crate::login::LoginConfig;
@@ -8,6 +10,7 @@ use crate::oauth::discovery::Discovery;
 use crate::oauth::jwks::JwksMaxAge;
 use crate::storage::{self, Storage};
 use crate::telemetry;
+use crate::tokens::refresh::RefreshPolicy;
 use crate::tokens::TokenIssuer;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
@@ -22,6 +25,7 @@ pub struct Application {
     server: Server,
     pub kid: String,
     pub kek_source: KekSource,
+    housekeeping: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -34,8 +38,15 @@ impl Application {
 
     /// Tests pass their own listener so the issuer URL can include the real port.
     pub async fn with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        Self::with_clock(settings, listener, Arc::new(SystemClock)).await
+    }
+
+    /// Tests also pass a clock they can move forward.
+    pub async fn with_clock(settings: Settings, listener: TcpListener, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let storage: Arc<dyn Storage> = storage::connect(&settings.database_url, &settings.database).await?;
-        let (keys, kek_source) = SigningKeys::load_or_create(&*storage, &settings).await?;
+        let (keys, kek, kek_source) = SigningKeys::load_or_create(&*storage, &settings).await?;
+        let refresh = Data::new(RefreshPolicy::from_settings(&settings, Arc::new(kek)));
+        let housekeeping = housekeeping::spawn(storage.clone(), clock.clone(), &settings.housekeeping);
         let kid = keys.snapshot().current.kid.clone();
         let issuer = Data::new(TokenIssuer {
             issuer: settings.issuer.clone(),
@@ -44,9 +55,10 @@ impl Application {
             keys,
         });
         let discovery = Data::new(Discovery::new(&settings.issuer));
-        let login_config = Data::new(LoginConfig::from_settings(&settings));
+        let login_config = Data::new(LoginConfig::from_settings(&settings, clock.clone()));
         let jwks_max_age = Data::new(JwksMaxAge(settings.keys.jwks_max_age.as_secs().min(u32::MAX as u64) as u32));
         let storage = Data::from(storage);
+        let clock: Data<dyn Clock> = Data::from(clock);
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -56,6 +68,8 @@ impl Application {
                 .app_data(discovery.clone())
                 .app_data(jwks_max_age.clone())
                 .app_data(login_config.clone())
+                .app_data(refresh.clone())
+                .app_data(clock.clone())
                 .configure(crate::oauth::routes)
                 .configure(crate::login::routes)
         });
@@ -63,7 +77,7 @@ impl Application {
             server = server.workers(settings.http.workers);
         }
         let server = server.listen(listener)?.run();
-        Ok(Self { port, server, kid, kek_source })
+        Ok(Self { port, server, kid, kek_source, housekeeping })
     }
 
     pub fn port(&self) -> u16 {
@@ -76,6 +90,8 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.housekeeping.abort();
+        result
     }
 }

@@ -62,6 +62,10 @@ pub struct CreateArgs {
     /// A first-party client: users are not asked for consent.
     #[arg(long)]
     first_party: bool,
+    /// Issue a refresh token with every code exchange, even without the offline_access scope
+    /// (needs --grant refresh_token).
+    #[arg(long)]
+    always_refresh_token: bool,
     /// A public client (SPA, native app): no secret, token_endpoint_auth_method none.
     #[arg(long)]
     public: bool,
@@ -156,6 +160,9 @@ async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
     let audiences = args.audiences.iter().map(|a| parse_audience(a)).collect::<Result<Vec<_>, _>>()?;
     let redirect_uris = absolute_uris(&args.redirect_uris, "--redirect-uri")?;
     let post_logout_redirect_uris = absolute_uris(&args.post_logout_redirect_uris, "--post-logout-redirect-uri")?;
+    if args.always_refresh_token && !grant_types.contains(&GrantType::RefreshToken) {
+        bail!("--always-refresh-token needs --grant refresh_token");
+    }
     if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
         bail!("the authorization_code grant needs at least one --redirect-uri");
     }
@@ -171,6 +178,7 @@ async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
         redirect_uris,
         post_logout_redirect_uris,
         is_first_party: args.first_party,
+        always_issue_refresh_token: args.always_refresh_token,
         created_at: Utc::now(),
         disabled_at: None,
     };
@@ -220,6 +228,7 @@ fn describe(client: &Client) -> serde_json::Value {
         "redirect_uris": client.redirect_uris,
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "first_party": client.is_first_party,
+        "always_issue_refresh_token": client.always_issue_refresh_token,
         "created_at": client.created_at.to_rfc3339(),
         "disabled_at": client.disabled_at.map(|t| t.to_rfc3339()),
     })

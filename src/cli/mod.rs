@@ -3,6 +3,7 @@
 
 mod clients;
 mod keys;
+mod sessions;
 mod users;
 
 use crate::config::{self, Settings};
@@ -36,6 +37,9 @@ pub enum Command {
     /// Manage users who log in through Tessera.
     #[command(subcommand)]
     User(users::UserCommand),
+    /// List and revoke users' logins (refresh-token families).
+    #[command(subcommand)]
+    Session(sessions::SessionCommand),
     /// Inspect signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -53,6 +57,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Client(command) => clients::run(command, &*open_storage(&settings).await?).await,
         Command::User(command) => users::run(command, &*open_storage(&settings).await?).await,
+        Command::Session(command) => sessions::run(command, &*open_storage(&settings).await?).await,
         Command::Keys(command) => keys::run(command, &*open_storage(&settings).await?).await,
     }
 }

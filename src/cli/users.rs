@@ -88,7 +88,8 @@ pub async fn run(command: UserCommand, storage: &dyn Storage) -> anyhow::Result<
         UserCommand::Disable { username } => {
             let username = Username::parse(&username)?;
             if storage.disable_user(&username, Utc::now()).await? {
-                println!("User {username} is disabled.");
+                let revoked = end_everything(storage, &username, "user disabled").await?;
+                println!("User {username} is disabled; {revoked} refresh-token families revoked and sessions ended.");
             } else if storage.find_user_by_username(&username).await?.is_some() {
                 println!("User {username} was already disabled.");
             } else {
@@ -103,10 +104,19 @@ pub async fn run(command: UserCommand, storage: &dyn Storage) -> anyhow::Result<
             }
             let hash = password::hash(read_password(password_stdin)?).await?;
             storage.set_password_hash(&username, &hash, Utc::now()).await?;
-            println!("Password of {username} changed.");
+            let revoked = end_everything(storage, &username, "password changed").await?;
+            println!("Password of {username} changed; {revoked} refresh-token families revoked and sessions ended.");
             Ok(())
         }
     }
+}
+
+/// Cascade of a user's disable or password change: every SSO session ends and every
+/// refresh-token family is revoked, so nothing obtained before keeps working.
+pub async fn end_everything(storage: &dyn Storage, username: &Username, reason: &str) -> anyhow::Result<u64> {
+    let user = storage.find_user_by_username(username).await?.with_context(|| format!("no user named {username}"))?;
+    storage.delete_sessions_of_user(&user.id).await?;
+    Ok(storage.revoke_families_of_user(&user.id, Utc::now(), reason).await?)
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<Password> {

@@ -99,7 +99,11 @@ pub enum CodeRedemption {
     /// First use, within its lifetime: the grant it stands for.
     Redeemed(AuthorizationGrant),
     /// Used before (RFC 6749 §4.1.2: revoke what it issued): the access token's jti, if any.
-    Replayed { access_token_jti: Option<String>, access_token_expires_at: Option<DateTime<Utc>> },
+    Replayed {
+        access_token_jti: Option<String>,
+        access_token_expires_at: Option<DateTime<Utc>>,
+        family_id: Option<String>,
+    },
     /// Unknown or expired.
     Invalid,
 }

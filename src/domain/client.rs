@@ -138,6 +138,8 @@ pub struct Client {
     pub post_logout_redirect_uris: Vec<String>,
     /// A first-party client skips the consent page.
     pub is_first_party: bool,
+    /// Issue a refresh token with every code exchange, even without `offline_access`.
+    pub always_issue_refresh_token: bool,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
 }

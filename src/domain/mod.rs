@@ -4,6 +4,7 @@ pub mod authorization;
 pub mod client;
 pub mod pkce;
 pub mod redirect_uri;
+pub mod refresh;
 pub mod scope;
 pub mod secret;
 pub mod user;

@@ -147,7 +147,11 @@ impl SigningKeys {
     }
 
     /// Loads the keys from storage, creating the first one when there is none.
-    pub async fn load_or_create(storage: &dyn Storage, settings: &Settings) -> anyhow::Result<(Self, KekSource)> {
+    /// Also returns the key-encryption key, which seals other secrets at rest too.
+    pub async fn load_or_create(
+        storage: &dyn Storage,
+        settings: &Settings,
+    ) -> anyhow::Result<(Self, KeyEncryptionKey, KekSource)> {
         let mut stored = storage.list_signing_keys().await.context("reading signing keys")?;
         let (kek, source) = KeyEncryptionKey::resolve(
             settings.key_encryption_key.as_ref().map(|s| s.expose()),
@@ -173,7 +177,7 @@ impl SigningKeys {
             stored = storage.list_signing_keys().await.context("reading signing keys")?;
         }
         let set = decrypt_all(&stored, &kek)?;
-        Ok((Self { set: RwLock::new(Arc::new(set)) }, source))
+        Ok((Self { set: RwLock::new(Arc::new(set)) }, kek, source))
     }
 }
 

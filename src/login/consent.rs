@@ -7,7 +7,6 @@ use crate::oauth::form::FormParams;
 use crate::storage::Storage;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
 
 pub async fn post(
     req: HttpRequest,
@@ -42,7 +41,7 @@ pub async fn post(
             Some("allow") => {
                 let mut granted = storage.find_consent(&session.user_id, &checked.client.id).await?.unwrap_or_default();
                 granted = granted.union(&pending.scope);
-                storage.save_consent(&session.user_id, &checked.client.id, &granted, Utc::now()).await?;
+                storage.save_consent(&session.user_id, &checked.client.id, &granted, config.clock.now()).await?;
                 let code = flow::issue_code(storage, &config, pending, &session).await?;
                 Ok(redirect.code(&code))
             }

@@ -15,7 +15,7 @@ use actix_web::cookie::Cookie;
 use actix_web::http::header::LOCATION;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
-use chrono::Utc;
+
 use url::Url;
 
 /// Where and how to answer the client once `client_id` and `redirect_uri` are verified.
@@ -170,7 +170,7 @@ pub async fn issue_code(
     session: &Session,
 ) -> anyhow::Result<String> {
     let code = GeneratedSecret::generate("");
-    let now = Utc::now();
+    let now = config.clock.now();
     let grant = AuthorizationGrant {
         client_id: pending.client_id.clone(),
         user_id: session.user_id.clone(),

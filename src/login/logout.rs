@@ -38,6 +38,17 @@ pub async fn post(
     }
 }
 
+/// Ends the SSO session and revokes the refresh-token families created in it.
+async fn end_session(
+    storage: &dyn Storage,
+    config: &LoginConfig,
+    digest: &crate::domain::secret::SecretDigest,
+) -> Result<Option<String>, crate::storage::StorageError> {
+    let Some(session) = storage.delete_session(digest).await? else { return Ok(None) };
+    storage.revoke_families_of_session(&session.sid, config.clock.now(), "logout").await?;
+    Ok(Some(session.sid))
+}
+
 async fn logout(
     req: &HttpRequest,
     params: &FormParams,
@@ -77,7 +88,7 @@ async fn logout(
         }
     }
     let ended = match session::current(req, storage, config).await {
-        Ok(Some((digest, _))) => storage.delete_session(&digest).await.map(|s| s.map(|s| s.sid)),
+        Ok(Some((digest, _))) => end_session(storage, config, &digest).await,
         Ok(None) => Ok(None),
         Err(error) => Err(error),
     };

@@ -8,6 +8,7 @@ pub mod session;
 pub mod sign_in;
 pub mod throttle;
 
+use crate::clock::Clock;
 use crate::config::{Issuer, Settings};
 use crate::domain::authorization::PendingAuthorization;
 use crate::domain::client::Client;
@@ -15,7 +16,8 @@ use crate::domain::secret::SecretDigest;
 use crate::storage::Storage;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{Duration, Utc};
+use chrono::Duration;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// Settings of the browser flows, derived once from `Settings`.
@@ -29,10 +31,11 @@ pub struct LoginConfig {
     pub failure_window: Duration,
     pub lockout: Duration,
     pub max_lockout: Duration,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl LoginConfig {
-    pub fn from_settings(settings: &Settings) -> Self {
+    pub fn from_settings(settings: &Settings, clock: Arc<dyn Clock>) -> Self {
         let duration = |d: std::time::Duration| Duration::from_std(d).unwrap_or(Duration::MAX);
         Self {
             issuer: settings.issuer.clone(),
@@ -44,6 +47,7 @@ impl LoginConfig {
             failure_window: duration(settings.login.failure_window.0),
             lockout: duration(settings.login.lockout.0),
             max_lockout: duration(settings.login.max_lockout.0),
+            clock,
         }
     }
 }
@@ -97,7 +101,7 @@ pub async fn check_form(
             "Tessera could not complete the request.",
         )
     };
-    let Some(pending) = storage.find_pending(&digest, Utc::now()).await.map_err(internal)? else {
+    let Some(pending) = storage.find_pending(&digest, config.clock.now()).await.map_err(internal)? else {
         return Err(expired());
     };
     if !cookie_matches || !pending.csrf_digest.matches(csrf_token) {

@@ -56,7 +56,7 @@ pub async fn current(
 ) -> Result<Option<(SecretDigest, Session)>, StorageError> {
     let Some(cookie) = req.cookie(session_cookie_name(config)) else { return Ok(None) };
     let digest = SecretDigest::of(cookie.value());
-    let now = Utc::now();
+    let now = config.clock.now();
     let idle_cutoff = now - config.session_idle;
     match storage.find_session(&digest, now, idle_cutoff).await? {
         Some(session) => {

@@ -9,7 +9,6 @@ use crate::password;
 use crate::storage::Storage;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
 
 /// Same words whether the user is unknown, disabled, or the password wrong.
 const LOGIN_FAILED: &str = "The username or password is incorrect.";
@@ -39,7 +38,7 @@ pub async fn post(
     let username_raw = form.get("username").unwrap_or_default();
     let password_raw = form.get("password").unwrap_or_default().to_owned();
     let result = async {
-        let now = Utc::now();
+        let now = config.clock.now();
         let account = throttle::account_subject(username_raw);
         let ip = throttle::ip_subject(&req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default());
         let locked = match throttle::locked_until(storage, &account, now).await? {

@@ -88,12 +88,12 @@ async fn try_authorize(
     let redirect = ClientRedirect { redirect_uri, state, issuer: config.issuer.as_str() };
 
     // Step two: everything else is reported to the client.
-    let pending = match parse_request(params, &client, redirect_uri) {
+    let pending = match parse_request(params, &client, redirect_uri, config.clock.now()) {
         Ok(pending) => pending,
         Err((code, description)) => return Ok(redirect.error(code, &description)),
     };
 
-    let now = Utc::now();
+    let now = config.clock.now();
     let current = session::current(req, storage, config).await?;
     let mut user = None;
     if let Some((_, session)) = &current {
@@ -120,6 +120,7 @@ fn parse_request(
     params: &FormParams,
     client: &Client,
     redirect_uri: &str,
+    now: chrono::DateTime<Utc>,
 ) -> Result<PendingAuthorization, (&'static str, String)> {
     let invalid = |message: String| ("invalid_request", message);
     if params.get("request").is_some() {
@@ -164,7 +165,6 @@ fn parse_request(
             other => Ok(other.map(str::to_owned)),
         }
     };
-    let now = Utc::now();
     Ok(PendingAuthorization {
         client_id: client.id.clone(),
         redirect_uri: redirect_uri.to_owned(),

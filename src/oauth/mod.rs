@@ -6,7 +6,9 @@ pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod introspect;
 pub mod jwks;
+pub mod revoke;
 pub mod token;
 pub mod userinfo;
 
@@ -23,6 +25,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/token")
                 .route(web::post().to(token::post))
+                .default_service(web::to(token::method_not_allowed)),
+        )
+        .service(
+            web::resource("/revoke")
+                .route(web::post().to(revoke::post))
+                .default_service(web::to(token::method_not_allowed)),
+        )
+        .service(
+            web::resource("/introspect")
+                .route(web::post().to(introspect::post))
                 .default_service(web::to(token::method_not_allowed)),
         )
         .route("/healthz", web::get().to(health::healthz))

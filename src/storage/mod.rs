@@ -18,6 +18,7 @@ pub mod timestamp;
 use crate::config::{DatabaseSettings, DatabaseUrl};
 use crate::domain::authorization::{AuthorizationGrant, CodeRedemption, PendingAuthorization, Session, Throttle};
 use crate::domain::client::{Client, ClientId};
+use crate::domain::refresh::{RefreshTokenState, Rotation, RotationRequest, TokenFamily};
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
 use crate::domain::user::{User, Username};
@@ -122,6 +123,8 @@ pub trait SessionStore: Send + Sync {
     async fn touch_session(&self, id: &SecretDigest, now: DateTime<Utc>) -> Result<(), StorageError>;
     /// Deletes the session; returns it when it existed.
     async fn delete_session(&self, id: &SecretDigest) -> Result<Option<Session>, StorageError>;
+    /// Ends every session of a user; returns how many.
+    async fn delete_sessions_of_user(&self, user_id: &str) -> Result<u64, StorageError>;
 
     async fn insert_pending(&self, id: &SecretDigest, pending: &PendingAuthorization) -> Result<(), StorageError>;
     async fn find_pending(
@@ -165,10 +168,51 @@ pub trait GrantStore: Send + Sync {
         code: &SecretDigest,
         jti: &str,
         expires_at: DateTime<Utc>,
+        family_id: Option<&str>,
     ) -> Result<(), StorageError>;
     /// Marks an access token revoked until it expires.
     async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<(), StorageError>;
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StorageError>;
+}
+
+/// Refresh-token families and their rotation.
+#[async_trait]
+pub trait RefreshStore: Send + Sync {
+    /// Creates a family with its first token.
+    async fn create_family(
+        &self,
+        family: &TokenFamily,
+        token: &SecretDigest,
+        idle_expires_at: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+    /// One rotation attempt, in one transaction (RFC 9700 §4.14.2); retried internally on
+    /// serialization failures, so concurrent presentations never see a database error.
+    async fn rotate_refresh_token(&self, request: &RotationRequest<'_>) -> Result<Rotation, StorageError>;
+    async fn find_refresh_token(
+        &self,
+        token: &SecretDigest,
+    ) -> Result<Option<(RefreshTokenState, TokenFamily)>, StorageError>;
+    async fn find_family(&self, id: &str) -> Result<Option<TokenFamily>, StorageError>;
+    async fn list_families_of_user(&self, user_id: &str) -> Result<Vec<TokenFamily>, StorageError>;
+    /// Revokes one family; false when it was already revoked or does not exist.
+    async fn revoke_family(&self, id: &str, now: DateTime<Utc>, reason: &str) -> Result<bool, StorageError>;
+    /// Revokes every live family of a user; returns how many.
+    async fn revoke_families_of_user(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<u64, StorageError>;
+    /// Revokes every live family created in an SSO session; returns how many.
+    async fn revoke_families_of_session(
+        &self,
+        sid: &str,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<u64, StorageError>;
+    /// Deletes sessions and the codes, tokens and families nobody can use any more, at most
+    /// `batch` rows per table per call; returns how many rows went.
+    async fn purge_expired(&self, now: DateTime<Utc>, batch: i64) -> Result<u64, StorageError>;
 }
 
 #[async_trait]
@@ -177,8 +221,8 @@ pub trait HealthCheck: Send + Sync {
     async fn ping(&self) -> Result<(), StorageError>;
 }
 
-pub trait Storage: ClientStore + UserStore + KeyStore + SessionStore + GrantStore + HealthCheck {}
-impl<T: ClientStore + UserStore + KeyStore + SessionStore + GrantStore + HealthCheck> Storage for T {}
+pub trait Storage: ClientStore + UserStore + KeyStore + SessionStore + GrantStore + RefreshStore + HealthCheck {}
+impl<T: ClientStore + UserStore + KeyStore + SessionStore + GrantStore + RefreshStore + HealthCheck> Storage for T {}
 
 /// Opens the database named by `url`, creating a SQLite file (and its directory) if
 /// needed, and runs pending migrations.

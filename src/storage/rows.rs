@@ -27,6 +27,7 @@ pub(super) struct ClientRow {
     pub redirect_uris: Json<Vec<String>>,
     pub post_logout_redirect_uris: Json<Vec<String>>,
     pub is_first_party: bool,
+    pub always_issue_refresh_token: bool,
     pub created_at: Timestamp,
     pub disabled_at: Option<Timestamp>,
 }
@@ -55,6 +56,7 @@ impl TryFrom<ClientRow> for Client {
             redirect_uris: row.redirect_uris.0,
             post_logout_redirect_uris: row.post_logout_redirect_uris.0,
             is_first_party: row.is_first_party,
+            always_issue_refresh_token: row.always_issue_refresh_token,
             created_at: row.created_at.into(),
             disabled_at: row.disabled_at.map(Into::into),
         })

@@ -19,6 +19,10 @@ pub struct AccessTokenClaims<'a> {
     pub sid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The refresh-token family the token descends from (a Tessera claim), so
+    /// introspection can report it inactive once the family is revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fid: Option<&'a str>,
 }
 
 /// `aud` (RFC 7519 §4.1.3): a string for one audience, an array for several.
@@ -72,6 +76,10 @@ pub struct VerifiedAccessToken {
     pub jti: String,
     #[serde(default)]
     pub sid: Option<String>,
+    #[serde(default)]
+    pub fid: Option<String>,
+    #[serde(default)]
+    pub aud: serde_json::Value,
 }
 
 impl VerifiedAccessToken {

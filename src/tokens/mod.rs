@@ -3,6 +3,7 @@
 
 pub mod claims;
 pub mod jws;
+pub mod refresh;
 pub mod verify;
 
 use crate::config::Issuer;
@@ -43,6 +44,8 @@ pub struct AccessTokenSubject<'a> {
     pub audience: &'a [String],
     /// SSO session id and login time, for tokens issued to a user.
     pub session: Option<(&'a str, i64)>,
+    /// The refresh-token family, when the token comes from one.
+    pub family: Option<&'a str>,
 }
 
 /// The inputs of an ID token (OpenID Connect Core §3.1.3.6).
@@ -74,6 +77,7 @@ impl TokenIssuer {
             jti: &jti,
             sid: to.session.map(|(sid, _)| sid),
             auth_time: to.session.map(|(_, auth_time)| auth_time),
+            fid: to.family,
         };
         let keys = self.keys.snapshot();
         let token = jws::sign(&keys.current, JwsType::AccessToken, &claims)?;

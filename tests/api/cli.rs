@@ -1,29 +1,8 @@
 //! The operator's CLI against a running server's database.
 
+use crate::helpers::cli::tessera;
 use crate::helpers::TestApp;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-fn tessera(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")) {
-        command.env_remove(name);
-    }
-    let mut child = command
-        .args(args)
-        .env("TESSERA_DATABASE_URL", app.settings.database_url.to_string())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the tessera binary runs");
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
+use std::process::Output;
 
 fn json(output: &Output) -> serde_json::Value {
     assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));

@@ -9,15 +9,27 @@ async fn openid_configuration_describes_what_is_implemented(app: &TestApp) {
     assert_eq!(doc["issuer"], app.address.as_str());
     assert_eq!(doc["token_endpoint"], app.url("/token"));
     assert_eq!(doc["jwks_uri"], app.url("/jwks.json"));
-    assert_eq!(doc["grant_types_supported"], serde_json::json!(["client_credentials"]));
+    assert_eq!(doc["authorization_endpoint"], app.url("/authorize"));
+    assert_eq!(doc["userinfo_endpoint"], app.url("/userinfo"));
+    assert_eq!(doc["end_session_endpoint"], app.url("/logout"));
+    assert_eq!(doc["revocation_endpoint"], app.url("/revoke"));
+    assert_eq!(doc["introspection_endpoint"], app.url("/introspect"));
+    assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(
+        doc["grant_types_supported"],
+        serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
+    );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
     );
+    assert!(doc["scopes_supported"].as_array().unwrap().contains(&serde_json::json!("offline_access")));
     assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
     assert_eq!(doc["subject_types_supported"], serde_json::json!(["public"]));
     // Nothing advertised that does not exist yet.
-    for absent in ["revocation_endpoint", "introspection_endpoint", "registration_endpoint"] {
+    for absent in ["registration_endpoint", "device_authorization_endpoint", "pushed_authorization_request_endpoint"] {
         assert!(doc.get(absent).is_none(), "{absent} is advertised but not implemented");
     }
 }

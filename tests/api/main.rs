@@ -10,6 +10,7 @@ mod discovery;
 mod health;
 mod interop;
 mod jwks;
+mod refresh_tokens;
 mod signing_keys;
 mod startup_errors;
 mod token_errors;

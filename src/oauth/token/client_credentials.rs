@@ -39,6 +39,7 @@ pub fn issue(
         scope: &scope,
         audience,
         session: None,
+        family: None,
     })?;
     Ok(TokenResponse {
         access_token: token.token,
@@ -46,5 +47,6 @@ pub fn issue(
         expires_in: token.expires_in,
         scope: scope.to_string(),
         id_token: None,
+        refresh_token: None,
     })
 }

@@ -3,12 +3,15 @@
 
 mod authorization_code;
 mod client_credentials;
+mod refresh_token;
 mod request;
 
 use super::client_auth::{self, PresentedCredentials};
 use super::error::OAuthError;
 use super::form::FormParams;
+use crate::clock::Clock;
 use crate::storage::Storage;
+use crate::tokens::refresh::RefreshPolicy;
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -26,6 +29,17 @@ pub struct TokenResponse {
     /// OpenID Connect Core §3.1.3.3, when `openid` was granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// RFC 6749 §5.1 / §6: a new refresh token on every use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// What the grants need besides the client.
+pub struct GrantContext<'a> {
+    pub storage: &'a dyn Storage,
+    pub issuer: &'a TokenIssuer,
+    pub refresh: &'a RefreshPolicy,
+    pub clock: &'a dyn Clock,
 }
 
 pub async fn post(
@@ -33,14 +47,18 @@ pub async fn post(
     form: FormParams,
     storage: web::Data<dyn Storage>,
     issuer: web::Data<TokenIssuer>,
+    refresh: web::Data<RefreshPolicy>,
+    clock: web::Data<dyn Clock>,
 ) -> Result<HttpResponse, OAuthError> {
     let presented = PresentedCredentials::from_request(&req, &form)?;
     let request = TokenRequest::parse(&form)?;
     let client = client_auth::authenticate(&**storage, presented).await?;
+    let ctx = GrantContext { storage: &**storage, issuer: &issuer, refresh: &refresh, clock: &**clock };
     let response = match request {
         TokenRequest::AuthorizationCode { code, redirect_uri, verifier } => {
-            authorization_code::exchange(&client, &code, &redirect_uri, &verifier, &**storage, &issuer).await?
+            authorization_code::exchange(&client, &code, &redirect_uri, &verifier, &ctx).await?
         }
+        TokenRequest::RefreshToken { token, scope } => refresh_token::rotate(&client, &token, scope, &ctx).await?,
         TokenRequest::ClientCredentials { scope, resources } => {
             client_credentials::issue(&client, scope, &resources, &issuer)?
         }

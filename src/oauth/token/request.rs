@@ -11,6 +11,8 @@ use url::Url;
 pub enum TokenRequest {
     /// RFC 6749 §4.1.3 with RFC 7636 §4.5.
     AuthorizationCode { code: String, redirect_uri: String, verifier: CodeVerifier },
+    /// RFC 6749 §6.
+    RefreshToken { token: String, scope: Option<ScopeSet> },
     /// RFC 6749 §4.4.2.
     ClientCredentials { scope: Option<ScopeSet>, resources: Vec<String> },
 }
@@ -25,11 +27,11 @@ impl TokenRequest {
                 verifier: CodeVerifier::parse(required(form, "code_verifier")?)
                     .map_err(|e| OAuthError::invalid_request(e.to_string()))?,
             }),
+            Ok(GrantType::RefreshToken) => {
+                Ok(Self::RefreshToken { token: required(form, "refresh_token")?.to_owned(), scope: scope(form)? })
+            }
             Ok(GrantType::ClientCredentials) => {
                 Ok(Self::ClientCredentials { scope: scope(form)?, resources: resources(form)? })
-            }
-            Ok(other) => {
-                Err(OAuthError::UnsupportedGrantType(format!("grant_type {other} is not supported yet").into()))
             }
             Err(_) => {
                 Err(OAuthError::UnsupportedGrantType(format!("grant_type `{grant_type}` is not supported").into()))

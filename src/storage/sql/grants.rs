@@ -46,14 +46,16 @@ impl GrantStore for SqlStorage {
         if let Some(row) = row {
             return Ok(CodeRedemption::Redeemed(AuthorizationGrant::try_from(row)?));
         }
-        let sql =
-            "SELECT used_at, access_token_jti, access_token_expires_at FROM authorization_codes WHERE code_digest = $1";
-        let used: Option<(Option<Timestamp>, Option<String>, Option<Timestamp>)> =
+        let sql = "SELECT used_at, access_token_jti, access_token_expires_at, family_id \
+                   FROM authorization_codes WHERE code_digest = $1";
+        let used: Option<(Option<Timestamp>, Option<String>, Option<Timestamp>, Option<String>)> =
             on_pool!(&self.pool, pool => sqlx::query_as(sql).bind(code.as_str()).fetch_optional(pool).await)?;
         Ok(match used {
-            Some((Some(_), jti, expires_at)) => {
-                CodeRedemption::Replayed { access_token_jti: jti, access_token_expires_at: expires_at.map(Into::into) }
-            }
+            Some((Some(_), jti, expires_at, family_id)) => CodeRedemption::Replayed {
+                access_token_jti: jti,
+                access_token_expires_at: expires_at.map(Into::into),
+                family_id,
+            },
             _ => CodeRedemption::Invalid,
         })
     }
@@ -63,11 +65,13 @@ impl GrantStore for SqlStorage {
         code: &SecretDigest,
         jti: &str,
         expires_at: DateTime<Utc>,
+        family_id: Option<&str>,
     ) -> Result<(), StorageError> {
-        let sql =
-            "UPDATE authorization_codes SET access_token_jti = $2, access_token_expires_at = $3 WHERE code_digest = $1";
+        let sql = "UPDATE authorization_codes SET access_token_jti = $2, access_token_expires_at = $3, family_id = $4 \
+                   WHERE code_digest = $1";
         on_pool!(&self.pool, pool => sqlx::query(sql)
-            .bind(code.as_str()).bind(jti).bind(Timestamp::from(expires_at)).execute(pool).await.map(|_| ()))?;
+            .bind(code.as_str()).bind(jti).bind(Timestamp::from(expires_at)).bind(family_id)
+            .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 

@@ -28,6 +28,7 @@ macro_rules! on_pool {
 }
 
 mod grants;
+mod refresh;
 mod sessions;
 
 pub enum Pool {
@@ -40,7 +41,7 @@ pub struct SqlStorage {
 }
 
 const CLIENT_COLUMNS: &str = "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, \
-                              audiences, redirect_uris, post_logout_redirect_uris, is_first_party, created_at, disabled_at";
+                              audiences, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, created_at, disabled_at";
 const USER_COLUMNS: &str =
     "id, username, email, email_verified, name, password_hash, created_at, updated_at, disabled_at";
 const KEY_COLUMNS: &str =
@@ -109,8 +110,8 @@ impl ClientStore for SqlStorage {
         let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
         let created_at = Timestamp::from(client.created_at);
         let sql = "INSERT INTO clients (id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, \
-                   audiences, redirect_uris, post_logout_redirect_uris, is_first_party, created_at, updated_at, disabled_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)";
+                   audiences, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, created_at, updated_at, disabled_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)";
         on_pool!(&self.pool, pool => sqlx::query(sql)
             .bind(client.id.as_str())
             .bind(&client.name)
@@ -122,6 +123,7 @@ impl ClientStore for SqlStorage {
             .bind(Json(&client.redirect_uris))
             .bind(Json(&client.post_logout_redirect_uris))
             .bind(client.is_first_party)
+            .bind(client.always_issue_refresh_token)
             .bind(created_at)
             .bind(client.disabled_at.map(Timestamp::from))
             .execute(pool)

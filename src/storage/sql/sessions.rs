@@ -60,6 +60,12 @@ impl SessionStore for SqlStorage {
         Ok(row.map(Session::from))
     }
 
+    async fn delete_sessions_of_user(&self, user_id: &str) -> Result<u64, StorageError> {
+        let sql = "DELETE FROM sessions WHERE user_id = $1";
+        let count = on_pool!(&self.pool, pool => sqlx::query(sql).bind(user_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(count)
+    }
+
     async fn insert_pending(&self, id: &SecretDigest, pending: &PendingAuthorization) -> Result<(), StorageError> {
         let sql = format!(
             "INSERT INTO pending_authorizations (id_digest, {PENDING_COLUMNS}) \

@@ -18,6 +18,7 @@ pub struct ClientSpec {
     pub redirect_uris: Vec<&'static str>,
     pub post_logout_redirect_uris: Vec<&'static str>,
     pub is_first_party: bool,
+    pub always_issue_refresh_token: bool,
 }
 
 impl ClientSpec {
@@ -31,6 +32,7 @@ impl ClientSpec {
             redirect_uris: vec![],
             post_logout_redirect_uris: vec![],
             is_first_party: false,
+            always_issue_refresh_token: false,
         }
     }
 
@@ -42,6 +44,16 @@ impl ClientSpec {
             redirect_uris: vec![WEB_APP_REDIRECT_URI],
             post_logout_redirect_uris: vec!["https://app.example.com/logged-out"],
             ..Self::service()
+        }
+    }
+
+    /// A first-party web app that may keep users signed in with refresh tokens.
+    pub fn offline_app() -> Self {
+        Self {
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            scope: "openid profile email offline_access invoices:read invoices:write",
+            is_first_party: true,
+            ..Self::web_app()
         }
     }
 
@@ -77,6 +89,7 @@ impl TestApp {
             redirect_uris: spec.redirect_uris.into_iter().map(String::from).collect(),
             post_logout_redirect_uris: spec.post_logout_redirect_uris.into_iter().map(String::from).collect(),
             is_first_party: spec.is_first_party,
+            always_issue_refresh_token: spec.always_issue_refresh_token,
             created_at: Utc::now(),
             disabled_at: spec.disabled.then(Utc::now),
         };

@@ -2,7 +2,9 @@
 //! Helpers are grouped by flow (clients, tokens), not one function per route.
 
 pub mod browser;
+pub mod cli;
 pub mod clients;
+pub mod refresh;
 pub mod test_app;
 pub mod test_database;
 pub mod tokens;

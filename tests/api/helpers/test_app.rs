@@ -3,6 +3,7 @@ use figment::providers::{Format, Toml};
 use figment::Figment;
 use std::net::TcpListener;
 use std::sync::{Arc, LazyLock};
+use tessera::clock::ManualClock;
 use tessera::config::{self, DatabaseUrl, Issuer, Settings};
 use tessera::startup::Application;
 use tessera::storage::{self, Storage};
@@ -24,6 +25,8 @@ pub struct TestApp {
     pub storage: Arc<dyn Storage>,
     pub settings: Settings,
     pub kid: String,
+    /// The server's clock: tests move it forward instead of sleeping.
+    pub clock: Arc<ManualClock>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -68,13 +71,14 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let address = format!("http://{}", listener.local_addr()?);
         settings.issuer = Issuer::parse(&address).expect("issuer");
-        let app = Application::with_listener(settings.clone(), listener).await?;
+        let clock = Arc::new(ManualClock::default());
+        let app = Application::with_clock(settings.clone(), listener, clock.clone()).await?;
         let handle = app.handle();
         let kid = app.kid.clone();
         tokio::spawn(app.run_until_stopped()); // the socket already listens: no sleep needed
         let storage = storage::connect(&settings.database_url, &settings.database).await?;
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build()?;
-        Ok(Self { address, http, storage, settings, kid, handle })
+        Ok(Self { address, http, storage, settings, kid, clock, handle })
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,39 @@
+//! Background purge of rows nobody can use any more, in small batches so tables stay
+//! bounded without long-held locks. Every replica runs it; the deletes are idempotent.
+
+use crate::clock::Clock;
+use crate::config::HousekeepingSettings;
+use crate::storage::Storage;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+pub fn spawn(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>, settings: &HousekeepingSettings) -> JoinHandle<()> {
+    let interval = settings.interval.0;
+    let batch = i64::from(settings.batch_size.max(1));
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await; // the first tick is immediate; start one interval after startup
+        loop {
+            ticker.tick().await;
+            match purge(&*storage, &*clock, batch).await {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, "housekeeping purged expired rows"),
+                Err(error) => tracing::warn!(error = %error, "housekeeping failed; will retry"),
+            }
+        }
+    })
+}
+
+/// Purges in batches until a round deletes less than a full batch (bounded rounds).
+pub async fn purge(storage: &dyn Storage, clock: &dyn Clock, batch: i64) -> Result<u64, crate::storage::StorageError> {
+    let mut total = 0;
+    for _ in 0..100 {
+        let deleted = storage.purge_expired(clock.now(), batch).await?;
+        total += deleted;
+        if deleted < batch as u64 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(total)
+}

@@ -1,0 +1,111 @@
+//! Token introspection (RFC 7662), client-authenticated. Inactive tokens of every kind
+//! answer only `{"active": false}` (§2.2), so nothing leaks about why.
+
+use super::client_auth::{self, PresentedCredentials};
+use super::error::OAuthError;
+use super::form::FormParams;
+use crate::clock::Clock;
+use crate::domain::client::ClientId;
+use crate::domain::refresh::REFRESH_TOKEN_PREFIX;
+use crate::domain::secret::SecretDigest;
+use crate::storage::Storage;
+use crate::tokens::TokenIssuer;
+use actix_web::http::header::CACHE_CONTROL;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+pub async fn post(
+    req: HttpRequest,
+    form: FormParams,
+    storage: web::Data<dyn Storage>,
+    issuer: web::Data<TokenIssuer>,
+    clock: web::Data<dyn Clock>,
+) -> Result<HttpResponse, OAuthError> {
+    let presented = PresentedCredentials::from_request(&req, &form)?;
+    let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("missing token"))?;
+    let client = client_auth::authenticate(&**storage, presented).await?;
+    let body = if token.starts_with(REFRESH_TOKEN_PREFIX) {
+        refresh_token(token, &client.id, &**storage, &**clock, &issuer).await?
+    } else {
+        access_token(token, &**storage, &issuer).await?
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(body.unwrap_or_else(|| json!({ "active": false }))))
+}
+
+/// Active only with a valid signature, `exp` and `iss`, and nothing behind it revoked or
+/// disabled: the token (`jti`), its refresh family, its user (or, for client
+/// credentials, its client).
+async fn access_token(token: &str, storage: &dyn Storage, issuer: &TokenIssuer) -> Result<Option<Value>, OAuthError> {
+    let Ok(claims) = issuer.verify_access_token(token) else { return Ok(None) };
+    if storage.is_access_token_revoked(&claims.jti).await? {
+        return Ok(None);
+    }
+    if let Some(fid) = &claims.fid {
+        if storage.find_family(fid).await?.is_none_or(|f| f.revoked_at.is_some()) {
+            return Ok(None);
+        }
+    }
+    let is_client_token = claims.sid.is_none() && claims.sub == claims.client_id;
+    let is_alive = if is_client_token {
+        match ClientId::parse(&claims.client_id) {
+            Ok(id) => storage.find_client(&id).await?.is_some_and(|c| !c.is_disabled()),
+            Err(_) => false,
+        }
+    } else {
+        storage.find_user_by_id(&claims.sub).await?.is_some_and(|u| u.disabled_at.is_none())
+    };
+    if !is_alive {
+        return Ok(None);
+    }
+    let mut body = json!({
+        "active": true,
+        "token_type": "Bearer",
+        "client_id": claims.client_id,
+        "sub": claims.sub,
+        "aud": claims.aud,
+        "iss": claims.iss,
+        "exp": claims.exp,
+        "iat": claims.iat,
+        "jti": claims.jti,
+    });
+    if let Some(scope) = claims.scope {
+        body["scope"] = json!(scope);
+    }
+    if let Some(sid) = claims.sid {
+        body["sid"] = json!(sid);
+    }
+    Ok(Some(body))
+}
+
+/// A refresh token is active while it is its family's live token, the family is alive,
+/// and its user is enabled. Only the client it was issued to may learn about it.
+async fn refresh_token(
+    token: &str,
+    client: &ClientId,
+    storage: &dyn Storage,
+    clock: &dyn Clock,
+    issuer: &TokenIssuer,
+) -> Result<Option<Value>, OAuthError> {
+    let now = clock.now();
+    let Some((state, family)) = storage.find_refresh_token(&SecretDigest::of(token)).await? else { return Ok(None) };
+    if &family.client_id != client || !family.is_active(now) || state.used_at.is_some() || state.idle_expires_at <= now
+    {
+        return Ok(None);
+    }
+    if storage.find_user_by_id(&family.user_id).await?.is_none_or(|u| u.disabled_at.is_some()) {
+        return Ok(None);
+    }
+    Ok(Some(json!({
+        "active": true,
+        "token_type": "refresh_token",
+        "client_id": family.client_id.as_str(),
+        "sub": family.user_id,
+        "scope": family.scope.to_string(),
+        "iss": issuer.issuer.as_str(),
+        "iat": state.created_at.timestamp(),
+        "exp": state.idle_expires_at.min(family.absolute_expires_at).timestamp(),
+        "sid": family.sid,
+    })))
+}

@@ -1,0 +1,110 @@
+//! Refresh token grant (RFC 6749 §6) with rotation on every use and family-wide reuse
+//! detection (RFC 9700 §4.14.2), plus an idempotent-retry window for lost responses.
+
+use super::{GrantContext, TokenResponse};
+use crate::domain::client::{Client, GrantType};
+use crate::domain::refresh::{Rotation, RotationRequest, TokenFamily, REFRESH_TOKEN_PREFIX};
+use crate::domain::scope::ScopeSet;
+use crate::domain::secret::{GeneratedSecret, SecretDigest};
+use crate::oauth::error::OAuthError;
+use crate::tokens::{AccessTokenSubject, IdTokenSubject};
+
+pub async fn rotate(
+    client: &Client,
+    presented: &str,
+    requested: Option<ScopeSet>,
+    ctx: &GrantContext<'_>,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.allows_grant(GrantType::RefreshToken) {
+        return Err(OAuthError::UnauthorizedClient("the client may not use the refresh_token grant".into()));
+    }
+    let now = ctx.clock.now();
+    let successor = GeneratedSecret::generate(REFRESH_TOKEN_PREFIX);
+    // Sealed for the retry window, bound to the token it succeeds.
+    let aad = SecretDigest::of(presented);
+    let sealed = ctx.refresh.kek.seal(successor.expose().as_bytes(), aad.as_str().as_bytes())?;
+    let request = RotationRequest {
+        presented,
+        client_id: &client.id,
+        now,
+        successor: successor.expose(),
+        successor_sealed: &sealed,
+        idle_ttl: ctx.refresh.idle_ttl,
+        retry_window: ctx.refresh.retry_window,
+        requested_scope: requested.as_ref(),
+    };
+    let (family, refresh_token) = match ctx.storage.rotate_refresh_token(&request).await? {
+        Rotation::Rotated(family) => (family, successor.expose().to_owned()),
+        Rotation::Retried { family, successor_sealed } => {
+            let raw = ctx
+                .refresh
+                .kek
+                .open(&successor_sealed, aad.as_str().as_bytes())
+                .map_err(|_| anyhow::anyhow!("the sealed successor of a refresh token does not decrypt"))?;
+            (family, String::from_utf8(raw).map_err(|_| anyhow::anyhow!("sealed successor is not UTF-8"))?)
+        }
+        Rotation::Reused(family) => {
+            tracing::warn!(
+                event = "refresh_token_reuse",
+                family_id = %family.id,
+                client_id = %client.id,
+                user_id = %family.user_id,
+                "a used refresh token was presented again; its family is revoked"
+            );
+            return Err(OAuthError::InvalidGrant("the refresh token was already used; its grant is revoked".into()));
+        }
+        Rotation::Invalid => {
+            return Err(OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into()))
+        }
+        // RFC 6749 §6: the scope may be narrowed per access token, never widened.
+        Rotation::ScopeExceeded => {
+            return Err(OAuthError::InvalidScope("the requested scope exceeds the original grant".into()))
+        }
+    };
+    let scope = requested.unwrap_or_else(|| family.scope.clone());
+    let user = ctx.storage.find_user_by_id(&family.user_id).await?.filter(|u| u.disabled_at.is_none());
+    if user.is_none() {
+        ctx.storage.revoke_family(&family.id, now, "user disabled").await?;
+        return Err(OAuthError::InvalidGrant("the user is disabled".into()));
+    }
+    issue(client, &family, &scope, refresh_token, ctx)
+}
+
+fn issue(
+    client: &Client,
+    family: &TokenFamily,
+    scope: &ScopeSet,
+    refresh_token: String,
+    ctx: &GrantContext<'_>,
+) -> Result<TokenResponse, OAuthError> {
+    let auth_time = family.auth_time.timestamp();
+    let access = ctx.issuer.access_token(AccessTokenSubject {
+        subject: &family.user_id,
+        client,
+        scope,
+        audience: &client.audiences,
+        session: Some((&family.sid, auth_time)),
+        family: Some(&family.id),
+    })?;
+    // OpenID Connect Core §12.2: an ID token may accompany a refresh; no nonce.
+    let id_token = if scope.contains("openid") {
+        Some(ctx.issuer.id_token(IdTokenSubject {
+            user_id: &family.user_id,
+            client_id: client.id.as_str(),
+            nonce: None,
+            sid: &family.sid,
+            auth_time,
+            access_token: &access.token,
+        })?)
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        scope: scope.to_string(),
+        id_token,
+        refresh_token: Some(refresh_token),
+    })
+}

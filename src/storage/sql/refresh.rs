@@ -1,0 +1,284 @@
+//! `RefreshStore` over either pool (see `on_pool!`). Rotation is one transaction whose
+//! first statement claims the presented token (`UPDATE … WHERE used_at IS NULL`), so
+//! of N concurrent presentations exactly one rotates; the others find it used and get
+//! the same successor inside the retry window, or revoke the family outside it.
+
+use super::{Pool, SqlStorage};
+use crate::domain::client::ClientId;
+use crate::domain::refresh::{RefreshTokenState, Rotation, RotationRequest, TokenFamily};
+use crate::domain::scope::ScopeSet;
+use crate::domain::secret::SecretDigest;
+use crate::storage::timestamp::Timestamp;
+use crate::storage::{RefreshStore, StorageError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+const FAMILY_COLUMNS: &str =
+    "f.id, f.client_id, f.user_id, f.sid, f.scope, f.auth_time, f.created_at, f.last_used_at, \
+                              f.absolute_expires_at, f.revoked_at";
+
+/// How often a rotation is retried after a serialization failure or a busy database.
+const ROTATION_ATTEMPTS: usize = 8;
+
+#[derive(sqlx::FromRow)]
+struct FamilyRow {
+    id: String,
+    client_id: String,
+    user_id: String,
+    sid: String,
+    scope: String,
+    auth_time: Timestamp,
+    created_at: Timestamp,
+    last_used_at: Timestamp,
+    absolute_expires_at: Timestamp,
+    revoked_at: Option<Timestamp>,
+}
+
+impl TryFrom<FamilyRow> for TokenFamily {
+    type Error = StorageError;
+    fn try_from(row: FamilyRow) -> Result<Self, StorageError> {
+        let corrupt = |what: &str, e: String| StorageError::Corrupt(format!("token_families.{what}: {e}"));
+        Ok(TokenFamily {
+            id: row.id,
+            client_id: ClientId::parse(&row.client_id).map_err(|e| corrupt("client_id", e.to_string()))?,
+            user_id: row.user_id,
+            sid: row.sid,
+            scope: ScopeSet::parse(&row.scope).map_err(|e| corrupt("scope", e.to_string()))?,
+            auth_time: row.auth_time.into(),
+            created_at: row.created_at.into(),
+            last_used_at: row.last_used_at.into(),
+            absolute_expires_at: row.absolute_expires_at.into(),
+            revoked_at: row.revoked_at.map(Into::into),
+        })
+    }
+}
+
+/// A presented token joined with its family.
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    token_created_at: Timestamp,
+    used_at: Option<Timestamp>,
+    idle_expires_at: Timestamp,
+    successor_digest: Option<String>,
+    successor_sealed: Option<Vec<u8>>,
+    successor_sealed_until: Option<Timestamp>,
+    #[sqlx(flatten)]
+    family: FamilyRow,
+}
+
+fn token_query() -> String {
+    format!(
+        "SELECT t.created_at AS token_created_at, t.used_at, t.idle_expires_at, t.successor_digest, t.successor_sealed, \
+         t.successor_sealed_until, {FAMILY_COLUMNS} \
+         FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id WHERE t.token_digest = $1"
+    )
+}
+
+/// Busy (SQLite 5, 517, 6) or serialization/deadlock (PostgreSQL 40001, 40P01): try again.
+fn is_retryable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("5" | "6" | "517" | "40001" | "40P01")),
+        sqlx::Error::PoolTimedOut => true,
+        _ => false,
+    }
+}
+
+impl SqlStorage {
+    async fn rotate_once(&self, req: &RotationRequest<'_>) -> Result<Rotation, sqlx::Error> {
+        let now = Timestamp::from(req.now);
+        let presented = SecretDigest::of(req.presented);
+        on_pool!(&self.pool, pool => {
+            let mut tx = pool.begin().await?;
+            // The claim comes first: it takes the write lock, so the reads below see the
+            // outcome of any concurrent rotation of the same token.
+            let claimed = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_digest = $1 AND used_at IS NULL AND idle_expires_at > $2")
+                .bind(presented.as_str()).bind(now).execute(&mut *tx).await?.rows_affected() == 1;
+            let Some(row) = sqlx::query_as::<_, TokenRow>(&token_query()).bind(presented.as_str()).fetch_optional(&mut *tx).await? else {
+                return Ok(Rotation::Invalid);
+            };
+            let family = TokenFamily::try_from(row.family).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            if family.client_id != *req.client_id || family.revoked_at.is_some() || family.absolute_expires_at <= req.now {
+                // Dropping the transaction rolls the claim back: another client's
+                // presentation, or a dead family, changes nothing.
+                return Ok(Rotation::Invalid);
+            }
+            if req.requested_scope.is_some_and(|scope| !scope.is_subset_of(&family.scope)) {
+                return Ok(Rotation::ScopeExceeded); // rolled back with the transaction
+            }
+            if claimed {
+                let successor = SecretDigest::of(req.successor);
+                let idle = Timestamp::from((req.now + req.idle_ttl).min(family.absolute_expires_at));
+                sqlx::query("INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(successor.as_str()).bind(&family.id).bind(now).bind(idle).execute(&mut *tx).await?;
+                let keep_sealed = !req.retry_window.is_zero();
+                sqlx::query("UPDATE refresh_tokens SET successor_digest = $2, successor_sealed = $3, successor_sealed_until = $4 WHERE token_digest = $1")
+                    .bind(presented.as_str())
+                    .bind(successor.as_str())
+                    .bind(keep_sealed.then_some(req.successor_sealed))
+                    .bind(keep_sealed.then(|| Timestamp::from(req.now + req.retry_window)))
+                    .execute(&mut *tx).await?;
+                sqlx::query("UPDATE token_families SET last_used_at = $2 WHERE id = $1").bind(&family.id).bind(now).execute(&mut *tx).await?;
+                tx.commit().await?;
+                return Ok(Rotation::Rotated(family));
+            }
+            let Some(used_at) = row.used_at else {
+                return Ok(Rotation::Invalid); // not used, so the claim failed on idle expiry
+            };
+            let _ = used_at;
+            let in_window = row.successor_sealed_until.is_some_and(|until| until.0 > req.now);
+            if let (true, Some(successor), Some(sealed)) = (in_window, &row.successor_digest, row.successor_sealed) {
+                let successor_used: Option<(Option<Timestamp>,)> = sqlx::query_as("SELECT used_at FROM refresh_tokens WHERE token_digest = $1")
+                    .bind(successor).fetch_optional(&mut *tx).await?;
+                if matches!(successor_used, Some((None,))) {
+                    return Ok(Rotation::Retried { family, successor_sealed: sealed });
+                }
+            }
+            // RFC 9700 §4.14.2: a used token presented again: revoke the whole family.
+            sqlx::query("UPDATE token_families SET revoked_at = $2, revoked_reason = 'refresh token reused' WHERE id = $1 AND revoked_at IS NULL")
+                .bind(&family.id).bind(now).execute(&mut *tx).await?;
+            sqlx::query("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL WHERE family_id = $1")
+                .bind(&family.id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(Rotation::Reused(family))
+        })
+    }
+
+    async fn revoke_where(
+        &self,
+        column: &str,
+        value: &str,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<u64, StorageError> {
+        let sql = format!(
+            "UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE {column} = $1 AND revoked_at IS NULL"
+        );
+        let count = on_pool!(&self.pool, pool => sqlx::query(&sql)
+            .bind(value).bind(Timestamp::from(now)).bind(reason).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(count)
+    }
+}
+
+#[async_trait]
+impl RefreshStore for SqlStorage {
+    async fn create_family(
+        &self,
+        family: &TokenFamily,
+        token: &SecretDigest,
+        idle_expires_at: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        on_pool!(&self.pool, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO token_families (id, client_id, user_id, sid, scope, auth_time, created_at, last_used_at, absolute_expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)")
+                .bind(&family.id)
+                .bind(family.client_id.as_str())
+                .bind(&family.user_id)
+                .bind(&family.sid)
+                .bind(family.scope.to_string())
+                .bind(Timestamp::from(family.auth_time))
+                .bind(Timestamp::from(family.created_at))
+                .bind(Timestamp::from(family.absolute_expires_at))
+                .execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(token.as_str()).bind(&family.id).bind(Timestamp::from(family.created_at)).bind(Timestamp::from(idle_expires_at))
+                .execute(&mut *tx).await?;
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(&self, request: &RotationRequest<'_>) -> Result<Rotation, StorageError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.rotate_once(request).await {
+                Err(error) if attempt < ROTATION_ATTEMPTS && is_retryable(&error) => {
+                    tracing::debug!(attempt, "refresh rotation conflicted; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt as u64)).await;
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    async fn find_refresh_token(
+        &self,
+        token: &SecretDigest,
+    ) -> Result<Option<(RefreshTokenState, TokenFamily)>, StorageError> {
+        let sql = token_query();
+        let row: Option<TokenRow> =
+            on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(token.as_str()).fetch_optional(pool).await)?;
+        row.map(|row| {
+            let state = RefreshTokenState {
+                created_at: row.token_created_at.into(),
+                idle_expires_at: row.idle_expires_at.into(),
+                used_at: row.used_at.map(Into::into),
+            };
+            Ok((state, TokenFamily::try_from(row.family)?))
+        })
+        .transpose()
+    }
+
+    async fn find_family(&self, id: &str) -> Result<Option<TokenFamily>, StorageError> {
+        let sql = format!("SELECT {FAMILY_COLUMNS} FROM token_families f WHERE f.id = $1");
+        let row: Option<FamilyRow> =
+            on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+        row.map(TokenFamily::try_from).transpose()
+    }
+
+    async fn list_families_of_user(&self, user_id: &str) -> Result<Vec<TokenFamily>, StorageError> {
+        let sql =
+            format!("SELECT {FAMILY_COLUMNS} FROM token_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id");
+        let rows: Vec<FamilyRow> =
+            on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(user_id).fetch_all(pool).await)?;
+        rows.into_iter().map(TokenFamily::try_from).collect()
+    }
+
+    async fn revoke_family(&self, id: &str, now: DateTime<Utc>, reason: &str) -> Result<bool, StorageError> {
+        Ok(self.revoke_where("id", id, now, reason).await? == 1)
+    }
+
+    async fn revoke_families_of_user(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<u64, StorageError> {
+        self.revoke_where("user_id", user_id, now, reason).await
+    }
+
+    async fn revoke_families_of_session(
+        &self,
+        sid: &str,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<u64, StorageError> {
+        self.revoke_where("sid", sid, now, reason).await
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>, batch: i64) -> Result<u64, StorageError> {
+        // Used refresh tokens are kept while their family lives: they are what reuse
+        // detection recognises. A family goes once it expired, or a day after revocation
+        // (long enough for introspection to say "inactive" rather than "unknown").
+        let grace = Timestamp::from(now - chrono::Duration::days(1));
+        let now = Timestamp::from(now);
+        let statements: [(&str, Timestamp); 8] = [
+            ("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL WHERE token_digest IN \
+              (SELECT token_digest FROM refresh_tokens WHERE successor_sealed_until < $1 LIMIT $2)", now),
+            ("DELETE FROM token_families WHERE id IN (SELECT id FROM token_families WHERE absolute_expires_at < $1 LIMIT $2)", now),
+            ("DELETE FROM token_families WHERE id IN (SELECT id FROM token_families WHERE revoked_at < $1 LIMIT $2)", grace),
+            ("DELETE FROM authorization_codes WHERE code_digest IN (SELECT code_digest FROM authorization_codes WHERE expires_at < $1 LIMIT $2)", grace),
+            ("DELETE FROM pending_authorizations WHERE id_digest IN (SELECT id_digest FROM pending_authorizations WHERE expires_at < $1 LIMIT $2)", now),
+            ("DELETE FROM sessions WHERE id_digest IN (SELECT id_digest FROM sessions WHERE expires_at < $1 LIMIT $2)", now),
+            ("DELETE FROM revoked_access_tokens WHERE jti IN (SELECT jti FROM revoked_access_tokens WHERE expires_at < $1 LIMIT $2)", now),
+            ("DELETE FROM login_throttles WHERE subject IN (SELECT subject FROM login_throttles WHERE window_start < $1 \
+              AND (locked_until IS NULL OR locked_until < $1) LIMIT $2)", grace),
+        ];
+        let mut total = 0;
+        for (sql, cutoff) in statements {
+            total += on_pool!(&self.pool, pool => sqlx::query(sql).bind(cutoff).bind(batch).execute(pool).await.map(|r| r.rows_affected()))?;
+        }
+        Ok(total)
+    }
+}

@@ -1,0 +1,66 @@
+//! Refresh-token policy (RFC 6749 §6, RFC 9700 §4.14): when one is issued, how long it
+//! lives, and the start of its family.
+
+use crate::config::Settings;
+use crate::domain::authorization::AuthorizationGrant;
+use crate::domain::client::{Client, GrantType};
+use crate::domain::refresh::{TokenFamily, REFRESH_TOKEN_PREFIX};
+use crate::domain::scope::ScopeSet;
+use crate::domain::secret::GeneratedSecret;
+use crate::keys::kek::KeyEncryptionKey;
+use crate::storage::{Storage, StorageError};
+use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
+
+pub struct RefreshPolicy {
+    pub idle_ttl: Duration,
+    pub absolute_ttl: Duration,
+    pub retry_window: Duration,
+    /// Seals the successor kept for the retry window.
+    pub kek: Arc<KeyEncryptionKey>,
+}
+
+impl RefreshPolicy {
+    pub fn from_settings(settings: &Settings, kek: Arc<KeyEncryptionKey>) -> Self {
+        let duration = |d: std::time::Duration| Duration::from_std(d).unwrap_or(Duration::MAX);
+        Self {
+            idle_ttl: duration(settings.refresh_tokens.idle_ttl.0),
+            absolute_ttl: duration(settings.refresh_tokens.absolute_ttl.0),
+            retry_window: duration(settings.refresh_tokens.retry_window.0),
+            kek,
+        }
+    }
+
+    /// OpenID Connect Core §11: a refresh token for `offline_access`, or for clients
+    /// registered to always get one; never without the refresh_token grant.
+    pub fn should_issue(client: &Client, scope: &ScopeSet) -> bool {
+        client.allows_grant(GrantType::RefreshToken)
+            && (scope.contains("offline_access") || client.always_issue_refresh_token)
+    }
+
+    /// Creates the family of a new grant with its first token; returns the raw token.
+    pub async fn start_family(
+        &self,
+        storage: &dyn Storage,
+        client: &Client,
+        grant: &AuthorizationGrant,
+        now: DateTime<Utc>,
+    ) -> Result<(GeneratedSecret, TokenFamily), StorageError> {
+        let token = GeneratedSecret::generate(REFRESH_TOKEN_PREFIX);
+        let family = TokenFamily {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            client_id: client.id.clone(),
+            user_id: grant.user_id.clone(),
+            sid: grant.sid.clone(),
+            scope: grant.scope.clone(),
+            auth_time: grant.auth_time,
+            created_at: now,
+            last_used_at: now,
+            absolute_expires_at: now + self.absolute_ttl,
+            revoked_at: None,
+        };
+        let idle_expires_at = (now + self.idle_ttl).min(family.absolute_expires_at);
+        storage.create_family(&family, &token.digest(), idle_expires_at).await?;
+        Ok((token, family))
+    }
+}
