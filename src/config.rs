@@ -114,6 +114,13 @@ pub struct KeySettings {
     pub rsa_bits: RsaBits,
     /// `max-age` of the JWKS response.
     pub jwks_max_age: Lifetime,
+    /// How long a key signs before the next one takes over.
+    pub rotation_period: Lifetime,
+    /// Added to `jwks_max_age` before a new key may sign, and to token lifetimes before a
+    /// retired key is unpublished. Must be at least `refresh_interval`.
+    pub rotation_margin: Lifetime,
+    /// How often each replica reloads the key set from the database and runs due steps.
+    pub refresh_interval: Lifetime,
     /// A PKCS#8 PEM RSA key imported as the first signing key instead of generating one.
     #[serde(default)]
     pub bootstrap_key_file: Option<PathBuf>,
@@ -158,10 +165,35 @@ pub fn load(config_file: Option<&Path>) -> Result<Settings, ConfigError> {
 
 /// Extracts settings from any figment; used by `load` and by tests.
 pub fn extract(figment: Figment) -> Result<Settings, ConfigError> {
-    figment.extract().map_err(|error| {
+    let settings: Settings = figment.extract().map_err(|error| {
         let messages: Vec<String> = error.into_iter().map(|e| describe(&e)).collect();
         ConfigError(messages.join("; "))
-    })
+    })?;
+    settings.check_consistency()?;
+    Ok(settings)
+}
+
+impl Settings {
+    /// Rules between settings, which no single value can check.
+    fn check_consistency(&self) -> Result<(), ConfigError> {
+        let keys = &self.keys;
+        if keys.rotation_margin.0 < keys.refresh_interval.0 {
+            return Err(ConfigError(
+                "setting `keys.rotation_margin` must be at least `keys.refresh_interval`, or a replica could sign \
+                 with a key verifiers have not seen"
+                    .into(),
+            ));
+        }
+        let longest_token = self.tokens.access_token_ttl.0.max(self.tokens.id_token_ttl.0);
+        if keys.rotation_period.0 <= keys.jwks_max_age.0 + keys.rotation_margin.0 + longest_token {
+            return Err(ConfigError(
+                "setting `keys.rotation_period` must exceed `keys.jwks_max_age` + `keys.rotation_margin` + the longest \
+                 token lifetime"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One figment error as "setting `x` (from source): problem".

@@ -4,6 +4,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::housekeeping;
 use crate::keys::kek::KekSource;
+use crate::keys::refresher;
+use crate::keys::rotation::RotationSchedule;
 use crate::keys::SigningKeys;
 use crate::login::LoginConfig;
 use crate::oauth::discovery::Discovery;
@@ -25,7 +27,8 @@ pub struct Application {
     server: Server,
     pub kid: String,
     pub kek_source: KekSource,
-    housekeeping: tokio::task::JoinHandle<()>,
+    /// Housekeeping and key refresh; stopped with the server.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -45,7 +48,8 @@ impl Application {
     pub async fn with_clock(settings: Settings, listener: TcpListener, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let storage: Arc<dyn Storage> = storage::connect(&settings.database_url, &settings.database).await?;
         let (keys, kek, kek_source) = SigningKeys::load_or_create(&*storage, &settings).await?;
-        let refresh = Data::new(RefreshPolicy::from_settings(&settings, Arc::new(kek)));
+        let kek = Arc::new(kek);
+        let refresh = Data::new(RefreshPolicy::from_settings(&settings, kek.clone()));
         let housekeeping = housekeeping::spawn(storage.clone(), clock.clone(), &settings.housekeeping);
         let kid = keys.snapshot().current.kid.clone();
         let issuer = Data::new(TokenIssuer {
@@ -54,6 +58,14 @@ impl Application {
             id_token_ttl: settings.tokens.id_token_ttl.0,
             keys,
         });
+        let key_refresher = refresher::spawn(
+            storage.clone(),
+            issuer.clone(),
+            kek,
+            RotationSchedule::from_settings(&settings),
+            clock.clone(),
+            settings.keys.refresh_interval.0,
+        );
         let discovery = Data::new(Discovery::new(&settings.issuer));
         let login_config = Data::new(LoginConfig::from_settings(&settings, clock.clone()));
         let jwks_max_age = Data::new(JwksMaxAge(settings.keys.jwks_max_age.as_secs().min(u32::MAX as u64) as u32));
@@ -77,7 +89,7 @@ impl Application {
             server = server.workers(settings.http.workers);
         }
         let server = server.listen(listener)?.run();
-        Ok(Self { port, server, kid, kek_source, housekeeping })
+        Ok(Self { port, server, kid, kek_source, background: vec![housekeeping, key_refresher] })
     }
 
     pub fn port(&self) -> u16 {
@@ -91,7 +103,9 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        self.housekeeping.abort();
+        for task in &self.background {
+            task.abort();
+        }
         result
     }
 }

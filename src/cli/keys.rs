@@ -1,7 +1,11 @@
 //! `tessera keys list`: the signing keys in the database (public data only).
 
 use super::{print_json, when};
+use crate::config::Settings;
+use crate::keys::kek::KeyEncryptionKey;
+use crate::keys::rotation::{self, RotationSchedule, Step};
 use crate::storage::Storage;
+use chrono::Utc;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -12,10 +16,47 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run the next rotation step now: publish a next key, or (once verifiers have had
+    /// time to cache it) make it sign and retire the current one.
+    Rotate {
+        /// The current key is compromised: a new key signs at once and the old one is
+        /// deleted; tokens it signed stop verifying.
+        #[arg(long)]
+        emergency: bool,
+    },
 }
 
-pub async fn run(command: KeysCommand, storage: &dyn Storage) -> anyhow::Result<()> {
+pub async fn run(command: KeysCommand, storage: &dyn Storage, settings: &Settings) -> anyhow::Result<()> {
     match command {
+        KeysCommand::Rotate { emergency } => {
+            let has_keys = !storage.list_signing_keys().await?.is_empty();
+            let (kek, _) = KeyEncryptionKey::resolve(
+                settings.key_encryption_key.as_ref().map(|s| s.expose()),
+                &settings.keys_dir,
+                has_keys,
+            )?;
+            let schedule = RotationSchedule::from_settings(settings);
+            let steps = if emergency {
+                rotation::emergency(storage, &kek, &schedule, Utc::now()).await?
+            } else {
+                rotation::rotate_now(storage, &kek, &schedule, Utc::now()).await?
+            };
+            for step in steps {
+                match step {
+                    Step::Published { kid, signs_from } => {
+                        println!("Published the next key {kid}; `keys rotate` can make it sign from {}.", when(Some(signs_from)))
+                    }
+                    Step::Promoted { old, new } => println!("Key {new} signs now; {old} is retired (still published)."),
+                    Step::Removed { kid } => println!("Key {kid} is no longer published."),
+                    Step::NotYet { kid, signs_from } => println!(
+                        "Nothing to do yet: the next key {kid} may sign from {} (when every verifier's cached JWKS has it).",
+                        when(Some(signs_from))
+                    ),
+                    Step::Lost => println!("Another replica performed this step first."),
+                }
+            }
+            Ok(())
+        }
         KeysCommand::List { json } => {
             let keys = storage.list_signing_keys().await?;
             if json {

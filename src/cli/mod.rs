@@ -58,7 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(command) => clients::run(command, &*open_storage(&settings).await?).await,
         Command::User(command) => users::run(command, &*open_storage(&settings).await?).await,
         Command::Session(command) => sessions::run(command, &*open_storage(&settings).await?).await,
-        Command::Keys(command) => keys::run(command, &*open_storage(&settings).await?).await,
+        Command::Keys(command) => keys::run(command, &*open_storage(&settings).await?, &settings).await,
     }
 }
 

@@ -3,6 +3,8 @@
 
 pub mod jwk;
 pub mod kek;
+pub mod refresher;
+pub mod rotation;
 pub mod signing_keys;
 
 pub use signing_keys::{KeySet, SigningKey, SigningKeys};

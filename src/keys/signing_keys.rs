@@ -119,6 +119,8 @@ pub struct KeySet {
     pub jwks_body: Bytes,
     /// Strong ETag of `jwks_body`.
     pub jwks_etag: String,
+    /// The kids and states it was built from, to tell whether a reload changed anything.
+    fingerprint: Vec<(String, KeyState)>,
 }
 
 impl KeySet {
@@ -126,11 +128,22 @@ impl KeySet {
         self.verifying.iter().find(|k| k.kid == kid)
     }
 
-    fn new(current: SigningKey, published: Vec<RsaPublicJwk>) -> anyhow::Result<Self> {
+    fn new(
+        current: SigningKey,
+        published: Vec<RsaPublicJwk>,
+        fingerprint: Vec<(String, KeyState)>,
+    ) -> anyhow::Result<Self> {
         let body = serde_json::to_vec(&serde_json::json!({ "keys": published }))?;
         let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest(&SHA256, &body).as_ref()[..16]));
         let verifying = published.iter().map(VerifyingKey::from_jwk).collect::<anyhow::Result<_>>()?;
-        Ok(Self { current: Arc::new(current), published, verifying, jwks_body: Bytes::from(body), jwks_etag: etag })
+        Ok(Self {
+            current: Arc::new(current),
+            published,
+            verifying,
+            jwks_body: Bytes::from(body),
+            jwks_etag: etag,
+            fingerprint,
+        })
     }
 }
 
@@ -160,18 +173,7 @@ impl SigningKeys {
         )?;
         if !stored.iter().any(|k| k.state == KeyState::Current) {
             let der = first_key_der(settings).await?;
-            let key = SigningKey::from_pkcs8(&der)?;
-            let now = Utc::now();
-            let row = StoredKey {
-                kid: key.kid.clone(),
-                algorithm: "RS256".into(),
-                state: KeyState::Current,
-                encrypted_private_key: kek.seal(&der, key.kid.as_bytes())?,
-                public_jwk: serde_json::to_value(key.public_jwk())?,
-                created_at: now,
-                activated_at: Some(now),
-                retired_at: None,
-            };
+            let row = seal_key(&kek, &der, KeyState::Current, Utc::now())?;
             // Another replica may have won the race; then its key is the one to use.
             storage.insert_signing_key(&row).await.context("storing the new signing key")?;
             stored = storage.list_signing_keys().await.context("reading signing keys")?;
@@ -179,6 +181,53 @@ impl SigningKeys {
         let set = decrypt_all(&stored, &kek)?;
         Ok((Self { set: RwLock::new(Arc::new(set)) }, kek, source))
     }
+
+    /// Re-reads the keys from the database and swaps in a new snapshot when they changed
+    /// (another replica rotated). Returns whether it changed.
+    pub async fn reload(&self, storage: &dyn Storage, kek: &KeyEncryptionKey) -> anyhow::Result<bool> {
+        let stored = storage.list_signing_keys().await.context("reading signing keys")?;
+        if fingerprint(&stored) == self.snapshot().fingerprint {
+            return Ok(false);
+        }
+        let set = decrypt_all(&stored, kek)?;
+        *self.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+        Ok(true)
+    }
+}
+
+fn fingerprint(stored: &[StoredKey]) -> Vec<(String, KeyState)> {
+    stored.iter().map(|k| (k.kid.clone(), k.state)).collect()
+}
+
+/// Encrypts a PKCS#8 key for storage, in `state`.
+pub fn seal_key(
+    kek: &KeyEncryptionKey,
+    der: &[u8],
+    state: KeyState,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<StoredKey> {
+    let key = SigningKey::from_pkcs8(der)?;
+    Ok(StoredKey {
+        kid: key.kid.clone(),
+        algorithm: "RS256".into(),
+        state,
+        encrypted_private_key: kek.seal(der, key.kid.as_bytes())?,
+        public_jwk: serde_json::to_value(key.public_jwk())?,
+        created_at: now,
+        activated_at: (state == KeyState::Current).then_some(now),
+        retired_at: None,
+    })
+}
+
+/// A new RSA key as PKCS#8 DER, generated with the `rsa` crate off the async workers.
+pub async fn generate_key_der(bits: usize) -> anyhow::Result<Vec<u8>> {
+    use rsa::pkcs8::EncodePrivateKey;
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
+        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits).context("generating an RSA key")?;
+        Ok(key.to_pkcs8_der()?.as_bytes().to_vec())
+    })
+    .await
+    .context("key generation task")?
 }
 
 fn decrypt_all(stored: &[StoredKey], kek: &KeyEncryptionKey) -> anyhow::Result<KeySet> {
@@ -202,7 +251,7 @@ fn decrypt_all(stored: &[StoredKey], kek: &KeyEncryptionKey) -> anyhow::Result<K
         }
     }
     let current = current.ok_or_else(|| anyhow!("the database has no current signing key"))?;
-    KeySet::new(current, published)
+    KeySet::new(current, published, fingerprint(stored))
 }
 
 /// The PKCS#8 DER of the first signing key: imported from `keys.bootstrap_key_file`
@@ -220,13 +269,7 @@ async fn first_key_der(settings: &Settings) -> anyhow::Result<Vec<u8>> {
             })?;
         return Ok(key.to_pkcs8_der()?.as_bytes().to_vec());
     }
-    let bits = settings.keys.rsa_bits.0;
-    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
-        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits).context("generating an RSA key")?;
-        Ok(key.to_pkcs8_der()?.as_bytes().to_vec())
-    })
-    .await
-    .context("key generation task")?
+    generate_key_der(settings.keys.rsa_bits.0).await
 }
 
 #[cfg(test)]
@@ -273,7 +316,7 @@ mod tests {
     fn jwks_body_has_only_public_members() {
         let key = test_key();
         let jwk = key.public_jwk();
-        let set = KeySet::new(key, vec![jwk]).unwrap();
+        let set = KeySet::new(key, vec![jwk], vec![]).unwrap();
         let body: serde_json::Value = serde_json::from_slice(&set.jwks_body).unwrap();
         let members: Vec<&str> = body["keys"][0].as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(members, ["alg", "e", "kid", "kty", "n", "use"]);

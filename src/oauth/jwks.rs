@@ -13,7 +13,11 @@ pub async fn get(req: HttpRequest, issuer: web::Data<TokenIssuer>, max_age: web:
     let is_fresh = if_none_match(&req, &keys.jwks_etag);
     let mut response = if is_fresh { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     response
-        .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(max_age.0)]))
+        .insert_header(CacheControl(vec![
+            CacheDirective::Public,
+            CacheDirective::MaxAge(max_age.0),
+            CacheDirective::MustRevalidate,
+        ]))
         .insert_header((ETAG, keys.jwks_etag.as_str()));
     if is_fresh {
         return response.finish();

@@ -85,6 +85,8 @@ pub struct StoredKey {
 /// Lifecycle of a signing key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyState {
+    /// Published in the JWKS, not yet signing: verifiers learn it before it is used.
+    Next,
     /// Signs new tokens and is published in the JWKS.
     Current,
     /// No longer signs; still published so the tokens it signed keep verifying.
@@ -94,6 +96,7 @@ pub enum KeyState {
 impl KeyState {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Next => "next",
             Self::Current => "current",
             Self::Retired => "retired",
         }
@@ -106,6 +109,16 @@ pub trait KeyStore: Send + Sync {
     /// Inserts a key; returns false (and changes nothing) when the kid exists or, for a
     /// `current` key, when another replica already made a different key current.
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<bool, StorageError>;
+    /// In one transaction: `current_kid` becomes retired and `next_kid` current. False (and
+    /// nothing changed) when either is no longer in the expected state (another replica won).
+    async fn promote_next_key(
+        &self,
+        current_kid: &str,
+        next_kid: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
+    /// Deletes a key that is in `state`; false when it is not (any more).
+    async fn delete_signing_key(&self, kid: &str, state: KeyState) -> Result<bool, StorageError>;
 }
 
 /// Browser login state: SSO sessions, pending authorizations, consents, throttles.

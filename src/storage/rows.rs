@@ -109,6 +109,7 @@ impl TryFrom<SigningKeyRow> for StoredKey {
     type Error = StorageError;
     fn try_from(row: SigningKeyRow) -> Result<Self, StorageError> {
         let state = match row.state.as_str() {
+            "next" => KeyState::Next,
             "current" => KeyState::Current,
             "retired" => KeyState::Retired,
             other => return Err(corrupt("signing_keys.state", other)),

@@ -4,12 +4,14 @@ mod helpers;
 
 mod authorization_code;
 mod authorize_errors;
+mod browser_login;
 mod cli;
 mod client_credentials;
 mod discovery;
 mod health;
 mod interop;
 mod jwks;
+mod key_rotation;
 mod refresh_tokens;
 mod signing_keys;
 mod startup_errors;

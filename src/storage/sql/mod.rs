@@ -256,6 +256,34 @@ impl KeyStore for SqlStorage {
             .map(|r| r.rows_affected()))?;
         Ok(inserted == 1)
     }
+
+    async fn promote_next_key(
+        &self,
+        current_kid: &str,
+        next_kid: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        let now = Timestamp::from(now);
+        let promoted = on_pool!(&self.pool, pool => {
+            let mut tx = pool.begin().await?;
+            let retired = sqlx::query("UPDATE signing_keys SET state = 'retired', retired_at = $2 WHERE kid = $1 AND state = 'current'")
+                .bind(current_kid).bind(now).execute(&mut *tx).await?.rows_affected();
+            let activated = sqlx::query("UPDATE signing_keys SET state = 'current', activated_at = $2 WHERE kid = $1 AND state = 'next'")
+                .bind(next_kid).bind(now).execute(&mut *tx).await?.rows_affected();
+            if retired == 1 && activated == 1 {
+                tx.commit().await.map(|_| true)
+            } else {
+                Ok::<bool, sqlx::Error>(false) // dropped: rolled back
+            }
+        })?;
+        Ok(promoted)
+    }
+
+    async fn delete_signing_key(&self, kid: &str, state: super::KeyState) -> Result<bool, StorageError> {
+        let sql = "DELETE FROM signing_keys WHERE kid = $1 AND state = $2";
+        let deleted = on_pool!(&self.pool, pool => sqlx::query(sql).bind(kid).bind(state.as_str()).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(deleted == 1)
+    }
 }
 
 #[async_trait]

@@ -12,6 +12,10 @@ pub fn tessera(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = command
         .args(args)
         .env("TESSERA_DATABASE_URL", app.settings.database_url.to_string())
+        .env(
+            "TESSERA_KEY_ENCRYPTION_KEY",
+            app.settings.key_encryption_key.as_ref().map(|k| k.expose()).unwrap_or_default(),
+        )
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

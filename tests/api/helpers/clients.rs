@@ -77,6 +77,13 @@ impl TestClient {
 
 impl TestApp {
     pub async fn register_client(&self, spec: ClientSpec) -> TestClient {
+        register(&*self.storage, spec).await
+    }
+}
+
+/// Registers a client straight into `storage`.
+pub async fn register(storage: &dyn tessera::storage::Storage, spec: ClientSpec) -> TestClient {
+    {
         let secret = (spec.auth_method != AuthMethod::None).then(|| GeneratedSecret::generate("tcs_"));
         let client = Client {
             id: ClientId::generate(),
@@ -93,7 +100,7 @@ impl TestApp {
             created_at: Utc::now(),
             disabled_at: spec.disabled.then(Utc::now),
         };
-        self.storage.insert_client(&client).await.expect("insert client");
+        storage.insert_client(&client).await.expect("insert client");
         TestClient { id: client.id.to_string(), secret: secret.map(|s| s.expose().to_owned()) }
     }
 }

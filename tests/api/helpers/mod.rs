@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod cli;
 pub mod clients;
+pub mod example_app;
 pub mod refresh;
 pub mod test_app;
 pub mod test_database;

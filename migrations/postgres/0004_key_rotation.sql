@@ -1,0 +1,3 @@
+-- Key rotation: at most one key waits as `next` (published, not yet signing), even when
+-- several replicas race to create it. Lockstep with sqlite/0004.
+CREATE UNIQUE INDEX signing_keys_one_next ON signing_keys (state) WHERE state = 'next';

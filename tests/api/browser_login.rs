@@ -1,0 +1,267 @@
+//! A real browser through the whole login flow: headless Chromium, driven over WebDriver
+//! (chromedriver), opens an example app, which sends it to Tessera; it signs in, allows
+//! access and lands back at the app, which exchanges the code. A screenshot of the login
+//! page is saved to `target/test-artifacts/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`. Without them the test is skipped with
+//! a message, except when `CI` is set: there it fails (`.ci/run` installs them).
+
+use crate::helpers::browser::PASSWORD;
+use crate::helpers::example_app::ExampleApp;
+use crate::helpers::TestApp;
+use fantoccini::elements::Element;
+use fantoccini::wd::{Capabilities, TimeoutConfiguration};
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use tessera::config::DatabaseUrl;
+use tessera::domain::user::User;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The bound on every single wait: chromedriver and Chromium starting, a page, an element.
+const WAIT: Duration = Duration::from_secs(20);
+/// The bound on the whole browser session, so that nothing in it can hang the test run.
+const WHOLE_FLOW: Duration = Duration::from_secs(90);
+
+crate::backend_tests!(a_person_signs_in_to_an_app_in_a_real_browser);
+
+async fn a_person_signs_in_to_an_app_in_a_real_browser(app: &TestApp) {
+    let backend = match app.settings.database_url {
+        DatabaseUrl::Sqlite { .. } => "sqlite",
+        DatabaseUrl::Postgres { .. } => "postgres",
+    };
+    let Some(driver) = ChromeDriver::start(backend).await else { return };
+    let example = ExampleApp::spawn(app).await;
+    let user = app.create_user("alice").await;
+
+    let browser = driver.open_browser().await;
+    let flow = tokio::time::timeout(WHOLE_FLOW, sign_in(&browser, app, &example, &user, backend)).await;
+    let _ = tokio::time::timeout(WAIT, browser.close()).await;
+    example.stop().await;
+    flow.unwrap_or_else(|_| panic!("the browser flow did not finish within {WHOLE_FLOW:?}"));
+
+    // What the app received: verified as a relying party must (OIDC Core §3.1.3.7).
+    let sign_ins = example.sign_ins();
+    assert_eq!(sign_ins.len(), 1, "one sign-in: {sign_ins:?}");
+    let claims = verify_id_token(app, &sign_ins[0].id_token, &example.client.id).await;
+    assert_eq!(claims["sub"], user.id.as_str());
+    assert_eq!(claims["nonce"], sign_ins[0].nonce.as_str());
+    assert_eq!(claims["azp"], example.client.id.as_str());
+    let access = app.verify_access_token(&sign_ins[0].access_token, "https://api.example.com").await;
+    assert_eq!(access["sub"], user.id.as_str());
+    assert_eq!(access["client_id"], example.client.id.as_str());
+}
+
+/// The browser's part: app → Tessera login → consent → back at the app.
+async fn sign_in(browser: &Client, app: &TestApp, example: &ExampleApp, user: &User, backend: &str) {
+    browser.goto(&example.url("/")).await.expect("the example app's home page loads");
+    assert_eq!(browser.title().await.unwrap(), "Welcome · Example app");
+    browser.find(Locator::LinkText("Log in")).await.expect("a Log in link").click().await.unwrap();
+
+    let username = wait_for(browser, Locator::Css("input[name=username]"), "Tessera's login page").await;
+    let url = browser.current_url().await.unwrap();
+    assert!(url.as_str().starts_with(&app.url("/authorize?")), "the login page is at /authorize: {url}");
+    assert_eq!(browser.title().await.unwrap(), "Sign in · Tessera");
+    assert_eq!(text(browser, Locator::Css("h1")).await, "Sign in");
+    assert_eq!(text(browser, Locator::Css(".lead")).await, "to continue to Test client");
+    save_screenshot(browser, &format!("login-page-{backend}.png")).await;
+
+    username.send_keys(user.username.as_str()).await.unwrap();
+    browser.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    browser
+        .find(Locator::XPath("//button[normalize-space()='Sign in']"))
+        .await
+        .expect("a Sign in button")
+        .click()
+        .await
+        .unwrap();
+
+    let allow = wait_for(browser, Locator::Css("button[name=decision][value=allow]"), "the consent page").await;
+    assert_eq!(browser.title().await.unwrap(), "Allow access · Tessera");
+    assert_eq!(text(browser, Locator::Css("h1")).await, "Allow access?");
+    assert_eq!(allow.text().await.unwrap(), "Allow");
+    allow.click().await.unwrap();
+
+    let status = wait_for(browser, Locator::Id("status"), "the example app's signed-in page").await;
+    let url = browser.current_url().await.unwrap();
+    assert!(url.as_str().starts_with(&example.url("/callback?")), "back at the app's callback: {url}");
+    assert_eq!(browser.title().await.unwrap(), "Signed in · Example app");
+    assert_eq!(status.text().await.unwrap(), format!("Signed in as {}", user.id));
+}
+
+/// Waits (at most `WAIT`) for an element; on timeout, says where the browser is instead.
+async fn wait_for(browser: &Client, locator: Locator<'_>, what: &str) -> Element {
+    match browser.wait().at_most(WAIT).every(Duration::from_millis(100)).for_element(locator).await {
+        Ok(element) => element,
+        Err(error) => {
+            let url = browser.current_url().await.map(|url| url.to_string()).unwrap_or_default();
+            let page = text(browser, Locator::Css("body")).await;
+            panic!("{what} did not show within {WAIT:?} ({error}); the browser is at {url}, showing:\n{page}")
+        }
+    }
+}
+
+async fn text(browser: &Client, locator: Locator<'_>) -> String {
+    let element = browser.find(locator).await.unwrap_or_else(|e| panic!("no {locator:?} on the page: {e}"));
+    element.text().await.unwrap()
+}
+
+async fn save_screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+    let dir = artifacts_dir();
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let path = dir.join(name);
+    std::fs::write(&path, png).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    eprintln!("saved the login page screenshot to {}", path.display());
+}
+
+/// `$CARGO_TARGET_DIR/test-artifacts`, or `<manifest dir>/target/test-artifacts`.
+fn artifacts_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
+    target.join("test-artifacts")
+}
+
+/// Verifies an ID token with the key the JWKS publishes for its `kid`; returns its claims.
+async fn verify_id_token(app: &TestApp, id_token: &str, client_id: &str) -> serde_json::Value {
+    let header = decode_header(id_token).expect("a JWS header");
+    assert_eq!(header.alg, Algorithm::RS256);
+    let jwks = app.jwks().await;
+    let jwk = jwks.find(header.kid.as_deref().expect("a kid")).expect("the ID token's kid is published");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[&app.address]);
+    validation.set_audience(&[client_id]);
+    decode::<serde_json::Value>(id_token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+        .expect("the ID token verifies with the JWKS")
+        .claims
+}
+
+/// A chromedriver child process on a free local port, with a fresh Chromium profile.
+/// Dropping it ends chromedriver and every browser process it started.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+    profile: TempDir,
+}
+
+impl ChromeDriver {
+    /// `None` (after saying so) when Chromium is not installed, unless `CI` is set.
+    async fn start(backend: &str) -> Option<Self> {
+        let missing: Vec<&str> =
+            [CHROMEDRIVER, CHROMIUM].into_iter().filter(|path| !Path::new(path).exists()).collect();
+        if !missing.is_empty() {
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "{} not found: in CI the browser test must run; install chromium and chromium-driver \
+                     (apt-get install chromium chromium-driver; .ci/run does this)",
+                    missing.join(" and ")
+                );
+            }
+            eprintln!("skipping the browser test: install chromium and chromium-driver");
+            return None;
+        }
+        let dir = artifacts_dir();
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let log = dir.join(format!("chromedriver-{backend}.log"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = {
+            use std::os::unix::process::CommandExt;
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .arg(format!("--log-path={}", log.display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                // Its own process group, so that Drop can end Chromium with it.
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER}: {e}"))
+        };
+        let mut driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            profile: tempfile::tempdir().expect("a temporary Chromium profile"),
+        };
+        driver.wait_until_ready(&log).await;
+        Some(driver)
+    }
+
+    async fn wait_until_ready(&mut self, log: &Path) {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("chromedriver exited during startup ({status}); see {}", log.display());
+            }
+            if let Ok(response) = http.get(format!("{}/status", self.url)).send().await {
+                let ready = response.json::<serde_json::Value>().await.ok().map(|body| body["value"]["ready"].clone());
+                if ready == Some(serde_json::Value::Bool(true)) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "chromedriver was not ready within {WAIT:?}; see {}", log.display());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Starts headless Chromium with a fresh profile and no network beyond 127.0.0.1.
+    async fn open_browser(&self) -> Client {
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain([format!("--user-data-dir={}", self.profile.path().display())])
+        .collect::<Vec<_>>();
+        let mut capabilities = Capabilities::new();
+        capabilities.insert("browserName".into(), "chrome".into());
+        capabilities.insert("goog:chromeOptions".into(), serde_json::json!({ "binary": CHROMIUM, "args": args }));
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(capabilities);
+        let browser = tokio::time::timeout(WAIT, builder.connect(&self.url))
+            .await
+            .unwrap_or_else(|_| panic!("Chromium did not start within {WAIT:?}"))
+            .unwrap_or_else(|e| panic!("chromedriver could not start {CHROMIUM}: {e}"));
+        let timeouts = TimeoutConfiguration::new(Some(WAIT), Some(WAIT), Some(Duration::ZERO));
+        browser.update_timeouts(timeouts).await.expect("set the WebDriver timeouts");
+        browser.set_window_size(1280, 900).await.expect("size the window");
+        browser
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        // On success the session is closed and Chromium gone already; after a failure it is
+        // still running. chromedriver does not take it down on exit, so signal the whole
+        // process group: SIGTERM lets Chromium shut down with its crashpad handlers (which
+        // sit in groups of their own), SIGKILL follows if anything is left after 5 s.
+        let group = format!("-{}", self.child.id());
+        let signal = |signal: &str| {
+            let script = format!(r#"kill -s {signal} -- "$1" 2>/dev/null"#);
+            Command::new("sh").args(["-c", &script, "sh", &group]).status().is_ok_and(|status| status.success())
+        };
+        if signal("TERM") {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            // Reap chromedriver as it exits; `kill -0` fails once the group is empty.
+            while Instant::now() < deadline && self.child.try_wait().is_ok() && signal("0") {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            signal("KILL");
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
