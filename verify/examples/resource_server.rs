@@ -1,0 +1,64 @@
+//! A small invoice service protected by Tessera's access tokens.
+//!
+//! ```sh
+//! TESSERA_ISSUER=http://127.0.0.1:8080 API_AUDIENCE=https://invoices.example.com \
+//!     cargo run -p tessera-verify --example resource_server
+//! ```
+//!
+//! Settings (environment variables, with their defaults):
+//! - `TESSERA_ISSUER` (`http://127.0.0.1:8080`): the issuer, exactly as in `iss`;
+//! - `API_AUDIENCE` (`https://invoices.example.com`): this service's audience;
+//! - `BIND` (`127.0.0.1:8081`): where to listen.
+//!
+//! Routes: `GET /invoices` needs `invoices:read`, `POST /invoices` needs
+//! `invoices:write`, `GET /health` is public and lists the cached key ids.
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde_json::json;
+use tessera_verify::actix::{AccessToken, BearerError};
+use tessera_verify::Verifier;
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    let issuer = setting("TESSERA_ISSUER", "http://127.0.0.1:8080");
+    let audience = setting("API_AUDIENCE", "https://invoices.example.com");
+    let bind = setting("BIND", "127.0.0.1:8081");
+
+    // Reads discovery and the JWKS now: a wrong issuer stops the service at startup.
+    let verifier = Verifier::builder(&issuer).audience(&audience).build().await.map_err(std::io::Error::other)?;
+    eprintln!("verifying tokens of {issuer} for {audience}; listening on http://{bind}");
+
+    let verifier = web::Data::new(verifier);
+    HttpServer::new(move || {
+        App::new()
+            .app_data(verifier.clone())
+            .route("/invoices", web::get().to(list_invoices))
+            .route("/invoices", web::post().to(create_invoice))
+            .route("/health", web::get().to(health))
+    })
+    .bind(bind)?
+    .run()
+    .await
+}
+
+async fn list_invoices(token: AccessToken) -> Result<HttpResponse, BearerError> {
+    token.require_scopes(&["invoices:read"])?;
+    Ok(HttpResponse::Ok().json(json!({
+        "client_id": token.client_id,
+        "subject": token.sub,
+        "invoices": [{ "id": "INV-0001", "amount": "120.00", "currency": "EUR" }],
+    })))
+}
+
+async fn create_invoice(token: AccessToken) -> Result<HttpResponse, BearerError> {
+    token.require_scopes(&["invoices:write"])?;
+    Ok(HttpResponse::Created().json(json!({ "id": "INV-0002", "created_by": token.client_id })))
+}
+
+async fn health(verifier: web::Data<Verifier>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "issuer": verifier.issuer(), "kids": verifier.key_ids() }))
+}
+
+fn setting(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}

@@ -1,0 +1,98 @@
+//! The JWS algorithms a verifier can be told to accept (RFC 7518 §3.1).
+
+use crate::VerifyError;
+use aws_lc_rs::signature::{self, RsaParameters};
+use std::fmt;
+use std::str::FromStr;
+
+/// An asymmetric JWS signature algorithm (RFC 7518 §3.3 and §3.5).
+///
+/// There is deliberately no variant for `none` (RFC 7518 §3.6) or for the HMAC
+/// algorithms `HS256`/`HS384`/`HS512` (§3.2): a verifier cannot be configured to
+/// accept them, so a token that names them is always refused. This is what makes
+/// the algorithm-confusion attack (an HMAC "signed" with the issuer's public key)
+/// impossible, whatever the allow-list says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256: what Tessera signs with, and the default.
+    RS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    RS384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RS512,
+    /// RSASSA-PSS with SHA-256 and MGF1 with SHA-256.
+    PS256,
+    /// RSASSA-PSS with SHA-384 and MGF1 with SHA-384.
+    PS384,
+    /// RSASSA-PSS with SHA-512 and MGF1 with SHA-512.
+    PS512,
+}
+
+impl Algorithm {
+    const ALL: [Algorithm; 6] = [Self::RS256, Self::RS384, Self::RS512, Self::PS256, Self::PS384, Self::PS512];
+
+    /// The `alg` header value (RFC 7518 §3.1).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::RS384 => "RS384",
+            Self::RS512 => "RS512",
+            Self::PS256 => "PS256",
+            Self::PS384 => "PS384",
+            Self::PS512 => "PS512",
+        }
+    }
+
+    /// Exact, case-sensitive match: JOSE algorithm names are case-sensitive (RFC 7515 §4.1.1).
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.name() == name)
+    }
+
+    /// aws-lc parameters. All of them refuse RSA keys below 2048 bits.
+    pub(crate) fn rsa_parameters(self) -> &'static RsaParameters {
+        match self {
+            Self::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            Self::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+            Self::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+            Self::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+            Self::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+            Self::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parses an `alg` name such as `"RS256"`. `"none"` and `"HS256"` fail like any
+/// unknown name, with [`VerifyError::UnsupportedAlgorithm`].
+impl FromStr for Algorithm {
+    type Err = VerifyError;
+
+    fn from_str(name: &str) -> Result<Self, VerifyError> {
+        Self::from_name(name).ok_or(VerifyError::UnsupportedAlgorithm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for alg in Algorithm::ALL {
+            assert_eq!(alg.name().parse::<Algorithm>().unwrap(), alg);
+        }
+    }
+
+    #[test]
+    fn none_and_hmac_cannot_be_named() {
+        for name in ["none", "None", "NONE", "HS256", "HS384", "HS512", "rs256", "RS256 ", "ES256", ""] {
+            assert!(name.parse::<Algorithm>().is_err(), "{name:?} must not parse");
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! The claims of a verified access token (RFC 9068 §2.2), typed.
+//!
+//! Parsed by a hand-written visitor rather than `#[serde(flatten)]`: it decodes in one
+//! pass without an intermediate buffer (this runs on every request), rejects a
+//! registered claim that appears twice (RFC 7519 §4 allows rejecting duplicates), and
+//! reports which required claim is missing.
+
+use crate::VerifyError;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The claims of an access token that passed every check.
+///
+/// Times are NumericDate values (RFC 7519 §2): whole seconds since the Unix epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claims {
+    /// `iss` (RFC 7519 §4.1.1): equal to the verifier's issuer.
+    pub iss: String,
+    /// `sub` (RFC 9068 §2.2): the resource owner, or the client itself for
+    /// `client_credentials` tokens.
+    pub sub: String,
+    /// `aud` (RFC 7519 §4.1.3), always as a list; at least one entry is a configured audience.
+    pub aud: Vec<String>,
+    /// `client_id` (RFC 8693 §4.3): the client the token was issued to.
+    pub client_id: String,
+    /// `scope` (RFC 8693 §4.2): empty when the token carries no `scope` claim.
+    pub scope: Scopes,
+    /// `sid` (OpenID Connect Front-Channel Logout §3): the login session, when there is one.
+    pub sid: Option<String>,
+    /// `jti` (RFC 7519 §4.1.7): unique per token.
+    pub jti: String,
+    /// `exp` (RFC 7519 §4.1.4).
+    pub exp: i64,
+    /// `iat` (RFC 7519 §4.1.6).
+    pub iat: i64,
+    /// `nbf` (RFC 7519 §4.1.5), if present.
+    pub nbf: Option<i64>,
+    /// Every other claim (`auth_time`, `acr`, custom claims …), as JSON.
+    pub extra: Map<String, Value>,
+}
+
+impl Claims {
+    /// `exp` as a [`SystemTime`].
+    pub fn expires_at(&self) -> SystemTime {
+        numeric_date_to_system_time(self.exp)
+    }
+
+    /// `iat` as a [`SystemTime`].
+    pub fn issued_at(&self) -> SystemTime {
+        numeric_date_to_system_time(self.iat)
+    }
+
+    /// Parses a JWT Claims Set (RFC 7519 §4); checks only presence and types.
+    pub(crate) fn from_json(json: &[u8]) -> Result<Self, VerifyError> {
+        let raw: RawClaims =
+            serde_json::from_slice(json).map_err(|_| VerifyError::Malformed("the claims are not valid JSON"))?;
+        raw.into_claims()
+    }
+}
+
+fn numeric_date_to_system_time(seconds: i64) -> SystemTime {
+    if seconds >= 0 {
+        UNIX_EPOCH + Duration::from_secs(seconds.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
+    }
+}
+
+/// The scopes of a token (RFC 6749 §3.3): a set of case-sensitive strings, sent as one
+/// space-delimited string.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scopes(BTreeSet<String>);
+
+impl Scopes {
+    /// Splits a `scope` value on spaces; empty entries (from repeated spaces) are skipped.
+    pub fn parse(scope: &str) -> Self {
+        Self(scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+    }
+
+    /// Whether `scope` was granted. Exact, case-sensitive comparison (RFC 6749 §3.3).
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.contains(scope)
+    }
+
+    /// Whether every scope in `required` was granted.
+    pub fn contains_all(&self, required: &[&str]) -> bool {
+        required.iter().all(|scope| self.contains(scope))
+    }
+
+    /// The scopes, in lexicographic order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// How many scopes were granted.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when the token grants no scope at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Space-delimited, as in the `scope` claim.
+impl fmt::Display for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, scope) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(scope)?;
+        }
+        Ok(())
+    }
+}
+
+impl<'a> IntoIterator for &'a Scopes {
+    type Item = &'a str;
+    type IntoIter = std::iter::Map<std::collections::btree_set::Iter<'a, String>, fn(&'a String) -> &'a str>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+/// Every member is optional here so that a missing one becomes `MissingClaim(name)`
+/// rather than an opaque serde message; `null` counts as missing.
+#[derive(Default)]
+struct RawClaims {
+    iss: Option<String>,
+    sub: Option<String>,
+    aud: Option<Vec<String>>,
+    client_id: Option<String>,
+    scope: Option<String>,
+    sid: Option<String>,
+    jti: Option<String>,
+    exp: Option<i64>,
+    iat: Option<i64>,
+    nbf: Option<i64>,
+    extra: Map<String, Value>,
+}
+
+impl RawClaims {
+    fn into_claims(self) -> Result<Claims, VerifyError> {
+        // RFC 9068 §2.2 lists them in this order.
+        let iss = self.iss.ok_or(VerifyError::MissingClaim("iss"))?;
+        let exp = self.exp.ok_or(VerifyError::MissingClaim("exp"))?;
+        let aud = self.aud.filter(|aud| !aud.is_empty()).ok_or(VerifyError::MissingClaim("aud"))?;
+        let sub = self.sub.ok_or(VerifyError::MissingClaim("sub"))?;
+        let client_id = self.client_id.ok_or(VerifyError::MissingClaim("client_id"))?;
+        let iat = self.iat.ok_or(VerifyError::MissingClaim("iat"))?;
+        let jti = self.jti.ok_or(VerifyError::MissingClaim("jti"))?;
+        Ok(Claims {
+            iss,
+            sub,
+            aud,
+            client_id,
+            scope: self.scope.as_deref().map(Scopes::parse).unwrap_or_default(),
+            sid: self.sid,
+            jti,
+            exp,
+            iat,
+            nbf: self.nbf,
+            extra: self.extra,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RawClaims {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RawClaimsVisitor)
+    }
+}
+
+struct RawClaimsVisitor;
+
+impl<'de> Visitor<'de> for RawClaimsVisitor {
+    type Value = RawClaims;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JWT Claims Set (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawClaims, A::Error> {
+        fn set<T, E: de::Error>(slot: &mut Option<T>, value: Option<T>, name: &'static str) -> Result<(), E> {
+            if slot.is_some() {
+                return Err(E::custom(format_args!("duplicate claim `{name}`")));
+            }
+            *slot = value;
+            Ok(())
+        }
+        let mut raw = RawClaims::default();
+        while let Some(name) = map.next_key::<ClaimName>()? {
+            match name {
+                ClaimName::Iss => set(&mut raw.iss, map.next_value()?, "iss")?,
+                ClaimName::Sub => set(&mut raw.sub, map.next_value()?, "sub")?,
+                ClaimName::Aud => set(&mut raw.aud, map.next_value::<Option<Audience>>()?.map(|a| a.0), "aud")?,
+                ClaimName::ClientId => set(&mut raw.client_id, map.next_value()?, "client_id")?,
+                ClaimName::Scope => set(&mut raw.scope, map.next_value()?, "scope")?,
+                ClaimName::Sid => set(&mut raw.sid, map.next_value()?, "sid")?,
+                ClaimName::Jti => set(&mut raw.jti, map.next_value()?, "jti")?,
+                ClaimName::Exp => set(&mut raw.exp, map.next_value::<Option<NumericDate>>()?.map(|d| d.0), "exp")?,
+                ClaimName::Iat => set(&mut raw.iat, map.next_value::<Option<NumericDate>>()?.map(|d| d.0), "iat")?,
+                ClaimName::Nbf => set(&mut raw.nbf, map.next_value::<Option<NumericDate>>()?.map(|d| d.0), "nbf")?,
+                ClaimName::Other(name) => {
+                    raw.extra.insert(name, map.next_value()?);
+                }
+            }
+        }
+        Ok(raw)
+    }
+}
+
+/// A member name; registered names are matched without allocating.
+enum ClaimName {
+    Iss,
+    Sub,
+    Aud,
+    ClientId,
+    Scope,
+    Sid,
+    Jti,
+    Exp,
+    Iat,
+    Nbf,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for ClaimName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = ClaimName;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a claim name")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<ClaimName, E> {
+                Ok(match name {
+                    "iss" => ClaimName::Iss,
+                    "sub" => ClaimName::Sub,
+                    "aud" => ClaimName::Aud,
+                    "client_id" => ClaimName::ClientId,
+                    "scope" => ClaimName::Scope,
+                    "sid" => ClaimName::Sid,
+                    "jti" => ClaimName::Jti,
+                    "exp" => ClaimName::Exp,
+                    "iat" => ClaimName::Iat,
+                    "nbf" => ClaimName::Nbf,
+                    other => ClaimName::Other(other.to_owned()),
+                })
+            }
+        }
+        deserializer.deserialize_identifier(NameVisitor)
+    }
+}
+
+/// `aud` (RFC 7519 §4.1.3): one string, or an array of strings.
+struct Audience(Vec<String>);
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AudienceVisitor;
+        impl<'de> Visitor<'de> for AudienceVisitor {
+            type Value = Audience;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, aud: &str) -> Result<Audience, E> {
+                Ok(Audience(vec![aud.to_owned()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Audience, A::Error> {
+                let mut audiences = Vec::with_capacity(seq.size_hint().unwrap_or(2).min(16));
+                while let Some(aud) = seq.next_element::<String>()? {
+                    audiences.push(aud);
+                }
+                Ok(Audience(audiences))
+            }
+        }
+        deserializer.deserialize_any(AudienceVisitor)
+    }
+}
+
+/// NumericDate (RFC 7519 §2): seconds since the epoch, possibly with a fraction, which
+/// is dropped (rounded down).
+struct NumericDate(i64);
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DateVisitor;
+        impl Visitor<'_> for DateVisitor {
+            type Value = NumericDate;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a NumericDate")
+            }
+            fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<NumericDate, E> {
+                Ok(NumericDate(seconds))
+            }
+            fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<NumericDate, E> {
+                i64::try_from(seconds).map(NumericDate).map_err(|_| E::custom("NumericDate out of range"))
+            }
+            fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<NumericDate, E> {
+                // `as` saturates, but a date beyond ±2^53 s is nonsense anyway: refuse it.
+                if seconds.is_finite() && seconds.abs() < 9_007_199_254_740_992.0 {
+                    Ok(NumericDate(seconds.floor() as i64))
+                } else {
+                    Err(E::custom("NumericDate out of range"))
+                }
+            }
+        }
+        deserializer.deserialize_any(DateVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: Value) -> Result<Claims, VerifyError> {
+        Claims::from_json(&serde_json::to_vec(&value).unwrap())
+    }
+
+    fn complete() -> Value {
+        json!({
+            "iss": "https://id.example.com", "sub": "s", "aud": "https://api.example.com",
+            "client_id": "c", "scope": "b  a", "iat": 1, "exp": 2, "jti": "j", "acr": "1"
+        })
+    }
+
+    #[test]
+    fn registered_claims_are_typed_and_the_rest_is_kept() {
+        let claims = parse(complete()).unwrap();
+        assert_eq!(claims.aud, ["https://api.example.com"]);
+        assert_eq!(claims.scope.iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(claims.scope.to_string(), "a b");
+        assert_eq!(claims.sid, None);
+        assert_eq!(claims.extra["acr"], "1");
+        assert_eq!(claims.extra.len(), 1);
+    }
+
+    #[test]
+    fn audience_may_be_an_array() {
+        let mut value = complete();
+        value["aud"] = json!(["x", "y"]);
+        assert_eq!(parse(value).unwrap().aud, ["x", "y"]);
+    }
+
+    #[test]
+    fn each_required_claim_is_named_when_missing() {
+        for name in ["iss", "exp", "aud", "sub", "client_id", "iat", "jti"] {
+            let mut value = complete();
+            value.as_object_mut().unwrap().remove(name);
+            assert!(matches!(parse(value.clone()), Err(VerifyError::MissingClaim(n)) if n == name), "{name}");
+            value[name] = Value::Null;
+            assert!(matches!(parse(value), Err(VerifyError::MissingClaim(n)) if n == name), "{name}: null");
+        }
+    }
+
+    #[test]
+    fn an_empty_audience_array_is_missing() {
+        let mut value = complete();
+        value["aud"] = json!([]);
+        assert!(matches!(parse(value), Err(VerifyError::MissingClaim("aud"))));
+    }
+
+    #[test]
+    fn wrong_types_are_malformed() {
+        for (name, bad) in [("exp", json!("2")), ("aud", json!(3)), ("aud", json!([1])), ("sub", json!(1))] {
+            let mut value = complete();
+            value[name] = bad;
+            assert!(matches!(parse(value), Err(VerifyError::Malformed(_))), "{name}");
+        }
+        assert!(matches!(Claims::from_json(b"[1]"), Err(VerifyError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_duplicated_registered_claim_is_refused() {
+        let json = br#"{"iss":"a","sub":"s","aud":"x","client_id":"c","iat":1,"exp":2,"jti":"j","iss":"b"}"#;
+        assert!(matches!(Claims::from_json(json), Err(VerifyError::Malformed(_))));
+    }
+
+    #[test]
+    fn fractional_numeric_dates_round_down() {
+        let mut value = complete();
+        value["exp"] = json!(1700000000.9);
+        assert_eq!(parse(value).unwrap().exp, 1_700_000_000);
+    }
+}

@@ -1,0 +1,178 @@
+//! The issuer's JWK Set (RFC 7517 §5), turned once into parsed aws-lc public keys.
+//!
+//! Parsing a key costs about as much as verifying a signature with it (`jsonwebtoken`
+//! does it on every `decode`), so each key is parsed when the set is fetched and kept.
+
+use crate::{Algorithm, VerifyError};
+use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Keys by `kid`.
+pub(crate) type KeyMap = HashMap<String, Arc<VerifyingKey>>;
+
+/// One published key, parsed for each allowed algorithm it may be used with.
+pub(crate) struct VerifyingKey {
+    parsed: Vec<(Algorithm, ParsedPublicKey)>,
+}
+
+impl VerifyingKey {
+    /// Verifies `signature` over `message` with this key and `alg`.
+    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> Result<(), VerifyError> {
+        // A key published with `"alg": "RS256"` is not used for PS256 (RFC 7517 §4.4).
+        let (_, key) = self.parsed.iter().find(|(a, _)| *a == alg).ok_or(VerifyError::UnsupportedAlgorithm)?;
+        key.verify_sig(message, signature).map_err(|_| VerifyError::BadSignature)
+    }
+}
+
+/// Parses a JWK Set. Keys this verifier cannot use are skipped (RFC 7517 §5: members
+/// that are not understood are ignored) and logged; a `kid` published twice is dropped,
+/// since a token naming it would be ambiguous.
+pub(crate) fn parse_jwk_set(json: &[u8], allowed: &[Algorithm]) -> Result<KeyMap, String> {
+    #[derive(Deserialize)]
+    struct JwkSet {
+        keys: Vec<Value>,
+    }
+    let set: JwkSet = serde_json::from_slice(json).map_err(|e| format!("not a JWK Set: {e}"))?;
+    let mut keys = KeyMap::with_capacity(set.keys.len());
+    let mut duplicates = HashSet::new();
+    for jwk in set.keys {
+        match parse_jwk(jwk, allowed) {
+            Ok((kid, key)) => {
+                if keys.insert(kid.clone(), Arc::new(key)).is_some() {
+                    duplicates.insert(kid);
+                }
+            }
+            Err(reason) => tracing::debug!(reason, "skipping a JWK"),
+        }
+    }
+    for kid in duplicates {
+        tracing::warn!(kid, "the JWK Set lists this kid more than once; its tokens will not verify");
+        keys.remove(&kid);
+    }
+    Ok(keys)
+}
+
+/// RFC 7517 §4 members used here, with RFC 7518 §6.3.1 `n` and `e`.
+#[derive(Deserialize)]
+struct RsaJwk {
+    kty: String,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    key_ops: Option<Vec<String>>,
+    alg: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+fn parse_jwk(jwk: Value, allowed: &[Algorithm]) -> Result<(String, VerifyingKey), &'static str> {
+    let jwk: RsaJwk = serde_json::from_value(jwk).map_err(|_| "not a JWK")?;
+    if jwk.kty != "RSA" {
+        return Err("not an RSA key");
+    }
+    if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
+        return Err("not a signature key (`use`)");
+    }
+    if jwk.key_ops.as_ref().is_some_and(|ops| !ops.iter().any(|op| op == "verify")) {
+        return Err("not a verification key (`key_ops`)");
+    }
+    // Tokens must name their key, so a key without `kid` could never be selected.
+    let kid = jwk.kid.ok_or("no kid")?;
+    let algorithms: Vec<Algorithm> = match jwk.alg.as_deref() {
+        Some(name) => {
+            let alg = Algorithm::from_name(name).ok_or("published for an algorithm this crate does not verify")?;
+            if !allowed.contains(&alg) {
+                return Err("published for an algorithm that is not allowed");
+            }
+            vec![alg]
+        }
+        None => allowed.to_vec(),
+    };
+    let n = decode_unsigned(jwk.n.as_deref().ok_or("no modulus")?)?;
+    let e = decode_unsigned(jwk.e.as_deref().ok_or("no exponent")?)?;
+    let components = RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() };
+    let parsed = algorithms
+        .into_iter()
+        .map(|alg| Ok((alg, components.to_parsed_public_key(alg.rsa_parameters()).map_err(|_| "invalid RSA key")?)))
+        .collect::<Result<Vec<_>, &'static str>>()?;
+    Ok((kid, VerifyingKey { parsed }))
+}
+
+/// A Base64urlUInt (RFC 7518 §2) without leading zero octets, which aws-lc refuses.
+fn decode_unsigned(encoded: &str) -> Result<Vec<u8>, &'static str> {
+    let mut bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| "a key member is not base64url")?;
+    let zeros = bytes.iter().take_while(|&&b| b == 0).count();
+    bytes.drain(..zeros);
+    if bytes.is_empty() {
+        return Err("a key member is zero");
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// RFC 7517 Appendix A.1, the RSA public key.
+    const RFC7517_N: &str = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+
+    fn set(keys: Value) -> KeyMap {
+        parse_jwk_set(&serde_json::to_vec(&json!({ "keys": keys })).unwrap(), &[Algorithm::RS256]).unwrap()
+    }
+
+    #[test]
+    fn the_rfc7517_example_key_parses() {
+        let keys = set(json!([{ "kty": "RSA", "n": RFC7517_N, "e": "AQAB", "alg": "RS256", "kid": "2011-04-29" }]));
+        assert!(keys.contains_key("2011-04-29"));
+    }
+
+    #[test]
+    fn unusable_keys_are_skipped_and_the_rest_kept() {
+        let keys = set(json!([
+            { "kty": "EC", "crv": "P-256", "x": "a", "y": "b", "kid": "ec" },
+            { "kty": "RSA", "n": RFC7517_N, "e": "AQAB", "use": "enc", "kid": "enc" },
+            { "kty": "RSA", "n": RFC7517_N, "e": "AQAB", "key_ops": ["encrypt"], "kid": "ops" },
+            { "kty": "RSA", "n": RFC7517_N, "e": "AQAB", "alg": "PS256", "kid": "ps" },
+            { "kty": "RSA", "n": RFC7517_N, "e": "AQAB", "alg": "HS256", "kid": "hs" },
+            { "kty": "RSA", "n": RFC7517_N, "e": "AQAB" },
+            { "kty": "RSA", "n": "not base64!", "e": "AQAB", "kid": "bad" },
+            { "kty": "RSA", "n": "AAAA", "e": "AQAB", "kid": "zero" },
+            { "kty": "oct", "k": "c2VjcmV0", "kid": "oct" },
+            "not an object",
+            { "kty": "RSA", "n": RFC7517_N, "e": "AQAB", "kid": "good" },
+        ]));
+        assert_eq!(keys.keys().collect::<Vec<_>>(), ["good"]);
+    }
+
+    #[test]
+    fn a_duplicated_kid_is_dropped() {
+        let jwk = json!({ "kty": "RSA", "n": RFC7517_N, "e": "AQAB", "kid": "twice" });
+        assert!(set(json!([jwk.clone(), jwk])).is_empty());
+    }
+
+    #[test]
+    fn a_key_is_only_used_with_its_published_algorithm() {
+        let jwk = json!({ "keys": [{ "kty": "RSA", "n": RFC7517_N, "e": "AQAB", "alg": "RS256", "kid": "k" }] });
+        let keys = parse_jwk_set(jwk.to_string().as_bytes(), &[Algorithm::RS256, Algorithm::PS256]).unwrap();
+        assert!(matches!(keys["k"].verify(Algorithm::PS256, b"m", &[0; 256]), Err(VerifyError::UnsupportedAlgorithm)));
+        assert!(matches!(keys["k"].verify(Algorithm::RS256, b"m", &[0; 256]), Err(VerifyError::BadSignature)));
+    }
+
+    #[test]
+    fn leading_zero_octets_are_tolerated() {
+        assert_eq!(decode_unsigned("AAEAAQ").unwrap(), [1, 0, 1]);
+    }
+
+    #[test]
+    fn documents_that_are_not_jwk_sets_are_errors() {
+        assert!(parse_jwk_set(b"[]", &[Algorithm::RS256]).is_err());
+        assert!(parse_jwk_set(b"{\"keys\":{}}", &[Algorithm::RS256]).is_err());
+        assert!(parse_jwk_set(b"<html>", &[Algorithm::RS256]).is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! JWS Compact Serialization (RFC 7515 §7.1), taken apart strictly and without
+//! trusting anything before the signature is checked.
+
+use crate::{Algorithm, VerifyError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use std::borrow::Cow;
+
+/// Longest token accepted, in bytes. Tessera's tokens are well under 1 KiB; the limit
+/// bounds the work an attacker can cause before the signature check.
+pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Longest encoded JOSE header accepted. Tessera's is about 120 characters; a header
+/// of kilobytes can only be an attack on the JSON parser.
+pub(crate) const MAX_HEADER_LEN: usize = 1024;
+
+/// Base64url length of a signature by an 8192-bit key, the largest aws-lc accepts.
+const MAX_SIGNATURE_LEN: usize = 1366;
+
+/// The three parts of a compact JWS, still encoded, plus the signing input.
+pub(crate) struct CompactJws<'a> {
+    /// `BASE64URL(header) || '.' || BASE64URL(payload)`, what the signature covers (§5.2).
+    pub signing_input: &'a str,
+    pub header: &'a str,
+    pub payload: &'a str,
+    pub signature: &'a str,
+}
+
+impl<'a> CompactJws<'a> {
+    /// Exactly three non-empty, dot-separated parts.
+    pub fn split(token: &'a str) -> Result<Self, VerifyError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(VerifyError::Malformed("the token is too large"));
+        }
+        let (signing_input, signature) =
+            token.rsplit_once('.').ok_or(VerifyError::Malformed("a JWS has three parts"))?;
+        let (header, payload) = signing_input.split_once('.').ok_or(VerifyError::Malformed("a JWS has three parts"))?;
+        if payload.contains('.') {
+            return Err(VerifyError::Malformed("a JWS has three parts"));
+        }
+        if header.is_empty() || payload.is_empty() || signature.is_empty() {
+            return Err(VerifyError::Malformed("a JWS part is empty"));
+        }
+        if header.len() > MAX_HEADER_LEN {
+            return Err(VerifyError::Malformed("the JOSE header is too large"));
+        }
+        if signature.len() > MAX_SIGNATURE_LEN {
+            return Err(VerifyError::Malformed("the signature is too large"));
+        }
+        Ok(Self { signing_input, header, payload, signature })
+    }
+
+    /// Decodes and checks the JOSE header (RFC 7515 §4.1).
+    pub fn header(&self) -> Result<JoseHeader, VerifyError> {
+        let mut buffer = [0u8; MAX_HEADER_LEN / 4 * 3 + 3];
+        let len = decode_into(self.header, &mut buffer)?;
+        let raw: RawHeader = serde_json::from_slice(&buffer[..len])
+            .map_err(|_| VerifyError::Malformed("the JOSE header is not valid JSON"))?;
+        // §4.1.11: a recipient that does not understand a listed extension must reject
+        // the JWS. This crate understands none.
+        if raw.crit.is_some() {
+            return Err(VerifyError::Malformed("the JOSE header lists critical extensions"));
+        }
+        // `none`, HS* and anything unknown have no `Algorithm` value at all.
+        let alg = Algorithm::from_name(&raw.alg).ok_or(VerifyError::UnsupportedAlgorithm)?;
+        let kid = raw.kid.map(Cow::into_owned);
+        Ok(JoseHeader { alg, is_access_token: raw.typ.as_deref().is_some_and(is_access_token_type), kid })
+    }
+
+    /// Decodes the signature into `buffer`; returns its length.
+    pub fn signature_into(&self, buffer: &mut [u8]) -> Result<usize, VerifyError> {
+        decode_into(self.signature, buffer)
+    }
+
+    /// Decodes the payload. Only called after the signature verified.
+    pub fn payload(&self) -> Result<Vec<u8>, VerifyError> {
+        URL_SAFE_NO_PAD.decode(self.payload).map_err(|_| VerifyError::Malformed("the payload is not base64url"))
+    }
+}
+
+/// Buffer large enough for any signature [`CompactJws::split`] lets through.
+pub(crate) const SIGNATURE_BUFFER_LEN: usize = MAX_SIGNATURE_LEN / 4 * 3 + 3;
+
+/// Strict base64url without padding (RFC 7515 §2): `=`, whitespace and non-canonical
+/// trailing bits are all refused, so one token has exactly one encoding.
+fn decode_into(encoded: &str, buffer: &mut [u8]) -> Result<usize, VerifyError> {
+    URL_SAFE_NO_PAD.decode_slice(encoded, buffer).map_err(|_| VerifyError::Malformed("a part is not base64url"))
+}
+
+/// RFC 9068 §4: `at+jwt`, or the full media type `application/at+jwt`. Media types
+/// compare case-insensitively (RFC 7515 §4.1.9).
+fn is_access_token_type(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
+}
+
+/// The header members this crate acts on. Unknown members are ignored, as RFC 7515 §4
+/// requires; `jku`, `jwk`, `x5u` and `x5c` in particular are never used to find a key:
+/// keys come only from the issuer's JWKS. A member given twice fails parsing.
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<IgnoredAny>,
+}
+
+/// The checked header.
+pub(crate) struct JoseHeader {
+    pub alg: Algorithm,
+    pub is_access_token: bool,
+    pub kid: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_of(json: &str) -> Result<JoseHeader, VerifyError> {
+        let token = format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode(json));
+        CompactJws::split(&token)?.header()
+    }
+
+    #[test]
+    fn exactly_three_non_empty_parts() {
+        for bad in ["", "a", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "..", "a.b.c."] {
+            assert!(matches!(CompactJws::split(bad), Err(VerifyError::Malformed(_))), "{bad:?}");
+        }
+        let jws = CompactJws::split("a.b.c").unwrap();
+        assert_eq!((jws.signing_input, jws.header, jws.payload, jws.signature), ("a.b", "a", "b", "c"));
+    }
+
+    #[test]
+    fn oversized_tokens_and_headers_are_refused_before_decoding() {
+        let huge_token = format!("a.{}.c", "b".repeat(MAX_TOKEN_LEN));
+        assert!(matches!(CompactJws::split(&huge_token), Err(VerifyError::Malformed("the token is too large"))));
+        let huge_header = format!("{}.b.c", "a".repeat(MAX_HEADER_LEN + 1));
+        assert!(matches!(CompactJws::split(&huge_header), Err(VerifyError::Malformed(_))));
+    }
+
+    #[test]
+    fn typ_is_compared_case_insensitively() {
+        for typ in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/AT+JWT"] {
+            let header = header_of(&format!(r#"{{"alg":"RS256","typ":"{typ}","kid":"k"}}"#)).unwrap();
+            assert!(header.is_access_token, "{typ}");
+        }
+        for typ in [r#""JWT""#, r#""at+jwt ""#, r#""application/jwt""#, "null", "1"] {
+            let header = header_of(&format!(r#"{{"alg":"RS256","typ":{typ},"kid":"k"}}"#));
+            assert!(header.map_or(true, |h| !h.is_access_token), "{typ}");
+        }
+        assert!(!header_of(r#"{"alg":"RS256","kid":"k"}"#).unwrap().is_access_token);
+    }
+
+    #[test]
+    fn none_and_hmac_are_refused_whatever_their_spelling() {
+        for alg in ["none", "None", "HS256", "HS384", "HS512", "hs256", "ES256", "RS256\u{0000}"] {
+            let json = serde_json::json!({ "alg": alg, "typ": "at+jwt", "kid": "k" }).to_string();
+            assert!(matches!(header_of(&json), Err(VerifyError::UnsupportedAlgorithm)), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn critical_extensions_and_duplicate_members_are_refused() {
+        assert!(header_of(r#"{"alg":"RS256","typ":"at+jwt","kid":"k","crit":["exp"]}"#).is_err());
+        assert!(header_of(r#"{"alg":"HS256","alg":"RS256","typ":"at+jwt","kid":"k"}"#).is_err());
+    }
+
+    #[test]
+    fn escaped_header_values_are_decoded() {
+        let header = header_of(r#"{"alg":"RS\u0032\u00356","typ":"at+jwt","kid":"a\/b"}"#).unwrap();
+        assert_eq!(header.alg, Algorithm::RS256);
+        assert_eq!(header.kid.as_deref(), Some("a/b"));
+    }
+
+    #[test]
+    fn padded_or_non_canonical_base64_is_refused() {
+        // "e30" is `{}`; "e31" has non-zero trailing bits and decodes to the same bytes.
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#);
+        assert!(CompactJws::split(&format!("{header}=.e30.c2ln")).unwrap().header().is_err());
+        let mut buffer = [0u8; 8];
+        assert!(decode_into("e31", &mut buffer).is_err());
+        assert!(decode_into("e3 0", &mut buffer).is_err());
+        assert_eq!(decode_into("e30", &mut buffer).unwrap(), 2);
+    }
+}

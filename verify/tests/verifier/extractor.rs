@@ -1,0 +1,143 @@
+//! The actix-web extractor answers as RFC 6750 §3 says.
+
+use crate::support::{claims, now, MockIssuer, TestKey};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use actix_web::{test, web, App, HttpResponse};
+use serde_json::json;
+use tessera_verify::actix::{AccessToken, BearerError};
+use tessera_verify::Verifier;
+
+async fn list_invoices(token: AccessToken) -> Result<HttpResponse, BearerError> {
+    token.require_scopes(&["invoices:read"])?;
+    Ok(HttpResponse::Ok().body(format!("invoices of {}", token.sub)))
+}
+
+async fn delete_invoice(token: AccessToken) -> Result<HttpResponse, BearerError> {
+    token.require_scopes(&["invoices:read", "invoices:delete"])?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn challenge(response: &ServiceResponse) -> String {
+    response.headers().get(WWW_AUTHENTICATE).expect("a WWW-Authenticate header").to_str().unwrap().to_owned()
+}
+
+struct Fixture {
+    issuer: MockIssuer,
+    key: TestKey,
+    verifier: Verifier,
+}
+
+async fn fixture() -> Fixture {
+    let key = TestKey::tessera();
+    let issuer = MockIssuer::start(&[&key]);
+    let verifier = issuer.verifier().realm("invoices").build().await.unwrap();
+    Fixture { issuer, key, verifier }
+}
+
+macro_rules! service {
+    ($verifier:expr) => {
+        test::init_service(
+            App::new()
+                .app_data(web::Data::new($verifier))
+                .route("/invoices", web::get().to(list_invoices))
+                .route("/invoices/1", web::delete().to(delete_invoice)),
+        )
+        .await
+    };
+}
+
+#[actix_web::test]
+async fn a_valid_token_with_the_scope_reaches_the_handler() {
+    let f = fixture().await;
+    let app = service!(f.verifier.clone());
+    let token = f.key.sign(&claims(&f.issuer.issuer));
+    let request = test::TestRequest::get().uri("/invoices").insert_header((AUTHORIZATION, format!("Bearer {token}")));
+    let response = test::call_service(&app, request.to_request()).await;
+    assert_eq!(response.status(), 200);
+    let body = test::read_body(response).await;
+    assert_eq!(body, "invoices of 3f2c9a4e-7b1d-4c8e-9a65-0d2f1e8b7c43");
+}
+
+#[actix_web::test]
+async fn no_token_gets_401_with_a_bare_challenge() {
+    let f = fixture().await;
+    let app = service!(f.verifier.clone());
+    for request in [
+        test::TestRequest::get().uri("/invoices"),
+        test::TestRequest::get().uri("/invoices").insert_header((AUTHORIZATION, "Basic dXNlcjpwYXNz")),
+    ] {
+        let response = test::call_service(&app, request.to_request()).await;
+        assert_eq!(response.status(), 401);
+        // §3.1: no error code when the request carried no bearer credentials.
+        assert_eq!(challenge(&response), r#"Bearer realm="invoices""#);
+    }
+}
+
+#[actix_web::test]
+async fn an_invalid_token_gets_401_invalid_token() {
+    let f = fixture().await;
+    let app = service!(f.verifier.clone());
+    let mut expired = claims(&f.issuer.issuer);
+    expired["exp"] = json!(now() - 3600);
+    for (token, description) in
+        [("not-a-jwt".to_owned(), "the access token is malformed"), (f.key.sign(&expired), "the access token expired")]
+    {
+        let request =
+            test::TestRequest::get().uri("/invoices").insert_header((AUTHORIZATION, format!("Bearer {token}")));
+        let response = test::call_service(&app, request.to_request()).await;
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            challenge(&response),
+            format!(r#"Bearer realm="invoices", error="invalid_token", error_description="{description}""#)
+        );
+        let body: serde_json::Value = test::read_body_json(response).await;
+        assert_eq!(body["error"], "invalid_token");
+    }
+}
+
+#[actix_web::test]
+async fn a_missing_scope_gets_403_insufficient_scope() {
+    let f = fixture().await;
+    let app = service!(f.verifier.clone());
+    let token = f.key.sign(&claims(&f.issuer.issuer));
+    let request =
+        test::TestRequest::delete().uri("/invoices/1").insert_header((AUTHORIZATION, format!("Bearer {token}")));
+    let response = test::call_service(&app, request.to_request()).await;
+    assert_eq!(response.status(), 403);
+    let challenge = challenge(&response);
+    assert!(challenge.starts_with(r#"Bearer realm="invoices", error="insufficient_scope""#), "{challenge}");
+    assert!(challenge.ends_with(r#"scope="invoices:read invoices:delete""#), "{challenge}");
+}
+
+#[actix_web::test]
+async fn two_authorization_headers_get_400_invalid_request() {
+    let f = fixture().await;
+    let app = service!(f.verifier.clone());
+    let token = f.key.sign(&claims(&f.issuer.issuer));
+    let request = test::TestRequest::get()
+        .uri("/invoices")
+        .append_header((AUTHORIZATION, format!("Bearer {token}")))
+        .append_header((AUTHORIZATION, format!("Bearer {token}")));
+    let response = test::call_service(&app, request.to_request()).await;
+    assert_eq!(response.status(), 400);
+    assert!(challenge(&response).contains(r#"error="invalid_request""#));
+}
+
+#[actix_web::test]
+async fn a_plain_verifier_in_app_data_works_too() {
+    let f = fixture().await;
+    let app =
+        test::init_service(App::new().app_data(f.verifier.clone()).route("/invoices", web::get().to(list_invoices)))
+            .await;
+    let token = f.key.sign(&claims(&f.issuer.issuer));
+    let request = test::TestRequest::get().uri("/invoices").insert_header((AUTHORIZATION, format!("Bearer {token}")));
+    assert_eq!(test::call_service(&app, request.to_request()).await.status(), 200);
+}
+
+#[actix_web::test]
+async fn without_a_verifier_the_extractor_fails_closed() {
+    let app = test::init_service(App::new().route("/invoices", web::get().to(list_invoices))).await;
+    let request = test::TestRequest::get().uri("/invoices").insert_header((AUTHORIZATION, "Bearer a.b.c"));
+    assert_eq!(test::call_service(&app, request.to_request()).await.status(), 500);
+}
