@@ -13,6 +13,8 @@ use crate::config::{Issuer, Settings};
 use crate::domain::authorization::PendingAuthorization;
 use crate::domain::client::Client;
 use crate::domain::secret::SecretDigest;
+use crate::oauth::error::OAuthError;
+use crate::oauth::form::FormParams;
 use crate::storage::Storage;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -69,6 +71,19 @@ pub struct CheckedForm {
 }
 
 pub async fn check_form(
+    req: &HttpRequest,
+    storage: &dyn Storage,
+    config: &LoginConfig,
+    form: Result<FormParams, OAuthError>,
+) -> Result<(FormParams, CheckedForm), HttpResponse> {
+    let Ok(form) = form else {
+        return Err(pages::error_page(StatusCode::BAD_REQUEST, "Invalid form", "The form could not be read."));
+    };
+    let checked = check_pending(req, storage, config, form.get("pending"), form.get("csrf_token")).await?;
+    Ok((form, checked))
+}
+
+async fn check_pending(
     req: &HttpRequest,
     storage: &dyn Storage,
     config: &LoginConfig,

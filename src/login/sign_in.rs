@@ -19,15 +19,8 @@ pub async fn post(
     storage: web::Data<dyn Storage>,
     config: web::Data<LoginConfig>,
 ) -> HttpResponse {
-    let Ok(form) = form else {
-        return super::pages::error_page(
-            StatusCode::BAD_REQUEST,
-            "Invalid form",
-            "The sign-in form could not be read.",
-        );
-    };
     let storage = &**storage;
-    let checked = match check_form(&req, storage, &config, form.get("pending"), form.get("csrf_token")).await {
+    let (form, checked) = match check_form(&req, storage, &config, form).await {
         Ok(checked) => checked,
         Err(page) => return page,
     };

@@ -88,6 +88,19 @@ fn parse_basic(header: &str) -> Result<(ClientId, String), OAuthError> {
     Ok((id, secret))
 }
 
+/// The common start of `/revoke` and `/introspect`: the `token` parameter and the
+/// authenticated client (RFC 7009 §2.1, RFC 7662 §2.1).
+pub async fn token_and_client<'a>(
+    req: &HttpRequest,
+    form: &'a FormParams,
+    storage: &dyn Storage,
+) -> Result<(&'a str, Client), OAuthError> {
+    let presented = PresentedCredentials::from_request(req, form)?;
+    let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("missing token"))?;
+    let client = authenticate(storage, presented).await?;
+    Ok((token, client))
+}
+
 /// Compared against when the client is unknown, so the response takes as long as for a
 /// known client with a wrong secret.
 static DUMMY_DIGEST: LazyLock<SecretDigest> = LazyLock::new(|| SecretDigest::of("tessera-dummy-client-secret"));

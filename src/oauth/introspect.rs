@@ -1,7 +1,7 @@
 //! Token introspection (RFC 7662), client-authenticated. Inactive tokens of every kind
 //! answer only `{"active": false}` (§2.2), so nothing leaks about why.
 
-use super::client_auth::{self, PresentedCredentials};
+use super::client_auth;
 use super::error::OAuthError;
 use super::form::FormParams;
 use crate::clock::Clock;
@@ -21,9 +21,7 @@ pub async fn post(
     issuer: web::Data<TokenIssuer>,
     clock: web::Data<dyn Clock>,
 ) -> Result<HttpResponse, OAuthError> {
-    let presented = PresentedCredentials::from_request(&req, &form)?;
-    let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("missing token"))?;
-    let client = client_auth::authenticate(&**storage, presented).await?;
+    let (token, client) = client_auth::token_and_client(&req, &form, &**storage).await?;
     let body = if token.starts_with(REFRESH_TOKEN_PREFIX) {
         refresh_token(token, &client.id, &**storage, &**clock, &issuer).await?
     } else {

@@ -2,7 +2,7 @@
 //! family; an access token is remembered as revoked until it expires. Unknown tokens,
 //! and tokens of other clients, answer 200 and change nothing (§2.2).
 
-use super::client_auth::{self, PresentedCredentials};
+use super::client_auth;
 use super::error::OAuthError;
 use super::form::FormParams;
 use crate::clock::Clock;
@@ -21,22 +21,20 @@ pub async fn post(
     issuer: web::Data<TokenIssuer>,
     clock: web::Data<dyn Clock>,
 ) -> Result<HttpResponse, OAuthError> {
-    let presented = PresentedCredentials::from_request(&req, &form)?;
-    let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("missing token"))?.to_owned();
     let hint = form.get("token_type_hint");
     if hint.is_some_and(|h| h != "refresh_token" && h != "access_token") {
         return Err(OAuthError::UnsupportedTokenType("token_type_hint must be refresh_token or access_token".into()));
     }
-    let client = client_auth::authenticate(&**storage, presented).await?;
+    let (token, client) = client_auth::token_and_client(&req, &form, &**storage).await?;
     let now = clock.now();
     // The hint only orders the lookups (§2.1); the prefix tells a refresh token anyway.
     if token.starts_with(REFRESH_TOKEN_PREFIX) {
-        if let Some((_, family)) = storage.find_refresh_token(&SecretDigest::of(&token)).await? {
+        if let Some((_, family)) = storage.find_refresh_token(&SecretDigest::of(token)).await? {
             if family.client_id == client.id && storage.revoke_family(&family.id, now, "revoked by the client").await? {
                 tracing::info!(event = "family_revoked", family_id = %family.id, client_id = %client.id, "refresh token revoked");
             }
         }
-    } else if let Ok(claims) = issuer.verify_access_token(&token) {
+    } else if let Ok(claims) = issuer.verify_access_token(token) {
         if claims.client_id == client.id.as_str() {
             let expires_at = Utc.timestamp_opt(claims.exp, 0).single().unwrap_or(now);
             storage.revoke_access_token(&claims.jti, expires_at).await?;

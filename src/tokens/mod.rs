@@ -84,6 +84,15 @@ impl TokenIssuer {
         Ok(IssuedAccessToken { token, expires_in: ttl, jti, expires_at: now + ttl as i64 })
     }
 
+    /// An ID token when `scope` includes `openid` (OpenID Connect Core §3.1.3.3), else `None`.
+    pub fn id_token_if_openid(&self, scope: &ScopeSet, to: IdTokenSubject<'_>) -> anyhow::Result<Option<String>> {
+        if scope.contains("openid") {
+            self.id_token(to).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// OpenID Connect Core §3.1.3.6 ID token, bound to its access token by `at_hash`.
     pub fn id_token(&self, to: IdTokenSubject<'_>) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();

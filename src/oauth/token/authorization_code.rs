@@ -70,18 +70,17 @@ pub async fn exchange(
     })?;
     let expires_at = Utc.timestamp_opt(access.expires_at, 0).single().unwrap_or_else(Utc::now);
     storage.record_code_tokens(&digest, &access.jti, expires_at, family_id).await?;
-    let id_token = if grant.scope.contains("openid") {
-        Some(ctx.issuer.id_token(IdTokenSubject {
+    let id_token = ctx.issuer.id_token_if_openid(
+        &grant.scope,
+        IdTokenSubject {
             user_id: &user.id,
             client_id: client.id.as_str(),
             nonce: grant.nonce.as_deref(),
             sid: &grant.sid,
             auth_time,
             access_token: &access.token,
-        })?)
-    } else {
-        None
-    };
+        },
+    )?;
     Ok(TokenResponse {
         access_token: access.token,
         token_type: "Bearer",

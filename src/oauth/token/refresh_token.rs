@@ -87,18 +87,17 @@ fn issue(
         family: Some(&family.id),
     })?;
     // OpenID Connect Core §12.2: an ID token may accompany a refresh; no nonce.
-    let id_token = if scope.contains("openid") {
-        Some(ctx.issuer.id_token(IdTokenSubject {
+    let id_token = ctx.issuer.id_token_if_openid(
+        scope,
+        IdTokenSubject {
             user_id: &family.user_id,
             client_id: client.id.as_str(),
             nonce: None,
             sid: &family.sid,
             auth_time,
             access_token: &access.token,
-        })?)
-    } else {
-        None
-    };
+        },
+    )?;
     Ok(TokenResponse {
         access_token: access.token,
         token_type: "Bearer",

@@ -184,15 +184,7 @@ impl TestApp {
             ("redirect_uri", redirect_uri),
             ("code_verifier", verifier),
         ];
-        let request = self.http.post(self.url("/token"));
-        let request = match &client.secret {
-            Some(secret) => request.basic_auth(&client.id, Some(secret)),
-            None => {
-                form.push(("client_id", &client.id));
-                request
-            }
-        };
-        request.form(&form).send().await.unwrap()
+        self.client_post(client, "/token", &mut form).await
     }
 
     pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {

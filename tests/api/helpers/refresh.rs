@@ -43,7 +43,7 @@ impl TestApp {
     }
 
     /// A form post authenticated as `client` (Basic, or client_id for public clients).
-    async fn client_post<'a>(
+    pub async fn client_post<'a>(
         &self,
         client: &'a TestClient,
         path: &str,
