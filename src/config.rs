@@ -131,6 +131,9 @@ pub struct KeySettings {
 pub struct HttpSettings {
     /// Worker threads; 0 means one per core.
     pub workers: usize,
+    /// Take the client IP (for login throttling) from `Forwarded` / `X-Forwarded-For`.
+    /// Only behind a reverse proxy that sets them; otherwise clients could forge them.
+    pub trust_forwarded_headers: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -34,6 +34,7 @@ pub struct LoginConfig {
     pub lockout: Duration,
     pub max_lockout: Duration,
     pub clock: Arc<dyn Clock>,
+    pub trust_forwarded_headers: bool,
 }
 
 impl LoginConfig {
@@ -50,6 +51,7 @@ impl LoginConfig {
             lockout: duration(settings.login.lockout.0),
             max_lockout: duration(settings.login.max_lockout.0),
             clock,
+            trust_forwarded_headers: settings.http.trust_forwarded_headers,
         }
     }
 }

@@ -33,7 +33,7 @@ pub async fn post(
     let result = async {
         let now = config.clock.now();
         let account = throttle::account_subject(username_raw);
-        let ip = throttle::ip_subject(&req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default());
+        let ip = throttle::ip_subject(&throttle::client_ip(&req, config.trust_forwarded_headers));
         let locked = match throttle::locked_until(storage, &account, now).await? {
             Some(until) => Some(until),
             None => throttle::locked_until(storage, &ip, now).await?,

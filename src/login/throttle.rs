@@ -17,6 +17,16 @@ pub fn ip_subject(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
+/// The client's IP: the peer address, or the proxy-reported one when trusted.
+pub fn client_ip(req: &actix_web::HttpRequest, trust_forwarded_headers: bool) -> String {
+    if trust_forwarded_headers {
+        if let Some(ip) = req.connection_info().realip_remote_addr() {
+            return ip.to_owned();
+        }
+    }
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+}
+
 /// `Some(until)` when `subject` is locked out now.
 pub async fn locked_until(
     storage: &dyn Storage,

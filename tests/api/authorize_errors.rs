@@ -298,3 +298,99 @@ crate::backend_tests!(
     a_session_cookie_is_http_only_and_replaced_at_login,
     userinfo_errors_follow_rfc_6750,
 );
+
+/// Failures are also counted per client IP (4 × the account limit), so spraying one
+/// password over many accounts gets locked too; forwarded headers count only when trusted.
+mod per_ip_throttling {
+    use super::*;
+    use crate::helpers::TestDatabase;
+
+    async fn spray(
+        app: &TestApp,
+        client: &crate::helpers::clients::TestClient,
+        forwarded_for: &str,
+        attempts: usize,
+    ) -> u16 {
+        let mut last = 0;
+        for i in 0..attempts {
+            let html =
+                app.get_authorize(&AuthorizeRequest::new(client, WEB_APP_REDIRECT_URI)).await.text().await.unwrap();
+            let tokens = form_tokens(&html);
+            let form = [
+                ("pending", tokens.pending.as_str()),
+                ("csrf_token", &tokens.csrf_token),
+                ("username", &format!("nobody{i}")),
+                ("password", "guess"),
+            ];
+            last = app
+                .http
+                .post(app.url("/login"))
+                .header("x-forwarded-for", forwarded_for)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+        }
+        last
+    }
+
+    async fn an_ip_spraying_many_accounts_is_locked(database: &TestDatabase) {
+        let app = TestApp::spawn(database, |s| s.login.max_failures = 2).await.unwrap();
+        let client = app.register_client(ClientSpec::web_app()).await;
+        app.create_user("xavier").await;
+        assert_eq!(spray(&app, &client, "203.0.113.7", 8).await, 401);
+        let html = app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI)).await.text().await.unwrap();
+        let tokens = form_tokens(&html);
+        let form = [
+            ("pending", tokens.pending.as_str()),
+            ("csrf_token", &tokens.csrf_token),
+            ("username", "xavier"),
+            ("password", PASSWORD),
+        ];
+        // A forged X-Forwarded-For changes nothing when the header is not trusted.
+        let locked = app
+            .http
+            .post(app.url("/login"))
+            .header("x-forwarded-for", "198.51.100.1")
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(locked.status(), 429, "the IP is locked for every account");
+        app.stop().await;
+    }
+
+    async fn behind_a_trusted_proxy_the_forwarded_ip_counts(database: &TestDatabase) {
+        let app = TestApp::spawn(database, |s| {
+            s.login.max_failures = 2;
+            s.http.trust_forwarded_headers = true;
+        })
+        .await
+        .unwrap();
+        let client = app.register_client(ClientSpec::web_app()).await;
+        app.create_user("yvonne").await;
+        assert_eq!(spray(&app, &client, "203.0.113.7", 8).await, 401);
+        let html = app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI)).await.text().await.unwrap();
+        let tokens = form_tokens(&html);
+        let form = [
+            ("pending", tokens.pending.as_str()),
+            ("csrf_token", &tokens.csrf_token),
+            ("username", "yvonne"),
+            ("password", PASSWORD),
+        ];
+        let other_client_ip = app
+            .http
+            .post(app.url("/login"))
+            .header("x-forwarded-for", "198.51.100.1")
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other_client_ip.status(), 200, "another client behind the same proxy logs in (consent page)");
+        app.stop().await;
+    }
+
+    crate::database_tests!(an_ip_spraying_many_accounts_is_locked, behind_a_trusted_proxy_the_forwarded_ip_counts);
+}
