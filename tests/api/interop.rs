@@ -123,3 +123,59 @@ mod openid_connect_relying_party {
 
     crate::backend_tests!(the_openidconnect_crate_completes_the_code_flow);
 }
+
+/// Resource servers in other languages verify Tessera's tokens with their own JOSE
+/// libraries: `jose` (Node, strict about `typ: at+jwt`) and PyJWT (Python).
+mod other_languages {
+    use crate::helpers::clients::ClientSpec;
+    use crate::helpers::TestApp;
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    fn interop_dir(language: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(language)
+    }
+
+    /// Runs a verifier script; `None` when its runtime or library is missing outside CI.
+    fn run(program: &str, script: PathBuf, ready: bool, args: [&str; 3]) -> Option<serde_json::Value> {
+        if !ready {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{program} interop dependencies are missing in CI (.ci/run installs them)"
+            );
+            eprintln!("skipping the {program} interop check: run .ci/run once to install its dependencies");
+            return None;
+        }
+        let output = Command::new(program).arg(script).args(args).output().expect("the interpreter runs");
+        assert!(output.status.success(), "{program} rejected the token: {}", String::from_utf8_lossy(&output.stderr));
+        Some(serde_json::from_slice(&output.stdout).expect("claims as JSON"))
+    }
+
+    async fn token(app: &TestApp) -> (String, String) {
+        let client = app.register_client(ClientSpec::service()).await;
+        let body: serde_json::Value =
+            app.client_credentials(&client.id, client.secret(), &[]).await.json().await.unwrap();
+        (body["access_token"].as_str().unwrap().to_owned(), client.id)
+    }
+
+    async fn node_jose_verifies_access_tokens(app: &TestApp) {
+        let (token, client_id) = token(app).await;
+        let ready = interop_dir("node").join("node_modules/jose").is_dir();
+        let script = interop_dir("node").join("verify-token.mjs");
+        if let Some(claims) = run("node", script, ready, [&app.address, "https://api.example.com", &token]) {
+            assert_eq!(claims["client_id"], client_id.as_str());
+        }
+    }
+
+    async fn python_pyjwt_verifies_access_tokens(app: &TestApp) {
+        let (token, client_id) = token(app).await;
+        let ready =
+            Command::new("python3").args(["-c", "import jwt, cryptography"]).output().is_ok_and(|o| o.status.success());
+        let script = interop_dir("python").join("verify_token.py");
+        if let Some(claims) = run("python3", script, ready, [&app.address, "https://api.example.com", &token]) {
+            assert_eq!(claims["client_id"], client_id.as_str());
+        }
+    }
+
+    crate::backend_tests!(node_jose_verifies_access_tokens, python_pyjwt_verifies_access_tokens);
+}
