@@ -224,6 +224,79 @@ mod replicas {
         }
     }
 
+    /// A login on one replica is a session on the other; refresh tokens from one rotate on
+    /// the other.
+    async fn one_issuer_across_replicas(storage: &dyn tessera::storage::Storage, a: &Replica, b: &Replica) {
+        use crate::helpers::browser::{form_tokens, redirect_params, AuthorizeRequest, PASSWORD};
+        use crate::helpers::clients::WEB_APP_REDIRECT_URI;
+        use tessera::domain::user::{Password, User, Username};
+        let now = Utc::now();
+        let user = User {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: Username::parse("replica-user").unwrap(),
+            email: None,
+            email_verified: false,
+            name: None,
+            password_hash: tessera::password::hash(Password::parse(PASSWORD.into()).unwrap()).await.unwrap(),
+            created_at: now,
+            updated_at: now,
+            disabled_at: None,
+        };
+        storage.insert_user(&user).await.unwrap();
+        let client = crate::helpers::clients::register(storage, ClientSpec::offline_app()).await;
+        let browser =
+            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+        let on_a = AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI);
+        let page = browser.get(format!("{}/authorize", a.url)).query(&on_a.params()).send().await.unwrap();
+        let tokens = form_tokens(&page.text().await.unwrap());
+        let form = [
+            ("pending", tokens.pending.as_str()),
+            ("csrf_token", &tokens.csrf_token),
+            ("username", "replica-user"),
+            ("password", PASSWORD),
+        ];
+        let logged_in = browser.post(format!("{}/login", a.url)).form(&form).send().await.unwrap();
+        assert!(redirect_params(&logged_in).contains_key("code"), "login on replica A");
+
+        let on_b = AuthorizeRequest {
+            scope: Some("openid offline_access".into()),
+            ..AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI)
+        };
+        let sso = browser.get(format!("{}/authorize", b.url)).query(&on_b.params()).send().await.unwrap();
+        let code = redirect_params(&sso).remove("code").expect("replica B knows the session from replica A");
+        let exchange = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", WEB_APP_REDIRECT_URI),
+            ("code_verifier", &on_b.pkce.verifier),
+        ];
+        let body: serde_json::Value = browser
+            .post(format!("{}/token", b.url))
+            .basic_auth(&client.id, client.secret.as_ref())
+            .form(&exchange)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut refresh_token = body["refresh_token"].as_str().expect("a refresh token from B").to_owned();
+        for replica in [a, b, a] {
+            let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())];
+            let response = browser
+                .post(format!("{}/token", replica.url))
+                .basic_auth(&client.id, client.secret.as_ref())
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "refresh on {}", replica.url);
+            let body: serde_json::Value = response.json().await.unwrap();
+            refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+        }
+    }
+
     pub async fn run() {
         let Some(database) = TestDatabase::create(Backend::Postgres).await else { return };
         let http = reqwest::Client::new();
@@ -236,6 +309,7 @@ mod replicas {
         .await
         .unwrap();
         let client = crate::helpers::clients::register(&*storage, ClientSpec::service()).await;
+        one_issuer_across_replicas(&*storage, &a, &b).await;
 
         let database_url = database.url().to_owned();
         let rotator = tokio::spawn(async move {
