@@ -1,7 +1,7 @@
 //! `tessera user …`: accounts for the login pages. Passwords come from a prompt or from
 //! standard input (`--password-stdin`), never from argv, where `ps` and shell history see them.
 
-use super::{print_json, when};
+use super::print_json;
 use crate::domain::user::{parse_email, Password, User, Username};
 use crate::password;
 use crate::storage::{Storage, StorageError};
@@ -147,6 +147,6 @@ fn describe(user: &User) -> serde_json::Value {
         "created_at": user.created_at.to_rfc3339(),
         "disabled_at": user.disabled_at.map(|t| t.to_rfc3339()),
         "status": if user.disabled_at.is_some() { "disabled" } else { "active" },
-        "updated": when(Some(user.updated_at)),
+        "updated_at": user.updated_at.to_rfc3339(),
     })
 }

@@ -1,8 +1,13 @@
 //! RP-Initiated Logout 1.0 (`end_session_endpoint`, §2–§3): ends the SSO session, then
 //! redirects to a registered `post_logout_redirect_uri` (exact match) or shows a page.
+//!
+//! Without a valid `id_token_hint` the user is asked first (§2: the OP "MUST ask the
+//! End-User" then), through a form that posts back here with `confirm=yes`. That post
+//! carries the session cookie only from Tessera's own page (`SameSite=Lax` cookies are
+//! not sent on cross-site POSTs), so no other site can log a user out.
 
 use super::flow::origin_of;
-use super::pages::{self, LoggedOutPage};
+use super::pages::{self, LoggedOutPage, LogoutConfirmPage};
 use super::{session, LoginConfig};
 use crate::domain::client::ClientId;
 use crate::oauth::form::FormParams;
@@ -20,7 +25,7 @@ pub async fn get(
     issuer: web::Data<TokenIssuer>,
 ) -> HttpResponse {
     match FormParams::parse(req.query_string().as_bytes()) {
-        Ok(params) => logout(&req, &params, &**storage, &config, &issuer).await,
+        Ok(params) => logout(&req, &params, false, &**storage, &config, &issuer).await,
         Err(error) => pages::error_page(StatusCode::BAD_REQUEST, "Invalid logout request", error.description()),
     }
 }
@@ -33,7 +38,10 @@ pub async fn post(
     issuer: web::Data<TokenIssuer>,
 ) -> HttpResponse {
     match form {
-        Ok(params) => logout(&req, &params, &**storage, &config, &issuer).await,
+        Ok(params) => {
+            let is_confirmed = params.get("confirm") == Some("yes");
+            logout(&req, &params, is_confirmed, &**storage, &config, &issuer).await
+        }
         Err(error) => pages::error_page(StatusCode::BAD_REQUEST, "Invalid logout request", error.description()),
     }
 }
@@ -52,6 +60,7 @@ async fn end_session(
 async fn logout(
     req: &HttpRequest,
     params: &FormParams,
+    is_confirmed: bool,
     storage: &dyn Storage,
     config: &LoginConfig,
     issuer: &TokenIssuer,
@@ -64,6 +73,7 @@ async fn logout(
         },
         None => None,
     };
+    let has_hint = hinted_client.is_some();
     let client_id = match (hinted_client, params.get("client_id")) {
         (Some(hinted), Some(given)) if hinted != given => return bad("client_id does not match the id_token_hint."),
         (Some(hinted), _) => Some(hinted),
@@ -86,6 +96,13 @@ async fn logout(
             Ok(_) => return bad("The post_logout_redirect_uri is not registered for this application."),
             Err(error) => return super::internal_error(error.into()),
         }
+    }
+    if !has_hint && !is_confirmed {
+        let fields: Vec<(&str, &str)> = ["client_id", "post_logout_redirect_uri", "state"]
+            .into_iter()
+            .filter_map(|name| params.get(name).map(|value| (name, value)))
+            .collect();
+        return pages::render(StatusCode::OK, &LogoutConfirmPage { fields }, None);
     }
     let ended = match session::current(req, storage, config).await {
         Ok(Some((digest, _))) => end_session(storage, config, &digest).await,

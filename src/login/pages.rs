@@ -58,6 +58,14 @@ pub struct ErrorPage<'a> {
 #[template(path = "logged_out.html")]
 pub struct LoggedOutPage;
 
+/// Asks before logging out when the request has no `id_token_hint`.
+#[derive(Template)]
+#[template(path = "logout_confirm.html")]
+pub struct LogoutConfirmPage<'a> {
+    /// The request parameters carried through the confirmation form.
+    pub fields: Vec<(&'a str, &'a str)>,
+}
+
 /// The stylesheet, compiled in.
 pub const STYLESHEET: &str = include_str!("../../templates/tessera.css");
 

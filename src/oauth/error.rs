@@ -36,9 +36,6 @@ pub enum OAuthError {
     /// RFC 8707 §2: a `resource` the client may not obtain tokens for.
     #[error("invalid_target: {0}")]
     InvalidTarget(Text),
-    /// RFC 7009 §2.2.1: a `token_type_hint` the server does not know.
-    #[error("unsupported_token_type: {0}")]
-    UnsupportedTokenType(Text),
     /// Shown to clients as `server_error`; the cause chain goes to the log only.
     #[error("server_error")]
     Unexpected(#[from] anyhow::Error),
@@ -60,7 +57,6 @@ impl OAuthError {
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
-            Self::UnsupportedTokenType(_) => "unsupported_token_type",
             Self::Unexpected(_) => "server_error",
         }
     }
@@ -73,8 +69,7 @@ impl OAuthError {
             | Self::UnauthorizedClient(d)
             | Self::UnsupportedGrantType(d)
             | Self::InvalidScope(d)
-            | Self::InvalidTarget(d)
-            | Self::UnsupportedTokenType(d) => d,
+            | Self::InvalidTarget(d) => d,
             Self::BodyTooLarge => "the request body is larger than 16 KiB",
             Self::MethodNotAllowed => "this endpoint accepts POST only",
             Self::Unexpected(_) => "the server could not complete the request",

@@ -5,10 +5,12 @@ use super::client_auth;
 use super::error::OAuthError;
 use super::form::FormParams;
 use crate::clock::Clock;
-use crate::domain::client::ClientId;
+use crate::domain::client::{ClientId, ClientType};
 use crate::domain::refresh::REFRESH_TOKEN_PREFIX;
 use crate::domain::secret::SecretDigest;
 use crate::storage::Storage;
+use crate::storage::StorageError;
+use crate::tokens::claims::VerifiedAccessToken;
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -22,6 +24,10 @@ pub async fn post(
     clock: web::Data<dyn Clock>,
 ) -> Result<HttpResponse, OAuthError> {
     let (token, client) = client_auth::token_and_client(&req, &form, &**storage).await?;
+    // RFC 7662 §2.1 requires authorization: a public client proves nothing by its id.
+    if client.client_type() == ClientType::Public {
+        return Err(OAuthError::invalid_client("introspection requires a confidential client"));
+    }
     let body = if token.starts_with(REFRESH_TOKEN_PREFIX) {
         refresh_token(token, &client.id, &**storage, &**clock, &issuer).await?
     } else {
@@ -32,10 +38,15 @@ pub async fn post(
         .json(body.unwrap_or_else(|| json!({ "active": false }))))
 }
 
-/// Active only with a valid signature, `exp` and `iss`, and nothing behind it revoked or
-/// disabled: the token (`jti`), its refresh family, its user (or, for client
-/// credentials, its client).
-async fn access_token(token: &str, storage: &dyn Storage, issuer: &TokenIssuer) -> Result<Option<Value>, OAuthError> {
+/// The claims of one of our access tokens if it is live: a valid signature, `exp` and
+/// `iss`, and nothing behind it revoked or disabled — the token (`jti`), its refresh
+/// family, its user (or, for client credentials, its client). Shared by introspection
+/// and `/userinfo`, so both say the same about a token.
+pub async fn live_access_token(
+    token: &str,
+    storage: &dyn Storage,
+    issuer: &TokenIssuer,
+) -> Result<Option<VerifiedAccessToken>, StorageError> {
     let Ok(claims) = issuer.verify_access_token(token) else { return Ok(None) };
     if storage.is_access_token_revoked(&claims.jti).await? {
         return Ok(None);
@@ -54,9 +65,11 @@ async fn access_token(token: &str, storage: &dyn Storage, issuer: &TokenIssuer) 
     } else {
         storage.find_user_by_id(&claims.sub).await?.is_some_and(|u| u.disabled_at.is_none())
     };
-    if !is_alive {
-        return Ok(None);
-    }
+    Ok(is_alive.then_some(claims))
+}
+
+async fn access_token(token: &str, storage: &dyn Storage, issuer: &TokenIssuer) -> Result<Option<Value>, OAuthError> {
+    let Some(claims) = live_access_token(token, storage, issuer).await? else { return Ok(None) };
     let mut body = json!({
         "active": true,
         "token_type": "Bearer",

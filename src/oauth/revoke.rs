@@ -21,13 +21,10 @@ pub async fn post(
     issuer: web::Data<TokenIssuer>,
     clock: web::Data<dyn Clock>,
 ) -> Result<HttpResponse, OAuthError> {
-    let hint = form.get("token_type_hint");
-    if hint.is_some_and(|h| h != "refresh_token" && h != "access_token") {
-        return Err(OAuthError::UnsupportedTokenType("token_type_hint must be refresh_token or access_token".into()));
-    }
     let (token, client) = client_auth::token_and_client(&req, &form, &**storage).await?;
     let now = clock.now();
-    // The hint only orders the lookups (§2.1); the prefix tells a refresh token anyway.
+    // `token_type_hint` only orders lookups (§2.1) and an unknown one is ignored; the
+    // prefix tells a refresh token anyway, so the hint is not consulted at all.
     if token.starts_with(REFRESH_TOKEN_PREFIX) {
         if let Some((_, family)) = storage.find_refresh_token(&SecretDigest::of(token)).await? {
             if family.client_id == client.id && storage.revoke_family(&family.id, now, "revoked by the client").await? {

@@ -66,18 +66,16 @@ pub async fn get(
     issuer: web::Data<TokenIssuer>,
 ) -> Result<HttpResponse, BearerError> {
     let token = bearer_token(&req)?;
-    let claims = issuer
-        .verify_access_token(token)
-        .map_err(|_| BearerError::InvalidToken("the access token is invalid or expired"))?;
-    if storage.is_access_token_revoked(&claims.jti).await.map_err(anyhow::Error::new)? {
-        return Err(BearerError::InvalidToken("the access token has been revoked"));
-    }
+    let claims = super::introspect::live_access_token(token, &**storage, &issuer)
+        .await
+        .map_err(anyhow::Error::new)?
+        .ok_or(BearerError::InvalidToken("the access token is invalid, expired or revoked"))?;
     if !claims.has_scope("openid") {
         return Err(BearerError::InsufficientScope("openid"));
     }
     let user = storage.find_user_by_id(&claims.sub).await.map_err(anyhow::Error::new)?;
-    let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
-        return Err(BearerError::InvalidToken("the user no longer exists or is disabled"));
+    let Some(user) = user else {
+        return Err(BearerError::InvalidToken("the access token is not a user's"));
     };
     let mut body = Map::new();
     body.insert("sub".into(), json!(user.id));

@@ -214,7 +214,36 @@ async fn logout_ends_the_session_and_redirects_to_a_registered_uri(app: &TestApp
     assert_eq!(redirect_params(&after)["error"], "login_required", "the session is gone");
     let page = app.http.get(app.url("/logout")).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("signed out"));
+    assert!(page.text().await.unwrap().contains("Sign out of Tessera?"), "without a hint, logout asks first");
+}
+
+async fn logout_without_an_id_token_hint_asks_first(app: &TestApp) {
+    let client = app.register_client(ClientSpec { is_first_party: true, ..ClientSpec::web_app() }).await;
+    let user = app.create_user("judy").await;
+    app.authorize_and_log_in(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI), &user).await;
+    let query = [
+        ("client_id", client.id.as_str()),
+        ("post_logout_redirect_uri", "https://app.example.com/logged-out"),
+        ("state", "s1"),
+    ];
+    let page = app.http.get(app.url("/logout")).query(&query).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Sign out of Tessera?"), "a confirmation, not a logout");
+    let still_in =
+        app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI).with("prompt", "none")).await;
+    assert!(
+        redirect_params(&still_in).contains_key("code"),
+        "a GET alone (e.g. an <img> on another site) logs nobody out"
+    );
+
+    let mut form: Vec<(&str, &str)> = query.to_vec();
+    form.push(("confirm", "yes"));
+    let out = app.http.post(app.url("/logout")).form(&form).send().await.unwrap();
+    assert_eq!(out.status(), 303);
+    assert_eq!(location(&out), "https://app.example.com/logged-out?state=s1");
+    let after = app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI).with("prompt", "none")).await;
+    assert_eq!(redirect_params(&after)["error"], "login_required");
 }
 
 crate::backend_tests!(
@@ -228,4 +257,5 @@ crate::backend_tests!(
     prompt_login_and_max_age_force_reauthentication,
     login_hint_prefills_the_username,
     logout_ends_the_session_and_redirects_to_a_registered_uri,
+    logout_without_an_id_token_hint_asks_first,
 );

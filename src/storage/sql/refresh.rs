@@ -118,6 +118,10 @@ impl SqlStorage {
                     .bind(keep_sealed.then(|| Timestamp::from(req.now + req.retry_window)))
                     .execute(&mut *tx).await?;
                 sqlx::query("UPDATE token_families SET last_used_at = $2 WHERE id = $1").bind(&family.id).bind(now).execute(&mut *tx).await?;
+                // The presented token is now used, so its predecessor's retry copy of it is
+                // useless: wipe it now rather than at the next housekeeping run.
+                sqlx::query("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL WHERE successor_digest = $1")
+                    .bind(presented.as_str()).execute(&mut *tx).await?;
                 tx.commit().await?;
                 return Ok(Rotation::Rotated(family));
             }
