@@ -92,13 +92,14 @@ pub fn login_form(
 ) -> HttpResponse {
     let page =
         LoginPage { client_name: &client.name, pending: &handle.id, csrf_token: &handle.csrf_token, username, error };
-    let mut response = pages::render(status, &page, None);
-    let _ = response.add_cookie(&session::cookie(
-        config,
-        session::csrf_cookie_name(config),
-        handle.csrf_token.clone(),
-        None,
-    ));
+    let response = pages::render(status, &page, None);
+    with_csrf_cookie(config, handle, response)
+}
+
+/// Sets the CSRF cookie that must come back with the form's token (double submit).
+fn with_csrf_cookie(config: &LoginConfig, handle: &PendingHandle, mut response: HttpResponse) -> HttpResponse {
+    let cookie = session::cookie(config, session::csrf_cookie_name(config), handle.csrf_token.clone(), None);
+    let _ = response.add_cookie(&cookie);
     response
 }
 
@@ -146,14 +147,7 @@ pub async fn after_login(
             scopes: pending.scope.iter().map(ScopeDescription::of).collect(),
         };
         let form_target = origin_of(&pending.redirect_uri);
-        let mut response = pages::render(StatusCode::OK, &page, form_target.as_deref());
-        let _ = response.add_cookie(&session::cookie(
-            config,
-            session::csrf_cookie_name(config),
-            handle.csrf_token.clone(),
-            None,
-        ));
-        response
+        with_csrf_cookie(config, handle, pages::render(StatusCode::OK, &page, form_target.as_deref()))
     };
     for cookie in &cookies {
         let _ = response.add_cookie(cookie);

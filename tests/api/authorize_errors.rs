@@ -336,29 +336,43 @@ mod per_ip_throttling {
         last
     }
 
+    /// One login attempt for `username` with the right password, claiming `forwarded_for`.
+    async fn log_in_from(
+        app: &TestApp,
+        client: &crate::helpers::clients::TestClient,
+        username: &str,
+        forwarded_for: &str,
+    ) -> u16 {
+        let html = app.get_authorize(&AuthorizeRequest::new(client, WEB_APP_REDIRECT_URI)).await.text().await.unwrap();
+        let tokens = form_tokens(&html);
+        let form = [
+            ("pending", tokens.pending.as_str()),
+            ("csrf_token", &tokens.csrf_token),
+            ("username", username),
+            ("password", PASSWORD),
+        ];
+        app.http
+            .post(app.url("/login"))
+            .header("x-forwarded-for", forwarded_for)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     async fn an_ip_spraying_many_accounts_is_locked(database: &TestDatabase) {
         let app = TestApp::spawn(database, |s| s.login.max_failures = 2).await.unwrap();
         let client = app.register_client(ClientSpec::web_app()).await;
         app.create_user("xavier").await;
         assert_eq!(spray(&app, &client, "203.0.113.7", 8).await, 401);
-        let html = app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI)).await.text().await.unwrap();
-        let tokens = form_tokens(&html);
-        let form = [
-            ("pending", tokens.pending.as_str()),
-            ("csrf_token", &tokens.csrf_token),
-            ("username", "xavier"),
-            ("password", PASSWORD),
-        ];
         // A forged X-Forwarded-For changes nothing when the header is not trusted.
-        let locked = app
-            .http
-            .post(app.url("/login"))
-            .header("x-forwarded-for", "198.51.100.1")
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(locked.status(), 429, "the IP is locked for every account");
+        assert_eq!(
+            log_in_from(&app, &client, "xavier", "198.51.100.1").await,
+            429,
+            "the IP is locked for every account"
+        );
         app.stop().await;
     }
 
@@ -372,23 +386,8 @@ mod per_ip_throttling {
         let client = app.register_client(ClientSpec::web_app()).await;
         app.create_user("yvonne").await;
         assert_eq!(spray(&app, &client, "203.0.113.7", 8).await, 401);
-        let html = app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI)).await.text().await.unwrap();
-        let tokens = form_tokens(&html);
-        let form = [
-            ("pending", tokens.pending.as_str()),
-            ("csrf_token", &tokens.csrf_token),
-            ("username", "yvonne"),
-            ("password", PASSWORD),
-        ];
-        let other_client_ip = app
-            .http
-            .post(app.url("/login"))
-            .header("x-forwarded-for", "198.51.100.1")
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(other_client_ip.status(), 200, "another client behind the same proxy logs in (consent page)");
+        let other_client_ip = log_in_from(&app, &client, "yvonne", "198.51.100.1").await;
+        assert_eq!(other_client_ip, 200, "another client behind the same proxy logs in (consent page)");
         app.stop().await;
     }
 
