@@ -82,7 +82,8 @@ impl Discovery {
                 "email",
                 "email_verified",
             ],
-            prompt_values_supported: &["none", "login", "consent", "select_account"],
+            // `select_account` is accepted but not advertised: there is one account per session.
+            prompt_values_supported: &["none", "login", "consent"],
             authorization_response_iss_parameter_supported: true,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
