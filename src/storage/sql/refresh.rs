@@ -12,6 +12,7 @@ use crate::storage::timestamp::Timestamp;
 use crate::storage::{RefreshStore, StorageError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::sync::LazyLock;
 
 const FAMILY_COLUMNS: &str =
     "f.id, f.client_id, f.user_id, f.sid, f.scope, f.auth_time, f.created_at, f.last_used_at, \
@@ -62,17 +63,20 @@ struct TokenRow {
     successor_digest: Option<String>,
     successor_sealed: Option<Vec<u8>>,
     successor_sealed_until: Option<Timestamp>,
+    user_disabled_at: Option<Timestamp>,
     #[sqlx(flatten)]
     family: FamilyRow,
 }
 
-fn token_query() -> String {
+/// Built once: it runs on every rotation.
+static TOKEN_QUERY: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT t.created_at AS token_created_at, t.used_at, t.idle_expires_at, t.successor_digest, t.successor_sealed, \
-         t.successor_sealed_until, {FAMILY_COLUMNS} \
-         FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id WHERE t.token_digest = $1"
+         t.successor_sealed_until, u.disabled_at AS user_disabled_at, {FAMILY_COLUMNS} \
+         FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id \
+         WHERE t.token_digest = $1"
     )
-}
+});
 
 /// Busy (SQLite 5, 517, 6) or serialization/deadlock (PostgreSQL 40001, 40P01): try again.
 fn is_retryable(error: &sqlx::Error) -> bool {
@@ -91,13 +95,25 @@ impl SqlStorage {
             let mut tx = pool.begin().await?;
             // The claim comes first: it takes the write lock, so the reads below see the
             // outcome of any concurrent rotation of the same token.
-            let claimed = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_digest = $1 AND used_at IS NULL AND idle_expires_at > $2")
-                .bind(presented.as_str()).bind(now).execute(&mut *tx).await?.rows_affected() == 1;
-            let Some(row) = sqlx::query_as::<_, TokenRow>(&token_query()).bind(presented.as_str()).fetch_optional(&mut *tx).await? else {
+            // It records the successor in the same statement; if a check below fails, the
+            // transaction is dropped and all of it rolls back.
+            let successor = SecretDigest::of(req.successor);
+            let keep_sealed = !req.retry_window.is_zero();
+            let claimed = sqlx::query(
+                "UPDATE refresh_tokens SET used_at = $2, successor_digest = $3, successor_sealed = $4, successor_sealed_until = $5 \
+                 WHERE token_digest = $1 AND used_at IS NULL AND idle_expires_at > $2")
+                .bind(presented.as_str())
+                .bind(now)
+                .bind(successor.as_str())
+                .bind(keep_sealed.then_some(req.successor_sealed))
+                .bind(keep_sealed.then(|| Timestamp::from(req.now + req.retry_window)))
+                .execute(&mut *tx).await?.rows_affected() == 1;
+            let Some(row) = sqlx::query_as::<_, TokenRow>(TOKEN_QUERY.as_str()).bind(presented.as_str()).fetch_optional(&mut *tx).await? else {
                 return Ok(Rotation::Invalid);
             };
             let family = TokenFamily::try_from(row.family).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            if family.client_id != *req.client_id || family.revoked_at.is_some() || family.absolute_expires_at <= req.now {
+            let is_dead = family.revoked_at.is_some() || family.absolute_expires_at <= req.now || row.user_disabled_at.is_some();
+            if family.client_id != *req.client_id || is_dead {
                 // Dropping the transaction rolls the claim back: another client's
                 // presentation, or a dead family, changes nothing.
                 return Ok(Rotation::Invalid);
@@ -106,22 +122,12 @@ impl SqlStorage {
                 return Ok(Rotation::ScopeExceeded); // rolled back with the transaction
             }
             if claimed {
-                let successor = SecretDigest::of(req.successor);
+                // Four statements in all (claim, read, insert, commit): the rotation's cost
+                // is round trips, so nothing else happens in here. A family's last use is
+                // derived from its newest token rather than written on every rotation.
                 let idle = Timestamp::from((req.now + req.idle_ttl).min(family.absolute_expires_at));
                 sqlx::query("INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)")
                     .bind(successor.as_str()).bind(&family.id).bind(now).bind(idle).execute(&mut *tx).await?;
-                let keep_sealed = !req.retry_window.is_zero();
-                sqlx::query("UPDATE refresh_tokens SET successor_digest = $2, successor_sealed = $3, successor_sealed_until = $4 WHERE token_digest = $1")
-                    .bind(presented.as_str())
-                    .bind(successor.as_str())
-                    .bind(keep_sealed.then_some(req.successor_sealed))
-                    .bind(keep_sealed.then(|| Timestamp::from(req.now + req.retry_window)))
-                    .execute(&mut *tx).await?;
-                sqlx::query("UPDATE token_families SET last_used_at = $2 WHERE id = $1").bind(&family.id).bind(now).execute(&mut *tx).await?;
-                // The presented token is now used, so its predecessor's retry copy of it is
-                // useless: wipe it now rather than at the next housekeeping run.
-                sqlx::query("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL WHERE successor_digest = $1")
-                    .bind(presented.as_str()).execute(&mut *tx).await?;
                 tx.commit().await?;
                 return Ok(Rotation::Rotated(family));
             }
@@ -210,9 +216,9 @@ impl RefreshStore for SqlStorage {
         &self,
         token: &SecretDigest,
     ) -> Result<Option<(RefreshTokenState, TokenFamily)>, StorageError> {
-        let sql = token_query();
+        let sql = TOKEN_QUERY.as_str();
         let row: Option<TokenRow> =
-            on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(token.as_str()).fetch_optional(pool).await)?;
+            on_pool!(&self.pool, pool => sqlx::query_as(sql).bind(token.as_str()).fetch_optional(pool).await)?;
         row.map(|row| {
             let state = RefreshTokenState {
                 created_at: row.token_created_at.into(),
