@@ -1,0 +1,171 @@
+//! Runs N workers for a fixed time, closed loop (each worker sends its next request as
+//! soon as the last one is answered) or at a fixed total rate, and records latencies.
+//!
+//! At a fixed rate each request has a scheduled send time, and its latency is measured
+//! from that time, not from when it was actually sent: a server that falls behind is
+//! charged for the queue it builds (no coordinated omission).
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::{sleep_until, Instant};
+
+/// One connection's worth of load: sends one request, says whether it succeeded.
+pub trait Worker: Send + 'static {
+    /// `Err` carries a short description of what went wrong (status and body excerpt).
+    fn request(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// True when the worker has nothing left to send (prepared codes ran out).
+    fn exhausted(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Requests before this are sent but not recorded (connections, caches, JIT).
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Total requests per second over all workers; `None` for a closed loop.
+    pub rate: Option<f64>,
+}
+
+#[derive(Default)]
+struct Recorder {
+    latencies_us: Vec<u32>,
+    errors: u64,
+    error_samples: BTreeMap<String, u64>,
+    last_done: Option<Instant>,
+}
+
+impl Recorder {
+    fn record(&mut self, latency: Duration, result: Result<(), String>, done: Instant) {
+        self.last_done = Some(self.last_done.map_or(done, |t| t.max(done)));
+        match result {
+            Ok(()) => self.latencies_us.push(latency.as_micros().min(u32::MAX as u128) as u32),
+            Err(message) => {
+                self.errors += 1;
+                if self.error_samples.len() < 5 || self.error_samples.contains_key(&message) {
+                    *self.error_samples.entry(message).or_default() += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The numbers of one load step.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub connections: usize,
+    /// Offered rate for fixed-rate runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_rate: Option<f64>,
+    pub warmup_s: f64,
+    /// Measured time: from the end of the warm-up to the last recorded response.
+    pub elapsed_s: f64,
+    pub ok: u64,
+    pub errors: u64,
+    /// Successful responses per second.
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+    /// Up to five distinct error messages with their counts.
+    pub error_samples: BTreeMap<String, u64>,
+    /// True when a worker ran out of prepared work before the time was up.
+    pub exhausted: bool,
+}
+
+pub async fn run<W: Worker>(workers: Vec<W>, plan: Plan) -> Summary {
+    let count = workers.len();
+    let start = Instant::now() + Duration::from_millis(20);
+    let measure_from = start + plan.warmup;
+    let end = measure_from + plan.duration;
+    let interval = plan.rate.map(|rate| Duration::from_secs_f64(count as f64 / rate));
+    let mut handles = Vec::with_capacity(count);
+    for (index, mut worker) in workers.into_iter().enumerate() {
+        handles.push(tokio::spawn(async move {
+            let mut recorder = Recorder::default();
+            let mut exhausted = false;
+            // Staggered so that a fixed rate is spread evenly over the workers.
+            let offset = interval.map(|i| i.mul_f64(index as f64 / count as f64));
+            sleep_until(start).await;
+            for k in 0u64.. {
+                let scheduled = match (interval, offset) {
+                    (Some(interval), Some(offset)) => {
+                        let at = start + offset + interval.mul_f64(k as f64);
+                        if at >= end {
+                            break;
+                        }
+                        sleep_until(at).await;
+                        at
+                    }
+                    _ => Instant::now(),
+                };
+                if scheduled >= end {
+                    break;
+                }
+                if worker.exhausted() {
+                    exhausted = true;
+                    break;
+                }
+                let result = worker.request().await;
+                let done = Instant::now();
+                if scheduled >= measure_from {
+                    recorder.record(done - scheduled, result, done);
+                }
+            }
+            (recorder, exhausted)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let mut error_samples: BTreeMap<String, u64> = BTreeMap::new();
+    let mut last_done = measure_from;
+    let mut any_exhausted = false;
+    for handle in handles {
+        let (recorder, exhausted) = handle.await.expect("a load worker panicked");
+        any_exhausted |= exhausted;
+        latencies.extend(recorder.latencies_us);
+        errors += recorder.errors;
+        for (message, n) in recorder.error_samples {
+            if error_samples.len() < 5 || error_samples.contains_key(&message) {
+                *error_samples.entry(message).or_default() += n;
+            }
+        }
+        if let Some(done) = recorder.last_done {
+            last_done = last_done.max(done);
+        }
+    }
+    latencies.sort_unstable();
+    let elapsed = (last_done - measure_from).as_secs_f64().max(1e-9);
+    let ms = |us: u32| us as f64 / 1000.0;
+    let percentile = |p: f64| {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
+        ms(latencies[rank.clamp(1, latencies.len()) - 1])
+    };
+    let ok = latencies.len() as u64;
+    let mean = if ok == 0 { 0.0 } else { latencies.iter().map(|&l| l as f64).sum::<f64>() / ok as f64 / 1000.0 };
+    Summary {
+        connections: count,
+        target_rate: plan.rate,
+        warmup_s: plan.warmup.as_secs_f64(),
+        elapsed_s: elapsed,
+        ok,
+        errors,
+        rps: ok as f64 / elapsed,
+        p50_ms: percentile(50.0),
+        p90_ms: percentile(90.0),
+        p99_ms: percentile(99.0),
+        max_ms: latencies.last().copied().map_or(0.0, ms),
+        mean_ms: mean,
+        error_samples,
+        exhausted: any_exhausted,
+    }
+}

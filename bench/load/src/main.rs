@@ -1,0 +1,366 @@
+//! `tessera-bench`: the load generator and report writer behind `bench/run`.
+//!
+//! Each load subcommand drives one scenario against a server on 127.0.0.1 for a fixed
+//! time and prints one JSON object (requests/s, latency percentiles, errors) on stdout.
+//! `report` turns a run directory of such files into `bench/results/latest.{md,json}`.
+//! See bench/README.md.
+
+mod awslc;
+mod driver;
+mod flows;
+mod http;
+mod openssl;
+mod report;
+mod scenarios;
+mod verify;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use driver::{Plan, Summary};
+use flows::WebClient;
+use http::{Conn, Target};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "tessera-bench", about = "Load generator and report writer for bench/run")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// `openssl speed -seconds S [-multi N] rsa2048`, parsed.
+    Openssl {
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+        #[arg(long)]
+        multi: Option<usize>,
+    },
+    /// RSA-2048 sign and verify rates of aws-lc (Tessera's crypto library) on N threads.
+    Awslc {
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+    /// Prints a free TCP port on 127.0.0.1.
+    FreePort,
+    /// Waits until `GET URL` answers 200 (a server coming up).
+    Wait {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
+    /// Scenario 1: POST /token with client_credentials.
+    ClientCredentials {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The scope to request (both servers get the same request).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Scenario 2: refresh-token rotation, one chain per connection.
+    Refresh {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[command(flatten)]
+        login: LoginArgs,
+        /// `scope` sent with each refresh (RFC 6749 §6), to narrow what is issued.
+        #[arg(long)]
+        refresh_scope: Option<String>,
+    },
+    /// Scenario 3: authorization-code exchange, codes prepared beforehand.
+    Code {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[command(flatten)]
+        login: LoginArgs,
+        /// Longest time spent preparing codes, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        prepare_seconds: f64,
+        #[arg(long, default_value_t = 30_000)]
+        max_codes: usize,
+    },
+    /// Scenario 4: POST /introspect of a valid client_credentials access token.
+    Introspect {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Scenario 5: GET of a static document.
+    Get {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[arg(long)]
+        path: String,
+    },
+    /// Scenario 6: in-process tessera-verify throughput per core.
+    Verify {
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, default_value = "https://api.example.com")]
+        audience: String,
+        /// Seconds per case (raw RSA and Verifier::verify) per thread count.
+        #[arg(long, default_value_t = 4.0)]
+        seconds: f64,
+        /// Thread counts to run, e.g. 1,2.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        threads: Vec<usize>,
+    },
+    /// Writes the Markdown table and the JSON of a run directory.
+    Report {
+        /// The run directory that bench/run filled.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        markdown: PathBuf,
+        #[arg(long)]
+        json: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct LoadArgs {
+    /// The server, e.g. http://127.0.0.1:8080 (loopback only).
+    #[arg(long)]
+    url: String,
+    /// Concurrent connections (one worker each).
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of unrecorded load before the measurement.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// A fixed total rate (requests per second) instead of a closed loop.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Threads of the load generator's runtime. It shares the machine with the server.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+impl LoadArgs {
+    fn plan(&self) -> Plan {
+        Plan {
+            warmup: Duration::from_secs_f64(self.warmup),
+            duration: Duration::from_secs_f64(self.duration),
+            rate: self.rate,
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+struct ClientArgs {
+    #[arg(long)]
+    client_id: String,
+    #[arg(long)]
+    client_secret: String,
+}
+
+#[derive(Args, Clone)]
+struct LoginArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[arg(long)]
+    redirect_uri: String,
+    /// The scope of the authorization requests.
+    #[arg(long)]
+    scope: String,
+    #[arg(long)]
+    username: String,
+    /// The user's password, read from this environment variable (not argv).
+    #[arg(long, default_value = "BENCH_PASSWORD")]
+    password_env: String,
+}
+
+impl LoginArgs {
+    fn web_client(&self) -> Arc<WebClient> {
+        Arc::new(WebClient {
+            id: self.client.client_id.clone(),
+            secret: self.client.client_secret.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+            scope: self.scope.clone(),
+        })
+    }
+
+    fn password(&self) -> anyhow::Result<String> {
+        std::env::var(&self.password_env).with_context(|| format!("set {} to the user's password", self.password_env))
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Openssl { seconds, multi } => print(&serde_json::to_value(openssl::run(seconds, multi)?)?),
+        Command::Awslc { seconds, threads } => print(&serde_json::to_value(awslc::run(threads, seconds)?)?),
+        Command::FreePort => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            println!("{}", listener.local_addr()?.port());
+            Ok(())
+        }
+        Command::Report { dir, markdown, json } => report::write(&dir, &markdown, &json),
+        Command::Wait { url, path, timeout } => {
+            let target = Target::parse(&url)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let deadline = std::time::Instant::now() + Duration::from_secs_f64(timeout);
+                loop {
+                    let mut conn = Conn::new(&target);
+                    if conn.get(&path, &[]).await.is_ok_and(|r| r.status == 200) {
+                        return Ok(());
+                    }
+                    anyhow::ensure!(
+                        std::time::Instant::now() < deadline,
+                        "{url}{path} did not answer 200 within {timeout} s"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        }
+        Command::Verify { url, client, audience, seconds, threads } => {
+            let target = Target::parse(&url)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let (token, verifier, parsed, input, signature) =
+                runtime.block_on(verify::prepare(&target, &client.client_id, &client.client_secret, &audience))?;
+            let result = verify::measure(&token, &verifier, parsed, &input, &signature, &threads, seconds);
+            print(&serde_json::to_value(result)?)
+        }
+        command => {
+            let threads = match &command {
+                Command::ClientCredentials { load, .. }
+                | Command::Refresh { load, .. }
+                | Command::Code { load, .. }
+                | Command::Introspect { load, .. }
+                | Command::Get { load, .. } => load.threads,
+                _ => 1,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+            let result = runtime.block_on(load(command))?;
+            print(&result)
+        }
+    }
+}
+
+fn print(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn with_setup(summary: Summary, scenario: &str, setup: Value) -> anyhow::Result<Value> {
+    let mut value = serde_json::to_value(summary)?;
+    value["scenario"] = json!(scenario);
+    value["setup"] = setup;
+    Ok(value)
+}
+
+async fn load(command: Command) -> anyhow::Result<Value> {
+    match command {
+        Command::ClientCredentials { load, client, scope } => {
+            let target = Target::parse(&load.url)?;
+            let workers = (0..load.connections)
+                .map(|_| {
+                    scenarios::ClientCredentials::new(
+                        &target,
+                        &client.client_id,
+                        &client.client_secret,
+                        scope.as_deref(),
+                    )
+                })
+                .collect();
+            let summary = driver::run(workers, load.plan()).await;
+            with_setup(summary, "client_credentials", json!({ "scope": scope }))
+        }
+        Command::Get { load, path } => {
+            let target = Target::parse(&load.url)?;
+            let workers = (0..load.connections).map(|_| scenarios::Get::new(&target, &path)).collect();
+            with_setup(driver::run(workers, load.plan()).await, "get", json!({ "path": path }))
+        }
+        Command::Introspect { load, client } => {
+            let target = Target::parse(&load.url)?;
+            let mut conn = Conn::new(&target);
+            let auth = http::basic_auth(&client.client_id, &client.client_secret);
+            let response = conn.post_form("/token", &[auth], &[("grant_type", "client_credentials")]).await?;
+            anyhow::ensure!(response.status == 200, "no token to introspect: {}", response.excerpt());
+            let token = response.json()?["access_token"].as_str().context("access_token")?.to_owned();
+            let workers = (0..load.connections)
+                .map(|_| scenarios::Introspect::new(&target, &client.client_id, &client.client_secret, &token))
+                .collect();
+            let summary = driver::run(workers, load.plan()).await;
+            with_setup(summary, "introspect", json!({ "token": "client_credentials access token" }))
+        }
+        Command::Refresh { load, login, refresh_scope } => {
+            let target = Target::parse(&load.url)?;
+            let client = login.web_client();
+            let started = std::time::Instant::now();
+            let mut conn = Conn::new(&target);
+            let (session, first) = flows::log_in(&mut conn, &client, &login.username, &login.password()?).await?;
+            let session = Arc::new(session);
+            // Each connection carries its own chain (its own token family).
+            let mut tokens = Vec::with_capacity(load.connections);
+            let first_tokens = flows::exchange(&mut conn, &client, &first).await?;
+            tokens.push(first_tokens["refresh_token"].as_str().context("no refresh_token")?.to_owned());
+            while tokens.len() < load.connections {
+                tokens.push(flows::start_chain(&mut conn, &client, &session).await?);
+            }
+            let prepare_s = started.elapsed().as_secs_f64();
+            let workers: Vec<_> = tokens
+                .into_iter()
+                .map(|token| {
+                    scenarios::RefreshChain::new(&target, client.clone(), session.clone(), token, refresh_scope.clone())
+                })
+                .collect();
+            let summary = driver::run(workers, load.plan()).await;
+            with_setup(
+                summary,
+                "refresh",
+                json!({ "chains": load.connections, "authorize_scope": login.scope,
+                        "refresh_scope": refresh_scope, "prepare_s": prepare_s }),
+            )
+        }
+        Command::Code { load, login, prepare_seconds, max_codes } => {
+            let target = Target::parse(&load.url)?;
+            let client = login.web_client();
+            let mut conn = Conn::new(&target);
+            let (session, _) = flows::log_in(&mut conn, &client, &login.username, &login.password()?).await?;
+            let session = Arc::new(session);
+            let (codes, took) = scenarios::prepare_codes(
+                &target,
+                &client,
+                &session,
+                load.connections,
+                Duration::from_secs_f64(prepare_seconds),
+                max_codes,
+            )
+            .await?;
+            let prepared = codes.len();
+            let mut shares: Vec<Vec<_>> = (0..load.connections).map(|_| Vec::new()).collect();
+            for (i, code) in codes.into_iter().enumerate() {
+                shares[i % load.connections].push(code);
+            }
+            let workers =
+                shares.into_iter().map(|codes| scenarios::CodeExchange::new(&target, &client, codes)).collect();
+            let summary = driver::run(workers, load.plan()).await;
+            with_setup(
+                summary,
+                "authorization_code",
+                json!({ "scope": login.scope, "codes_prepared": prepared, "prepare_s": took.as_secs_f64(),
+                        "prepare_rate": prepared as f64 / took.as_secs_f64() }),
+            )
+        }
+        _ => unreachable!("handled in main"),
+    }
+}
