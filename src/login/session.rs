@@ -48,14 +48,18 @@ pub fn removal(config: &LoginConfig, name: &'static str) -> Cookie<'static> {
     cookie
 }
 
+/// The digest of the session id in the request's cookie, live or not.
+pub fn cookie_digest(req: &HttpRequest, config: &LoginConfig) -> Option<SecretDigest> {
+    req.cookie(session_cookie_name(config)).map(|cookie| SecretDigest::of(cookie.value()))
+}
+
 /// The live session named by the request's cookie, if any; refreshes its idle timer.
 pub async fn current(
     req: &HttpRequest,
     storage: &dyn Storage,
     config: &LoginConfig,
 ) -> Result<Option<(SecretDigest, Session)>, StorageError> {
-    let Some(cookie) = req.cookie(session_cookie_name(config)) else { return Ok(None) };
-    let digest = SecretDigest::of(cookie.value());
+    let Some(digest) = cookie_digest(req, config) else { return Ok(None) };
     let now = config.clock.now();
     let idle_cutoff = now - config.session_idle;
     match storage.find_session(&digest, now, idle_cutoff).await? {

@@ -71,7 +71,8 @@ pub async fn post(
             ));
         };
         storage.clear_throttle(&account).await?;
-        let previous = session::current(&req, storage, &config).await?.map(|(digest, _)| digest);
+        // Whatever session the cookie names is replaced: no need to load or touch it first.
+        let previous = session::cookie_digest(&req, &config);
         let (session, cookie) = session::start(storage, &config, &user.id, previous.as_ref(), now).await?;
         tracing::info!(event = "login", user_id = %user.id, client_id = %checked.client.id, "user logged in");
         flow::after_login(

@@ -235,18 +235,22 @@ async fn repeated_failures_lock_the_account(app: &TestApp) {
     assert!(locked.text().await.unwrap().contains("Too many failed attempts"));
 }
 
-async fn a_session_cookie_is_http_only_and_replaced_at_login(app: &TestApp) {
-    let client = app.register_client(ClientSpec { is_first_party: true, ..ClientSpec::web_app() }).await;
-    app.create_user("wendy").await;
-    let html = app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI)).await.text().await.unwrap();
-    let response = app.submit_login(&form_tokens(&html), "wendy", PASSWORD).await;
-    let cookie = response
+fn session_cookie(response: &reqwest::Response) -> String {
+    response
         .headers()
         .get_all("set-cookie")
         .iter()
         .map(|c| c.to_str().unwrap().to_owned())
         .find(|c| c.starts_with("tessera_session="))
-        .expect("a session cookie");
+        .expect("a session cookie")
+}
+
+async fn a_session_cookie_is_http_only_and_replaced_at_login(app: &TestApp) {
+    let client = app.register_client(ClientSpec { is_first_party: true, ..ClientSpec::web_app() }).await;
+    app.create_user("wendy").await;
+    let html = app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI)).await.text().await.unwrap();
+    let response = app.submit_login(&form_tokens(&html), "wendy", PASSWORD).await;
+    let cookie = session_cookie(&response);
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"), "{cookie}");
     let first_id = cookie.split(';').next().unwrap().to_owned();
     let html = app
@@ -256,13 +260,7 @@ async fn a_session_cookie_is_http_only_and_replaced_at_login(app: &TestApp) {
         .await
         .unwrap();
     let response = app.submit_login(&form_tokens(&html), "wendy", PASSWORD).await;
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|c| c.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with("tessera_session="))
-        .unwrap();
+    let cookie = session_cookie(&response);
     assert_ne!(cookie.split(';').next().unwrap(), first_id, "a new session id at every login (no fixation)");
 }
 
