@@ -54,6 +54,8 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub acquire_timeout: Lifetime,
     pub sqlite_busy_timeout: Lifetime,
+    /// How long a client registration read from the database is reused (0: not at all).
+    pub client_cache_ttl: Window,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -10,6 +10,7 @@ use crate::keys::SigningKeys;
 use crate::login::LoginConfig;
 use crate::oauth::discovery::Discovery;
 use crate::oauth::jwks::JwksMaxAge;
+use crate::storage::client_cache::ClientCache;
 use crate::storage::{self, Storage};
 use crate::telemetry;
 use crate::tokens::refresh::RefreshPolicy;
@@ -69,6 +70,7 @@ impl Application {
         let discovery = Data::new(Discovery::new(&settings.issuer));
         let login_config = Data::new(LoginConfig::from_settings(&settings, clock.clone()));
         let jwks_max_age = Data::new(JwksMaxAge(settings.keys.jwks_max_age.as_secs().min(u32::MAX as u64) as u32));
+        let clients = Data::new(ClientCache::new(storage.clone(), clock.clone(), settings.database.client_cache_ttl.0));
         let storage = Data::from(storage);
         let clock: Data<dyn Clock> = Data::from(clock);
         let port = listener.local_addr()?.port();
@@ -76,6 +78,7 @@ impl Application {
             App::new()
                 .wrap(from_fn(telemetry::log_request))
                 .app_data(storage.clone())
+                .app_data(clients.clone())
                 .app_data(issuer.clone())
                 .app_data(discovery.clone())
                 .app_data(jwks_max_age.clone())

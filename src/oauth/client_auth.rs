@@ -5,13 +5,13 @@ use super::error::OAuthError;
 use super::form::{decode_component, FormParams};
 use crate::domain::client::{AuthMethod, Client, ClientId};
 use crate::domain::secret::SecretDigest;
-use crate::storage::Storage;
+use crate::storage::client_cache::{ClientCache, Lookup};
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::HttpRequest;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 /// What the client presented, before anything is looked up.
 pub enum PresentedCredentials {
@@ -93,11 +93,11 @@ fn parse_basic(header: &str) -> Result<(ClientId, String), OAuthError> {
 pub async fn token_and_client<'a>(
     req: &HttpRequest,
     form: &'a FormParams,
-    storage: &dyn Storage,
-) -> Result<(&'a str, Client), OAuthError> {
+    clients: &ClientCache,
+) -> Result<(&'a str, Arc<Client>), OAuthError> {
     let presented = PresentedCredentials::from_request(req, form)?;
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("missing token"))?;
-    let client = authenticate(storage, presented).await?;
+    let client = authenticate(clients, presented).await?;
     Ok((token, client))
 }
 
@@ -106,33 +106,67 @@ pub async fn token_and_client<'a>(
 static DUMMY_DIGEST: LazyLock<SecretDigest> = LazyLock::new(|| SecretDigest::of("tessera-dummy-client-secret"));
 
 /// Looks the client up and checks what it presented against its registration.
-pub async fn authenticate(storage: &dyn Storage, presented: PresentedCredentials) -> Result<Client, OAuthError> {
+///
+/// The registration may come from the [`ClientCache`]; a secret that does not match a
+/// cached registration is checked once more against a fresh read, so a secret rotated
+/// moments ago is accepted at once.
+pub async fn authenticate(clients: &ClientCache, presented: PresentedCredentials) -> Result<Arc<Client>, OAuthError> {
     let (id, secret, method) = match presented {
         PresentedCredentials::Basic { id, secret } => (id, Some(secret), AuthMethod::ClientSecretBasic),
         PresentedCredentials::Post { id, secret } => (id, Some(secret), AuthMethod::ClientSecretPost),
         PresentedCredentials::IdOnly { id } => (id, None, AuthMethod::None),
         PresentedCredentials::Nothing => return Err(OAuthError::invalid_client("client authentication is required")),
     };
-    let failed = || OAuthError::invalid_client("client authentication failed");
-    let Some(client) = storage.find_client(&id).await? else {
+    let Some(Lookup { client, from_cache }) = clients.get(&id).await? else {
         if let Some(secret) = &secret {
             let _ = DUMMY_DIGEST.matches(secret);
         }
         return Err(failed());
     };
+    match check(&client, secret.as_deref(), method) {
+        Err(Mismatch::Secret) if from_cache => match clients.reload(&id).await? {
+            Some(fresh) => check(&fresh, secret.as_deref(), method).map(|()| fresh).map_err(Mismatch::into_error),
+            None => Err(failed()),
+        },
+        outcome => outcome.map(|()| client).map_err(Mismatch::into_error),
+    }
+}
+
+fn failed() -> OAuthError {
+    OAuthError::invalid_client("client authentication failed")
+}
+
+/// Why a registration refused what was presented.
+enum Mismatch {
+    Disabled,
+    Method(AuthMethod),
+    Secret,
+}
+
+impl Mismatch {
+    fn into_error(self) -> OAuthError {
+        match self {
+            Self::Disabled => OAuthError::invalid_client("the client is disabled"),
+            Self::Method(registered) => OAuthError::invalid_client(format!(
+                "the client is registered for token_endpoint_auth_method {}",
+                registered.as_str()
+            )),
+            Self::Secret => failed(),
+        }
+    }
+}
+
+fn check(client: &Client, secret: Option<&str>, method: AuthMethod) -> Result<(), Mismatch> {
     if client.is_disabled() {
-        return Err(OAuthError::invalid_client("the client is disabled"));
+        return Err(Mismatch::Disabled);
     }
     if client.auth_method != method {
-        return Err(OAuthError::invalid_client(format!(
-            "the client is registered for token_endpoint_auth_method {}",
-            client.auth_method.as_str()
-        )));
+        return Err(Mismatch::Method(client.auth_method));
     }
-    match (&client.secret_digest, &secret) {
-        (Some(digest), Some(secret)) if digest.matches(secret) => Ok(client),
-        (None, None) => Ok(client),
-        _ => Err(failed()),
+    match (&client.secret_digest, secret) {
+        (Some(digest), Some(secret)) if digest.matches(secret) => Ok(()),
+        (None, None) => Ok(()),
+        _ => Err(Mismatch::Secret),
     }
 }
 

@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::domain::client::{ClientId, ClientType};
 use crate::domain::refresh::REFRESH_TOKEN_PREFIX;
 use crate::domain::secret::SecretDigest;
+use crate::storage::client_cache::ClientCache;
 use crate::storage::Storage;
 use crate::storage::StorageError;
 use crate::tokens::claims::VerifiedAccessToken;
@@ -20,10 +21,11 @@ pub async fn post(
     req: HttpRequest,
     form: FormParams,
     storage: web::Data<dyn Storage>,
+    clients: web::Data<ClientCache>,
     issuer: web::Data<TokenIssuer>,
     clock: web::Data<dyn Clock>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (token, client) = client_auth::token_and_client(&req, &form, &**storage).await?;
+    let (token, client) = client_auth::token_and_client(&req, &form, &clients).await?;
     // RFC 7662 §2.1 requires authorization: a public client proves nothing by its id.
     if client.client_type() == ClientType::Public {
         return Err(OAuthError::invalid_client("introspection requires a confidential client"));

@@ -8,6 +8,7 @@ use super::form::FormParams;
 use crate::clock::Clock;
 use crate::domain::refresh::REFRESH_TOKEN_PREFIX;
 use crate::domain::secret::SecretDigest;
+use crate::storage::client_cache::ClientCache;
 use crate::storage::Storage;
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::CACHE_CONTROL;
@@ -18,10 +19,11 @@ pub async fn post(
     req: HttpRequest,
     form: FormParams,
     storage: web::Data<dyn Storage>,
+    clients: web::Data<ClientCache>,
     issuer: web::Data<TokenIssuer>,
     clock: web::Data<dyn Clock>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (token, client) = client_auth::token_and_client(&req, &form, &**storage).await?;
+    let (token, client) = client_auth::token_and_client(&req, &form, &clients).await?;
     let now = clock.now();
     // `token_type_hint` only orders lookups (§2.1) and an unknown one is ignored; the
     // prefix tells a refresh token anyway, so the hint is not consulted at all.

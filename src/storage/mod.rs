@@ -11,6 +11,7 @@
 //! types) and two hand-maintained copies of every query; the contract tests in
 //! `tests/` run the same suite on both backends.
 
+pub mod client_cache;
 mod rows;
 pub mod sql;
 pub mod timestamp;

@@ -48,11 +48,14 @@ async fn a_client_created_with_the_cli_gets_tokens(app: &TestApp) {
 
     let rotated = json(&tessera(app, &["client", "rotate-secret", id, "--json"], None));
     let new_secret = rotated["client_secret"].as_str().unwrap();
+    assert_eq!(app.client_credentials(id, new_secret, &[]).await.status(), 200, "the new secret works at once");
+    app.expire_client_cache();
     assert_eq!(app.client_credentials(id, secret, &[]).await.status(), 401, "the old secret stops working");
     assert_eq!(app.client_credentials(id, new_secret, &[]).await.status(), 200);
 
     let disabled = tessera(app, &["client", "disable", id], None);
     assert!(disabled.status.success());
+    app.expire_client_cache();
     assert_eq!(app.client_credentials(id, new_secret, &[]).await.status(), 401);
 }
 

@@ -6,6 +6,7 @@ mod authorization_code;
 mod authorize_errors;
 mod browser_login;
 mod cli;
+mod client_cache;
 mod client_credentials;
 mod discovery;
 mod health;

@@ -89,11 +89,12 @@ async fn a_disabled_client_is_refused(app: &TestApp) {
     assert_oauth_error(response, 401, "invalid_client").await;
 }
 
-async fn disabling_a_client_takes_effect_immediately(app: &TestApp) {
+async fn disabling_a_client_takes_effect_within_the_client_cache_ttl(app: &TestApp) {
     let client = app.register_client(ClientSpec::service()).await;
     assert_eq!(app.client_credentials(&client.id, client.secret(), &[]).await.status(), 200);
     let id = tessera::domain::client::ClientId::parse(&client.id).unwrap();
     assert!(app.storage.disable_client(&id, chrono::Utc::now()).await.unwrap());
+    app.expire_client_cache();
     let response = app.client_credentials(&client.id, client.secret(), &[]).await;
     assert_oauth_error(response, 401, "invalid_client").await;
 }
@@ -228,7 +229,7 @@ crate::backend_tests!(
     two_authentication_methods_at_once_are_invalid_request,
     the_registered_authentication_method_is_enforced,
     a_disabled_client_is_refused,
-    disabling_a_client_takes_effect_immediately,
+    disabling_a_client_takes_effect_within_the_client_cache_ttl,
     a_client_without_the_grant_is_unauthorized_client,
     scopes_beyond_the_registration_are_invalid_scope,
     resources_outside_the_registration_are_invalid_target,

@@ -10,6 +10,7 @@ use super::client_auth::{self, PresentedCredentials};
 use super::error::OAuthError;
 use super::form::FormParams;
 use crate::clock::Clock;
+use crate::storage::client_cache::ClientCache;
 use crate::storage::Storage;
 use crate::tokens::refresh::RefreshPolicy;
 use crate::tokens::TokenIssuer;
@@ -46,13 +47,14 @@ pub async fn post(
     req: HttpRequest,
     form: FormParams,
     storage: web::Data<dyn Storage>,
+    clients: web::Data<ClientCache>,
     issuer: web::Data<TokenIssuer>,
     refresh: web::Data<RefreshPolicy>,
     clock: web::Data<dyn Clock>,
 ) -> Result<HttpResponse, OAuthError> {
     let presented = PresentedCredentials::from_request(&req, &form)?;
     let request = TokenRequest::parse(&form)?;
-    let client = client_auth::authenticate(&**storage, presented).await?;
+    let client = client_auth::authenticate(&clients, presented).await?;
     let ctx = GrantContext { storage: &**storage, issuer: &issuer, refresh: &refresh, clock: &**clock };
     let response = match request {
         TokenRequest::AuthorizationCode { code, redirect_uri, verifier } => {

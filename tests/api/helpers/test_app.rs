@@ -85,6 +85,13 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// Moves the server's clock past `database.client_cache_ttl`, as if that long had
+    /// passed: client registrations changed behind the server's back are then re-read.
+    pub fn expire_client_cache(&self) {
+        let ttl = chrono::Duration::from_std(self.settings.database.client_cache_ttl.0).unwrap();
+        self.clock.advance(ttl + chrono::Duration::milliseconds(1));
+    }
+
     /// Stops the server gracefully and waits until it has stopped.
     pub async fn stop(&self) {
         self.handle.stop(true).await;
