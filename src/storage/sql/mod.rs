@@ -11,8 +11,6 @@ use crate::domain::user::{User, Username};
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::types::Json;
 use sqlx::{PgPool, SqlitePool};
 
@@ -30,6 +28,7 @@ macro_rules! on_pool {
 mod grants;
 mod refresh;
 mod sessions;
+mod writer;
 
 pub enum Pool {
     Sqlite(SqlitePool),
@@ -37,7 +36,18 @@ pub enum Pool {
 }
 
 pub struct SqlStorage {
+    /// Reads, and on PostgreSQL everything.
     pool: Pool,
+    /// Every statement that writes. On PostgreSQL the same pool as `pool`. On SQLite, a
+    /// pool of exactly one connection: SQLite admits one writer at a time, and with one
+    /// writer connection per process, writers queue on the pool's async semaphore and
+    /// start the moment the lock is free, instead of failing with `SQLITE_BUSY` and
+    /// sleeping in the busy handler (1, 2, 5 … 100 ms steps) while the lock sits idle
+    /// (bench/README.md, Findings 5). Reads keep the many-connection pool: in WAL mode
+    /// they never wait for the writer.
+    writes: Pool,
+    /// SQLite: drives the write transactions (see `writer`).
+    writer: Option<writer::WriterThread>,
 }
 
 const CLIENT_COLUMNS: &str = "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, \
@@ -54,9 +64,27 @@ fn conflict_as(error: sqlx::Error, what: &'static str) -> StorageError {
     }
 }
 
+/// A pooled connection idle for longer than this is pinged before it is handed out.
+const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Pool settings both backends share. sqlx pings every connection before handing it out
+/// by default: a second round trip for every query, which on PostgreSQL doubled the
+/// database work of a refresh-token rotation. Tessera pings only connections that sat
+/// idle, where a restarted or failed-over server is most likely to have closed them.
+fn pool_options<DB: sqlx::Database>() -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::<DB>::new().test_before_acquire(false).before_acquire(|connection, meta| {
+        Box::pin(async move {
+            if meta.idle_for >= PING_AFTER_IDLE {
+                sqlx::Connection::ping(connection).await?;
+            }
+            Ok(true)
+        })
+    })
+}
+
 impl SqlStorage {
     pub async fn connect(url: &DatabaseUrl, settings: &DatabaseSettings) -> anyhow::Result<Self> {
-        let pool = match url {
+        let (pool, writes) = match url {
             DatabaseUrl::Sqlite { options, path } => {
                 if let Some(dir) = path.as_ref().and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).with_context(|| {
@@ -66,28 +94,41 @@ impl SqlStorage {
                         )
                     })?;
                 }
-                // An in-memory database exists per connection, so it must have exactly one.
-                let max = if path.is_some() { settings.max_connections } else { 1 };
                 let options = options.clone().busy_timeout(settings.sqlite_busy_timeout.0);
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(max)
-                    .acquire_timeout(settings.acquire_timeout.0)
-                    .connect_with(options)
-                    .await
-                    .with_context(|| format!("cannot open the SQLite database {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and the directory's permissions"))?;
-                Pool::Sqlite(pool)
+                let open = |max: u32| {
+                    pool_options::<sqlx::Sqlite>()
+                        .max_connections(max)
+                        .acquire_timeout(settings.acquire_timeout.0)
+                        .connect_with(options.clone())
+                };
+                let failed = || {
+                    format!("cannot open the SQLite database {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and the directory's permissions")
+                };
+                // An in-memory database exists per connection, so it must have exactly one,
+                // which then also does the writes.
+                if path.is_some() {
+                    let reads = open(settings.max_connections).await.with_context(failed)?;
+                    (Pool::Sqlite(reads), Pool::Sqlite(open(1).await.with_context(failed)?))
+                } else {
+                    let pool = open(1).await.with_context(failed)?;
+                    (Pool::Sqlite(pool.clone()), Pool::Sqlite(pool))
+                }
             }
             DatabaseUrl::Postgres { options, .. } => {
-                let pool = PgPoolOptions::new()
+                let pool = pool_options::<sqlx::Postgres>()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout.0)
                     .connect_with(options.clone())
                     .await
                     .with_context(|| format!("cannot connect to PostgreSQL at {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and that the server is running and reachable"))?;
-                Pool::Postgres(pool)
+                (Pool::Postgres(pool.clone()), Pool::Postgres(pool))
             }
         };
-        Ok(Self { pool })
+        let writer = match &writes {
+            Pool::Sqlite(_) => Some(writer::WriterThread::start().context("cannot start the SQLite writer thread")?),
+            Pool::Postgres(_) => None,
+        };
+        Ok(Self { pool, writes, writer })
     }
 
     /// Applies pending migrations from `migrations/<backend>/` (embedded at build time).
@@ -100,6 +141,7 @@ impl SqlStorage {
     }
 
     pub async fn close(&self) {
+        on_pool!(&self.writes, pool => pool.close().await);
         on_pool!(&self.pool, pool => pool.close().await)
     }
 }
@@ -112,7 +154,7 @@ impl ClientStore for SqlStorage {
         let sql = "INSERT INTO clients (id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, \
                    audiences, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, created_at, updated_at, disabled_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)";
-        on_pool!(&self.pool, pool => sqlx::query(sql)
+        on_pool!(&self.writes, pool => sqlx::query(sql)
             .bind(client.id.as_str())
             .bind(&client.name)
             .bind(client.auth_method.as_str())
@@ -148,7 +190,7 @@ impl ClientStore for SqlStorage {
 
     async fn disable_client(&self, id: &ClientId, now: DateTime<Utc>) -> Result<bool, StorageError> {
         let sql = "UPDATE clients SET disabled_at = $2, updated_at = $2 WHERE id = $1 AND disabled_at IS NULL";
-        let result = on_pool!(&self.pool, pool => sqlx::query(sql)
+        let result = on_pool!(&self.writes, pool => sqlx::query(sql)
             .bind(id.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(result == 1)
     }
@@ -160,7 +202,7 @@ impl ClientStore for SqlStorage {
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
         let sql = "UPDATE clients SET secret_digest = $2, updated_at = $3 WHERE id = $1";
-        let result = on_pool!(&self.pool, pool => sqlx::query(sql)
+        let result = on_pool!(&self.writes, pool => sqlx::query(sql)
             .bind(id.as_str()).bind(digest.as_str()).bind(Timestamp::from(now))
             .execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(result == 1)
@@ -172,7 +214,7 @@ impl UserStore for SqlStorage {
     async fn insert_user(&self, user: &User) -> Result<(), StorageError> {
         let sql = "INSERT INTO users (id, username, email, email_verified, name, password_hash, created_at, updated_at, disabled_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-        on_pool!(&self.pool, pool => sqlx::query(sql)
+        on_pool!(&self.writes, pool => sqlx::query(sql)
             .bind(&user.id)
             .bind(user.username.as_str())
             .bind(&user.email)
@@ -211,7 +253,7 @@ impl UserStore for SqlStorage {
 
     async fn disable_user(&self, username: &Username, now: DateTime<Utc>) -> Result<bool, StorageError> {
         let sql = "UPDATE users SET disabled_at = $2, updated_at = $2 WHERE username = $1 AND disabled_at IS NULL";
-        let result = on_pool!(&self.pool, pool => sqlx::query(sql)
+        let result = on_pool!(&self.writes, pool => sqlx::query(sql)
             .bind(username.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(result == 1)
     }
@@ -223,7 +265,7 @@ impl UserStore for SqlStorage {
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
         let sql = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE username = $1";
-        let result = on_pool!(&self.pool, pool => sqlx::query(sql)
+        let result = on_pool!(&self.writes, pool => sqlx::query(sql)
             .bind(username.as_str()).bind(hash).bind(Timestamp::from(now))
             .execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(result == 1)
@@ -242,7 +284,7 @@ impl KeyStore for SqlStorage {
         // ON CONFLICT without a target covers both the kid and the one-current-key index.
         let sql = "INSERT INTO signing_keys (kid, algorithm, state, encrypted_private_key, public_jwk, created_at, activated_at, retired_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
-        let inserted = on_pool!(&self.pool, pool => sqlx::query(sql)
+        let inserted = on_pool!(&self.writes, pool => sqlx::query(sql)
             .bind(&key.kid)
             .bind(&key.algorithm)
             .bind(key.state.as_str())
@@ -264,7 +306,7 @@ impl KeyStore for SqlStorage {
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
         let now = Timestamp::from(now);
-        let promoted = on_pool!(&self.pool, pool => {
+        let promoted = on_pool!(&self.writes, pool => {
             let mut tx = pool.begin().await?;
             let retired = sqlx::query("UPDATE signing_keys SET state = 'retired', retired_at = $2 WHERE kid = $1 AND state = 'current'")
                 .bind(current_kid).bind(now).execute(&mut *tx).await?.rows_affected();
@@ -281,7 +323,7 @@ impl KeyStore for SqlStorage {
 
     async fn delete_signing_key(&self, kid: &str, state: super::KeyState) -> Result<bool, StorageError> {
         let sql = "DELETE FROM signing_keys WHERE kid = $1 AND state = $2";
-        let deleted = on_pool!(&self.pool, pool => sqlx::query(sql).bind(kid).bind(state.as_str()).execute(pool).await.map(|r| r.rows_affected()))?;
+        let deleted = on_pool!(&self.writes, pool => sqlx::query(sql).bind(kid).bind(state.as_str()).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(deleted == 1)
     }
 }

@@ -20,7 +20,7 @@ impl SessionStore for SqlStorage {
     async fn insert_session(&self, id: &SecretDigest, session: &Session) -> Result<(), StorageError> {
         let sql = "INSERT INTO sessions (id_digest, sid, user_id, auth_time, created_at, last_seen_at, expires_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        on_pool!(&self.pool, pool => sqlx::query(sql)
+        on_pool!(&self.writes, pool => sqlx::query(sql)
             .bind(id.as_str())
             .bind(&session.sid)
             .bind(&session.user_id)
@@ -49,20 +49,20 @@ impl SessionStore for SqlStorage {
 
     async fn touch_session(&self, id: &SecretDigest, now: DateTime<Utc>) -> Result<(), StorageError> {
         let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id_digest = $1";
-        on_pool!(&self.pool, pool => sqlx::query(sql).bind(id.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|_| ()))?;
+        on_pool!(&self.writes, pool => sqlx::query(sql).bind(id.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     async fn delete_session(&self, id: &SecretDigest) -> Result<Option<Session>, StorageError> {
         let sql = format!("DELETE FROM sessions WHERE id_digest = $1 RETURNING {SESSION_COLUMNS}");
         let row: Option<SessionRow> =
-            on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(pool).await)?;
+            on_pool!(&self.writes, pool => sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(pool).await)?;
         Ok(row.map(Session::from))
     }
 
     async fn delete_sessions_of_user(&self, user_id: &str) -> Result<u64, StorageError> {
         let sql = "DELETE FROM sessions WHERE user_id = $1";
-        let count = on_pool!(&self.pool, pool => sqlx::query(sql).bind(user_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        let count = on_pool!(&self.writes, pool => sqlx::query(sql).bind(user_id).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(count)
     }
 
@@ -71,7 +71,7 @@ impl SessionStore for SqlStorage {
             "INSERT INTO pending_authorizations (id_digest, {PENDING_COLUMNS}) \
                            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         );
-        on_pool!(&self.pool, pool => sqlx::query(&sql)
+        on_pool!(&self.writes, pool => sqlx::query(&sql)
             .bind(id.as_str())
             .bind(pending.csrf_digest.as_str())
             .bind(pending.client_id.as_str())
@@ -103,7 +103,7 @@ impl SessionStore for SqlStorage {
 
     async fn delete_pending(&self, id: &SecretDigest) -> Result<(), StorageError> {
         let sql = "DELETE FROM pending_authorizations WHERE id_digest = $1";
-        on_pool!(&self.pool, pool => sqlx::query(sql).bind(id.as_str()).execute(pool).await.map(|_| ()))?;
+        on_pool!(&self.writes, pool => sqlx::query(sql).bind(id.as_str()).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -124,7 +124,7 @@ impl SessionStore for SqlStorage {
     ) -> Result<(), StorageError> {
         let sql = "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at";
-        on_pool!(&self.pool, pool => sqlx::query(sql)
+        on_pool!(&self.writes, pool => sqlx::query(sql)
             .bind(user_id).bind(client_id.as_str()).bind(scope.to_string()).bind(Timestamp::from(now))
             .execute(pool).await.map(|_| ()))?;
         Ok(())
@@ -149,7 +149,7 @@ impl SessionStore for SqlStorage {
                      failures = CASE WHEN login_throttles.window_start < $3 THEN 1 ELSE login_throttles.failures + 1 END, \
                      window_start = CASE WHEN login_throttles.window_start < $3 THEN $2 ELSE login_throttles.window_start END \
                    RETURNING failures, window_start, locked_until";
-        let row: ThrottleRow = on_pool!(&self.pool, pool => sqlx::query_as(sql)
+        let row: ThrottleRow = on_pool!(&self.writes, pool => sqlx::query_as(sql)
             .bind(subject).bind(Timestamp::from(now)).bind(Timestamp::from(window_cutoff))
             .fetch_one(pool).await)?;
         Ok(row.into())
@@ -157,13 +157,13 @@ impl SessionStore for SqlStorage {
 
     async fn lock(&self, subject: &str, until: DateTime<Utc>) -> Result<(), StorageError> {
         let sql = "UPDATE login_throttles SET locked_until = $2 WHERE subject = $1";
-        on_pool!(&self.pool, pool => sqlx::query(sql).bind(subject).bind(Timestamp::from(until)).execute(pool).await.map(|_| ()))?;
+        on_pool!(&self.writes, pool => sqlx::query(sql).bind(subject).bind(Timestamp::from(until)).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     async fn clear_throttle(&self, subject: &str) -> Result<(), StorageError> {
         let sql = "DELETE FROM login_throttles WHERE subject = $1";
-        on_pool!(&self.pool, pool => sqlx::query(sql).bind(subject).execute(pool).await.map(|_| ()))?;
+        on_pool!(&self.writes, pool => sqlx::query(sql).bind(subject).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 }
