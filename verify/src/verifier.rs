@@ -2,7 +2,7 @@
 
 use crate::claims::Claims;
 use crate::http::HttpFetcher;
-use crate::jws::{CompactJws, SIGNATURE_BUFFER_LEN};
+use crate::jws::{CompactJws, HeaderBuffer, HEADER_BUFFER_LEN, SIGNATURE_BUFFER_LEN};
 use crate::key_cache::KeyCache;
 use crate::{discovery, Algorithm, VerifyError};
 use std::fmt;
@@ -70,7 +70,8 @@ impl Verifier {
     /// Nothing in the payload is looked at before the signature has verified.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let jws = CompactJws::split(token)?;
-        let header = jws.header()?;
+        let mut header_buffer: HeaderBuffer = [0; HEADER_BUFFER_LEN];
+        let header = jws.header(&mut header_buffer)?;
         if !self.inner.algorithms.contains(&header.alg) {
             return Err(VerifyError::UnsupportedAlgorithm);
         }
@@ -84,7 +85,7 @@ impl Verifier {
         let mut signature = [0u8; SIGNATURE_BUFFER_LEN];
         let signature_len = jws.signature_into(&mut signature)?;
         key.verify(header.alg, jws.signing_input.as_bytes(), &signature[..signature_len])?;
-        let claims = Claims::from_json(&jws.payload()?)?;
+        let claims = jws.with_payload(Claims::from_json)?;
         self.check_claims(&claims, unix_now())?;
         Ok(claims)
     }
