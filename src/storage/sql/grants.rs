@@ -19,7 +19,8 @@ impl GrantStore for SqlStorage {
             "INSERT INTO authorization_codes (code_digest, {CODE_COLUMNS}) \
                            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
-        on_pool!(&self.writes, pool => sqlx::query(&sql)
+        let (code, grant) = (code.clone(), grant.clone());
+        on_writer!(self, pool => sqlx::query(&sql)
             .bind(code.as_str())
             .bind(grant.client_id.as_str())
             .bind(&grant.user_id)
@@ -41,15 +42,16 @@ impl GrantStore for SqlStorage {
             "UPDATE authorization_codes SET used_at = $2 \
                            WHERE code_digest = $1 AND used_at IS NULL AND expires_at > $2 RETURNING {CODE_COLUMNS}"
         );
-        let row: Option<CodeRow> = on_pool!(&self.writes, pool => sqlx::query_as(&sql)
-            .bind(code.as_str()).bind(Timestamp::from(now)).fetch_optional(pool).await)?;
+        let owned = code.clone();
+        let row: Option<CodeRow> = on_writer!(self, pool => sqlx::query_as(&sql)
+            .bind(owned.as_str()).bind(Timestamp::from(now)).fetch_optional(pool).await)?;
         if let Some(row) = row {
             return Ok(CodeRedemption::Redeemed(AuthorizationGrant::try_from(row)?));
         }
         let sql = "SELECT used_at, access_token_jti, access_token_expires_at, family_id \
                    FROM authorization_codes WHERE code_digest = $1";
         let used: Option<(Option<Timestamp>, Option<String>, Option<Timestamp>, Option<String>)> =
-            on_pool!(&self.writes, pool => sqlx::query_as(sql).bind(code.as_str()).fetch_optional(pool).await)?;
+            on_pool!(&self.pool, pool => sqlx::query_as(sql).bind(code.as_str()).fetch_optional(pool).await)?;
         Ok(match used {
             Some((Some(_), jti, expires_at, family_id)) => CodeRedemption::Replayed {
                 access_token_jti: jti,
@@ -69,7 +71,8 @@ impl GrantStore for SqlStorage {
     ) -> Result<(), StorageError> {
         let sql = "UPDATE authorization_codes SET access_token_jti = $2, access_token_expires_at = $3, family_id = $4 \
                    WHERE code_digest = $1";
-        on_pool!(&self.writes, pool => sqlx::query(sql)
+        let (code, jti, family_id) = (code.clone(), jti.to_owned(), family_id.map(str::to_owned));
+        on_writer!(self, pool => sqlx::query(sql)
             .bind(code.as_str()).bind(jti).bind(Timestamp::from(expires_at)).bind(family_id)
             .execute(pool).await.map(|_| ()))?;
         Ok(())
@@ -77,7 +80,8 @@ impl GrantStore for SqlStorage {
 
     async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<(), StorageError> {
         let sql = "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
-        on_pool!(&self.writes, pool => sqlx::query(sql).bind(jti).bind(Timestamp::from(expires_at)).execute(pool).await.map(|_| ()))?;
+        let jti = jti.to_owned();
+        on_writer!(self, pool => sqlx::query(sql).bind(jti).bind(Timestamp::from(expires_at)).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 

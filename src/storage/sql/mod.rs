@@ -25,6 +25,25 @@ macro_rules! on_pool {
     };
 }
 
+/// `on_pool!` for the write pool. On SQLite, `$body` runs on the writer thread (see
+/// `writer`), so it must own whatever it uses; on PostgreSQL it runs in place.
+macro_rules! on_writer {
+    ($storage:expr, $pool:ident => $body:expr) => {
+        match &$storage.writes {
+            Pool::Sqlite(writes) => {
+                let $pool = writes.clone();
+                $storage
+                    .run_write(async move {
+                        let $pool = &$pool;
+                        $body
+                    })
+                    .await
+            }
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
 mod grants;
 mod refresh;
 mod sessions;
@@ -138,6 +157,17 @@ impl SqlStorage {
             Pool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
         }
         .context("running database migrations")
+    }
+
+    /// Runs a SQLite write on the writer thread when there is one.
+    async fn run_write<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+    ) -> Result<T, sqlx::Error> {
+        match &self.writer {
+            Some(thread) => thread.run(work).await,
+            None => work.await,
+        }
     }
 
     pub async fn close(&self) {

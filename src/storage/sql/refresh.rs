@@ -230,11 +230,7 @@ impl SqlStorage {
         match &self.writes {
             Pool::Sqlite(pool) => {
                 let pool = pool.clone();
-                let work = async move { rotation_transaction!(&pool, claim) };
-                match &self.writer {
-                    Some(thread) => thread.run(work).await,
-                    None => work.await,
-                }
+                self.run_write(async move { rotation_transaction!(&pool, claim) }).await
             }
             Pool::Postgres(pool) => {
                 if let Some(family) = claim_in_one_statement(pool, &claim).await? {
@@ -255,7 +251,8 @@ impl SqlStorage {
         let sql = format!(
             "UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE {column} = $1 AND revoked_at IS NULL"
         );
-        let count = on_pool!(&self.writes, pool => sqlx::query(&sql)
+        let (value, reason) = (value.to_owned(), reason.to_owned());
+        let count = on_writer!(self, pool => sqlx::query(&sql)
             .bind(value).bind(Timestamp::from(now)).bind(reason).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(count)
     }
@@ -269,7 +266,8 @@ impl RefreshStore for SqlStorage {
         token: &SecretDigest,
         idle_expires_at: DateTime<Utc>,
     ) -> Result<(), StorageError> {
-        on_pool!(&self.writes, pool => {
+        let (family, token) = (family.clone(), token.clone());
+        on_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("INSERT INTO token_families (id, client_id, user_id, sid, scope, auth_time, created_at, last_used_at, absolute_expires_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)")

@@ -20,7 +20,8 @@ impl SessionStore for SqlStorage {
     async fn insert_session(&self, id: &SecretDigest, session: &Session) -> Result<(), StorageError> {
         let sql = "INSERT INTO sessions (id_digest, sid, user_id, auth_time, created_at, last_seen_at, expires_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        on_pool!(&self.writes, pool => sqlx::query(sql)
+        let (id, session) = (id.clone(), session.clone());
+        on_writer!(self, pool => sqlx::query(sql)
             .bind(id.as_str())
             .bind(&session.sid)
             .bind(&session.user_id)
@@ -49,14 +50,16 @@ impl SessionStore for SqlStorage {
 
     async fn touch_session(&self, id: &SecretDigest, now: DateTime<Utc>) -> Result<(), StorageError> {
         let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id_digest = $1";
-        on_pool!(&self.writes, pool => sqlx::query(sql).bind(id.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|_| ()))?;
+        let id = id.clone();
+        on_writer!(self, pool => sqlx::query(sql).bind(id.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     async fn delete_session(&self, id: &SecretDigest) -> Result<Option<Session>, StorageError> {
         let sql = format!("DELETE FROM sessions WHERE id_digest = $1 RETURNING {SESSION_COLUMNS}");
+        let id = id.clone();
         let row: Option<SessionRow> =
-            on_pool!(&self.writes, pool => sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(pool).await)?;
+            on_writer!(self, pool => sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(pool).await)?;
         Ok(row.map(Session::from))
     }
 
@@ -71,7 +74,8 @@ impl SessionStore for SqlStorage {
             "INSERT INTO pending_authorizations (id_digest, {PENDING_COLUMNS}) \
                            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         );
-        on_pool!(&self.writes, pool => sqlx::query(&sql)
+        let (id, pending) = (id.clone(), pending.clone());
+        on_writer!(self, pool => sqlx::query(&sql)
             .bind(id.as_str())
             .bind(pending.csrf_digest.as_str())
             .bind(pending.client_id.as_str())
@@ -103,7 +107,8 @@ impl SessionStore for SqlStorage {
 
     async fn delete_pending(&self, id: &SecretDigest) -> Result<(), StorageError> {
         let sql = "DELETE FROM pending_authorizations WHERE id_digest = $1";
-        on_pool!(&self.writes, pool => sqlx::query(sql).bind(id.as_str()).execute(pool).await.map(|_| ()))?;
+        let id = id.clone();
+        on_writer!(self, pool => sqlx::query(sql).bind(id.as_str()).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -124,8 +129,9 @@ impl SessionStore for SqlStorage {
     ) -> Result<(), StorageError> {
         let sql = "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at";
-        on_pool!(&self.writes, pool => sqlx::query(sql)
-            .bind(user_id).bind(client_id.as_str()).bind(scope.to_string()).bind(Timestamp::from(now))
+        let (user_id, client_id, scope) = (user_id.to_owned(), client_id.clone(), scope.to_string());
+        on_writer!(self, pool => sqlx::query(sql)
+            .bind(user_id).bind(client_id.as_str()).bind(scope).bind(Timestamp::from(now))
             .execute(pool).await.map(|_| ()))?;
         Ok(())
     }

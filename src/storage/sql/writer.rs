@@ -44,3 +44,24 @@ impl WriterThread {
         self.handle.spawn(work).await.unwrap_or(Err(sqlx::Error::WorkerCrashed))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_runs_on_the_writer_thread() {
+        let writer = WriterThread::start().unwrap();
+        let name = writer.run(async { Ok(std::thread::current().name().map(str::to_owned)) }).await.unwrap();
+        assert_eq!(name.as_deref(), Some("tessera-sqlite-writer"));
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_work_is_an_error_not_a_crash() {
+        let writer = WriterThread::start().unwrap();
+        let outcome: Result<(), _> = writer.run(async { panic!("simulated failure") }).await;
+        assert!(matches!(outcome, Err(sqlx::Error::WorkerCrashed)));
+        // The thread survives it.
+        assert_eq!(writer.run(async { Ok(7) }).await.unwrap(), 7);
+    }
+}
