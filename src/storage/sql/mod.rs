@@ -65,7 +65,7 @@ pub struct SqlStorage {
     /// (bench/README.md, Findings 5). Reads keep the many-connection pool: in WAL mode
     /// they never wait for the writer.
     writes: Pool,
-    /// SQLite: drives the write transactions (see `writer`).
+    /// SQLite: the thread every write runs on (see `writer`).
     writer: Option<writer::WriterThread>,
 }
 
@@ -184,7 +184,8 @@ impl ClientStore for SqlStorage {
         let sql = "INSERT INTO clients (id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, \
                    audiences, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, created_at, updated_at, disabled_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)";
-        on_pool!(&self.writes, pool => sqlx::query(sql)
+        let client = client.clone();
+        on_writer!(self, pool => sqlx::query(sql)
             .bind(client.id.as_str())
             .bind(&client.name)
             .bind(client.auth_method.as_str())
@@ -220,7 +221,8 @@ impl ClientStore for SqlStorage {
 
     async fn disable_client(&self, id: &ClientId, now: DateTime<Utc>) -> Result<bool, StorageError> {
         let sql = "UPDATE clients SET disabled_at = $2, updated_at = $2 WHERE id = $1 AND disabled_at IS NULL";
-        let result = on_pool!(&self.writes, pool => sqlx::query(sql)
+        let id = id.clone();
+        let result = on_writer!(self, pool => sqlx::query(sql)
             .bind(id.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(result == 1)
     }
@@ -232,7 +234,8 @@ impl ClientStore for SqlStorage {
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
         let sql = "UPDATE clients SET secret_digest = $2, updated_at = $3 WHERE id = $1";
-        let result = on_pool!(&self.writes, pool => sqlx::query(sql)
+        let (id, digest) = (id.clone(), digest.clone());
+        let result = on_writer!(self, pool => sqlx::query(sql)
             .bind(id.as_str()).bind(digest.as_str()).bind(Timestamp::from(now))
             .execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(result == 1)
@@ -244,7 +247,8 @@ impl UserStore for SqlStorage {
     async fn insert_user(&self, user: &User) -> Result<(), StorageError> {
         let sql = "INSERT INTO users (id, username, email, email_verified, name, password_hash, created_at, updated_at, disabled_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-        on_pool!(&self.writes, pool => sqlx::query(sql)
+        let user = user.clone();
+        on_writer!(self, pool => sqlx::query(sql)
             .bind(&user.id)
             .bind(user.username.as_str())
             .bind(&user.email)
@@ -283,7 +287,8 @@ impl UserStore for SqlStorage {
 
     async fn disable_user(&self, username: &Username, now: DateTime<Utc>) -> Result<bool, StorageError> {
         let sql = "UPDATE users SET disabled_at = $2, updated_at = $2 WHERE username = $1 AND disabled_at IS NULL";
-        let result = on_pool!(&self.writes, pool => sqlx::query(sql)
+        let username = username.clone();
+        let result = on_writer!(self, pool => sqlx::query(sql)
             .bind(username.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(result == 1)
     }
@@ -295,7 +300,8 @@ impl UserStore for SqlStorage {
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
         let sql = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE username = $1";
-        let result = on_pool!(&self.writes, pool => sqlx::query(sql)
+        let (username, hash) = (username.clone(), hash.to_owned());
+        let result = on_writer!(self, pool => sqlx::query(sql)
             .bind(username.as_str()).bind(hash).bind(Timestamp::from(now))
             .execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(result == 1)
@@ -314,7 +320,8 @@ impl KeyStore for SqlStorage {
         // ON CONFLICT without a target covers both the kid and the one-current-key index.
         let sql = "INSERT INTO signing_keys (kid, algorithm, state, encrypted_private_key, public_jwk, created_at, activated_at, retired_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
-        let inserted = on_pool!(&self.writes, pool => sqlx::query(sql)
+        let key = key.clone();
+        let inserted = on_writer!(self, pool => sqlx::query(sql)
             .bind(&key.kid)
             .bind(&key.algorithm)
             .bind(key.state.as_str())
@@ -336,7 +343,8 @@ impl KeyStore for SqlStorage {
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
         let now = Timestamp::from(now);
-        let promoted = on_pool!(&self.writes, pool => {
+        let (current_kid, next_kid) = (current_kid.to_owned(), next_kid.to_owned());
+        let promoted = on_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             let retired = sqlx::query("UPDATE signing_keys SET state = 'retired', retired_at = $2 WHERE kid = $1 AND state = 'current'")
                 .bind(current_kid).bind(now).execute(&mut *tx).await?.rows_affected();
@@ -353,7 +361,8 @@ impl KeyStore for SqlStorage {
 
     async fn delete_signing_key(&self, kid: &str, state: super::KeyState) -> Result<bool, StorageError> {
         let sql = "DELETE FROM signing_keys WHERE kid = $1 AND state = $2";
-        let deleted = on_pool!(&self.writes, pool => sqlx::query(sql).bind(kid).bind(state.as_str()).execute(pool).await.map(|r| r.rows_affected()))?;
+        let kid = kid.to_owned();
+        let deleted = on_writer!(self, pool => sqlx::query(sql).bind(kid).bind(state.as_str()).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(deleted == 1)
     }
 }

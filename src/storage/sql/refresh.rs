@@ -377,7 +377,7 @@ impl RefreshStore for SqlStorage {
         ];
         let mut total = 0;
         for (sql, cutoff) in statements {
-            total += on_pool!(&self.writes, pool => sqlx::query(sql).bind(cutoff).bind(batch).execute(pool).await.map(|r| r.rows_affected()))?;
+            total += on_writer!(self, pool => sqlx::query(sql).bind(cutoff).bind(batch).execute(pool).await.map(|r| r.rows_affected()))?;
         }
         Ok(total)
     }

@@ -65,7 +65,9 @@ impl SessionStore for SqlStorage {
 
     async fn delete_sessions_of_user(&self, user_id: &str) -> Result<u64, StorageError> {
         let sql = "DELETE FROM sessions WHERE user_id = $1";
-        let count = on_pool!(&self.writes, pool => sqlx::query(sql).bind(user_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        let user_id = user_id.to_owned();
+        let count =
+            on_writer!(self, pool => sqlx::query(sql).bind(user_id).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(count)
     }
 
@@ -155,7 +157,8 @@ impl SessionStore for SqlStorage {
                      failures = CASE WHEN login_throttles.window_start < $3 THEN 1 ELSE login_throttles.failures + 1 END, \
                      window_start = CASE WHEN login_throttles.window_start < $3 THEN $2 ELSE login_throttles.window_start END \
                    RETURNING failures, window_start, locked_until";
-        let row: ThrottleRow = on_pool!(&self.writes, pool => sqlx::query_as(sql)
+        let subject = subject.to_owned();
+        let row: ThrottleRow = on_writer!(self, pool => sqlx::query_as(sql)
             .bind(subject).bind(Timestamp::from(now)).bind(Timestamp::from(window_cutoff))
             .fetch_one(pool).await)?;
         Ok(row.into())
@@ -163,13 +166,15 @@ impl SessionStore for SqlStorage {
 
     async fn lock(&self, subject: &str, until: DateTime<Utc>) -> Result<(), StorageError> {
         let sql = "UPDATE login_throttles SET locked_until = $2 WHERE subject = $1";
-        on_pool!(&self.writes, pool => sqlx::query(sql).bind(subject).bind(Timestamp::from(until)).execute(pool).await.map(|_| ()))?;
+        let subject = subject.to_owned();
+        on_writer!(self, pool => sqlx::query(sql).bind(subject).bind(Timestamp::from(until)).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     async fn clear_throttle(&self, subject: &str) -> Result<(), StorageError> {
         let sql = "DELETE FROM login_throttles WHERE subject = $1";
-        on_pool!(&self.writes, pool => sqlx::query(sql).bind(subject).execute(pool).await.map(|_| ()))?;
+        let subject = subject.to_owned();
+        on_writer!(self, pool => sqlx::query(sql).bind(subject).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 }

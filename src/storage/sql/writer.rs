@@ -1,4 +1,4 @@
-//! A thread of its own that drives SQLite write transactions.
+//! A thread of its own that drives every SQLite write (`on_writer!`).
 //!
 //! Why: SQLite admits one writer, and Tessera has one writer connection (see
 //! `SqlStorage::writes`), so a write transaction is a critical section for the whole
@@ -8,7 +8,9 @@
 //! (0.2–0.9 ms per token on the benchmark machines), while the write lock and the only
 //! writer connection sit idle and every other writer queues behind them. With refresh
 //! rotation that left 46 % of the machine idle at 590 rotations/s (bench/README.md,
-//! Findings 6). A transaction spawned here is polled the moment each statement returns.
+//! Findings 7). A single statement has the same problem in small: the connection goes
+//! back to the pool only when the finished query's future is polled. Work spawned here
+//! is polled the moment each statement returns.
 
 use std::future::Future;
 use tokio::runtime::{Builder, Handle};
