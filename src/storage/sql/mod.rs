@@ -26,7 +26,8 @@ macro_rules! on_pool {
 }
 
 /// `on_pool!` for the write pool. On SQLite, `$body` runs on the writer thread (see
-/// `writer`), so it must own whatever it uses; on PostgreSQL it runs in place.
+/// `writer`), so it must own whatever it uses; on PostgreSQL it runs in place. Either
+/// way a `return` in `$body` ends the write with that value.
 macro_rules! on_writer {
     ($storage:expr, $pool:ident => $body:expr) => {
         match &$storage.writes {

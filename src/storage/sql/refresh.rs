@@ -144,70 +144,6 @@ impl Claim {
     }
 }
 
-/// The rotation as one transaction on `$pool` (either driver): claim, read, then insert
-/// the successor, or tell retry from reuse. Expanded per backend like `on_pool!`.
-macro_rules! rotation_transaction {
-    ($pool:expr, $claim:expr) => {{
-        let (pool, c) = ($pool, $claim);
-        let now = Timestamp::from(c.now);
-        let mut tx = pool.begin().await?;
-        // The claim comes first: it takes the write lock, so the reads below see the
-        // outcome of any concurrent rotation of the same token.
-        // It records the successor in the same statement; if a check below fails, the
-        // transaction is dropped and all of it rolls back.
-        let claimed = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $2, successor_digest = $3, successor_sealed = $4, successor_sealed_until = $5 \
-             WHERE token_digest = $1 AND used_at IS NULL AND idle_expires_at > $2")
-            .bind(c.presented.as_str())
-            .bind(now)
-            .bind(c.successor.as_str())
-            .bind(c.sealed.as_ref().map(|(sealed, _)| sealed.as_slice()))
-            .bind(c.sealed.as_ref().map(|(_, until)| *until))
-            .execute(&mut *tx).await?.rows_affected() == 1;
-        let Some(row) = sqlx::query_as::<_, TokenRow>(TOKEN_QUERY.as_str()).bind(c.presented.as_str()).fetch_optional(&mut *tx).await? else {
-            return Ok(Rotation::Invalid);
-        };
-        let family = TokenFamily::try_from(row.family).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        let is_dead = family.revoked_at.is_some() || family.absolute_expires_at <= c.now || row.user_disabled_at.is_some();
-        if family.client_id != c.client_id || is_dead {
-            // Dropping the transaction rolls the claim back: another client's
-            // presentation, or a dead family, changes nothing.
-            return Ok(Rotation::Invalid);
-        }
-        if c.requested_scope.as_ref().is_some_and(|scope| !scope.is_subset_of(&family.scope)) {
-            return Ok(Rotation::ScopeExceeded); // rolled back with the transaction
-        }
-        if claimed {
-            // Four statements in all (claim, read, insert, commit): the rotation's cost
-            // is round trips, so nothing else happens in here. A family's last use is
-            // derived from its newest token rather than written on every rotation.
-            let idle = Timestamp::from(c.idle_expires_at.min(family.absolute_expires_at));
-            sqlx::query("INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)")
-                .bind(c.successor.as_str()).bind(&family.id).bind(now).bind(idle).execute(&mut *tx).await?;
-            tx.commit().await?;
-            return Ok(Rotation::Rotated(family));
-        }
-        if row.used_at.is_none() {
-            return Ok(Rotation::Invalid); // not used, so the claim failed on idle expiry
-        }
-        let in_window = row.successor_sealed_until.is_some_and(|until| until.0 > c.now);
-        if let (true, Some(successor), Some(sealed)) = (in_window, &row.successor_digest, row.successor_sealed) {
-            let successor_used: Option<(Option<Timestamp>,)> = sqlx::query_as("SELECT used_at FROM refresh_tokens WHERE token_digest = $1")
-                .bind(successor).fetch_optional(&mut *tx).await?;
-            if matches!(successor_used, Some((None,))) {
-                return Ok(Rotation::Retried { family, successor_sealed: sealed });
-            }
-        }
-        // RFC 9700 §4.14.2: a used token presented again: revoke the whole family.
-        sqlx::query("UPDATE token_families SET revoked_at = $2, revoked_reason = 'refresh token reused' WHERE id = $1 AND revoked_at IS NULL")
-            .bind(&family.id).bind(now).execute(&mut *tx).await?;
-        sqlx::query("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL WHERE family_id = $1")
-            .bind(&family.id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(Rotation::Reused(family))
-    }};
-}
-
 /// PostgreSQL's first try: [`CLAIM_AND_INSERT`]; `None` when it claimed nothing.
 async fn claim_in_one_statement(pool: &sqlx::PgPool, c: &Claim) -> Result<Option<TokenFamily>, sqlx::Error> {
     let scope: Option<Vec<&str>> = c.requested_scope.as_ref().map(|scope| scope.iter().collect());
@@ -226,19 +162,74 @@ async fn claim_in_one_statement(pool: &sqlx::PgPool, c: &Claim) -> Result<Option
 }
 
 impl SqlStorage {
+    /// One rotation attempt. On PostgreSQL, [`CLAIM_AND_INSERT`] first; then (and on
+    /// SQLite, where it runs on the writer thread) the transaction: claim, read, then
+    /// insert the successor, or tell retry from reuse.
     async fn rotate_once(&self, claim: Claim) -> Result<Rotation, sqlx::Error> {
-        match &self.writes {
-            Pool::Sqlite(pool) => {
-                let pool = pool.clone();
-                self.run_write(async move { rotation_transaction!(&pool, claim) }).await
-            }
-            Pool::Postgres(pool) => {
-                if let Some(family) = claim_in_one_statement(pool, &claim).await? {
-                    return Ok(Rotation::Rotated(family));
-                }
-                async { rotation_transaction!(pool, &claim) }.await
+        if let Pool::Postgres(pool) = &self.writes {
+            if let Some(family) = claim_in_one_statement(pool, &claim).await? {
+                return Ok(Rotation::Rotated(family));
             }
         }
+        on_writer!(self, pool => {
+            let c = &claim;
+            let now = Timestamp::from(c.now);
+            let mut tx = pool.begin().await?;
+            // The claim comes first: it takes the write lock, so the reads below see the
+            // outcome of any concurrent rotation of the same token.
+            // It records the successor in the same statement; if a check below fails, the
+            // transaction is dropped and all of it rolls back.
+            let claimed = sqlx::query(
+                "UPDATE refresh_tokens SET used_at = $2, successor_digest = $3, successor_sealed = $4, successor_sealed_until = $5 \
+                 WHERE token_digest = $1 AND used_at IS NULL AND idle_expires_at > $2")
+                .bind(c.presented.as_str())
+                .bind(now)
+                .bind(c.successor.as_str())
+                .bind(c.sealed.as_ref().map(|(sealed, _)| sealed.as_slice()))
+                .bind(c.sealed.as_ref().map(|(_, until)| *until))
+                .execute(&mut *tx).await?.rows_affected() == 1;
+            let Some(row) = sqlx::query_as::<_, TokenRow>(TOKEN_QUERY.as_str()).bind(c.presented.as_str()).fetch_optional(&mut *tx).await? else {
+                return Ok(Rotation::Invalid);
+            };
+            let family = TokenFamily::try_from(row.family).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let is_dead = family.revoked_at.is_some() || family.absolute_expires_at <= c.now || row.user_disabled_at.is_some();
+            if family.client_id != c.client_id || is_dead {
+                // Dropping the transaction rolls the claim back: another client's
+                // presentation, or a dead family, changes nothing.
+                return Ok(Rotation::Invalid);
+            }
+            if c.requested_scope.as_ref().is_some_and(|scope| !scope.is_subset_of(&family.scope)) {
+                return Ok(Rotation::ScopeExceeded); // rolled back with the transaction
+            }
+            if claimed {
+                // Four statements in all (claim, read, insert, commit): the rotation's cost
+                // is round trips, so nothing else happens in here. A family's last use is
+                // derived from its newest token rather than written on every rotation.
+                let idle = Timestamp::from(c.idle_expires_at.min(family.absolute_expires_at));
+                sqlx::query("INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(c.successor.as_str()).bind(&family.id).bind(now).bind(idle).execute(&mut *tx).await?;
+                tx.commit().await?;
+                return Ok(Rotation::Rotated(family));
+            }
+            if row.used_at.is_none() {
+                return Ok(Rotation::Invalid); // not used, so the claim failed on idle expiry
+            }
+            let in_window = row.successor_sealed_until.is_some_and(|until| until.0 > c.now);
+            if let (true, Some(successor), Some(sealed)) = (in_window, &row.successor_digest, row.successor_sealed) {
+                let successor_used: Option<(Option<Timestamp>,)> = sqlx::query_as("SELECT used_at FROM refresh_tokens WHERE token_digest = $1")
+                    .bind(successor).fetch_optional(&mut *tx).await?;
+                if matches!(successor_used, Some((None,))) {
+                    return Ok(Rotation::Retried { family, successor_sealed: sealed });
+                }
+            }
+            // RFC 9700 §4.14.2: a used token presented again: revoke the whole family.
+            sqlx::query("UPDATE token_families SET revoked_at = $2, revoked_reason = 'refresh token reused' WHERE id = $1 AND revoked_at IS NULL")
+                .bind(&family.id).bind(now).execute(&mut *tx).await?;
+            sqlx::query("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL WHERE family_id = $1")
+                .bind(&family.id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(Rotation::Reused(family))
+        })
     }
 
     async fn revoke_where(
