@@ -3,6 +3,7 @@
 
 use super::client::ClientId;
 use super::scope::ScopeSet;
+use super::secret::SecretDigest;
 use chrono::{DateTime, Utc};
 
 /// Prefix of refresh tokens, so secret scanners can recognise leaked ones.
@@ -40,7 +41,8 @@ pub struct RefreshTokenState {
 
 /// What one rotation attempt needs; the successor is prepared before the transaction.
 pub struct RotationRequest<'a> {
-    pub presented: &'a str,
+    /// The digest of the presented token (computed once: it also binds the sealed successor).
+    pub presented: &'a SecretDigest,
     pub client_id: &'a ClientId,
     pub now: DateTime<Utc>,
     pub successor: &'a str,

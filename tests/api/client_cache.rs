@@ -21,14 +21,7 @@ async fn a_disabled_client_keeps_its_cached_registration_until_the_ttl_ends(app:
     app.expire_client_cache();
     assert_oauth_error(app.client_credentials(&client.id, client.secret(), &[]).await, 401, "invalid_client").await;
     for path in ["/introspect", "/revoke"] {
-        let response = app
-            .http
-            .post(app.url(path))
-            .basic_auth(&client.id, Some(client.secret()))
-            .form(&[("token", "anything")])
-            .send()
-            .await
-            .unwrap();
+        let response = app.client_post(&client, path, &mut vec![("token", "anything")]).await;
         assert_oauth_error(response, 401, "invalid_client").await;
     }
 }

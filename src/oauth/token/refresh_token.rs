@@ -21,10 +21,11 @@ pub async fn rotate(
     let now = ctx.clock.now();
     let successor = GeneratedSecret::generate(REFRESH_TOKEN_PREFIX);
     // Sealed for the retry window, bound to the token it succeeds.
-    let aad = SecretDigest::of(presented);
-    let sealed = ctx.refresh.kek.seal(successor.expose().as_bytes(), aad.as_str().as_bytes())?;
+    let presented = SecretDigest::of(presented);
+    let aad = presented.as_str().as_bytes();
+    let sealed = ctx.refresh.kek.seal(successor.expose().as_bytes(), aad)?;
     let request = RotationRequest {
-        presented,
+        presented: &presented,
         client_id: &client.id,
         now,
         successor: successor.expose(),
@@ -39,7 +40,7 @@ pub async fn rotate(
             let raw = ctx
                 .refresh
                 .kek
-                .open(&successor_sealed, aad.as_str().as_bytes())
+                .open(&successor_sealed, aad)
                 .map_err(|_| anyhow::anyhow!("the sealed successor of a refresh token does not decrypt"))?;
             (family, String::from_utf8(raw).map_err(|_| anyhow::anyhow!("sealed successor is not UTF-8"))?)
         }

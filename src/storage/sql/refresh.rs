@@ -132,7 +132,7 @@ struct Claim {
 impl Claim {
     fn of(req: &RotationRequest<'_>) -> Self {
         Self {
-            presented: SecretDigest::of(req.presented),
+            presented: req.presented.clone(),
             successor: SecretDigest::of(req.successor),
             now: req.now,
             sealed: (!req.retry_window.is_zero())
