@@ -86,13 +86,18 @@ pub fn login_form(
     config: &LoginConfig,
     client: &Client,
     handle: &PendingHandle,
+    redirect_uri: &str,
     username: &str,
     error: Option<&str>,
     status: StatusCode,
 ) -> HttpResponse {
     let page =
         LoginPage { client_name: &client.name, pending: &handle.id, csrf_token: &handle.csrf_token, username, error };
-    let response = pages::render(status, &page, None);
+    // The login post may answer with a 303 to the client (consent already given, or a
+    // first-party client); CSP `form-action` governs that redirect too, so the client's
+    // origin must be allowed beside 'self' or Chromium blocks the final hop.
+    let form_target = origin_of(redirect_uri);
+    let response = pages::render(status, &page, form_target.as_deref());
     with_csrf_cookie(config, handle, response)
 }
 

@@ -102,7 +102,10 @@ async fn logout(
             .into_iter()
             .filter_map(|name| params.get(name).map(|value| (name, value)))
             .collect();
-        return pages::render(StatusCode::OK, &LogoutConfirmPage { fields }, None);
+        // The confirmed post answers with a 303 to the registered post-logout URI, which
+        // CSP `form-action` must allow, or Chromium blocks it.
+        let form_target = target.as_deref().and_then(origin_of);
+        return pages::render(StatusCode::OK, &LogoutConfirmPage { fields }, form_target.as_deref());
     }
     let ended = match session::current(req, storage, config).await {
         Ok(Some((digest, _))) => end_session(storage, config, &digest).await,

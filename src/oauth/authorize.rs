@@ -109,14 +109,15 @@ async fn try_authorize(
         _ if pending.prompt.none => Ok(redirect.error("login_required", "the user is not logged in")),
         _ => {
             let hint = pending.login_hint.clone().unwrap_or_default();
+            let redirect_uri = pending.redirect_uri.clone();
             let handle = flow::save_pending(storage, pending).await?;
-            Ok(flow::login_form(config, &client, &handle, &hint, None, StatusCode::OK))
+            Ok(flow::login_form(config, &client, &handle, &redirect_uri, &hint, None, StatusCode::OK))
         }
     }
 }
 
 /// Parses the request parameters that are reported by redirect (OIDC Core §3.1.2.6).
-fn parse_request(
+pub fn parse_request(
     params: &FormParams,
     client: &Client,
     redirect_uri: &str,

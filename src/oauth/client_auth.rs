@@ -71,7 +71,7 @@ impl PresentedCredentials {
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, RFC 7617).
-fn parse_basic(header: &str) -> Result<(ClientId, String), OAuthError> {
+pub fn parse_basic(header: &str) -> Result<(ClientId, String), OAuthError> {
     let malformed = || OAuthError::invalid_request("malformed Basic Authorization header");
     let (scheme, credentials) = header.trim().split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {
