@@ -51,10 +51,14 @@ pub struct Settings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
+    #[serde(deserialize_with = "count_within::<1, 1000, _, _>")]
     pub max_connections: u32,
+    #[serde(deserialize_with = "lifetime_within::<MILLISECOND, { 5 * MINUTE }, _>")]
     pub acquire_timeout: Lifetime,
+    #[serde(deserialize_with = "lifetime_within::<MILLISECOND, { 5 * MINUTE }, _>")]
     pub sqlite_busy_timeout: Lifetime,
     /// How long a client registration read from the database is reused (0: not at all).
+    #[serde(deserialize_with = "window_within::<HOUR, _>")]
     pub client_cache_ttl: Window,
 }
 
@@ -62,10 +66,13 @@ pub struct DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct TokenSettings {
     /// RFC 9068 access-token lifetime (`exp - iat`).
+    #[serde(deserialize_with = "lifetime_within::<SECOND, DAY, _>")]
     pub access_token_ttl: Lifetime,
     /// OpenID Connect ID-token lifetime.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, DAY, _>")]
     pub id_token_ttl: Lifetime,
     /// Authorization-code lifetime (RFC 6749 §4.1.2 recommends at most 10 minutes).
+    #[serde(deserialize_with = "lifetime_within::<SECOND, { 10 * MINUTE }, _>")]
     pub authorization_code_ttl: Lifetime,
 }
 
@@ -73,8 +80,10 @@ pub struct TokenSettings {
 #[serde(deny_unknown_fields)]
 pub struct SessionSettings {
     /// A session unused for this long ends.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, YEAR, _>")]
     pub idle_timeout: Lifetime,
     /// A session ends this long after login, used or not.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, YEAR, _>")]
     pub absolute_timeout: Lifetime,
 }
 
@@ -82,11 +91,14 @@ pub struct SessionSettings {
 #[serde(deny_unknown_fields)]
 pub struct RefreshTokenSettings {
     /// A refresh token unused for this long expires (each rotation starts a new period).
+    #[serde(deserialize_with = "lifetime_within::<SECOND, MAX_DURATION, _>")]
     pub idle_ttl: Lifetime,
     /// A token family ends this long after the original grant, however it was used.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, MAX_DURATION, _>")]
     pub absolute_ttl: Lifetime,
     /// After a rotation, presenting the old token again within this window returns the
     /// same successor (lost responses, racing tabs); 0 disables it.
+    #[serde(deserialize_with = "window_within::<MINUTE, _>")]
     pub retry_window: Window,
 }
 
@@ -94,8 +106,10 @@ pub struct RefreshTokenSettings {
 #[serde(deny_unknown_fields)]
 pub struct HousekeepingSettings {
     /// How often expired rows are purged.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, DAY, _>")]
     pub interval: Lifetime,
     /// Rows deleted per table per statement, so purges never hold long locks.
+    #[serde(deserialize_with = "count_within::<1, 100_000, _, _>")]
     pub batch_size: u32,
 }
 
@@ -103,11 +117,19 @@ pub struct HousekeepingSettings {
 #[serde(deny_unknown_fields)]
 pub struct LoginSettings {
     /// Failed logins per account (or per client IP × 4) within `failure_window` before lockout.
+    #[serde(deserialize_with = "count_within::<1, 1000, _, _>")]
     pub max_failures: u32,
+    #[serde(deserialize_with = "lifetime_within::<SECOND, DAY, _>")]
     pub failure_window: Lifetime,
     /// First lockout; each further failure doubles it, up to `max_lockout`.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, DAY, _>")]
     pub lockout: Lifetime,
+    #[serde(deserialize_with = "lifetime_within::<SECOND, DAY, _>")]
     pub max_lockout: Lifetime,
+    /// Password checks (argon2id, 19 MiB each) that may run at once; 0 means two per
+    /// core. A login beyond it is answered 429 with `Retry-After` instead of queueing.
+    #[serde(deserialize_with = "count_within::<0, 1024, _, _>")]
+    pub max_concurrent_password_checks: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -115,13 +137,17 @@ pub struct LoginSettings {
 pub struct KeySettings {
     pub rsa_bits: RsaBits,
     /// `max-age` of the JWKS response.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, DAY, _>")]
     pub jwks_max_age: Lifetime,
     /// How long a key signs before the next one takes over.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, MAX_DURATION, _>")]
     pub rotation_period: Lifetime,
     /// Added to `jwks_max_age` before a new key may sign, and to token lifetimes before a
     /// retired key is unpublished. Must be at least `refresh_interval`.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, DAY, _>")]
     pub rotation_margin: Lifetime,
     /// How often each replica reloads the key set from the database and runs due steps.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, HOUR, _>")]
     pub refresh_interval: Lifetime,
     /// A PKCS#8 PEM RSA key imported as the first signing key instead of generating one.
     #[serde(default)]
@@ -132,6 +158,7 @@ pub struct KeySettings {
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Worker threads; 0 means one per core.
+    #[serde(deserialize_with = "count_within::<0, 1024, _, _>")]
     pub workers: usize,
     /// Take the client IP (for login throttling) from `Forwarded` / `X-Forwarded-For`.
     /// Only behind a reverse proxy that sets them; otherwise clients could forge them.
@@ -190,7 +217,10 @@ impl Settings {
             ));
         }
         let longest_token = self.tokens.access_token_ttl.0.max(self.tokens.id_token_ttl.0);
-        if keys.rotation_period.0 <= keys.jwks_max_age.0 + keys.rotation_margin.0 + longest_token {
+        // Each term is bounded at load time, so the sum fits; `checked_add` keeps a future
+        // unbounded setting from turning into a panic here.
+        let needed = keys.jwks_max_age.0.checked_add(keys.rotation_margin.0).and_then(|d| d.checked_add(longest_token));
+        if needed.is_none_or(|needed| keys.rotation_period.0 <= needed) {
             return Err(ConfigError(
                 "setting `keys.rotation_period` must exceed `keys.jwks_max_age` + `keys.rotation_margin` + the longest \
                  token lifetime"
@@ -282,8 +312,65 @@ impl<'de> Deserialize<'de> for Issuer {
 /// `sqlite://path` or `postgres://…`; the scheme is checked once, here.
 #[derive(Clone)]
 pub enum DatabaseUrl {
-    Sqlite { options: SqliteConnectOptions, path: Option<PathBuf> },
-    Postgres { options: PgConnectOptions, redacted: String },
+    Sqlite {
+        options: SqliteConnectOptions,
+        path: Option<PathBuf>,
+    },
+    /// `redacted` is the URL as printed; `secrets` are the values it hides, so that error
+    /// text from the driver can be scrubbed of them too ([`DatabaseUrl::scrub`]).
+    Postgres {
+        options: PgConnectOptions,
+        redacted: String,
+        secrets: UrlSecrets,
+    },
+}
+
+/// The secret values of a PostgreSQL URL (passwords, an inline key), each as written and
+/// percent-decoded. Never printed.
+#[derive(Clone, Default)]
+pub struct UrlSecrets(Vec<String>);
+
+impl fmt::Debug for UrlSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UrlSecrets(***)")
+    }
+}
+
+/// The query parameters sqlx's PostgreSQL driver reads (sqlx-postgres 0.8,
+/// `options/parse.rs`), besides `options[NAME]`. Any other is refused at load time:
+/// sqlx would ignore it, and log it with its value.
+const PG_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// Query parameters whose values are secret: the password; the client key, which sqlx
+/// also accepts inline as PEM; libpq's passphrase of the client key (refused, but
+/// still hidden in the message that refuses it).
+const SECRET_PG_PARAMETERS: &[&str] = &["password", "sslpassword", "sslkey", "ssl-key"];
+
+fn is_secret_parameter(name: &str) -> bool {
+    SECRET_PG_PARAMETERS.iter().any(|secret| secret.eq_ignore_ascii_case(name))
+}
+
+fn is_known_pg_parameter(name: &str) -> bool {
+    PG_PARAMETERS.contains(&name) || (name.starts_with("options[") && name.ends_with(']'))
 }
 
 impl DatabaseUrl {
@@ -299,12 +386,35 @@ impl DatabaseUrl {
             let path = sqlite_path(raw);
             Ok(Self::Sqlite { options, path })
         } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(raw)
-                .map_err(|e| format!("`{}` is not a valid PostgreSQL URL ({e})", redact(raw)))?;
-            Ok(Self::Postgres { options, redacted: redact(raw) })
+            let invalid = |why: String| format!("`{}` is not a valid PostgreSQL URL: {why}", redact(raw));
+            let url = Url::parse(raw).map_err(|e| {
+                invalid(format!("{e} (percent-encode `@`, `:`, `/`, `?` and `#` in the user name and password)"))
+            })?;
+            if url.fragment().is_some() {
+                return Err(invalid(
+                    "it must not have a fragment (percent-encode a `#` in the password as %23)".into(),
+                ));
+            }
+            if let Some((name, _)) = url.query_pairs().find(|(name, _)| !is_known_pg_parameter(name)) {
+                // `postgres://u:12?secret@host/db` parses as host `u`, port 12 and a query.
+                let is_misplaced_password = url.query().is_some_and(|query| query.contains('@'));
+                return Err(invalid(unsupported_parameter(if is_misplaced_password { "" } else { &name })));
+            }
+            // sqlx's parse errors name the part that is wrong, never a value of the URL.
+            let options = PgConnectOptions::from_str(raw).map_err(|e| invalid(e.to_string()))?;
+            Ok(Self::Postgres { options, redacted: redact(raw), secrets: secrets_of(&url) })
         } else {
             Err(format!("`{}` must start with sqlite:// (embedded) or postgres:// (for several replicas)", redact(raw)))
         }
+    }
+
+    /// `text` (a driver's error message, say) with every secret of this URL replaced by
+    /// `***`, so that no error chain can print one.
+    pub fn scrub(&self, text: &str) -> String {
+        let Self::Postgres { secrets, .. } = self else { return text.to_owned() };
+        let mut secrets: Vec<&String> = secrets.0.iter().filter(|s| !s.is_empty()).collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len())); // a secret containing another goes first
+        secrets.iter().fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), "***"))
     }
 
     pub fn backend(&self) -> &'static str {
@@ -322,16 +432,86 @@ fn sqlite_path(raw: &str) -> Option<PathBuf> {
     (!path.is_empty() && !path.starts_with(":memory:")).then(|| PathBuf::from(path))
 }
 
-/// Hides the password of a database URL.
-fn redact(raw: &str) -> String {
-    match Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        Ok(url) => url.to_string(),
-        Err(_) => "<unparseable URL>".to_owned(),
+/// Why a query parameter sqlx does not read is refused; names it only when it is a plain
+/// name (a misplaced part of a password is not; `""` when it may be one).
+fn unsupported_parameter(name: &str) -> String {
+    let supported = PG_PARAMETERS.join(", ");
+    if name == "sslpassword" {
+        "the parameter `sslpassword` is not supported: the PostgreSQL driver cannot read an encrypted client key; \
+         decrypt it (`openssl pkey -in client.key -out client-plain.key`), point `sslkey` at that file and remove \
+         `sslpassword`"
+            .to_owned()
+    } else if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+        format!("the parameter `{name}` is not supported by the PostgreSQL driver, which would ignore it; remove it (supported: {supported}, options[NAME])")
+    } else {
+        format!("it has a query parameter that is not a name (percent-encode `?`, `&` and `#` in the password); supported: {supported}, options[NAME]")
     }
+}
+
+/// The values [`redact`] hides, as written and percent-decoded.
+fn secrets_of(url: &Url) -> UrlSecrets {
+    let mut secrets = Vec::new();
+    if let Some(password) = url.password() {
+        secrets.extend([password.to_owned(), percent_decode(password)]);
+    }
+    for pair in url.query().unwrap_or_default().split('&') {
+        if let Some((name, value)) = pair.split_once('=') {
+            if is_secret_parameter(&percent_decode(name)) {
+                secrets.extend([value.to_owned(), percent_decode(&value.replace('+', " "))]);
+            }
+        }
+    }
+    secrets.dedup();
+    UrlSecrets(secrets)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A database URL fit to print: the password, secret query parameters (`password`,
+/// `sslpassword`, `sslkey`) and any fragment become `***`, and so does any parameter
+/// that is not a plain name.
+fn redact(raw: &str) -> String {
+    let Ok(mut url) = Url::parse(raw) else { return "<unparseable URL>".to_owned() };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    if url.fragment().is_some() {
+        url.set_fragment(Some("***"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                if !is_known_pg_parameter(&name) && !is_secret_parameter(&name) {
+                    ("***".to_owned(), "***".to_owned())
+                } else if is_secret_parameter(&name) {
+                    (name.into_owned(), "***".to_owned())
+                } else {
+                    (name.into_owned(), value.into_owned())
+                }
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 impl fmt::Debug for DatabaseUrl {
@@ -357,26 +537,34 @@ impl<'de> Deserialize<'de> for DatabaseUrl {
     }
 }
 
-/// A strictly positive duration: whole seconds (`300`) or a humantime string (`"5m"`, `"14d"`).
+// Bounds of the duration settings, in milliseconds (`deserialize_with` needs constants).
+const MILLISECOND: u64 = 1;
+const SECOND: u64 = 1000 * MILLISECOND;
+const MINUTE: u64 = 60 * SECOND;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+/// humantime's year, so that `"1y"` is exactly the bound.
+const YEAR: u64 = 31_557_600 * SECOND;
+/// No duration setting may exceed this: `now + d` then stays far inside chrono's range
+/// (year 262143) and every sum of settings fits, so no request can panic on a setting.
+const MAX_DURATION: u64 = 10 * YEAR;
+
+/// A strictly positive duration of at most 10 years: whole seconds (`300`) or a
+/// humantime string (`"5m"`, `"14d"`). Each setting narrows the range (`lifetime_within`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lifetime(pub Duration);
 
 impl Lifetime {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let duration = match raw.trim().parse::<u64>() {
-            Ok(seconds) => Duration::from_secs(seconds),
-            Err(_) => humantime::parse_duration(raw.trim())
-                .map_err(|e| format!("`{raw}` is not a duration like 300, \"5m\" or \"14d\" ({e})"))?,
-        };
-        Self::positive(duration)
+        Self::within(parse_duration_text(raw)?, MILLISECOND, MAX_DURATION)
     }
 
-    fn positive(duration: Duration) -> Result<Self, String> {
+    /// `duration` if it is not zero and lies in `[min_ms, max_ms]`.
+    fn within(duration: Duration, min_ms: u64, max_ms: u64) -> Result<Self, String> {
         if duration.is_zero() {
-            Err("must be greater than zero".to_owned())
-        } else {
-            Ok(Self(duration))
+            return Err("must be greater than zero".to_owned());
         }
+        check_range(duration, min_ms, max_ms).map(Self)
     }
 
     pub fn as_secs(&self) -> u64 {
@@ -386,41 +574,88 @@ impl Lifetime {
 
 impl<'de> Deserialize<'de> for Lifetime {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Seconds(i64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Seconds(s) if s < 0 => Err("must be greater than zero".to_owned()),
-            Raw::Seconds(s) => Lifetime::positive(Duration::from_secs(s as u64)),
-            Raw::Text(text) => Lifetime::parse(&text),
-        }
-        .map_err(serde::de::Error::custom)
+        lifetime_within::<MILLISECOND, MAX_DURATION, D>(d)
     }
 }
 
-/// A duration that may be zero (a disabled window): seconds or a humantime string.
+/// A duration that may be zero (a disabled window), at most 10 years: seconds or a
+/// humantime string. Each setting narrows the range (`window_within`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window(pub Duration);
 
 impl<'de> Deserialize<'de> for Window {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Seconds(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Seconds(s) => Ok(Self(Duration::from_secs(s))),
-            Raw::Text(text) if text.trim() == "0" => Ok(Self(Duration::ZERO)),
-            Raw::Text(text) => humantime::parse_duration(text.trim())
-                .map(Self)
-                .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration like 3 or \"3s\" ({e})"))),
-        }
+        window_within::<MAX_DURATION, D>(d)
     }
+}
+
+/// `deserialize_with` for a [`Lifetime`] setting between `MIN_MS` and `MAX_MS`.
+fn lifetime_within<'de, const MIN_MS: u64, const MAX_MS: u64, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Lifetime, D::Error> {
+    const { assert!(MIN_MS > 0 && MIN_MS <= MAX_MS && MAX_MS <= MAX_DURATION) };
+    deserialize_duration(d)
+        .and_then(|duration| Lifetime::within(duration, MIN_MS, MAX_MS))
+        .map_err(serde::de::Error::custom)
+}
+
+/// `deserialize_with` for a [`Window`] setting between 0 and `MAX_MS`.
+fn window_within<'de, const MAX_MS: u64, D: Deserializer<'de>>(d: D) -> Result<Window, D::Error> {
+    const { assert!(MAX_MS <= MAX_DURATION) };
+    deserialize_duration(d)
+        .and_then(|duration| check_range(duration, 0, MAX_MS))
+        .map(Window)
+        .map_err(serde::de::Error::custom)
+}
+
+/// `deserialize_with` for a whole-number setting between `MIN` and `MAX`.
+fn count_within<'de, const MIN: u64, const MAX: u64, T: TryFrom<u64>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
+    let value = u64::deserialize(d)?;
+    if !(MIN..=MAX).contains(&value) {
+        return Err(serde::de::Error::custom(format!("{value} is out of range: it must be between {MIN} and {MAX}")));
+    }
+    T::try_from(value).map_err(|_| serde::de::Error::custom(format!("{value} is too large for this platform")))
+}
+
+/// Seconds (a non-negative integer) or a humantime string; no bounds yet.
+fn deserialize_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, String> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(i64),
+        Text(String),
+    }
+    match Raw::deserialize(d).map_err(|e| e.to_string())? {
+        Raw::Seconds(s) if s < 0 => {
+            Err(format!("{s} is negative; a duration is whole seconds (300) or a string like \"5m\""))
+        }
+        Raw::Seconds(s) => Ok(Duration::from_secs(s.unsigned_abs())),
+        Raw::Text(text) => parse_duration_text(&text),
+    }
+}
+
+fn parse_duration_text(raw: &str) -> Result<Duration, String> {
+    match raw.trim().parse::<u64>() {
+        Ok(seconds) => Ok(Duration::from_secs(seconds)),
+        Err(_) => humantime::parse_duration(raw.trim())
+            .map_err(|e| format!("`{raw}` is not a duration like 300, \"5m\" or \"14d\" ({e})")),
+    }
+}
+
+fn check_range(duration: Duration, min_ms: u64, max_ms: u64) -> Result<Duration, String> {
+    let (min, max) = (Duration::from_millis(min_ms), Duration::from_millis(max_ms));
+    if duration < min || duration > max {
+        let show = |d: Duration| humantime::format_duration(d).to_string();
+        return Err(format!(
+            "{} is out of range: it must be between {} and {}",
+            show(duration),
+            if min_ms == 0 { "0".to_owned() } else { show(min) },
+            show(max)
+        ));
+    }
+    Ok(duration)
 }
 
 /// RSA modulus size for generated signing keys.
@@ -525,6 +760,225 @@ mod tests {
         assert!(error.contains("setting `bind`"), "{error}");
         let error = with("[keys]\nrsa_bits = 1024").unwrap_err().to_string();
         assert!(error.contains("keys.rsa_bits"), "{error}");
+    }
+
+    /// Every duration setting of config/default.toml; the test below checks this list
+    /// against the file, so a new one cannot be left out.
+    const DURATION_SETTINGS: &[&str] = &[
+        "database.acquire_timeout",
+        "database.sqlite_busy_timeout",
+        "database.client_cache_ttl",
+        "tokens.access_token_ttl",
+        "tokens.id_token_ttl",
+        "tokens.authorization_code_ttl",
+        "sessions.idle_timeout",
+        "sessions.absolute_timeout",
+        "refresh_tokens.idle_ttl",
+        "refresh_tokens.absolute_ttl",
+        "refresh_tokens.retry_window",
+        "housekeeping.interval",
+        "login.failure_window",
+        "login.lockout",
+        "login.max_lockout",
+        "keys.jwks_max_age",
+        "keys.rotation_period",
+        "keys.rotation_margin",
+        "keys.refresh_interval",
+    ];
+    /// Whole-number settings with their allowed range.
+    const COUNT_SETTINGS: &[(&str, u64, u64)] = &[
+        ("database.max_connections", 1, 1000),
+        ("housekeeping.batch_size", 1, 100_000),
+        ("login.max_failures", 1, 1000),
+        ("login.max_concurrent_password_checks", 0, 1024),
+        ("http.workers", 0, 1024),
+    ];
+    const OTHER_SETTINGS: &[&str] = &[
+        "issuer",
+        "bind",
+        "database_url",
+        "keys_dir",
+        "keys.rsa_bits",
+        "http.trust_forwarded_headers",
+        "log.format",
+        "log.filter",
+    ];
+
+    /// TOML that sets the dotted `setting` to `value` (a TOML literal).
+    fn setting(setting: &str, value: &str) -> String {
+        match setting.split_once('.') {
+            Some((table, key)) => format!("[{table}]\n{key} = {value}"),
+            None => format!("{setting} = {value}"),
+        }
+    }
+
+    fn default_setting_names() -> Vec<String> {
+        let defaults: figment::value::Dict = Figment::from(Toml::string(DEFAULT_TOML)).extract().unwrap();
+        let mut names = Vec::new();
+        for (key, value) in defaults {
+            match value {
+                figment::value::Value::Dict(_, table) => names.extend(table.keys().map(|k| format!("{key}.{k}"))),
+                _ => names.push(key),
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn the_setting_lists_of_these_tests_cover_default_toml() {
+        let mut listed: Vec<String> = DURATION_SETTINGS
+            .iter()
+            .chain(COUNT_SETTINGS.iter().map(|(name, _, _)| name))
+            .chain(OTHER_SETTINGS)
+            .map(|name| name.to_string())
+            .collect();
+        let mut defaults = default_setting_names();
+        listed.sort();
+        defaults.sort();
+        assert_eq!(listed, defaults);
+    }
+
+    #[test]
+    fn a_huge_value_of_any_duration_setting_is_refused_by_name() {
+        for name in DURATION_SETTINGS {
+            for huge in ["\"1000000y\"", "\"11y\"", "31557600000", "\"18446744073709551615\""] {
+                let error = with(&setting(name, huge)).unwrap_err().to_string();
+                assert!(error.contains(&format!("setting `{name}`")), "{name} = {huge}: {error}");
+                assert!(error.contains("out of range: it must be between"), "{name} = {huge}: {error}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_duration_setting_accepts_its_upper_bound_and_refuses_one_second_more() {
+        for name in DURATION_SETTINGS {
+            let error = with(&setting(name, "\"1000000y\"")).unwrap_err().to_string();
+            let max = error.rsplit(" and ").next().unwrap().split(';').next().unwrap().trim();
+            let max = humantime::parse_duration(max).unwrap_or_else(|e| panic!("{name}: `{max}` ({e}): {error}"));
+            assert!(max <= Duration::from_millis(MAX_DURATION), "{name}");
+            // The rotation rule between key settings may refuse a legal value; test the bound alone.
+            let accepted = |seconds: u64| match with(&setting(name, &seconds.to_string())) {
+                Ok(_) => true,
+                Err(e) => !e.to_string().contains(&format!("setting `{name}`")),
+            };
+            assert!(accepted(max.as_secs()), "{name} = {max:?} must be accepted");
+            assert!(!accepted(max.as_secs() + 1), "{name} = {max:?} + 1s must be refused");
+        }
+    }
+
+    #[test]
+    fn tight_bounds_name_the_setting_and_the_range() {
+        let error = with("[tokens]\naccess_token_ttl = \"2d\"").unwrap_err().to_string();
+        assert!(error.contains("setting `tokens.access_token_ttl`"), "{error}");
+        assert!(error.contains("2days is out of range: it must be between 1s and 1day"), "{error}");
+        let error = with("[tokens]\nauthorization_code_ttl = \"1h\"").unwrap_err().to_string();
+        assert!(error.contains("between 1s and 10m"), "{error}");
+        let error = with("[refresh_tokens]\nretry_window = \"5m\"").unwrap_err().to_string();
+        assert!(error.contains("refresh_tokens.retry_window") && error.contains("between 0 and 1m"), "{error}");
+    }
+
+    #[test]
+    fn token_lifetimes_are_whole_seconds_but_timeouts_may_be_shorter() {
+        let error = with("[tokens]\naccess_token_ttl = \"500ms\"").unwrap_err().to_string();
+        assert!(error.contains("tokens.access_token_ttl") && error.contains("between 1s and"), "{error}");
+        let settings = with("[database]\nacquire_timeout = \"500ms\"").unwrap();
+        assert_eq!(settings.database.acquire_timeout.0, Duration::from_millis(500));
+        let settings = with("[refresh_tokens]\nretry_window = 0").unwrap();
+        assert_eq!(settings.refresh_tokens.retry_window.0, Duration::ZERO);
+    }
+
+    #[test]
+    fn negative_durations_are_refused_by_name() {
+        for name in DURATION_SETTINGS {
+            let error = with(&setting(name, "-5")).unwrap_err().to_string();
+            assert!(error.contains(&format!("setting `{name}`")), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn whole_number_settings_are_bounded_by_name() {
+        for (name, min, max) in COUNT_SETTINGS {
+            let range = format!("it must be between {min} and {max}");
+            let mut refused = vec![max + 1, u64::from(u32::MAX) + 1];
+            if *min > 0 {
+                refused.push(min - 1);
+            }
+            for value in refused {
+                let error = with(&setting(name, &value.to_string())).unwrap_err().to_string();
+                assert!(
+                    error.contains(&format!("setting `{name}`")) && error.contains(&range),
+                    "{name} = {value}: {error}"
+                );
+            }
+            for value in [min, max] {
+                with(&setting(name, &value.to_string())).unwrap_or_else(|e| panic!("{name} = {value}: {e}"));
+            }
+            let error = with(&setting(name, "-1")).unwrap_err().to_string();
+            assert!(error.contains(&format!("setting `{name}`")), "{name} = -1: {error}");
+        }
+    }
+
+    #[test]
+    fn the_rotation_rule_cannot_overflow() {
+        let mut settings = with("").unwrap();
+        settings.keys.jwks_max_age = Lifetime(Duration::MAX);
+        settings.keys.rotation_margin = Lifetime(Duration::MAX);
+        let error = settings.check_consistency().unwrap_err().to_string();
+        assert!(error.contains("keys.rotation_period"), "{error}");
+    }
+
+    #[test]
+    fn a_postgres_password_in_the_query_is_redacted() {
+        for raw in [
+            "postgres://postgres@127.0.0.1:1/x?password=hunter2",
+            "postgres://postgres@127.0.0.1:1/x?sslmode=prefer&password=hunter2&application_name=t",
+            "postgres://postgres:hunter2@127.0.0.1:1/x?password=hunter2",
+            "postgresql://postgres@127.0.0.1:1/x?password=hun%74er2",
+            "postgres://postgres@127.0.0.1:1/x?sslkey=-----BEGIN%20PRIVATE%20KEY-----hunter2-----END%20PRIVATE%20KEY-----",
+        ] {
+            let url = DatabaseUrl::parse(raw).unwrap();
+            for shown in [url.to_string(), format!("{url:?}")] {
+                assert!(!shown.contains("hunter2") && !shown.contains("hun%74er2"), "{raw}: {shown}");
+                assert!(shown.contains("127.0.0.1:1/x"), "{raw}: {shown}");
+            }
+        }
+        let url = DatabaseUrl::parse("postgres://postgres@127.0.0.1:1/x?sslmode=prefer&password=hunter2").unwrap();
+        assert_eq!(url.to_string(), "postgres://postgres@127.0.0.1:1/x?sslmode=prefer&password=***");
+    }
+
+    #[test]
+    fn a_postgres_password_never_reaches_an_error_message() {
+        for raw in [
+            "postgres://postgres@127.0.0.1:1/x?password=hunter2&sslmode=nonsense",
+            "postgres://postgres@127.0.0.1:1/x?password=hunter2&port=nonsense",
+            "postgres://postgres@127.0.0.1:1/x?password=hunter2&sslpassword=hunter2",
+            "postgres://postgres@127.0.0.1:1/x?password=hunter2&connect_timeout=10",
+            "postgres://postgres:12#hunter2@127.0.0.1:1/x",
+            "postgres://postgres:12?hunter2=@127.0.0.1:1/x",
+        ] {
+            let error = with(&format!("database_url = \"{raw}\"")).unwrap_err().to_string();
+            assert!(error.contains("setting `database_url`"), "{raw}: {error}");
+            assert!(!error.contains("hunter2"), "{raw}: {error}");
+        }
+    }
+
+    #[test]
+    fn unsupported_postgres_parameters_are_refused_by_name() {
+        let error = DatabaseUrl::parse("postgres://db/x?connect_timeout=10").err().unwrap();
+        assert!(error.contains("`connect_timeout` is not supported"), "{error}");
+        let error = DatabaseUrl::parse("postgres://db/x?sslkey=k.pem&sslpassword=pass").err().unwrap();
+        assert!(error.contains("`sslpassword` is not supported") && error.contains("openssl pkey"), "{error}");
+        let url = DatabaseUrl::parse("postgres://db/x?options%5Bsearch_path%5D=s1&sslmode=disable").unwrap();
+        assert_eq!(url.backend(), "postgres");
+    }
+
+    #[test]
+    fn scrub_removes_every_secret_form_from_driver_text() {
+        let url = DatabaseUrl::parse("postgres://u:p%40ss@db/x?password=hun%74er2").unwrap();
+        let scrubbed = url.scrub("auth failed for p@ss / p%40ss / hunter2 / hun%74er2");
+        assert_eq!(scrubbed, "auth failed for *** / *** / *** / ***");
+        let sqlite = DatabaseUrl::parse("sqlite://data/t.db").unwrap();
+        assert_eq!(sqlite.scrub("unchanged"), "unchanged");
     }
 
     #[test]

@@ -50,6 +50,7 @@ impl Application {
         let storage: Arc<dyn Storage> = storage::connect(&settings.database_url, &settings.database).await?;
         let (keys, kek, kek_source) = SigningKeys::load_or_create(&*storage, &settings).await?;
         let kek = Arc::new(kek);
+        let login_config = Data::new(LoginConfig::from_settings(&settings, clock.clone(), &kek));
         let refresh = Data::new(RefreshPolicy::from_settings(&settings, kek.clone()));
         let housekeeping = housekeeping::spawn(storage.clone(), clock.clone(), &settings.housekeeping);
         let kid = keys.snapshot().current.kid.clone();
@@ -68,7 +69,6 @@ impl Application {
             settings.keys.refresh_interval.0,
         );
         let discovery = Data::new(Discovery::new(&settings.issuer));
-        let login_config = Data::new(LoginConfig::from_settings(&settings, clock.clone()));
         let jwks_max_age = Data::new(JwksMaxAge(settings.keys.jwks_max_age.as_secs().min(u32::MAX as u64) as u32));
         let clients = Data::new(ClientCache::new(storage.clone(), clock.clone(), settings.database.client_cache_ttl.0));
         let storage = Data::from(storage);

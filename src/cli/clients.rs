@@ -2,6 +2,7 @@
 
 use super::{print_json, when};
 use crate::domain::client::{parse_audience, AuthMethod, Client, ClientId, GrantType};
+use crate::domain::redirect_uri;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::GeneratedSecret;
 use crate::storage::Storage;
@@ -9,7 +10,6 @@ use anyhow::{bail, Context};
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use url::Url;
 
 /// Prefix of client secrets, so secret scanners can recognise leaked ones.
 pub const CLIENT_SECRET_PREFIX: &str = "tcs_";
@@ -53,12 +53,25 @@ pub struct CreateArgs {
     /// Audience of its access tokens (repeatable); RFC 8707 `resource` values must be among them.
     #[arg(long = "audience")]
     audiences: Vec<String>,
-    /// Redirect URI for the authorization code flow (repeatable; exact match).
+    /// A resource identifier this client serves as a resource server (repeatable): it may
+    /// introspect access tokens whose `aud` names it (RFC 7662 §4).
+    #[arg(long = "serves-audience")]
+    served_audiences: Vec<String>,
+    /// A resource server that may introspect every token, whoever it was issued to.
+    #[arg(long)]
+    introspect_any: bool,
+    /// Redirect URI for the authorization code flow (repeatable; exact match): https, http to a
+    /// loopback IP literal, or a native app's private-use scheme such as com.example.app.
     #[arg(long = "redirect-uri")]
     redirect_uris: Vec<String>,
-    /// Where the client may send the browser after logout (repeatable; exact match).
+    /// Where the client may send the browser after logout (repeatable; exact match; the same
+    /// schemes as --redirect-uri).
     #[arg(long = "post-logout-redirect-uri")]
     post_logout_redirect_uris: Vec<String>,
+    /// Also allow plain http redirect URIs to hosts other than a loopback IP (development only:
+    /// codes and logout redirects then cross the network in clear).
+    #[arg(long)]
+    allow_insecure_http: bool,
     /// A first-party client: users are not asked for consent.
     #[arg(long)]
     first_party: bool,
@@ -158,8 +171,13 @@ async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
     }
     let scopes = ScopeSet::parse(&args.scope)?;
     let audiences = args.audiences.iter().map(|a| parse_audience(a)).collect::<Result<Vec<_>, _>>()?;
-    let redirect_uris = absolute_uris(&args.redirect_uris, "--redirect-uri")?;
-    let post_logout_redirect_uris = absolute_uris(&args.post_logout_redirect_uris, "--post-logout-redirect-uri")?;
+    let served_audiences = args.served_audiences.iter().map(|a| parse_audience(a)).collect::<Result<Vec<_>, _>>()?;
+    if args.public && (args.introspect_any || !served_audiences.is_empty()) {
+        bail!("--introspect-any and --serves-audience need a confidential client: a public client cannot introspect");
+    }
+    let redirect_uris = registered_uris(&args.redirect_uris, "--redirect-uri", args.allow_insecure_http)?;
+    let post_logout_redirect_uris =
+        registered_uris(&args.post_logout_redirect_uris, "--post-logout-redirect-uri", args.allow_insecure_http)?;
     if args.always_refresh_token && !grant_types.contains(&GrantType::RefreshToken) {
         bail!("--always-refresh-token needs --grant refresh_token");
     }
@@ -175,6 +193,8 @@ async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
         grant_types,
         scopes,
         audiences,
+        served_audiences,
+        may_introspect_any: args.introspect_any,
         redirect_uris,
         post_logout_redirect_uris,
         is_first_party: args.first_party,
@@ -197,16 +217,13 @@ async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks that each value is an absolute URL without a fragment (RFC 6749 §3.1.2).
-fn absolute_uris(values: &[String], flag: &str) -> anyhow::Result<Vec<String>> {
+/// Checks each value with [`redirect_uri::parse_registered`], naming the flag on failure.
+fn registered_uris(values: &[String], flag: &str, allow_insecure_http: bool) -> anyhow::Result<Vec<String>> {
     values
         .iter()
-        .map(|raw| {
-            let url = Url::parse(raw).with_context(|| format!("{flag} `{raw}` is not an absolute URL"))?;
-            if url.fragment().is_some() {
-                bail!("{flag} `{raw}` must not have a fragment (RFC 6749 §3.1.2)");
-            }
-            Ok(raw.clone())
+        .map(|raw| match redirect_uri::parse_registered(raw, allow_insecure_http) {
+            Ok(uri) => Ok(uri),
+            Err(e) => bail!("{flag} `{raw}` {}", e.reason),
         })
         .collect()
 }
@@ -225,6 +242,8 @@ fn describe(client: &Client) -> serde_json::Value {
         "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "scope": client.scopes.to_string(),
         "audiences": client.audiences,
+        "served_audiences": client.served_audiences,
+        "may_introspect_any": client.may_introspect_any,
         "redirect_uris": client.redirect_uris,
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "first_party": client.is_first_party,
@@ -244,6 +263,12 @@ fn print_human(client: &Client, secret: Option<&GeneratedSecret>) {
     println!("grant types:   {}", client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "));
     println!("scope:         {}", client.scopes);
     println!("audiences:     {}", client.audiences.join(" "));
+    if !client.served_audiences.is_empty() {
+        println!("serves:        {}", client.served_audiences.join(" "));
+    }
+    if client.may_introspect_any {
+        println!("introspects:   any token");
+    }
     if !client.redirect_uris.is_empty() {
         println!("redirect URIs: {}", client.redirect_uris.join(" "));
     }

@@ -111,11 +111,15 @@ pub async fn run(command: UserCommand, storage: &dyn Storage) -> anyhow::Result<
     }
 }
 
-/// Cascade of a user's disable or password change: every SSO session ends and every
-/// refresh-token family is revoked, so nothing obtained before keeps working.
+/// Cascade of a user's disable or password change (or an operator's revocation): every
+/// SSO session ends, every unused authorization code goes and every refresh-token family
+/// is revoked, so nothing obtained before keeps working. (A code redeemed concurrently is
+/// refused anyway: redemption needs its session alive and the user's credentials
+/// unchanged since the code was issued.)
 pub async fn end_everything(storage: &dyn Storage, username: &Username, reason: &str) -> anyhow::Result<u64> {
     let user = storage.find_user_by_username(username).await?.with_context(|| format!("no user named {username}"))?;
     storage.delete_sessions_of_user(&user.id).await?;
+    storage.delete_unused_codes_of_user(&user.id).await?;
     Ok(storage.revoke_families_of_user(&user.id, Utc::now(), reason).await?)
 }
 

@@ -93,27 +93,135 @@ pub struct AuthorizationGrant {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What a client presented at the token endpoint for a code (RFC 6749 §4.1.3, RFC 7636
+/// §4.5), with what the exchange will issue, so that the statement that marks the code
+/// used also records the access token's `jti`: a replay racing the first redemption then
+/// always finds something to revoke (§4.1.2).
+#[derive(Clone, Debug)]
+pub struct CodePresentation {
+    pub client_id: ClientId,
+    pub redirect_uri: String,
+    /// S256 of the presented `code_verifier`, compared with the stored challenge.
+    pub code_challenge: String,
+    pub access_token_jti: String,
+    pub access_token_expires_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+/// A code as stored, read back when the redeeming statement matched nothing, to tell why.
+#[derive(Clone, Debug)]
+pub struct StoredCode {
+    pub grant: AuthorizationGrant,
+    pub used_at: Option<DateTime<Utc>>,
+    pub access_token_jti: Option<String>,
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+    pub family_id: Option<String>,
+    /// The SSO session it came from still exists.
+    pub is_session_alive: bool,
+    /// Its user is enabled and has not changed credentials since the code was issued.
+    pub is_user_unchanged: bool,
+}
+
 /// The outcome of presenting a code.
 #[derive(Debug)]
 pub enum CodeRedemption {
-    /// First use, within its lifetime: the grant it stands for.
+    /// First use by its client, with its redirect URI and verifier, while its session and
+    /// user are as they were: the grant it stands for. The code is now used.
     Redeemed(AuthorizationGrant),
-    /// Used before (RFC 6749 §4.1.2: revoke what it issued): the access token's jti, if any.
+    /// Used before. RFC 6749 §4.1.2: deny, and revoke what it issued — which the caller
+    /// does only when the presentation is the owner's own (see `is_owners`).
     Replayed {
+        owner: ClientId,
+        /// The presentation came from the code's client with its verifier and redirect URI:
+        /// the legitimate client (or someone holding everything it holds) sees its code
+        /// used by another. A foreign client's replay proves nothing and revokes nothing,
+        /// or anyone holding a leaked used code could end the owner's grant.
+        is_owners: bool,
         access_token_jti: Option<String>,
         access_token_expires_at: Option<DateTime<Utc>>,
         family_id: Option<String>,
     },
+    /// Issued to another client (unchanged: the owner can still redeem it).
+    WrongClient,
+    /// `redirect_uri` differs from the authorization request's (§4.1.3); unchanged.
+    WrongRedirectUri,
+    /// The verifier does not hash to the challenge (RFC 7636 §4.6); unchanged.
+    WrongVerifier,
+    /// The session it came from ended (logout, revocation, expiry) or the user was
+    /// disabled or changed their password after it was issued.
+    SessionEnded,
     /// Unknown or expired.
     Invalid,
 }
 
-/// Failed-login bookkeeping for one subject (an account or a client IP).
-#[derive(Clone, Copy, Debug)]
-pub struct Throttle {
-    pub failures: i64,
-    pub window_start: DateTime<Utc>,
-    pub locked_until: Option<DateTime<Utc>>,
+impl CodeRedemption {
+    /// Why a code that the redeeming statement did not take was refused. Pure: the order
+    /// of the checks is the policy (a used code is a replay whoever presents it).
+    pub fn refused(stored: Option<StoredCode>, presented: &CodePresentation) -> Self {
+        let Some(code) = stored else { return Self::Invalid };
+        if code.used_at.is_some() {
+            let grant = &code.grant;
+            let is_owners = grant.client_id == presented.client_id
+                && grant.redirect_uri == presented.redirect_uri
+                && grant.code_challenge.as_str() == presented.code_challenge;
+            return Self::Replayed {
+                owner: grant.client_id.clone(),
+                is_owners,
+                access_token_jti: code.access_token_jti,
+                access_token_expires_at: code.access_token_expires_at,
+                family_id: code.family_id,
+            };
+        }
+        if code.grant.expires_at <= presented.now {
+            Self::Invalid
+        } else if code.grant.client_id != presented.client_id {
+            Self::WrongClient
+        } else if code.grant.redirect_uri != presented.redirect_uri {
+            Self::WrongRedirectUri
+        } else if code.grant.code_challenge.as_str() != presented.code_challenge {
+            Self::WrongVerifier
+        } else if !code.is_session_alive || !code.is_user_unchanged {
+            Self::SessionEnded
+        } else {
+            // Everything matches, yet the statement took nothing: it was taken in between.
+            Self::Invalid
+        }
+    }
+}
+
+/// What a login attempt is counted against: one account, or one client IP (which may
+/// fail `IP_FACTOR` times as often: one NAT can hide many honest users).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ThrottleSubject {
+    Account(String),
+    ClientIp(String),
+}
+
+impl ThrottleSubject {
+    /// A client IP may fail this many times more than one account.
+    pub const IP_FACTOR: u32 = 4;
+
+    /// Usernames are case-folded, so `Alice` and `alice` share one budget.
+    pub fn account(username: &str) -> Self {
+        Self::Account(username.trim().to_lowercase())
+    }
+
+    /// The key it is stored under.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Account(name) => format!("account:{name}"),
+            Self::ClientIp(ip) => format!("ip:{ip}"),
+        }
+    }
+
+    /// Failures plus attempts in flight allowed within one window.
+    pub fn limit(&self, max_failures: u32) -> i64 {
+        let factor = match self {
+            Self::Account(_) => 1,
+            Self::ClientIp(_) => Self::IP_FACTOR,
+        };
+        i64::from(max_failures.max(1)).saturating_mul(i64::from(factor))
+    }
 }
 
 #[cfg(test)]

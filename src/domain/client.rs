@@ -133,6 +133,12 @@ pub struct Client {
     pub scopes: ScopeSet,
     /// Audiences (`aud`) of its access tokens (RFC 9068 §3, RFC 8707).
     pub audiences: Vec<String>,
+    /// The resource identifiers this client serves, as a resource server: it may introspect
+    /// access tokens whose `aud` names one of them (RFC 7662 §4).
+    pub served_audiences: Vec<String>,
+    /// A resource server that may introspect every token (RFC 7662 §4), whoever it was
+    /// issued to and for.
+    pub may_introspect_any: bool,
     pub redirect_uris: Vec<String>,
     /// RP-Initiated Logout 1.0 §3: where the client may send the browser after logout.
     pub post_logout_redirect_uris: Vec<String>,
@@ -158,6 +164,17 @@ impl Client {
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
+    }
+
+    /// May this client learn that an access token issued to `token_client` for
+    /// `token_audiences` is active? RFC 7662 §4: the server must decide which tokens a
+    /// client may introspect, or a stolen token's owner, scope and lifetime leak to any
+    /// client. A client sees the tokens issued to it and those meant for an audience it
+    /// serves; only one registered to introspect any token sees the rest.
+    pub fn may_introspect(&self, token_client: &str, token_audiences: &[&str]) -> bool {
+        self.may_introspect_any
+            || self.id.as_str() == token_client
+            || token_audiences.iter().any(|aud| self.served_audiences.iter().any(|served| served == aud))
     }
 }
 
@@ -187,6 +204,38 @@ mod tests {
         assert!(ClientId::parse("a\nb").is_err());
         assert!(ClientId::parse(&"x".repeat(256)).is_err());
         assert!(ClientId::parse("billing-worker").is_ok());
+    }
+
+    fn resource_server(served: &[&str], may_introspect_any: bool) -> Client {
+        Client {
+            id: ClientId::parse("invoices-api").unwrap(),
+            name: "Invoices API".into(),
+            auth_method: AuthMethod::ClientSecretBasic,
+            secret_digest: None,
+            grant_types: vec![GrantType::ClientCredentials],
+            scopes: ScopeSet::parse("").unwrap(),
+            audiences: vec![],
+            served_audiences: served.iter().map(|s| s.to_string()).collect(),
+            may_introspect_any,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            is_first_party: false,
+            always_issue_refresh_token: false,
+            created_at: Utc::now(),
+            disabled_at: None,
+        }
+    }
+
+    #[test]
+    fn a_client_introspects_its_own_tokens_and_those_of_audiences_it_serves() {
+        let api = resource_server(&["https://invoices.example.com"], false);
+        assert!(api.may_introspect("invoices-api", &["https://other.example.com"]), "its own token");
+        assert!(api.may_introspect("web-app", &["https://invoices.example.com"]));
+        assert!(api.may_introspect("web-app", &["https://other.example.com", "https://invoices.example.com"]));
+        assert!(!api.may_introspect("web-app", &["https://other.example.com"]));
+        assert!(!api.may_introspect("web-app", &[]));
+        assert!(!api.may_introspect("web-app", &["https://invoices.example.com/"]), "audiences compare exactly");
+        assert!(resource_server(&[], true).may_introspect("web-app", &["https://other.example.com"]));
     }
 
     #[test]

@@ -67,6 +67,12 @@ impl CodeVerifier {
         }
         Ok(Self(raw.to_owned()))
     }
+
+    /// RFC 7636 §4.2 S256 challenge of this verifier, for comparison with a stored one
+    /// (challenges are public: they travel in the front channel).
+    pub fn s256_challenge(&self) -> String {
+        URL_SAFE_NO_PAD.encode(digest(&SHA256, self.0.as_bytes()))
+    }
 }
 
 #[cfg(test)]
@@ -99,5 +105,95 @@ mod tests {
         assert!(CodeVerifier::parse(&"a".repeat(129)).is_err());
         assert!(CodeVerifier::parse(&format!("{}+", "a".repeat(43))).is_err());
         assert!(CodeVerifier::parse(&"a".repeat(128)).is_ok());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// RFC 7636 §4.1: `code-verifier = 43*128unreserved`.
+        const VERIFIER: &str = "[A-Za-z0-9._~-]{43,128}";
+
+        /// RFC 7636 §4.2, computed here rather than through the code under test.
+        fn s256(verifier: &str) -> String {
+            URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()))
+        }
+
+        fn not_unreserved() -> impl Strategy<Value = char> {
+            any::<char>().prop_filter("outside [A-Za-z0-9-._~]", |&c| !is_unreserved(c))
+        }
+
+        fn not_base64url() -> impl Strategy<Value = char> {
+            any::<char>()
+                .prop_filter("outside [A-Za-z0-9-_]", |&c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        }
+
+        proptest! {
+            #[test]
+            fn the_s256_challenge_of_a_valid_verifier_parses_and_is_satisfied(raw in VERIFIER) {
+                let verifier = CodeVerifier::parse(&raw).unwrap();
+                let challenge = CodeChallenge::parse(Some(&s256(&raw)), Some("S256")).unwrap();
+                prop_assert!(challenge.is_satisfied_by(&verifier));
+            }
+
+            #[test]
+            fn any_other_verifier_fails(raw in VERIFIER, other in VERIFIER) {
+                prop_assume!(raw != other);
+                let challenge = CodeChallenge::parse(Some(&s256(&raw)), Some("S256")).unwrap();
+                prop_assert!(!challenge.is_satisfied_by(&CodeVerifier::parse(&other).unwrap()));
+            }
+
+            #[test]
+            fn a_one_character_change_fails(raw in VERIFIER, at in any::<prop::sample::Index>(), replacement in "[A-Za-z0-9._~-]") {
+                let i = at.index(raw.len());
+                let mut other = raw.clone();
+                other.replace_range(i..=i, &replacement);
+                prop_assume!(other != raw);
+                let challenge = CodeChallenge::parse(Some(&s256(&raw)), Some("S256")).unwrap();
+                prop_assert!(!challenge.is_satisfied_by(&CodeVerifier::parse(&other).unwrap()));
+            }
+
+            #[test]
+            fn challenges_of_another_length_are_refused(raw in "[A-Za-z0-9_-]{0,100}") {
+                prop_assume!(raw.len() != 43);
+                prop_assert!(CodeChallenge::parse(Some(&raw), Some("S256")).is_err());
+            }
+
+            #[test]
+            fn challenges_outside_base64url_are_refused(
+                prefix in "[A-Za-z0-9_-]{0,42}",
+                bad in not_base64url(),
+                suffix in "[A-Za-z0-9_-]{42}",
+            ) {
+                // 43 characters, one of them not base64url (and maybe more than 43 bytes).
+                let raw = format!("{prefix}{bad}{}", &suffix[prefix.len()..]);
+                prop_assert_eq!(raw.chars().count(), 43);
+                prop_assert!(CodeChallenge::parse(Some(&raw), Some("S256")).is_err(), "{:?}", raw);
+            }
+
+            #[test]
+            fn forty_three_base64url_characters_are_a_challenge(raw in "[A-Za-z0-9_-]{43}") {
+                prop_assert!(CodeChallenge::parse(Some(&raw), Some("S256")).is_ok());
+            }
+
+            #[test]
+            fn verifiers_of_another_length_are_refused(
+                raw in prop_oneof!["[A-Za-z0-9._~-]{0,42}", "[A-Za-z0-9._~-]{129,300}"],
+            ) {
+                prop_assert!(CodeVerifier::parse(&raw).is_err());
+            }
+
+            #[test]
+            fn verifiers_outside_the_unreserved_alphabet_are_refused(
+                raw in VERIFIER,
+                at in any::<prop::sample::Index>(),
+                bad in not_unreserved(),
+            ) {
+                let i = at.index(raw.len());
+                let mut other = raw.clone();
+                other.replace_range(i..=i, bad.encode_utf8(&mut [0; 4]));
+                prop_assert!(CodeVerifier::parse(&other).is_err(), "{:?}", other);
+            }
+        }
     }
 }

@@ -91,4 +91,107 @@ mod tests {
         assert!(ScopeSet::parse("").unwrap().is_subset_of(&allowed));
         assert!(!ScopeSet::parse("a d").unwrap().is_subset_of(&allowed));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::sample::subsequence;
+
+        /// `scope-token = 1*NQCHAR`: `%x21 / %x23-5B / %x5D-7E` (RFC 6749 §3.3, Appendix A).
+        const TOKEN: &str = "[\\x21\\x23-\\x5B\\x5D-\\x7E]{1,12}";
+
+        fn tokens() -> impl Strategy<Value = Vec<String>> {
+            proptest::collection::vec(TOKEN, 0..8)
+        }
+
+        fn set() -> impl Strategy<Value = ScopeSet> {
+            tokens().prop_map(|tokens| ScopeSet::parse(&tokens.join(" ")).unwrap())
+        }
+
+        /// A set and two chains of subsets beneath it: `a ⊆ b ⊆ c`.
+        fn chain() -> impl Strategy<Value = (ScopeSet, ScopeSet, ScopeSet)> {
+            tokens().prop_flat_map(|c| {
+                let len = c.len();
+                subsequence(c.clone(), 0..=len).prop_flat_map(move |b| {
+                    let (c, len) = (c.clone(), b.len());
+                    subsequence(b.clone(), 0..=len).prop_map(move |a| {
+                        let parse = |tokens: &[String]| ScopeSet::parse(&tokens.join(" ")).unwrap();
+                        (parse(&a), parse(&b), parse(&c))
+                    })
+                })
+            })
+        }
+
+        /// Any character a scope token may not contain, the separator aside.
+        fn forbidden_char() -> impl Strategy<Value = char> {
+            any::<char>().prop_filter("outside NQCHAR", |&c| c != ' ' && !(c.is_ascii() && is_scope_char(c as u8)))
+        }
+
+        proptest! {
+            #[test]
+            fn parse_then_display_is_sorted_deduplicated_and_single_spaced(
+                tokens in tokens(),
+                separators in proptest::collection::vec(1usize..4, 8),
+            ) {
+                let raw: String = tokens.iter().zip(&separators).map(|(t, n)| format!("{t}{}", " ".repeat(*n))).collect();
+                let parsed = ScopeSet::parse(&format!("  {raw}")).unwrap();
+                let mut canonical = tokens.clone();
+                canonical.sort();
+                canonical.dedup();
+                prop_assert_eq!(parsed.to_string(), canonical.join(" "));
+                prop_assert_eq!(parsed.iter().count(), canonical.len());
+                prop_assert!(tokens.iter().all(|t| parsed.contains(t)));
+            }
+
+            #[test]
+            fn display_then_parse_is_the_identity(set in set()) {
+                let shown = set.to_string();
+                let reparsed = ScopeSet::parse(&shown).unwrap();
+                prop_assert_eq!(reparsed.to_string(), shown);
+                prop_assert_eq!(reparsed, set);
+            }
+
+            #[test]
+            fn subset_is_reflexive_and_transitive((a, b, c) in chain(), x in set(), y in set(), z in set()) {
+                prop_assert!(a.is_subset_of(&a));
+                prop_assert!(a.is_subset_of(&b) && b.is_subset_of(&c));
+                prop_assert!(a.is_subset_of(&c));
+                if x.is_subset_of(&y) && y.is_subset_of(&z) {
+                    prop_assert!(x.is_subset_of(&z));
+                }
+            }
+
+            #[test]
+            fn union_is_the_least_upper_bound(a in set(), b in set(), extra in set(), other in set()) {
+                let union = a.union(&b);
+                prop_assert!(a.is_subset_of(&union) && b.is_subset_of(&union));
+                prop_assert!(union.iter().all(|t| a.contains(t) || b.contains(t)), "nothing else");
+                // Any upper bound of both contains the union.
+                let bound = union.union(&extra);
+                prop_assert!(a.is_subset_of(&bound) && b.is_subset_of(&bound) && union.is_subset_of(&bound));
+                if a.is_subset_of(&other) && b.is_subset_of(&other) {
+                    prop_assert!(union.is_subset_of(&other));
+                }
+                prop_assert_eq!(b.union(&a), union.clone());
+                prop_assert_eq!(union.union(&a), union);
+            }
+
+            #[test]
+            fn a_character_outside_nqchar_is_always_rejected(
+                before in tokens(),
+                prefix in "[\\x21\\x23-\\x5B\\x5D-\\x7E]{0,4}",
+                bad in forbidden_char(),
+                suffix in "[\\x21\\x23-\\x5B\\x5D-\\x7E]{0,4}",
+                after in tokens(),
+            ) {
+                let raw = format!("{} {prefix}{bad}{suffix} {}", before.join(" "), after.join(" "));
+                prop_assert!(ScopeSet::parse(&raw).is_err(), "{:?}", raw);
+            }
+
+            #[test]
+            fn nqchar_tokens_and_spaces_always_parse(raw in "[ \\x21\\x23-\\x5B\\x5D-\\x7E]{0,40}") {
+                prop_assert!(ScopeSet::parse(&raw).is_ok());
+            }
+        }
+    }
 }

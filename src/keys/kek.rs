@@ -7,6 +7,8 @@
 
 use anyhow::{anyhow, bail, Context};
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::hkdf::{Prk, Salt, HKDF_SHA256};
+use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -16,6 +18,8 @@ pub const KEK_FILE_NAME: &str = "kek";
 
 pub struct KeyEncryptionKey {
     key: LessSafeKey,
+    /// HKDF-Extract of the same bytes, from which keys for other purposes are derived.
+    prk: Prk,
 }
 
 /// Where the KEK came from, for the startup log and error messages.
@@ -37,7 +41,8 @@ impl KeyEncryptionKey {
 
     fn from_bytes(bytes: &[u8; 32]) -> Self {
         let key = UnboundKey::new(&AES_256_GCM, bytes).expect("32 bytes is an AES-256 key");
-        Self { key: LessSafeKey::new(key) }
+        let prk = Salt::new(HKDF_SHA256, b"tessera kek v1").extract(bytes);
+        Self { key: LessSafeKey::new(key), prk }
     }
 
     /// Finds the KEK; `database_has_keys` forbids generating a new one.
@@ -73,6 +78,14 @@ impl KeyEncryptionKey {
             format!("cannot create the key-encryption key file {} (setting `keys_dir`)", path.display())
         })?;
         Ok((Self::from_bytes(&bytes), KekSource::Generated(path)))
+    }
+
+    /// A 256-bit HMAC-SHA256 key for one `purpose`, derived with HKDF (RFC 5869), so every
+    /// replica sharing the KEK derives the same key and no two purposes share one.
+    pub fn derive_hmac_key(&self, purpose: &[u8]) -> hmac::Key {
+        let info = [purpose];
+        let okm = self.prk.expand(&info, hmac::HMAC_SHA256).expect("32 bytes is within HKDF-SHA256's output limit");
+        hmac::Key::from(okm)
     }
 
     /// `nonce || ciphertext || tag`; `aad` binds the ciphertext to its key id.
@@ -121,11 +134,19 @@ fn decode_key_text(text: &str) -> Option<[u8; 32]> {
         .and_then(|bytes| bytes.try_into().ok())
 }
 
-/// Creates `path` (and its directory) readable by the owner only; never overwrites.
+/// Creates `path` (0600, and its directory 0700 when missing) readable by the owner
+/// only; never overwrites.
 fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.exists()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(dir)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -166,19 +187,21 @@ mod tests {
 
     #[test]
     fn generates_a_private_file_once_and_refuses_when_keys_exist() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = KeyEncryptionKey::resolve(None, dir.path(), true).err().unwrap().to_string();
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("keys");
+        let err = KeyEncryptionKey::resolve(None, &dir, true).err().unwrap().to_string();
         assert!(err.contains("TESSERA_KEY_ENCRYPTION_KEY"), "{err}");
 
-        let (_, source) = KeyEncryptionKey::resolve(None, dir.path(), false).unwrap();
-        let path = dir.path().join(KEK_FILE_NAME);
+        let (_, source) = KeyEncryptionKey::resolve(None, &dir, false).unwrap();
+        let path = dir.join(KEK_FILE_NAME);
         assert_eq!(source, KekSource::Generated(path.clone()));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700, "the keys directory");
         }
-        let (_, source) = KeyEncryptionKey::resolve(None, dir.path(), true).unwrap();
+        let (_, source) = KeyEncryptionKey::resolve(None, &dir, true).unwrap();
         assert_eq!(source, KekSource::File(path));
     }
 

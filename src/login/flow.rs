@@ -7,8 +7,8 @@ use super::pages::{self, ConsentPage, LoginPage, ScopeDescription};
 use super::session;
 use super::LoginConfig;
 use crate::domain::authorization::{AuthorizationGrant, PendingAuthorization, Session};
-use crate::domain::client::Client;
-use crate::domain::secret::{GeneratedSecret, SecretDigest};
+use crate::domain::client::{Client, ClientType};
+use crate::domain::secret::GeneratedSecret;
 use crate::domain::user::User;
 use crate::storage::Storage;
 use actix_web::cookie::Cookie;
@@ -66,18 +66,30 @@ pub fn origin_of(uri: &str) -> Option<String> {
     Url::parse(uri).ok().map(|u| u.origin().ascii_serialization()).filter(|o| o != "null")
 }
 
-/// A pending request and the raw values of its handle and CSRF token (for the forms).
+/// What a form carries to identify its request — the signed request itself (login
+/// stage) or the random id of a stored one (consent stage) — and its CSRF token.
 pub struct PendingHandle {
     pub id: String,
     pub csrf_token: String,
 }
 
-/// Stores `pending` under a fresh handle and CSRF token.
-pub async fn save_pending(storage: &dyn Storage, mut pending: PendingAuthorization) -> anyhow::Result<PendingHandle> {
+/// The login form's handle for `pending`: nothing is stored (see `signed_form`).
+pub fn login_request_handle(config: &LoginConfig, mut pending: PendingAuthorization) -> PendingHandle {
+    let csrf = GeneratedSecret::generate("");
+    pending.csrf_digest = csrf.digest();
+    PendingHandle { id: config.forms.seal_login_request(&pending), csrf_token: csrf.expose().to_owned() }
+}
+
+/// Stores `pending` at the consent stage of session `sid` under a fresh id and CSRF token.
+pub async fn save_consent_request(
+    storage: &dyn Storage,
+    mut pending: PendingAuthorization,
+    sid: &str,
+) -> anyhow::Result<PendingHandle> {
     let id = GeneratedSecret::generate("");
     let csrf = GeneratedSecret::generate("");
     pending.csrf_digest = csrf.digest();
-    storage.insert_pending(&id.digest(), &pending).await?;
+    storage.insert_pending(&id.digest(), sid, &pending).await?;
     Ok(PendingHandle { id: id.expose().to_owned(), csrf_token: csrf.expose().to_owned() })
 }
 
@@ -108,16 +120,32 @@ fn with_csrf_cookie(config: &LoginConfig, handle: &PendingHandle, mut response: 
     response
 }
 
+/// Who the request is for, once known.
+pub struct SignedIn<'a> {
+    pub session: &'a Session,
+    pub user: &'a User,
+    /// The person acted in this request (entered their password), rather than an
+    /// existing session answering silently.
+    pub has_interacted: bool,
+}
+
+/// RFC 8252 §8.6: a public client's identity cannot be assured by its redirect URI when
+/// it is a native app's (loopback or private-use scheme: any local process can listen
+/// there), nor should a refresh token (`offline_access`) ever reach a public client
+/// without the person seeing it happen. Such requests need the person's interaction:
+/// remembered consent and `first_party` do not answer them silently.
+pub fn needs_interaction(client: &Client, pending: &PendingAuthorization) -> bool {
+    client.client_type() == ClientType::Public
+        && (!pending.redirect_uri.starts_with("https://") || pending.scope.contains("offline_access"))
+}
+
 /// After the user is known: consent if needed, else the code.
-#[allow(clippy::too_many_arguments)]
 pub async fn after_login(
     storage: &dyn Storage,
     config: &LoginConfig,
     client: &Client,
     pending: &PendingAuthorization,
-    handle: Option<(&SecretDigest, &PendingHandle)>,
-    session: &Session,
-    user: &User,
+    who: SignedIn<'_>,
     cookies: Vec<Cookie<'static>>,
 ) -> anyhow::Result<HttpResponse> {
     let redirect = ClientRedirect {
@@ -125,34 +153,27 @@ pub async fn after_login(
         state: pending.state.as_deref(),
         issuer: config.issuer.as_str(),
     };
-    let granted = storage.find_consent(&user.id, &client.id).await?;
+    let granted = storage.find_consent(&who.user.id, &client.id).await?;
     let has_consent = client.is_first_party || granted.is_some_and(|g| pending.scope.is_subset_of(&g));
-    let mut response = if has_consent && !pending.prompt.consent {
-        if let Some((digest, _)) = handle {
-            storage.delete_pending(digest).await?;
-        }
-        let code = issue_code(storage, config, pending, session).await?;
+    let is_silent_allowed = who.has_interacted || !needs_interaction(client, pending);
+    let mut response = if has_consent && !pending.prompt.consent && is_silent_allowed {
+        let code = issue_code(storage, config, pending, who.session).await?;
         redirect.code(&code)
-    } else if pending.prompt.none {
+    } else if pending.prompt.none && !has_consent {
         redirect.error("consent_required", "the user has not granted this client the requested access")
+    } else if pending.prompt.none {
+        redirect.error("interaction_required", "this client needs the user to confirm the request (RFC 8252 §8.6)")
     } else {
-        let fresh;
-        let handle = match handle {
-            Some((_, handle)) => handle,
-            None => {
-                fresh = save_pending(storage, pending.clone()).await?;
-                &fresh
-            }
-        };
+        let handle = save_consent_request(storage, pending.clone(), &who.session.sid).await?;
         let page = ConsentPage {
             client_name: &client.name,
-            username: user.username.as_str(),
+            username: who.user.username.as_str(),
             pending: &handle.id,
             csrf_token: &handle.csrf_token,
             scopes: pending.scope.iter().map(ScopeDescription::of).collect(),
         };
         let form_target = origin_of(&pending.redirect_uri);
-        with_csrf_cookie(config, handle, pages::render(StatusCode::OK, &page, form_target.as_deref()))
+        with_csrf_cookie(config, &handle, pages::render(StatusCode::OK, &page, form_target.as_deref()))
     };
     for cookie in &cookies {
         let _ = response.add_cookie(cookie);

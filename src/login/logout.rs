@@ -1,15 +1,20 @@
 //! RP-Initiated Logout 1.0 (`end_session_endpoint`, §2–§3): ends the SSO session, then
 //! redirects to a registered `post_logout_redirect_uri` (exact match) or shows a page.
 //!
-//! Without a valid `id_token_hint` the user is asked first (§2: the OP "MUST ask the
-//! End-User" then), through a form that posts back here with `confirm=yes`. That post
-//! carries the session cookie only from Tessera's own page (`SameSite=Lax` cookies are
-//! not sent on cross-site POSTs), so no other site can log a user out.
+//! The user is asked first (§2: the OP "MUST ask the End-User" whether to log out) unless
+//! the `id_token_hint` names the very session being ended: its `sub` is the session's
+//! user and its `sid`, when present, the session's. Any other Tessera-signed ID token —
+//! an attacker's own, in a link — only leads to the question. The question is a form that
+//! posts back here with `confirm=yes` and a CSRF token bound to the session (an HMAC of
+//! the session id's digest); that post also carries the session cookie only from
+//! Tessera's own page (`SameSite=Lax`), so no other site can log a user out.
 
 use super::flow::origin_of;
 use super::pages::{self, LoggedOutPage, LogoutConfirmPage};
+use super::signed_form::Purpose;
 use super::{session, LoginConfig};
 use crate::domain::client::ClientId;
+use crate::domain::secret::SecretDigest;
 use crate::oauth::form::FormParams;
 use crate::storage::Storage;
 use crate::tokens::TokenIssuer;
@@ -24,7 +29,7 @@ pub async fn get(
     config: web::Data<LoginConfig>,
     issuer: web::Data<TokenIssuer>,
 ) -> HttpResponse {
-    match FormParams::parse(req.query_string().as_bytes()) {
+    match FormParams::parse_query(req.query_string()) {
         Ok(params) => logout(&req, &params, false, &**storage, &config, &issuer).await,
         Err(error) => pages::error_page(StatusCode::BAD_REQUEST, "Invalid logout request", error.description()),
     }
@@ -46,15 +51,22 @@ pub async fn post(
     }
 }
 
-/// Ends the SSO session and revokes the refresh-token families created in it.
+/// Ends the SSO session: its unused codes go, and the refresh-token families created in
+/// it are revoked.
 async fn end_session(
     storage: &dyn Storage,
     config: &LoginConfig,
-    digest: &crate::domain::secret::SecretDigest,
+    digest: &SecretDigest,
 ) -> Result<Option<String>, crate::storage::StorageError> {
     let Some(session) = storage.delete_session(digest).await? else { return Ok(None) };
+    storage.delete_unused_codes_of_session(&session.sid).await?;
     storage.revoke_families_of_session(&session.sid, config.clock.now(), "logout").await?;
     Ok(Some(session.sid))
+}
+
+/// The confirmation form's CSRF token for the session whose id has `digest`.
+fn confirmation_token(config: &LoginConfig, digest: &SecretDigest) -> String {
+    config.forms.tag(Purpose::LogoutConfirmation, digest.as_str().as_bytes())
 }
 
 async fn logout(
@@ -66,17 +78,16 @@ async fn logout(
     issuer: &TokenIssuer,
 ) -> HttpResponse {
     let bad = |message: &str| pages::error_page(StatusCode::BAD_REQUEST, "Invalid logout request", message);
-    let hinted_client = match params.get("id_token_hint") {
+    let hint = match params.get("id_token_hint") {
         Some(hint) => match issuer.verify_id_token_hint(hint) {
-            Ok(claims) => Some(claims.aud),
+            Ok(claims) => Some(claims),
             Err(_) => return bad("The id_token_hint was not issued by Tessera."),
         },
         None => None,
     };
-    let has_hint = hinted_client.is_some();
-    let client_id = match (hinted_client, params.get("client_id")) {
+    let client_id = match (hint.as_ref().map(|h| h.aud.as_str()), params.get("client_id")) {
         (Some(hinted), Some(given)) if hinted != given => return bad("client_id does not match the id_token_hint."),
-        (Some(hinted), _) => Some(hinted),
+        (Some(hinted), _) => Some(hinted.to_owned()),
         (None, given) => given.map(str::to_owned),
     };
     // §3: redirect only to a URI registered for the client; never to anything else.
@@ -97,26 +108,42 @@ async fn logout(
             Err(error) => return super::internal_error(error.into()),
         }
     }
-    if !has_hint && !is_confirmed {
-        let fields: Vec<(&str, &str)> = ["client_id", "post_logout_redirect_uri", "state"]
-            .into_iter()
-            .filter_map(|name| params.get(name).map(|value| (name, value)))
-            .collect();
-        // The confirmed post answers with a 303 to the registered post-logout URI, which
-        // CSP `form-action` must allow, or Chromium blocks it.
-        let form_target = target.as_deref().and_then(origin_of);
-        return pages::render(StatusCode::OK, &LogoutConfirmPage { fields }, form_target.as_deref());
-    }
-    let ended = match session::current(req, storage, config).await {
-        Ok(Some((digest, _))) => end_session(storage, config, &digest).await,
-        Ok(None) => Ok(None),
-        Err(error) => Err(error),
-    };
-    match ended {
-        Ok(Some(sid)) => tracing::info!(event = "logout", sid = %sid, "session ended"),
-        Ok(None) => {}
+    let current = match session::current(req, storage, config).await {
+        Ok(current) => current,
         Err(error) => return super::internal_error(error.into()),
+    };
+    if let Some((digest, session)) = &current {
+        let is_hint_of_this_session = hint
+            .as_ref()
+            .is_some_and(|h| h.sub == session.user_id && h.sid.as_deref().is_none_or(|sid| sid == session.sid));
+        let token = confirmation_token(config, digest);
+        let has_confirmed = is_confirmed
+            && params.get("csrf_token").is_some_and(|given| {
+                config.forms.is_valid_tag(Purpose::LogoutConfirmation, digest.as_str().as_bytes(), given)
+            });
+        if !is_hint_of_this_session && !has_confirmed {
+            let mut fields: Vec<(&str, &str)> = Vec::new();
+            if let Some(client_id) = client_id.as_deref() {
+                fields.push(("client_id", client_id));
+            }
+            for name in ["post_logout_redirect_uri", "state"] {
+                if let Some(value) = params.get(name) {
+                    fields.push((name, value));
+                }
+            }
+            fields.push(("csrf_token", &token));
+            // The confirmed post answers with a 303 to the registered post-logout URI, which
+            // CSP `form-action` must allow, or Chromium blocks it.
+            let form_target = target.as_deref().and_then(origin_of);
+            return pages::render(StatusCode::OK, &LogoutConfirmPage { fields }, form_target.as_deref());
+        }
+        match end_session(storage, config, digest).await {
+            Ok(Some(sid)) => tracing::info!(event = "logout", sid = %sid, "session ended"),
+            Ok(None) => {}
+            Err(error) => return super::internal_error(error.into()),
+        }
     }
+    // Without a session there is nothing to end, so nothing to ask.
     let mut response = match target.as_deref().and_then(|uri| Url::parse(uri).ok()) {
         Some(mut url) => {
             if let Some(state) = params.get("state") {

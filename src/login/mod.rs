@@ -6,19 +6,22 @@ pub mod logout;
 pub mod pages;
 pub mod session;
 pub mod sign_in;
+pub mod signed_form;
 pub mod throttle;
 
 use crate::clock::Clock;
 use crate::config::{Issuer, Settings};
 use crate::domain::authorization::PendingAuthorization;
 use crate::domain::client::Client;
-use crate::domain::secret::SecretDigest;
-use crate::oauth::error::OAuthError;
+use crate::keys::kek::KeyEncryptionKey;
 use crate::oauth::form::FormParams;
+use crate::password::PasswordChecks;
 use crate::storage::Storage;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Duration;
+use flow::PendingHandle;
+use signed_form::FormSigner;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -35,10 +38,14 @@ pub struct LoginConfig {
     pub max_lockout: Duration,
     pub clock: Arc<dyn Clock>,
     pub trust_forwarded_headers: bool,
+    /// Signs the state the browser carries between pages.
+    pub forms: FormSigner,
+    pub password_checks: PasswordChecks,
 }
 
 impl LoginConfig {
-    pub fn from_settings(settings: &Settings, clock: Arc<dyn Clock>) -> Self {
+    pub fn from_settings(settings: &Settings, clock: Arc<dyn Clock>, kek: &KeyEncryptionKey) -> Self {
+        // Settings are bounded at load (config.rs), so these conversions cannot saturate.
         let duration = |d: std::time::Duration| Duration::from_std(d).unwrap_or(Duration::MAX);
         Self {
             issuer: settings.issuer.clone(),
@@ -52,6 +59,8 @@ impl LoginConfig {
             max_lockout: duration(settings.login.max_lockout.0),
             clock,
             trust_forwarded_headers: settings.http.trust_forwarded_headers,
+            forms: FormSigner::new(kek),
+            password_checks: PasswordChecks::new(settings.login.max_concurrent_password_checks),
         }
     }
 }
@@ -64,73 +73,60 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/tessera.css", web::get().to(pages::stylesheet));
 }
 
-/// A form post's pending request, after the CSRF check: the token in the form must match
-/// both the cookie (double submit) and the digest stored with the request.
-pub struct CheckedForm {
-    pub digest: SecretDigest,
+/// A login form post after its checks: the signed request it carries is untouched and
+/// unexpired, and its CSRF token matches both the cookie (double submit) and the digest
+/// signed into the request.
+pub struct LoginForm {
     pub pending: PendingAuthorization,
+    pub handle: PendingHandle,
     pub client: Client,
 }
 
-pub async fn check_form(
+pub async fn check_login_form(
     req: &HttpRequest,
     storage: &dyn Storage,
     config: &LoginConfig,
-    form: Result<FormParams, OAuthError>,
-) -> Result<(FormParams, CheckedForm), HttpResponse> {
-    let Ok(form) = form else {
-        return Err(pages::error_page(StatusCode::BAD_REQUEST, "Invalid form", "The form could not be read."));
+    form: &FormParams,
+) -> Result<LoginForm, HttpResponse> {
+    let (Some(value), Some(csrf_token)) = (form.get("pending"), form.get("csrf_token")) else {
+        return Err(missing_token());
     };
-    let checked = check_pending(req, storage, config, form.get("pending"), form.get("csrf_token")).await?;
-    Ok((form, checked))
-}
-
-async fn check_pending(
-    req: &HttpRequest,
-    storage: &dyn Storage,
-    config: &LoginConfig,
-    pending_id: Option<&str>,
-    csrf_token: Option<&str>,
-) -> Result<CheckedForm, HttpResponse> {
-    let expired = || {
-        pages::error_page(
-            StatusCode::BAD_REQUEST,
-            "This sign-in request has expired",
-            "Sign-in requests are valid for 15 minutes and only once.",
-        )
-    };
-    let (Some(pending_id), Some(csrf_token)) = (pending_id, csrf_token) else {
-        return Err(pages::error_page(
-            StatusCode::BAD_REQUEST,
-            "Invalid form",
-            "The form is missing its security token.",
-        ));
-    };
-    let cookie_matches = req
-        .cookie(session::csrf_cookie_name(config))
-        .is_some_and(|c| bool::from(c.value().as_bytes().ct_eq(csrf_token.as_bytes())));
-    let digest = SecretDigest::of(pending_id);
-    let internal = |e: crate::storage::StorageError| {
-        tracing::error!(error = ?e, "loading a pending authorization failed");
-        pages::error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "Tessera could not complete the request.",
-        )
-    };
-    let Some(pending) = storage.find_pending(&digest, config.clock.now()).await.map_err(internal)? else {
+    let Some(pending) = config.forms.open_login_request(value, config.clock.now()) else {
         return Err(expired());
     };
-    if !cookie_matches || !pending.csrf_digest.matches(csrf_token) {
-        return Err(pages::error_page(
-            StatusCode::FORBIDDEN,
-            "Invalid form",
-            "The form's security token does not match. Go back to the application and start again.",
-        ));
+    if !is_csrf_cookie(req, config, csrf_token) || !pending.csrf_digest.matches(csrf_token) {
+        return Err(forged());
     }
-    let client = storage.find_client(&pending.client_id).await.map_err(internal)?.filter(|c| !c.is_disabled());
-    let Some(client) = client else { return Err(expired()) };
-    Ok(CheckedForm { digest, pending, client })
+    let client = storage.find_client(&pending.client_id).await.map_err(|e| internal_error(e.into()))?;
+    let Some(client) = client.filter(|c| !c.is_disabled()) else { return Err(expired()) };
+    let handle = PendingHandle { id: value.to_owned(), csrf_token: csrf_token.to_owned() };
+    Ok(LoginForm { pending, handle, client })
+}
+
+/// Does the CSRF cookie hold `token`? Constant time.
+pub fn is_csrf_cookie(req: &HttpRequest, config: &LoginConfig, token: &str) -> bool {
+    req.cookie(session::csrf_cookie_name(config))
+        .is_some_and(|c| bool::from(c.value().as_bytes().ct_eq(token.as_bytes())))
+}
+
+pub fn missing_token() -> HttpResponse {
+    pages::error_page(StatusCode::BAD_REQUEST, "Invalid form", "The form is missing its security token.")
+}
+
+pub fn expired() -> HttpResponse {
+    pages::error_page(
+        StatusCode::BAD_REQUEST,
+        "This sign-in request has expired",
+        "Sign-in requests are valid for 15 minutes and only once.",
+    )
+}
+
+pub fn forged() -> HttpResponse {
+    pages::error_page(
+        StatusCode::FORBIDDEN,
+        "Invalid form",
+        "The form's security token does not match. Go back to the application and start again.",
+    )
 }
 
 /// The page for an unexpected failure, with the cause in the log only.

@@ -1,55 +1,133 @@
-//! Brute-force protection: failed logins are counted per account and per client IP;
-//! past the limit, attempts are refused for a delay that doubles with each failure.
+//! Brute-force protection: password checks are counted per account and per client IP,
+//! and past the limit refused for a delay that doubles with each further failure.
+//!
+//! An attempt is *reserved* before its password is checked, in one statement that counts
+//! the failures and the checks still in flight (`SessionStore::reserve_attempt`), and
+//! settled afterwards. Checking the count first and recording the failure after the
+//! argon2 run let 40 parallel posts for one account all pass a check made before any of
+//! them had failed; now at most `max_failures` checks run for one account in any burst,
+//! and at most `IP_FACTOR` times that for one client IP.
 
 use super::LoginConfig;
+use crate::domain::authorization::ThrottleSubject;
 use crate::storage::{Storage, StorageError};
-use chrono::{DateTime, Utc};
-
-/// A client IP may fail this many times more than one account, since one office or
-/// carrier NAT can hide many honest users.
-const IP_FACTOR: u32 = 4;
-
-pub fn account_subject(username: &str) -> String {
-    format!("account:{}", username.trim().to_lowercase())
-}
-
-pub fn ip_subject(ip: &str) -> String {
-    format!("ip:{ip}")
-}
+use chrono::{DateTime, Duration, Utc};
+use std::net::IpAddr;
 
 /// The client's IP: the peer address, or the proxy-reported one when trusted.
-pub fn client_ip(req: &actix_web::HttpRequest, trust_forwarded_headers: bool) -> String {
+pub fn client_ip(req: &actix_web::HttpRequest, trust_forwarded_headers: bool) -> Option<IpAddr> {
     if trust_forwarded_headers {
         if let Some(ip) = req.connection_info().realip_remote_addr() {
-            return ip.to_owned();
+            // `realip_remote_addr` may carry a port ("1.2.3.4:5678", "[::1]:80").
+            let host = ip.parse::<std::net::SocketAddr>().map(|a| a.ip()).or_else(|_| ip.parse::<IpAddr>());
+            if let Ok(ip) = host {
+                return Some(ip);
+            }
         }
     }
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+    req.peer_addr().map(|a| a.ip())
 }
 
-/// `Some(until)` when `subject` is locked out now.
-pub async fn locked_until(
-    storage: &dyn Storage,
-    subject: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, StorageError> {
-    Ok(storage.find_throttle(subject).await?.and_then(|t| t.locked_until).filter(|until| *until > now))
+/// The throttling subject of a client IP. An IPv6 client usually holds a whole /64, so
+/// it is counted by that prefix, not by address: otherwise each of its 2^64 addresses
+/// would get a budget of its own.
+pub fn ip_subject(ip: Option<IpAddr>) -> ThrottleSubject {
+    let key = match ip {
+        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        None => "unknown".to_owned(),
+    };
+    ThrottleSubject::ClientIp(key)
 }
 
-/// Counts a failure and locks the subject once it is over its limit.
-pub async fn record_failure(
+/// Reserved attempts of one login: the account's (when the username is well-formed) and
+/// the client IP's.
+pub struct Reservation {
+    subjects: Vec<ThrottleSubject>,
+}
+
+/// Reserves one password check for every subject, or none: `None` when any is locked or
+/// at its limit (the ones already reserved are released).
+pub async fn reserve(
     storage: &dyn Storage,
     config: &LoginConfig,
-    subject: &str,
-    is_ip: bool,
+    subjects: Vec<ThrottleSubject>,
+    now: DateTime<Utc>,
+) -> Result<Option<Reservation>, StorageError> {
+    let cutoff = now - config.failure_window;
+    for (index, subject) in subjects.iter().enumerate() {
+        let limit = subject.limit(config.max_failures);
+        if !storage.reserve_attempt(&subject.key(), limit, now, cutoff).await? {
+            for reserved in &subjects[..index] {
+                storage.release_attempt(&reserved.key()).await?;
+            }
+            return Ok(None);
+        }
+    }
+    Ok(Some(Reservation { subjects }))
+}
+
+/// The password was wrong: count a failure for each subject, and lock those at the limit.
+pub async fn settle_failure(
+    storage: &dyn Storage,
+    config: &LoginConfig,
+    reservation: Reservation,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let throttle = storage.record_failure(subject, now, now - config.failure_window).await?;
-    let limit = i64::from(config.max_failures * if is_ip { IP_FACTOR } else { 1 });
-    if throttle.failures >= limit {
-        let doublings = (throttle.failures - limit).min(20) as u32;
-        let delay = (config.lockout * 2_i32.pow(doublings.min(30))).min(config.max_lockout);
-        storage.lock(subject, now + delay).await?;
+    for subject in &reservation.subjects {
+        let failures = storage.settle_failure(&subject.key()).await?;
+        let limit = subject.limit(config.max_failures);
+        if failures >= limit {
+            storage.lock(&subject.key(), now + lockout_delay(config, failures - limit)).await?;
+        }
     }
     Ok(())
+}
+
+/// The password was right: the account starts afresh; the IP keeps its failures (or an
+/// attacker could clear its IP's count by signing in to an account of its own).
+pub async fn settle_success(storage: &dyn Storage, reservation: Reservation) -> Result<(), StorageError> {
+    for subject in &reservation.subjects {
+        match subject {
+            ThrottleSubject::Account(_) => storage.clear_throttle(&subject.key()).await?,
+            ThrottleSubject::ClientIp(_) => storage.release_attempt(&subject.key()).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Nothing was checked (an internal error): give the places back.
+pub async fn release(storage: &dyn Storage, reservation: Reservation) -> Result<(), StorageError> {
+    for subject in &reservation.subjects {
+        storage.release_attempt(&subject.key()).await?;
+    }
+    Ok(())
+}
+
+/// `lockout` doubled once per failure past the limit, at most `max_lockout`; saturating,
+/// so no setting can make it overflow.
+fn lockout_delay(config: &LoginConfig, failures_past_limit: i64) -> Duration {
+    let doublings = failures_past_limit.clamp(0, 20) as u32;
+    config.lockout.checked_mul(1 << doublings).map_or(config.max_lockout, |delay| delay.min(config.max_lockout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_prefix() {
+        let a: Ipv6Addr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: Ipv6Addr = "2001:db8:1:2:bbbb::7".parse().unwrap();
+        let other: Ipv6Addr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(ip_subject(Some(a.into())), ip_subject(Some(b.into())));
+        assert_ne!(ip_subject(Some(a.into())), ip_subject(Some(other.into())));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(ip_subject(Some(mapped)), ip_subject(Some(Ipv4Addr::new(192, 0, 2, 1).into())));
+    }
 }

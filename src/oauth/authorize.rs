@@ -11,9 +11,11 @@ use crate::domain::pkce::CodeChallenge;
 use crate::domain::redirect_uri;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
-use crate::login::flow::{self, ClientRedirect};
+use crate::domain::user::User;
+use crate::login::flow::{self, ClientRedirect, SignedIn};
 use crate::login::{pages, session, LoginConfig};
 use crate::storage::Storage;
+use crate::tokens::TokenIssuer;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
@@ -21,9 +23,14 @@ use chrono::Utc;
 /// Longest `state`, `nonce` or `login_hint` accepted; longer values are not legitimate.
 const MAX_VALUE_LEN: usize = 2048;
 
-pub async fn get(req: HttpRequest, storage: web::Data<dyn Storage>, config: web::Data<LoginConfig>) -> HttpResponse {
-    match FormParams::parse(req.query_string().as_bytes()) {
-        Ok(params) => authorize(&req, params, &**storage, &config).await,
+pub async fn get(
+    req: HttpRequest,
+    storage: web::Data<dyn Storage>,
+    config: web::Data<LoginConfig>,
+    issuer: web::Data<TokenIssuer>,
+) -> HttpResponse {
+    match FormParams::parse_query(req.query_string()) {
+        Ok(params) => authorize(&req, params, &**storage, &config, &issuer).await,
         Err(error) => bad_request(error.description()),
     }
 }
@@ -33,9 +40,10 @@ pub async fn post(
     params: Result<FormParams, super::error::OAuthError>,
     storage: web::Data<dyn Storage>,
     config: web::Data<LoginConfig>,
+    issuer: web::Data<TokenIssuer>,
 ) -> HttpResponse {
     match params {
-        Ok(params) => authorize(&req, params, &**storage, &config).await,
+        Ok(params) => authorize(&req, params, &**storage, &config, &issuer).await,
         Err(error) => bad_request(error.description()),
     }
 }
@@ -44,8 +52,14 @@ fn bad_request(message: &str) -> HttpResponse {
     pages::error_page(StatusCode::BAD_REQUEST, "Invalid request", message)
 }
 
-async fn authorize(req: &HttpRequest, params: FormParams, storage: &dyn Storage, config: &LoginConfig) -> HttpResponse {
-    match try_authorize(req, &params, storage, config).await {
+async fn authorize(
+    req: &HttpRequest,
+    params: FormParams,
+    storage: &dyn Storage,
+    config: &LoginConfig,
+    issuer: &TokenIssuer,
+) -> HttpResponse {
+    match try_authorize(req, &params, storage, config, issuer).await {
         Ok(response) => response,
         Err(error) => {
             tracing::error!(error = ?error, "authorization request failed");
@@ -63,6 +77,7 @@ async fn try_authorize(
     params: &FormParams,
     storage: &dyn Storage,
     config: &LoginConfig,
+    issuer: &TokenIssuer,
 ) -> anyhow::Result<HttpResponse> {
     // §4.1.2.1 step one: the client and its redirect URI, or an error page.
     let Some(raw_client_id) = params.get("client_id") else {
@@ -92,6 +107,15 @@ async fn try_authorize(
         Ok(pending) => pending,
         Err((code, description)) => return Ok(redirect.error(code, &description)),
     };
+    // OIDC Core §3.1.2.1: `id_token_hint` names the user the client expects; a session of
+    // anyone else does not answer this request (with prompt=none: `login_required`).
+    let hinted_user = match params.get("id_token_hint") {
+        Some(hint) => match issuer.verify_id_token_hint(hint) {
+            Ok(claims) => Some(claims.sub),
+            Err(_) => return Ok(redirect.error("invalid_request", "id_token_hint is not an ID token of this issuer")),
+        },
+        None => None,
+    };
 
     let now = config.clock.now();
     let current = session::current(req, storage, config).await?;
@@ -102,15 +126,21 @@ async fn try_authorize(
     let is_fresh_enough = |auth_time: chrono::DateTime<Utc>| {
         pending.max_age.is_none_or(|max_age| (now - auth_time).num_seconds() <= max_age)
     };
+    let is_hinted = |user: &User| hinted_user.as_deref().is_none_or(|sub| sub == user.id);
     match (&current, &user) {
-        (Some((_, session)), Some(user)) if !pending.prompt.login && is_fresh_enough(session.auth_time) => {
-            flow::after_login(storage, config, &client, &pending, None, session, user, vec![]).await
+        (Some((_, session)), Some(user))
+            if !pending.prompt.login && is_fresh_enough(session.auth_time) && is_hinted(user) =>
+        {
+            let who = SignedIn { session, user, has_interacted: false };
+            flow::after_login(storage, config, &client, &pending, who, vec![]).await
         }
         _ if pending.prompt.none => Ok(redirect.error("login_required", "the user is not logged in")),
         _ => {
+            // Nothing is stored until the person signs in: the request travels signed in
+            // the form, so an unauthenticated request costs no row.
             let hint = pending.login_hint.clone().unwrap_or_default();
             let redirect_uri = pending.redirect_uri.clone();
-            let handle = flow::save_pending(storage, pending).await?;
+            let handle = flow::login_request_handle(config, pending);
             Ok(flow::login_form(config, &client, &handle, &redirect_uri, &hint, None, StatusCode::OK))
         }
     }

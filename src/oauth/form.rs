@@ -11,9 +11,20 @@ use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
+use std::collections::HashSet;
 
 /// Largest accepted body.
 pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// Most parameters accepted in one body or query. The largest legitimate request (an
+/// authorization request with every OpenID Connect parameter) has about 20; anything past
+/// this is refused before more of it is decoded.
+pub const MAX_PARAMS: usize = 100;
+
+/// Longest query string accepted by the browser endpoints (`/authorize`, `/logout`):
+/// every value they take has its own bound (2 KiB for `state`, `nonce`, `login_hint`),
+/// and the request must also fit, signed, in the login form (see `login::signed_form`).
+pub const MAX_QUERY_LEN: usize = 8 * 1024;
 
 /// Parameters that may legitimately repeat (RFC 8707 §2: several `resource` values).
 const REPEATABLE: &[&str] = &["resource"];
@@ -33,10 +44,26 @@ impl FormParams {
         self.0.iter().filter(move |(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
     }
 
-    /// Parses a body (or query string).
+    /// Parses a query string of at most [`MAX_QUERY_LEN`] bytes.
+    pub fn parse_query(query: &str) -> Result<Self, OAuthError> {
+        if query.len() > MAX_QUERY_LEN {
+            return Err(OAuthError::invalid_request(format!("the query is longer than {MAX_QUERY_LEN} bytes")));
+        }
+        Self::parse(query.as_bytes())
+    }
+
+    /// Parses a body (or query string), in time linear in its length: duplicates are
+    /// found with a set, and at most [`MAX_PARAMS`] pairs (empty ones included) are read.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut params: Vec<(String, String)> = Vec::new();
-        for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let mut named: HashSet<String> = HashSet::new();
+        for (index, pair) in body.split(|&b| b == b'&').enumerate() {
+            if index >= MAX_PARAMS {
+                return Err(OAuthError::invalid_request(format!("more than {MAX_PARAMS} parameters")));
+            }
+            if pair.is_empty() {
+                continue;
+            }
             let (name, value) = match pair.iter().position(|&b| b == b'=') {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &b""[..]),
@@ -45,8 +72,8 @@ impl FormParams {
                 .map_err(|why| OAuthError::invalid_request(format!("malformed form body: {why}")))?;
             let value = decode_component(value)
                 .map_err(|why| OAuthError::invalid_request(format!("malformed value of `{name}`: {why}")))?;
-            let repeated = params.iter().any(|(k, v)| *k == name && !v.is_empty()) && !value.is_empty();
-            if repeated && !REPEATABLE.contains(&name.as_str()) {
+            // An empty value counts as omitted (§3.1), so only non-empty ones can repeat.
+            if !value.is_empty() && !named.insert(name.clone()) && !REPEATABLE.contains(&name.as_str()) {
                 return Err(OAuthError::invalid_request(format!("parameter `{name}` is repeated (RFC 6749 §3.2)")));
             }
             params.push((name, value));
@@ -159,5 +186,16 @@ mod tests {
         assert_eq!(form.get_all("resource").collect::<Vec<_>>(), ["https://a", "https://b"]);
         // An empty duplicate is an omitted parameter, not a repetition.
         assert!(FormParams::parse(b"scope=&scope=b").is_ok());
+        assert!(FormParams::parse(b"scope=b&scope=").is_ok());
+    }
+
+    #[test]
+    fn more_than_max_params_are_refused_even_when_empty() {
+        let at_limit = vec!["a=1"; MAX_PARAMS].join("&").replace("a=1", "x");
+        assert!(FormParams::parse(at_limit.as_bytes()).is_ok());
+        let over = "&".repeat(MAX_PARAMS);
+        assert_eq!(FormParams::parse(over.as_bytes()).unwrap_err().code(), "invalid_request");
+        let many: String = (0..=MAX_PARAMS).map(|i| format!("p{i}=v&")).collect();
+        assert!(FormParams::parse(many.as_bytes()).unwrap_err().description().contains("parameters"));
     }
 }

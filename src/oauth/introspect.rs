@@ -1,11 +1,14 @@
 //! Token introspection (RFC 7662), client-authenticated. Inactive tokens of every kind
-//! answer only `{"active": false}` (§2.2), so nothing leaks about why.
+//! answer only `{"active": false}` (§2.2), so nothing leaks about why. A live token is
+//! reported only to a client that may see it (§4): an access token to its own client, to a
+//! resource server serving one of its audiences, or to one registered to introspect any
+//! token; a refresh token only to its own client. To any other it is just inactive.
 
 use super::client_auth;
 use super::error::OAuthError;
 use super::form::FormParams;
 use crate::clock::Clock;
-use crate::domain::client::{ClientId, ClientType};
+use crate::domain::client::{Client, ClientId, ClientType};
 use crate::domain::refresh::REFRESH_TOKEN_PREFIX;
 use crate::domain::secret::SecretDigest;
 use crate::storage::client_cache::ClientCache;
@@ -33,7 +36,7 @@ pub async fn post(
     let body = if token.starts_with(REFRESH_TOKEN_PREFIX) {
         refresh_token(token, &client.id, &**storage, &**clock, &issuer).await?
     } else {
-        access_token(token, &**storage, &issuer).await?
+        access_token(token, &client, &**storage, &issuer).await?
     };
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "no-store"))
@@ -42,8 +45,11 @@ pub async fn post(
 
 /// The claims of one of our access tokens if it is live: a valid signature, `exp` and
 /// `iss`, and nothing behind it revoked or disabled — the token (`jti`), its refresh
-/// family, its user (or, for client credentials, its client). Shared by introspection
-/// and `/userinfo`, so both say the same about a token.
+/// family, its client, and its user (none for client credentials). Shared by
+/// introspection and `/userinfo`, so both say the same about a token.
+///
+/// The token's client is read from storage, not the client cache: disabling a client
+/// stops its tokens at once, where the cache would let them live for its TTL.
 pub async fn live_access_token(
     token: &str,
     storage: &dyn Storage,
@@ -58,20 +64,40 @@ pub async fn live_access_token(
             return Ok(None);
         }
     }
+    // Every token, a user's too, dies with its client: a disabled client must not keep
+    // acting for its users through the access tokens it still holds.
+    let Ok(client_id) = ClientId::parse(&claims.client_id) else { return Ok(None) };
+    if storage.find_client(&client_id).await?.is_none_or(|c| c.is_disabled()) {
+        return Ok(None);
+    }
     let is_client_token = claims.sid.is_none() && claims.sub == claims.client_id;
-    let is_alive = if is_client_token {
-        match ClientId::parse(&claims.client_id) {
-            Ok(id) => storage.find_client(&id).await?.is_some_and(|c| !c.is_disabled()),
-            Err(_) => false,
-        }
-    } else {
-        storage.find_user_by_id(&claims.sub).await?.is_some_and(|u| u.disabled_at.is_none())
-    };
-    Ok(is_alive.then_some(claims))
+    if !is_client_token && storage.find_user_by_id(&claims.sub).await?.is_none_or(|u| u.disabled_at.is_some()) {
+        return Ok(None);
+    }
+    Ok(Some(claims))
 }
 
-async fn access_token(token: &str, storage: &dyn Storage, issuer: &TokenIssuer) -> Result<Option<Value>, OAuthError> {
+/// The audiences of a token: `aud` is a string or an array of strings (RFC 7519 §4.1.3).
+fn audiences(aud: &Value) -> Vec<&str> {
+    match aud {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A live access token is reported only to a client allowed to see it (RFC 7662 §4, see
+/// [`Client::may_introspect`]); to any other, it is as inactive as garbage (§2.2).
+async fn access_token(
+    token: &str,
+    caller: &Client,
+    storage: &dyn Storage,
+    issuer: &TokenIssuer,
+) -> Result<Option<Value>, OAuthError> {
     let Some(claims) = live_access_token(token, storage, issuer).await? else { return Ok(None) };
+    if !caller.may_introspect(&claims.client_id, &audiences(&claims.aud)) {
+        return Ok(None);
+    }
     let mut body = json!({
         "active": true,
         "token_type": "Bearer",

@@ -17,7 +17,9 @@ pub mod sql;
 pub mod timestamp;
 
 use crate::config::{DatabaseSettings, DatabaseUrl};
-use crate::domain::authorization::{AuthorizationGrant, CodeRedemption, PendingAuthorization, Session, Throttle};
+use crate::domain::authorization::{
+    AuthorizationGrant, CodePresentation, CodeRedemption, PendingAuthorization, Session,
+};
 use crate::domain::client::{Client, ClientId};
 use crate::domain::refresh::{RefreshTokenState, Rotation, RotationRequest, TokenFamily};
 use crate::domain::scope::ScopeSet;
@@ -140,13 +142,24 @@ pub trait SessionStore: Send + Sync {
     /// Ends every session of a user; returns how many.
     async fn delete_sessions_of_user(&self, user_id: &str) -> Result<u64, StorageError>;
 
-    async fn insert_pending(&self, id: &SecretDigest, pending: &PendingAuthorization) -> Result<(), StorageError>;
-    async fn find_pending(
+    /// Stores a request that reached the consent stage in session `sid`, replacing the
+    /// session's earlier one for the same client: at most one per session and client, so
+    /// a signed-in user cannot pile rows up. (Login-stage requests are not stored at all:
+    /// they travel signed in the login form.)
+    async fn insert_pending(
         &self,
         id: &SecretDigest,
+        sid: &str,
+        pending: &PendingAuthorization,
+    ) -> Result<(), StorageError>;
+    /// Takes (deletes and returns, in one statement) the consent-stage request `id` of
+    /// session `sid`, if unexpired: a form submitted twice is answered once.
+    async fn claim_pending(
+        &self,
+        id: &SecretDigest,
+        sid: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<PendingAuthorization>, StorageError>;
-    async fn delete_pending(&self, id: &SecretDigest) -> Result<(), StorageError>;
 
     /// The scopes the user granted the client, if any.
     async fn find_consent(&self, user_id: &str, client_id: &ClientId) -> Result<Option<ScopeSet>, StorageError>;
@@ -158,14 +171,23 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), StorageError>;
 
-    async fn find_throttle(&self, subject: &str) -> Result<Option<Throttle>, StorageError>;
-    /// Counts one failure; a window that started before `window_cutoff` restarts at `now`.
-    async fn record_failure(
+    /// Reserves one password check for `subject` before it runs, in one statement: counts
+    /// failures plus checks in flight within the window (a window that started before
+    /// `window_cutoff` restarts at `now`) and refuses (false, nothing changed) when the
+    /// subject is locked or that count has reached `limit`. Concurrent attempts therefore
+    /// cannot all pass a check made before any of them failed.
+    async fn reserve_attempt(
         &self,
         subject: &str,
+        limit: i64,
         now: DateTime<Utc>,
         window_cutoff: DateTime<Utc>,
-    ) -> Result<Throttle, StorageError>;
+    ) -> Result<bool, StorageError>;
+    /// Settles a reserved attempt as failed; returns the failures now counted.
+    async fn settle_failure(&self, subject: &str) -> Result<i64, StorageError>;
+    /// Settles a reserved attempt that checked nothing (or succeeded for a client IP).
+    async fn release_attempt(&self, subject: &str) -> Result<(), StorageError>;
+    /// Locks `subject` until `until` (never shortening a longer lock).
     async fn lock(&self, subject: &str, until: DateTime<Utc>) -> Result<(), StorageError>;
     async fn clear_throttle(&self, subject: &str) -> Result<(), StorageError>;
 }
@@ -174,19 +196,50 @@ pub trait SessionStore: Send + Sync {
 #[async_trait]
 pub trait GrantStore: Send + Sync {
     async fn insert_code(&self, code: &SecretDigest, grant: &AuthorizationGrant) -> Result<(), StorageError>;
-    /// Marks the code used in one statement, so it is redeemable once (RFC 6749 §4.1.2).
-    async fn redeem_code(&self, code: &SecretDigest, now: DateTime<Utc>) -> Result<CodeRedemption, StorageError>;
-    /// Records what a redeemed code issued, for revocation on replay.
-    async fn record_code_tokens(
+    /// Redeems the code in one statement that checks everything the presentation must
+    /// match (client, redirect URI, PKCE challenge, live session, unchanged user), marks it
+    /// used and records the access token's `jti`: redeemable once (RFC 6749 §4.1.2), and a
+    /// wrong presentation changes nothing. When nothing matched, tells why.
+    async fn redeem_code(
         &self,
         code: &SecretDigest,
-        jti: &str,
-        expires_at: DateTime<Utc>,
-        family_id: Option<&str>,
-    ) -> Result<(), StorageError>;
+        presented: &CodePresentation,
+    ) -> Result<CodeRedemption, StorageError>;
+    /// Marks a used code replayed; returns what its redemption issued (the access token's
+    /// `jti` and expiry, the family) to revoke. Serialised with
+    /// [`GrantStore::create_family_for_code`] on the code's row.
+    async fn mark_code_replayed(
+        &self,
+        code: &SecretDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CodeTokens>, StorageError>;
+    /// Creates the family of a redeemed code, in one transaction that first records the
+    /// family on the code's row unless the code was replayed meanwhile (and its session
+    /// and user are still as they were): false, and nothing created, otherwise. The row
+    /// lock orders it against [`GrantStore::mark_code_replayed`], so a replay either finds
+    /// the family to revoke or prevents it.
+    async fn create_family_for_code(
+        &self,
+        code: &SecretDigest,
+        family: &TokenFamily,
+        token: &SecretDigest,
+        idle_expires_at: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
+    /// Deletes the unused codes of a user (credential change, disable, revocation).
+    async fn delete_unused_codes_of_user(&self, user_id: &str) -> Result<u64, StorageError>;
+    /// Deletes the unused codes issued in an SSO session (logout).
+    async fn delete_unused_codes_of_session(&self, sid: &str) -> Result<u64, StorageError>;
     /// Marks an access token revoked until it expires.
     async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<(), StorageError>;
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StorageError>;
+}
+
+/// What a redeemed code issued.
+#[derive(Clone, Debug, Default)]
+pub struct CodeTokens {
+    pub access_token_jti: Option<String>,
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+    pub family_id: Option<String>,
 }
 
 /// Refresh-token families and their rotation.

@@ -3,7 +3,7 @@
 
 use super::timestamp::Timestamp;
 use super::{KeyState, StorageError, StoredKey};
-use crate::domain::authorization::{AuthorizationGrant, PendingAuthorization, Prompt, Session, Throttle};
+use crate::domain::authorization::{AuthorizationGrant, PendingAuthorization, Prompt, Session};
 use crate::domain::client::{AuthMethod, Client, ClientId, GrantType};
 use crate::domain::pkce::CodeChallenge;
 use crate::domain::scope::ScopeSet;
@@ -24,6 +24,8 @@ pub(super) struct ClientRow {
     pub grant_types: Json<Vec<String>>,
     pub scopes: String,
     pub audiences: Json<Vec<String>>,
+    pub served_audiences: Json<Vec<String>>,
+    pub may_introspect_any: bool,
     pub redirect_uris: Json<Vec<String>>,
     pub post_logout_redirect_uris: Json<Vec<String>>,
     pub is_first_party: bool,
@@ -53,6 +55,8 @@ impl TryFrom<ClientRow> for Client {
             grant_types,
             scopes: ScopeSet::parse(&row.scopes).map_err(|e| corrupt("clients.scopes", e))?,
             audiences: row.audiences.0,
+            served_audiences: row.served_audiences.0,
+            may_introspect_any: row.may_introspect_any,
             redirect_uris: row.redirect_uris.0,
             post_logout_redirect_uris: row.post_logout_redirect_uris.0,
             is_first_party: row.is_first_party,
@@ -215,22 +219,5 @@ impl TryFrom<CodeRow> for AuthorizationGrant {
             created_at: row.created_at.into(),
             expires_at: row.expires_at.into(),
         })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct ThrottleRow {
-    pub failures: i64,
-    pub window_start: Timestamp,
-    pub locked_until: Option<Timestamp>,
-}
-
-impl From<ThrottleRow> for Throttle {
-    fn from(row: ThrottleRow) -> Self {
-        Throttle {
-            failures: row.failures,
-            window_start: row.window_start.into(),
-            locked_until: row.locked_until.map(Into::into),
-        }
     }
 }

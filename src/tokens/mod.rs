@@ -18,6 +18,11 @@ use claims::{AccessTokenClaims, Audience, IdTokenClaims, IdTokenHint, VerifiedAc
 use std::time::Duration;
 use verify::TokenError;
 
+/// A fresh `jti` (RFC 7519 §4.1.7): 122 random bits.
+pub fn new_jti() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 /// Mints tokens for one issuer.
 pub struct TokenIssuer {
     pub issuer: Issuer,
@@ -62,9 +67,14 @@ impl TokenIssuer {
     /// RFC 9068 §2.2 access token for `subject` (the user, or the client itself for
     /// `client_credentials`), valid for `audience`.
     pub fn access_token(&self, to: AccessTokenSubject<'_>) -> anyhow::Result<IssuedAccessToken> {
+        self.access_token_with_jti(new_jti(), to)
+    }
+
+    /// [`access_token`](Self::access_token) with a `jti` chosen beforehand, so it can be
+    /// recorded before the token exists (a code's redemption records it for revocation).
+    pub fn access_token_with_jti(&self, jti: String, to: AccessTokenSubject<'_>) -> anyhow::Result<IssuedAccessToken> {
         let now = chrono::Utc::now().timestamp();
         let ttl = self.access_token_ttl.as_secs();
-        let jti = uuid::Uuid::new_v4().simple().to_string();
         let scope = to.scope.to_string();
         let claims = AccessTokenClaims {
             iss: self.issuer.as_str(),
@@ -73,7 +83,7 @@ impl TokenIssuer {
             client_id: to.client.id.as_str(),
             scope: (!scope.is_empty()).then_some(scope.as_str()),
             iat: now,
-            exp: now + ttl as i64,
+            exp: now.saturating_add_unsigned(ttl),
             jti: &jti,
             sid: to.session.map(|(sid, _)| sid),
             auth_time: to.session.map(|(_, auth_time)| auth_time),
@@ -81,7 +91,7 @@ impl TokenIssuer {
         };
         let keys = self.keys.snapshot();
         let token = jws::sign(&keys.current, JwsType::AccessToken, &claims)?;
-        Ok(IssuedAccessToken { token, expires_in: ttl, jti, expires_at: now + ttl as i64 })
+        Ok(IssuedAccessToken { token, expires_in: ttl, jti, expires_at: now.saturating_add_unsigned(ttl) })
     }
 
     /// An ID token when `scope` includes `openid` (OpenID Connect Core §3.1.3.3), else `None`.
@@ -102,7 +112,7 @@ impl TokenIssuer {
             iss: self.issuer.as_str(),
             sub: to.user_id,
             aud: to.client_id,
-            exp: now + self.id_token_ttl.as_secs() as i64,
+            exp: now.saturating_add_unsigned(self.id_token_ttl.as_secs()),
             iat: now,
             auth_time: to.auth_time,
             nonce: to.nonce,

@@ -6,7 +6,7 @@ use crate::domain::authorization::AuthorizationGrant;
 use crate::domain::client::{Client, GrantType};
 use crate::domain::refresh::{TokenFamily, REFRESH_TOKEN_PREFIX};
 use crate::domain::scope::ScopeSet;
-use crate::domain::secret::GeneratedSecret;
+use crate::domain::secret::{GeneratedSecret, SecretDigest};
 use crate::keys::kek::KeyEncryptionKey;
 use crate::storage::{Storage, StorageError};
 use chrono::{DateTime, Duration, Utc};
@@ -38,14 +38,17 @@ impl RefreshPolicy {
             && (scope.contains("offline_access") || client.always_issue_refresh_token)
     }
 
-    /// Creates the family of a new grant with its first token; returns the raw token.
+    /// Creates the family of a redeemed code with its first token; returns the raw token,
+    /// or `None` when the code was replayed (or its session ended) meanwhile and nothing
+    /// may be issued from it (`GrantStore::create_family_for_code`).
     pub async fn start_family(
         &self,
         storage: &dyn Storage,
+        code: &SecretDigest,
         client: &Client,
         grant: &AuthorizationGrant,
         now: DateTime<Utc>,
-    ) -> Result<(GeneratedSecret, TokenFamily), StorageError> {
+    ) -> Result<Option<(GeneratedSecret, TokenFamily)>, StorageError> {
         let token = GeneratedSecret::generate(REFRESH_TOKEN_PREFIX);
         let family = TokenFamily {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -60,7 +63,7 @@ impl RefreshPolicy {
             revoked_at: None,
         };
         let idle_expires_at = (now + self.idle_ttl).min(family.absolute_expires_at);
-        storage.create_family(&family, &token.digest(), idle_expires_at).await?;
-        Ok((token, family))
+        let created = storage.create_family_for_code(code, &family, &token.digest(), idle_expires_at).await?;
+        Ok(created.then_some((token, family)))
     }
 }

@@ -1,15 +1,17 @@
 //! Authorization code grant, token request (RFC 6749 §4.1.3; RFC 7636 §4.5–4.6;
-//! OpenID Connect Core §3.1.3). A replayed code revokes what it issued (§4.1.2).
+//! OpenID Connect Core §3.1.3). A replayed code revokes what it issued (§4.1.2) when the
+//! replay is the owner's: presented by the code's client with its verifier and redirect
+//! URI. A wrong presentation (another client, redirect URI or verifier) changes nothing.
 
 use super::{GrantContext, TokenResponse};
-use crate::domain::authorization::CodeRedemption;
+use crate::domain::authorization::{CodePresentation, CodeRedemption};
 use crate::domain::client::{Client, GrantType};
 use crate::domain::pkce::CodeVerifier;
 use crate::domain::secret::SecretDigest;
 use crate::oauth::error::OAuthError;
 use crate::tokens::refresh::RefreshPolicy;
-use crate::tokens::{AccessTokenSubject, IdTokenSubject};
-use chrono::{TimeZone, Utc};
+use crate::tokens::{new_jti, AccessTokenSubject, IdTokenSubject};
+use chrono::Utc;
 
 pub async fn exchange(
     client: &Client,
@@ -24,56 +26,82 @@ pub async fn exchange(
     let storage = ctx.storage;
     let now = ctx.clock.now();
     let digest = SecretDigest::of(code);
-    let grant = match storage.redeem_code(&digest, now).await? {
+    // The access token's jti is chosen first, so that the statement that marks the code
+    // used records it: a replay racing this exchange always finds it to revoke.
+    let jti = new_jti();
+    let ttl = chrono::Duration::from_std(ctx.issuer.access_token_ttl).unwrap_or(chrono::Duration::MAX);
+    // Revoked until the later of the two clocks' expiry (tokens are stamped by the system clock).
+    let access_token_expires_at = now.max(Utc::now()).checked_add_signed(ttl).unwrap_or(now);
+    let presentation = CodePresentation {
+        client_id: client.id.clone(),
+        redirect_uri: redirect_uri.to_owned(),
+        code_challenge: verifier.s256_challenge(),
+        access_token_jti: jti.clone(),
+        access_token_expires_at,
+        now,
+    };
+    let grant = match storage.redeem_code(&digest, &presentation).await? {
         CodeRedemption::Redeemed(grant) => grant,
-        CodeRedemption::Replayed { access_token_jti, access_token_expires_at, family_id } => {
-            if let (Some(jti), Some(expires_at)) = (access_token_jti, access_token_expires_at) {
-                storage.revoke_access_token(&jti, expires_at).await?;
-            }
-            if let Some(family_id) = family_id {
-                storage.revoke_family(&family_id, now, "authorization code replayed").await?;
-            }
-            tracing::warn!(event = "code_replayed", client_id = %client.id, "authorization code presented twice; its tokens are revoked");
-            return Err(OAuthError::InvalidGrant("the authorization code was already used".into()));
+        CodeRedemption::Replayed { owner, is_owners, .. } if !is_owners => {
+            // Another client (or one without the verifier) proves nothing about the owner's
+            // tokens, and must not be able to end them: refused, nothing revoked.
+            tracing::warn!(event = "code_replayed", client_id = %client.id, owner_client_id = %owner,
+                "a used authorization code was presented by another client or without its verifier; nothing revoked");
+            return Err(used());
+        }
+        CodeRedemption::Replayed { owner, .. } => {
+            revoke_what_it_issued(storage, &digest, now).await?;
+            tracing::warn!(event = "code_replayed", client_id = %client.id, owner_client_id = %owner,
+                "authorization code presented twice; its tokens are revoked");
+            return Err(used());
+        }
+        CodeRedemption::WrongClient => {
+            return Err(OAuthError::InvalidGrant("the authorization code was issued to another client".into()))
+        }
+        CodeRedemption::WrongRedirectUri => {
+            return Err(OAuthError::InvalidGrant("redirect_uri does not match the authorization request".into()))
+        }
+        CodeRedemption::WrongVerifier => {
+            return Err(OAuthError::InvalidGrant(
+                "code_verifier does not match the code_challenge (RFC 7636 §4.6)".into(),
+            ))
+        }
+        CodeRedemption::SessionEnded => {
+            return Err(OAuthError::InvalidGrant(
+                "the sign-in this code came from has ended (logout, revocation, disabled user or new password)".into(),
+            ))
         }
         CodeRedemption::Invalid => {
             return Err(OAuthError::InvalidGrant("the authorization code is invalid or expired".into()))
         }
     };
-    if grant.client_id != client.id {
-        return Err(OAuthError::InvalidGrant("the authorization code was issued to another client".into()));
-    }
-    if grant.redirect_uri != redirect_uri {
-        return Err(OAuthError::InvalidGrant("redirect_uri does not match the authorization request".into()));
-    }
-    if !grant.code_challenge.is_satisfied_by(verifier) {
-        return Err(OAuthError::InvalidGrant("code_verifier does not match the code_challenge (RFC 7636 §4.6)".into()));
-    }
-    let user = storage.find_user_by_id(&grant.user_id).await?.filter(|u| u.disabled_at.is_none());
-    let Some(user) = user else {
-        return Err(OAuthError::InvalidGrant("the user is disabled".into()));
-    };
     let refresh = if RefreshPolicy::should_issue(client, &grant.scope) {
-        Some(ctx.refresh.start_family(storage, client, &grant, now).await?)
+        match ctx.refresh.start_family(storage, &digest, client, &grant, now).await? {
+            Some(started) => Some(started),
+            // Replayed (or its session ended) between the redemption and now: the replay
+            // revoked the access token's jti, and no family may start from the code.
+            None => return Err(used()),
+        }
     } else {
         None
     };
     let family_id = refresh.as_ref().map(|(_, family)| family.id.as_str());
     let auth_time = grant.auth_time.timestamp();
-    let access = ctx.issuer.access_token(AccessTokenSubject {
-        subject: &user.id,
-        client,
-        scope: &grant.scope,
-        audience: &client.audiences,
-        session: Some((&grant.sid, auth_time)),
-        family: family_id,
-    })?;
-    let expires_at = Utc.timestamp_opt(access.expires_at, 0).single().unwrap_or_else(Utc::now);
-    storage.record_code_tokens(&digest, &access.jti, expires_at, family_id).await?;
+    let access = ctx.issuer.access_token_with_jti(
+        jti,
+        AccessTokenSubject {
+            subject: &grant.user_id,
+            client,
+            scope: &grant.scope,
+            audience: &client.audiences,
+            session: Some((&grant.sid, auth_time)),
+            family: family_id,
+        },
+    )?;
     let id_token = ctx.issuer.id_token_if_openid(
         &grant.scope,
         IdTokenSubject {
-            user_id: &user.id,
+            user_id: &grant.user_id,
             client_id: client.id.as_str(),
             nonce: grant.nonce.as_deref(),
             sid: &grant.sid,
@@ -89,4 +117,25 @@ pub async fn exchange(
         id_token,
         refresh_token: refresh.map(|(token, _)| token.expose().to_owned()),
     })
+}
+
+fn used() -> OAuthError {
+    OAuthError::InvalidGrant("the authorization code was already used".into())
+}
+
+/// RFC 6749 §4.1.2: revokes the access token and the refresh-token family a replayed code
+/// issued. The mark on the code also keeps a family from starting after this.
+async fn revoke_what_it_issued(
+    storage: &dyn crate::storage::Storage,
+    code: &SecretDigest,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    let Some(issued) = storage.mark_code_replayed(code, now).await? else { return Ok(()) };
+    if let (Some(jti), Some(expires_at)) = (issued.access_token_jti, issued.access_token_expires_at) {
+        storage.revoke_access_token(&jti, expires_at).await?;
+    }
+    if let Some(family_id) = issued.family_id {
+        storage.revoke_family(&family_id, now, "authorization code replayed").await?;
+    }
+    Ok(())
 }

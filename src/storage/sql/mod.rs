@@ -48,6 +48,7 @@ macro_rules! on_writer {
 mod grants;
 mod refresh;
 mod sessions;
+mod sqlite_files;
 mod writer;
 
 pub enum Pool {
@@ -71,7 +72,7 @@ pub struct SqlStorage {
 }
 
 const CLIENT_COLUMNS: &str = "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, \
-                              audiences, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, created_at, disabled_at";
+                              audiences, served_audiences, may_introspect_any, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, created_at, disabled_at";
 const USER_COLUMNS: &str =
     "id, username, email, email_verified, name, password_hash, created_at, updated_at, disabled_at";
 const KEY_COLUMNS: &str =
@@ -106,13 +107,8 @@ impl SqlStorage {
     pub async fn connect(url: &DatabaseUrl, settings: &DatabaseSettings) -> anyhow::Result<Self> {
         let (pool, writes) = match url {
             DatabaseUrl::Sqlite { options, path } => {
-                if let Some(dir) = path.as_ref().and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).with_context(|| {
-                        format!(
-                            "cannot create the directory {} for the SQLite database (setting `database_url`)",
-                            dir.display()
-                        )
-                    })?;
+                if let Some(path) = path {
+                    sqlite_files::prepare(path)?;
                 }
                 let options = options.clone().busy_timeout(settings.sqlite_busy_timeout.0);
                 let open = |max: u32| {
@@ -135,11 +131,26 @@ impl SqlStorage {
                 }
             }
             DatabaseUrl::Postgres { options, .. } => {
+                // The driver's error chain, scrubbed of the URL's secrets: no driver
+                // message is trusted not to echo a connection parameter.
+                let scrubbed = |error: sqlx::Error| {
+                    let mut text = error.to_string();
+                    let mut source = std::error::Error::source(&error);
+                    while let Some(cause) = source {
+                        let cause_text = cause.to_string();
+                        if !text.contains(&cause_text) {
+                            text = format!("{text}: {cause_text}");
+                        }
+                        source = cause.source();
+                    }
+                    anyhow::anyhow!(url.scrub(&text))
+                };
                 let pool = pool_options::<sqlx::Postgres>()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout.0)
                     .connect_with(options.clone())
                     .await
+                    .map_err(scrubbed)
                     .with_context(|| format!("cannot connect to PostgreSQL at {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and that the server is running and reachable"))?;
                 (Pool::Postgres(pool.clone()), Pool::Postgres(pool))
             }
@@ -183,8 +194,8 @@ impl ClientStore for SqlStorage {
         let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
         let created_at = Timestamp::from(client.created_at);
         let sql = "INSERT INTO clients (id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, \
-                   audiences, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, created_at, updated_at, disabled_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)";
+                   audiences, served_audiences, may_introspect_any, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, created_at, updated_at, disabled_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)";
         let client = client.clone();
         on_writer!(self, pool => sqlx::query(sql)
             .bind(client.id.as_str())
@@ -194,6 +205,8 @@ impl ClientStore for SqlStorage {
             .bind(Json(&grant_types))
             .bind(client.scopes.to_string())
             .bind(Json(&client.audiences))
+            .bind(Json(&client.served_audiences))
+            .bind(client.may_introspect_any)
             .bind(Json(&client.redirect_uris))
             .bind(Json(&client.post_logout_redirect_uris))
             .bind(client.is_first_party)
@@ -287,7 +300,8 @@ impl UserStore for SqlStorage {
     }
 
     async fn disable_user(&self, username: &Username, now: DateTime<Utc>) -> Result<bool, StorageError> {
-        let sql = "UPDATE users SET disabled_at = $2, updated_at = $2 WHERE username = $1 AND disabled_at IS NULL";
+        let sql = "UPDATE users SET disabled_at = $2, updated_at = $2, credentials_changed_at = $2 \
+                   WHERE username = $1 AND disabled_at IS NULL";
         let username = username.clone();
         let result = on_writer!(self, pool => sqlx::query(sql)
             .bind(username.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|r| r.rows_affected()))?;
@@ -300,7 +314,8 @@ impl UserStore for SqlStorage {
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
-        let sql = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE username = $1";
+        let sql =
+            "UPDATE users SET password_hash = $2, updated_at = $3, credentials_changed_at = $3 WHERE username = $1";
         let (username, hash) = (username.clone(), hash.to_owned());
         let result = on_writer!(self, pool => sqlx::query(sql)
             .bind(username.as_str()).bind(hash).bind(Timestamp::from(now))

@@ -11,7 +11,10 @@
 
 use super::{Pool, SqlStorage};
 use crate::domain::client::ClientId;
-use crate::domain::refresh::{RefreshTokenState, Rotation, RotationRequest, TokenFamily};
+use crate::domain::refresh::{
+    self, FamilyState, Presentation, PresentedState, RefreshTokenState, Rotation, RotationDecision, RotationRequest,
+    SuccessorState, TokenFamily,
+};
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
 use crate::storage::timestamp::Timestamp;
@@ -23,6 +26,16 @@ use std::sync::LazyLock;
 const FAMILY_COLUMNS: &str =
     "f.id, f.client_id, f.user_id, f.sid, f.scope, f.auth_time, f.created_at, f.last_used_at, \
                               f.absolute_expires_at, f.revoked_at";
+
+/// [`FAMILY_COLUMNS`] with the family's last use derived from its newest refresh token:
+/// every rotation inserts one, created at the rotation's time, so the stored
+/// `last_used_at` (written at creation only) is never updated on the rotation path,
+/// which costs round trips. One lookup on the `refresh_tokens_family` index per family;
+/// for the operator's reads, not the rotation's.
+const FAMILY_COLUMNS_WITH_LAST_USE: &str =
+    "f.id, f.client_id, f.user_id, f.sid, f.scope, f.auth_time, f.created_at, \
+     COALESCE((SELECT MAX(t.created_at) FROM refresh_tokens t WHERE t.family_id = f.id), f.last_used_at) AS last_used_at, \
+     f.absolute_expires_at, f.revoked_at";
 
 /// How often a rotation is retried after a serialization failure or a busy database.
 const ROTATION_ATTEMPTS: usize = 8;
@@ -60,29 +73,66 @@ impl TryFrom<FamilyRow> for TokenFamily {
     }
 }
 
-/// A presented token joined with its family.
+/// A presented token joined with its family and its user.
 #[derive(sqlx::FromRow)]
 struct TokenRow {
-    token_created_at: Timestamp,
-    used_at: Option<Timestamp>,
-    idle_expires_at: Timestamp,
-    successor_digest: Option<String>,
-    successor_sealed: Option<Vec<u8>>,
-    successor_sealed_until: Option<Timestamp>,
+    #[sqlx(flatten)]
+    state: TokenStateRow,
     user_disabled_at: Option<Timestamp>,
     #[sqlx(flatten)]
     family: FamilyRow,
 }
 
-/// Built once: it runs on every rotation.
+/// The presented token, and its successor if one is stored.
+#[derive(sqlx::FromRow)]
+struct TokenStateRow {
+    token_created_at: Timestamp,
+    used_at: Option<Timestamp>,
+    idle_expires_at: Timestamp,
+    successor_sealed: Option<Vec<u8>>,
+    successor_sealed_until: Option<Timestamp>,
+    /// NULL when no successor is stored.
+    successor_created_at: Option<Timestamp>,
+    successor_used_at: Option<Timestamp>,
+}
+
+/// Built once: it runs on every rotation. It reads every fact the rotation decision
+/// weighs, the successor's use included (a primary-key lookup, in the same statement).
 static TOKEN_QUERY: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT t.created_at AS token_created_at, t.used_at, t.idle_expires_at, t.successor_digest, t.successor_sealed, \
-         t.successor_sealed_until, u.disabled_at AS user_disabled_at, {FAMILY_COLUMNS} \
+        "SELECT t.created_at AS token_created_at, t.used_at, t.idle_expires_at, t.successor_sealed, \
+         t.successor_sealed_until, s.created_at AS successor_created_at, s.used_at AS successor_used_at, \
+         u.disabled_at AS user_disabled_at, {FAMILY_COLUMNS} \
          FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id \
+         LEFT JOIN refresh_tokens s ON s.token_digest = t.successor_digest \
          WHERE t.token_digest = $1"
     )
 });
+
+/// The presented token as it was before this presentation, and the sealed successor kept
+/// for a retry. The claim changes the row only where the token was unused: then it was
+/// the family's live token, and the successor on the row is this presentation's own.
+fn presented_state(row: TokenStateRow, claimed: bool) -> (PresentedState, Option<Vec<u8>>) {
+    let idle_expires_at = row.idle_expires_at.into();
+    if claimed {
+        let unused =
+            PresentedState { idle_expires_at, used_at: None, retry_until: None, successor: SuccessorState::Absent };
+        return (unused, None);
+    }
+    let successor = match (row.successor_created_at, row.successor_used_at) {
+        (None, _) => SuccessorState::Absent,
+        (Some(_), None) => SuccessorState::Unused,
+        (Some(_), Some(_)) => SuccessorState::Used,
+    };
+    let sealed = row.successor_sealed.zip(row.successor_sealed_until);
+    let presented = PresentedState {
+        idle_expires_at,
+        used_at: row.used_at.map(Into::into),
+        retry_until: sealed.as_ref().map(|(_, until)| until.0),
+        successor,
+    };
+    (presented, sealed.map(|(sealed, _)| sealed))
+}
 
 /// PostgreSQL only (SQLite has no data-modifying CTEs): claims the presented token if it is
 /// unused, unexpired, the client's, in a live family of an enabled user, and the
@@ -91,6 +141,13 @@ static TOKEN_QUERY: LazyLock<String> = LazyLock::new(|| {
 /// family, or no row when any condition fails and nothing changed. Concurrent claims of
 /// one token serialize on its row lock, and the loser re-checks `used_at IS NULL` and
 /// finds it set (READ COMMITTED), so exactly one wins here too.
+///
+/// Its WHERE clause is [`refresh::decide`] restricted to the one case it calls
+/// [`RotationDecision::Rotate`], written out in SQL so that the common case costs one
+/// round trip: it claims exactly that case and nothing else. Every other case (and
+/// Rotate too, had the two ever disagreed) falls through to the transaction, which reads
+/// the facts and lets `decide` tell them apart. Change the two together; the
+/// `refresh_tokens` API tests cover each case on PostgreSQL through this path.
 static CLAIM_AND_INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH claimed AS ( \
@@ -134,7 +191,8 @@ impl Claim {
         Self {
             presented: req.presented.clone(),
             successor: SecretDigest::of(req.successor),
-            now: req.now,
+            // Truncated as stored, so the decision and the SQL compare the same instants.
+            now: Timestamp::from(req.now).0,
             sealed: (!req.retry_window.is_zero())
                 .then(|| (req.successor_sealed.to_vec(), Timestamp::from(req.now + req.retry_window))),
             client_id: req.client_id.clone(),
@@ -175,13 +233,14 @@ impl SqlStorage {
             let c = &claim;
             let now = Timestamp::from(c.now);
             let mut tx = pool.begin().await?;
-            // The claim comes first: it takes the write lock, so the reads below see the
-            // outcome of any concurrent rotation of the same token.
-            // It records the successor in the same statement; if a check below fails, the
-            // transaction is dropped and all of it rolls back.
+            // The claim comes first: it takes the write lock, so the read below sees the
+            // outcome of any concurrent rotation of the same token. It only sets `used_at`
+            // where it was unset (exactly one of N concurrent presentations does) and
+            // decides nothing: it records the successor in the same statement, and if the
+            // decision is not Rotate, the transaction is dropped and all of it rolls back.
             let claimed = sqlx::query(
                 "UPDATE refresh_tokens SET used_at = $2, successor_digest = $3, successor_sealed = $4, successor_sealed_until = $5 \
-                 WHERE token_digest = $1 AND used_at IS NULL AND idle_expires_at > $2")
+                 WHERE token_digest = $1 AND used_at IS NULL")
                 .bind(c.presented.as_str())
                 .bind(now)
                 .bind(c.successor.as_str())
@@ -189,46 +248,46 @@ impl SqlStorage {
                 .bind(c.sealed.as_ref().map(|(_, until)| *until))
                 .execute(&mut *tx).await?.rows_affected() == 1;
             let Some(row) = sqlx::query_as::<_, TokenRow>(TOKEN_QUERY.as_str()).bind(c.presented.as_str()).fetch_optional(&mut *tx).await? else {
-                return Ok(Rotation::Invalid);
+                return Ok(Rotation::Invalid); // unknown token
             };
+            let is_user_disabled = row.user_disabled_at.is_some();
+            let (presented, sealed) = presented_state(row.state, claimed);
             let family = TokenFamily::try_from(row.family).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            let is_dead = family.revoked_at.is_some() || family.absolute_expires_at <= c.now || row.user_disabled_at.is_some();
-            if family.client_id != c.client_id || is_dead {
-                // Dropping the transaction rolls the claim back: another client's
-                // presentation, or a dead family, changes nothing.
-                return Ok(Rotation::Invalid);
-            }
-            if c.requested_scope.as_ref().is_some_and(|scope| !scope.is_subset_of(&family.scope)) {
-                return Ok(Rotation::ScopeExceeded); // rolled back with the transaction
-            }
-            if claimed {
-                // Four statements in all (claim, read, insert, commit): the rotation's cost
-                // is round trips, so nothing else happens in here. A family's last use is
-                // derived from its newest token rather than written on every rotation.
-                let idle = Timestamp::from(c.idle_expires_at.min(family.absolute_expires_at));
-                sqlx::query("INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)")
-                    .bind(c.successor.as_str()).bind(&family.id).bind(now).bind(idle).execute(&mut *tx).await?;
-                tx.commit().await?;
-                return Ok(Rotation::Rotated(family));
-            }
-            if row.used_at.is_none() {
-                return Ok(Rotation::Invalid); // not used, so the claim failed on idle expiry
-            }
-            let in_window = row.successor_sealed_until.is_some_and(|until| until.0 > c.now);
-            if let (true, Some(successor), Some(sealed)) = (in_window, &row.successor_digest, row.successor_sealed) {
-                let successor_used: Option<(Option<Timestamp>,)> = sqlx::query_as("SELECT used_at FROM refresh_tokens WHERE token_digest = $1")
-                    .bind(successor).fetch_optional(&mut *tx).await?;
-                if matches!(successor_used, Some((None,))) {
-                    return Ok(Rotation::Retried { family, successor_sealed: sealed });
+            let presentation = Presentation { client_id: &c.client_id, requested_scope: c.requested_scope.as_ref(), now: c.now };
+            match refresh::decide(&presented, &FamilyState::of(&family, is_user_disabled), &presentation) {
+                RotationDecision::Rotate if claimed => {
+                    // Four statements in all (claim, read, insert, commit): the rotation's cost
+                    // is round trips, so nothing else happens in here. A family's last use is
+                    // derived from its newest token (see `FAMILY_COLUMNS_WITH_LAST_USE`) rather
+                    // than written on every rotation.
+                    let idle = Timestamp::from(c.idle_expires_at.min(family.absolute_expires_at));
+                    sqlx::query("INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)")
+                        .bind(c.successor.as_str()).bind(&family.id).bind(now).bind(idle).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(Rotation::Rotated(family))
                 }
+                // Unused, yet not claimed: the row appeared after the claim looked (PostgreSQL,
+                // READ COMMITTED). Only the claim rotates; this presentation changes nothing.
+                RotationDecision::Rotate => Ok(Rotation::Invalid),
+                RotationDecision::Retry => {
+                    // Nothing was claimed (the token was used), so nothing to roll back.
+                    let successor_sealed = sealed.expect("decide retries only while a sealed successor is kept");
+                    Ok(Rotation::Retried { family, successor_sealed })
+                }
+                RotationDecision::RevokeFamily => {
+                    // RFC 9700 §4.14.2: a used token presented again: revoke the whole family.
+                    sqlx::query("UPDATE token_families SET revoked_at = $2, revoked_reason = 'refresh token reused' WHERE id = $1 AND revoked_at IS NULL")
+                        .bind(&family.id).bind(now).execute(&mut *tx).await?;
+                    sqlx::query("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL WHERE family_id = $1")
+                        .bind(&family.id).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(Rotation::Reused(family))
+                }
+                // Dropping the transaction rolls the claim back: another client's presentation,
+                // a dead family, an idle-expired token or too wide a scope changes nothing.
+                RotationDecision::Invalid => Ok(Rotation::Invalid),
+                RotationDecision::ScopeExceeded => Ok(Rotation::ScopeExceeded),
             }
-            // RFC 9700 §4.14.2: a used token presented again: revoke the whole family.
-            sqlx::query("UPDATE token_families SET revoked_at = $2, revoked_reason = 'refresh token reused' WHERE id = $1 AND revoked_at IS NULL")
-                .bind(&family.id).bind(now).execute(&mut *tx).await?;
-            sqlx::query("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL WHERE family_id = $1")
-                .bind(&family.id).execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(Rotation::Reused(family))
         })
     }
 
@@ -302,9 +361,9 @@ impl RefreshStore for SqlStorage {
             on_pool!(&self.pool, pool => sqlx::query_as(sql).bind(token.as_str()).fetch_optional(pool).await)?;
         row.map(|row| {
             let state = RefreshTokenState {
-                created_at: row.token_created_at.into(),
-                idle_expires_at: row.idle_expires_at.into(),
-                used_at: row.used_at.map(Into::into),
+                created_at: row.state.token_created_at.into(),
+                idle_expires_at: row.state.idle_expires_at.into(),
+                used_at: row.state.used_at.map(Into::into),
             };
             Ok((state, TokenFamily::try_from(row.family)?))
         })
@@ -312,7 +371,7 @@ impl RefreshStore for SqlStorage {
     }
 
     async fn find_family(&self, id: &str) -> Result<Option<TokenFamily>, StorageError> {
-        let sql = format!("SELECT {FAMILY_COLUMNS} FROM token_families f WHERE f.id = $1");
+        let sql = format!("SELECT {FAMILY_COLUMNS_WITH_LAST_USE} FROM token_families f WHERE f.id = $1");
         let row: Option<FamilyRow> =
             on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
         row.map(TokenFamily::try_from).transpose()
@@ -320,7 +379,7 @@ impl RefreshStore for SqlStorage {
 
     async fn list_families_of_user(&self, user_id: &str) -> Result<Vec<TokenFamily>, StorageError> {
         let sql =
-            format!("SELECT {FAMILY_COLUMNS} FROM token_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id");
+            format!("SELECT {FAMILY_COLUMNS_WITH_LAST_USE} FROM token_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id");
         let rows: Vec<FamilyRow> =
             on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(user_id).fetch_all(pool).await)?;
         rows.into_iter().map(TokenFamily::try_from).collect()

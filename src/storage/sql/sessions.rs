@@ -1,11 +1,11 @@
 //! `SessionStore` over either pool (see `on_pool!`).
 
 use super::{Pool, SqlStorage};
-use crate::domain::authorization::{PendingAuthorization, Session, Throttle};
+use crate::domain::authorization::{PendingAuthorization, Session};
 use crate::domain::client::ClientId;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
-use crate::storage::rows::{PendingRow, SessionRow, ThrottleRow};
+use crate::storage::rows::{PendingRow, SessionRow};
 use crate::storage::timestamp::Timestamp;
 use crate::storage::{SessionStore, StorageError};
 use async_trait::async_trait;
@@ -71,14 +71,25 @@ impl SessionStore for SqlStorage {
         Ok(count)
     }
 
-    async fn insert_pending(&self, id: &SecretDigest, pending: &PendingAuthorization) -> Result<(), StorageError> {
+    async fn insert_pending(
+        &self,
+        id: &SecretDigest,
+        sid: &str,
+        pending: &PendingAuthorization,
+    ) -> Result<(), StorageError> {
         let sql = format!(
-            "INSERT INTO pending_authorizations (id_digest, {PENDING_COLUMNS}) \
-                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            "INSERT INTO pending_authorizations (id_digest, sid, {PENDING_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (sid, client_id) DO UPDATE SET id_digest = excluded.id_digest, \
+               csrf_digest = excluded.csrf_digest, redirect_uri = excluded.redirect_uri, scope = excluded.scope, \
+               state = excluded.state, nonce = excluded.nonce, code_challenge = excluded.code_challenge, \
+               login_hint = excluded.login_hint, max_age = excluded.max_age, prompt = excluded.prompt, \
+               created_at = excluded.created_at, expires_at = excluded.expires_at"
         );
-        let (id, pending) = (id.clone(), pending.clone());
+        let (id, sid, pending) = (id.clone(), sid.to_owned(), pending.clone());
         on_writer!(self, pool => sqlx::query(&sql)
             .bind(id.as_str())
+            .bind(sid)
             .bind(pending.csrf_digest.as_str())
             .bind(pending.client_id.as_str())
             .bind(&pending.redirect_uri)
@@ -95,23 +106,20 @@ impl SessionStore for SqlStorage {
         Ok(())
     }
 
-    async fn find_pending(
+    async fn claim_pending(
         &self,
         id: &SecretDigest,
+        sid: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<PendingAuthorization>, StorageError> {
-        let sql =
-            format!("SELECT {PENDING_COLUMNS} FROM pending_authorizations WHERE id_digest = $1 AND expires_at > $2");
-        let row: Option<PendingRow> = on_pool!(&self.pool, pool => sqlx::query_as(&sql)
-            .bind(id.as_str()).bind(Timestamp::from(now)).fetch_optional(pool).await)?;
+        let sql = format!(
+            "DELETE FROM pending_authorizations WHERE id_digest = $1 AND sid = $2 AND expires_at > $3 \
+             RETURNING {PENDING_COLUMNS}"
+        );
+        let (id, sid) = (id.clone(), sid.to_owned());
+        let row: Option<PendingRow> = on_writer!(self, pool => sqlx::query_as(&sql)
+            .bind(id.as_str()).bind(sid).bind(Timestamp::from(now)).fetch_optional(pool).await)?;
         row.map(PendingAuthorization::try_from).transpose()
-    }
-
-    async fn delete_pending(&self, id: &SecretDigest) -> Result<(), StorageError> {
-        let sql = "DELETE FROM pending_authorizations WHERE id_digest = $1";
-        let id = id.clone();
-        on_writer!(self, pool => sqlx::query(sql).bind(id.as_str()).execute(pool).await.map(|_| ()))?;
-        Ok(())
     }
 
     async fn find_consent(&self, user_id: &str, client_id: &ClientId) -> Result<Option<ScopeSet>, StorageError> {
@@ -138,34 +146,54 @@ impl SessionStore for SqlStorage {
         Ok(())
     }
 
-    async fn find_throttle(&self, subject: &str) -> Result<Option<Throttle>, StorageError> {
-        let sql = "SELECT failures, window_start, locked_until FROM login_throttles WHERE subject = $1";
-        let row: Option<ThrottleRow> =
-            on_pool!(&self.pool, pool => sqlx::query_as(sql).bind(subject).fetch_optional(pool).await)?;
-        Ok(row.map(Throttle::from))
-    }
-
-    async fn record_failure(
+    async fn reserve_attempt(
         &self,
         subject: &str,
+        limit: i64,
         now: DateTime<Utc>,
         window_cutoff: DateTime<Utc>,
-    ) -> Result<Throttle, StorageError> {
-        // One statement, so concurrent failures are all counted.
-        let sql = "INSERT INTO login_throttles (subject, failures, window_start, locked_until) VALUES ($1, 1, $2, NULL) \
+    ) -> Result<bool, StorageError> {
+        // One statement: the count it compares with the limit includes the attempts in
+        // flight, and the update that reserves is the same that checks. A window that
+        // started before the cutoff restarts empty (in-flight counts of crashed attempts
+        // end with it). `ON CONFLICT … WHERE` false updates nothing and returns no row.
+        let sql = "INSERT INTO login_throttles (subject, failures, window_start, in_flight) \
+                   SELECT $1, 0, $2, 1 WHERE $4 > 0 \
                    ON CONFLICT (subject) DO UPDATE SET \
-                     failures = CASE WHEN login_throttles.window_start < $3 THEN 1 ELSE login_throttles.failures + 1 END, \
+                     failures = CASE WHEN login_throttles.window_start < $3 THEN 0 ELSE login_throttles.failures END, \
+                     in_flight = CASE WHEN login_throttles.window_start < $3 THEN 1 ELSE login_throttles.in_flight + 1 END, \
                      window_start = CASE WHEN login_throttles.window_start < $3 THEN $2 ELSE login_throttles.window_start END \
-                   RETURNING failures, window_start, locked_until";
+                   WHERE (login_throttles.locked_until IS NULL OR login_throttles.locked_until <= $2) \
+                     AND (login_throttles.window_start < $3 OR login_throttles.failures + login_throttles.in_flight < $4) \
+                   RETURNING in_flight";
         let subject = subject.to_owned();
-        let row: ThrottleRow = on_writer!(self, pool => sqlx::query_as(sql)
-            .bind(subject).bind(Timestamp::from(now)).bind(Timestamp::from(window_cutoff))
-            .fetch_one(pool).await)?;
-        Ok(row.into())
+        let reserved: Option<(i64,)> = on_writer!(self, pool => sqlx::query_as(sql)
+            .bind(subject).bind(Timestamp::from(now)).bind(Timestamp::from(window_cutoff)).bind(limit)
+            .fetch_optional(pool).await)?;
+        Ok(reserved.is_some())
+    }
+
+    async fn settle_failure(&self, subject: &str) -> Result<i64, StorageError> {
+        let sql = "UPDATE login_throttles SET failures = failures + 1, \
+                   in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END \
+                   WHERE subject = $1 RETURNING failures";
+        let subject = subject.to_owned();
+        let failures: Option<(i64,)> =
+            on_writer!(self, pool => sqlx::query_as(sql).bind(subject).fetch_optional(pool).await)?;
+        Ok(failures.map_or(0, |(n,)| n))
+    }
+
+    async fn release_attempt(&self, subject: &str) -> Result<(), StorageError> {
+        let sql = "UPDATE login_throttles SET in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END \
+                   WHERE subject = $1";
+        let subject = subject.to_owned();
+        on_writer!(self, pool => sqlx::query(sql).bind(subject).execute(pool).await.map(|_| ()))?;
+        Ok(())
     }
 
     async fn lock(&self, subject: &str, until: DateTime<Utc>) -> Result<(), StorageError> {
-        let sql = "UPDATE login_throttles SET locked_until = $2 WHERE subject = $1";
+        let sql = "UPDATE login_throttles SET locked_until = $2 \
+                   WHERE subject = $1 AND (locked_until IS NULL OR locked_until < $2)";
         let subject = subject.to_owned();
         on_writer!(self, pool => sqlx::query(sql).bind(subject).bind(Timestamp::from(until)).execute(pool).await.map(|_| ()))?;
         Ok(())
