@@ -1,7 +1,13 @@
 //! A real browser through the whole login flow: headless Chromium, driven over WebDriver
 //! (chromedriver), opens an example app, which sends it to Tessera; it signs in, allows
-//! access and lands back at the app, which exchanges the code. A screenshot of the login
-//! page is saved to `target/test-artifacts/`.
+//! access and lands back at the app, which exchanges the code. Then it signs out from the
+//! app (Tessera asks first) and lands back at the app's post-logout page, and signs in
+//! again, straight back to the app this time, since consent was given. A screenshot of the
+//! login page is saved to `target/test-artifacts/`.
+//!
+//! The last two hops are cross-origin 303s answering a form post on a Tessera page, which
+//! the page's CSP `form-action` governs too (in Chromium): only a real browser shows
+//! whether the login page and the logout-confirmation page allow them.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`. Without them the test is skipped with
 //! a message, except when `CI` is set: there it fails (`.ci/run` installs them).
@@ -28,9 +34,9 @@ const WAIT: Duration = Duration::from_secs(20);
 /// The bound on the whole browser session, so that nothing in it can hang the test run.
 const WHOLE_FLOW: Duration = Duration::from_secs(90);
 
-crate::backend_tests!(a_person_signs_in_to_an_app_in_a_real_browser);
+crate::backend_tests!(a_person_signs_in_and_out_of_an_app_in_a_real_browser);
 
-async fn a_person_signs_in_to_an_app_in_a_real_browser(app: &TestApp) {
+async fn a_person_signs_in_and_out_of_an_app_in_a_real_browser(app: &TestApp) {
     let backend = match app.settings.database_url {
         DatabaseUrl::Sqlite { .. } => "sqlite",
         DatabaseUrl::Postgres { .. } => "postgres",
@@ -40,21 +46,35 @@ async fn a_person_signs_in_to_an_app_in_a_real_browser(app: &TestApp) {
     let user = app.create_user("alice").await;
 
     let browser = driver.open_browser().await;
-    let flow = tokio::time::timeout(WHOLE_FLOW, sign_in(&browser, app, &example, &user, backend)).await;
+    let flow = tokio::time::timeout(WHOLE_FLOW, async {
+        sign_in(&browser, app, &example, &user, backend).await;
+        sign_out(&browser, app, &example).await;
+        sign_in_again(&browser, app, &example, &user).await;
+    })
+    .await;
     let _ = tokio::time::timeout(WAIT, browser.close()).await;
     example.stop().await;
     flow.unwrap_or_else(|_| panic!("the browser flow did not finish within {WHOLE_FLOW:?}"));
 
     // What the app received: verified as a relying party must (OIDC Core §3.1.3.7).
     let sign_ins = example.sign_ins();
-    assert_eq!(sign_ins.len(), 1, "one sign-in: {sign_ins:?}");
-    let claims = verify_id_token(app, &sign_ins[0].id_token, &example.client.id).await;
-    assert_eq!(claims["sub"], user.id.as_str());
-    assert_eq!(claims["nonce"], sign_ins[0].nonce.as_str());
-    assert_eq!(claims["azp"], example.client.id.as_str());
-    let access = app.verify_access_token(&sign_ins[0].access_token, "https://api.example.com").await;
-    assert_eq!(access["sub"], user.id.as_str());
-    assert_eq!(access["client_id"], example.client.id.as_str());
+    assert_eq!(sign_ins.len(), 2, "two sign-ins: {sign_ins:?}");
+    let mut sids = Vec::new();
+    for sign_in in &sign_ins {
+        let claims = verify_id_token(app, &sign_in.id_token, &example.client.id).await;
+        assert_eq!(claims["sub"], user.id.as_str());
+        assert_eq!(claims["nonce"], sign_in.nonce.as_str());
+        assert_eq!(claims["azp"], example.client.id.as_str());
+        let access = app.verify_access_token(&sign_in.access_token, "https://api.example.com").await;
+        assert_eq!(access["sub"], user.id.as_str());
+        assert_eq!(access["client_id"], example.client.id.as_str());
+        sids.push(claims["sid"].clone());
+    }
+    assert_ne!(sign_ins[0].nonce, sign_ins[1].nonce);
+    // The sign-out ended the first SSO session; the second sign-in started another.
+    assert!(sids[0].is_string(), "the ID token names its session: {sids:?}");
+    assert_ne!(sids[0], sids[1], "a new session after signing out");
+    assert_eq!(example.sign_outs().len(), 1, "one sign-out came back: {:?}", example.sign_outs());
 }
 
 /// The browser's part: app → Tessera login → consent → back at the app.
@@ -73,19 +93,14 @@ async fn sign_in(browser: &Client, app: &TestApp, example: &ExampleApp, user: &U
 
     username.send_keys(user.username.as_str()).await.unwrap();
     browser.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PASSWORD).await.unwrap();
-    browser
-        .find(Locator::XPath("//button[normalize-space()='Sign in']"))
-        .await
-        .expect("a Sign in button")
-        .click()
-        .await
-        .unwrap();
+    let button = browser.find(Locator::XPath("//button[normalize-space()='Sign in']")).await.expect("a Sign in button");
+    submit(browser, button).await;
 
     let allow = wait_for(browser, Locator::Css("button[name=decision][value=allow]"), "the consent page").await;
     assert_eq!(browser.title().await.unwrap(), "Allow access · Tessera");
     assert_eq!(text(browser, Locator::Css("h1")).await, "Allow access?");
     assert_eq!(allow.text().await.unwrap(), "Allow");
-    allow.click().await.unwrap();
+    submit(browser, allow).await;
 
     let status = wait_for(browser, Locator::Id("status"), "the example app's signed-in page").await;
     let url = browser.current_url().await.unwrap();
@@ -94,14 +109,76 @@ async fn sign_in(browser: &Client, app: &TestApp, example: &ExampleApp, user: &U
     assert_eq!(status.text().await.unwrap(), format!("Signed in as {}", user.id));
 }
 
-/// Waits (at most `WAIT`) for an element; on timeout, says where the browser is instead.
+/// App → Tessera's logout confirmation (no id_token_hint, so it asks) → the app's
+/// registered post-logout page, with the app's `state`.
+async fn sign_out(browser: &Client, app: &TestApp, example: &ExampleApp) {
+    browser.find(Locator::LinkText("Log out")).await.expect("a Log out link").click().await.unwrap();
+
+    let confirm = wait_for(browser, Locator::Css("button[name=confirm][value=yes]"), "Tessera's sign-out page").await;
+    let url = browser.current_url().await.unwrap();
+    assert!(url.as_str().starts_with(&app.url("/logout?")), "the confirmation is at /logout: {url}");
+    assert_eq!(browser.title().await.unwrap(), "Sign out · Tessera");
+    assert_eq!(text(browser, Locator::Css("h1")).await, "Sign out of Tessera?");
+    assert_eq!(confirm.text().await.unwrap(), "Sign out");
+    submit(browser, confirm).await;
+
+    let status = wait_for(browser, Locator::Id("status"), "the example app's post-logout page").await;
+    let url = browser.current_url().await.unwrap();
+    assert!(url.as_str().starts_with(&example.url("/logged-out?")), "at the app's post-logout URI: {url}");
+    assert_eq!(browser.title().await.unwrap(), "Signed out · Example app");
+    assert_eq!(status.text().await.unwrap(), "Signed out");
+    let state = url.query_pairs().find(|(name, _)| name == "state").map(|(_, value)| value.into_owned());
+    let sign_outs = example.sign_outs();
+    assert_eq!(state.as_ref(), sign_outs.last(), "the app's state came back: {url}");
+}
+
+/// App → Tessera login → straight back at the app: consent was given the first time, so
+/// the login post answers with the 303 to the app's redirect_uri.
+async fn sign_in_again(browser: &Client, app: &TestApp, example: &ExampleApp, user: &User) {
+    browser.find(Locator::LinkText("Log in")).await.expect("a Log in link").click().await.unwrap();
+
+    let username = wait_for(browser, Locator::Css("input[name=username]"), "Tessera's login page, again").await;
+    let url = browser.current_url().await.unwrap();
+    assert!(url.as_str().starts_with(&app.url("/authorize?")), "the login page is at /authorize: {url}");
+    assert_eq!(browser.title().await.unwrap(), "Sign in · Tessera");
+
+    username.send_keys(user.username.as_str()).await.unwrap();
+    browser.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    let button = browser.find(Locator::XPath("//button[normalize-space()='Sign in']")).await.expect("a Sign in button");
+    submit(browser, button).await;
+
+    let status =
+        wait_for(browser, Locator::Id("status"), "the example app's signed-in page (no consent page this time)").await;
+    let url = browser.current_url().await.unwrap();
+    assert!(url.as_str().starts_with(&example.url("/callback?")), "back at the app's callback: {url}");
+    assert_eq!(browser.title().await.unwrap(), "Signed in · Example app");
+    assert_eq!(status.text().await.unwrap(), format!("Signed in as {}", user.id));
+}
+
+/// Clicks a form's submit button, first recording on the page any CSP violation, so
+/// that a blocked redirect (the page stays) says so in `wait_for`'s message.
+async fn submit(browser: &Client, button: Element) {
+    // WebDriver's scripts are exempt from the page's CSP (which allows none).
+    let watch = "window.cspViolations = [];
+        document.addEventListener('securitypolicyviolation', (e) =>
+            window.cspViolations.push(`${e.effectiveDirective} blocked ${e.blockedURI}`));";
+    browser.execute(watch, vec![]).await.expect("watch for CSP violations");
+    button.click().await.unwrap();
+}
+
+/// Waits (at most `WAIT`) for an element; on timeout, says where the browser is instead,
+/// and which CSP violations `submit` saw there.
 async fn wait_for(browser: &Client, locator: Locator<'_>, what: &str) -> Element {
     match browser.wait().at_most(WAIT).every(Duration::from_millis(100)).for_element(locator).await {
         Ok(element) => element,
         Err(error) => {
             let url = browser.current_url().await.map(|url| url.to_string()).unwrap_or_default();
             let page = text(browser, Locator::Css("body")).await;
-            panic!("{what} did not show within {WAIT:?} ({error}); the browser is at {url}, showing:\n{page}")
+            let violations = browser.execute("return window.cspViolations || []", vec![]).await.unwrap_or_default();
+            panic!(
+                "{what} did not show within {WAIT:?} ({error}); the browser is at {url}, \
+                 with the CSP violations {violations}, showing:\n{page}"
+            )
         }
     }
 }

@@ -1,7 +1,10 @@
 //! A tiny web app that logs people in with Tessera, the way a real relying party does:
 //! `/` links to `/login`, which redirects to `/authorize` with state, nonce and PKCE;
 //! `/callback` checks `state` and `iss`, exchanges the code at `/token` and shows who
-//! signed in. It keeps what a test needs to check (the tokens) in memory.
+//! signed in. `/logout` sends the browser to Tessera's end_session_endpoint (RP-Initiated
+//! Logout, without an id_token_hint, so Tessera asks first) with a `state`, and
+//! `/logged-out`, the registered post_logout_redirect_uri, checks that state. It keeps
+//! what a test needs to check (the tokens, the sign-outs) in memory.
 
 use super::browser::Pkce;
 use super::clients::{ClientSpec, TestClient};
@@ -10,7 +13,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -34,15 +37,21 @@ struct AppState {
     client_id: String,
     client_secret: String,
     redirect_uri: String,
+    post_logout_redirect_uri: String,
     http: reqwest::Client,
     pending: Mutex<HashMap<String, PendingLogin>>,
     sign_ins: Mutex<Vec<SignIn>>,
+    /// The `state`s `/logout` sent that have not come back yet.
+    pending_logouts: Mutex<HashSet<String>>,
+    /// The `state`s that came back to `/logged-out`, oldest first.
+    sign_outs: Mutex<Vec<String>>,
 }
 
 pub struct ExampleApp {
     /// `http://127.0.0.1:PORT`
     pub address: String,
-    /// The app's registration at Tessera (a confidential web app).
+    /// The app's registration at Tessera (a confidential, third-party web app: Tessera
+    /// asks the user's consent the first time).
     pub client: TestClient,
     state: web::Data<AppState>,
     handle: ServerHandle,
@@ -54,15 +63,22 @@ impl ExampleApp {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a local port for the example app");
         let address = format!("http://{}", listener.local_addr().unwrap());
         let redirect_uri = format!("{address}/callback");
-        // `ClientSpec` holds `&'static str`s; one small leak per test is fine.
+        let post_logout_redirect_uri = format!("{address}/logged-out");
+        // `ClientSpec` holds `&'static str`s; two small leaks per test are fine.
         let redirect: &'static str = redirect_uri.clone().leak();
-        let client =
-            tessera.register_client(ClientSpec { redirect_uris: vec![redirect], ..ClientSpec::web_app() }).await;
+        let post_logout: &'static str = post_logout_redirect_uri.clone().leak();
+        let spec = ClientSpec {
+            redirect_uris: vec![redirect],
+            post_logout_redirect_uris: vec![post_logout],
+            ..ClientSpec::web_app()
+        };
+        let client = tessera.register_client(spec).await;
         let state = web::Data::new(AppState {
             issuer: tessera.address.clone(),
             client_id: client.id.clone(),
             client_secret: client.secret().to_owned(),
             redirect_uri,
+            post_logout_redirect_uri,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(10))
@@ -70,6 +86,8 @@ impl ExampleApp {
                 .unwrap(),
             pending: Mutex::default(),
             sign_ins: Mutex::default(),
+            pending_logouts: Mutex::default(),
+            sign_outs: Mutex::default(),
         });
         let shared = state.clone();
         let server = HttpServer::new(move || {
@@ -78,6 +96,8 @@ impl ExampleApp {
                 .route("/", web::get().to(home))
                 .route("/login", web::get().to(login))
                 .route("/callback", web::get().to(callback))
+                .route("/logout", web::get().to(logout))
+                .route("/logged-out", web::get().to(logged_out))
         })
         .workers(1)
         .disable_signals()
@@ -96,6 +116,11 @@ impl ExampleApp {
     /// The sign-ins completed so far, oldest first.
     pub fn sign_ins(&self) -> Vec<SignIn> {
         self.state.sign_ins.lock().unwrap().clone()
+    }
+
+    /// The `state` of each sign-out that came back to `/logged-out`, oldest first.
+    pub fn sign_outs(&self) -> Vec<String> {
+        self.state.sign_outs.lock().unwrap().clone()
     }
 
     pub async fn stop(&self) {
@@ -197,7 +222,29 @@ async fn callback(app: web::Data<AppState>, query: web::Query<HashMap<String, St
         id_token: id_token.to_owned(),
         access_token: access_token.to_owned(),
     });
-    page(200, "Signed in", &format!("<p id=\"status\">Signed in as {}</p>", escape(&sub)))
+    let body = format!("<p id=\"status\">Signed in as {}</p>\n<p><a href=\"/logout\">Log out</a></p>", escape(&sub));
+    page(200, "Signed in", &body)
+}
+
+/// RP-Initiated Logout 1.0 §2, without an id_token_hint: `client_id` says whose
+/// post_logout_redirect_uri it is, and Tessera asks the user before signing them out.
+async fn logout(app: web::Data<AppState>) -> HttpResponse {
+    let state = format!("logout-{}", uuid::Uuid::new_v4().simple());
+    let mut url = url::Url::parse(&format!("{}/logout", app.issuer)).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", &app.client_id)
+        .append_pair("post_logout_redirect_uri", &app.post_logout_redirect_uri)
+        .append_pair("state", &state);
+    app.pending_logouts.lock().unwrap().insert(state);
+    HttpResponse::SeeOther().insert_header(("location", url.to_string())).finish()
+}
+
+async fn logged_out(app: web::Data<AppState>, query: web::Query<HashMap<String, String>>) -> HttpResponse {
+    let Some(state) = query.get("state").filter(|state| app.pending_logouts.lock().unwrap().remove(*state)) else {
+        return page(400, "Sign-out failed", "<p id=\"error\">unknown or missing state</p>");
+    };
+    app.sign_outs.lock().unwrap().push(state.clone());
+    page(200, "Signed out", "<p id=\"status\">Signed out</p>\n<p><a href=\"/login\">Log in</a></p>")
 }
 
 fn id_token_payload(id_token: &str) -> Option<serde_json::Value> {
