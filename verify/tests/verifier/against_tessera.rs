@@ -43,6 +43,8 @@ async fn a_client_credentials_token_from_tessera_verifies() {
         grant_types: vec![GrantType::ClientCredentials],
         scopes: ScopeSet::parse("invoices:read invoices:write").unwrap(),
         audiences: vec![AUDIENCE.into()],
+        served_audiences: vec![],
+        may_introspect_any: false,
         redirect_uris: vec![],
         post_logout_redirect_uris: vec![],
         is_first_party: false,
