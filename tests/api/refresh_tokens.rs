@@ -296,6 +296,55 @@ async fn operators_list_and_revoke_sessions(app: &TestApp) {
     assert_eq!(app.introspect(&client, laptop["access_token"].as_str().unwrap()).await["active"], false);
 }
 
+/// `tessera session list --user NAME --json`, as parsed JSON.
+fn sessions_of(app: &TestApp, username: &str) -> Vec<Value> {
+    let listed = crate::helpers::cli::tessera(app, &["session", "list", "--user", username, "--json"], None);
+    assert!(listed.status.success(), "stderr: {}", String::from_utf8_lossy(&listed.stderr));
+    serde_json::from_slice::<Value>(&listed.stdout).unwrap().as_array().unwrap().clone()
+}
+
+fn time_of(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().expect("an RFC 3339 time")).unwrap().into()
+}
+
+/// Finding 17: a family's last use is its latest rotation, not the login.
+async fn session_list_shows_the_latest_rotation_as_last_use(app: &TestApp) {
+    use tessera::clock::Clock;
+    let client = app.register_client(ClientSpec::offline_app()).await;
+    let user = app.create_user("rita").await;
+    let mut body = app.offline_login(&client, &user).await;
+    let idle_login = app.offline_login(&client, &user).await; // a second family, never refreshed
+    let listed = sessions_of(app, "rita");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["last_used_at"], listed[0]["created_at"], "not used yet: the login is the last use");
+    let login = time_of(&listed[0]["created_at"]);
+    let fid = app.verify_access_token(body["access_token"].as_str().unwrap(), "https://api.example.com").await["fid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(listed[0]["family_id"], fid.as_str(), "listed in login order");
+
+    for hours in [3, 1] {
+        app.clock.advance(Duration::hours(hours));
+        // Stored with microseconds: the rotation's time, truncated, is at most 1 µs earlier.
+        let before = app.clock.now() - Duration::microseconds(1);
+        body = refreshed(app, &client, &refresh_token(&body)).await;
+        let after = app.clock.now();
+        let listed = sessions_of(app, "rita");
+        let last_used = time_of(&listed[0]["last_used_at"]);
+        assert!(before <= last_used && last_used <= after, "the rotation's time {before}..{after}, shown {last_used}");
+        assert!(last_used > login + Duration::hours(hours), "not the login time {login}");
+        assert_eq!(time_of(&listed[0]["created_at"]), login, "the login time stays");
+        assert_eq!(listed[1]["last_used_at"], listed[1]["created_at"], "the other family was not used");
+        let found = app.storage.find_family(&fid).await.unwrap().unwrap();
+        assert_eq!(found.last_used_at, last_used, "find_family derives it too");
+    }
+    assert!(app.storage.find_family("no-such-family").await.unwrap().is_none());
+    refreshed(app, &client, &refresh_token(&idle_login)).await;
+    let listed = sessions_of(app, "rita");
+    assert!(time_of(&listed[1]["last_used_at"]) > time_of(&listed[1]["created_at"]), "now used as well");
+}
+
 async fn a_replayed_code_revokes_the_family_it_created(app: &TestApp) {
     use crate::helpers::browser::AuthorizeRequest;
     let client = app.register_client(ClientSpec::offline_app()).await;
@@ -340,6 +389,7 @@ crate::backend_tests!(
     logout_revokes_the_sessions_families,
     disabling_a_user_or_changing_a_password_revokes_their_families,
     operators_list_and_revoke_sessions,
+    session_list_shows_the_latest_rotation_as_last_use,
     a_replayed_code_revokes_the_family_it_created,
     housekeeping_purges_what_nobody_can_use,
 );
