@@ -310,20 +310,36 @@ fn time_of(value: &Value) -> chrono::DateTime<chrono::Utc> {
 /// Finding 17: a family's last use is its latest rotation, not the login.
 async fn session_list_shows_the_latest_rotation_as_last_use(app: &TestApp) {
     use tessera::clock::Clock;
+    use tessera::domain::refresh::{TokenFamily, REFRESH_TOKEN_PREFIX};
+    use tessera::domain::secret::GeneratedSecret;
     let client = app.register_client(ClientSpec::offline_app()).await;
     let user = app.create_user("rita").await;
     let mut body = app.offline_login(&client, &user).await;
-    let idle_login = app.offline_login(&client, &user).await; // a second family, never refreshed
+    let claims = app.verify_access_token(body["access_token"].as_str().unwrap(), "https://api.example.com").await;
+    let fid = claims["fid"].as_str().unwrap().to_owned();
+    // A second family of the same user and client (another device), never refreshed: its
+    // last use must stay its own creation, whatever happens to the first.
+    let now = app.clock.now();
+    let idle_token = GeneratedSecret::generate(REFRESH_TOKEN_PREFIX);
+    let second = TokenFamily {
+        id: "second-device".into(),
+        client_id: tessera::domain::client::ClientId::parse(&client.id).unwrap(),
+        user_id: user.id.clone(),
+        sid: claims["sid"].as_str().unwrap().to_owned(),
+        scope: tessera::domain::scope::ScopeSet::parse("openid offline_access").unwrap(),
+        auth_time: now,
+        created_at: now,
+        last_used_at: now,
+        absolute_expires_at: now + Duration::days(90),
+        revoked_at: None,
+    };
+    app.storage.create_family(&second, &idle_token.digest(), now + Duration::days(14)).await.unwrap();
+
     let listed = sessions_of(app, "rita");
     assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["family_id"], fid.as_str(), "listed in login order");
     assert_eq!(listed[0]["last_used_at"], listed[0]["created_at"], "not used yet: the login is the last use");
     let login = time_of(&listed[0]["created_at"]);
-    let fid = app.verify_access_token(body["access_token"].as_str().unwrap(), "https://api.example.com").await["fid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(listed[0]["family_id"], fid.as_str(), "listed in login order");
-
     for hours in [3, 1] {
         app.clock.advance(Duration::hours(hours));
         // Stored with microseconds: the rotation's time, truncated, is at most 1 µs earlier.
@@ -340,7 +356,7 @@ async fn session_list_shows_the_latest_rotation_as_last_use(app: &TestApp) {
         assert_eq!(found.last_used_at, last_used, "find_family derives it too");
     }
     assert!(app.storage.find_family("no-such-family").await.unwrap().is_none());
-    refreshed(app, &client, &refresh_token(&idle_login)).await;
+    refreshed(app, &client, idle_token.expose()).await;
     let listed = sessions_of(app, "rita");
     assert!(time_of(&listed[1]["last_used_at"]) > time_of(&listed[1]["created_at"]), "now used as well");
 }
