@@ -8,6 +8,7 @@ mod browser_login;
 mod cli;
 mod client_cache;
 mod client_credentials;
+mod crash_safety;
 mod discovery;
 mod health;
 mod interop;

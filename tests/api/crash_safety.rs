@@ -1,0 +1,675 @@
+//! Crash safety: refresh chains and code exchanges run against a `tessera serve` process,
+//! which is killed with SIGKILL mid-load and restarted on the same database. Then every
+//! chain is checked: no refresh token lost or duplicated, no family both alive and
+//! revoked, a client retrying within the retry window gets the same successor (the one
+//! the crashed rotation stored), and every code was redeemed at most once.
+//!
+//! Which requests were in flight at the kill depends on timing; what is asserted does not:
+//! every outcome (answered, unknown, never sent) has its own invariant.
+
+use crate::helpers::browser::{form_tokens, redirect_params, AuthorizeRequest, Pkce, PASSWORD};
+use crate::helpers::clients::{ClientSpec, TestClient, WEB_APP_REDIRECT_URI};
+use crate::helpers::{TestApp, TestDatabase};
+use serde_json::Value;
+use sqlx::{Connection, PgConnection, Row, SqliteConnection};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tessera::domain::authorization::AuthorizationGrant;
+use tessera::domain::client::ClientId;
+use tessera::domain::pkce::CodeChallenge;
+use tessera::domain::scope::ScopeSet;
+use tessera::domain::secret::SecretDigest;
+use tessera::domain::user::User;
+use tokio::sync::Notify;
+
+/// Refresh-token families, one chain of rotations each.
+const CHAINS: usize = 16;
+/// Authorization codes inserted before the load and exchanged during it.
+const CODES: usize = 24;
+const USERS: usize = 4;
+/// Every HTTP call, the readiness wait, and the whole test are bounded.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const TEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Long enough that a retry after the restart is still inside the window on a slow machine.
+const RETRY_WINDOW: &str = "60s";
+
+/// Rotations chain `i` attempts, 3 to 39: short chains end before the kill, long ones are cut by it.
+fn chain_length(i: usize) -> usize {
+    3 + (i * 11) % 37
+}
+
+fn digest(secret: &str) -> String {
+    SecretDigest::of(secret).as_str().to_owned()
+}
+
+/// A `tessera serve` child process, killed (SIGKILL) and reaped when dropped, so no
+/// process outlives the test, whatever path it takes.
+struct ServeProcess {
+    child: Child,
+    log: std::path::PathBuf,
+    address: String,
+}
+
+impl ServeProcess {
+    /// Starts the binary on `database`, listening on `port`, and waits until `/readyz` answers 200.
+    async fn start(database: &TestDatabase, port: u16, run: usize) -> Self {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let address = format!("http://127.0.0.1:{port}");
+        let log = database.scratch_dir().join(format!("serve-{run}.log"));
+        let out = File::create(&log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")) {
+            command.env_remove(name);
+        }
+        command
+            .arg("serve")
+            .env("TESSERA_DATABASE_URL", database.url())
+            .env("TESSERA_BIND", format!("127.0.0.1:{port}"))
+            .env("TESSERA_ISSUER", &address)
+            .env("TESSERA_KEY_ENCRYPTION_KEY", "dGVzc2VyYS10ZXN0LWtleS1lbmNyeXB0aW9uLWtleSE=")
+            .env("TESSERA_KEYS_DIR", database.scratch_dir().join("serve-keys"))
+            .env("TESSERA_KEYS__BOOTSTRAP_KEY_FILE", format!("{root}/keys/test-signing-key.pem"))
+            .env("TESSERA_REFRESH_TOKENS__RETRY_WINDOW", RETRY_WINDOW)
+            .env("TESSERA_DATABASE__MAX_CONNECTIONS", "8")
+            .env("TESSERA_HTTP__WORKERS", "2")
+            .env("TESSERA_LOG__FILTER", "warn")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out);
+        let child = command.spawn().expect("the tessera binary starts");
+        let mut process = Self { child, log, address };
+        process.wait_until_ready().await;
+        process
+    }
+
+    async fn wait_until_ready(&mut self) {
+        let http = http_client();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                panic!("tessera serve exited with {status} before it was ready:\n{}", self.output());
+            }
+            let ready = http.get(format!("{}/readyz", self.address)).timeout(Duration::from_secs(2)).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "tessera serve not ready within {READY_TIMEOUT:?}:\n{}", self.output());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix), then reap.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().unwrap().port()
+}
+
+/// A fresh client per server process: pooled connections to a killed one are dead.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .expect("an HTTP client")
+}
+
+/// A token request's outcome as the client sees it; `Err` is a transport failure
+/// (the process died with the request in flight): the outcome is unknown.
+async fn token_request(
+    http: &reqwest::Client,
+    address: &str,
+    client: &TestClient,
+    form: &[(&str, &str)],
+) -> Result<(u16, Value), reqwest::Error> {
+    let response =
+        http.post(format!("{address}/token")).basic_auth(&client.id, client.secret.as_ref()).form(form).send().await?;
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await?;
+    Ok((status, body))
+}
+
+async fn refresh(
+    http: &reqwest::Client,
+    address: &str,
+    client: &TestClient,
+    token: &str,
+) -> Result<(u16, Value), reqwest::Error> {
+    token_request(http, address, client, &[("grant_type", "refresh_token"), ("refresh_token", token)]).await
+}
+
+async fn exchange(
+    http: &reqwest::Client,
+    address: &str,
+    client: &TestClient,
+    code: &TestCode,
+) -> Result<(u16, Value), reqwest::Error> {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.raw.as_str()),
+        ("redirect_uri", WEB_APP_REDIRECT_URI),
+        ("code_verifier", code.verifier.as_str()),
+    ];
+    token_request(http, address, client, &form).await
+}
+
+/// One login's refresh-token family and what its client saw.
+struct Chain {
+    family_id: String,
+    /// Every token the client holds or held, oldest first: the login's, then each successor received.
+    tokens: Vec<String>,
+    /// The presented token of a request that died with the process.
+    unknown: Option<String>,
+}
+
+struct TestCode {
+    raw: String,
+    verifier: String,
+}
+
+#[derive(Debug, PartialEq)]
+enum CodeOutcome {
+    NotSent,
+    Answered(u16),
+    Unknown,
+}
+
+/// How far the load got, shared by the chains, the code exchanges and the killer.
+struct Progress {
+    rotations: AtomicUsize,
+    kill_after: usize,
+    reached: Notify,
+    killed: AtomicBool,
+    /// Transport failures before the kill: none are expected.
+    early_failures: AtomicUsize,
+}
+
+impl Progress {
+    fn rotated(&self) {
+        if self.rotations.fetch_add(1, Ordering::SeqCst) + 1 == self.kill_after {
+            self.reached.notify_one();
+        }
+    }
+}
+
+/// Everything that went wrong, collected so one failure shows the whole picture.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            self.0.push(what());
+        }
+    }
+}
+
+async fn run_chain(
+    http: &reqwest::Client,
+    address: &str,
+    client: &TestClient,
+    chain: &mut Chain,
+    length: usize,
+    progress: &Progress,
+    problems: &std::cell::RefCell<Problems>,
+) {
+    for _ in 0..length {
+        let presented = chain.tokens.last().unwrap().clone();
+        match refresh(http, address, client, &presented).await {
+            Ok((200, body)) => {
+                chain.tokens.push(body["refresh_token"].as_str().expect("a successor").to_owned());
+                progress.rotated();
+            }
+            Ok((status, body)) => {
+                problems
+                    .borrow_mut()
+                    .0
+                    .push(format!("family {}: a rotation before the kill got {status}: {body}", chain.family_id));
+                return;
+            }
+            Err(error) => {
+                if !progress.killed.load(Ordering::SeqCst) {
+                    progress.early_failures.fetch_add(1, Ordering::SeqCst);
+                    eprintln!("family {}: transport failure before the kill: {error}", chain.family_id);
+                }
+                chain.unknown = Some(presented);
+                return;
+            }
+        }
+    }
+}
+
+/// Exchanges code `index` once the load has done enough rotations, unless the process is dead by then.
+async fn run_code(
+    http: &reqwest::Client,
+    address: &str,
+    client: &TestClient,
+    code: &TestCode,
+    index: usize,
+    progress: &Progress,
+) -> CodeOutcome {
+    // Spread over the load: about three quarters before the kill, the rest never sent.
+    let start_at = index * progress.kill_after * 4 / (3 * CODES);
+    while progress.rotations.load(Ordering::SeqCst) < start_at && !progress.killed.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    if progress.killed.load(Ordering::SeqCst) {
+        return CodeOutcome::NotSent;
+    }
+    match exchange(http, address, client, code).await {
+        Ok((status, _)) => CodeOutcome::Answered(status),
+        Err(error) => {
+            if !progress.killed.load(Ordering::SeqCst) {
+                progress.early_failures.fetch_add(1, Ordering::SeqCst);
+                eprintln!("code {index}: transport failure before the kill: {error}");
+            }
+            CodeOutcome::Unknown
+        }
+    }
+}
+
+/// Direct SQL on the test database, every value read as text.
+enum Database {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+impl Database {
+    async fn connect(url: &str) -> Self {
+        if url.starts_with("sqlite:") {
+            Self::Sqlite(SqliteConnection::connect(url).await.expect("sqlite connection"))
+        } else {
+            Self::Postgres(PgConnection::connect(url).await.expect("postgres connection"))
+        }
+    }
+
+    async fn texts(&mut self, sql: &str, binds: &[&str]) -> Vec<Vec<Option<String>>> {
+        match self {
+            Self::Sqlite(connection) => {
+                let mut query = sqlx::query(sql);
+                for bind in binds {
+                    query = query.bind(*bind);
+                }
+                let rows = query.fetch_all(connection).await.expect("sqlite query");
+                rows.iter().map(|row| (0..row.len()).map(|i| row.get::<Option<String>, _>(i)).collect()).collect()
+            }
+            Self::Postgres(connection) => {
+                let mut query = sqlx::query(sql);
+                for bind in binds {
+                    query = query.bind(*bind);
+                }
+                let rows = query.fetch_all(connection).await.expect("postgres query");
+                rows.iter().map(|row| (0..row.len()).map(|i| row.get::<Option<String>, _>(i)).collect()).collect()
+            }
+        }
+    }
+
+    /// The successor digest a rotation of `token` stored, if it was rotated.
+    async fn successor_of(&mut self, token: &str) -> Option<String> {
+        let rows =
+            self.texts("SELECT successor_digest FROM refresh_tokens WHERE token_digest = $1", &[&digest(token)]).await;
+        rows.into_iter().next().and_then(|mut row| row.remove(0))
+    }
+
+    async fn code_used(&mut self, code: &str) -> bool {
+        let rows = self
+            .texts(
+                "SELECT CASE WHEN used_at IS NULL THEN 'unused' ELSE 'used' END FROM authorization_codes \
+                 WHERE code_digest = $1",
+                &[&digest(code)],
+            )
+            .await;
+        assert_eq!(rows.len(), 1, "the code's row is still there");
+        rows[0][0].as_deref() == Some("used")
+    }
+
+    async fn close(self) {
+        let _ = match self {
+            Self::Sqlite(connection) => connection.close().await,
+            Self::Postgres(connection) => connection.close().await,
+        };
+    }
+}
+
+/// `TestApp::offline_login`, in a browser of its own: each login keeps its own SSO
+/// session (one cookie jar would end the previous session at every login).
+async fn offline_login_in_own_browser(app: &TestApp, client: &TestClient, user: &User) -> Value {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .unwrap();
+    let request = AuthorizeRequest {
+        scope: Some("openid profile offline_access invoices:read".into()),
+        ..AuthorizeRequest::new(client, WEB_APP_REDIRECT_URI)
+    }
+    .with("prompt", "consent");
+    let page = browser.get(app.url("/authorize")).query(&request.params()).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the login page");
+    let tokens = form_tokens(&page.text().await.unwrap());
+    let form = [
+        ("pending", tokens.pending.as_str()),
+        ("csrf_token", &tokens.csrf_token),
+        ("username", user.username.as_str()),
+        ("password", PASSWORD),
+    ];
+    let mut response = browser.post(app.url("/login")).form(&form).send().await.unwrap();
+    if response.status() == 200 {
+        let tokens = form_tokens(&response.text().await.unwrap());
+        let form = [("pending", tokens.pending.as_str()), ("csrf_token", &tokens.csrf_token), ("decision", "allow")];
+        response = browser.post(app.url("/consent")).form(&form).send().await.unwrap();
+    }
+    let params = redirect_params(&response);
+    let code = TestCode { raw: params["code"].clone(), verifier: request.pkce.verifier.clone() };
+    let (status, body) = exchange(&app.http, &app.address, client, &code).await.unwrap();
+    assert_eq!(status, 200, "the code exchange: {body}");
+    assert!(body["refresh_token"].as_str().is_some_and(|t| t.starts_with("trt_")), "a refresh token: {body}");
+    body
+}
+
+/// Arranges families and codes with an in-process server, then stops it.
+async fn arrange(database: &TestDatabase) -> (TestClient, Vec<Chain>, Vec<TestCode>) {
+    let app = TestApp::spawn(database, |_| {}).await.expect("the in-process server starts");
+    let client = app.register_client(ClientSpec::offline_app()).await;
+    let mut users = Vec::new();
+    for u in 0..USERS {
+        users.push(app.create_user(&format!("crash{u}")).await);
+    }
+    let mut chains = Vec::new();
+    // Each login's SSO session (user, sid): the codes name live ones, as codes from /authorize do.
+    let mut sessions = Vec::new();
+    for i in 0..CHAINS {
+        let user = &users[i % USERS];
+        let body = offline_login_in_own_browser(&app, &client, user).await;
+        let claims = app.verify_access_token(body["access_token"].as_str().unwrap(), "https://api.example.com").await;
+        sessions.push((user.id.clone(), claims["sid"].as_str().expect("a sid").to_owned()));
+        chains.push(Chain {
+            family_id: claims["fid"].as_str().expect("a fid").to_owned(),
+            tokens: vec![body["refresh_token"].as_str().unwrap().to_owned()],
+            unknown: None,
+        });
+    }
+    let mut db = Database::connect(database.url()).await;
+    for (user_id, sid) in &sessions {
+        let stored = db.texts("SELECT user_id FROM sessions WHERE sid = $1", &[sid]).await;
+        assert_eq!(stored, vec![vec![Some(user_id.clone())]], "login {sid}'s SSO session is live");
+    }
+    db.close().await;
+    let mut codes = Vec::new();
+    let now = chrono::Utc::now();
+    for j in 0..CODES {
+        let pkce = Pkce::new();
+        let raw = format!("crash-safety-code-{j}-{}", uuid::Uuid::new_v4().simple());
+        let grant = AuthorizationGrant {
+            client_id: ClientId::parse(&client.id).unwrap(),
+            user_id: sessions[j % CHAINS].0.clone(),
+            sid: sessions[j % CHAINS].1.clone(),
+            redirect_uri: WEB_APP_REDIRECT_URI.into(),
+            scope: ScopeSet::parse("openid profile").unwrap(),
+            nonce: None,
+            code_challenge: CodeChallenge::parse(Some(&pkce.challenge), Some("S256")).unwrap(),
+            auth_time: now,
+            created_at: now,
+            // Outlives the load, the restart and the checks.
+            expires_at: now + chrono::Duration::minutes(15),
+        };
+        app.storage.insert_code(&SecretDigest::of(&raw), &grant).await.unwrap();
+        codes.push(TestCode { raw, verifier: pkce.verifier });
+    }
+    app.stop().await;
+    (client, chains, codes)
+}
+
+async fn a_sigkill_mid_load_loses_and_duplicates_nothing(database: &TestDatabase) {
+    let started = Instant::now();
+    tokio::time::timeout(TEST_TIMEOUT, crash_and_check(database))
+        .await
+        .unwrap_or_else(|_| panic!("the crash-safety test did not finish within {TEST_TIMEOUT:?}"));
+    eprintln!(
+        "crash safety on {}: {:.1} s",
+        database.url().split(':').next().unwrap(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+async fn crash_and_check(database: &TestDatabase) {
+    let (client, mut chains, codes) = arrange(database).await;
+    let port = free_port();
+
+    // --- Load, and SIGKILL while it runs.
+    let mut server = ServeProcess::start(database, port, 1).await;
+    let address = server.address.clone();
+    let total: usize = (0..CHAINS).map(chain_length).sum();
+    let jitter = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as usize;
+    let progress = Progress {
+        rotations: AtomicUsize::new(0),
+        kill_after: total / 3 + jitter % (total / 6), // a third to half of all rotations
+        reached: Notify::new(),
+        killed: AtomicBool::new(false),
+        early_failures: AtomicUsize::new(0),
+    };
+    let problems = std::cell::RefCell::new(Problems::default());
+    let http = http_client();
+    let code_outcomes = {
+        let chain_runs = chains
+            .iter_mut()
+            .enumerate()
+            .map(|(i, chain)| run_chain(&http, &address, &client, chain, chain_length(i), &progress, &problems));
+        let code_runs =
+            codes.iter().enumerate().map(|(j, code)| run_code(&http, &address, &client, code, j, &progress));
+        let load = async {
+            futures_util::future::join(
+                futures_util::future::join_all(chain_runs),
+                futures_util::future::join_all(code_runs),
+            )
+            .await
+        };
+        let killer = async {
+            // Bounded: if the load stalls short of `kill_after`, kill anyway.
+            let _ = tokio::time::timeout(Duration::from_secs(120), progress.reached.notified()).await;
+            progress.killed.store(true, Ordering::SeqCst);
+            server.kill();
+        };
+        let ((_, code_outcomes), ()) = futures_util::future::join(load, killer).await;
+        code_outcomes
+    };
+    drop(server);
+    drop(http);
+    let mut problems = problems.into_inner();
+    let rotations_before = progress.rotations.load(Ordering::SeqCst);
+
+    // --- Restart on the same database, and check every chain.
+    let server = ServeProcess::start(database, port, 2).await;
+    let http = http_client();
+    let address = server.address.clone();
+    let mut db = Database::connect(database.url()).await;
+    // Presented token -> every successor the server handed out for it.
+    let mut successors: HashMap<String, HashSet<String>> = HashMap::new();
+    for chain in &chains {
+        for pair in chain.tokens.windows(2) {
+            successors.entry(pair[0].clone()).or_default().insert(pair[1].clone());
+        }
+    }
+    let (mut committed_unknown, mut uncommitted_unknown, mut retried_known) = (0, 0, 0);
+    for chain in &mut chains {
+        let fid = chain.family_id.clone();
+        if let Some(presented) = chain.unknown.take() {
+            // (1) The lost response: the same token again is answered within the retry window.
+            let stored = db.successor_of(&presented).await;
+            match refresh(&http, &address, &client, &presented).await.expect("the restarted server answers") {
+                (200, body) => {
+                    let successor = body["refresh_token"].as_str().unwrap().to_owned();
+                    match &stored {
+                        Some(stored) => {
+                            committed_unknown += 1;
+                            problems.check(*stored == digest(&successor), || {
+                                format!("family {fid}: the rotation committed before the kill, but the retry returned another successor than the stored one")
+                            });
+                        }
+                        None => uncommitted_unknown += 1,
+                    }
+                    successors.entry(presented).or_default().insert(successor.clone());
+                    chain.tokens.push(successor);
+                }
+                (status, body) => problems.0.push(format!(
+                    "family {fid}: retrying the request lost in the crash (rotation {}) got {status}: {body}",
+                    if stored.is_some() { "committed" } else { "not committed" }
+                )),
+            }
+        } else if chain.tokens.len() >= 2 {
+            // The client got its last successor before the kill; a retry of the previous
+            // token within the window, across the restart, gets that same successor.
+            let previous = chain.tokens[chain.tokens.len() - 2].clone();
+            let received = chain.tokens.last().unwrap().clone();
+            match refresh(&http, &address, &client, &previous).await.expect("the restarted server answers") {
+                (200, body) => {
+                    retried_known += 1;
+                    let successor = body["refresh_token"].as_str().unwrap().to_owned();
+                    problems.check(successor == received, || {
+                        format!("family {fid}: a retry after the restart got another successor than before the kill")
+                    });
+                    successors.entry(previous).or_default().insert(successor);
+                }
+                (status, body) => problems
+                    .0
+                    .push(format!("family {fid}: a retry within the window after the restart got {status}: {body}")),
+            }
+        }
+        // (2) Nothing lost: the chain's current token rotates.
+        let current = chain.tokens.last().unwrap().clone();
+        match refresh(&http, &address, &client, &current).await.expect("the restarted server answers") {
+            (200, body) => {
+                let successor = body["refresh_token"].as_str().unwrap().to_owned();
+                successors.entry(current).or_default().insert(successor.clone());
+                chain.tokens.push(successor);
+            }
+            (status, body) => problems
+                .0
+                .push(format!("family {fid}: its current token no longer rotates after the restart: {status} {body}")),
+        }
+    }
+
+    // (3) Never two successors for one presented token, as seen by clients...
+    for (presented, issued) in &successors {
+        problems.check(issued.len() == 1, || {
+            format!("token {} got {} different successors", digest(presented), issued.len())
+        });
+    }
+    // ...and as stored: each family's rows are exactly its chain, linked in order, one live.
+    for chain in &chains {
+        let fid = &chain.family_id;
+        let rows = db
+            .texts(
+                "SELECT token_digest, successor_digest, CASE WHEN used_at IS NULL THEN 'live' ELSE 'used' END \
+                 FROM refresh_tokens WHERE family_id = $1",
+                &[fid],
+            )
+            .await;
+        let stored: HashMap<String, (Option<String>, bool)> = rows
+            .into_iter()
+            .map(|row| (row[0].clone().unwrap(), (row[1].clone(), row[2].as_deref() == Some("live"))))
+            .collect();
+        let expected: Vec<String> = chain.tokens.iter().map(|t| digest(t)).collect();
+        let live = stored.values().filter(|(_, live)| *live).count();
+        problems.check(live <= 1, || format!("family {fid}: {live} unused tokens (a duplicated successor)"));
+        let orphans = stored.keys().filter(|d| !expected.contains(d)).count();
+        problems.check(orphans == 0, || {
+            format!(
+                "family {fid}: {orphans} stored tokens no client ever received (rows {}, chain {})",
+                stored.len(),
+                expected.len()
+            )
+        });
+        for (i, token) in expected.iter().enumerate() {
+            let Some((successor, live)) = stored.get(token) else {
+                problems.0.push(format!("family {fid}: token {i} of the chain is not stored (lost)"));
+                continue;
+            };
+            let last = i + 1 == expected.len();
+            problems.check(*live == last, || {
+                format!("family {fid}: token {i} of {} is {}", expected.len(), if *live { "unused" } else { "used" })
+            });
+            problems.check(successor.as_ref() == expected.get(i + 1), || {
+                format!("family {fid}: token {i} records another successor than the one its client received")
+            });
+        }
+        // (4) Alive (its live token rotated above) and so never revoked.
+        let family = db.texts("SELECT CASE WHEN revoked_at IS NULL THEN 'alive' ELSE 'revoked' END, revoked_reason FROM token_families WHERE id = $1", &[fid]).await;
+        problems.check(family.len() == 1 && family[0][0].as_deref() == Some("alive"), || {
+            format!(
+                "family {fid} is revoked ({:?}) although its clients behaved",
+                family.first().and_then(|r| r[1].clone())
+            )
+        });
+    }
+    let revoked = db.texts("SELECT id FROM token_families WHERE revoked_at IS NOT NULL", &[]).await;
+    problems.check(revoked.is_empty(), || format!("{} families revoked", revoked.len()));
+
+    // (5) Each code: redeemed exactly once over the crash.
+    let mut code_counts: HashMap<&str, usize> = HashMap::new();
+    for (j, (code, outcome)) in codes.iter().zip(&code_outcomes).enumerate() {
+        let used = db.code_used(&code.raw).await;
+        match outcome {
+            CodeOutcome::Answered(200) => {
+                *code_counts.entry("exchanged").or_default() += 1;
+                problems.check(used, || format!("code {j}: exchanged before the kill but not marked used"));
+            }
+            CodeOutcome::Answered(status) => {
+                problems.0.push(format!("code {j}: its exchange before the kill got {status}"))
+            }
+            CodeOutcome::Unknown => {
+                *code_counts.entry(if used { "unknown, redeemed" } else { "unknown, not redeemed" }).or_default() += 1;
+            }
+            CodeOutcome::NotSent => {
+                *code_counts.entry("not sent").or_default() += 1;
+                problems.check(!used, || format!("code {j}: never sent, yet marked used"));
+            }
+        }
+        if !used {
+            // Never redeemed: it still works, once.
+            let (status, body) = exchange(&http, &address, &client, code).await.expect("the restarted server answers");
+            problems.check(status == 200, || {
+                format!("code {j}: never redeemed, but its exchange now got {status}: {body}")
+            });
+        }
+        let (status, body) = exchange(&http, &address, &client, code).await.expect("the restarted server answers");
+        problems.check(status == 400 && body["error"] == "invalid_grant", || {
+            format!("code {j}: presented again after its redemption, got {status}: {body}")
+        });
+    }
+    db.close().await;
+    drop(server);
+
+    let unknown = committed_unknown + uncommitted_unknown;
+    eprintln!(
+        "crash safety: killed after {rotations_before} rotations (planned {} of {total}); {unknown} rotations in flight \
+         ({committed_unknown} had committed, {uncommitted_unknown} had not); {retried_known} answered rotations retried \
+         after the restart; codes {code_counts:?}; {} transport failures before the kill",
+        progress.kill_after,
+        progress.early_failures.load(Ordering::SeqCst),
+    );
+    assert!(problems.0.is_empty(), "{} problems:\n{}", problems.0.len(), problems.0.join("\n"));
+}
+
+crate::database_tests!(a_sigkill_mid_load_loses_and_duplicates_nothing);
