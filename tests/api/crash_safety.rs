@@ -625,6 +625,15 @@ async fn crash_and_check(database: &TestDatabase) {
     }
     let revoked = db.texts("SELECT id FROM token_families WHERE revoked_at IS NOT NULL", &[]).await;
     problems.check(revoked.is_empty(), || format!("{} families revoked", revoked.len()));
+    let families = db.texts("SELECT id FROM token_families", &[]).await;
+    problems.check(families.len() == CHAINS, || format!("{} families stored, {CHAINS} logins", families.len()));
+    let mut live_per_family: HashMap<Option<String>, usize> = HashMap::new();
+    for row in db.texts("SELECT family_id FROM refresh_tokens WHERE used_at IS NULL", &[]).await {
+        *live_per_family.entry(row[0].clone()).or_default() += 1;
+    }
+    problems.check(live_per_family.len() == CHAINS && live_per_family.values().all(|n| *n == 1), || {
+        format!("unused refresh tokens per family: {live_per_family:?}")
+    });
 
     // (5) Each code: redeemed exactly once over the crash.
     let mut code_counts: HashMap<&str, usize> = HashMap::new();
@@ -662,6 +671,8 @@ async fn crash_and_check(database: &TestDatabase) {
     drop(server);
 
     let unknown = committed_unknown + uncommitted_unknown;
+    // Not timing: the kill comes before the last planned rotation, so some chain was cut.
+    problems.check(unknown > 0, || "the kill interrupted no chain".into());
     eprintln!(
         "crash safety: killed after {rotations_before} rotations (planned {} of {total}); {unknown} rotations in flight \
          ({committed_unknown} had committed, {uncommitted_unknown} had not); {retried_known} answered rotations retried \
