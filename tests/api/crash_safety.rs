@@ -7,6 +7,9 @@
 //! Which requests were in flight at the kill depends on timing; what is asserted does not:
 //! every outcome (answered, unknown, never sent) has its own invariant.
 
+// SIGKILL and exit signals: Unix only.
+#![cfg(unix)]
+
 use crate::helpers::browser::{form_tokens, redirect_params, AuthorizeRequest, Pkce, PASSWORD};
 use crate::helpers::clients::{ClientSpec, TestClient, WEB_APP_REDIRECT_URI};
 use crate::helpers::{TestApp, TestDatabase};
@@ -15,6 +18,7 @@ use sqlx::{Connection, PgConnection, Row, SqliteConnection};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::net::TcpListener;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -56,8 +60,22 @@ struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// Starts the binary on `database`, listening on `port`, and waits until `/readyz` answers 200.
+    /// Starts the binary on `database`, listening on `port` (or, should that be taken by
+    /// now, on another free port), and waits until `/readyz` answers 200.
     async fn start(database: &TestDatabase, port: u16, run: usize) -> Self {
+        match Self::start_on(database, port, run).await {
+            Ok(process) => process,
+            Err(output) => {
+                eprintln!("tessera serve did not start on port {port}, trying another one:\n{output}");
+                Self::start_on(database, free_port(), run)
+                    .await
+                    .unwrap_or_else(|output| panic!("tessera serve exited before it was ready:\n{output}"))
+            }
+        }
+    }
+
+    /// `Err(its output)` when the process exits before it is ready.
+    async fn start_on(database: &TestDatabase, port: u16, run: usize) -> Result<Self, String> {
         let root = env!("CARGO_MANIFEST_DIR");
         let address = format!("http://127.0.0.1:{port}");
         let log = database.scratch_dir().join(format!("serve-{run}.log"));
@@ -84,30 +102,37 @@ impl ServeProcess {
             .stderr(out);
         let child = command.spawn().expect("the tessera binary starts");
         let mut process = Self { child, log, address };
-        process.wait_until_ready().await;
-        process
+        process.wait_until_ready().await?;
+        Ok(process)
     }
 
-    async fn wait_until_ready(&mut self) {
+    async fn wait_until_ready(&mut self) -> Result<(), String> {
         let http = http_client();
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("child status") {
-                panic!("tessera serve exited with {status} before it was ready:\n{}", self.output());
+                return Err(format!("exit status {status}\n{}", self.output()));
             }
             let ready = http.get(format!("{}/readyz", self.address)).timeout(Duration::from_secs(2)).send().await;
             if ready.is_ok_and(|r| r.status() == 200) {
-                return;
+                return Ok(());
             }
             assert!(Instant::now() < deadline, "tessera serve not ready within {READY_TIMEOUT:?}:\n{}", self.output());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// SIGKILL (what `Child::kill` sends on Unix), then reap.
-    fn kill(&mut self) {
+    /// SIGKILL (what `Child::kill` sends on Unix), then reap. `Err` with the exit status
+    /// when the process had already ended by itself.
+    fn kill(&mut self) -> Result<(), String> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Err(format!("tessera serve had exited by itself ({status}) before the kill:\n{}", self.output()));
+        }
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        match self.child.wait() {
+            Ok(status) if status.signal() == Some(9) => Ok(()),
+            other => Err(format!("tessera serve did not die of SIGKILL: {other:?}")),
+        }
     }
 
     fn output(&self) -> String {
@@ -117,7 +142,8 @@ impl ServeProcess {
 
 impl Drop for ServeProcess {
     fn drop(&mut self) {
-        self.kill();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -489,7 +515,9 @@ async fn crash_and_check(database: &TestDatabase) {
             // Bounded: if the load stalls short of `kill_after`, kill anyway.
             let _ = tokio::time::timeout(Duration::from_secs(120), progress.reached.notified()).await;
             progress.killed.store(true, Ordering::SeqCst);
-            server.kill();
+            if let Err(problem) = server.kill() {
+                problems.borrow_mut().0.push(problem);
+            }
         };
         let ((_, code_outcomes), ()) = futures_util::future::join(load, killer).await;
         code_outcomes
@@ -680,7 +708,15 @@ async fn crash_and_check(database: &TestDatabase) {
         progress.kill_after,
         progress.early_failures.load(Ordering::SeqCst),
     );
-    assert!(problems.0.is_empty(), "{} problems:\n{}", problems.0.len(), problems.0.join("\n"));
+    if !problems.0.is_empty() {
+        let logs: Vec<String> = (1..=2)
+            .map(|run| {
+                let log = std::fs::read_to_string(database.scratch_dir().join(format!("serve-{run}.log")));
+                format!("--- serve-{run}.log ---\n{}", log.unwrap_or_default())
+            })
+            .collect();
+        panic!("{} problems:\n{}\n{}", problems.0.len(), problems.0.join("\n"), logs.join("\n"));
+    }
 }
 
 crate::database_tests!(a_sigkill_mid_load_loses_and_duplicates_nothing);
