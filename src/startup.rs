@@ -16,7 +16,8 @@ use crate::telemetry;
 use crate::tokens::refresh::RefreshPolicy;
 use crate::tokens::TokenIssuer;
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::from_fn;
+use actix_web::http::header::STRICT_TRANSPORT_SECURITY;
+use actix_web::middleware::{from_fn, Condition, DefaultHeaders};
 use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
@@ -30,6 +31,15 @@ pub struct Application {
     pub kek_source: KekSource,
     /// Housekeeping and key refresh; stopped with the server.
     background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// `Strict-Transport-Security` on every response when the issuer is https (RFC 6797 §6.1):
+/// a browser that once reached Tessera over TLS then refuses plain http to it for a year,
+/// so a network attacker cannot strip TLS from a later login. Behind a TLS-terminating
+/// proxy the header still reaches the browser over TLS; over plain http a browser ignores
+/// it (§8.1), which is why an http issuer does not send it at all.
+fn strict_transport_security() -> DefaultHeaders {
+    DefaultHeaders::new().add((STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
 }
 
 impl Application {
@@ -74,8 +84,10 @@ impl Application {
         let storage = Data::from(storage);
         let clock: Data<dyn Clock> = Data::from(clock);
         let port = listener.local_addr()?.port();
+        let is_https = settings.issuer.is_https();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(Condition::new(is_https, strict_transport_security()))
                 .wrap(from_fn(telemetry::log_request))
                 .app_data(storage.clone())
                 .app_data(clients.clone())

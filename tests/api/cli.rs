@@ -74,6 +74,124 @@ async fn client_create_rejects_bad_arguments(app: &TestApp) {
     assert!(app.storage.list_clients().await.unwrap().is_empty(), "nothing is stored for rejected commands");
 }
 
+/// `client create … --grant authorization_code --redirect-uri URI --json` plus `extra`.
+fn create_web_app(app: &TestApp, flag: &str, uri: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["client", "create", "--name", "web", "--grant", "authorization_code", "--json"];
+    if flag != "--redirect-uri" {
+        args.extend(["--redirect-uri", "https://app.example.com/cb"]);
+    }
+    args.extend([flag, uri]);
+    args.extend(extra);
+    tessera(app, &args, None)
+}
+
+fn refused(output: &Output) -> String {
+    assert!(!output.status.success(), "stdout: {}", String::from_utf8_lossy(&output.stdout));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+async fn client_create_refuses_dangerous_and_insecure_redirect_uris(app: &TestApp) {
+    for flag in ["--redirect-uri", "--post-logout-redirect-uri"] {
+        for uri in [
+            "javascript:alert(document.domain)",
+            "JavaScript://app.example.com/%0Aalert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "vbscript:msgbox(1)",
+            "file:///etc/passwd",
+            "blob:https://app.example.com/0b8d3e1c",
+            "about:blank",
+        ] {
+            let stderr = refused(&create_web_app(app, flag, uri, &["--allow-insecure-http"]));
+            assert!(stderr.contains(flag) && stderr.contains("is never allowed"), "{flag} {uri}: {stderr}");
+        }
+        for uri in [" javascript:alert(1)", "java%73cript:alert(1)", "https://app.example.com/cb#frag"] {
+            let stderr = refused(&create_web_app(app, flag, uri, &["--allow-insecure-http"]));
+            assert!(stderr.contains(flag), "{flag} {uri:?}: {stderr}");
+        }
+        let stderr = refused(&create_web_app(app, flag, "https://app.example.com@evil.example/cb", &[]));
+        assert!(stderr.contains("user name or password"), "{stderr}");
+        for uri in ["http://app.example.com/cb", "http://localhost:3000/cb"] {
+            let stderr = refused(&create_web_app(app, flag, uri, &[]));
+            assert!(stderr.contains("--allow-insecure-http"), "{flag} {uri}: the error names the flag: {stderr}");
+        }
+    }
+    assert!(app.storage.list_clients().await.unwrap().is_empty(), "nothing is stored for refused URIs");
+
+    let allowed = json(&create_web_app(app, "--redirect-uri", "http://app.example.com/cb", &["--allow-insecure-http"]));
+    assert_eq!(allowed["redirect_uris"], serde_json::json!(["http://app.example.com/cb"]));
+    for (flag, uri) in [
+        ("--redirect-uri", "http://127.0.0.1/callback"),
+        ("--redirect-uri", "http://[::1]/callback"),
+        ("--redirect-uri", "com.example.app:/oauth2redirect"),
+        ("--post-logout-redirect-uri", "http://127.0.0.1:3000/"),
+    ] {
+        json(&create_web_app(app, flag, uri, &[]));
+    }
+}
+
+async fn client_create_registers_resource_servers_that_may_introspect(app: &TestApp) {
+    let api = json(&tessera(
+        app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "invoices-api",
+            "--grant",
+            "client_credentials",
+            "--serves-audience",
+            "https://api.example.com",
+            "--serves-audience",
+            "https://billing.example.com",
+            "--json",
+        ],
+        None,
+    ));
+    assert_eq!(api["served_audiences"], serde_json::json!(["https://api.example.com", "https://billing.example.com"]));
+    assert_eq!(api["may_introspect_any"], false);
+    let gateway = json(&tessera(
+        app,
+        &["client", "create", "--name", "gateway", "--grant", "client_credentials", "--introspect-any", "--json"],
+        None,
+    ));
+    assert_eq!(gateway["may_introspect_any"], true);
+    let shown = json(&tessera(app, &["client", "show", api["client_id"].as_str().unwrap(), "--json"], None));
+    assert_eq!(shown["served_audiences"], api["served_audiences"], "stored, not just printed");
+
+    // Another client's token for https://api.example.com: both may introspect it.
+    let service = app.register_client(crate::helpers::clients::ClientSpec::service()).await;
+    let body: serde_json::Value =
+        app.client_credentials(&service.id, service.secret(), &[]).await.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    for created in [&api, &gateway] {
+        let caller = crate::helpers::clients::TestClient {
+            id: created["client_id"].as_str().unwrap().to_owned(),
+            secret: Some(created["client_secret"].as_str().unwrap().to_owned()),
+        };
+        assert_eq!(app.introspect(&caller, token).await["active"], true, "{}", created["name"]);
+    }
+
+    for args in [
+        &["client", "create", "--name", "x", "--grant", "client_credentials", "--serves-audience", "a b"][..],
+        &["client", "create", "--name", "x", "--grant", "client_credentials", "--serves-audience", ""],
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            "https://app.example.com/cb",
+            "--public",
+            "--introspect-any",
+        ],
+    ] {
+        refused(&tessera(app, args, None));
+    }
+    assert_eq!(app.storage.list_clients().await.unwrap().len(), 3);
+}
+
 async fn users_are_created_with_a_password_from_stdin(app: &TestApp) {
     let created = json(&tessera(
         app,
@@ -128,6 +246,8 @@ async fn keys_list_shows_the_current_key(app: &TestApp) {
 crate::backend_tests!(
     a_client_created_with_the_cli_gets_tokens,
     client_create_rejects_bad_arguments,
+    client_create_refuses_dangerous_and_insecure_redirect_uris,
+    client_create_registers_resource_servers_that_may_introspect,
     users_are_created_with_a_password_from_stdin,
     keys_list_shows_the_current_key,
 );
