@@ -10,6 +10,7 @@ mod client_cache;
 mod client_credentials;
 mod crash_safety;
 mod discovery;
+mod file_permissions;
 mod health;
 mod interop;
 mod introspection;

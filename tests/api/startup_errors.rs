@@ -3,17 +3,25 @@
 use std::process::Command;
 
 fn migrate_with(env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let (ok, _, stderr) = run(env, args, "migrate");
+    (ok, stderr)
+}
+
+/// Runs `tessera ARGS SUBCOMMAND` in a fresh directory with only `env` as settings;
+/// returns whether it succeeded, its stdout and its stderr.
+fn run(env: &[(&str, &str)], args: &[&str], subcommand: &str) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
     for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")) {
         command.env_remove(name);
     }
-    command.current_dir(dir.path()).args(args).arg("migrate");
+    command.current_dir(dir.path()).args(args).arg(subcommand);
     for (name, value) in env {
         command.env(name, value);
     }
     let output = command.output().expect("the tessera binary runs");
-    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
 }
 
 #[test]
@@ -53,4 +61,44 @@ fn an_unreachable_database_is_reported_with_the_fix() {
 fn migrate_creates_the_sqlite_database() {
     let (ok, stderr) = migrate_with(&[], &[]);
     assert!(ok, "{stderr}");
+}
+
+#[test]
+fn a_password_in_the_query_of_a_postgres_url_is_never_printed() {
+    let url = "postgres://postgres@127.0.0.1:1/x?password=hunter2";
+    for subcommand in ["serve", "migrate"] {
+        let (ok, stdout, stderr) = run(&[("TESSERA_DATABASE_URL", url)], &[], subcommand);
+        assert!(!ok, "{subcommand} must fail: nothing listens on port 1");
+        assert!(stderr.contains("cannot connect to PostgreSQL") && stderr.contains("database_url"), "{stderr}");
+        assert!(stderr.contains("127.0.0.1:1/x?password=***"), "the URL is shown, redacted: {stderr}");
+        assert!(
+            !stderr.contains("hunter2") && !stdout.contains("hunter2"),
+            "{subcommand} printed the password: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_postgres_url_parameter_the_driver_ignores_stops_startup_without_its_value() {
+    let url = "postgres://postgres@127.0.0.1:1/x?sslkey=client.key&sslpassword=hunter2";
+    let (ok, stderr) = migrate_with(&[("TESSERA_DATABASE_URL", url)], &[]);
+    assert!(!ok);
+    assert!(stderr.contains("database_url") && stderr.contains("`sslpassword` is not supported"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the passphrase must not be printed: {stderr}");
+}
+
+#[test]
+fn a_session_timeout_that_would_overflow_stops_startup_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tessera.toml");
+    std::fs::write(&file, "[sessions]\nabsolute_timeout = \"1000000y\"\n").unwrap();
+    // `migrate`, not `serve`: settings are checked before either runs, and a regression
+    // must fail this test rather than leave a server running.
+    let from_file = run(&[], &["--config", file.to_str().unwrap()], "migrate");
+    let from_env = run(&[("TESSERA_SESSIONS__ABSOLUTE_TIMEOUT", "1000000y")], &[], "migrate");
+    for (ok, _, stderr) in [from_file, from_env] {
+        assert!(!ok, "startup must stop");
+        assert!(stderr.contains("setting `sessions.absolute_timeout`"), "{stderr}");
+        assert!(stderr.contains("it must be between 1s and 1year"), "the allowed range is named: {stderr}");
+    }
 }
