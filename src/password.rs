@@ -36,6 +36,12 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     hasher().hash_password(b"tessera-dummy-password", &salt).expect("hashing a constant").to_string()
 });
 
+/// Does `candidate` match the PHC string `stored`? Synchronous and unbounded: for the CLI
+/// and tests; request paths use [`verify`], which runs under a [`CheckPermit`].
+pub fn matches(stored: &str, candidate: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|parsed| hasher().verify_password(candidate.as_bytes(), &parsed).is_ok())
+}
+
 /// The bound on password checks running at once. A check beyond it is refused at once
 /// (the caller answers 429 with `Retry-After`), not queued: a queue would only move the
 /// memory and the wait elsewhere.

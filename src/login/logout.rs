@@ -64,9 +64,14 @@ async fn end_session(
     Ok(Some(session.sid))
 }
 
-/// The confirmation form's CSRF token for the session whose id has `digest`.
-fn confirmation_token(config: &LoginConfig, digest: &SecretDigest) -> String {
-    config.forms.tag(Purpose::LogoutConfirmation, digest.as_str().as_bytes())
+/// The confirmation form's CSRF token for the session whose id has `digest` (without a
+/// session, a fixed input: there is nothing to end, and so nothing to protect).
+fn confirmation_token(config: &LoginConfig, digest: Option<&SecretDigest>) -> String {
+    config.forms.tag(Purpose::LogoutConfirmation, session_key(digest))
+}
+
+fn session_key(digest: Option<&SecretDigest>) -> &[u8] {
+    digest.map_or(b"no session", |d| d.as_str().as_bytes())
 }
 
 async fn logout(
@@ -112,38 +117,43 @@ async fn logout(
         Ok(current) => current,
         Err(error) => return super::internal_error(error.into()),
     };
-    if let Some((digest, session)) = &current {
-        let is_hint_of_this_session = hint
-            .as_ref()
-            .is_some_and(|h| h.sub == session.user_id && h.sid.as_deref().is_none_or(|sid| sid == session.sid));
-        let token = confirmation_token(config, digest);
-        let has_confirmed = is_confirmed
-            && params.get("csrf_token").is_some_and(|given| {
-                config.forms.is_valid_tag(Purpose::LogoutConfirmation, digest.as_str().as_bytes(), given)
-            });
-        if !is_hint_of_this_session && !has_confirmed {
-            let mut fields: Vec<(&str, &str)> = Vec::new();
-            if let Some(client_id) = client_id.as_deref() {
-                fields.push(("client_id", client_id));
-            }
-            for name in ["post_logout_redirect_uri", "state"] {
-                if let Some(value) = params.get(name) {
-                    fields.push((name, value));
-                }
-            }
-            fields.push(("csrf_token", &token));
-            // The confirmed post answers with a 303 to the registered post-logout URI, which
-            // CSP `form-action` must allow, or Chromium blocks it.
-            let form_target = target.as_deref().and_then(origin_of);
-            return pages::render(StatusCode::OK, &LogoutConfirmPage { fields }, form_target.as_deref());
+    let session_digest = current.as_ref().map(|(digest, _)| digest);
+    let is_hint_of_this_session = match (&hint, &current) {
+        (Some(h), Some((_, session))) => {
+            h.sub == session.user_id && h.sid.as_deref().is_none_or(|sid| sid == session.sid)
         }
+        // No session: nothing of anyone's ends, so any valid hint may skip the question.
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let token = confirmation_token(config, session_digest);
+    let has_confirmed = is_confirmed
+        && params.get("csrf_token").is_some_and(|given| {
+            config.forms.is_valid_tag(Purpose::LogoutConfirmation, session_key(session_digest), given)
+        });
+    if !is_hint_of_this_session && !has_confirmed {
+        let mut fields: Vec<(&str, &str)> = Vec::new();
+        if let Some(client_id) = client_id.as_deref() {
+            fields.push(("client_id", client_id));
+        }
+        for name in ["post_logout_redirect_uri", "state"] {
+            if let Some(value) = params.get(name) {
+                fields.push((name, value));
+            }
+        }
+        fields.push(("csrf_token", &token));
+        // The confirmed post answers with a 303 to the registered post-logout URI, which
+        // CSP `form-action` must allow, or Chromium blocks it.
+        let form_target = target.as_deref().and_then(origin_of);
+        return pages::render(StatusCode::OK, &LogoutConfirmPage { fields }, form_target.as_deref());
+    }
+    if let Some(digest) = session_digest {
         match end_session(storage, config, digest).await {
             Ok(Some(sid)) => tracing::info!(event = "logout", sid = %sid, "session ended"),
             Ok(None) => {}
             Err(error) => return super::internal_error(error.into()),
         }
     }
-    // Without a session there is nothing to end, so nothing to ask.
     let mut response = match target.as_deref().and_then(|uri| Url::parse(uri).ok()) {
         Some(mut url) => {
             if let Some(state) = params.get("state") {

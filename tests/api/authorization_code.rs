@@ -237,9 +237,15 @@ async fn logout_without_an_id_token_hint_asks_first(app: &TestApp) {
         "a GET alone (e.g. an <img> on another site) logs nobody out"
     );
 
+    // Confirming without the form's CSRF token does nothing but ask again.
     let mut form: Vec<(&str, &str)> = query.to_vec();
     form.push(("confirm", "yes"));
-    let out = app.http.post(app.url("/logout")).form(&form).send().await.unwrap();
+    let forged = app.http.post(app.url("/logout")).form(&form).send().await.unwrap();
+    assert_eq!(forged.status(), 200, "no CSRF token: asked again");
+    let still_in =
+        app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI).with("prompt", "none")).await;
+    assert!(redirect_params(&still_in).contains_key("code"), "a post without the CSRF token logs nobody out");
+    let out = app.log_out_confirmed(&query).await;
     assert_eq!(out.status(), 303);
     assert_eq!(location(&out), "https://app.example.com/logged-out?state=s1");
     let after = app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI).with("prompt", "none")).await;

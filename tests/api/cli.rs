@@ -213,7 +213,7 @@ async fn users_are_created_with_a_password_from_stdin(app: &TestApp) {
     let username = tessera::domain::user::Username::parse("alice").unwrap();
     let user = app.storage.find_user_by_username(&username).await.unwrap().unwrap();
     assert!(user.password_hash.starts_with("$argon2id$"));
-    assert!(tessera::password::verify(Some(user.password_hash.clone()), "correct horse battery".into()).await.unwrap());
+    assert!(tessera::password::matches(&user.password_hash, "correct horse battery"));
 
     let duplicate =
         tessera(app, &["user", "create", "--username", "alice", "--password-stdin"], Some("another password\n"));
@@ -227,7 +227,7 @@ async fn users_are_created_with_a_password_from_stdin(app: &TestApp) {
     let changed = tessera(app, &["user", "set-password", "alice", "--password-stdin"], Some("a new long password\n"));
     assert!(changed.status.success());
     let user = app.storage.find_user_by_username(&username).await.unwrap().unwrap();
-    assert!(tessera::password::verify(Some(user.password_hash.clone()), "a new long password".into()).await.unwrap());
+    assert!(tessera::password::matches(&user.password_hash, "a new long password"));
 
     assert!(tessera(app, &["user", "disable", "alice"], None).status.success());
     let listed = json(&tessera(app, &["user", "list", "--json"], None));

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod attacks;
 mod authorization_code;
 mod authorize_errors;
 mod browser_login;

@@ -248,7 +248,7 @@ async fn logout_revokes_the_sessions_families(app: &TestApp) {
     let client = app.register_client(ClientSpec::offline_app()).await;
     let user = app.create_user("leo").await;
     let body = app.offline_login(&client, &user).await;
-    let out = app.http.post(app.url("/logout")).form(&[("confirm", "yes")]).send().await.unwrap();
+    let out = app.log_out_confirmed(&[]).await;
     assert_eq!(out.status(), 200);
     assert!(out.text().await.unwrap().contains("signed out"));
     assert_oauth_error(app.refresh(&client, &refresh_token(&body), None).await, 400, "invalid_grant").await;

@@ -81,6 +81,27 @@ impl TestApp {
         Ok(Self { address, http, storage, settings, kid, clock, handle })
     }
 
+    /// The same server seen from another browser: its own cookie jar, shared with the
+    /// caller so tests can read or plant cookies.
+    pub fn other_browser(&self) -> (Self, Arc<reqwest::cookie::Jar>) {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .build()
+            .expect("a client");
+        let browser = Self {
+            address: self.address.clone(),
+            http,
+            storage: self.storage.clone(),
+            settings: self.settings.clone(),
+            kid: self.kid.clone(),
+            clock: self.clock.clone(),
+            handle: self.handle.clone(),
+        };
+        (browser, jar)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
