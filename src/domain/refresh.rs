@@ -20,6 +20,10 @@ pub struct TokenFamily {
     pub scope: ScopeSet,
     pub auth_time: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    /// The family's latest rotation (or its creation), derived from its newest refresh
+    /// token by the reads that show it (`find_family`, `list_families_of_user`). The
+    /// rotation and `find_refresh_token` do not need it and carry the stored value, the
+    /// creation time: a write per rotation would cost a round trip.
     pub last_used_at: DateTime<Utc>,
     pub absolute_expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,

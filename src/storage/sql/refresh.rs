@@ -3,6 +3,10 @@
 //! of N concurrent presentations exactly one rotates; the others find it used and get
 //! the same successor inside the retry window, or revoke the family outside it.
 //!
+//! What to do is not decided here: the transaction reads the facts, the pure
+//! [`refresh::decide`] (RFC 9700 §4.14.2, RFC 6749 §6) picks Rotate, Retry,
+//! RevokeFamily, Invalid or ScopeExceeded, and this module carries that out.
+//!
 //! On PostgreSQL the common case, a first use that succeeds, is first tried as one
 //! statement ([`CLAIM_AND_INSERT`]): a round trip per statement cost more CPU than the
 //! RSA signature (bench/README.md, Findings 4). Only when it claims nothing does the
@@ -219,10 +223,35 @@ async fn claim_in_one_statement(pool: &sqlx::PgPool, c: &Claim) -> Result<Option
     claimed.map(|row| TokenFamily::try_from(row).map_err(|e| sqlx::Error::Decode(Box::new(e)))).transpose()
 }
 
+/// Which families a revocation ends: each names its column in a fixed SQL text.
+#[derive(Clone, Copy)]
+enum FamiliesOf {
+    Id,
+    User,
+    Session,
+}
+
+impl FamiliesOf {
+    fn revoke_sql(self) -> &'static str {
+        match self {
+            Self::Id => {
+                "UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL"
+            }
+            Self::User => {
+                "UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL"
+            }
+            Self::Session => {
+                "UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE sid = $1 AND revoked_at IS NULL"
+            }
+        }
+    }
+}
+
 impl SqlStorage {
     /// One rotation attempt. On PostgreSQL, [`CLAIM_AND_INSERT`] first; then (and on
-    /// SQLite, where it runs on the writer thread) the transaction: claim, read, then
-    /// insert the successor, or tell retry from reuse.
+    /// SQLite, where it runs on the writer thread) the transaction: claim, read the facts,
+    /// [`refresh::decide`], and carry the decision out: insert the successor (Rotate),
+    /// revoke the family (RevokeFamily), or change nothing (the rest roll back).
     async fn rotate_once(&self, claim: Claim) -> Result<Rotation, sqlx::Error> {
         if let Pool::Postgres(pool) = &self.writes {
             if let Some(family) = claim_in_one_statement(pool, &claim).await? {
@@ -293,16 +322,14 @@ impl SqlStorage {
 
     async fn revoke_where(
         &self,
-        column: &str,
+        families: FamiliesOf,
         value: &str,
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<u64, StorageError> {
-        let sql = format!(
-            "UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE {column} = $1 AND revoked_at IS NULL"
-        );
+        let sql = families.revoke_sql();
         let (value, reason) = (value.to_owned(), reason.to_owned());
-        let count = on_writer!(self, pool => sqlx::query(&sql)
+        let count = on_writer!(self, pool => sqlx::query(sql)
             .bind(value).bind(Timestamp::from(now)).bind(reason).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(count)
     }
@@ -386,7 +413,7 @@ impl RefreshStore for SqlStorage {
     }
 
     async fn revoke_family(&self, id: &str, now: DateTime<Utc>, reason: &str) -> Result<bool, StorageError> {
-        Ok(self.revoke_where("id", id, now, reason).await? == 1)
+        Ok(self.revoke_where(FamiliesOf::Id, id, now, reason).await? == 1)
     }
 
     async fn revoke_families_of_user(
@@ -395,7 +422,7 @@ impl RefreshStore for SqlStorage {
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<u64, StorageError> {
-        self.revoke_where("user_id", user_id, now, reason).await
+        self.revoke_where(FamiliesOf::User, user_id, now, reason).await
     }
 
     async fn revoke_families_of_session(
@@ -404,7 +431,7 @@ impl RefreshStore for SqlStorage {
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<u64, StorageError> {
-        self.revoke_where("sid", sid, now, reason).await
+        self.revoke_where(FamiliesOf::Session, sid, now, reason).await
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>, batch: i64) -> Result<u64, StorageError> {
