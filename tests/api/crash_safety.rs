@@ -211,12 +211,15 @@ struct Chain {
 struct TestCode {
     raw: String,
     verifier: String,
+    /// With `offline_access`: its exchange also starts a refresh-token family.
+    offline: bool,
 }
 
 #[derive(Debug, PartialEq)]
 enum CodeOutcome {
     NotSent,
-    Answered(u16),
+    /// The status, and the refresh token of a 200.
+    Answered(u16, Option<String>),
     Unknown,
 }
 
@@ -303,7 +306,7 @@ async fn run_code(
         return CodeOutcome::NotSent;
     }
     match exchange(http, address, client, code).await {
-        Ok((status, _)) => CodeOutcome::Answered(status),
+        Ok((status, body)) => CodeOutcome::Answered(status, body["refresh_token"].as_str().map(str::to_owned)),
         Err(error) => {
             if !progress.killed.load(Ordering::SeqCst) {
                 progress.early_failures.fetch_add(1, Ordering::SeqCst);
@@ -357,16 +360,23 @@ impl Database {
         rows.into_iter().next().and_then(|mut row| row.remove(0))
     }
 
-    async fn code_used(&mut self, code: &str) -> bool {
+    /// Whether the code was redeemed, and the family its exchange started.
+    async fn code_state(&mut self, code: &str) -> (bool, Option<String>) {
         let rows = self
             .texts(
-                "SELECT CASE WHEN used_at IS NULL THEN 'unused' ELSE 'used' END FROM authorization_codes \
+                "SELECT CASE WHEN used_at IS NULL THEN 'unused' ELSE 'used' END, family_id FROM authorization_codes \
                  WHERE code_digest = $1",
                 &[&digest(code)],
             )
             .await;
         assert_eq!(rows.len(), 1, "the code's row is still there");
-        rows[0][0].as_deref() == Some("used")
+        (rows[0][0].as_deref() == Some("used"), rows[0][1].clone())
+    }
+
+    async fn is_revoked(&mut self, family_id: &str) -> bool {
+        let rows =
+            self.texts("SELECT id FROM token_families WHERE id = $1 AND revoked_at IS NOT NULL", &[family_id]).await;
+        rows.len() == 1
     }
 
     async fn close(self) {
@@ -407,7 +417,7 @@ async fn offline_login_in_own_browser(app: &TestApp, client: &TestClient, user: 
         response = browser.post(app.url("/consent")).form(&form).send().await.unwrap();
     }
     let params = redirect_params(&response);
-    let code = TestCode { raw: params["code"].clone(), verifier: request.pkce.verifier.clone() };
+    let code = TestCode { raw: params["code"].clone(), verifier: request.pkce.verifier.clone(), offline: true };
     let (status, body) = exchange(&app.http, &app.address, client, &code).await.unwrap();
     assert_eq!(status, 200, "the code exchange: {body}");
     assert!(body["refresh_token"].as_str().is_some_and(|t| t.starts_with("trt_")), "a refresh token: {body}");
@@ -452,7 +462,7 @@ async fn arrange(database: &TestDatabase) -> (TestClient, Vec<Chain>, Vec<TestCo
             user_id: sessions[j % CHAINS].0.clone(),
             sid: sessions[j % CHAINS].1.clone(),
             redirect_uri: WEB_APP_REDIRECT_URI.into(),
-            scope: ScopeSet::parse("openid profile").unwrap(),
+            scope: ScopeSet::parse(if j % 2 == 0 { "openid offline_access" } else { "openid profile" }).unwrap(),
             nonce: None,
             code_challenge: CodeChallenge::parse(Some(&pkce.challenge), Some("S256")).unwrap(),
             auth_time: now,
@@ -461,7 +471,7 @@ async fn arrange(database: &TestDatabase) -> (TestClient, Vec<Chain>, Vec<TestCo
             expires_at: now + chrono::Duration::minutes(15),
         };
         app.storage.insert_code(&SecretDigest::of(&raw), &grant).await.unwrap();
-        codes.push(TestCode { raw, verifier: pkce.verifier });
+        codes.push(TestCode { raw, verifier: pkce.verifier, offline: j % 2 == 0 });
     }
     app.stop().await;
     (client, chains, codes)
@@ -653,34 +663,59 @@ async fn crash_and_check(database: &TestDatabase) {
     }
     let revoked = db.texts("SELECT id FROM token_families WHERE revoked_at IS NOT NULL", &[]).await;
     problems.check(revoked.is_empty(), || format!("{} families revoked", revoked.len()));
-    let families = db.texts("SELECT id FROM token_families", &[]).await;
-    problems.check(families.len() == CHAINS, || format!("{} families stored, {CHAINS} logins", families.len()));
+    // Every family is a login's or a code's (its family creation is atomic with the mark on
+    // the code), and has exactly one unused token.
+    let families: HashSet<Option<String>> =
+        db.texts("SELECT id FROM token_families", &[]).await.into_iter().map(|mut row| row.remove(0)).collect();
+    let mut known: HashSet<Option<String>> = chains.iter().map(|chain| Some(chain.family_id.clone())).collect();
+    for code in &codes {
+        known.insert(db.code_state(&code.raw).await.1);
+    }
+    let strays = families.iter().filter(|family| !known.contains(*family)).count();
+    problems.check(strays == 0, || format!("{strays} families belong to no login and no code"));
     let mut live_per_family: HashMap<Option<String>, usize> = HashMap::new();
     for row in db.texts("SELECT family_id FROM refresh_tokens WHERE used_at IS NULL", &[]).await {
         *live_per_family.entry(row[0].clone()).or_default() += 1;
     }
-    problems.check(live_per_family.len() == CHAINS && live_per_family.values().all(|n| *n == 1), || {
+    problems.check(live_per_family.len() == families.len() && live_per_family.values().all(|n| *n == 1), || {
         format!("unused refresh tokens per family: {live_per_family:?}")
     });
 
-    // (5) Each code: redeemed exactly once over the crash.
+    // (5) Each code: redeemed exactly once over the crash; what an offline one started
+    // survives with it, and goes, as a whole, when the code is replayed.
     let mut code_counts: HashMap<&str, usize> = HashMap::new();
     for (j, (code, outcome)) in codes.iter().zip(&code_outcomes).enumerate() {
-        let used = db.code_used(&code.raw).await;
+        let (used, mut family) = db.code_state(&code.raw).await;
+        // The newest refresh token the client holds from this code.
+        let mut held = None;
         match outcome {
-            CodeOutcome::Answered(200) => {
+            CodeOutcome::Answered(200, refresh_token) => {
                 *code_counts.entry("exchanged").or_default() += 1;
                 problems.check(used, || format!("code {j}: exchanged before the kill but not marked used"));
+                problems.check(code.offline == refresh_token.is_some() && code.offline == family.is_some(), || {
+                    format!(
+                        "code {j}: offline {}, yet refresh token {refresh_token:?}, family {family:?}",
+                        code.offline
+                    )
+                });
+                held = refresh_token.clone();
             }
-            CodeOutcome::Answered(status) => {
+            CodeOutcome::Answered(status, _) => {
                 problems.0.push(format!("code {j}: its exchange before the kill got {status}"))
             }
             CodeOutcome::Unknown => {
-                *code_counts.entry(if used { "unknown, redeemed" } else { "unknown, not redeemed" }).or_default() += 1;
+                let label = match (used, &family) {
+                    (false, _) => "unknown, not redeemed",
+                    (true, None) => "unknown, redeemed",
+                    (true, Some(_)) => "unknown, redeemed, family started",
+                };
+                *code_counts.entry(label).or_default() += 1;
+                problems
+                    .check(code.offline || family.is_none(), || format!("code {j}: a family without offline_access"));
             }
             CodeOutcome::NotSent => {
                 *code_counts.entry("not sent").or_default() += 1;
-                problems.check(!used, || format!("code {j}: never sent, yet marked used"));
+                problems.check(!used && family.is_none(), || format!("code {j}: never sent, yet marked used"));
             }
         }
         if !used {
@@ -689,12 +724,36 @@ async fn crash_and_check(database: &TestDatabase) {
             problems.check(status == 200, || {
                 format!("code {j}: never redeemed, but its exchange now got {status}: {body}")
             });
+            held = body["refresh_token"].as_str().map(str::to_owned);
+            family = db.code_state(&code.raw).await.1;
+            problems.check(code.offline == held.is_some() && code.offline == family.is_some(), || {
+                format!("code {j}: offline {}, yet its exchange now gave {body} and family {family:?}", code.offline)
+            });
+        }
+        if let Some(token) = held.take() {
+            // Nothing lost: the code's refresh token rotates after the restart.
+            match refresh(&http, &address, &client, &token).await.expect("the restarted server answers") {
+                (200, body) => held = body["refresh_token"].as_str().map(str::to_owned),
+                (status, body) => problems.0.push(format!("code {j}: its refresh token got {status}: {body}")),
+            }
         }
         let (status, body) = exchange(&http, &address, &client, code).await.expect("the restarted server answers");
         problems.check(status == 400 && body["error"] == "invalid_grant", || {
             format!("code {j}: presented again after its redemption, got {status}: {body}")
         });
+        // RFC 6749 §4.1.2: the replay revokes the family the code started, wholly.
+        if let Some(family) = &family {
+            problems.check(db.is_revoked(family).await, || format!("code {j}: its replay left family {family} alive"));
+        }
+        if let Some(token) = held {
+            let (status, body) = refresh(&http, &address, &client, &token).await.expect("the restarted server answers");
+            problems.check(status == 400 && body["error"] == "invalid_grant", || {
+                format!("code {j}: after the replay, the family's live token got {status}: {body}")
+            });
+        }
     }
+    let alive = db.texts("SELECT id FROM token_families WHERE revoked_at IS NULL", &[]).await;
+    problems.check(alive.len() == CHAINS, || format!("{} families alive at the end, {CHAINS} logins", alive.len()));
     db.close().await;
     drop(server);
 
