@@ -102,3 +102,47 @@ fn a_session_timeout_that_would_overflow_stops_startup_naming_the_setting() {
         assert!(stderr.contains("it must be between 1s and 1year"), "the allowed range is named: {stderr}");
     }
 }
+
+/// PostgreSQL only (a SQLite URL carries no password): a server that did connect prints
+/// its database URL in the startup banner with `?password=` as `***`.
+#[tokio::test]
+async fn the_startup_banner_hides_a_password_in_the_query() {
+    use crate::helpers::{Backend, TestDatabase};
+    use std::io::{BufRead, BufReader, Read};
+    let Some(database) = TestDatabase::create(Backend::Postgres).await else { return };
+    let mut url = url::Url::parse(database.url()).unwrap();
+    url.query_pairs_mut().append_pair("password", "hunter2");
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")) {
+        command.env_remove(name);
+    }
+    let key_file = concat!(env!("CARGO_MANIFEST_DIR"), "/keys/test-signing-key.pem");
+    let mut child = command
+        .current_dir(dir.path())
+        .arg("serve")
+        .env("TESSERA_DATABASE_URL", url.as_str())
+        .env("TESSERA_BIND", "127.0.0.1:0")
+        .env("TESSERA_KEY_ENCRYPTION_KEY", "dGVzc2VyYS10ZXN0LWtleS1lbmNyeXB0aW9uLWtleSE=")
+        .env("TESSERA_KEYS__BOOTSTRAP_KEY_FILE", key_file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the tessera binary runs");
+    let mut banner = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("signing key:") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    database.drop_database().await;
+    assert!(banner.contains("database:") && banner.contains("password=***"), "{banner}\n{stderr}");
+    assert!(!banner.contains("hunter2") && !stderr.contains("hunter2"), "{banner}\n{stderr}");
+}
