@@ -532,6 +532,7 @@ async fn crash_and_check(database: &TestDatabase) {
         let ((_, code_outcomes), ()) = futures_util::future::join(load, killer).await;
         code_outcomes
     };
+    let killed_at = Instant::now();
     drop(server);
     drop(http);
     let mut problems = problems.into_inner();
@@ -550,6 +551,7 @@ async fn crash_and_check(database: &TestDatabase) {
         }
     }
     let (mut committed_unknown, mut uncommitted_unknown, mut retried_known) = (0, 0, 0);
+    let since_kill = |killed_at: Instant| format!("{:.1} s after the kill", killed_at.elapsed().as_secs_f64());
     for chain in &mut chains {
         let fid = chain.family_id.clone();
         if let Some(presented) = chain.unknown.take() {
@@ -571,8 +573,9 @@ async fn crash_and_check(database: &TestDatabase) {
                     chain.tokens.push(successor);
                 }
                 (status, body) => problems.0.push(format!(
-                    "family {fid}: retrying the request lost in the crash (rotation {}) got {status}: {body}",
-                    if stored.is_some() { "committed" } else { "not committed" }
+                    "family {fid}: retrying the request lost in the crash (rotation {}) got {status}: {body} ({})",
+                    if stored.is_some() { "committed" } else { "not committed" },
+                    since_kill(killed_at),
                 )),
             }
         } else if chain.tokens.len() >= 2 {
@@ -589,12 +592,17 @@ async fn crash_and_check(database: &TestDatabase) {
                     });
                     successors.entry(previous).or_default().insert(successor);
                 }
-                (status, body) => problems
-                    .0
-                    .push(format!("family {fid}: a retry within the window after the restart got {status}: {body}")),
+                (status, body) => problems.0.push(format!(
+                    "family {fid}: a retry within the window after the restart got {status}: {body} ({})",
+                    since_kill(killed_at)
+                )),
             }
         }
-        // (2) Nothing lost: the chain's current token rotates.
+    }
+    // (2) Nothing lost: each chain's current token rotates. (After all the retries, which
+    // must come within the retry window of the rotations before the kill.)
+    for chain in &mut chains {
+        let fid = chain.family_id.clone();
         let current = chain.tokens.last().unwrap().clone();
         match refresh(&http, &address, &client, &current).await.expect("the restarted server answers") {
             (200, body) => {
