@@ -58,6 +58,7 @@ impl KeyEncryptionKey {
         }
         let path = keys_dir.join(KEK_FILE_NAME);
         if path.exists() {
+            tighten_permissions(&path);
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read the key-encryption key file {}", path.display()))?;
             let kek = Self::parse(&text)
@@ -134,6 +135,34 @@ fn decode_key_text(text: &str) -> Option<[u8; 32]> {
         .and_then(|bytes| bytes.try_into().ok())
 }
 
+/// A key file other users may read or write (copied in with the wrong umask, say) is
+/// made 0600, with a warning naming it.
+#[cfg(unix)]
+fn tighten_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(metadata) = std::fs::metadata(path) else { return };
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        Ok(()) => tracing::warn!(
+            path = %path.display(),
+            was = format!("{mode:04o}"),
+            "the key-encryption key file was open to other users; its mode is now 0600"
+        ),
+        Err(error) => tracing::warn!(
+            path = %path.display(),
+            mode = format!("{mode:04o}"),
+            %error,
+            "the key-encryption key file is open to other users and Tessera cannot change that: run `chmod 600` on it"
+        ),
+    }
+}
+
+#[cfg(not(unix))]
+fn tighten_permissions(_path: &Path) {}
+
 /// Creates `path` (0600, and its directory 0700 when missing) readable by the owner
 /// only; never overwrites.
 fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
@@ -202,7 +231,14 @@ mod tests {
             assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700, "the keys directory");
         }
         let (_, source) = KeyEncryptionKey::resolve(None, &dir, true).unwrap();
-        assert_eq!(source, KekSource::File(path));
+        assert_eq!(source, KekSource::File(path.clone()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            KeyEncryptionKey::resolve(None, &dir, true).unwrap();
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "an existing 0644 file");
+        }
     }
 
     #[test]
