@@ -6,10 +6,6 @@ use sqlx::Connection;
 use tessera::config::DatabaseUrl;
 
 impl TestApp {
-    pub fn is_sqlite(&self) -> bool {
-        matches!(self.settings.database_url, DatabaseUrl::Sqlite { .. })
-    }
-
     /// `SELECT COUNT(*) FROM table`.
     pub async fn count_rows(&self, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");
