@@ -55,9 +55,11 @@ pub async fn post(
     };
     let now = config.clock.now();
     let username = Username::parse(username_raw).ok();
+    // The IP first: an IP at its limit then creates no row for yet another username, so a
+    // stranger cannot fill the table with one row per made-up account.
     let mut subjects = vec![throttle::ip_subject(throttle::client_ip(&req, config.trust_forwarded_headers))];
     if let Some(username) = &username {
-        subjects.insert(0, ThrottleSubject::account(username.as_str()));
+        subjects.push(ThrottleSubject::account(username.as_str()));
     }
     let reservation = match throttle::reserve(storage, &config, subjects, now).await {
         Ok(Some(reservation)) => reservation,

@@ -49,6 +49,9 @@ async fn one_ip_spraying_many_accounts_checks_at_most_four_times_max_failures(da
     let limit = 4 * app.settings.login.max_failures as usize;
     assert!(statuses.iter().all(|s| [401, 429].contains(s)), "{statuses:?}");
     assert!(checks(&statuses) <= limit, "at most {limit} checks for one IP: {} ran", checks(&statuses));
+    // The refused attempts stored nothing: one row for the IP, one per account it checked.
+    let rows = app.count_rows("login_throttles").await;
+    assert!(rows <= limit as i64 + 1, "{rows} throttle rows for {limit} checks");
     app.stop().await;
 }
 
