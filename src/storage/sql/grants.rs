@@ -171,20 +171,7 @@ impl GrantStore for SqlStorage {
             if !marked {
                 return Ok(false); // dropped: rolled back
             }
-            sqlx::query(INSERT_FAMILY)
-                .bind(&family.id)
-                .bind(family.client_id.as_str())
-                .bind(&family.user_id)
-                .bind(&family.sid)
-                .bind(family.scope.to_string())
-                .bind(Timestamp::from(family.auth_time))
-                .bind(Timestamp::from(family.created_at))
-                .bind(Timestamp::from(family.absolute_expires_at))
-                .execute(&mut *tx).await?;
-            sqlx::query(INSERT_REFRESH_TOKEN)
-                .bind(token.as_str()).bind(&family.id).bind(Timestamp::from(family.created_at))
-                .bind(Timestamp::from(idle_expires_at))
-                .execute(&mut *tx).await?;
+            insert_family!(tx, family, token, idle_expires_at);
             tx.commit().await.map(|_| true)
         })?;
         Ok(created)

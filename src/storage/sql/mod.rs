@@ -45,6 +45,32 @@ macro_rules! on_writer {
     };
 }
 
+/// Inserts a new family and its first refresh token inside transaction `$tx`; both
+/// `RefreshStore::create_family` and `GrantStore::create_family_for_code` start one.
+macro_rules! insert_family {
+    ($tx:expr, $family:expr, $token:expr, $idle_expires_at:expr) => {{
+        let (family, token) = (&$family, &$token);
+        sqlx::query($crate::storage::sql::grants::INSERT_FAMILY)
+            .bind(&family.id)
+            .bind(family.client_id.as_str())
+            .bind(&family.user_id)
+            .bind(&family.sid)
+            .bind(family.scope.to_string())
+            .bind($crate::storage::timestamp::Timestamp::from(family.auth_time))
+            .bind($crate::storage::timestamp::Timestamp::from(family.created_at))
+            .bind($crate::storage::timestamp::Timestamp::from(family.absolute_expires_at))
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query($crate::storage::sql::grants::INSERT_REFRESH_TOKEN)
+            .bind(token.as_str())
+            .bind(&family.id)
+            .bind($crate::storage::timestamp::Timestamp::from(family.created_at))
+            .bind($crate::storage::timestamp::Timestamp::from($idle_expires_at))
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
 mod grants;
 mod refresh;
 mod sessions;

@@ -346,20 +346,7 @@ impl RefreshStore for SqlStorage {
         let (family, token) = (family.clone(), token.clone());
         on_writer!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("INSERT INTO token_families (id, client_id, user_id, sid, scope, auth_time, created_at, last_used_at, absolute_expires_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)")
-                .bind(&family.id)
-                .bind(family.client_id.as_str())
-                .bind(&family.user_id)
-                .bind(&family.sid)
-                .bind(family.scope.to_string())
-                .bind(Timestamp::from(family.auth_time))
-                .bind(Timestamp::from(family.created_at))
-                .bind(Timestamp::from(family.absolute_expires_at))
-                .execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)")
-                .bind(token.as_str()).bind(&family.id).bind(Timestamp::from(family.created_at)).bind(Timestamp::from(idle_expires_at))
-                .execute(&mut *tx).await?;
+            insert_family!(tx, family, token, idle_expires_at);
             tx.commit().await
         })?;
         Ok(())
