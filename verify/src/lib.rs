@@ -42,6 +42,10 @@ mod algorithm;
 mod claims;
 mod discovery;
 mod error;
+/// For `fuzz/` only: see the module's documentation.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod jwk;
 mod jws;

@@ -1,0 +1,39 @@
+//! Entry points for the fuzz targets in `fuzz/` (the `fuzzing` feature), not a public API:
+//! hidden from the docs, and exempt from semver.
+//!
+//! The JWK Set parser and the claims parser are private; the fuzzers need them without the
+//! HTTP fetch in front (a fetch per input would be 1000 times slower). The whole token
+//! check is fuzzed through the public [`Verifier`](crate::Verifier) instead.
+
+use crate::{Algorithm, Claims, VerifyError};
+
+/// Every algorithm a verifier can be configured with.
+pub const ALL_ALGORITHMS: [Algorithm; 6] =
+    [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384, Algorithm::PS512];
+
+/// A parsed JWK Set, as the verifier keeps it.
+pub struct KeySet(crate::jwk::KeyMap);
+
+impl KeySet {
+    /// The `kid`s of the usable keys, sorted.
+    pub fn key_ids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
+    }
+
+    /// Verifies `signature` over `message` with the key `kid` and `alg`, as the verifier does.
+    pub fn verify(&self, kid: &str, alg: Algorithm, message: &[u8], signature: &[u8]) -> Result<(), VerifyError> {
+        self.0.get(kid).ok_or(VerifyError::UnknownKey)?.verify(alg, message, signature)
+    }
+}
+
+/// Parses a JWK Set document with the verifier's parser, keeping the keys usable with `allowed`.
+pub fn parse_jwk_set(json: &[u8], allowed: &[Algorithm]) -> Result<KeySet, String> {
+    crate::jwk::parse_jwk_set(json, allowed).map(KeySet)
+}
+
+/// Parses a JWT Claims Set with the verifier's claims parser (presence and types only).
+pub fn parse_claims(json: &[u8]) -> Result<Claims, VerifyError> {
+    Claims::from_json(json)
+}
