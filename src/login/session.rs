@@ -4,6 +4,7 @@
 use super::LoginConfig;
 use crate::domain::authorization::Session;
 use crate::domain::secret::{GeneratedSecret, SecretDigest};
+use crate::domain::user::User;
 use crate::storage::{Storage, StorageError};
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::HttpRequest;
@@ -71,28 +72,32 @@ pub async fn current(
     }
 }
 
-/// Starts a fresh session for `user_id`, ending `previous` (a new id at every login, so a
-/// planted session id is worthless: no session fixation). Returns the cookie to set.
+/// Starts a fresh session for `user`, whose password hash was just verified, ending
+/// `previous` (a new id at every login, so a planted session id is worthless: no session
+/// fixation). Returns the cookie to set, or `None` when the user's password changed or the
+/// user was disabled while the password was being checked.
 pub async fn start(
     storage: &dyn Storage,
     config: &LoginConfig,
-    user_id: &str,
+    user: &User,
     previous: Option<&SecretDigest>,
     now: DateTime<Utc>,
-) -> Result<(Session, Cookie<'static>), StorageError> {
+) -> Result<Option<(Session, Cookie<'static>)>, StorageError> {
     if let Some(previous) = previous {
         storage.delete_session(previous).await?;
     }
     let id = GeneratedSecret::generate("");
     let session = Session {
         sid: uuid::Uuid::new_v4().simple().to_string(),
-        user_id: user_id.to_owned(),
+        user_id: user.id.clone(),
         auth_time: now,
         created_at: now,
         last_seen_at: now,
         expires_at: now + config.session_absolute,
     };
-    storage.insert_session(&id.digest(), &session).await?;
+    if !storage.insert_session(&id.digest(), &session, &user.password_hash).await? {
+        return Ok(None);
+    }
     let max_age = time::Duration::seconds(config.session_absolute.num_seconds());
-    Ok((session, cookie(config, session_cookie_name(config), id.expose().to_owned(), Some(max_age))))
+    Ok(Some((session, cookie(config, session_cookie_name(config), id.expose().to_owned(), Some(max_age)))))
 }

@@ -47,12 +47,6 @@ pub async fn post(
             status,
         )
     };
-    // Bounded before anything else: beyond the bound, answer at once rather than queue.
-    let Some(permit) = config.password_checks.try_start() else {
-        let mut busy = again(BUSY, StatusCode::TOO_MANY_REQUESTS);
-        busy.headers_mut().insert(RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("1"));
-        return busy;
-    };
     let now = config.clock.now();
     let username = Username::parse(username_raw).ok();
     // The IP first: an IP at its limit then creates no row for yet another username, so a
@@ -65,6 +59,16 @@ pub async fn post(
         Ok(Some(reservation)) => reservation,
         Ok(None) => return again(LOCKED, StatusCode::TOO_MANY_REQUESTS),
         Err(error) => return internal_error(error.into()),
+    };
+    // Bounded: beyond the bound, answer at once rather than queue. Taken after the
+    // reservation, so requests the throttle refuses never hold a place.
+    let Some(permit) = config.password_checks.try_start() else {
+        if let Err(error) = throttle::release(storage, reservation).await {
+            return internal_error(error.into());
+        }
+        let mut busy = again(BUSY, StatusCode::TOO_MANY_REQUESTS);
+        busy.headers_mut().insert(RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("1"));
+        return busy;
     };
     let checked = check_password(storage, permit, username.as_ref(), password_raw).await;
     let settled = match &checked {
@@ -111,7 +115,20 @@ async fn start_session(
     // Whatever session the cookie names is replaced: no need to load or touch it first.
     let previous = session::cookie_digest(req, config);
     let now = config.clock.now();
-    let (session, cookie) = session::start(storage, config, &user.id, previous.as_ref(), now).await?;
+    let Some((session, cookie)) = session::start(storage, config, user, previous.as_ref(), now).await? else {
+        // The password changed (or the user was disabled) while it was being checked.
+        let handle = &login.handle;
+        let page = flow::login_form(
+            config,
+            &login.client,
+            handle,
+            &login.pending.redirect_uri,
+            user.username.as_str(),
+            Some(LOGIN_FAILED),
+            StatusCode::UNAUTHORIZED,
+        );
+        return Ok(page);
+    };
     tracing::info!(event = "login", user_id = %user.id, client_id = %login.client.id, "user logged in");
     let who = SignedIn { session: &session, user, has_interacted: true };
     flow::after_login(storage, config, &login.client, &login.pending, who, vec![cookie]).await

@@ -127,7 +127,15 @@ pub trait KeyStore: Send + Sync {
 /// Browser login state: SSO sessions, pending authorizations, consents, throttles.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    async fn insert_session(&self, id: &SecretDigest, session: &Session) -> Result<(), StorageError>;
+    /// Inserts the session only if its user is still enabled with the password hash that was
+    /// just verified (`password_hash`): a check that raced a password change or a disable
+    /// starts no session after the cascade ran. False, nothing inserted, otherwise.
+    async fn insert_session(
+        &self,
+        id: &SecretDigest,
+        session: &Session,
+        password_hash: &str,
+    ) -> Result<bool, StorageError>;
     /// The session if it exists and `now` is before its absolute expiry and within
     /// `idle_cutoff` (sessions last seen before it are treated as gone).
     async fn find_session(
@@ -189,6 +197,7 @@ pub trait SessionStore: Send + Sync {
     async fn release_attempt(&self, subject: &str) -> Result<(), StorageError>;
     /// Locks `subject` until `until` (never shortening a longer lock).
     async fn lock(&self, subject: &str, until: DateTime<Utc>) -> Result<(), StorageError>;
+    /// Settles a reserved attempt that succeeded: the subject's failures and lock are reset.
     async fn clear_throttle(&self, subject: &str) -> Result<(), StorageError>;
 }
 

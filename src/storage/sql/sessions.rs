@@ -17,11 +17,17 @@ const PENDING_COLUMNS: &str = "csrf_digest, client_id, redirect_uri, scope, stat
 
 #[async_trait]
 impl SessionStore for SqlStorage {
-    async fn insert_session(&self, id: &SecretDigest, session: &Session) -> Result<(), StorageError> {
+    async fn insert_session(
+        &self,
+        id: &SecretDigest,
+        session: &Session,
+        password_hash: &str,
+    ) -> Result<bool, StorageError> {
         let sql = "INSERT INTO sessions (id_digest, sid, user_id, auth_time, created_at, last_seen_at, expires_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        let (id, session) = (id.clone(), session.clone());
-        on_writer!(self, pool => sqlx::query(sql)
+                   SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM users u \
+                     WHERE u.id = $3 AND u.password_hash = $8 AND u.disabled_at IS NULL)";
+        let (id, session, hash) = (id.clone(), session.clone(), password_hash.to_owned());
+        let inserted = on_writer!(self, pool => sqlx::query(sql)
             .bind(id.as_str())
             .bind(&session.sid)
             .bind(&session.user_id)
@@ -29,8 +35,9 @@ impl SessionStore for SqlStorage {
             .bind(Timestamp::from(session.created_at))
             .bind(Timestamp::from(session.last_seen_at))
             .bind(Timestamp::from(session.expires_at))
-            .execute(pool).await.map(|_| ()))?;
-        Ok(())
+            .bind(hash)
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(inserted == 1)
     }
 
     async fn find_session(
@@ -154,8 +161,10 @@ impl SessionStore for SqlStorage {
         window_cutoff: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
         // One statement: the count it compares with the limit includes the attempts in
-        // flight, and the update that reserves is the same that checks. A window that
-        // started before the cutoff restarts empty (in-flight counts of crashed attempts
+        // flight, and the update that reserves is the same that checks. Once a lock has run
+        // out, one attempt at a time may go past the limit, so a further failure doubles the
+        // lock (`throttle::lockout_delay`) rather than the count stopping at the limit. A
+        // window that started before the cutoff restarts empty (in-flight counts of crashed attempts
         // end with it). `ON CONFLICT … WHERE` false updates nothing and returns no row.
         let sql = "INSERT INTO login_throttles (subject, failures, window_start, in_flight) \
                    SELECT $1, 0, $2, 1 WHERE $4 > 0 \
@@ -164,7 +173,8 @@ impl SessionStore for SqlStorage {
                      in_flight = CASE WHEN login_throttles.window_start < $3 THEN 1 ELSE login_throttles.in_flight + 1 END, \
                      window_start = CASE WHEN login_throttles.window_start < $3 THEN $2 ELSE login_throttles.window_start END \
                    WHERE (login_throttles.locked_until IS NULL OR login_throttles.locked_until <= $2) \
-                     AND (login_throttles.window_start < $3 OR login_throttles.failures + login_throttles.in_flight < $4) \
+                     AND (login_throttles.window_start < $3 OR login_throttles.failures + login_throttles.in_flight < $4 \
+                          OR (login_throttles.locked_until IS NOT NULL AND login_throttles.in_flight = 0)) \
                    RETURNING in_flight";
         let subject = subject.to_owned();
         let reserved: Option<(i64,)> = on_writer!(self, pool => sqlx::query_as(sql)
@@ -200,7 +210,10 @@ impl SessionStore for SqlStorage {
     }
 
     async fn clear_throttle(&self, subject: &str) -> Result<(), StorageError> {
-        let sql = "DELETE FROM login_throttles WHERE subject = $1";
+        // An update, not a delete: attempts still in flight keep their reservation and
+        // settle against this row, so their failures are not lost.
+        let sql = "UPDATE login_throttles SET failures = 0, locked_until = NULL, \
+                   in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END WHERE subject = $1";
         let subject = subject.to_owned();
         on_writer!(self, pool => sqlx::query(sql).bind(subject).execute(pool).await.map(|_| ()))?;
         Ok(())

@@ -79,6 +79,30 @@ async fn password_checks_beyond_the_bound_are_refused_at_once_with_retry_after(d
     app.stop().await;
 }
 
+/// The lock still escalates: after it runs out, one more check may run, and its failure
+/// doubles the lock.
+mod lock_escalation {
+    use super::*;
+
+    async fn a_failure_after_a_lock_runs_out_doubles_the_lock(app: &TestApp) {
+        let client = app.register_client(ClientSpec { is_first_party: true, ..ClientSpec::web_app() }).await;
+        app.create_user("escalate").await;
+        let tokens = login_form(app, &client).await;
+        for _ in 0..5 {
+            assert_eq!(app.submit_login(&tokens, "escalate", "wrong guess").await.status(), 401);
+        }
+        assert_eq!(app.submit_login(&tokens, "escalate", PASSWORD).await.status(), 429, "locked for 30 s");
+        app.clock.advance(chrono::Duration::seconds(31));
+        assert_eq!(app.submit_login(&tokens, "escalate", "wrong again").await.status(), 401, "one more check");
+        app.clock.advance(chrono::Duration::seconds(31));
+        assert_eq!(app.submit_login(&tokens, "escalate", PASSWORD).await.status(), 429, "now locked for 60 s");
+        app.clock.advance(chrono::Duration::seconds(30));
+        assert_eq!(app.submit_login(&tokens, "escalate", PASSWORD).await.status(), 303, "and then free again");
+    }
+
+    crate::backend_tests!(a_failure_after_a_lock_runs_out_doubles_the_lock);
+}
+
 crate::database_tests!(
     forty_parallel_guesses_for_one_account_check_at_most_max_failures,
     one_ip_spraying_many_accounts_checks_at_most_four_times_max_failures,

@@ -40,6 +40,8 @@ async fn a_code_from_before_a_password_change_is_refused(app: &TestApp) {
 async fn a_code_from_before_a_disable_is_refused(app: &TestApp) {
     let (client, request, params) = unredeemed_code(app, "to-disable").await;
     run_cli(app, &["user", "disable", "to-disable"], None);
+    // The disabled user alone would be refused anyway; the cascade also deletes the code.
+    assert_eq!(app.count_rows("authorization_codes").await, 0, "the unused code is gone");
     assert_code_refused(app, &client, &request, &params["code"]).await;
 }
 
