@@ -13,6 +13,7 @@ pub mod keys;
 pub mod login;
 pub mod oauth;
 pub mod password;
+pub mod private_files;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

@@ -5,6 +5,7 @@
 //! keys yet: a database whose keys exist but whose KEK is missing must not silently
 //! get a new one.
 
+use crate::private_files;
 use anyhow::{anyhow, bail, Context};
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::hkdf::{Prk, Salt, HKDF_SHA256};
@@ -58,7 +59,7 @@ impl KeyEncryptionKey {
         }
         let path = keys_dir.join(KEK_FILE_NAME);
         if path.exists() {
-            tighten_permissions(&path);
+            private_files::tighten(&path, "key-encryption key file");
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read the key-encryption key file {}", path.display()))?;
             let kek = Self::parse(&text)
@@ -135,56 +136,14 @@ fn decode_key_text(text: &str) -> Option<[u8; 32]> {
         .and_then(|bytes| bytes.try_into().ok())
 }
 
-/// A key file other users may read or write (copied in with the wrong umask, say) is
-/// made 0600, with a warning naming it.
-#[cfg(unix)]
-fn tighten_permissions(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(metadata) = std::fs::metadata(path) else { return };
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 == 0 {
-        return;
-    }
-    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
-        Ok(()) => tracing::warn!(
-            path = %path.display(),
-            was = format!("{mode:04o}"),
-            "the key-encryption key file was open to other users; its mode is now 0600"
-        ),
-        Err(error) => tracing::warn!(
-            path = %path.display(),
-            mode = format!("{mode:04o}"),
-            %error,
-            "the key-encryption key file is open to other users and Tessera cannot change that: run `chmod 600` on it"
-        ),
-    }
-}
-
-#[cfg(not(unix))]
-fn tighten_permissions(_path: &Path) {}
-
 /// Creates `path` (0600, and its directory 0700 when missing) readable by the owner
 /// only; never overwrites.
 fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent().filter(|dir| !dir.exists()) {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            builder.mode(0o700);
-        }
-        builder.create(dir)?;
+        private_files::create_dir_all(dir)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
+    let mut file = private_files::create_new(path)?;
     file.write_all(contents)?;
     file.sync_all()
 }
