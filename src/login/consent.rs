@@ -7,7 +7,7 @@
 //! session's request is not found, and a form submitted twice issues one code.
 
 use super::flow::{self, ClientRedirect};
-use super::{expired, forged, internal_error, is_csrf_cookie, missing_token, pages, session, LoginConfig};
+use super::{expired, forged, internal_error, is_csrf_cookie, missing_token, pages, session, unreadable, LoginConfig};
 use crate::domain::secret::SecretDigest;
 use crate::oauth::error::OAuthError;
 use crate::oauth::form::FormParams;
@@ -22,9 +22,7 @@ pub async fn post(
     config: web::Data<LoginConfig>,
 ) -> HttpResponse {
     let storage = &**storage;
-    let Ok(form) = form else {
-        return pages::error_page(StatusCode::BAD_REQUEST, "Invalid form", "The form could not be read.");
-    };
+    let Ok(form) = form else { return unreadable() };
     let (Some(pending_id), Some(csrf_token)) = (form.get("pending"), form.get("csrf_token")) else {
         return missing_token();
     };

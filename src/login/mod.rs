@@ -103,10 +103,23 @@ pub async fn check_login_form(
     Ok(LoginForm { pending, handle, client })
 }
 
+impl LoginForm {
+    /// The same form again, for `username`, with `message` (wrong password, locked, busy).
+    pub fn again(&self, config: &LoginConfig, username: &str, message: &str, status: StatusCode) -> HttpResponse {
+        let redirect_uri = &self.pending.redirect_uri;
+        flow::login_form(config, &self.client, &self.handle, redirect_uri, username, Some(message), status)
+    }
+}
+
 /// Does the CSRF cookie hold `token`? Constant time.
 pub fn is_csrf_cookie(req: &HttpRequest, config: &LoginConfig, token: &str) -> bool {
     req.cookie(session::csrf_cookie_name(config))
         .is_some_and(|c| bool::from(c.value().as_bytes().ct_eq(token.as_bytes())))
+}
+
+/// A form post whose body is not a form at all (or too large).
+pub fn unreadable() -> HttpResponse {
+    pages::error_page(StatusCode::BAD_REQUEST, "Invalid form", "The form could not be read.")
 }
 
 pub fn missing_token() -> HttpResponse {

@@ -3,7 +3,7 @@
 
 use super::flow::{self, SignedIn};
 use super::throttle;
-use super::{check_login_form, internal_error, pages, session, LoginConfig, LoginForm};
+use super::{check_login_form, internal_error, session, unreadable, LoginConfig, LoginForm};
 use crate::domain::authorization::ThrottleSubject;
 use crate::domain::user::{User, Username};
 use crate::oauth::error::OAuthError;
@@ -26,27 +26,14 @@ pub async fn post(
     config: web::Data<LoginConfig>,
 ) -> HttpResponse {
     let storage = &**storage;
-    let Ok(form) = form else {
-        return pages::error_page(StatusCode::BAD_REQUEST, "Invalid form", "The form could not be read.");
-    };
+    let Ok(form) = form else { return unreadable() };
     let login = match check_login_form(&req, storage, &config, &form).await {
         Ok(login) => login,
         Err(page) => return page,
     };
     let username_raw = form.get("username").unwrap_or_default();
     let password_raw = form.get("password").unwrap_or_default().to_owned();
-    let again = |message: &str, status: StatusCode| {
-        let handle = &login.handle;
-        flow::login_form(
-            &config,
-            &login.client,
-            handle,
-            &login.pending.redirect_uri,
-            username_raw,
-            Some(message),
-            status,
-        )
-    };
+    let again = |message: &str, status: StatusCode| login.again(&config, username_raw, message, status);
     let now = config.clock.now();
     let username = Username::parse(username_raw).ok();
     // The IP first: an IP at its limit then creates no row for yet another username, so a
@@ -117,17 +104,7 @@ async fn start_session(
     let now = config.clock.now();
     let Some((session, cookie)) = session::start(storage, config, user, previous.as_ref(), now).await? else {
         // The password changed (or the user was disabled) while it was being checked.
-        let handle = &login.handle;
-        let page = flow::login_form(
-            config,
-            &login.client,
-            handle,
-            &login.pending.redirect_uri,
-            user.username.as_str(),
-            Some(LOGIN_FAILED),
-            StatusCode::UNAUTHORIZED,
-        );
-        return Ok(page);
+        return Ok(login.again(config, user.username.as_str(), LOGIN_FAILED, StatusCode::UNAUTHORIZED));
     };
     tracing::info!(event = "login", user_id = %user.id, client_id = %login.client.id, "user logged in");
     let who = SignedIn { session: &session, user, has_interacted: true };
