@@ -78,13 +78,6 @@ impl TryFrom<StoredCodeRow> for StoredCode {
     }
 }
 
-/// A new family and its first refresh token (also `RefreshStore::create_family`'s).
-pub(super) const INSERT_FAMILY: &str = "INSERT INTO token_families \
-     (id, client_id, user_id, sid, scope, auth_time, created_at, last_used_at, absolute_expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)";
-pub(super) const INSERT_REFRESH_TOKEN: &str =
-    "INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)";
-
 #[async_trait]
 impl GrantStore for SqlStorage {
     async fn insert_code(&self, code: &SecretDigest, grant: &AuthorizationGrant) -> Result<(), StorageError> {

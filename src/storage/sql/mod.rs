@@ -45,12 +45,19 @@ macro_rules! on_writer {
     };
 }
 
+/// A new family and its first refresh token, for `insert_family!`.
+const INSERT_FAMILY: &str = "INSERT INTO token_families \
+     (id, client_id, user_id, sid, scope, auth_time, created_at, last_used_at, absolute_expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)";
+const INSERT_REFRESH_TOKEN: &str =
+    "INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)";
+
 /// Inserts a new family and its first refresh token inside transaction `$tx`; both
 /// `RefreshStore::create_family` and `GrantStore::create_family_for_code` start one.
 macro_rules! insert_family {
     ($tx:expr, $family:expr, $token:expr, $idle_expires_at:expr) => {{
         let (family, token) = (&$family, &$token);
-        sqlx::query($crate::storage::sql::grants::INSERT_FAMILY)
+        sqlx::query($crate::storage::sql::INSERT_FAMILY)
             .bind(&family.id)
             .bind(family.client_id.as_str())
             .bind(&family.user_id)
@@ -61,7 +68,7 @@ macro_rules! insert_family {
             .bind($crate::storage::timestamp::Timestamp::from(family.absolute_expires_at))
             .execute(&mut *$tx)
             .await?;
-        sqlx::query($crate::storage::sql::grants::INSERT_REFRESH_TOKEN)
+        sqlx::query($crate::storage::sql::INSERT_REFRESH_TOKEN)
             .bind(token.as_str())
             .bind(&family.id)
             .bind($crate::storage::timestamp::Timestamp::from(family.created_at))

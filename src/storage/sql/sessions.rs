@@ -15,6 +15,13 @@ const SESSION_COLUMNS: &str = "sid, user_id, auth_time, created_at, last_seen_at
 const PENDING_COLUMNS: &str = "csrf_digest, client_id, redirect_uri, scope, state, nonce, code_challenge, login_hint, \
                                max_age, prompt, created_at, expires_at";
 
+/// The assignment that gives a reserved login attempt's place back (never below zero).
+macro_rules! release_one {
+    () => {
+        "in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END"
+    };
+}
+
 #[async_trait]
 impl SessionStore for SqlStorage {
     async fn insert_session(
@@ -164,8 +171,8 @@ impl SessionStore for SqlStorage {
         // flight, and the update that reserves is the same that checks. Once a lock has run
         // out, one attempt at a time may go past the limit, so a further failure doubles the
         // lock (`throttle::lockout_delay`) rather than the count stopping at the limit. A
-        // window that started before the cutoff restarts empty (in-flight counts of crashed attempts
-        // end with it). `ON CONFLICT … WHERE` false updates nothing and returns no row.
+        // window that started before the cutoff restarts empty (in-flight counts of crashed
+        // attempts end with it). `ON CONFLICT … WHERE` false updates nothing and returns no row.
         let sql = "INSERT INTO login_throttles (subject, failures, window_start, in_flight) \
                    SELECT $1, 0, $2, 1 WHERE $4 > 0 \
                    ON CONFLICT (subject) DO UPDATE SET \
@@ -184,9 +191,11 @@ impl SessionStore for SqlStorage {
     }
 
     async fn settle_failure(&self, subject: &str) -> Result<i64, StorageError> {
-        let sql = "UPDATE login_throttles SET failures = failures + 1, \
-                   in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END \
-                   WHERE subject = $1 RETURNING failures";
+        let sql = concat!(
+            "UPDATE login_throttles SET failures = failures + 1, ",
+            release_one!(),
+            " WHERE subject = $1 RETURNING failures"
+        );
         let subject = subject.to_owned();
         let failures: Option<(i64,)> =
             on_writer!(self, pool => sqlx::query_as(sql).bind(subject).fetch_optional(pool).await)?;
@@ -194,8 +203,7 @@ impl SessionStore for SqlStorage {
     }
 
     async fn release_attempt(&self, subject: &str) -> Result<(), StorageError> {
-        let sql = "UPDATE login_throttles SET in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END \
-                   WHERE subject = $1";
+        let sql = concat!("UPDATE login_throttles SET ", release_one!(), " WHERE subject = $1");
         let subject = subject.to_owned();
         on_writer!(self, pool => sqlx::query(sql).bind(subject).execute(pool).await.map(|_| ()))?;
         Ok(())
@@ -212,8 +220,11 @@ impl SessionStore for SqlStorage {
     async fn clear_throttle(&self, subject: &str) -> Result<(), StorageError> {
         // An update, not a delete: attempts still in flight keep their reservation and
         // settle against this row, so their failures are not lost.
-        let sql = "UPDATE login_throttles SET failures = 0, locked_until = NULL, \
-                   in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END WHERE subject = $1";
+        let sql = concat!(
+            "UPDATE login_throttles SET failures = 0, locked_until = NULL, ",
+            release_one!(),
+            " WHERE subject = $1"
+        );
         let subject = subject.to_owned();
         on_writer!(self, pool => sqlx::query(sql).bind(subject).execute(pool).await.map(|_| ()))?;
         Ok(())
