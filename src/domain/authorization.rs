@@ -113,9 +113,6 @@ pub struct CodePresentation {
 pub struct StoredCode {
     pub grant: AuthorizationGrant,
     pub used_at: Option<DateTime<Utc>>,
-    pub access_token_jti: Option<String>,
-    pub access_token_expires_at: Option<DateTime<Utc>>,
-    pub family_id: Option<String>,
     /// The SSO session it came from still exists.
     pub is_session_alive: bool,
     /// Its user is enabled and has not changed credentials since the code was issued.
@@ -129,7 +126,9 @@ pub enum CodeRedemption {
     /// user are as they were: the grant it stands for. The code is now used.
     Redeemed(AuthorizationGrant),
     /// Used before. RFC 6749 §4.1.2: deny, and revoke what it issued — which the caller
-    /// does only when the presentation is the owner's own (see `is_owners`).
+    /// does only when the presentation is the owner's own (see `is_owners`), reading what
+    /// to revoke from `GrantStore::mark_code_replayed`, which is ordered against the
+    /// family's creation.
     Replayed {
         owner: ClientId,
         /// The presentation came from the code's client with its verifier and redirect URI:
@@ -137,9 +136,6 @@ pub enum CodeRedemption {
         /// used by another. A foreign client's replay proves nothing and revokes nothing,
         /// or anyone holding a leaked used code could end the owner's grant.
         is_owners: bool,
-        access_token_jti: Option<String>,
-        access_token_expires_at: Option<DateTime<Utc>>,
-        family_id: Option<String>,
     },
     /// Issued to another client (unchanged: the owner can still redeem it).
     WrongClient,
@@ -164,13 +160,7 @@ impl CodeRedemption {
             let is_owners = grant.client_id == presented.client_id
                 && grant.redirect_uri == presented.redirect_uri
                 && grant.code_challenge.as_str() == presented.code_challenge;
-            return Self::Replayed {
-                owner: grant.client_id.clone(),
-                is_owners,
-                access_token_jti: code.access_token_jti,
-                access_token_expires_at: code.access_token_expires_at,
-                family_id: code.family_id,
-            };
+            return Self::Replayed { owner: grant.client_id.clone(), is_owners };
         }
         if code.grant.expires_at <= presented.now {
             Self::Invalid

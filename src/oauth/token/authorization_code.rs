@@ -42,14 +42,14 @@ pub async fn exchange(
     };
     let grant = match storage.redeem_code(&digest, &presentation).await? {
         CodeRedemption::Redeemed(grant) => grant,
-        CodeRedemption::Replayed { owner, is_owners, .. } if !is_owners => {
+        CodeRedemption::Replayed { owner, is_owners: false } => {
             // Another client (or one without the verifier) proves nothing about the owner's
             // tokens, and must not be able to end them: refused, nothing revoked.
             tracing::warn!(event = "code_replayed", client_id = %client.id, owner_client_id = %owner,
                 "a used authorization code was presented by another client or without its verifier; nothing revoked");
             return Err(used());
         }
-        CodeRedemption::Replayed { owner, .. } => {
+        CodeRedemption::Replayed { owner, is_owners: true } => {
             revoke_what_it_issued(storage, &digest, now).await?;
             tracing::warn!(event = "code_replayed", client_id = %client.id, owner_client_id = %owner,
                 "authorization code presented twice; its tokens are revoked");

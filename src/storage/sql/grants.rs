@@ -44,7 +44,7 @@ static MARK_FAMILY: LazyLock<String> = LazyLock::new(|| {
 /// A code and why it may not have been redeemed.
 static STORED_CODE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {CODE_COLUMNS}, used_at, access_token_jti, access_token_expires_at, family_id, \
+        "SELECT {CODE_COLUMNS}, used_at, \
            {IS_SESSION_ALIVE} AS is_session_alive, {IS_USER_UNCHANGED} AS is_user_unchanged \
          FROM authorization_codes WHERE code_digest = $1"
     )
@@ -56,9 +56,6 @@ struct StoredCodeRow {
     #[sqlx(flatten)]
     code: CodeRow,
     used_at: Option<Timestamp>,
-    access_token_jti: Option<String>,
-    access_token_expires_at: Option<Timestamp>,
-    family_id: Option<String>,
     is_session_alive: bool,
     is_user_unchanged: bool,
 }
@@ -69,9 +66,6 @@ impl TryFrom<StoredCodeRow> for StoredCode {
         Ok(StoredCode {
             grant: AuthorizationGrant::try_from(row.code)?,
             used_at: row.used_at.map(Into::into),
-            access_token_jti: row.access_token_jti,
-            access_token_expires_at: row.access_token_expires_at.map(Into::into),
-            family_id: row.family_id,
             is_session_alive: row.is_session_alive,
             is_user_unchanged: row.is_user_unchanged,
         })
