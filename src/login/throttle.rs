@@ -32,12 +32,12 @@ pub fn client_ip(req: &actix_web::HttpRequest, trust_forwarded_headers: bool) ->
 /// it is counted by that prefix, not by address: otherwise each of its 2^64 addresses
 /// would get a budget of its own.
 pub fn ip_subject(ip: Option<IpAddr>) -> ThrottleSubject {
-    let key = match ip {
-        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+    // Canonical first: an IPv4-mapped IPv6 address is the IPv4 client it maps.
+    let key = match ip.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V6(v6)) => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
-        Some(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
         Some(IpAddr::V4(v4)) => v4.to_string(),
         None => "unknown".to_owned(),
     };
