@@ -20,7 +20,7 @@ use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use tessera::oauth::form::{FormParams, MAX_PARAMS, MAX_QUERY_LEN};
+use tessera::http::form::{FormParams, MAX_PARAMS, MAX_QUERY_LEN};
 
 const ROUNDS: usize = 30;
 const ITERATIONS: usize = 2_000;

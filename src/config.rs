@@ -570,6 +570,17 @@ impl Lifetime {
     pub fn as_secs(&self) -> u64 {
         self.0.as_secs()
     }
+
+    /// As a `chrono::Duration`, for arithmetic on timestamps. Lossless: every lifetime is
+    /// bounded at load to 10 years, far inside chrono's range.
+    pub fn chrono(&self) -> chrono::Duration {
+        to_chrono(self.0)
+    }
+}
+
+/// Converts a bounded duration setting; the `MAX` fallback is unreachable (see `MAX_DURATION`).
+fn to_chrono(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
 impl<'de> Deserialize<'de> for Lifetime {
@@ -582,6 +593,13 @@ impl<'de> Deserialize<'de> for Lifetime {
 /// humantime string. Each setting narrows the range (`window_within`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window(pub Duration);
+
+impl Window {
+    /// As a `chrono::Duration` (lossless, as for [`Lifetime::chrono`]).
+    pub fn chrono(&self) -> chrono::Duration {
+        to_chrono(self.0)
+    }
+}
 
 impl<'de> Deserialize<'de> for Window {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -2,18 +2,44 @@
 //!
 //! `main.rs` parses the command line and dispatches; everything else lives here so
 //! the integration tests can start the real server in-process.
+//!
+//! # Layers
+//!
+//! Dependencies point one way. Each line is a layer; a module imports only from the
+//! layers below its own, never from beside or above it (`oauth` and `login` both build on
+//! `authorization` and never import each other). `.ci/check-layers` reads the block
+//! below and fails CI on any import against it.
+//!
+//! ```text
+//! cli
+//! startup
+//! oauth login housekeeping
+//! authorization
+//! tokens revocation
+//! keys
+//! storage
+//! domain
+//! ```
+//!
+//! Utilities, usable from every layer above `domain` and importing only `domain` and each
+//! other: `config` `clock` `http` `password` `private_files` `telemetry`
+//!
+//! `domain` imports neither actix nor sqlx; `keys` and `tokens` import no actix.
 #![forbid(unsafe_code)]
 
+pub mod authorization;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod housekeeping;
+pub mod http;
 pub mod keys;
 pub mod login;
 pub mod oauth;
 pub mod password;
 pub mod private_files;
+pub mod revocation;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

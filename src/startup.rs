@@ -1,18 +1,21 @@
 //! Composition root: storage, keys, token issuer and routes, wired once.
 
+use crate::authorization::signed_form::FormSigner;
+use crate::authorization::FlowSettings;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::housekeeping;
+use crate::http::request_log;
 use crate::keys::kek::KekSource;
 use crate::keys::refresher;
 use crate::keys::rotation::RotationSchedule;
 use crate::keys::SigningKeys;
-use crate::login::LoginConfig;
+use crate::login::LoginSettings;
 use crate::oauth::discovery::Discovery;
 use crate::oauth::jwks::JwksMaxAge;
+use crate::password::PasswordChecks;
 use crate::storage::client_cache::ClientCache;
 use crate::storage::{self, Storage};
-use crate::telemetry;
 use crate::tokens::refresh::RefreshPolicy;
 use crate::tokens::TokenIssuer;
 use actix_web::dev::{Server, ServerHandle};
@@ -58,21 +61,26 @@ impl Application {
     /// Tests also pass a clock they can move forward.
     pub async fn with_clock(settings: Settings, listener: TcpListener, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let storage: Arc<dyn Storage> = storage::connect(&settings.database_url, &settings.database).await?;
-        let (keys, kek, kek_source) = SigningKeys::load_or_create(&*storage, &settings).await?;
+        let (keys, kek, kek_source) = SigningKeys::load_or_create(&*storage, &settings, clock.now()).await?;
+        let keys = Arc::new(keys);
         let kek = Arc::new(kek);
-        let login_config = Data::new(LoginConfig::from_settings(&settings, clock.clone(), &kek));
+        let flow_settings = Data::new(FlowSettings::from_settings(&settings));
+        let forms = Data::new(FormSigner::new(&kek));
+        let login_settings = Data::new(LoginSettings::from_settings(&settings));
+        let password_checks = Data::new(PasswordChecks::new(settings.login.max_concurrent_password_checks));
         let refresh = Data::new(RefreshPolicy::from_settings(&settings, kek.clone()));
         let housekeeping = housekeeping::spawn(storage.clone(), clock.clone(), &settings.housekeeping);
         let kid = keys.snapshot().current.kid.clone();
         let issuer = Data::new(TokenIssuer {
             issuer: settings.issuer.clone(),
-            access_token_ttl: settings.tokens.access_token_ttl.0,
-            id_token_ttl: settings.tokens.id_token_ttl.0,
-            keys,
+            access_token_ttl: settings.tokens.access_token_ttl.chrono(),
+            id_token_ttl: settings.tokens.id_token_ttl.chrono(),
+            keys: keys.clone(),
+            clock: clock.clone(),
         });
         let key_refresher = refresher::spawn(
             storage.clone(),
-            issuer.clone(),
+            keys,
             kek,
             RotationSchedule::from_settings(&settings),
             clock.clone(),
@@ -88,13 +96,16 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(Condition::new(is_https, strict_transport_security()))
-                .wrap(from_fn(telemetry::log_request))
+                .wrap(from_fn(request_log::log_request))
                 .app_data(storage.clone())
                 .app_data(clients.clone())
                 .app_data(issuer.clone())
                 .app_data(discovery.clone())
                 .app_data(jwks_max_age.clone())
-                .app_data(login_config.clone())
+                .app_data(flow_settings.clone())
+                .app_data(forms.clone())
+                .app_data(login_settings.clone())
+                .app_data(password_checks.clone())
                 .app_data(refresh.clone())
                 .app_data(clock.clone())
                 .configure(crate::oauth::routes)

@@ -10,8 +10,8 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use tessera::domain::client::{AuthMethod, Client, ClientId, GrantType};
 use tessera::domain::scope::ScopeSet;
-use tessera::oauth::authorize::parse_request;
-use tessera::oauth::form::FormParams;
+use tessera::oauth::authorize::{parse_request, RequestRefused};
+use tessera::http::form::FormParams;
 
 const REDIRECT_URI: &str = "https://app.example.com/callback";
 
@@ -54,7 +54,7 @@ fuzz_target!(|query: &[u8]| {
             assert!(pending.max_age.is_none_or(|age| age >= 0));
             assert!(pending.expires_at > now);
         }
-        Err((code, message)) => {
+        Err(RequestRefused { code, description }) => {
             assert!(
                 matches!(
                     code,
@@ -67,7 +67,7 @@ fuzz_target!(|query: &[u8]| {
                 ),
                 "unexpected error code {code:?}"
             );
-            assert!(!message.is_empty());
+            assert!(!description.is_empty());
         }
     }
 });

@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera::oauth::form::{decode_component, FormParams, MAX_PARAMS};
+use tessera::http::form::{decode_component, FormParams, MAX_PARAMS};
 
 /// What the parser should return: `None` for an error, else the non-empty values by name.
 fn model(body: &[u8]) -> Option<Vec<(String, String)>> {

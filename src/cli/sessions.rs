@@ -84,7 +84,7 @@ pub async fn run(command: SessionCommand, storage: &dyn Storage) -> anyhow::Resu
         }
         SessionCommand::Revoke { family_id: None, user: Some(user) } => {
             let username = Username::parse(&user)?;
-            let revoked = super::users::end_everything(storage, &username, "revoked by an operator").await?;
+            let revoked = super::users::end_user_access(storage, &username, "revoked by an operator").await?;
             println!("{revoked} refresh-token families of {username} revoked; their SSO sessions ended.");
             Ok(())
         }

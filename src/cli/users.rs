@@ -4,6 +4,7 @@
 use super::print_json;
 use crate::domain::user::{parse_email, Password, User, Username};
 use crate::password;
+use crate::revocation;
 use crate::storage::{Storage, StorageError};
 use anyhow::{bail, Context};
 use chrono::Utc;
@@ -88,7 +89,7 @@ pub async fn run(command: UserCommand, storage: &dyn Storage) -> anyhow::Result<
         UserCommand::Disable { username } => {
             let username = Username::parse(&username)?;
             if storage.disable_user(&username, Utc::now()).await? {
-                let revoked = end_everything(storage, &username, "user disabled").await?;
+                let revoked = end_user_access(storage, &username, "user disabled").await?;
                 println!("User {username} is disabled; {revoked} refresh-token families revoked and sessions ended.");
             } else if storage.find_user_by_username(&username).await?.is_some() {
                 println!("User {username} was already disabled.");
@@ -104,23 +105,18 @@ pub async fn run(command: UserCommand, storage: &dyn Storage) -> anyhow::Result<
             }
             let hash = password::hash(read_password(password_stdin)?).await?;
             storage.set_password_hash(&username, &hash, Utc::now()).await?;
-            let revoked = end_everything(storage, &username, "password changed").await?;
+            let revoked = end_user_access(storage, &username, "password changed").await?;
             println!("Password of {username} changed; {revoked} refresh-token families revoked and sessions ended.");
             Ok(())
         }
     }
 }
 
-/// Cascade of a user's disable or password change (or an operator's revocation): every
-/// SSO session ends, every unused authorization code goes and every refresh-token family
-/// is revoked, so nothing obtained before keeps working. (A code redeemed concurrently is
-/// refused anyway: redemption needs its session alive and the user's credentials
-/// unchanged since the code was issued.)
-pub async fn end_everything(storage: &dyn Storage, username: &Username, reason: &str) -> anyhow::Result<u64> {
+/// Ends everything `username` obtained (see `revocation::end_user_access`); returns how
+/// many refresh-token families were revoked.
+pub async fn end_user_access(storage: &dyn Storage, username: &Username, reason: &str) -> anyhow::Result<u64> {
     let user = storage.find_user_by_username(username).await?.with_context(|| format!("no user named {username}"))?;
-    storage.delete_sessions_of_user(&user.id).await?;
-    storage.delete_unused_codes_of_user(&user.id).await?;
-    Ok(storage.revoke_families_of_user(&user.id, Utc::now(), reason).await?)
+    Ok(revocation::end_user_access(storage, &user.id, reason, Utc::now()).await?)
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<Password> {

@@ -3,17 +3,16 @@
 
 use super::kek::KeyEncryptionKey;
 use super::rotation::{self, RotationSchedule};
+use super::SigningKeys;
 use crate::clock::Clock;
 use crate::storage::Storage;
-use crate::tokens::TokenIssuer;
-use actix_web::web::Data;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub fn spawn(
     storage: Arc<dyn Storage>,
-    issuer: Data<TokenIssuer>,
+    keys: Arc<SigningKeys>,
     kek: Arc<KeyEncryptionKey>,
     schedule: RotationSchedule,
     clock: Arc<dyn Clock>,
@@ -27,8 +26,8 @@ pub fn spawn(
             if let Err(error) = rotation::run_due_steps(&*storage, &kek, &schedule, clock.now()).await {
                 tracing::warn!(error = ?error, "key rotation step failed; will retry");
             }
-            match issuer.keys.reload(&*storage, &kek).await {
-                Ok(true) => tracing::info!(kid = %issuer.keys.snapshot().current.kid, "signing keys reloaded"),
+            match keys.reload(&*storage, &kek).await {
+                Ok(true) => tracing::info!(kid = %keys.snapshot().current.kid, "signing keys reloaded"),
                 Ok(false) => {}
                 Err(error) => tracing::warn!(error = ?error, "reloading signing keys failed; keeping the current set"),
             }

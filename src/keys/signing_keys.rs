@@ -9,14 +9,14 @@ use super::jwk::RsaPublicJwk;
 use super::kek::{KekSource, KeyEncryptionKey};
 use crate::config::Settings;
 use crate::storage::{KeyState, Storage, StoredKey};
-use actix_web::web::Bytes;
 use anyhow::{anyhow, bail, Context};
 use aws_lc_rs::digest::{digest, SHA256};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{KeyPair, RsaKeyPair, RSA_PKCS1_SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::Utc;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Header};
 use std::sync::{Arc, RwLock};
 
@@ -159,11 +159,13 @@ impl SigningKeys {
         self.set.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Loads the keys from storage, creating the first one when there is none.
-    /// Also returns the key-encryption key, which seals other secrets at rest too.
+    /// Loads the keys from storage, creating the first one (made current at `now`) when
+    /// there is none. Also returns the key-encryption key, which seals other secrets at
+    /// rest too.
     pub async fn load_or_create(
         storage: &dyn Storage,
         settings: &Settings,
+        now: DateTime<Utc>,
     ) -> anyhow::Result<(Self, KeyEncryptionKey, KekSource)> {
         let mut stored = storage.list_signing_keys().await.context("reading signing keys")?;
         let (kek, source) = KeyEncryptionKey::resolve(
@@ -173,7 +175,7 @@ impl SigningKeys {
         )?;
         if !stored.iter().any(|k| k.state == KeyState::Current) {
             let der = first_key_der(settings).await?;
-            let row = seal_key(&kek, &der, KeyState::Current, Utc::now())?;
+            let row = seal_key(&kek, &der, KeyState::Current, now)?;
             // Another replica may have won the race; then its key is the one to use.
             storage.insert_signing_key(&row).await.context("storing the new signing key")?;
             stored = storage.list_signing_keys().await.context("reading signing keys")?;
@@ -200,12 +202,7 @@ fn fingerprint(stored: &[StoredKey]) -> Vec<(String, KeyState)> {
 }
 
 /// Encrypts a PKCS#8 key for storage, in `state`.
-pub fn seal_key(
-    kek: &KeyEncryptionKey,
-    der: &[u8],
-    state: KeyState,
-    now: chrono::DateTime<Utc>,
-) -> anyhow::Result<StoredKey> {
+pub fn seal_key(kek: &KeyEncryptionKey, der: &[u8], state: KeyState, now: DateTime<Utc>) -> anyhow::Result<StoredKey> {
     let key = SigningKey::from_pkcs8(der)?;
     Ok(StoredKey {
         kid: key.kid.clone(),

@@ -6,60 +6,34 @@
 //! skip `prompt=login` or `max_age` by posting here (OIDC Core §3.1.2.1), another
 //! session's request is not found, and a form submitted twice issues one code.
 
-use super::flow::{self, ClientRedirect};
-use super::{expired, forged, internal_error, is_csrf_cookie, missing_token, pages, session, unreadable, LoginConfig};
+use super::CheckedForm;
+use crate::authorization::decision::ValidRequest;
+use crate::authorization::pages::PageError;
+use crate::authorization::{code, session, Context};
 use crate::domain::secret::SecretDigest;
-use crate::oauth::error::OAuthError;
-use crate::oauth::form::FormParams;
-use crate::storage::Storage;
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 
-pub async fn post(
-    req: HttpRequest,
-    form: Result<FormParams, OAuthError>,
-    storage: web::Data<dyn Storage>,
-    config: web::Data<LoginConfig>,
-) -> HttpResponse {
-    let storage = &**storage;
-    let Ok(form) = form else { return unreadable() };
-    let (Some(pending_id), Some(csrf_token)) = (form.get("pending"), form.get("csrf_token")) else {
-        return missing_token();
+pub async fn post(req: HttpRequest, form: CheckedForm, ctx: Context) -> Result<HttpResponse, PageError> {
+    let storage = ctx.storage();
+    let Some((_, session)) = session::current(&req, &ctx).await? else {
+        return Err(PageError::bad_request(
+            "You are not signed in",
+            "Your session ended before you answered. Start again from the application.",
+        ));
     };
-    if !is_csrf_cookie(&req, &config, csrf_token) {
-        return forged();
+    let claimed = storage.claim_pending(&SecretDigest::of(&form.pending), &session.sid, ctx.now()).await?;
+    let pending = claimed.ok_or(PageError::Expired)?;
+    if !pending.csrf_digest.matches(&form.csrf_token) {
+        return Err(PageError::Forged);
     }
-    let result = async {
-        let Some((_, session)) = session::current(&req, storage, &config).await? else {
-            return Ok(pages::error_page(
-                StatusCode::BAD_REQUEST,
-                "You are not signed in",
-                "Your session ended before you answered. Start again from the application.",
-            ));
-        };
-        let claimed = storage.claim_pending(&SecretDigest::of(pending_id), &session.sid, config.clock.now()).await?;
-        let Some(pending) = claimed else { return Ok(expired()) };
-        if !pending.csrf_digest.matches(csrf_token) {
-            return Ok(forged());
-        }
-        let client = storage.find_client(&pending.client_id).await?.filter(|c| !c.is_disabled());
-        let Some(client) = client else { return Ok(expired()) };
-        let redirect = ClientRedirect {
-            redirect_uri: &pending.redirect_uri,
-            state: pending.state.as_deref(),
-            issuer: config.issuer.as_str(),
-        };
-        match form.get("decision") {
-            Some("allow") => {
-                let mut granted = storage.find_consent(&session.user_id, &client.id).await?.unwrap_or_default();
-                granted = granted.union(&pending.scope);
-                storage.save_consent(&session.user_id, &client.id, &granted, config.clock.now()).await?;
-                let code = flow::issue_code(storage, &config, &pending, &session).await?;
-                Ok(redirect.code(&code))
-            }
-            _ => Ok(redirect.error("access_denied", "the user denied the request")),
-        }
+    let client = storage.find_client(&pending.client_id).await?.filter(|c| !c.is_disabled());
+    let client = client.ok_or(PageError::Expired)?;
+    let redirect = ValidRequest { client: &client, pending: &pending }.redirect(&ctx);
+    if form.params.get("decision") != Some("allow") {
+        return Ok(redirect.error("access_denied", "the user denied the request"));
     }
-    .await;
-    result.unwrap_or_else(internal_error)
+    let granted = storage.find_consent(&session.user_id, &client.id).await?.unwrap_or_default();
+    storage.save_consent(&session.user_id, &client.id, &granted.union(&pending.scope), ctx.now()).await?;
+    let code = code::issue(&ctx, &pending, &session).await?;
+    Ok(redirect.code(&code))
 }

@@ -1,16 +1,18 @@
 //! POST /login: checks the password (argon2id, off the async workers, bounded in number),
 //! throttles guessing, starts a fresh SSO session, then continues the authorization.
 
-use super::flow::{self, SignedIn};
-use super::throttle;
-use super::{check_login_form, internal_error, session, unreadable, LoginConfig, LoginForm};
-use crate::domain::authorization::ThrottleSubject;
+use super::{throttle, CheckedForm, LoginSettings};
+use crate::authorization::decision::{self, SignedIn, ValidRequest};
+use crate::authorization::pages::PageError;
+use crate::authorization::pending::{login_form, PendingHandle};
+use crate::authorization::{session, Context};
+use crate::domain::authorization::{PendingAuthorization, ThrottleSubject};
+use crate::domain::client::Client;
 use crate::domain::user::{User, Username};
-use crate::oauth::error::OAuthError;
-use crate::oauth::form::FormParams;
-use crate::password;
+use crate::http::client_ip::client_ip;
+use crate::password::{self, PasswordChecks};
 use crate::storage::Storage;
-use actix_web::http::header::RETRY_AFTER;
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -19,60 +21,76 @@ const LOGIN_FAILED: &str = "The username or password is incorrect.";
 const LOCKED: &str = "Too many failed attempts. Try again in a few minutes.";
 const BUSY: &str = "Too many sign-ins at this moment. Try again in a few seconds.";
 
+/// The authorization request a login form carries, opened: untouched and unexpired, issued
+/// with this form's CSRF token, for a client that is still enabled.
+struct LoginRequest {
+    pending: PendingAuthorization,
+    handle: PendingHandle,
+    client: Client,
+}
+
+impl LoginRequest {
+    async fn open(ctx: &Context, form: &CheckedForm) -> Result<Self, PageError> {
+        let pending = ctx.forms.open_login_request(&form.pending, ctx.now()).ok_or(PageError::Expired)?;
+        if !pending.csrf_digest.matches(&form.csrf_token) {
+            return Err(PageError::Forged);
+        }
+        let client = ctx.storage().find_client(&pending.client_id).await?;
+        let client = client.filter(|c| !c.is_disabled()).ok_or(PageError::Expired)?;
+        let handle = PendingHandle { id: form.pending.clone(), csrf_token: form.csrf_token.clone() };
+        Ok(Self { pending, handle, client })
+    }
+
+    /// The same form again, for `username`, with `message` (wrong password, locked, busy).
+    fn again(&self, ctx: &Context, username: &str, message: &str, status: StatusCode) -> HttpResponse {
+        login_form(ctx, &self.client, &self.handle, &self.pending.redirect_uri, username, Some(message), status)
+    }
+}
+
 pub async fn post(
     req: HttpRequest,
-    form: Result<FormParams, OAuthError>,
-    storage: web::Data<dyn Storage>,
-    config: web::Data<LoginConfig>,
-) -> HttpResponse {
-    let storage = &**storage;
-    let Ok(form) = form else { return unreadable() };
-    let login = match check_login_form(&req, storage, &config, &form).await {
-        Ok(login) => login,
-        Err(page) => return page,
-    };
-    let username_raw = form.get("username").unwrap_or_default();
-    let password_raw = form.get("password").unwrap_or_default().to_owned();
-    let again = |message: &str, status: StatusCode| login.again(&config, username_raw, message, status);
-    let now = config.clock.now();
+    form: CheckedForm,
+    ctx: Context,
+    login: web::Data<LoginSettings>,
+    checks: web::Data<PasswordChecks>,
+) -> Result<HttpResponse, PageError> {
+    let request = LoginRequest::open(&ctx, &form).await?;
+    let storage = ctx.storage();
+    let username_raw = form.params.get("username").unwrap_or_default();
+    let password_raw = form.params.get("password").unwrap_or_default().to_owned();
+    let again = |message: &str, status: StatusCode| request.again(&ctx, username_raw, message, status);
+    let now = ctx.now();
     let username = Username::parse(username_raw).ok();
     // The IP first: an IP at its limit then creates no row for yet another username, so a
     // stranger cannot fill the table with one row per made-up account.
-    let mut subjects = vec![throttle::ip_subject(throttle::client_ip(&req, config.trust_forwarded_headers))];
+    let mut subjects = vec![throttle::ip_subject(client_ip(&req, login.trust_forwarded_headers))];
     if let Some(username) = &username {
         subjects.push(ThrottleSubject::account(username.as_str()));
     }
-    let reservation = match throttle::reserve(storage, &config, subjects, now).await {
-        Ok(Some(reservation)) => reservation,
-        Ok(None) => return again(LOCKED, StatusCode::TOO_MANY_REQUESTS),
-        Err(error) => return internal_error(error.into()),
+    let Some(reservation) = throttle::reserve(storage, &login, subjects, now).await? else {
+        return Ok(again(LOCKED, StatusCode::TOO_MANY_REQUESTS));
     };
     // Bounded: beyond the bound, answer at once rather than queue. Taken after the
     // reservation, so requests the throttle refuses never hold a place.
-    let Some(permit) = config.password_checks.try_start() else {
-        if let Err(error) = throttle::release(storage, reservation).await {
-            return internal_error(error.into());
-        }
+    let Some(permit) = checks.try_start() else {
+        throttle::release(storage, reservation).await?;
         let mut busy = again(BUSY, StatusCode::TOO_MANY_REQUESTS);
-        busy.headers_mut().insert(RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("1"));
-        return busy;
+        busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return Ok(busy);
     };
     let checked = check_password(storage, permit, username.as_ref(), password_raw).await;
     let settled = match &checked {
         Ok(Some(_)) => throttle::settle_success(storage, reservation).await,
-        Ok(None) => throttle::settle_failure(storage, &config, reservation, now).await,
+        Ok(None) => throttle::settle_failure(storage, &login, reservation, now).await,
         Err(_) => throttle::release(storage, reservation).await,
     };
-    let user = match (checked, settled) {
-        (Ok(user), Ok(())) => user,
-        (Err(error), _) => return internal_error(error),
-        (_, Err(error)) => return internal_error(error.into()),
-    };
+    let user = checked?;
+    settled?;
     let Some(user) = user else {
-        tracing::info!(event = "login_failed", client_id = %login.client.id, "failed login");
-        return again(LOGIN_FAILED, StatusCode::UNAUTHORIZED);
+        tracing::info!(event = "login_failed", client_id = %request.client.id, "failed login");
+        return Ok(again(LOGIN_FAILED, StatusCode::UNAUTHORIZED));
     };
-    start_session(&req, storage, &config, &login, &user).await.unwrap_or_else(internal_error)
+    start_session(&req, &ctx, &request, &user).await
 }
 
 /// The user if `candidate` is their password and they are enabled. Unknown and disabled
@@ -94,19 +112,20 @@ async fn check_password(
 
 async fn start_session(
     req: &HttpRequest,
-    storage: &dyn Storage,
-    config: &LoginConfig,
-    login: &LoginForm,
+    ctx: &Context,
+    request: &LoginRequest,
     user: &User,
-) -> anyhow::Result<HttpResponse> {
+) -> Result<HttpResponse, PageError> {
     // Whatever session the cookie names is replaced: no need to load or touch it first.
-    let previous = session::cookie_digest(req, config);
-    let now = config.clock.now();
-    let Some((session, cookie)) = session::start(storage, config, user, previous.as_ref(), now).await? else {
+    let previous = session::cookie_digest(req, &ctx.settings);
+    let Some((session, cookie)) = session::start(ctx, user, previous.as_ref(), ctx.now()).await? else {
         // The password changed (or the user was disabled) while it was being checked.
-        return Ok(login.again(config, user.username.as_str(), LOGIN_FAILED, StatusCode::UNAUTHORIZED));
+        return Ok(request.again(ctx, user.username.as_str(), LOGIN_FAILED, StatusCode::UNAUTHORIZED));
     };
-    tracing::info!(event = "login", user_id = %user.id, client_id = %login.client.id, "user logged in");
+    tracing::info!(event = "login", user_id = %user.id, client_id = %request.client.id, "user logged in");
     let who = SignedIn { session: &session, user, has_interacted: true };
-    flow::after_login(storage, config, &login.client, &login.pending, who, vec![cookie]).await
+    let valid = ValidRequest { client: &request.client, pending: &request.pending };
+    let mut response = decision::obtain(ctx, &valid, who).await?;
+    let _ = response.add_cookie(&cookie);
+    Ok(response)
 }

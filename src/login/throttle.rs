@@ -8,25 +8,11 @@
 //! them had failed; now at most `max_failures` checks run for one account in any burst,
 //! and at most `IP_FACTOR` times that for one client IP.
 
-use super::LoginConfig;
+use super::LoginSettings;
 use crate::domain::authorization::ThrottleSubject;
 use crate::storage::{Storage, StorageError};
 use chrono::{DateTime, Duration, Utc};
 use std::net::IpAddr;
-
-/// The client's IP: the peer address, or the proxy-reported one when trusted.
-pub fn client_ip(req: &actix_web::HttpRequest, trust_forwarded_headers: bool) -> Option<IpAddr> {
-    if trust_forwarded_headers {
-        if let Some(ip) = req.connection_info().realip_remote_addr() {
-            // `realip_remote_addr` may carry a port ("1.2.3.4:5678", "[::1]:80").
-            let host = ip.parse::<std::net::SocketAddr>().map(|a| a.ip()).or_else(|_| ip.parse::<IpAddr>());
-            if let Ok(ip) = host {
-                return Some(ip);
-            }
-        }
-    }
-    req.peer_addr().map(|a| a.ip())
-}
 
 /// The throttling subject of a client IP. An IPv6 client usually holds a whole /64, so
 /// it is counted by that prefix, not by address: otherwise each of its 2^64 addresses
@@ -54,13 +40,13 @@ pub struct Reservation {
 /// at its limit (the ones already reserved are released).
 pub async fn reserve(
     storage: &dyn Storage,
-    config: &LoginConfig,
+    settings: &LoginSettings,
     subjects: Vec<ThrottleSubject>,
     now: DateTime<Utc>,
 ) -> Result<Option<Reservation>, StorageError> {
-    let cutoff = now - config.failure_window;
+    let cutoff = now - settings.failure_window;
     for (index, subject) in subjects.iter().enumerate() {
-        let limit = subject.limit(config.max_failures);
+        let limit = subject.limit(settings.max_failures);
         if !storage.reserve_attempt(&subject.key(), limit, now, cutoff).await? {
             for reserved in &subjects[..index] {
                 storage.release_attempt(&reserved.key()).await?;
@@ -74,15 +60,15 @@ pub async fn reserve(
 /// The password was wrong: count a failure for each subject, and lock those at the limit.
 pub async fn settle_failure(
     storage: &dyn Storage,
-    config: &LoginConfig,
+    settings: &LoginSettings,
     reservation: Reservation,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
     for subject in &reservation.subjects {
         let failures = storage.settle_failure(&subject.key()).await?;
-        let limit = subject.limit(config.max_failures);
+        let limit = subject.limit(settings.max_failures);
         if failures >= limit {
-            storage.lock(&subject.key(), now + lockout_delay(config, failures - limit)).await?;
+            storage.lock(&subject.key(), now + lockout_delay(settings, failures - limit)).await?;
         }
     }
     Ok(())
@@ -110,9 +96,9 @@ pub async fn release(storage: &dyn Storage, reservation: Reservation) -> Result<
 
 /// `lockout` doubled once per failure past the limit, at most `max_lockout`; saturating,
 /// so no setting can make it overflow.
-fn lockout_delay(config: &LoginConfig, failures_past_limit: i64) -> Duration {
+fn lockout_delay(settings: &LoginSettings, failures_past_limit: i64) -> Duration {
     let doublings = failures_past_limit.clamp(0, 20) as u32;
-    config.lockout.checked_mul(1 << doublings).map_or(config.max_lockout, |delay| delay.min(config.max_lockout))
+    settings.lockout.checked_mul(1 << doublings).map_or(settings.max_lockout, |delay| delay.min(settings.max_lockout))
 }
 
 #[cfg(test)]

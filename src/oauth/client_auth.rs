@@ -1,17 +1,47 @@
-//! Client authentication at the token endpoint (RFC 6749 §2.3.1, §3.2.1):
+//! Client authentication at the token-style endpoints (RFC 6749 §2.3.1, §3.2.1):
 //! `client_secret_basic`, `client_secret_post`, or a bare `client_id` for public clients.
 
 use super::error::OAuthError;
-use super::form::{decode_component, FormParams};
 use crate::domain::client::{AuthMethod, Client, ClientId};
 use crate::domain::secret::SecretDigest;
+use crate::http::form::{decode_component, FormParams};
 use crate::storage::client_cache::{ClientCache, Lookup};
+use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::HttpRequest;
+use actix_web::web::Data;
+use actix_web::{FromRequest, HttpRequest};
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
+use futures_util::future::LocalBoxFuture;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
+
+/// A request to `/token`, `/revoke` or `/introspect` from a client that authenticated:
+/// the form it posted (the body can be read once, and it carries the credentials) and the
+/// client's registration.
+pub struct AuthenticatedClient {
+    pub client: Arc<Client>,
+    pub form: FormParams,
+}
+
+impl FromRequest for AuthenticatedClient {
+    type Error = OAuthError;
+    type Future = LocalBoxFuture<'static, Result<Self, OAuthError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let form = FormParams::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let form = form.await?;
+            let presented = PresentedCredentials::from_request(&req, &form)?;
+            let clients = req
+                .app_data::<Data<ClientCache>>()
+                .ok_or_else(|| OAuthError::Unexpected(anyhow::anyhow!("the client cache is not configured")))?;
+            let client = authenticate(clients, presented).await?;
+            Ok(Self { client, form })
+        })
+    }
+}
 
 /// What the client presented, before anything is looked up.
 pub enum PresentedCredentials {
@@ -88,17 +118,11 @@ pub fn parse_basic(header: &str) -> Result<(ClientId, String), OAuthError> {
     Ok((id, secret))
 }
 
-/// The common start of `/revoke` and `/introspect`: the `token` parameter and the
-/// authenticated client (RFC 7009 §2.1, RFC 7662 §2.1).
-pub async fn token_and_client<'a>(
-    req: &HttpRequest,
-    form: &'a FormParams,
-    clients: &ClientCache,
-) -> Result<(&'a str, Arc<Client>), OAuthError> {
-    let presented = PresentedCredentials::from_request(req, form)?;
-    let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("missing token"))?;
-    let client = authenticate(clients, presented).await?;
-    Ok((token, client))
+impl AuthenticatedClient {
+    /// The `token` parameter of `/revoke` and `/introspect` (RFC 7009 §2.1, RFC 7662 §2.1).
+    pub fn token(&self) -> Result<&str, OAuthError> {
+        self.form.get("token").ok_or_else(|| OAuthError::invalid_request("missing token"))
+    }
 }
 
 /// Compared against when the client is unknown, so the response takes as long as for a

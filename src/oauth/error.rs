@@ -1,10 +1,17 @@
-//! Errors of the token-style endpoints (`/token`, later `/revoke`, `/introspect`):
-//! RFC 6749 §5.2 JSON bodies with the right status.
+//! The error of each protocol surface, typed by how it is delivered:
+//! - [`OAuthError`]: `/token`, `/revoke`, `/introspect` — RFC 6749 §5.2 JSON bodies;
+//! - [`AuthorizeError`]: `/authorize` — an HTML page until the client and redirect URI are
+//!   verified, a redirect to the client after (RFC 6749 §4.1.2.1);
+//! - [`BearerError`]: `/userinfo` — RFC 6750 §3 `WWW-Authenticate: Bearer` challenges.
 
+use crate::authorization::pages::PageError;
+use crate::authorization::redirect::ClientRedirect;
+use crate::http::form::FormError;
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use serde_json::json;
 use std::borrow::Cow;
 
 type Text = Cow<'static, str>;
@@ -91,6 +98,16 @@ impl From<crate::storage::StorageError> for OAuthError {
     }
 }
 
+/// A body or query the form parser refused: `invalid_request` (413 for one too large).
+impl From<FormError> for OAuthError {
+    fn from(error: FormError) -> Self {
+        match error {
+            FormError::BodyTooLarge => Self::BodyTooLarge,
+            other => Self::InvalidRequest(other.to_string().into()),
+        }
+    }
+}
+
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -121,5 +138,112 @@ impl ResponseError for OAuthError {
             _ => {}
         }
         response.json(ErrorBody { error: self.code(), error_description: self.description() })
+    }
+}
+
+/// The error of `/authorize` (RFC 6749 §4.1.2.1): until `client_id` and `redirect_uri` are
+/// verified, an HTML page, and never a redirect (an open redirector otherwise); after
+/// that, a redirect to the client with `error`, `error_description`, `state` and `iss`.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizeError {
+    /// Shown to the person: the client or redirect URI could not be verified, or an
+    /// unexpected failure.
+    #[error(transparent)]
+    Page(#[from] PageError),
+    /// Sent back to the client, whose redirect URI is verified.
+    #[error("{code}: {description}")]
+    Redirect { to: ClientRedirect, code: &'static str, description: Text },
+}
+
+impl AuthorizeError {
+    /// An error page for a request whose client or redirect URI is not verified (400).
+    pub fn invalid(message: impl Into<Text>) -> Self {
+        Self::Page(PageError::bad_request("Invalid request", message))
+    }
+}
+
+impl From<crate::storage::StorageError> for AuthorizeError {
+    fn from(error: crate::storage::StorageError) -> Self {
+        Self::Page(error.into())
+    }
+}
+
+impl From<FormError> for AuthorizeError {
+    fn from(error: FormError) -> Self {
+        Self::invalid(error.to_string())
+    }
+}
+
+impl ResponseError for AuthorizeError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Page(page) => page.status_code(),
+            Self::Redirect { .. } => StatusCode::SEE_OTHER,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Page(page) => page.error_response(),
+            Self::Redirect { to, code, description } => to.error(code, description),
+        }
+    }
+}
+
+/// RFC 6750 §3.1 errors, answered with a `WWW-Authenticate: Bearer` challenge.
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError {
+    /// No credentials: a bare challenge, no error code (§3.1).
+    #[error("missing bearer token")]
+    Missing,
+    #[error("invalid_request: {0}")]
+    InvalidRequest(&'static str),
+    #[error("invalid_token: {0}")]
+    InvalidToken(&'static str),
+    #[error("insufficient_scope")]
+    InsufficientScope(&'static str),
+    #[error("server_error")]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<crate::storage::StorageError> for BearerError {
+    fn from(error: crate::storage::StorageError) -> Self {
+        Self::Unexpected(anyhow::Error::new(error))
+    }
+}
+
+impl ResponseError for BearerError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Missing | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let challenge = match self {
+            Self::Missing => r#"Bearer realm="tessera""#.to_owned(),
+            Self::InvalidRequest(d) => {
+                format!(r#"Bearer realm="tessera", error="invalid_request", error_description="{d}""#)
+            }
+            Self::InvalidToken(d) => {
+                format!(r#"Bearer realm="tessera", error="invalid_token", error_description="{d}""#)
+            }
+            Self::InsufficientScope(scope) => {
+                format!(r#"Bearer realm="tessera", error="insufficient_scope", scope="{scope}""#)
+            }
+            Self::Unexpected(cause) => {
+                tracing::error!(error = ?cause, "userinfo failed");
+                return HttpResponse::InternalServerError()
+                    .insert_header((CACHE_CONTROL, "no-store"))
+                    .json(json!({"error": "server_error"}));
+            }
+        };
+        HttpResponse::build(self.status_code())
+            .insert_header((WWW_AUTHENTICATE, challenge))
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .finish()
     }
 }

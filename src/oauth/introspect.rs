@@ -4,31 +4,27 @@
 //! resource server serving one of its audiences, or to one registered to introspect any
 //! token; a refresh token only to its own client. To any other it is just inactive.
 
-use super::client_auth;
+use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
-use super::form::FormParams;
 use crate::clock::Clock;
 use crate::domain::client::{Client, ClientId, ClientType};
 use crate::domain::refresh::REFRESH_TOKEN_PREFIX;
 use crate::domain::secret::SecretDigest;
-use crate::storage::client_cache::ClientCache;
 use crate::storage::Storage;
-use crate::storage::StorageError;
-use crate::tokens::claims::VerifiedAccessToken;
+use crate::tokens::live::live_access_token;
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::CACHE_CONTROL;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 pub async fn post(
-    req: HttpRequest,
-    form: FormParams,
+    authenticated: AuthenticatedClient,
     storage: web::Data<dyn Storage>,
-    clients: web::Data<ClientCache>,
     issuer: web::Data<TokenIssuer>,
     clock: web::Data<dyn Clock>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (token, client) = client_auth::token_and_client(&req, &form, &clients).await?;
+    let token = authenticated.token()?;
+    let client = &authenticated.client;
     // RFC 7662 §2.1 requires authorization: a public client proves nothing by its id.
     if client.client_type() == ClientType::Public {
         return Err(OAuthError::invalid_client("introspection requires a confidential client"));
@@ -36,45 +32,11 @@ pub async fn post(
     let body = if token.starts_with(REFRESH_TOKEN_PREFIX) {
         refresh_token(token, &client.id, &**storage, &**clock, &issuer).await?
     } else {
-        access_token(token, &client, &**storage, &issuer).await?
+        access_token(token, client, &**storage, &issuer).await?
     };
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "no-store"))
         .json(body.unwrap_or_else(|| json!({ "active": false }))))
-}
-
-/// The claims of one of our access tokens if it is live: a valid signature, `exp` and
-/// `iss`, and nothing behind it revoked or disabled — the token (`jti`), its refresh
-/// family, its client, and its user (none for client credentials). Shared by
-/// introspection and `/userinfo`, so both say the same about a token.
-///
-/// The token's client is read from storage, not the client cache: disabling a client
-/// stops its tokens at once, where the cache would let them live for its TTL.
-pub async fn live_access_token(
-    token: &str,
-    storage: &dyn Storage,
-    issuer: &TokenIssuer,
-) -> Result<Option<VerifiedAccessToken>, StorageError> {
-    let Ok(claims) = issuer.verify_access_token(token) else { return Ok(None) };
-    if storage.is_access_token_revoked(&claims.jti).await? {
-        return Ok(None);
-    }
-    if let Some(fid) = &claims.fid {
-        if storage.find_family(fid).await?.is_none_or(|f| f.revoked_at.is_some()) {
-            return Ok(None);
-        }
-    }
-    // Every token, a user's too, dies with its client: a disabled client must not keep
-    // acting for its users through the access tokens it still holds.
-    let Ok(client_id) = ClientId::parse(&claims.client_id) else { return Ok(None) };
-    if storage.find_client(&client_id).await?.is_none_or(|c| c.is_disabled()) {
-        return Ok(None);
-    }
-    let is_client_token = claims.sid.is_none() && claims.sub == claims.client_id;
-    if !is_client_token && storage.find_user_by_id(&claims.sub).await?.is_none_or(|u| u.disabled_at.is_some()) {
-        return Ok(None);
-    }
-    Ok(Some(claims))
 }
 
 /// The audiences of a token: `aud` is a string or an array of strings (RFC 7519 §4.1.3).

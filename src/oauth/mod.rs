@@ -4,7 +4,6 @@ pub mod authorize;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
-pub mod form;
 pub mod health;
 pub mod introspect;
 pub mod jwks;

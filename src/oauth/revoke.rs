@@ -2,28 +2,25 @@
 //! family; an access token is remembered as revoked until it expires. Unknown tokens,
 //! and tokens of other clients, answer 200 and change nothing (§2.2).
 
-use super::client_auth;
+use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
-use super::form::FormParams;
 use crate::clock::Clock;
 use crate::domain::refresh::REFRESH_TOKEN_PREFIX;
 use crate::domain::secret::SecretDigest;
-use crate::storage::client_cache::ClientCache;
 use crate::storage::Storage;
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::CACHE_CONTROL;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::{TimeZone, Utc};
 
 pub async fn post(
-    req: HttpRequest,
-    form: FormParams,
+    authenticated: AuthenticatedClient,
     storage: web::Data<dyn Storage>,
-    clients: web::Data<ClientCache>,
     issuer: web::Data<TokenIssuer>,
     clock: web::Data<dyn Clock>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (token, client) = client_auth::token_and_client(&req, &form, &clients).await?;
+    let token = authenticated.token()?;
+    let client = &authenticated.client;
     let now = clock.now();
     // `token_type_hint` only orders lookups (§2.1) and an unknown one is ignored; the
     // prefix tells a refresh token anyway, so the hint is not consulted at all.

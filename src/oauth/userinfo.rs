@@ -1,64 +1,13 @@
 //! UserInfo endpoint (OpenID Connect Core §5.3), GET and POST, with a Bearer access token
 //! (RFC 6750 §2.1). Claims by scope per §5.4. Errors per RFC 6750 §3.
 
+use super::error::BearerError;
 use crate::storage::Storage;
+use crate::tokens::live::live_access_token;
 use crate::tokens::TokenIssuer;
-use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
-
-/// RFC 6750 §3.1 errors, answered with a `WWW-Authenticate: Bearer` challenge.
-#[derive(Debug, thiserror::Error)]
-pub enum BearerError {
-    /// No credentials: a bare challenge, no error code (§3.1).
-    #[error("missing bearer token")]
-    Missing,
-    #[error("invalid_request: {0}")]
-    InvalidRequest(&'static str),
-    #[error("invalid_token: {0}")]
-    InvalidToken(&'static str),
-    #[error("insufficient_scope")]
-    InsufficientScope(&'static str),
-    #[error("server_error")]
-    Unexpected(#[from] anyhow::Error),
-}
-
-impl ResponseError for BearerError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Missing | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let challenge = match self {
-            Self::Missing => r#"Bearer realm="tessera""#.to_owned(),
-            Self::InvalidRequest(d) => {
-                format!(r#"Bearer realm="tessera", error="invalid_request", error_description="{d}""#)
-            }
-            Self::InvalidToken(d) => {
-                format!(r#"Bearer realm="tessera", error="invalid_token", error_description="{d}""#)
-            }
-            Self::InsufficientScope(scope) => {
-                format!(r#"Bearer realm="tessera", error="insufficient_scope", scope="{scope}""#)
-            }
-            Self::Unexpected(cause) => {
-                tracing::error!(error = ?cause, "userinfo failed");
-                return HttpResponse::InternalServerError()
-                    .insert_header((CACHE_CONTROL, "no-store"))
-                    .json(json!({"error": "server_error"}));
-            }
-        };
-        HttpResponse::build(self.status_code())
-            .insert_header((WWW_AUTHENTICATE, challenge))
-            .insert_header((CACHE_CONTROL, "no-store"))
-            .finish()
-    }
-}
 
 pub async fn get(
     req: HttpRequest,
@@ -66,14 +15,13 @@ pub async fn get(
     issuer: web::Data<TokenIssuer>,
 ) -> Result<HttpResponse, BearerError> {
     let token = bearer_token(&req)?;
-    let claims = super::introspect::live_access_token(token, &**storage, &issuer)
-        .await
-        .map_err(anyhow::Error::new)?
+    let claims = live_access_token(token, &**storage, &issuer)
+        .await?
         .ok_or(BearerError::InvalidToken("the access token is invalid, expired or revoked"))?;
     if !claims.has_scope("openid") {
         return Err(BearerError::InsufficientScope("openid"));
     }
-    let user = storage.find_user_by_id(&claims.sub).await.map_err(anyhow::Error::new)?;
+    let user = storage.find_user_by_id(&claims.sub).await?;
     let Some(user) = user else {
         return Err(BearerError::InvalidToken("the access token is not a user's"));
     };

@@ -3,9 +3,11 @@
 
 pub mod claims;
 pub mod jws;
+pub mod live;
 pub mod refresh;
 pub mod verify;
 
+use crate::clock::Clock;
 use crate::config::Issuer;
 use crate::domain::client::Client;
 use crate::domain::scope::ScopeSet;
@@ -14,8 +16,9 @@ use crate::keys::SigningKeys;
 use aws_lc_rs::digest::{digest, SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use chrono::Duration;
 use claims::{AccessTokenClaims, Audience, IdTokenClaims, IdTokenHint, VerifiedAccessToken};
-use std::time::Duration;
+use std::sync::Arc;
 use verify::TokenError;
 
 /// A fresh `jti` (RFC 7519 §4.1.7): 122 random bits.
@@ -23,12 +26,16 @@ pub fn new_jti() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Mints tokens for one issuer.
+/// Mints tokens for one issuer, and verifies its own. Times come from the one clock the
+/// whole server reads, so moving a test clock expires access tokens as it expires
+/// families and codes.
 pub struct TokenIssuer {
     pub issuer: Issuer,
+    /// Bounded at load (1s to 1d).
     pub access_token_ttl: Duration,
     pub id_token_ttl: Duration,
-    pub keys: SigningKeys,
+    pub keys: Arc<SigningKeys>,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// An access token and what the token response says about it (RFC 6749 §5.1).
@@ -36,8 +43,6 @@ pub struct IssuedAccessToken {
     pub token: String,
     pub expires_in: u64,
     pub jti: String,
-    /// Unix time of `exp`.
-    pub expires_at: i64,
 }
 
 /// Who and what an access token is for.
@@ -73,8 +78,8 @@ impl TokenIssuer {
     /// [`access_token`](Self::access_token) with a `jti` chosen beforehand, so it can be
     /// recorded before the token exists (a code's redemption records it for revocation).
     pub fn access_token_with_jti(&self, jti: String, to: AccessTokenSubject<'_>) -> anyhow::Result<IssuedAccessToken> {
-        let now = chrono::Utc::now().timestamp();
-        let ttl = self.access_token_ttl.as_secs();
+        let now = self.clock.now().timestamp();
+        let ttl = self.access_token_ttl.num_seconds();
         let scope = to.scope.to_string();
         let claims = AccessTokenClaims {
             iss: self.issuer.as_str(),
@@ -83,7 +88,7 @@ impl TokenIssuer {
             client_id: to.client.id.as_str(),
             scope: (!scope.is_empty()).then_some(scope.as_str()),
             iat: now,
-            exp: now.saturating_add_unsigned(ttl),
+            exp: now.saturating_add(ttl),
             jti: &jti,
             sid: to.session.map(|(sid, _)| sid),
             auth_time: to.session.map(|(_, auth_time)| auth_time),
@@ -91,7 +96,7 @@ impl TokenIssuer {
         };
         let keys = self.keys.snapshot();
         let token = jws::sign(&keys.current, JwsType::AccessToken, &claims)?;
-        Ok(IssuedAccessToken { token, expires_in: ttl, jti, expires_at: now.saturating_add_unsigned(ttl) })
+        Ok(IssuedAccessToken { token, expires_in: ttl.unsigned_abs(), jti })
     }
 
     /// An ID token when `scope` includes `openid` (OpenID Connect Core §3.1.3.3), else `None`.
@@ -105,14 +110,14 @@ impl TokenIssuer {
 
     /// OpenID Connect Core §3.1.3.6 ID token, bound to its access token by `at_hash`.
     pub fn id_token(&self, to: IdTokenSubject<'_>) -> anyhow::Result<String> {
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.now().timestamp();
         let hash = digest(&SHA256, to.access_token.as_bytes());
         let at_hash = URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]);
         let claims = IdTokenClaims {
             iss: self.issuer.as_str(),
             sub: to.user_id,
             aud: to.client_id,
-            exp: now.saturating_add_unsigned(self.id_token_ttl.as_secs()),
+            exp: now.saturating_add(self.id_token_ttl.num_seconds()),
             iat: now,
             auth_time: to.auth_time,
             nonce: to.nonce,
@@ -130,7 +135,7 @@ impl TokenIssuer {
         if claims.iss != self.issuer.as_str() {
             return Err(TokenError::WrongIssuer);
         }
-        if claims.exp <= chrono::Utc::now().timestamp() {
+        if claims.exp <= self.clock.now().timestamp() {
             return Err(TokenError::Expired);
         }
         Ok(claims)

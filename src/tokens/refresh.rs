@@ -22,11 +22,10 @@ pub struct RefreshPolicy {
 
 impl RefreshPolicy {
     pub fn from_settings(settings: &Settings, kek: Arc<KeyEncryptionKey>) -> Self {
-        let duration = |d: std::time::Duration| Duration::from_std(d).unwrap_or(Duration::MAX);
         Self {
-            idle_ttl: duration(settings.refresh_tokens.idle_ttl.0),
-            absolute_ttl: duration(settings.refresh_tokens.absolute_ttl.0),
-            retry_window: duration(settings.refresh_tokens.retry_window.0),
+            idle_ttl: settings.refresh_tokens.idle_ttl.chrono(),
+            absolute_ttl: settings.refresh_tokens.absolute_ttl.chrono(),
+            retry_window: settings.refresh_tokens.retry_window.chrono(),
             kek,
         }
     }

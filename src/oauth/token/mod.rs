@@ -6,16 +6,14 @@ mod client_credentials;
 mod refresh_token;
 mod request;
 
-use super::client_auth::{self, PresentedCredentials};
+use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
-use super::form::FormParams;
 use crate::clock::Clock;
-use crate::storage::client_cache::ClientCache;
 use crate::storage::Storage;
 use crate::tokens::refresh::RefreshPolicy;
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use request::TokenRequest;
 use serde::Serialize;
 
@@ -44,17 +42,14 @@ pub struct GrantContext<'a> {
 }
 
 pub async fn post(
-    req: HttpRequest,
-    form: FormParams,
+    authenticated: AuthenticatedClient,
     storage: web::Data<dyn Storage>,
-    clients: web::Data<ClientCache>,
     issuer: web::Data<TokenIssuer>,
     refresh: web::Data<RefreshPolicy>,
     clock: web::Data<dyn Clock>,
 ) -> Result<HttpResponse, OAuthError> {
-    let presented = PresentedCredentials::from_request(&req, &form)?;
+    let AuthenticatedClient { client, form } = authenticated;
     let request = TokenRequest::parse(&form)?;
-    let client = client_auth::authenticate(&clients, presented).await?;
     let ctx = GrantContext { storage: &**storage, issuer: &issuer, refresh: &refresh, clock: &**clock };
     let response = match request {
         TokenRequest::AuthorizationCode { code, redirect_uri, verifier } => {

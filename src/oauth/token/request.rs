@@ -4,8 +4,8 @@
 use crate::domain::client::GrantType;
 use crate::domain::pkce::CodeVerifier;
 use crate::domain::scope::ScopeSet;
+use crate::http::form::FormParams;
 use crate::oauth::error::OAuthError;
-use crate::oauth::form::FormParams;
 use url::Url;
 
 pub enum TokenRequest {

@@ -1,26 +1,26 @@
 //! The SSO session cookie: a random id (only its digest is stored), `HttpOnly`,
 //! `SameSite=Lax`, and `Secure` with the `__Host-` prefix when the issuer is https.
 
-use super::LoginConfig;
+use super::{Context, FlowSettings};
 use crate::domain::authorization::Session;
 use crate::domain::secret::{GeneratedSecret, SecretDigest};
 use crate::domain::user::User;
-use crate::storage::{Storage, StorageError};
+use crate::storage::StorageError;
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::HttpRequest;
 use chrono::{DateTime, Utc};
 
 /// Cookie names: the `__Host-` prefix (RFC 6265bis §4.1.3.2) needs `Secure`, so https only.
-pub fn session_cookie_name(config: &LoginConfig) -> &'static str {
-    if config.is_https {
+pub fn session_cookie_name(settings: &FlowSettings) -> &'static str {
+    if settings.is_https {
         "__Host-tessera_session"
     } else {
         "tessera_session"
     }
 }
 
-pub fn csrf_cookie_name(config: &LoginConfig) -> &'static str {
-    if config.is_https {
+pub fn csrf_cookie_name(settings: &FlowSettings) -> &'static str {
+    if settings.is_https {
         "__Host-tessera_csrf"
     } else {
         "tessera_csrf"
@@ -29,13 +29,13 @@ pub fn csrf_cookie_name(config: &LoginConfig) -> &'static str {
 
 /// A cookie with Tessera's attributes; `max_age` None makes a browser-session cookie.
 pub fn cookie(
-    config: &LoginConfig,
+    settings: &FlowSettings,
     name: &'static str,
     value: String,
     max_age: Option<time::Duration>,
 ) -> Cookie<'static> {
     let mut builder =
-        Cookie::build(name, value).path("/").http_only(true).same_site(SameSite::Lax).secure(config.is_https);
+        Cookie::build(name, value).path("/").http_only(true).same_site(SameSite::Lax).secure(settings.is_https);
     if let Some(age) = max_age {
         builder = builder.max_age(age);
     }
@@ -43,29 +43,25 @@ pub fn cookie(
 }
 
 /// An expired cookie that makes the browser drop `name`.
-pub fn removal(config: &LoginConfig, name: &'static str) -> Cookie<'static> {
-    let mut cookie = cookie(config, name, String::new(), Some(time::Duration::ZERO));
+pub fn removal(settings: &FlowSettings, name: &'static str) -> Cookie<'static> {
+    let mut cookie = cookie(settings, name, String::new(), Some(time::Duration::ZERO));
     cookie.make_removal();
     cookie
 }
 
 /// The digest of the session id in the request's cookie, live or not.
-pub fn cookie_digest(req: &HttpRequest, config: &LoginConfig) -> Option<SecretDigest> {
-    req.cookie(session_cookie_name(config)).map(|cookie| SecretDigest::of(cookie.value()))
+pub fn cookie_digest(req: &HttpRequest, settings: &FlowSettings) -> Option<SecretDigest> {
+    req.cookie(session_cookie_name(settings)).map(|cookie| SecretDigest::of(cookie.value()))
 }
 
 /// The live session named by the request's cookie, if any; refreshes its idle timer.
-pub async fn current(
-    req: &HttpRequest,
-    storage: &dyn Storage,
-    config: &LoginConfig,
-) -> Result<Option<(SecretDigest, Session)>, StorageError> {
-    let Some(digest) = cookie_digest(req, config) else { return Ok(None) };
-    let now = config.clock.now();
-    let idle_cutoff = now - config.session_idle;
-    match storage.find_session(&digest, now, idle_cutoff).await? {
+pub async fn current(req: &HttpRequest, ctx: &Context) -> Result<Option<(SecretDigest, Session)>, StorageError> {
+    let Some(digest) = cookie_digest(req, &ctx.settings) else { return Ok(None) };
+    let now = ctx.now();
+    let idle_cutoff = now - ctx.settings.session_idle;
+    match ctx.storage().find_session(&digest, now, idle_cutoff).await? {
         Some(session) => {
-            storage.touch_session(&digest, now).await?;
+            ctx.storage().touch_session(&digest, now).await?;
             Ok(Some((digest, session)))
         }
         None => Ok(None),
@@ -77,12 +73,13 @@ pub async fn current(
 /// fixation). Returns the cookie to set, or `None` when the user's password changed or the
 /// user was disabled while the password was being checked.
 pub async fn start(
-    storage: &dyn Storage,
-    config: &LoginConfig,
+    ctx: &Context,
     user: &User,
     previous: Option<&SecretDigest>,
     now: DateTime<Utc>,
 ) -> Result<Option<(Session, Cookie<'static>)>, StorageError> {
+    let storage = ctx.storage();
+    let settings = &ctx.settings;
     if let Some(previous) = previous {
         storage.delete_session(previous).await?;
     }
@@ -93,11 +90,11 @@ pub async fn start(
         auth_time: now,
         created_at: now,
         last_seen_at: now,
-        expires_at: now + config.session_absolute,
+        expires_at: now + settings.session_absolute,
     };
     if !storage.insert_session(&id.digest(), &session, &user.password_hash).await? {
         return Ok(None);
     }
-    let max_age = time::Duration::seconds(config.session_absolute.num_seconds());
-    Ok(Some((session, cookie(config, session_cookie_name(config), id.expose().to_owned(), Some(max_age)))))
+    let max_age = time::Duration::seconds(settings.session_absolute.num_seconds());
+    Ok(Some((session, cookie(settings, session_cookie_name(settings), id.expose().to_owned(), Some(max_age)))))
 }

@@ -1,11 +1,15 @@
-//! Server-rendered pages (askama, auto-escaped) and the security headers every page gets.
+//! Server-rendered pages (askama, auto-escaped), the security headers every page gets,
+//! and [`PageError`], the error of every browser endpoint: an HTML page, never JSON.
 
+use crate::http::form::FormError;
+use crate::storage::StorageError;
 use actix_web::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, HttpResponseBuilder};
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use askama::Template;
+use std::borrow::Cow;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -105,6 +109,96 @@ pub fn render(status: StatusCode, page: &impl Template, form_target: Option<&str
 /// An error page (for browser endpoints, where JSON would help nobody).
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
     render(status, &ErrorPage { title, message }, None)
+}
+
+type Text = Cow<'static, str>;
+
+/// The error of the browser endpoints (`/authorize` before the client is verified, the
+/// login, consent and logout pages): rendered as `error.html` with the page headers. The
+/// texts are for the person in front of the browser; causes go to the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// A request the page cannot act on: `title` and `message` say why (400).
+    #[error("{title}: {message}")]
+    BadRequest { title: &'static str, message: Text },
+    /// A form without its `pending` or `csrf_token` field (400).
+    #[error("the form is missing its security token")]
+    MissingToken,
+    /// The sign-in or consent request is gone: expired, used, or not this session's (400).
+    #[error("the sign-in request has expired")]
+    Expired,
+    /// The form's CSRF token does not match (403).
+    #[error("the form's security token does not match")]
+    Forged,
+    /// The body is not a form, or not a readable one (400).
+    #[error("the form could not be read")]
+    Unreadable,
+    /// Shown as "Something went wrong" (500); the cause chain goes to the log only.
+    #[error("unexpected failure")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl PageError {
+    pub fn bad_request(title: &'static str, message: impl Into<Text>) -> Self {
+        Self::BadRequest { title, message: message.into() }
+    }
+
+    pub fn unexpected(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Unexpected(cause.into())
+    }
+
+    fn title_and_message(&self) -> (&str, &str) {
+        match self {
+            Self::BadRequest { title, message } => (title, message),
+            Self::MissingToken => ("Invalid form", "The form is missing its security token."),
+            Self::Expired => {
+                ("This sign-in request has expired", "Sign-in requests are valid for 15 minutes and only once.")
+            }
+            Self::Forged => (
+                "Invalid form",
+                "The form's security token does not match. Go back to the application and start again.",
+            ),
+            Self::Unreadable => ("Invalid form", "The form could not be read."),
+            Self::Unexpected(_) => ("Something went wrong", "Tessera could not complete the request."),
+        }
+    }
+}
+
+impl From<StorageError> for PageError {
+    fn from(error: StorageError) -> Self {
+        Self::unexpected(error)
+    }
+}
+
+impl From<anyhow::Error> for PageError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::Unexpected(error)
+    }
+}
+
+/// A login or consent post whose body is not a readable form.
+impl From<FormError> for PageError {
+    fn from(_: FormError) -> Self {
+        Self::Unreadable
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Forged => StatusCode::FORBIDDEN,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Unexpected(cause) = self {
+            tracing::error!(error = ?cause, "browser request failed");
+        }
+        let (title, message) = self.title_and_message();
+        error_page(self.status_code(), title, message)
+    }
 }
 
 pub async fn stylesheet() -> HttpResponse {

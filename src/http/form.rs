@@ -1,14 +1,19 @@
-//! Strict `application/x-www-form-urlencoded` bodies for the OAuth endpoints.
+//! Strict `application/x-www-form-urlencoded` bodies and query strings, for every
+//! endpoint that takes parameters: the token-style endpoints and the browser pages alike.
 //!
 //! RFC 6749 §3.1/§3.2: parameters sent without a value are treated as omitted, and
 //! request parameters MUST NOT be included more than once. Unlike lenient parsers,
 //! bad percent-encoding and non-UTF-8 bytes are errors here, not silently repaired:
 //! a client sending them has a bug it should hear about.
+//!
+//! A [`FormError`] says what was wrong and nothing about how to answer: handlers take
+//! `Result<FormParams, FormError>` and turn it into their surface's own error with `?`
+//! (`OAuthError` JSON for `/token`, an HTML page for the browser endpoints).
 
-use super::error::OAuthError;
 use actix_web::dev::Payload;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, ResponseError};
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 use std::collections::HashSet;
@@ -29,6 +34,32 @@ pub const MAX_QUERY_LEN: usize = 8 * 1024;
 /// Parameters that may legitimately repeat (RFC 8707 §2: several `resource` values).
 const REPEATABLE: &[&str] = &["resource"];
 
+/// Why a body or query was refused. The texts are written for client developers.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    /// The body is not `application/x-www-form-urlencoded` (with UTF-8, if a charset is named).
+    #[error("the body must be application/x-www-form-urlencoded")]
+    NotAForm,
+    /// The body exceeds [`BODY_LIMIT`].
+    #[error("the request body is larger than 16 KiB")]
+    BodyTooLarge,
+    /// The query exceeds [`MAX_QUERY_LEN`].
+    #[error("the query is longer than {MAX_QUERY_LEN} bytes")]
+    QueryTooLong,
+    /// More than [`MAX_PARAMS`] pairs.
+    #[error("more than {MAX_PARAMS} parameters")]
+    TooManyParameters,
+    /// A parameter other than `resource` appears twice with a value (RFC 6749 §3.2).
+    #[error("parameter `{0}` is repeated (RFC 6749 §3.2)")]
+    Repeated(String),
+    /// Bad percent-encoding or non-UTF-8 bytes; `name` is the parameter, when known.
+    #[error("{}", match .name { Some(name) => format!("malformed value of `{name}`: {why}"), None => format!("malformed form body: {why}") })]
+    Malformed { name: Option<String>, why: &'static str },
+    /// The body could not be read from the connection.
+    #[error("the request body could not be read")]
+    Unreadable,
+}
+
 /// Decoded form parameters, in order of appearance.
 #[derive(Debug, Default)]
 pub struct FormParams(Vec<(String, String)>);
@@ -45,21 +76,21 @@ impl FormParams {
     }
 
     /// Parses a query string of at most [`MAX_QUERY_LEN`] bytes.
-    pub fn parse_query(query: &str) -> Result<Self, OAuthError> {
+    pub fn parse_query(query: &str) -> Result<Self, FormError> {
         if query.len() > MAX_QUERY_LEN {
-            return Err(OAuthError::invalid_request(format!("the query is longer than {MAX_QUERY_LEN} bytes")));
+            return Err(FormError::QueryTooLong);
         }
         Self::parse(query.as_bytes())
     }
 
     /// Parses a body (or query string), in time linear in its length: duplicates are
     /// found with a set, and at most [`MAX_PARAMS`] pairs (empty ones included) are read.
-    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+    pub fn parse(body: &[u8]) -> Result<Self, FormError> {
         let mut params: Vec<(String, String)> = Vec::new();
         let mut named: HashSet<String> = HashSet::new();
         for (index, pair) in body.split(|&b| b == b'&').enumerate() {
             if index >= MAX_PARAMS {
-                return Err(OAuthError::invalid_request(format!("more than {MAX_PARAMS} parameters")));
+                return Err(FormError::TooManyParameters);
             }
             if pair.is_empty() {
                 continue;
@@ -68,17 +99,34 @@ impl FormParams {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &b""[..]),
             };
-            let name = decode_component(name)
-                .map_err(|why| OAuthError::invalid_request(format!("malformed form body: {why}")))?;
-            let value = decode_component(value)
-                .map_err(|why| OAuthError::invalid_request(format!("malformed value of `{name}`: {why}")))?;
+            let name = decode_component(name).map_err(|why| FormError::Malformed { name: None, why })?;
+            let value =
+                decode_component(value).map_err(|why| FormError::Malformed { name: Some(name.clone()), why })?;
             // An empty value counts as omitted (§3.1), so only non-empty ones can repeat.
             if !value.is_empty() && !named.insert(name.clone()) && !REPEATABLE.contains(&name.as_str()) {
-                return Err(OAuthError::invalid_request(format!("parameter `{name}` is repeated (RFC 6749 §3.2)")));
+                return Err(FormError::Repeated(name));
             }
             params.push((name, value));
         }
         Ok(Self(params))
+    }
+}
+
+impl FormError {
+    /// 413 for a body over the limit, 400 for the rest: the status every surface answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Needed by actix for an extractor error, but never the answer a client sees: every
+/// handler takes `Result<FormParams, FormError>` and answers in its own surface's format.
+impl ResponseError for FormError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
     }
 }
 
@@ -129,8 +177,8 @@ fn is_form_content_type(req: &HttpRequest) -> bool {
 }
 
 impl FromRequest for FormParams {
-    type Error = OAuthError;
-    type Future = LocalBoxFuture<'static, Result<Self, OAuthError>>;
+    type Error = FormError;
+    type Future = LocalBoxFuture<'static, Result<Self, FormError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let is_form = is_form_content_type(req);
@@ -139,16 +187,16 @@ impl FromRequest for FormParams {
         let mut payload = payload.take();
         Box::pin(async move {
             if !is_form {
-                return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
+                return Err(FormError::NotAForm);
             }
             if declared_length.is_some_and(|n| n > BODY_LIMIT as u64) {
-                return Err(OAuthError::BodyTooLarge);
+                return Err(FormError::BodyTooLarge);
             }
             let mut body = Vec::with_capacity(declared_length.unwrap_or(0) as usize);
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| OAuthError::invalid_request("the request body could not be read"))?;
+                let chunk = chunk.map_err(|_| FormError::Unreadable)?;
                 if body.len() + chunk.len() > BODY_LIMIT {
-                    return Err(OAuthError::BodyTooLarge);
+                    return Err(FormError::BodyTooLarge);
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -174,14 +222,15 @@ mod tests {
     fn rejects_bad_percent_encoding_and_non_utf8() {
         for body in [&b"a=%zz"[..], b"a=%4", b"a=%", b"a=%ff%fe", b"a=\xff"] {
             let error = FormParams::parse(body).unwrap_err();
-            assert_eq!(error.code(), "invalid_request", "{body:?}");
+            assert!(matches!(error, FormError::Malformed { .. }), "{body:?}: {error:?}");
         }
     }
 
     #[test]
     fn rejects_repeated_parameters_except_resource() {
         let error = FormParams::parse(b"scope=a&scope=b").unwrap_err();
-        assert!(error.description().contains("repeated"));
+        assert_eq!(error, FormError::Repeated("scope".into()));
+        assert!(error.to_string().contains("repeated"));
         let form = FormParams::parse(b"resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb").unwrap();
         assert_eq!(form.get_all("resource").collect::<Vec<_>>(), ["https://a", "https://b"]);
         // An empty duplicate is an omitted parameter, not a repetition.
@@ -194,8 +243,8 @@ mod tests {
         let at_limit = vec!["a=1"; MAX_PARAMS].join("&").replace("a=1", "x");
         assert!(FormParams::parse(at_limit.as_bytes()).is_ok());
         let over = "&".repeat(MAX_PARAMS);
-        assert_eq!(FormParams::parse(over.as_bytes()).unwrap_err().code(), "invalid_request");
+        assert_eq!(FormParams::parse(over.as_bytes()).unwrap_err(), FormError::TooManyParameters);
         let many: String = (0..=MAX_PARAMS).map(|i| format!("p{i}=v&")).collect();
-        assert!(FormParams::parse(many.as_bytes()).unwrap_err().description().contains("parameters"));
+        assert!(FormParams::parse(many.as_bytes()).unwrap_err().to_string().contains("parameters"));
     }
 }
