@@ -1,5 +1,3 @@
-#![forbid(unsafe_code)]
-
 use clap::Parser;
 use std::process::ExitCode;
 use tessera::cli::{self, Cli};

@@ -1,4 +1,5 @@
-//! `tessera keys list`: the signing keys in the database (public data only).
+//! `tessera keys list|rotate`: the signing keys in the database (public data only), and
+//! the next rotation step on demand (`--emergency` for a compromised key).
 
 use super::{print_json, when};
 use crate::config::Settings;

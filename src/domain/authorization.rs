@@ -218,6 +218,98 @@ impl ThrottleSubject {
 mod tests {
     use super::*;
 
+    fn grant(now: DateTime<Utc>) -> AuthorizationGrant {
+        AuthorizationGrant {
+            client_id: ClientId::parse("web-app").unwrap(),
+            user_id: "user-1".into(),
+            sid: "sid-1".into(),
+            redirect_uri: "https://app.example.com/cb".into(),
+            scope: ScopeSet::parse("openid").unwrap(),
+            nonce: None,
+            code_challenge: CodeChallenge::from_stored("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            auth_time: now,
+            created_at: now,
+            expires_at: now + chrono::Duration::seconds(60),
+        }
+    }
+
+    /// What a code's owner presents: its client, redirect URI and the verifier's S256.
+    fn owners(now: DateTime<Utc>) -> CodePresentation {
+        CodePresentation {
+            client_id: ClientId::parse("web-app").unwrap(),
+            redirect_uri: "https://app.example.com/cb".into(),
+            code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+            access_token_jti: "jti".into(),
+            access_token_expires_at: now,
+            now,
+        }
+    }
+
+    /// The refusal policy as a table: each row changes the stored code or the presentation
+    /// from the matching case, and names the outcome. The order of the checks is the policy
+    /// (a used code is a replay whoever presents it, expired or not; expiry before the
+    /// presentation's mistakes; those before the session's end).
+    #[test]
+    fn refusals_of_a_code_the_redeeming_statement_did_not_take() {
+        type Case = (&'static str, fn(&mut StoredCode), fn(&mut CodePresentation), &'static str);
+        let later = |p: &mut CodePresentation| p.now += chrono::Duration::seconds(61);
+        let used = |c: &mut StoredCode| c.used_at = Some(c.grant.created_at);
+        let other_client = |p: &mut CodePresentation| p.client_id = ClientId::parse("other-app").unwrap();
+        let other_uri = |p: &mut CodePresentation| p.redirect_uri = "https://app.example.com/cb2".into();
+        let other_verifier = |p: &mut CodePresentation| p.code_challenge = "x".repeat(43);
+        let same = |_: &mut CodePresentation| {};
+        let unused = |_: &mut StoredCode| {};
+        let cases: [Case; 14] = [
+            ("used, by its owner", used, same, "replayed by owner"),
+            ("used, by another client", used, other_client, "replayed by another"),
+            ("used, other redirect URI", used, other_uri, "replayed by another"),
+            ("used, wrong verifier", used, other_verifier, "replayed by another"),
+            ("used and expired, by its owner", used, later, "replayed by owner"),
+            ("expired", unused, later, "invalid"),
+            (
+                "expired, another client",
+                unused,
+                |p| {
+                    p.now += chrono::Duration::seconds(61);
+                    p.client_id = ClientId::parse("other-app").unwrap();
+                },
+                "invalid",
+            ),
+            ("another client", unused, other_client, "wrong client"),
+            ("another redirect URI", unused, other_uri, "wrong redirect URI"),
+            ("wrong verifier", unused, other_verifier, "wrong verifier"),
+            ("session ended", |c| c.is_session_alive = false, same, "session ended"),
+            ("user changed", |c| c.is_user_unchanged = false, same, "session ended"),
+            ("session ended, another client", |c| c.is_session_alive = false, other_client, "wrong client"),
+            ("everything matches: taken in between", unused, same, "invalid"),
+        ];
+        let now = Utc::now();
+        for (name, change_code, change_presentation, expected) in cases {
+            let mut code =
+                StoredCode { grant: grant(now), used_at: None, is_session_alive: true, is_user_unchanged: true };
+            let mut presented = owners(now);
+            change_code(&mut code);
+            change_presentation(&mut presented);
+            let outcome = match CodeRedemption::refused(Some(code), &presented) {
+                CodeRedemption::Replayed { is_owners: true, owner } if owner.as_str() == "web-app" => {
+                    "replayed by owner"
+                }
+                CodeRedemption::Replayed { is_owners: false, owner } if owner.as_str() == "web-app" => {
+                    "replayed by another"
+                }
+                CodeRedemption::Replayed { .. } => "replayed, wrong owner",
+                CodeRedemption::WrongClient => "wrong client",
+                CodeRedemption::WrongRedirectUri => "wrong redirect URI",
+                CodeRedemption::WrongVerifier => "wrong verifier",
+                CodeRedemption::SessionEnded => "session ended",
+                CodeRedemption::Invalid => "invalid",
+                CodeRedemption::Redeemed(_) => "redeemed",
+            };
+            assert_eq!(outcome, expected, "{name}");
+        }
+        assert!(matches!(CodeRedemption::refused(None, &owners(now)), CodeRedemption::Invalid), "unknown code");
+    }
+
     #[test]
     fn prompt_values() {
         let prompt = Prompt::parse(Some("login consent")).unwrap();

@@ -1,5 +1,5 @@
-//! High-entropy secrets Tessera generates (client secrets, later refresh tokens, codes,
-//! session ids) and the SHA-256 digests it stores instead of them.
+//! High-entropy secrets Tessera generates (client secrets, refresh tokens, authorization
+//! codes, session ids, CSRF tokens) and the SHA-256 digests it stores instead of them.
 //!
 //! A fast hash is right here: the input is 256 random bits, so there is nothing to
 //! brute-force, and a deliberately slow hash would only cost token-endpoint throughput.
