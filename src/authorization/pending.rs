@@ -71,3 +71,15 @@ pub fn with_csrf_cookie(ctx: &Context, handle: &PendingHandle, mut response: Htt
     let _ = response.add_cookie(&cookie);
     response
 }
+
+/// Drops the CSRF cookie once the form it protected has done its work (a sign-in that
+/// answered with a redirect, a logout), unless `response` sets a fresh one (the consent
+/// page). A login form resubmitted from the browser's history, on a shared computer, then
+/// no longer matches a cookie and signs nobody in.
+pub fn without_csrf_cookie(ctx: &Context, mut response: HttpResponse) -> HttpResponse {
+    let name = session::csrf_cookie_name(&ctx.settings);
+    if response.cookies().all(|cookie| cookie.name() != name) {
+        let _ = response.add_removal_cookie(&session::removal(&ctx.settings, name));
+    }
+    response
+}

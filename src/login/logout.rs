@@ -10,6 +10,7 @@
 //! Tessera's own page (`SameSite=Lax`), so no other site can log a user out.
 
 use crate::authorization::pages::{self, LoggedOutPage, LogoutConfirmPage, PageError};
+use crate::authorization::pending::without_csrf_cookie;
 use crate::authorization::redirect::origin_of;
 use crate::authorization::signed_form::Purpose;
 use crate::authorization::{session, Context};
@@ -141,5 +142,5 @@ async fn logout(
     };
     let settings = &ctx.settings;
     let _ = response.add_removal_cookie(&session::removal(settings, session::session_cookie_name(settings)));
-    Ok(response)
+    Ok(without_csrf_cookie(ctx, response))
 }

@@ -4,7 +4,7 @@
 use super::{throttle, CheckedForm, LoginSettings};
 use crate::authorization::decision::{self, SignedIn, ValidRequest};
 use crate::authorization::pages::PageError;
-use crate::authorization::pending::{login_form, PendingHandle};
+use crate::authorization::pending::{login_form, without_csrf_cookie, PendingHandle};
 use crate::authorization::{session, Context};
 use crate::domain::authorization::{PendingAuthorization, ThrottleSubject};
 use crate::domain::client::Client;
@@ -125,7 +125,7 @@ async fn start_session(
     tracing::info!(event = "login", user_id = %user.id, client_id = %request.client.id, "user logged in");
     let who = SignedIn { session: &session, user, has_interacted: true };
     let valid = ValidRequest { client: &request.client, pending: &request.pending };
-    let mut response = decision::obtain(ctx, &valid, who).await?;
+    let mut response = without_csrf_cookie(ctx, decision::obtain(ctx, &valid, who).await?);
     let _ = response.add_cookie(&cookie);
     Ok(response)
 }
