@@ -7,6 +7,7 @@ pub mod redirect_uri;
 pub mod refresh;
 pub mod scope;
 pub mod secret;
+pub mod signals;
 pub mod user;
 
 /// A request parameter or CLI argument that did not parse; names the parameter.
