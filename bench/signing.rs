@@ -4,7 +4,7 @@
 //!
 //! - (a) raw RSA: `RsaKeyPair::sign` with the key parsed once. The baseline: no JWT
 //!   code can be faster than the RSA operation it wraps.
-//! - (b) Tessera: `tokens::jws::sign` over a cached `SigningKey` (claims to JSON, base64url,
+//! - (b) Tessera: `keys::jws::sign` over a cached `SigningKey` (claims to JSON, base64url,
 //!   RSA, base64url).
 //! - (c) `jsonwebtoken::encode`, which parses the DER key inside every call.
 //!
@@ -19,9 +19,9 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+use tessera::keys::jws;
 use tessera::keys::signing_keys::JwsType;
 use tessera::keys::SigningKey;
-use tessera::tokens::jws;
 
 /// Timed iterations per case, split into interleaved rounds.
 const ITERATIONS: usize = 2_000;
@@ -99,7 +99,7 @@ fn main() {
             rounds: Vec::new(),
         },
         Case {
-            name: "(b) tessera::tokens::jws::sign",
+            name: "(b) tessera::keys::jws::sign",
             run: Box::new({
                 let claims = claims.clone();
                 move || black_box(jws::sign(&key, JwsType::AccessToken, black_box(&claims)).unwrap()).len()

@@ -15,7 +15,7 @@
 //! startup
 //! oauth login housekeeping
 //! authorization
-//! tokens revocation
+//! tokens revocation signals
 //! keys
 //! storage
 //! domain
@@ -39,6 +39,7 @@ pub mod oauth;
 pub mod password;
 pub mod private_files;
 pub mod revocation;
+pub mod signals;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

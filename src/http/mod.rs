@@ -3,4 +3,5 @@
 
 pub mod client_ip;
 pub mod form;
+pub mod outbound;
 pub mod request_log;

@@ -2,6 +2,7 @@
 //! replica signs with the same keys), parsed once into ready-to-use key pairs.
 
 pub mod jwk;
+pub mod jws;
 pub mod kek;
 pub mod refresher;
 pub mod rotation;

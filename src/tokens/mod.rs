@@ -2,7 +2,6 @@
 //! assembly over the cached signing key.
 
 pub mod claims;
-pub mod jws;
 pub mod live;
 pub mod refresh;
 pub mod verify;
@@ -11,6 +10,7 @@ use crate::clock::Clock;
 use crate::config::Issuer;
 use crate::domain::client::Client;
 use crate::domain::scope::ScopeSet;
+use crate::keys::jws;
 use crate::keys::signing_keys::JwsType;
 use crate::keys::SigningKeys;
 use aws_lc_rs::digest::{digest, SHA256};

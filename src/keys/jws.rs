@@ -1,7 +1,7 @@
 //! JWS Compact Serialization (RFC 7515 §3.1) with the pre-encoded header of a cached key.
 
-use crate::keys::signing_keys::JwsType;
-use crate::keys::SigningKey;
+use super::signing_keys::JwsType;
+use super::SigningKey;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Serialize;
