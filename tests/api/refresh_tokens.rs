@@ -4,20 +4,11 @@
 
 use crate::helpers::assert_oauth_error;
 use crate::helpers::clients::{ClientSpec, TestClient};
+use crate::helpers::refresh::{refresh_token, refreshed};
 use crate::helpers::{TestApp, TestDatabase};
 use chrono::Duration;
 use serde_json::Value;
 use tessera::domain::secret::SecretDigest;
-
-async fn refreshed(app: &TestApp, client: &TestClient, token: &str) -> Value {
-    let response = app.refresh(client, token, None).await;
-    assert_eq!(response.status(), 200, "refresh with {token}");
-    response.json().await.unwrap()
-}
-
-fn refresh_token(body: &Value) -> String {
-    body["refresh_token"].as_str().expect("a refresh token").to_owned()
-}
 
 async fn a_chain_of_fifty_rotations_works_and_every_token_is_single_use(app: &TestApp) {
     let client = app.register_client(ClientSpec::offline_app()).await;
