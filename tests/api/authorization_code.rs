@@ -178,6 +178,14 @@ async fn login_hint_prefills_the_username(app: &TestApp) {
     assert!(html.contains("value=\"heidi@example.com\""));
 }
 
+async fn post_to_authorize_works_like_get(app: &TestApp) {
+    let client = app.register_client(ClientSpec::web_app()).await;
+    let request = AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI);
+    let response = app.http.post(app.url("/authorize")).form(&request.params()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("name=\"password\""));
+}
+
 async fn logout_ends_the_session_and_redirects_to_a_registered_uri(app: &TestApp) {
     let client = app.register_client(ClientSpec { is_first_party: true, ..ClientSpec::web_app() }).await;
     let user = app.create_user("ivan").await;
@@ -262,6 +270,7 @@ crate::backend_tests!(
     prompt_none_without_consent_is_consent_required,
     prompt_login_and_max_age_force_reauthentication,
     login_hint_prefills_the_username,
+    post_to_authorize_works_like_get,
     logout_ends_the_session_and_redirects_to_a_registered_uri,
     logout_without_an_id_token_hint_asks_first,
 );
