@@ -186,80 +186,6 @@ async fn post_to_authorize_works_like_get(app: &TestApp) {
     assert!(response.text().await.unwrap().contains("name=\"password\""));
 }
 
-async fn logout_ends_the_session_and_redirects_to_a_registered_uri(app: &TestApp) {
-    let client = app.register_client(ClientSpec { is_first_party: true, ..ClientSpec::web_app() }).await;
-    let user = app.create_user("ivan").await;
-    let request = AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI);
-    let params = app.authorize_and_log_in(&request, &user).await;
-    let body: serde_json::Value = app.exchange_code(&client, &params["code"], &request).await.json().await.unwrap();
-    let id_token = body["id_token"].as_str().unwrap();
-
-    let bad = app
-        .http
-        .get(app.url("/logout"))
-        .query(&[("id_token_hint", id_token), ("post_logout_redirect_uri", "https://evil.example.com/")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400, "unregistered post_logout_redirect_uri: no redirect");
-    assert!(bad.headers().get("location").is_none());
-
-    let out = app
-        .http
-        .get(app.url("/logout"))
-        .query(&[
-            ("id_token_hint", id_token),
-            ("post_logout_redirect_uri", "https://app.example.com/logged-out"),
-            ("state", "bye"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status(), 303);
-    assert_eq!(location(&out), "https://app.example.com/logged-out?state=bye");
-
-    let after = app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI).with("prompt", "none")).await;
-    assert_eq!(redirect_params(&after)["error"], "login_required", "the session is gone");
-    let page = app.http.get(app.url("/logout")).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("Sign out of Tessera?"), "without a hint, logout asks first");
-}
-
-async fn logout_without_an_id_token_hint_asks_first(app: &TestApp) {
-    let client = app.register_client(ClientSpec { is_first_party: true, ..ClientSpec::web_app() }).await;
-    let user = app.create_user("judy").await;
-    app.authorize_and_log_in(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI), &user).await;
-    let query = [
-        ("client_id", client.id.as_str()),
-        ("post_logout_redirect_uri", "https://app.example.com/logged-out"),
-        ("state", "s1"),
-    ];
-    let page = app.http.get(app.url("/logout")).query(&query).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
-    assert!(html.contains("Sign out of Tessera?"), "a confirmation, not a logout");
-    let still_in =
-        app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI).with("prompt", "none")).await;
-    assert!(
-        redirect_params(&still_in).contains_key("code"),
-        "a GET alone (e.g. an <img> on another site) logs nobody out"
-    );
-
-    // Confirming without the form's CSRF token does nothing but ask again.
-    let mut form: Vec<(&str, &str)> = query.to_vec();
-    form.push(("confirm", "yes"));
-    let forged = app.http.post(app.url("/logout")).form(&form).send().await.unwrap();
-    assert_eq!(forged.status(), 200, "no CSRF token: asked again");
-    let still_in =
-        app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI).with("prompt", "none")).await;
-    assert!(redirect_params(&still_in).contains_key("code"), "a post without the CSRF token logs nobody out");
-    let out = app.log_out_confirmed(&query).await;
-    assert_eq!(out.status(), 303);
-    assert_eq!(location(&out), "https://app.example.com/logged-out?state=s1");
-    let after = app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI).with("prompt", "none")).await;
-    assert_eq!(redirect_params(&after)["error"], "login_required");
-}
-
 crate::backend_tests!(
     login_consent_code_and_tokens,
     a_public_client_exchanges_with_pkce_only,
@@ -271,6 +197,4 @@ crate::backend_tests!(
     prompt_login_and_max_age_force_reauthentication,
     login_hint_prefills_the_username,
     post_to_authorize_works_like_get,
-    logout_ends_the_session_and_redirects_to_a_registered_uri,
-    logout_without_an_id_token_hint_asks_first,
 );

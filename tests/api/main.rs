@@ -20,6 +20,7 @@ mod interop;
 mod introspection;
 mod jwks;
 mod key_rotation;
+mod logout;
 mod refresh_tokens;
 mod revocation;
 mod sign_in;
