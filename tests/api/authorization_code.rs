@@ -5,21 +5,6 @@ use crate::helpers::clients::{ClientSpec, WEB_APP_REDIRECT_URI};
 use crate::helpers::TestApp;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
-
-/// Verifies an ID token against the served JWKS (OIDC Core §3.1.3.7) and returns its claims.
-async fn verify_id_token(app: &TestApp, id_token: &str, client_id: &str) -> serde_json::Value {
-    let header = decode_header(id_token).unwrap();
-    assert_eq!(header.alg, Algorithm::RS256);
-    let jwks = app.jwks().await;
-    let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("the ID token's kid is published");
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.set_issuer(&[&app.address]);
-    validation.set_audience(&[client_id]);
-    decode::<serde_json::Value>(id_token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
-        .expect("the ID token verifies")
-        .claims
-}
 
 async fn login_consent_code_and_tokens(app: &TestApp) {
     let client = app.register_client(ClientSpec::web_app()).await;
@@ -58,7 +43,7 @@ async fn login_consent_code_and_tokens(app: &TestApp) {
     assert_eq!(claims["client_id"], client.id.as_str());
     assert!(claims["sid"].is_string());
 
-    let id_claims = verify_id_token(app, body["id_token"].as_str().unwrap(), &client.id).await;
+    let id_claims = app.verify_id_token(body["id_token"].as_str().unwrap(), &client.id).await;
     assert_eq!(id_claims["sub"], user.id.as_str());
     assert_eq!(id_claims["nonce"], request.nonce.clone().unwrap());
     assert_eq!(id_claims["azp"], client.id.as_str());
