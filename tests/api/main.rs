@@ -22,6 +22,7 @@ mod jwks;
 mod key_rotation;
 mod logout;
 mod refresh_tokens;
+mod request_ids;
 mod revocation;
 mod sign_in;
 mod signing_keys;
