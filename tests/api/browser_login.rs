@@ -19,7 +19,6 @@ use fantoccini::elements::Element;
 use fantoccini::wd::{Capabilities, TimeoutConfiguration};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,7 +60,7 @@ async fn a_person_signs_in_and_out_of_an_app_in_a_real_browser(app: &TestApp) {
     assert_eq!(sign_ins.len(), 2, "two sign-ins: {sign_ins:?}");
     let mut sids = Vec::new();
     for sign_in in &sign_ins {
-        let claims = verify_id_token(app, &sign_in.id_token, &example.client.id).await;
+        let claims = app.verify_id_token(&sign_in.id_token, &example.client.id).await;
         assert_eq!(claims["sub"], user.id.as_str());
         assert_eq!(claims["nonce"], sign_in.nonce.as_str());
         assert_eq!(claims["azp"], example.client.id.as_str());
@@ -203,20 +202,6 @@ fn artifacts_dir() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
     target.join("test-artifacts")
-}
-
-/// Verifies an ID token with the key the JWKS publishes for its `kid`; returns its claims.
-async fn verify_id_token(app: &TestApp, id_token: &str, client_id: &str) -> serde_json::Value {
-    let header = decode_header(id_token).expect("a JWS header");
-    assert_eq!(header.alg, Algorithm::RS256);
-    let jwks = app.jwks().await;
-    let jwk = jwks.find(header.kid.as_deref().expect("a kid")).expect("the ID token's kid is published");
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.set_issuer(&[&app.address]);
-    validation.set_audience(&[client_id]);
-    decode::<serde_json::Value>(id_token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
-        .expect("the ID token verifies with the JWKS")
-        .claims
 }
 
 /// A chromedriver child process on a free local port, with a fresh Chromium profile.

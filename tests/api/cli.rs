@@ -1,7 +1,12 @@
 //! The operator's CLI against a running server's database.
 
+use crate::helpers::assert_oauth_error;
 use crate::helpers::cli::tessera;
+use crate::helpers::clients::ClientSpec;
+use crate::helpers::refresh::{refresh_token, refreshed};
 use crate::helpers::TestApp;
+use chrono::Duration;
+use serde_json::Value;
 use std::process::Output;
 
 fn json(output: &Output) -> serde_json::Value {
@@ -243,6 +248,92 @@ async fn keys_list_shows_the_current_key(app: &TestApp) {
     assert!(keys[0].get("encrypted_private_key").is_none());
 }
 
+async fn operators_list_and_revoke_sessions(app: &TestApp) {
+    let client = app.register_client(ClientSpec::offline_app()).await;
+    let user = app.create_user("olga").await;
+    let phone = app.offline_login(&client, &user).await;
+    let laptop = app.offline_login(&client, &user).await;
+    let listed = crate::helpers::cli::tessera(app, &["session", "list", "--user", "olga", "--json"], None);
+    assert!(listed.status.success());
+    let families: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(families.as_array().unwrap().len(), 2);
+    let phone_claims =
+        app.verify_access_token(phone["access_token"].as_str().unwrap(), "https://api.example.com").await;
+    let fid = phone_claims["fid"].as_str().unwrap();
+    let revoked = crate::helpers::cli::tessera(app, &["session", "revoke", fid], None);
+    assert!(revoked.status.success());
+    assert_oauth_error(app.refresh(&client, &refresh_token(&phone), None).await, 400, "invalid_grant").await;
+    refreshed(app, &client, &refresh_token(&laptop)).await;
+    let all = crate::helpers::cli::tessera(app, &["session", "revoke", "--user", "olga"], None);
+    assert!(all.status.success());
+    assert_eq!(app.introspect(&client, laptop["access_token"].as_str().unwrap()).await["active"], false);
+}
+
+/// `tessera session list --user NAME --json`, as parsed JSON.
+fn sessions_of(app: &TestApp, username: &str) -> Vec<Value> {
+    let listed = crate::helpers::cli::tessera(app, &["session", "list", "--user", username, "--json"], None);
+    assert!(listed.status.success(), "stderr: {}", String::from_utf8_lossy(&listed.stderr));
+    serde_json::from_slice::<Value>(&listed.stdout).unwrap().as_array().unwrap().clone()
+}
+
+fn time_of(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().expect("an RFC 3339 time")).unwrap().into()
+}
+
+/// Finding 17: a family's last use is its latest rotation, not the login.
+async fn session_list_shows_the_latest_rotation_as_last_use(app: &TestApp) {
+    use tessera::clock::Clock;
+    use tessera::domain::refresh::{TokenFamily, REFRESH_TOKEN_PREFIX};
+    use tessera::domain::secret::GeneratedSecret;
+    let client = app.register_client(ClientSpec::offline_app()).await;
+    let user = app.create_user("rita").await;
+    let mut body = app.offline_login(&client, &user).await;
+    let claims = app.verify_access_token(body["access_token"].as_str().unwrap(), "https://api.example.com").await;
+    let fid = claims["fid"].as_str().unwrap().to_owned();
+    // A second family of the same user and client (another device), never refreshed: its
+    // last use must stay its own creation, whatever happens to the first.
+    let now = app.clock.now();
+    let idle_token = GeneratedSecret::generate(REFRESH_TOKEN_PREFIX);
+    let second = TokenFamily {
+        id: "second-device".into(),
+        client_id: tessera::domain::client::ClientId::parse(&client.id).unwrap(),
+        user_id: user.id.clone(),
+        sid: claims["sid"].as_str().unwrap().to_owned(),
+        scope: tessera::domain::scope::ScopeSet::parse("openid offline_access").unwrap(),
+        auth_time: now,
+        created_at: now,
+        last_used_at: now,
+        absolute_expires_at: now + Duration::days(90),
+        revoked_at: None,
+    };
+    app.storage.create_family(&second, &idle_token.digest(), now + Duration::days(14)).await.unwrap();
+
+    let listed = sessions_of(app, "rita");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["family_id"], fid.as_str(), "listed in login order");
+    assert_eq!(listed[0]["last_used_at"], listed[0]["created_at"], "not used yet: the login is the last use");
+    let login = time_of(&listed[0]["created_at"]);
+    for hours in [3, 1] {
+        app.clock.advance(Duration::hours(hours));
+        // Stored with microseconds: the rotation's time, truncated, is at most 1 µs earlier.
+        let before = app.clock.now() - Duration::microseconds(1);
+        body = refreshed(app, &client, &refresh_token(&body)).await;
+        let after = app.clock.now();
+        let listed = sessions_of(app, "rita");
+        let last_used = time_of(&listed[0]["last_used_at"]);
+        assert!(before <= last_used && last_used <= after, "the rotation's time {before}..{after}, shown {last_used}");
+        assert!(last_used > login + Duration::hours(hours), "not the login time {login}");
+        assert_eq!(time_of(&listed[0]["created_at"]), login, "the login time stays");
+        assert_eq!(listed[1]["last_used_at"], listed[1]["created_at"], "the other family was not used");
+        let found = app.storage.find_family(&fid).await.unwrap().unwrap();
+        assert_eq!(found.last_used_at, last_used, "find_family derives it too");
+    }
+    assert!(app.storage.find_family("no-such-family").await.unwrap().is_none());
+    refreshed(app, &client, idle_token.expose()).await;
+    let listed = sessions_of(app, "rita");
+    assert!(time_of(&listed[1]["last_used_at"]) > time_of(&listed[1]["created_at"]), "now used as well");
+}
+
 crate::backend_tests!(
     a_client_created_with_the_cli_gets_tokens,
     client_create_rejects_bad_arguments,
@@ -250,4 +341,6 @@ crate::backend_tests!(
     client_create_registers_resource_servers_that_may_introspect,
     users_are_created_with_a_password_from_stdin,
     keys_list_shows_the_current_key,
+    operators_list_and_revoke_sessions,
+    session_list_shows_the_latest_rotation_as_last_use,
 );

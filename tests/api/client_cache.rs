@@ -54,6 +54,16 @@ async fn a_wrong_secret_is_refused_from_the_cache_and_after_a_reread(app: &TestA
     assert_eq!(app.client_credentials(&client.id, client.secret(), &[]).await.status(), 200);
 }
 
+async fn disabling_a_client_takes_effect_within_the_client_cache_ttl(app: &TestApp) {
+    let client = app.register_client(ClientSpec::service()).await;
+    assert_eq!(app.client_credentials(&client.id, client.secret(), &[]).await.status(), 200);
+    let id = tessera::domain::client::ClientId::parse(&client.id).unwrap();
+    assert!(app.storage.disable_client(&id, chrono::Utc::now()).await.unwrap());
+    app.expire_client_cache();
+    let response = app.client_credentials(&client.id, client.secret(), &[]).await;
+    assert_oauth_error(response, 401, "invalid_client").await;
+}
+
 async fn a_zero_ttl_reads_every_registration_from_the_database(database: &TestDatabase) {
     let app =
         TestApp::spawn(database, |settings| settings.database.client_cache_ttl = Window(std::time::Duration::ZERO))
@@ -71,6 +81,7 @@ crate::backend_tests!(
     a_disabled_client_keeps_its_cached_registration_until_the_ttl_ends,
     a_rotated_secret_works_at_once_and_the_old_one_ends_with_the_ttl,
     a_wrong_secret_is_refused_from_the_cache_and_after_a_reread,
+    disabling_a_client_takes_effect_within_the_client_cache_ttl,
 );
 
 mod zero_ttl {

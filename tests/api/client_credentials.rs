@@ -1,3 +1,6 @@
+//! The client credentials grant (RFC 6749 §4.4): the token a client gets for itself, its
+//! scopes, its audience (RFC 8707 `resource`) and its client authentication methods.
+
 use crate::helpers::clients::ClientSpec;
 use crate::helpers::TestApp;
 use tessera::domain::client::AuthMethod;

@@ -1,3 +1,6 @@
+//! Provider metadata (OpenID Connect Discovery 1.0 §3, RFC 8414 §2): what it lists is
+//! what is implemented, and both documents are the same.
+
 use crate::helpers::TestApp;
 
 async fn openid_configuration_describes_what_is_implemented(app: &TestApp) {

@@ -1,3 +1,6 @@
+//! The JWK Set at the `jwks_uri` (RFC 7517 §5): public RSA members only, the RFC 7638
+//! thumbprint as `kid`, cacheable, and revalidated with its ETag.
+
 use crate::helpers::TestApp;
 
 const PRIVATE_RSA_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];

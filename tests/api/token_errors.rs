@@ -89,16 +89,6 @@ async fn a_disabled_client_is_refused(app: &TestApp) {
     assert_oauth_error(response, 401, "invalid_client").await;
 }
 
-async fn disabling_a_client_takes_effect_within_the_client_cache_ttl(app: &TestApp) {
-    let client = app.register_client(ClientSpec::service()).await;
-    assert_eq!(app.client_credentials(&client.id, client.secret(), &[]).await.status(), 200);
-    let id = tessera::domain::client::ClientId::parse(&client.id).unwrap();
-    assert!(app.storage.disable_client(&id, chrono::Utc::now()).await.unwrap());
-    app.expire_client_cache();
-    let response = app.client_credentials(&client.id, client.secret(), &[]).await;
-    assert_oauth_error(response, 401, "invalid_client").await;
-}
-
 async fn a_client_without_the_grant_is_unauthorized_client(app: &TestApp) {
     let client = app
         .register_client(ClientSpec { grant_types: vec![GrantType::AuthorizationCode], ..ClientSpec::service() })
@@ -229,7 +219,6 @@ crate::backend_tests!(
     two_authentication_methods_at_once_are_invalid_request,
     the_registered_authentication_method_is_enforced,
     a_disabled_client_is_refused,
-    disabling_a_client_takes_effect_within_the_client_cache_ttl,
     a_client_without_the_grant_is_unauthorized_client,
     scopes_beyond_the_registration_are_invalid_scope,
     resources_outside_the_registration_are_invalid_target,

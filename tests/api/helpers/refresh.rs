@@ -60,3 +60,15 @@ impl TestApp {
         request.form(&form).send().await.unwrap()
     }
 }
+
+/// Refreshes `token` at `client`, which must succeed (RFC 6749 §6); returns the response body.
+pub async fn refreshed(app: &TestApp, client: &TestClient, token: &str) -> Value {
+    let response = app.refresh(client, token, None).await;
+    assert_eq!(response.status(), 200, "refresh with {token}");
+    response.json().await.unwrap()
+}
+
+/// The `refresh_token` of a token response, which must have one.
+pub fn refresh_token(body: &Value) -> String {
+    body["refresh_token"].as_str().expect("a refresh token").to_owned()
+}

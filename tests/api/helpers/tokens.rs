@@ -1,5 +1,5 @@
-//! Token requests and verification the way an independent resource server does it:
-//! fetch the JWKS over HTTP, pick the key by `kid`, verify with `jsonwebtoken`.
+//! Token requests, and verification the way an independent resource server or relying
+//! party does it: fetch the JWKS over HTTP, pick the key by `kid`, verify with `jsonwebtoken`.
 
 use super::TestApp;
 use jsonwebtoken::jwk::JwkSet;
@@ -47,5 +47,20 @@ impl TestApp {
         validation.set_required_spec_claims(&["iss", "exp", "aud", "sub", "iat"]);
         let data = decode::<Value>(token, &key, &validation).expect("the token verifies with the JWKS");
         data.claims
+    }
+
+    /// Verifies an ID token as a relying party must (OIDC Core §3.1.3.7): RS256, with the
+    /// key the JWKS publishes for its `kid`, issued by us for `client_id`; returns its claims.
+    pub async fn verify_id_token(&self, id_token: &str, client_id: &str) -> Value {
+        let header = decode_header(id_token).expect("a JWS header");
+        assert_eq!(header.alg, Algorithm::RS256);
+        let jwks = self.jwks().await;
+        let jwk = jwks.find(header.kid.as_deref().expect("a kid")).expect("the ID token's kid is published");
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.address]);
+        validation.set_audience(&[client_id]);
+        decode::<Value>(id_token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .expect("the ID token verifies with the JWKS")
+            .claims
     }
 }
