@@ -211,7 +211,7 @@ async fn the_live_families_of_a_user_or_session_are_revoked(db: &TestStorage) {
     let (in_first, _) = db.a_family(&client, &first).await;
     let (also_in_first, _) = db.a_family(&client, &first).await;
     let (in_second, _) = db.a_family(&client, &second).await;
-    let (already, _) = db.a_family(&client, &second).await;
+    let (already, _) = db.a_family(&client, &first).await;
     let (of_bob, _) = db.a_family(&client, &bobs).await;
     db.revoke_family(&already.id, t(5), "earlier").await.unwrap();
 

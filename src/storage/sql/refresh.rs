@@ -254,14 +254,15 @@ async fn claim_in_one_statement(pool: &sqlx::PgPool, c: &Claim<'_>) -> Result<Op
     claimed.map(TokenFamily::try_from).transpose()
 }
 
-/// Which families a revocation ends, by whose they are. Each kind names its column in a
-/// fixed SQL text: the owner is only ever bound, never spliced into SQL.
+/// Which families a revocation ends, named by what they belong to. Each kind names its
+/// column in a fixed SQL text: the owner is only ever bound, never spliced into SQL.
 #[derive(Clone, Copy)]
 enum FamiliesOf<'a> {
     /// The one family with this id.
     Id(&'a str),
+    /// Every family of this user.
     User(&'a str),
-    /// Created in this SSO session.
+    /// Every family created in this SSO session.
     Session(&'a str),
 }
 
@@ -327,7 +328,7 @@ impl SqlStorage {
                 RotationDecision::Rotate if claimed => {
                     // Four statements in all (claim, read, insert, commit): the rotation's cost
                     // is round trips, so nothing else happens in here. A family's last use is
-                    // derived from its newest token (see `FAMILY_COLUMNS_WITH_LAST_USE`) rather
+                    // derived from its newest token (see `family_columns_with_last_use!`) rather
                     // than written on every rotation.
                     let idle = Timestamp::from(c.idle_expires_at.min(family.absolute_expires_at));
                     sqlx::query("INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)")
