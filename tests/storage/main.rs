@@ -9,6 +9,7 @@ mod helpers;
 mod clients;
 mod codes;
 mod consents;
+mod dropped_requests;
 mod health;
 mod keys;
 mod pending;
