@@ -127,6 +127,8 @@ pub struct SqlStorage {
     backend: Backend,
 }
 
+// Column lists are macros rather than `const`s because `concat!` takes only literals:
+// each SQL text that uses one is then a constant too, built at compile time.
 macro_rules! client_columns {
     () => {
         "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, audiences, served_audiences, \

@@ -33,7 +33,8 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 /// The writer connection and the thread that drives it. Owning both, it is the only way
-/// to the writer connection: no SQLite write can run anywhere else.
+/// to write: no SQLite write can run anywhere else. (An in-memory database has one
+/// connection, which the reads then share.)
 pub struct Writer {
     connection: SqlitePool,
     thread: Handle,
