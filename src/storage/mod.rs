@@ -1,15 +1,42 @@
 //! Persistence: one trait per aggregate, one implementation for both backends.
 //!
 //! Design: handlers see `Arc<dyn Storage>` and never a backend. Behind it sits
-//! [`sql::SqlStorage`], which holds either a SQLite or a PostgreSQL pool. Each method
+//! [`sql::SqlStorage`], which holds either a SQLite or a PostgreSQL database. Each method
 //! is written once — one SQL text (`$1` placeholders, `RETURNING`, `ON CONFLICT`,
 //! values bound from Rust rather than `NOW()`: the dialect both engines share) and one
-//! bind list — and the `on_pool!` macro instantiates it for each pool type, so the
-//! compiler type-checks every query against both drivers. Dialect differences are
+//! bind list — and the `on_pool!` and `on_writer!` macros instantiate it for each driver,
+//! so the compiler type-checks every query against both. Dialect differences are
 //! confined to the migrations (`migrations/sqlite`, `migrations/postgres`, same file
 //! names) and to [`timestamp::Timestamp`]. This avoids both `sqlx::Any` (no chrono
-//! types) and two hand-maintained copies of every query; the contract tests in
-//! `tests/` run the same suite on both backends.
+//! types) and two hand-maintained copies of every query; the contract suite in
+//! `tests/storage/` runs every method of every store on both backends.
+//!
+//! Every method is atomic on its own: one statement, or one transaction. What the
+//! methods guarantee under concurrency (a code redeemed once, one winner among claims of a
+//! refresh token or a pending request, throttle reservations that never exceed the limit)
+//! is stated on each and checked by that suite.
+//!
+//! ## A dropped request
+//!
+//! actix-web drops a handler's future when its client goes away, and shutdown drops what
+//! is still running after its grace period. What that does to a write in progress
+//! differs between the backends:
+//! - PostgreSQL runs the write in the request's future: dropped inside a transaction, the
+//!   transaction rolls back (a statement already sent may still complete on the server);
+//! - SQLite runs it on the writer thread (`sql::writer`): once handed over, it runs to its
+//!   end whatever becomes of the request, and commits or rolls back as its own code decides.
+//!
+//! Either way a write happens entirely or not at all, and the request may not learn which.
+//! That is acceptable because every flow must survive it anyway: a response lost on the
+//! network after the commit looks the same. A refresh rotation that completes for a client
+//! that went away is answered again from its sealed successor inside the retry window (and
+//! after it, presenting the old token is reuse: RFC 9700 §4.14.2), a redeemed code stays
+//! redeemed (RFC 6749 §4.1.2), a pending request claimed is gone as it would be after a
+//! lost response. What no caller may rely on is a drop undoing a write, nor a sequence of
+//! calls (`reserve_attempt` then `settle_failure`, `redeem_code` then
+//! `create_family_for_code`) running to its end: it can stop between any two calls, on
+//! both backends. A throttle reservation that is never settled, for one, holds its place
+//! until the window restarts.
 
 pub mod client_cache;
 mod rows;
@@ -39,6 +66,11 @@ pub enum StorageError {
     Database(#[from] sqlx::Error),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// SQLite: the writer thread did not finish the write. Either the storage is being
+    /// dropped (its thread stopped) or the write panicked; in both cases its transaction,
+    /// if it had not committed, rolled back.
+    #[error("the SQLite writer stopped before the write finished")]
+    WriterStopped,
 }
 
 #[async_trait]

@@ -1,9 +1,18 @@
 //! The one SQL implementation of every store, instantiated for SQLite and PostgreSQL
-//! by `on_pool!` (see the module comment of `storage`).
+//! by `on_pool!` and `on_writer!` (see the module comment of `storage`).
+//!
+//! The rules every method here keeps:
+//! - a body means the same on both backends: each macro wraps it in an `async` block on
+//!   both arms, so `?` and `return` leave the body, never the method, and the body's value
+//!   is a `Result<_, StorageError>` (a row that fails to convert is `StorageError::Corrupt`,
+//!   not a driver error);
+//! - every SQL text is a constant, built with `concat!` from the column lists and
+//!   conditions it shares (`client_columns!()` …): nothing is formatted per call, and no
+//!   identifier is ever spliced in from a parameter.
 
 use super::rows::{ClientRow, SigningKeyRow, UserRow};
 use super::timestamp::Timestamp;
-use super::{ClientStore, HealthCheck, KeyStore, StorageError, StoredKey, UserStore};
+use super::{ClientStore, HealthCheck, KeyState, KeyStore, StorageError, StoredKey, UserStore};
 use crate::config::{DatabaseSettings, DatabaseUrl};
 use crate::domain::client::{Client, ClientId};
 use crate::domain::secret::SecretDigest;
@@ -13,36 +22,56 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgPool, SqlitePool};
+use std::future::Future;
 
-/// Runs `$body` with `$pool` bound to whichever pool this storage holds. The body is
-/// expanded once per backend, so each expansion is type-checked against its driver.
+/// Runs `$body`, a read, with `$pool` bound to the read pool of whichever backend this
+/// storage has. The body is expanded once per backend, so each expansion is type-checked
+/// against its driver; it is an `async` block on both, evaluating to
+/// `Result<_, StorageError>`.
 macro_rules! on_pool {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
+    ($storage:expr, $pool:ident => $body:expr) => {
+        match &$storage.backend {
+            $crate::storage::sql::Backend::Sqlite { reads: $pool, .. } => {
+                $crate::storage::sql::body(async { $body }).await
+            }
+            $crate::storage::sql::Backend::Postgres($pool) => $crate::storage::sql::body(async { $body }).await,
         }
     };
 }
 
-/// `on_pool!` for the write pool. On SQLite, `$body` runs on the writer thread (see
-/// `writer`), so it must own whatever it uses; on PostgreSQL it runs in place. Either
-/// way a `return` in `$body` ends the write with that value.
+/// Runs `$body`, a write, with `$pool` bound to the write pool: as `on_pool!`, but on
+/// SQLite the body runs on the writer thread (see `writer`).
+///
+/// `[$input, …]` names what the body borrows from the caller. The writer thread may
+/// outlive the request (a spawned task is not the caller's to cancel), so on SQLite each
+/// input is made owned once (`ToWriter`: a copy of what was borrowed) and moved there; the
+/// body sees a reference to it. On PostgreSQL the body runs in place and borrows the
+/// inputs as they are: nothing is copied. Values that are `Copy` (times, counts) need no
+/// mention; forgetting a borrowed one is a compile error on the SQLite arm.
 macro_rules! on_writer {
-    ($storage:expr, $pool:ident => $body:expr) => {
-        match &$storage.writes {
-            Pool::Sqlite(writes) => {
-                let $pool = writes.clone();
-                $storage
-                    .run_write(async move {
-                        let $pool = &$pool;
-                        $body
+    ($storage:expr, [$($input:ident),* $(,)?], $pool:ident => $body:expr) => {
+        match &$storage.backend {
+            $crate::storage::sql::Backend::Sqlite { writer, .. } => {
+                $(let $input = $crate::storage::sql::writer::ToWriter::to_writer($input);)*
+                writer
+                    .run(move |$pool| {
+                        $crate::storage::sql::body(async move {
+                            $(let $input = &$input;)*
+                            let $pool = &$pool;
+                            $body
+                        })
                     })
                     .await
             }
-            Pool::Postgres($pool) => $body,
+            $crate::storage::sql::Backend::Postgres($pool) => $crate::storage::sql::body(async { $body }).await,
         }
     };
+}
+
+/// Fixes the output of a macro body to `Result<T, StorageError>`, so that `?` converts
+/// driver errors and `return Err(StorageError::…)` needs no annotation.
+fn body<T, F: Future<Output = Result<T, StorageError>>>(body: F) -> F {
+    body
 }
 
 /// A new family and its first refresh token, for `insert_family!`.
@@ -84,37 +113,44 @@ mod sessions;
 mod sqlite_files;
 mod writer;
 
-pub enum Pool {
-    Sqlite(SqlitePool),
+/// The database, as one of its two kinds.
+enum Backend {
+    /// Reads go to `reads`, a pool of `max_connections` (in WAL mode they never wait for
+    /// the writer); every statement that writes goes through `writer`, which owns the one
+    /// writer connection and the thread that drives it.
+    Sqlite { reads: SqlitePool, writer: writer::Writer },
+    /// One pool for everything: PostgreSQL serves concurrent writers itself.
     Postgres(PgPool),
 }
 
 pub struct SqlStorage {
-    /// Reads, and on PostgreSQL everything.
-    pool: Pool,
-    /// Every statement that writes. On PostgreSQL the same pool as `pool`. On SQLite, a
-    /// pool of exactly one connection: SQLite admits one writer at a time, and with one
-    /// writer connection per process, writers queue on the pool's async semaphore and
-    /// start the moment the lock is free, instead of failing with `SQLITE_BUSY` and
-    /// sleeping in the busy handler (1, 2, 5 … 100 ms steps) while the lock sits idle
-    /// (bench/README.md, Findings 5). Reads keep the many-connection pool: in WAL mode
-    /// they never wait for the writer.
-    writes: Pool,
-    /// SQLite: the thread every write runs on (see `writer`).
-    writer: Option<writer::WriterThread>,
+    backend: Backend,
 }
 
-const CLIENT_COLUMNS: &str = "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, \
-                              audiences, served_audiences, may_introspect_any, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, created_at, disabled_at";
-const USER_COLUMNS: &str =
-    "id, username, email, email_verified, name, password_hash, created_at, updated_at, disabled_at";
-const KEY_COLUMNS: &str =
-    "kid, algorithm, state, encrypted_private_key, public_jwk, created_at, activated_at, retired_at";
+// Column lists are macros rather than `const`s because `concat!` takes only literals:
+// each SQL text that uses one is then a constant too, built at compile time.
+macro_rules! client_columns {
+    () => {
+        "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, audiences, served_audiences, \
+         may_introspect_any, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, \
+         created_at, disabled_at"
+    };
+}
+macro_rules! user_columns {
+    () => {
+        "id, username, email, email_verified, name, password_hash, created_at, updated_at, disabled_at"
+    };
+}
+macro_rules! key_columns {
+    () => {
+        "kid, algorithm, state, encrypted_private_key, public_jwk, created_at, activated_at, retired_at"
+    };
+}
 
-fn conflict_as(error: sqlx::Error, what: &'static str) -> StorageError {
+fn conflict_as(error: StorageError, what: &'static str) -> StorageError {
     match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict(what),
-        _ => StorageError::Database(error),
+        StorageError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => StorageError::Conflict(what),
+        _ => error,
     }
 }
 
@@ -138,7 +174,7 @@ fn pool_options<DB: sqlx::Database>() -> sqlx::pool::PoolOptions<DB> {
 
 impl SqlStorage {
     pub async fn connect(url: &DatabaseUrl, settings: &DatabaseSettings) -> anyhow::Result<Self> {
-        let (pool, writes) = match url {
+        let backend = match url {
             DatabaseUrl::Sqlite { options, path } => {
                 if let Some(path) = path {
                     sqlite_files::prepare(path)?;
@@ -153,15 +189,16 @@ impl SqlStorage {
                 let failed = || {
                     format!("cannot open the SQLite database {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and the directory's permissions")
                 };
-                // An in-memory database exists per connection, so it must have exactly one,
-                // which then also does the writes.
-                if path.is_some() {
-                    let reads = open(settings.max_connections).await.with_context(failed)?;
-                    (Pool::Sqlite(reads), Pool::Sqlite(open(1).await.with_context(failed)?))
-                } else {
-                    let pool = open(1).await.with_context(failed)?;
-                    (Pool::Sqlite(pool.clone()), Pool::Sqlite(pool))
-                }
+                // The writer's pool has exactly one connection (see `writer`). An in-memory
+                // database exists per connection, so there it is the only one, which then
+                // also does the reads.
+                let writes = open(1).await.with_context(failed)?;
+                let reads = match path {
+                    Some(_) => open(settings.max_connections).await.with_context(failed)?,
+                    None => writes.clone(),
+                };
+                let writer = writer::Writer::start(writes).context("cannot start the SQLite writer thread")?;
+                Backend::Sqlite { reads, writer }
             }
             DatabaseUrl::Postgres { options, .. } => {
                 // The driver's error chain, scrubbed of the URL's secrets: no driver
@@ -185,93 +222,84 @@ impl SqlStorage {
                     .await
                     .map_err(scrubbed)
                     .with_context(|| format!("cannot connect to PostgreSQL at {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and that the server is running and reachable"))?;
-                (Pool::Postgres(pool.clone()), Pool::Postgres(pool))
+                Backend::Postgres(pool)
             }
         };
-        let writer = match &writes {
-            Pool::Sqlite(_) => Some(writer::WriterThread::start().context("cannot start the SQLite writer thread")?),
-            Pool::Postgres(_) => None,
-        };
-        Ok(Self { pool, writes, writer })
+        Ok(Self { backend })
     }
 
     /// Applies pending migrations from `migrations/<backend>/` (embedded at build time).
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        match &self.pool {
-            Pool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
-            Pool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        match &self.backend {
+            Backend::Sqlite { reads, .. } => sqlx::migrate!("./migrations/sqlite").run(reads).await,
+            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
         }
         .context("running database migrations")
     }
 
-    /// Runs a SQLite write on the writer thread when there is one.
-    async fn run_write<T: Send + 'static>(
-        &self,
-        work: impl std::future::Future<Output = Result<T, sqlx::Error>> + Send + 'static,
-    ) -> Result<T, sqlx::Error> {
-        match &self.writer {
-            Some(thread) => thread.run(work).await,
-            None => work.await,
-        }
-    }
-
     pub async fn close(&self) {
-        on_pool!(&self.writes, pool => pool.close().await);
-        on_pool!(&self.pool, pool => pool.close().await)
+        match &self.backend {
+            Backend::Sqlite { reads, writer } => {
+                writer.close().await;
+                reads.close().await
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
 #[async_trait]
 impl ClientStore for SqlStorage {
     async fn insert_client(&self, client: &Client) -> Result<(), StorageError> {
-        let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
-        let created_at = Timestamp::from(client.created_at);
-        let sql = "INSERT INTO clients (id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, \
-                   audiences, served_audiences, may_introspect_any, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, created_at, updated_at, disabled_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)";
-        let client = client.clone();
-        on_writer!(self, pool => sqlx::query(sql)
-            .bind(client.id.as_str())
-            .bind(&client.name)
-            .bind(client.auth_method.as_str())
-            .bind(client.secret_digest.as_ref().map(SecretDigest::as_str))
-            .bind(Json(&grant_types))
-            .bind(client.scopes.to_string())
-            .bind(Json(&client.audiences))
-            .bind(Json(&client.served_audiences))
-            .bind(client.may_introspect_any)
-            .bind(Json(&client.redirect_uris))
-            .bind(Json(&client.post_logout_redirect_uris))
-            .bind(client.is_first_party)
-            .bind(client.always_issue_refresh_token)
-            .bind(created_at)
-            .bind(client.disabled_at.map(Timestamp::from))
-            .execute(pool)
-            .await
-            .map(|_| ()))
-        .map_err(|e| conflict_as(e, "client id"))?;
-        Ok(())
+        let sql = concat!(
+            "INSERT INTO clients (",
+            client_columns!(),
+            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14)"
+        );
+        on_writer!(self, [client], pool => {
+            let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
+            sqlx::query(sql)
+                .bind(client.id.as_str())
+                .bind(&client.name)
+                .bind(client.auth_method.as_str())
+                .bind(client.secret_digest.as_ref().map(SecretDigest::as_str))
+                .bind(Json(&grant_types))
+                .bind(client.scopes.to_string())
+                .bind(Json(&client.audiences))
+                .bind(Json(&client.served_audiences))
+                .bind(client.may_introspect_any)
+                .bind(Json(&client.redirect_uris))
+                .bind(Json(&client.post_logout_redirect_uris))
+                .bind(client.is_first_party)
+                .bind(client.always_issue_refresh_token)
+                .bind(Timestamp::from(client.created_at))
+                .bind(client.disabled_at.map(Timestamp::from))
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+        .map_err(|e| conflict_as(e, "client id"))
     }
 
     async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StorageError> {
-        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1");
+        let sql = concat!("SELECT ", client_columns!(), " FROM clients WHERE id = $1");
         let row: Option<ClientRow> =
-            on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(pool).await)?;
+            on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(id.as_str()).fetch_optional(pool).await?))?;
         row.map(Client::try_from).transpose()
     }
 
     async fn list_clients(&self) -> Result<Vec<Client>, StorageError> {
-        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, id");
-        let rows: Vec<ClientRow> = on_pool!(&self.pool, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        let sql = concat!("SELECT ", client_columns!(), " FROM clients ORDER BY created_at, id");
+        let rows: Vec<ClientRow> = on_pool!(self, pool => Ok(sqlx::query_as(sql).fetch_all(pool).await?))?;
         rows.into_iter().map(Client::try_from).collect()
     }
 
     async fn disable_client(&self, id: &ClientId, now: DateTime<Utc>) -> Result<bool, StorageError> {
         let sql = "UPDATE clients SET disabled_at = $2, updated_at = $2 WHERE id = $1 AND disabled_at IS NULL";
-        let id = id.clone();
-        let result = on_writer!(self, pool => sqlx::query(sql)
-            .bind(id.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(result == 1)
+        on_writer!(self, [id], pool => {
+            let done = sqlx::query(sql).bind(id.as_str()).bind(Timestamp::from(now)).execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     async fn set_client_secret(
@@ -281,64 +309,64 @@ impl ClientStore for SqlStorage {
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
         let sql = "UPDATE clients SET secret_digest = $2, updated_at = $3 WHERE id = $1";
-        let (id, digest) = (id.clone(), digest.clone());
-        let result = on_writer!(self, pool => sqlx::query(sql)
-            .bind(id.as_str()).bind(digest.as_str()).bind(Timestamp::from(now))
-            .execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(result == 1)
+        on_writer!(self, [id, digest], pool => {
+            let done = sqlx::query(sql)
+                .bind(id.as_str()).bind(digest.as_str()).bind(Timestamp::from(now))
+                .execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 }
 
 #[async_trait]
 impl UserStore for SqlStorage {
     async fn insert_user(&self, user: &User) -> Result<(), StorageError> {
-        let sql = "INSERT INTO users (id, username, email, email_verified, name, password_hash, created_at, updated_at, disabled_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-        let user = user.clone();
-        on_writer!(self, pool => sqlx::query(sql)
-            .bind(&user.id)
-            .bind(user.username.as_str())
-            .bind(&user.email)
-            .bind(user.email_verified)
-            .bind(&user.name)
-            .bind(&user.password_hash)
-            .bind(Timestamp::from(user.created_at))
-            .bind(Timestamp::from(user.updated_at))
-            .bind(user.disabled_at.map(Timestamp::from))
-            .execute(pool)
-            .await
-            .map(|_| ()))
-        .map_err(|e| conflict_as(e, "username"))?;
-        Ok(())
+        let sql = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+        on_writer!(self, [user], pool => {
+            sqlx::query(sql)
+                .bind(&user.id)
+                .bind(user.username.as_str())
+                .bind(&user.email)
+                .bind(user.email_verified)
+                .bind(&user.name)
+                .bind(&user.password_hash)
+                .bind(Timestamp::from(user.created_at))
+                .bind(Timestamp::from(user.updated_at))
+                .bind(user.disabled_at.map(Timestamp::from))
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+        .map_err(|e| conflict_as(e, "username"))
     }
 
     async fn find_user_by_username(&self, username: &Username) -> Result<Option<User>, StorageError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1");
         let row: Option<UserRow> =
-            on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(username.as_str()).fetch_optional(pool).await)?;
+            on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(username.as_str()).fetch_optional(pool).await?))?;
         row.map(User::try_from).transpose()
     }
 
     async fn find_user_by_id(&self, id: &str) -> Result<Option<User>, StorageError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
         let row: Option<UserRow> =
-            on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+            on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(id).fetch_optional(pool).await?))?;
         row.map(User::try_from).transpose()
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StorageError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
-        let rows: Vec<UserRow> = on_pool!(&self.pool, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        let sql = concat!("SELECT ", user_columns!(), " FROM users ORDER BY username");
+        let rows: Vec<UserRow> = on_pool!(self, pool => Ok(sqlx::query_as(sql).fetch_all(pool).await?))?;
         rows.into_iter().map(User::try_from).collect()
     }
 
     async fn disable_user(&self, username: &Username, now: DateTime<Utc>) -> Result<bool, StorageError> {
         let sql = "UPDATE users SET disabled_at = $2, updated_at = $2, credentials_changed_at = $2 \
                    WHERE username = $1 AND disabled_at IS NULL";
-        let username = username.clone();
-        let result = on_writer!(self, pool => sqlx::query(sql)
-            .bind(username.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(result == 1)
+        on_writer!(self, [username], pool => {
+            let done = sqlx::query(sql).bind(username.as_str()).bind(Timestamp::from(now)).execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     async fn set_password_hash(
@@ -349,40 +377,44 @@ impl UserStore for SqlStorage {
     ) -> Result<bool, StorageError> {
         let sql =
             "UPDATE users SET password_hash = $2, updated_at = $3, credentials_changed_at = $3 WHERE username = $1";
-        let (username, hash) = (username.clone(), hash.to_owned());
-        let result = on_writer!(self, pool => sqlx::query(sql)
-            .bind(username.as_str()).bind(hash).bind(Timestamp::from(now))
-            .execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(result == 1)
+        on_writer!(self, [username, hash], pool => {
+            let done = sqlx::query(sql)
+                .bind(username.as_str()).bind(hash).bind(Timestamp::from(now))
+                .execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 }
 
 #[async_trait]
 impl KeyStore for SqlStorage {
     async fn list_signing_keys(&self) -> Result<Vec<StoredKey>, StorageError> {
-        let sql = format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid");
-        let rows: Vec<SigningKeyRow> = on_pool!(&self.pool, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        let sql = concat!("SELECT ", key_columns!(), " FROM signing_keys ORDER BY created_at, kid");
+        let rows: Vec<SigningKeyRow> = on_pool!(self, pool => Ok(sqlx::query_as(sql).fetch_all(pool).await?))?;
         rows.into_iter().map(StoredKey::try_from).collect()
     }
 
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<bool, StorageError> {
         // ON CONFLICT without a target covers both the kid and the one-current-key index.
-        let sql = "INSERT INTO signing_keys (kid, algorithm, state, encrypted_private_key, public_jwk, created_at, activated_at, retired_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
-        let key = key.clone();
-        let inserted = on_writer!(self, pool => sqlx::query(sql)
-            .bind(&key.kid)
-            .bind(&key.algorithm)
-            .bind(key.state.as_str())
-            .bind(&key.encrypted_private_key)
-            .bind(Json(&key.public_jwk))
-            .bind(Timestamp::from(key.created_at))
-            .bind(key.activated_at.map(Timestamp::from))
-            .bind(key.retired_at.map(Timestamp::from))
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(inserted == 1)
+        let sql = concat!(
+            "INSERT INTO signing_keys (",
+            key_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+        );
+        on_writer!(self, [key], pool => {
+            let done = sqlx::query(sql)
+                .bind(&key.kid)
+                .bind(&key.algorithm)
+                .bind(key.state.as_str())
+                .bind(&key.encrypted_private_key)
+                .bind(Json(&key.public_jwk))
+                .bind(Timestamp::from(key.created_at))
+                .bind(key.activated_at.map(Timestamp::from))
+                .bind(key.retired_at.map(Timestamp::from))
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     async fn promote_next_key(
@@ -392,34 +424,35 @@ impl KeyStore for SqlStorage {
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
         let now = Timestamp::from(now);
-        let (current_kid, next_kid) = (current_kid.to_owned(), next_kid.to_owned());
-        let promoted = on_writer!(self, pool => {
+        on_writer!(self, [current_kid, next_kid], pool => {
             let mut tx = pool.begin().await?;
             let retired = sqlx::query("UPDATE signing_keys SET state = 'retired', retired_at = $2 WHERE kid = $1 AND state = 'current'")
                 .bind(current_kid).bind(now).execute(&mut *tx).await?.rows_affected();
             let activated = sqlx::query("UPDATE signing_keys SET state = 'current', activated_at = $2 WHERE kid = $1 AND state = 'next'")
                 .bind(next_kid).bind(now).execute(&mut *tx).await?.rows_affected();
-            if retired == 1 && activated == 1 {
-                tx.commit().await.map(|_| true)
-            } else {
-                Ok::<bool, sqlx::Error>(false) // dropped: rolled back
+            if retired != 1 || activated != 1 {
+                return Ok(false); // the transaction is dropped: rolled back
             }
-        })?;
-        Ok(promoted)
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
-    async fn delete_signing_key(&self, kid: &str, state: super::KeyState) -> Result<bool, StorageError> {
+    async fn delete_signing_key(&self, kid: &str, state: KeyState) -> Result<bool, StorageError> {
         let sql = "DELETE FROM signing_keys WHERE kid = $1 AND state = $2";
-        let kid = kid.to_owned();
-        let deleted = on_writer!(self, pool => sqlx::query(sql).bind(kid).bind(state.as_str()).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(deleted == 1)
+        on_writer!(self, [kid], pool => {
+            let done = sqlx::query(sql).bind(kid).bind(state.as_str()).execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 }
 
 #[async_trait]
 impl HealthCheck for SqlStorage {
     async fn ping(&self) -> Result<(), StorageError> {
-        on_pool!(&self.pool, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
-        Ok(())
+        on_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+            Ok(())
+        })
     }
 }

@@ -1,7 +1,8 @@
-//! `RefreshStore` over either pool (see `on_pool!`). Rotation is one transaction whose
-//! first statement claims the presented token (`UPDATE … WHERE used_at IS NULL`), so
-//! of N concurrent presentations exactly one rotates; the others find it used and get
-//! the same successor inside the retry window, or revoke the family outside it.
+//! `RefreshStore` over either pool (see `on_pool!` and `on_writer!`). Rotation is one
+//! transaction whose first statement claims the presented token (`UPDATE … WHERE used_at
+//! IS NULL`), so of N concurrent presentations exactly one rotates; the others find it
+//! used and get the same successor inside the retry window, or revoke the family outside
+//! it.
 //!
 //! What to do is not decided here: the transaction reads the facts, the pure
 //! [`refresh::decide`] (RFC 9700 §4.14.2, RFC 6749 §6) picks Rotate, Retry,
@@ -13,7 +14,8 @@
 //! transaction run, to tell why (unknown, dead, another client's, too wide a scope,
 //! a retry inside the window, or reuse).
 
-use super::{Pool, SqlStorage};
+use super::writer::ToWriter;
+use super::{Backend, SqlStorage};
 use crate::domain::client::ClientId;
 use crate::domain::refresh::{
     self, FamilyState, Presentation, PresentedState, RefreshTokenState, Rotation, RotationDecision, RotationRequest,
@@ -25,21 +27,28 @@ use crate::storage::timestamp::Timestamp;
 use crate::storage::{RefreshStore, StorageError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::sync::LazyLock;
+use std::borrow::Cow;
 
-const FAMILY_COLUMNS: &str =
-    "f.id, f.client_id, f.user_id, f.sid, f.scope, f.auth_time, f.created_at, f.last_used_at, \
-                              f.absolute_expires_at, f.revoked_at";
+macro_rules! family_columns {
+    () => {
+        "f.id, f.client_id, f.user_id, f.sid, f.scope, f.auth_time, f.created_at, f.last_used_at, \
+         f.absolute_expires_at, f.revoked_at"
+    };
+}
 
-/// [`FAMILY_COLUMNS`] with the family's last use derived from its newest refresh token:
+/// `family_columns!()` with the family's last use derived from its newest refresh token:
 /// every rotation inserts one, created at the rotation's time, so the stored
 /// `last_used_at` (written at creation only) is never updated on the rotation path,
 /// which costs round trips. One lookup on the `refresh_tokens_family` index per family;
 /// for the operator's reads, not the rotation's.
-const FAMILY_COLUMNS_WITH_LAST_USE: &str =
-    "f.id, f.client_id, f.user_id, f.sid, f.scope, f.auth_time, f.created_at, \
-     COALESCE((SELECT MAX(t.created_at) FROM refresh_tokens t WHERE t.family_id = f.id), f.last_used_at) AS last_used_at, \
-     f.absolute_expires_at, f.revoked_at";
+macro_rules! family_columns_with_last_use {
+    () => {
+        "f.id, f.client_id, f.user_id, f.sid, f.scope, f.auth_time, f.created_at, \
+         COALESCE((SELECT MAX(t.created_at) FROM refresh_tokens t WHERE t.family_id = f.id), f.last_used_at) \
+           AS last_used_at, \
+         f.absolute_expires_at, f.revoked_at"
+    };
+}
 
 /// How often a rotation is retried after a serialization failure or a busy database.
 const ROTATION_ATTEMPTS: usize = 8;
@@ -100,18 +109,17 @@ struct TokenStateRow {
     successor_used_at: Option<Timestamp>,
 }
 
-/// Built once: it runs on every rotation. It reads every fact the rotation decision
-/// weighs, the successor's use included (a primary-key lookup, in the same statement).
-static TOKEN_QUERY: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT t.created_at AS token_created_at, t.used_at, t.idle_expires_at, t.successor_sealed, \
-         t.successor_sealed_until, s.created_at AS successor_created_at, s.used_at AS successor_used_at, \
-         u.disabled_at AS user_disabled_at, {FAMILY_COLUMNS} \
-         FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id \
-         LEFT JOIN refresh_tokens s ON s.token_digest = t.successor_digest \
-         WHERE t.token_digest = $1"
-    )
-});
+/// Every fact the rotation decision weighs, the successor's use included (a primary-key
+/// lookup, in the same statement).
+const TOKEN_QUERY: &str = concat!(
+    "SELECT t.created_at AS token_created_at, t.used_at, t.idle_expires_at, t.successor_sealed, \
+     t.successor_sealed_until, s.created_at AS successor_created_at, s.used_at AS successor_used_at, \
+     u.disabled_at AS user_disabled_at, ",
+    family_columns!(),
+    " FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id \
+     LEFT JOIN refresh_tokens s ON s.token_digest = t.successor_digest \
+     WHERE t.token_digest = $1"
+);
 
 /// The presented token as it was before this presentation, and the sealed successor kept
 /// for a retry. The claim changes the row only where the token was unused: then it was
@@ -152,97 +160,130 @@ fn presented_state(row: TokenStateRow, claimed: bool) -> (PresentedState, Option
 /// Rotate too, had the two ever disagreed) falls through to the transaction, which reads
 /// the facts and lets `decide` tell them apart. Change the two together; the
 /// `refresh_tokens` API tests cover each case on PostgreSQL through this path.
-static CLAIM_AND_INSERT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH claimed AS ( \
-           UPDATE refresh_tokens t SET used_at = $2, successor_digest = $3, successor_sealed = $4, successor_sealed_until = $5 \
-           FROM token_families f JOIN users u ON u.id = f.user_id \
-           WHERE t.token_digest = $1 AND t.used_at IS NULL AND t.idle_expires_at > $2 AND f.id = t.family_id \
-             AND f.client_id = $6 AND f.revoked_at IS NULL AND f.absolute_expires_at > $2 AND u.disabled_at IS NULL \
-             AND ($7::text[] IS NULL OR string_to_array(f.scope, ' ') @> $7::text[]) \
-           RETURNING {FAMILY_COLUMNS}), \
-         successor AS ( \
-           INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) \
-           SELECT $3, id, $2, LEAST($8, absolute_expires_at) FROM claimed) \
-         SELECT * FROM claimed"
-    )
-});
+const CLAIM_AND_INSERT: &str = concat!(
+    "WITH claimed AS ( \
+       UPDATE refresh_tokens t SET used_at = $2, successor_digest = $3, successor_sealed = $4, successor_sealed_until = $5 \
+       FROM token_families f JOIN users u ON u.id = f.user_id \
+       WHERE t.token_digest = $1 AND t.used_at IS NULL AND t.idle_expires_at > $2 AND f.id = t.family_id \
+         AND f.client_id = $6 AND f.revoked_at IS NULL AND f.absolute_expires_at > $2 AND u.disabled_at IS NULL \
+         AND ($7::text[] IS NULL OR string_to_array(f.scope, ' ') @> $7::text[]) \
+       RETURNING ",
+    family_columns!(),
+    "), \
+     successor AS ( \
+       INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) \
+       SELECT $3, id, $2, LEAST($8, absolute_expires_at) FROM claimed) \
+     SELECT * FROM claimed"
+);
 
 /// Busy (SQLite 5, 517, 6) or serialization/deadlock (PostgreSQL 40001, 40P01): try again.
-fn is_retryable(error: &sqlx::Error) -> bool {
+fn is_retryable(error: &StorageError) -> bool {
     match error {
-        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("5" | "6" | "517" | "40001" | "40P01")),
-        sqlx::Error::PoolTimedOut => true,
+        StorageError::Database(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("5" | "6" | "517" | "40001" | "40P01"))
+        }
+        StorageError::Database(sqlx::Error::PoolTimedOut) => true,
         _ => false,
     }
 }
 
-/// What a rotation binds, owned, so that on SQLite it can move to the writer thread.
-struct Claim {
-    presented: SecretDigest,
+/// What one rotation attempt binds. It borrows what the request holds, so that on
+/// PostgreSQL an attempt copies nothing; on SQLite the attempt moves to the writer
+/// thread, which may outlive the request, and [`ToWriter`] copies what it borrows then,
+/// once. The successor's digest is computed here for both.
+struct Claim<'a> {
+    presented: Cow<'a, SecretDigest>,
     successor: SecretDigest,
     now: DateTime<Utc>,
     /// The sealed successor and until when it is kept; `None` without a retry window.
-    sealed: Option<(Vec<u8>, Timestamp)>,
-    client_id: ClientId,
-    requested_scope: Option<ScopeSet>,
+    sealed: Option<(Cow<'a, [u8]>, Timestamp)>,
+    client_id: Cow<'a, ClientId>,
+    requested_scope: Option<Cow<'a, ScopeSet>>,
     /// `now` + the idle TTL; capped at the family's absolute expiry.
     idle_expires_at: DateTime<Utc>,
 }
 
-impl Claim {
-    fn of(req: &RotationRequest<'_>) -> Self {
+impl<'a> Claim<'a> {
+    fn of(req: &RotationRequest<'a>) -> Self {
         Self {
-            presented: req.presented.clone(),
+            presented: Cow::Borrowed(req.presented),
             successor: SecretDigest::of(req.successor),
             // Truncated as stored, so the decision and the SQL compare the same instants.
             now: Timestamp::from(req.now).0,
             sealed: (!req.retry_window.is_zero())
-                .then(|| (req.successor_sealed.to_vec(), Timestamp::from(req.now + req.retry_window))),
-            client_id: req.client_id.clone(),
-            requested_scope: req.requested_scope.cloned(),
+                .then(|| (Cow::Borrowed(req.successor_sealed), Timestamp::from(req.now + req.retry_window))),
+            client_id: Cow::Borrowed(req.client_id),
+            requested_scope: req.requested_scope.map(Cow::Borrowed),
             idle_expires_at: req.now + req.idle_ttl,
         }
     }
 }
 
+impl ToWriter for Claim<'_> {
+    type Owned = Claim<'static>;
+    fn to_writer(self) -> Claim<'static> {
+        fn owned<T: ToOwned + ?Sized + 'static>(value: Cow<'_, T>) -> Cow<'static, T> {
+            Cow::Owned(value.into_owned())
+        }
+        Claim {
+            presented: owned(self.presented),
+            successor: self.successor,
+            now: self.now,
+            sealed: self.sealed.map(|(sealed, until)| (owned(sealed), until)),
+            client_id: owned(self.client_id),
+            requested_scope: self.requested_scope.map(owned),
+            idle_expires_at: self.idle_expires_at,
+        }
+    }
+}
+
 /// PostgreSQL's first try: [`CLAIM_AND_INSERT`]; `None` when it claimed nothing.
-async fn claim_in_one_statement(pool: &sqlx::PgPool, c: &Claim) -> Result<Option<TokenFamily>, sqlx::Error> {
+async fn claim_in_one_statement(pool: &sqlx::PgPool, c: &Claim<'_>) -> Result<Option<TokenFamily>, StorageError> {
     let scope: Option<Vec<&str>> = c.requested_scope.as_ref().map(|scope| scope.iter().collect());
-    let claimed: Option<FamilyRow> = sqlx::query_as(CLAIM_AND_INSERT.as_str())
+    let claimed: Option<FamilyRow> = sqlx::query_as(CLAIM_AND_INSERT)
         .bind(c.presented.as_str())
         .bind(Timestamp::from(c.now))
         .bind(c.successor.as_str())
-        .bind(c.sealed.as_ref().map(|(sealed, _)| sealed.as_slice()))
+        .bind(c.sealed.as_ref().map(|(sealed, _)| &**sealed))
         .bind(c.sealed.as_ref().map(|(_, until)| *until))
         .bind(c.client_id.as_str())
         .bind(scope)
         .bind(Timestamp::from(c.idle_expires_at))
         .fetch_optional(pool)
         .await?;
-    claimed.map(|row| TokenFamily::try_from(row).map_err(|e| sqlx::Error::Decode(Box::new(e)))).transpose()
+    claimed.map(TokenFamily::try_from).transpose()
 }
 
-/// Which families a revocation ends: each names its column in a fixed SQL text.
+/// Which families a revocation ends, named by what they belong to. Each kind names its
+/// column in a fixed SQL text: the owner is only ever bound, never spliced into SQL.
 #[derive(Clone, Copy)]
-enum FamiliesOf {
-    Id,
-    User,
-    Session,
+enum FamiliesOf<'a> {
+    /// The one family with this id.
+    Id(&'a str),
+    /// Every family of this user.
+    User(&'a str),
+    /// Every family created in this SSO session.
+    Session(&'a str),
 }
 
-impl FamiliesOf {
+impl<'a> FamiliesOf<'a> {
     fn revoke_sql(self) -> &'static str {
         match self {
-            Self::Id => {
+            Self::Id(_) => {
                 "UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL"
             }
-            Self::User => {
+            Self::User(_) => {
                 "UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL"
             }
-            Self::Session => {
+            Self::Session(_) => {
                 "UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE sid = $1 AND revoked_at IS NULL"
             }
+        }
+    }
+
+    fn owner(self) -> &'a str {
+        match self {
+            Self::Id(owner) | Self::User(owner) | Self::Session(owner) => owner,
         }
     }
 }
@@ -252,13 +293,13 @@ impl SqlStorage {
     /// SQLite, where it runs on the writer thread) the transaction: claim, read the facts,
     /// [`refresh::decide`], and carry the decision out: insert the successor (Rotate),
     /// revoke the family (RevokeFamily), or change nothing (the rest roll back).
-    async fn rotate_once(&self, claim: Claim) -> Result<Rotation, sqlx::Error> {
-        if let Pool::Postgres(pool) = &self.writes {
+    async fn rotate_once(&self, claim: Claim<'_>) -> Result<Rotation, StorageError> {
+        if let Backend::Postgres(pool) = &self.backend {
             if let Some(family) = claim_in_one_statement(pool, &claim).await? {
                 return Ok(Rotation::Rotated(family));
             }
         }
-        on_writer!(self, pool => {
+        on_writer!(self, [claim], pool => {
             let c = &claim;
             let now = Timestamp::from(c.now);
             let mut tx = pool.begin().await?;
@@ -273,21 +314,21 @@ impl SqlStorage {
                 .bind(c.presented.as_str())
                 .bind(now)
                 .bind(c.successor.as_str())
-                .bind(c.sealed.as_ref().map(|(sealed, _)| sealed.as_slice()))
+                .bind(c.sealed.as_ref().map(|(sealed, _)| &**sealed))
                 .bind(c.sealed.as_ref().map(|(_, until)| *until))
                 .execute(&mut *tx).await?.rows_affected() == 1;
-            let Some(row) = sqlx::query_as::<_, TokenRow>(TOKEN_QUERY.as_str()).bind(c.presented.as_str()).fetch_optional(&mut *tx).await? else {
+            let Some(row) = sqlx::query_as::<_, TokenRow>(TOKEN_QUERY).bind(c.presented.as_str()).fetch_optional(&mut *tx).await? else {
                 return Ok(Rotation::Invalid); // unknown token
             };
             let is_user_disabled = row.user_disabled_at.is_some();
             let (presented, sealed) = presented_state(row.state, claimed);
-            let family = TokenFamily::try_from(row.family).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            let presentation = Presentation { client_id: &c.client_id, requested_scope: c.requested_scope.as_ref(), now: c.now };
+            let family = TokenFamily::try_from(row.family)?;
+            let presentation = Presentation { client_id: &c.client_id, requested_scope: c.requested_scope.as_deref(), now: c.now };
             match refresh::decide(&presented, &FamilyState::of(&family, is_user_disabled), &presentation) {
                 RotationDecision::Rotate if claimed => {
                     // Four statements in all (claim, read, insert, commit): the rotation's cost
                     // is round trips, so nothing else happens in here. A family's last use is
-                    // derived from its newest token (see `FAMILY_COLUMNS_WITH_LAST_USE`) rather
+                    // derived from its newest token (see `family_columns_with_last_use!`) rather
                     // than written on every rotation.
                     let idle = Timestamp::from(c.idle_expires_at.min(family.absolute_expires_at));
                     sqlx::query("INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)")
@@ -320,18 +361,18 @@ impl SqlStorage {
         })
     }
 
-    async fn revoke_where(
+    /// Revokes the live families of one owner; returns how many.
+    async fn revoke_families(
         &self,
-        families: FamiliesOf,
-        value: &str,
+        families: FamiliesOf<'_>,
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<u64, StorageError> {
-        let sql = families.revoke_sql();
-        let (value, reason) = (value.to_owned(), reason.to_owned());
-        let count = on_writer!(self, pool => sqlx::query(sql)
-            .bind(value).bind(Timestamp::from(now)).bind(reason).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(count)
+        let (sql, owner) = (families.revoke_sql(), families.owner());
+        on_writer!(self, [owner, reason], pool => {
+            let done = sqlx::query(sql).bind(owner).bind(Timestamp::from(now)).bind(reason).execute(pool).await?;
+            Ok(done.rows_affected())
+        })
     }
 }
 
@@ -343,13 +384,12 @@ impl RefreshStore for SqlStorage {
         token: &SecretDigest,
         idle_expires_at: DateTime<Utc>,
     ) -> Result<(), StorageError> {
-        let (family, token) = (family.clone(), token.clone());
-        on_writer!(self, pool => {
+        on_writer!(self, [family, token], pool => {
             let mut tx = pool.begin().await?;
             insert_family!(tx, family, token, idle_expires_at);
-            tx.commit().await
-        })?;
-        Ok(())
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     async fn rotate_refresh_token(&self, request: &RotationRequest<'_>) -> Result<Rotation, StorageError> {
@@ -361,7 +401,7 @@ impl RefreshStore for SqlStorage {
                     tracing::debug!(attempt, "refresh rotation conflicted; retrying");
                     tokio::time::sleep(std::time::Duration::from_millis(5 * attempt as u64)).await;
                 }
-                other => return Ok(other?),
+                outcome => return outcome,
             }
         }
     }
@@ -370,9 +410,8 @@ impl RefreshStore for SqlStorage {
         &self,
         token: &SecretDigest,
     ) -> Result<Option<(RefreshTokenState, TokenFamily)>, StorageError> {
-        let sql = TOKEN_QUERY.as_str();
         let row: Option<TokenRow> =
-            on_pool!(&self.pool, pool => sqlx::query_as(sql).bind(token.as_str()).fetch_optional(pool).await)?;
+            on_pool!(self, pool => Ok(sqlx::query_as(TOKEN_QUERY).bind(token.as_str()).fetch_optional(pool).await?))?;
         row.map(|row| {
             let state = RefreshTokenState {
                 created_at: row.state.token_created_at.into(),
@@ -385,22 +424,25 @@ impl RefreshStore for SqlStorage {
     }
 
     async fn find_family(&self, id: &str) -> Result<Option<TokenFamily>, StorageError> {
-        let sql = format!("SELECT {FAMILY_COLUMNS_WITH_LAST_USE} FROM token_families f WHERE f.id = $1");
+        let sql = concat!("SELECT ", family_columns_with_last_use!(), " FROM token_families f WHERE f.id = $1");
         let row: Option<FamilyRow> =
-            on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+            on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(id).fetch_optional(pool).await?))?;
         row.map(TokenFamily::try_from).transpose()
     }
 
     async fn list_families_of_user(&self, user_id: &str) -> Result<Vec<TokenFamily>, StorageError> {
-        let sql =
-            format!("SELECT {FAMILY_COLUMNS_WITH_LAST_USE} FROM token_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id");
+        let sql = concat!(
+            "SELECT ",
+            family_columns_with_last_use!(),
+            " FROM token_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id"
+        );
         let rows: Vec<FamilyRow> =
-            on_pool!(&self.pool, pool => sqlx::query_as(&sql).bind(user_id).fetch_all(pool).await)?;
+            on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(user_id).fetch_all(pool).await?))?;
         rows.into_iter().map(TokenFamily::try_from).collect()
     }
 
     async fn revoke_family(&self, id: &str, now: DateTime<Utc>, reason: &str) -> Result<bool, StorageError> {
-        Ok(self.revoke_where(FamiliesOf::Id, id, now, reason).await? == 1)
+        Ok(self.revoke_families(FamiliesOf::Id(id), now, reason).await? == 1)
     }
 
     async fn revoke_families_of_user(
@@ -409,7 +451,7 @@ impl RefreshStore for SqlStorage {
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<u64, StorageError> {
-        self.revoke_where(FamiliesOf::User, user_id, now, reason).await
+        self.revoke_families(FamiliesOf::User(user_id), now, reason).await
     }
 
     async fn revoke_families_of_session(
@@ -418,7 +460,7 @@ impl RefreshStore for SqlStorage {
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<u64, StorageError> {
-        self.revoke_where(FamiliesOf::Session, sid, now, reason).await
+        self.revoke_families(FamiliesOf::Session(sid), now, reason).await
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>, batch: i64) -> Result<u64, StorageError> {
@@ -441,7 +483,9 @@ impl RefreshStore for SqlStorage {
         ];
         let mut total = 0;
         for (sql, cutoff) in statements {
-            total += on_writer!(self, pool => sqlx::query(sql).bind(cutoff).bind(batch).execute(pool).await.map(|r| r.rows_affected()))?;
+            total += on_writer!(self, [], pool => {
+                Ok(sqlx::query(sql).bind(cutoff).bind(batch).execute(pool).await?.rows_affected())
+            })?;
         }
         Ok(total)
     }

@@ -1,6 +1,6 @@
-//! `SessionStore` over either pool (see `on_pool!`).
+//! `SessionStore` over either pool (see `on_pool!` and `on_writer!`).
 
-use super::{Pool, SqlStorage};
+use super::SqlStorage;
 use crate::domain::authorization::{PendingAuthorization, Session};
 use crate::domain::client::ClientId;
 use crate::domain::scope::ScopeSet;
@@ -11,9 +11,17 @@ use crate::storage::{SessionStore, StorageError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-const SESSION_COLUMNS: &str = "sid, user_id, auth_time, created_at, last_seen_at, expires_at";
-const PENDING_COLUMNS: &str = "csrf_digest, client_id, redirect_uri, scope, state, nonce, code_challenge, login_hint, \
-                               max_age, prompt, created_at, expires_at";
+macro_rules! session_columns {
+    () => {
+        "sid, user_id, auth_time, created_at, last_seen_at, expires_at"
+    };
+}
+macro_rules! pending_columns {
+    () => {
+        "csrf_digest, client_id, redirect_uri, scope, state, nonce, code_challenge, login_hint, max_age, prompt, \
+         created_at, expires_at"
+    };
+}
 
 /// The assignment that gives a reserved login attempt's place back (never below zero).
 macro_rules! release_one {
@@ -33,18 +41,20 @@ impl SessionStore for SqlStorage {
         let sql = "INSERT INTO sessions (id_digest, sid, user_id, auth_time, created_at, last_seen_at, expires_at) \
                    SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM users u \
                      WHERE u.id = $3 AND u.password_hash = $8 AND u.disabled_at IS NULL)";
-        let (id, session, hash) = (id.clone(), session.clone(), password_hash.to_owned());
-        let inserted = on_writer!(self, pool => sqlx::query(sql)
-            .bind(id.as_str())
-            .bind(&session.sid)
-            .bind(&session.user_id)
-            .bind(Timestamp::from(session.auth_time))
-            .bind(Timestamp::from(session.created_at))
-            .bind(Timestamp::from(session.last_seen_at))
-            .bind(Timestamp::from(session.expires_at))
-            .bind(hash)
-            .execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(inserted == 1)
+        on_writer!(self, [id, session, password_hash], pool => {
+            let done = sqlx::query(sql)
+                .bind(id.as_str())
+                .bind(&session.sid)
+                .bind(&session.user_id)
+                .bind(Timestamp::from(session.auth_time))
+                .bind(Timestamp::from(session.created_at))
+                .bind(Timestamp::from(session.last_seen_at))
+                .bind(Timestamp::from(session.expires_at))
+                .bind(password_hash)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     async fn find_session(
@@ -53,36 +63,35 @@ impl SessionStore for SqlStorage {
         now: DateTime<Utc>,
         idle_cutoff: DateTime<Utc>,
     ) -> Result<Option<Session>, StorageError> {
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id_digest = $1 AND expires_at > $2 AND last_seen_at > $3"
+        let sql = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE id_digest = $1 AND expires_at > $2 AND last_seen_at > $3"
         );
-        let row: Option<SessionRow> = on_pool!(&self.pool, pool => sqlx::query_as(&sql)
+        let row: Option<SessionRow> = on_pool!(self, pool => Ok(sqlx::query_as(sql)
             .bind(id.as_str()).bind(Timestamp::from(now)).bind(Timestamp::from(idle_cutoff))
-            .fetch_optional(pool).await)?;
+            .fetch_optional(pool).await?))?;
         Ok(row.map(Session::from))
     }
 
     async fn touch_session(&self, id: &SecretDigest, now: DateTime<Utc>) -> Result<(), StorageError> {
         let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id_digest = $1";
-        let id = id.clone();
-        on_writer!(self, pool => sqlx::query(sql).bind(id.as_str()).bind(Timestamp::from(now)).execute(pool).await.map(|_| ()))?;
-        Ok(())
+        on_writer!(self, [id], pool => {
+            sqlx::query(sql).bind(id.as_str()).bind(Timestamp::from(now)).execute(pool).await?;
+            Ok(())
+        })
     }
 
     async fn delete_session(&self, id: &SecretDigest) -> Result<Option<Session>, StorageError> {
-        let sql = format!("DELETE FROM sessions WHERE id_digest = $1 RETURNING {SESSION_COLUMNS}");
-        let id = id.clone();
+        let sql = concat!("DELETE FROM sessions WHERE id_digest = $1 RETURNING ", session_columns!());
         let row: Option<SessionRow> =
-            on_writer!(self, pool => sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(pool).await)?;
+            on_writer!(self, [id], pool => Ok(sqlx::query_as(sql).bind(id.as_str()).fetch_optional(pool).await?))?;
         Ok(row.map(Session::from))
     }
 
     async fn delete_sessions_of_user(&self, user_id: &str) -> Result<u64, StorageError> {
         let sql = "DELETE FROM sessions WHERE user_id = $1";
-        let user_id = user_id.to_owned();
-        let count =
-            on_writer!(self, pool => sqlx::query(sql).bind(user_id).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(count)
+        on_writer!(self, [user_id], pool => Ok(sqlx::query(sql).bind(user_id).execute(pool).await?.rows_affected()))
     }
 
     async fn insert_pending(
@@ -91,33 +100,36 @@ impl SessionStore for SqlStorage {
         sid: &str,
         pending: &PendingAuthorization,
     ) -> Result<(), StorageError> {
-        let sql = format!(
-            "INSERT INTO pending_authorizations (id_digest, sid, {PENDING_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+        let sql = concat!(
+            "INSERT INTO pending_authorizations (id_digest, sid, ",
+            pending_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (sid, client_id) DO UPDATE SET id_digest = excluded.id_digest, \
                csrf_digest = excluded.csrf_digest, redirect_uri = excluded.redirect_uri, scope = excluded.scope, \
                state = excluded.state, nonce = excluded.nonce, code_challenge = excluded.code_challenge, \
                login_hint = excluded.login_hint, max_age = excluded.max_age, prompt = excluded.prompt, \
                created_at = excluded.created_at, expires_at = excluded.expires_at"
         );
-        let (id, sid, pending) = (id.clone(), sid.to_owned(), pending.clone());
-        on_writer!(self, pool => sqlx::query(&sql)
-            .bind(id.as_str())
-            .bind(sid)
-            .bind(pending.csrf_digest.as_str())
-            .bind(pending.client_id.as_str())
-            .bind(&pending.redirect_uri)
-            .bind(pending.scope.to_string())
-            .bind(&pending.state)
-            .bind(&pending.nonce)
-            .bind(pending.code_challenge.as_str())
-            .bind(&pending.login_hint)
-            .bind(pending.max_age)
-            .bind(pending.prompt.to_param())
-            .bind(Timestamp::from(pending.created_at))
-            .bind(Timestamp::from(pending.expires_at))
-            .execute(pool).await.map(|_| ()))?;
-        Ok(())
+        on_writer!(self, [id, sid, pending], pool => {
+            sqlx::query(sql)
+                .bind(id.as_str())
+                .bind(sid)
+                .bind(pending.csrf_digest.as_str())
+                .bind(pending.client_id.as_str())
+                .bind(&pending.redirect_uri)
+                .bind(pending.scope.to_string())
+                .bind(&pending.state)
+                .bind(&pending.nonce)
+                .bind(pending.code_challenge.as_str())
+                .bind(&pending.login_hint)
+                .bind(pending.max_age)
+                .bind(pending.prompt.to_param())
+                .bind(Timestamp::from(pending.created_at))
+                .bind(Timestamp::from(pending.expires_at))
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     async fn claim_pending(
@@ -126,20 +138,19 @@ impl SessionStore for SqlStorage {
         sid: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<PendingAuthorization>, StorageError> {
-        let sql = format!(
-            "DELETE FROM pending_authorizations WHERE id_digest = $1 AND sid = $2 AND expires_at > $3 \
-             RETURNING {PENDING_COLUMNS}"
+        let sql = concat!(
+            "DELETE FROM pending_authorizations WHERE id_digest = $1 AND sid = $2 AND expires_at > $3 RETURNING ",
+            pending_columns!()
         );
-        let (id, sid) = (id.clone(), sid.to_owned());
-        let row: Option<PendingRow> = on_writer!(self, pool => sqlx::query_as(&sql)
-            .bind(id.as_str()).bind(sid).bind(Timestamp::from(now)).fetch_optional(pool).await)?;
+        let row: Option<PendingRow> = on_writer!(self, [id, sid], pool => Ok(sqlx::query_as(sql)
+            .bind(id.as_str()).bind(sid).bind(Timestamp::from(now)).fetch_optional(pool).await?))?;
         row.map(PendingAuthorization::try_from).transpose()
     }
 
     async fn find_consent(&self, user_id: &str, client_id: &ClientId) -> Result<Option<ScopeSet>, StorageError> {
         let sql = "SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2";
-        let row: Option<(String,)> = on_pool!(&self.pool, pool => sqlx::query_as(sql)
-            .bind(user_id).bind(client_id.as_str()).fetch_optional(pool).await)?;
+        let row: Option<(String,)> = on_pool!(self, pool => Ok(sqlx::query_as(sql)
+            .bind(user_id).bind(client_id.as_str()).fetch_optional(pool).await?))?;
         row.map(|(scope,)| ScopeSet::parse(&scope).map_err(|e| StorageError::Corrupt(format!("consents.scope: {e}"))))
             .transpose()
     }
@@ -153,11 +164,14 @@ impl SessionStore for SqlStorage {
     ) -> Result<(), StorageError> {
         let sql = "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at";
-        let (user_id, client_id, scope) = (user_id.to_owned(), client_id.clone(), scope.to_string());
-        on_writer!(self, pool => sqlx::query(sql)
-            .bind(user_id).bind(client_id.as_str()).bind(scope).bind(Timestamp::from(now))
-            .execute(pool).await.map(|_| ()))?;
-        Ok(())
+        // Bound as text, which is owned already: the writer thread needs no other copy.
+        let scope = scope.to_string();
+        on_writer!(self, [user_id, client_id], pool => {
+            sqlx::query(sql)
+                .bind(user_id).bind(client_id.as_str()).bind(scope).bind(Timestamp::from(now))
+                .execute(pool).await?;
+            Ok(())
+        })
     }
 
     async fn reserve_attempt(
@@ -183,10 +197,9 @@ impl SessionStore for SqlStorage {
                      AND (login_throttles.window_start < $3 OR login_throttles.failures + login_throttles.in_flight < $4 \
                           OR (login_throttles.locked_until IS NOT NULL AND login_throttles.in_flight = 0)) \
                    RETURNING in_flight";
-        let subject = subject.to_owned();
-        let reserved: Option<(i64,)> = on_writer!(self, pool => sqlx::query_as(sql)
+        let reserved: Option<(i64,)> = on_writer!(self, [subject], pool => Ok(sqlx::query_as(sql)
             .bind(subject).bind(Timestamp::from(now)).bind(Timestamp::from(window_cutoff)).bind(limit)
-            .fetch_optional(pool).await)?;
+            .fetch_optional(pool).await?))?;
         Ok(reserved.is_some())
     }
 
@@ -196,25 +209,26 @@ impl SessionStore for SqlStorage {
             release_one!(),
             " WHERE subject = $1 RETURNING failures"
         );
-        let subject = subject.to_owned();
         let failures: Option<(i64,)> =
-            on_writer!(self, pool => sqlx::query_as(sql).bind(subject).fetch_optional(pool).await)?;
+            on_writer!(self, [subject], pool => Ok(sqlx::query_as(sql).bind(subject).fetch_optional(pool).await?))?;
         Ok(failures.map_or(0, |(n,)| n))
     }
 
     async fn release_attempt(&self, subject: &str) -> Result<(), StorageError> {
         let sql = concat!("UPDATE login_throttles SET ", release_one!(), " WHERE subject = $1");
-        let subject = subject.to_owned();
-        on_writer!(self, pool => sqlx::query(sql).bind(subject).execute(pool).await.map(|_| ()))?;
-        Ok(())
+        on_writer!(self, [subject], pool => {
+            sqlx::query(sql).bind(subject).execute(pool).await?;
+            Ok(())
+        })
     }
 
     async fn lock(&self, subject: &str, until: DateTime<Utc>) -> Result<(), StorageError> {
         let sql = "UPDATE login_throttles SET locked_until = $2 \
                    WHERE subject = $1 AND (locked_until IS NULL OR locked_until < $2)";
-        let subject = subject.to_owned();
-        on_writer!(self, pool => sqlx::query(sql).bind(subject).bind(Timestamp::from(until)).execute(pool).await.map(|_| ()))?;
-        Ok(())
+        on_writer!(self, [subject], pool => {
+            sqlx::query(sql).bind(subject).bind(Timestamp::from(until)).execute(pool).await?;
+            Ok(())
+        })
     }
 
     async fn clear_throttle(&self, subject: &str) -> Result<(), StorageError> {
@@ -225,8 +239,9 @@ impl SessionStore for SqlStorage {
             release_one!(),
             " WHERE subject = $1"
         );
-        let subject = subject.to_owned();
-        on_writer!(self, pool => sqlx::query(sql).bind(subject).execute(pool).await.map(|_| ()))?;
-        Ok(())
+        on_writer!(self, [subject], pool => {
+            sqlx::query(sql).bind(subject).execute(pool).await?;
+            Ok(())
+        })
     }
 }

@@ -1,49 +1,102 @@
-//! A thread of its own that drives every SQLite write (`on_writer!`).
+//! SQLite's one writer: its connection, and a thread of its own that drives every SQLite
+//! write (`on_writer!`).
 //!
-//! Why: SQLite admits one writer, and Tessera has one writer connection (see
-//! `SqlStorage::writes`), so a write transaction is a critical section for the whole
-//! process. Each statement in it is a round trip to the connection's sqlx thread, and the
-//! transaction only moves on when its future is polled again. Polled on an HTTP worker,
-//! that waits until the worker finishes whatever it is doing, typically an RSA signature
-//! (0.2–0.9 ms per token on the benchmark machines), while the write lock and the only
-//! writer connection sit idle and every other writer queues behind them. With refresh
-//! rotation that left 46 % of the machine idle at 590 rotations/s (bench/README.md,
+//! Why a connection of its own: SQLite admits one writer at a time. With exactly one
+//! writer connection per process, writers queue on the pool's async semaphore and start
+//! the moment the lock is free, instead of failing with `SQLITE_BUSY` and sleeping in the
+//! busy handler (1, 2, 5 … 100 ms steps) while the lock sits idle (bench/README.md,
+//! Findings 5).
+//!
+//! Why a thread of its own: that makes a write transaction a critical section for the
+//! whole process. Each statement in it is a round trip to the connection's sqlx thread,
+//! and the transaction only moves on when its future is polled again. Polled on an HTTP
+//! worker, that waits until the worker finishes whatever it is doing, typically an RSA
+//! signature (0.2–0.9 ms per token on the benchmark machines), while the write lock and
+//! the only writer connection sit idle and every other writer queues behind them. With
+//! refresh rotation that left 46 % of the machine idle at 590 rotations/s (bench/README.md,
 //! Findings 7). A single statement has the same problem in small: the connection goes
 //! back to the pool only when the finished query's future is polled. Work spawned here
 //! is polled the moment each statement returns.
+//!
+//! What it costs: the work is spawned, so it must own what it uses (`ToWriter`), and it
+//! is no longer the caller's to cancel. A request dropped while its write is on this
+//! thread (the client went away, the server is shutting down) does not stop the write:
+//! it runs to its end, committed or rolled back as its own code decides. On PostgreSQL
+//! the write runs in the request's future, and dropping that future mid-transaction rolls
+//! the transaction back. See the module comment of `storage` for why either is sound.
 
+use crate::storage::StorageError;
+use sqlx::SqlitePool;
 use std::future::Future;
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
-pub struct WriterThread {
-    handle: Handle,
+/// The writer connection and the thread that drives it. Owning both, it is the only way
+/// to write: no SQLite write can run anywhere else. (An in-memory database has one
+/// connection, which the reads then share.)
+pub struct Writer {
+    connection: SqlitePool,
+    thread: Handle,
     /// Dropped with the storage: the thread's runtime then stops.
     _stop: oneshot::Sender<()>,
 }
 
-impl WriterThread {
-    pub fn start() -> std::io::Result<Self> {
+impl Writer {
+    /// Starts the thread that drives `connection`, a pool of exactly one connection.
+    pub fn start(connection: SqlitePool) -> std::io::Result<Self> {
         let runtime = Builder::new_current_thread().enable_all().build()?;
-        let handle = runtime.handle().clone();
+        let thread = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new().name("tessera-sqlite-writer".into()).spawn(move || {
             runtime.block_on(async {
                 let _ = stopped.await;
             })
         })?;
-        Ok(Self { handle, _stop: stop })
+        Ok(Self { connection, thread, _stop: stop })
     }
 
-    /// Runs `work` on the writer thread and waits for its result.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, sqlx::Error>
+    /// Runs `work` on the writer thread, on the writer connection, and waits for its
+    /// result. The work runs inside the caller's tracing span, so what it logs carries the
+    /// request's fields.
+    pub async fn run<T, F, W>(&self, work: W) -> Result<T, StorageError>
     where
-        F: Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+        W: FnOnce(SqlitePool) -> F,
+        F: Future<Output = Result<T, StorageError>> + Send + 'static,
         T: Send + 'static,
     {
+        let work = work(self.connection.clone()).instrument(tracing::Span::current());
         // Cancelled only once the storage is dropped (the runtime stopped); a panic in
         // `work` is reported as an error rather than taking the HTTP worker down with it.
-        self.handle.spawn(work).await.unwrap_or(Err(sqlx::Error::WorkerCrashed))
+        self.thread.spawn(work).await.unwrap_or_else(|join| {
+            if join.is_panic() {
+                tracing::error!("a write on the SQLite writer thread panicked");
+            }
+            Err(StorageError::WriterStopped)
+        })
+    }
+
+    pub async fn close(&self) {
+        self.connection.close().await
+    }
+}
+
+/// An input of a write, as the writer thread takes it: owned, because the thread may
+/// outlive the request that borrowed it (see `on_writer!`). PostgreSQL writes never
+/// convert: they borrow their inputs where they run.
+pub trait ToWriter {
+    type Owned: Send + 'static;
+    fn to_writer(self) -> Self::Owned;
+}
+
+/// A borrowed input is copied, once per write.
+impl<T: ToOwned + ?Sized> ToWriter for &T
+where
+    T::Owned: Send + 'static,
+{
+    type Owned = T::Owned;
+    fn to_writer(self) -> T::Owned {
+        self.to_owned()
     }
 }
 
@@ -51,19 +104,60 @@ impl WriterThread {
 mod tests {
     use super::*;
 
+    async fn writer() -> Writer {
+        let connection = sqlx::pool::PoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
+        Writer::start(connection).unwrap()
+    }
+
     #[tokio::test]
     async fn work_runs_on_the_writer_thread() {
-        let writer = WriterThread::start().unwrap();
-        let name = writer.run(async { Ok(std::thread::current().name().map(str::to_owned)) }).await.unwrap();
+        let writer = writer().await;
+        let name = writer.run(|_| async { Ok(std::thread::current().name().map(str::to_owned)) }).await.unwrap();
         assert_eq!(name.as_deref(), Some("tessera-sqlite-writer"));
     }
 
     #[tokio::test]
+    async fn work_runs_on_the_writer_connection() {
+        let writer = writer().await;
+        // A temporary table exists only on the connection that created it.
+        writer
+            .run(|pool| async move {
+                sqlx::query("CREATE TEMP TABLE marker (x INTEGER)").execute(&pool).await?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let count: i64 = writer
+            .run(|pool| async move { Ok(sqlx::query_scalar("SELECT COUNT(*) FROM marker").fetch_one(&pool).await?) })
+            .await
+            .unwrap();
+        assert_eq!(count, 0);
+    }
+
+    #[tokio::test]
     async fn a_panic_in_the_work_is_an_error_not_a_crash() {
-        let writer = WriterThread::start().unwrap();
-        let outcome: Result<(), _> = writer.run(async { panic!("simulated failure") }).await;
-        assert!(matches!(outcome, Err(sqlx::Error::WorkerCrashed)));
+        let writer = writer().await;
+        let outcome: Result<(), _> = writer.run(|_| async { panic!("simulated failure") }).await;
+        assert!(matches!(outcome, Err(StorageError::WriterStopped)), "{outcome:?}");
         // The thread survives it.
-        assert_eq!(writer.run(async { Ok(7) }).await.unwrap(), 7);
+        assert_eq!(writer.run(|_| async { Ok(7) }).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn work_runs_in_the_callers_span() {
+        let subscriber = tracing::Dispatch::new(tracing_subscriber::registry());
+        // Spans made on this thread are the subscriber's; it tracks, per thread, which
+        // span is entered, and so it is asked on the writer thread.
+        let _scope = tracing::dispatcher::set_default(&subscriber);
+        let writer = writer().await;
+        let span = tracing::info_span!("the_request");
+        let on_writer = subscriber.clone();
+        let entered = writer
+            .run(|_| async move { Ok(on_writer.current_span().id().cloned()) })
+            .instrument(span.clone())
+            .await
+            .unwrap();
+        assert!(span.id().is_some());
+        assert_eq!(entered, span.id());
     }
 }

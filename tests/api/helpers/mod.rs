@@ -12,35 +12,11 @@ pub mod test_app;
 pub mod test_database;
 pub mod tokens;
 
-pub use test_app::TestApp;
+pub use test_app::{run, TestApp};
 pub use test_database::{Backend, TestDatabase};
 
-/// Generates one `#[tokio::test]` per backend for each listed `async fn name(app: &TestApp)`:
-/// `sqlite::name` and `postgres::name`.
-#[macro_export]
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    $crate::helpers::test_app::run($crate::helpers::Backend::Sqlite, super::$name).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    $crate::helpers::test_app::run($crate::helpers::Backend::Postgres, super::$name).await
-                }
-            )*
-        }
-    };
-}
-
-/// Like `backend_tests!`, for `async fn name(database: &TestDatabase)` tests that start
-/// and stop servers themselves.
+/// Like `backend_tests!` (in `test_database.rs`), for `async fn name(database: &TestDatabase)`
+/// tests that start and stop servers themselves.
 #[macro_export]
 macro_rules! database_tests {
     ($($name:ident),* $(,)?) => {

@@ -30,7 +30,8 @@ pub struct TestApp {
     handle: actix_web::dev::ServerHandle,
 }
 
-/// Runs one test body on `backend`, then tears the server and database down.
+/// Runs one test body on `backend`, then tears the server and database down
+/// (`backend_tests!`).
 pub async fn run(backend: Backend, test: impl AsyncFnOnce(&TestApp)) {
     let Some(database) = TestDatabase::create(backend).await else { return };
     let app = TestApp::spawn(&database, |_| {}).await.expect("the server starts");

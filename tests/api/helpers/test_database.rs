@@ -3,12 +3,41 @@
 //!
 //! Without that variable the Postgres leg is skipped with a message — unless `CI` is
 //! set, where a missing Postgres fails the test: CI must never silently skip a backend.
+//!
+//! Shared by the API suite (`tests/api`) and the storage contract suite (`tests/storage`,
+//! which includes this file with `#[path]`), so both run their tests per backend alike.
 
 use sqlx::{Connection, Executor, PgConnection};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 use tokio::sync::OnceCell;
 use url::Url;
+
+/// Generates one `#[tokio::test]` per backend for each listed `async fn name(fixture)`:
+/// `sqlite::name` and `postgres::name`. Each calls `crate::helpers::run(backend, name)`,
+/// which sets up the suite's fixture (the API suite: a server, `&TestApp`; the storage
+/// suite: a connected store, `&TestStorage`) on a fresh database and drops it afterwards.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::helpers::run($crate::helpers::Backend::Sqlite, super::$name).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::helpers::run($crate::helpers::Backend::Postgres, super::$name).await
+                }
+            )*
+        }
+    };
+}
 
 pub const POSTGRES_URL_VAR: &str = "TESSERA_TEST_POSTGRES_URL";
 

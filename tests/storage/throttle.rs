@@ -1,0 +1,114 @@
+//! `SessionStore`, login throttling: a password check is reserved before it runs, and
+//! failures plus checks in flight never pass the limit, however many arrive at once.
+
+use crate::helpers::{race, t, TestStorage, RACERS};
+use chrono::{DateTime, Utc};
+
+/// The failure window is ten minutes.
+async fn reserve(db: &TestStorage, subject: &str, limit: i64, now: DateTime<Utc>) -> bool {
+    db.reserve_attempt(subject, limit, now, now - chrono::Duration::minutes(10)).await.unwrap()
+}
+
+async fn reservations_stop_at_the_limit_and_a_release_gives_one_back(db: &TestStorage) {
+    let subject = "account:alice";
+    for _ in 0..3 {
+        assert!(reserve(db, subject, 3, t(0)).await);
+    }
+    assert!(!reserve(db, subject, 3, t(0)).await);
+
+    db.release_attempt(subject).await.unwrap();
+    assert!(reserve(db, subject, 3, t(1)).await);
+    assert!(!reserve(db, subject, 3, t(1)).await);
+    assert!(!reserve(db, "account:nobody", 0, t(1)).await, "a limit of zero admits nothing");
+}
+
+async fn failures_count_against_the_limit(db: &TestStorage) {
+    let subject = "account:alice";
+    for expected in 1..=3 {
+        assert!(reserve(db, subject, 3, t(expected)).await);
+        assert_eq!(db.settle_failure(subject).await.unwrap(), expected);
+    }
+    assert!(!reserve(db, subject, 3, t(10)).await);
+    assert_eq!(db.settle_failure("account:nobody").await.unwrap(), 0);
+}
+
+async fn after_a_lock_ends_one_attempt_at_a_time_goes_past_the_limit(db: &TestStorage) {
+    let subject = "account:alice";
+    for _ in 0..3 {
+        assert!(reserve(db, subject, 3, t(0)).await);
+        db.settle_failure(subject).await.unwrap();
+    }
+    db.lock(subject, t(60)).await.unwrap();
+    assert!(!reserve(db, subject, 3, t(30)).await);
+
+    assert!(reserve(db, subject, 3, t(61)).await);
+    assert!(!reserve(db, subject, 3, t(61)).await, "one in flight already");
+    assert_eq!(db.settle_failure(subject).await.unwrap(), 4);
+}
+
+async fn a_lock_is_never_shortened(db: &TestStorage) {
+    let subject = "ip:203.0.113.7";
+    assert!(reserve(db, subject, 3, t(0)).await);
+    db.settle_failure(subject).await.unwrap();
+    db.lock(subject, t(120)).await.unwrap();
+    db.lock(subject, t(60)).await.unwrap();
+
+    assert!(!reserve(db, subject, 3, t(90)).await);
+    assert!(reserve(db, subject, 3, t(121)).await);
+}
+
+async fn clearing_resets_failures_and_lock_and_keeps_attempts_in_flight(db: &TestStorage) {
+    let subject = "account:alice";
+    for _ in 0..3 {
+        assert!(reserve(db, subject, 3, t(0)).await);
+    }
+    assert_eq!(db.settle_failure(subject).await.unwrap(), 1); // two still in flight
+    db.lock(subject, t(600)).await.unwrap();
+    db.clear_throttle(subject).await.unwrap(); // settles one: one still in flight
+
+    // No failure, no lock, one in flight: two more places.
+    assert!(reserve(db, subject, 3, t(1)).await);
+    assert!(reserve(db, subject, 3, t(1)).await);
+    assert!(!reserve(db, subject, 3, t(1)).await);
+}
+
+async fn a_window_that_started_before_the_cutoff_restarts(db: &TestStorage) {
+    let subject = "account:alice";
+    for _ in 0..2 {
+        assert!(reserve(db, subject, 2, t(0)).await);
+        db.settle_failure(subject).await.unwrap();
+    }
+    assert!(!reserve(db, subject, 2, t(599)).await);
+
+    // Ten minutes on, the window restarts empty (the crashed attempts' places with it).
+    assert!(reserve(db, subject, 2, t(601)).await);
+    assert!(reserve(db, subject, 2, t(601)).await);
+    assert!(!reserve(db, subject, 2, t(601)).await);
+}
+
+async fn of_many_concurrent_attempts_only_the_limit_is_reserved(db: &TestStorage) {
+    let reserved = race((0..RACERS).map(|_| reserve(db, "account:alice", 5, t(0)))).await;
+    assert_eq!(reserved.iter().filter(|ok| **ok).count(), 5);
+}
+
+async fn concurrent_failures_are_all_counted(db: &TestStorage) {
+    let subject = "ip:198.51.100.1";
+    for _ in 0..RACERS {
+        assert!(reserve(db, subject, 1000, t(0)).await);
+    }
+    let mut counts: Vec<i64> =
+        race((0..RACERS).map(|_| db.settle_failure(subject))).await.into_iter().map(|count| count.unwrap()).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=RACERS as i64).collect::<Vec<_>>());
+}
+
+crate::backend_tests!(
+    reservations_stop_at_the_limit_and_a_release_gives_one_back,
+    failures_count_against_the_limit,
+    after_a_lock_ends_one_attempt_at_a_time_goes_past_the_limit,
+    a_lock_is_never_shortened,
+    clearing_resets_failures_and_lock_and_keeps_attempts_in_flight,
+    a_window_that_started_before_the_cutoff_restarts,
+    of_many_concurrent_attempts_only_the_limit_is_reserved,
+    concurrent_failures_are_all_counted,
+);

@@ -1,0 +1,69 @@
+//! `UserStore`: accounts, found by name and id, listed, disabled once, re-hashed.
+
+use crate::helpers::{assert_same, new_user, t, TestStorage};
+use tessera::domain::user::{User, Username};
+use tessera::storage::StorageError;
+
+fn username(raw: &str) -> Username {
+    Username::parse(raw).unwrap()
+}
+
+async fn a_user_reads_back_by_name_and_by_id(db: &TestStorage) {
+    let user = new_user("alice");
+    db.insert_user(&user).await.unwrap();
+
+    assert_same(&db.find_user_by_username(&username("alice")).await.unwrap().expect("by name"), &user);
+    assert_same(&db.find_user_by_id(&user.id).await.unwrap().expect("by id"), &user);
+    assert!(db.find_user_by_username(&username("bob")).await.unwrap().is_none());
+    assert!(db.find_user_by_id("no-such-id").await.unwrap().is_none());
+}
+
+async fn users_are_listed_by_name(db: &TestStorage) {
+    for name in ["carol", "alice", "bob"] {
+        db.insert_user(&new_user(name)).await.unwrap();
+    }
+    let listed: Vec<String> = db.list_users().await.unwrap().into_iter().map(|u| u.username.to_string()).collect();
+    assert_eq!(listed, ["alice", "bob", "carol"]);
+}
+
+async fn a_taken_username_is_a_conflict(db: &TestStorage) {
+    let alice = new_user("alice");
+    db.insert_user(&alice).await.unwrap();
+    // Usernames are case-folded: `Alice` is the same account.
+    let again = User { name: Some("Another Alice".into()), ..new_user("Alice") };
+
+    let outcome = db.insert_user(&again).await;
+    assert!(matches!(outcome, Err(StorageError::Conflict("username"))), "{outcome:?}");
+    assert_eq!(db.list_users().await.unwrap().len(), 1);
+    assert!(db.find_user_by_id(&again.id).await.unwrap().is_none());
+}
+
+async fn a_user_is_disabled_once(db: &TestStorage) {
+    let alice = db.a_user("alice").await;
+
+    assert!(db.disable_user(&alice.username, t(5)).await.unwrap());
+    let found = db.find_user_by_id(&alice.id).await.unwrap().unwrap();
+    assert_eq!((found.disabled_at, found.updated_at), (Some(t(5)), t(5)));
+    assert!(!db.disable_user(&alice.username, t(9)).await.unwrap());
+    assert_eq!(db.find_user_by_id(&alice.id).await.unwrap().unwrap().disabled_at, Some(t(5)));
+    assert!(!db.disable_user(&username("nobody"), t(9)).await.unwrap());
+}
+
+async fn a_password_hash_is_replaced(db: &TestStorage) {
+    let alice = db.a_user("alice").await;
+    let bob = db.a_user("bob").await;
+
+    assert!(db.set_password_hash(&alice.username, "$argon2id$new", t(5)).await.unwrap());
+    let found = db.find_user_by_id(&alice.id).await.unwrap().unwrap();
+    assert_eq!((found.password_hash.as_str(), found.updated_at), ("$argon2id$new", t(5)));
+    assert_eq!(db.find_user_by_id(&bob.id).await.unwrap().unwrap().password_hash, bob.password_hash);
+    assert!(!db.set_password_hash(&username("nobody"), "$argon2id$new", t(5)).await.unwrap());
+}
+
+crate::backend_tests!(
+    a_user_reads_back_by_name_and_by_id,
+    users_are_listed_by_name,
+    a_taken_username_is_a_conflict,
+    a_user_is_disabled_once,
+    a_password_hash_is_replaced,
+);
