@@ -30,6 +30,8 @@ CREATE INDEX ssf_streams_activity ON ssf_streams (last_activity_at);
 CREATE TABLE ssf_events (
     id           TEXT PRIMARY KEY,
     event_type   TEXT NOT NULL,
+    -- The type's bit of `ssf_streams.event_mask`; 0 for an event meant for one stream.
+    event_bit    INTEGER NOT NULL,
     subject      TEXT NOT NULL,
     body         TEXT NOT NULL,
     txn          TEXT NOT NULL,
@@ -49,11 +51,15 @@ CREATE TABLE ssf_deliveries (
     issued_at        TIMESTAMPTZ NOT NULL,
     expires_at       TIMESTAMPTZ NOT NULL,
     attempts         INTEGER NOT NULL DEFAULT 0,
+    -- Push: the next attempt, and the dispatcher (replica) holding the delivery until
+    -- `leased_until`, so that replicas do not send one SET at once.
     next_attempt_at  TIMESTAMPTZ NOT NULL,
     leased_until     TIMESTAMPTZ,
+    lease            TEXT,
     last_error       TEXT,
     PRIMARY KEY (stream_id, jti)
 );
 CREATE INDEX ssf_deliveries_event ON ssf_deliveries (event_id);
 CREATE INDEX ssf_deliveries_expires ON ssf_deliveries (expires_at);
 CREATE INDEX ssf_deliveries_due ON ssf_deliveries (next_attempt_at);
+CREATE INDEX ssf_deliveries_lease ON ssf_deliveries (lease);

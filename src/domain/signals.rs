@@ -87,6 +87,18 @@ impl EventType {
     pub fn is_stream_management(self) -> bool {
         matches!(self, Self::Verification | Self::StreamUpdated)
     }
+
+    /// The type's bit in a stream's event mask (storage fans an event out to the streams
+    /// whose mask has its bit); 0 for the stream-management types, which go to one stream.
+    pub fn mask_bit(self) -> i64 {
+        match self {
+            Self::SessionRevoked => 1,
+            Self::CredentialChange => 2,
+            Self::AccountDisabled => 4,
+            Self::AccountEnabled => 8,
+            Self::Verification | Self::StreamUpdated => 0,
+        }
+    }
 }
 
 /// A simple subject identifier (RFC 9493 §3; SSF §3.5.1 for `jwt_id`): exactly the members
@@ -229,6 +241,8 @@ pub struct SecurityEvent {
 /// Builds the events of one cause: they share its `txn`, time and expiry.
 #[derive(Clone, Debug)]
 pub struct Cause {
+    /// The issuer whose subjects the events name (`iss_sub`, `jwt_id`).
+    pub issuer: String,
     pub txn: String,
     pub at: DateTime<Utc>,
     /// The longest access-token lifetime past `at`: the event cannot matter after it.
@@ -236,8 +250,8 @@ pub struct Cause {
 }
 
 impl Cause {
-    pub fn new(at: DateTime<Utc>, max_token_lifetime: chrono::Duration) -> Self {
-        Self { txn: new_id(), at, expires_at: at + max_token_lifetime }
+    pub fn new(issuer: &str, at: DateTime<Utc>, max_token_lifetime: chrono::Duration) -> Self {
+        Self { issuer: issuer.to_owned(), txn: new_id(), at, expires_at: at + max_token_lifetime }
     }
 
     fn event(&self, event_type: EventType, subject: Subject, body: Value) -> SecurityEvent {
@@ -358,27 +372,25 @@ impl fmt::Display for StreamStatus {
     }
 }
 
-/// How a stream's events reach its receiver (SSF §6.1).
+/// A receiver's secret sealed with the key-encryption key (AES-256-GCM, `keys::kek`):
+/// Tessera must send it back, so it cannot be a digest; it is never shown or logged.
 #[derive(Clone, PartialEq, Eq)]
+pub struct Sealed(pub Vec<u8>);
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealed(***)")
+    }
+}
+
+/// How a stream's events reach its receiver (SSF §6.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Delivery {
     /// RFC 8936: the receiver polls Tessera's endpoint for the stream.
     Poll,
     /// RFC 8935: Tessera posts each SET to the receiver's endpoint, with its
-    /// `authorization_header` when it gave one (a secret: sealed at rest, never shown).
-    Push { endpoint_url: url::Url, authorization_header: Option<String> },
-}
-
-impl fmt::Debug for Delivery {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Poll => f.write_str("Poll"),
-            Self::Push { endpoint_url, authorization_header } => f
-                .debug_struct("Push")
-                .field("endpoint_url", &endpoint_url.as_str())
-                .field("authorization_header", &authorization_header.as_ref().map(|_| "***"))
-                .finish(),
-        }
-    }
+    /// `authorization_header` when it gave one (SSF §6.1.1), sealed at rest.
+    Push { endpoint_url: url::Url, authorization_header: Option<Sealed> },
 }
 
 impl Delivery {
@@ -419,6 +431,11 @@ impl Stream {
                 EventType::SUPPORTED.into_iter().filter(|t| requested.iter().any(|uri| uri == t.uri())).collect()
             }
         }
+    }
+
+    /// `events_delivered` as the bits of [`EventType::mask_bit`].
+    pub fn event_mask(&self) -> i64 {
+        self.events_delivered().into_iter().map(EventType::mask_bit).fold(0, |mask, bit| mask | bit)
     }
 
     /// Whether an event of `event_type` goes to this stream.
@@ -497,7 +514,7 @@ mod tests {
     #[test]
     fn events_of_one_cause_share_its_txn_and_carry_caep_members() {
         let at = DateTime::from_timestamp(1_767_225_600, 250_000_000).unwrap();
-        let cause = Cause::new(at, chrono::Duration::minutes(5));
+        let cause = Cause::new("https://id.example.com", at, chrono::Duration::minutes(5));
         let user = Subject::user("https://id.example.com", "u1");
         let disabled = cause.account_disabled(user.clone());
         let revoked = cause.session_revoked(
@@ -541,6 +558,7 @@ mod tests {
             EventType::SessionRevoked.uri().to_owned(),
         ]);
         assert_eq!(stream.events_delivered(), [EventType::SessionRevoked, EventType::AccountEnabled]);
+        assert_eq!(stream.event_mask(), 1 | 8);
         assert!(!stream.delivers(EventType::CredentialChange));
         assert!(stream.delivers(EventType::Verification), "verification goes to every stream");
         stream.events_requested = Some(vec![]);

@@ -64,7 +64,7 @@ mod tests {
         let pem = include_str!("../../keys/test-signing-key.pem");
         let key = SigningKey::from_pkcs8(&crate::keys::signing_keys::pkcs8_from_pem(pem).unwrap()).unwrap();
         let at = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-        let cause = Cause::new(at, chrono::Duration::minutes(5));
+        let cause = Cause::new("https://id.example.com", at, chrono::Duration::minutes(5));
         let event =
             cause.session_revoked(Subject::session("https://id.example.com", "u1", "s1"), Initiator::User, "logout");
         let set = Delivered { event: &event, audience: "receiver", jti: "j1", issued_at: at };

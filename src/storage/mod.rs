@@ -40,8 +40,11 @@
 
 pub mod client_cache;
 mod rows;
+mod signals;
 pub mod sql;
 pub mod timestamp;
+
+pub use signals::{PendingSet, PushAttempt, PushOutcome, SignalStore, Verification};
 
 use crate::config::{DatabaseSettings, DatabaseUrl};
 use crate::domain::authorization::{
@@ -329,8 +332,14 @@ pub trait HealthCheck: Send + Sync {
     async fn ping(&self) -> Result<(), StorageError>;
 }
 
-pub trait Storage: ClientStore + UserStore + KeyStore + SessionStore + GrantStore + RefreshStore + HealthCheck {}
-impl<T: ClientStore + UserStore + KeyStore + SessionStore + GrantStore + RefreshStore + HealthCheck> Storage for T {}
+pub trait Storage:
+    ClientStore + UserStore + KeyStore + SessionStore + GrantStore + RefreshStore + SignalStore + HealthCheck
+{
+}
+impl<T> Storage for T where
+    T: ClientStore + UserStore + KeyStore + SessionStore + GrantStore + RefreshStore + SignalStore + HealthCheck
+{
+}
 
 /// Opens the database named by `url`, creating a SQLite file (and its directory) if
 /// needed, and runs pending migrations.

@@ -110,6 +110,7 @@ macro_rules! insert_family {
 mod grants;
 mod refresh;
 mod sessions;
+mod signals;
 mod sqlite_files;
 mod writer;
 
@@ -125,6 +126,8 @@ enum Backend {
 
 pub struct SqlStorage {
     backend: Backend,
+    /// Wakes long polls and the push dispatcher when SETs are owed (`SignalStore`).
+    events: signals::EventsSignal,
 }
 
 // Column lists are macros rather than `const`s because `concat!` takes only literals:
@@ -225,7 +228,7 @@ impl SqlStorage {
                 Backend::Postgres(pool)
             }
         };
-        Ok(Self { backend })
+        Ok(Self { backend, events: signals::EventsSignal::new() })
     }
 
     /// Applies pending migrations from `migrations/<backend>/` (embedded at build time).
