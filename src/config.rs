@@ -46,6 +46,7 @@ pub struct Settings {
     pub login: LoginSettings,
     pub http: HttpSettings,
     pub log: LogSettings,
+    pub ssf: SsfSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -163,6 +164,40 @@ pub struct HttpSettings {
     /// Take the client IP (for login throttling) from `Forwarded` / `X-Forwarded-For`.
     /// Only behind a reverse proxy that sets them; otherwise clients could forge them.
     pub trust_forwarded_headers: bool,
+}
+
+/// The OpenID Shared Signals transmitter (`[ssf]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsfSettings {
+    /// Record revocation events and serve the SSF endpoints (advertised in discovery).
+    pub enabled: bool,
+    /// Streams one receiver may have at once (each instance of a service has its own).
+    #[serde(deserialize_with = "count_within::<1, 10_000, _, _>")]
+    pub max_streams_per_receiver: u32,
+    /// How long a long poll (RFC 8936 `returnImmediately: false`) waits for a SET.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, { 5 * MINUTE }, _>")]
+    pub long_poll_timeout: Lifetime,
+    /// SETs returned by one poll when the receiver sets no `maxEvents`.
+    #[serde(deserialize_with = "count_within::<1, 1000, _, _>")]
+    pub max_events_per_poll: u32,
+    /// A poll stream whose receiver has not polled or managed it for this long is deleted.
+    #[serde(deserialize_with = "lifetime_within::<MINUTE, YEAR, _>")]
+    pub inactivity_timeout: Lifetime,
+    /// The shortest time between two verification requests of one stream (SSF §8.1.4.2).
+    #[serde(deserialize_with = "lifetime_within::<SECOND, HOUR, _>")]
+    pub min_verification_interval: Lifetime,
+    /// Push delivery (RFC 8935): the time one attempt may take.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, MINUTE, _>")]
+    pub push_timeout: Lifetime,
+    /// Push delivery: the longest wait between two attempts (the wait doubles from 1s).
+    #[serde(deserialize_with = "lifetime_within::<SECOND, HOUR, _>")]
+    pub push_max_backoff: Lifetime,
+    /// Push endpoints on loopback addresses, over plain http too: development only.
+    pub allow_loopback_push: bool,
+    /// Push endpoints in private, shared or link-local address ranges (receivers inside the
+    /// operator's own network). Off: a receiver cannot make Tessera reach internal hosts.
+    pub allow_private_push: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -802,6 +837,11 @@ mod tests {
         "keys.rotation_period",
         "keys.rotation_margin",
         "keys.refresh_interval",
+        "ssf.long_poll_timeout",
+        "ssf.inactivity_timeout",
+        "ssf.min_verification_interval",
+        "ssf.push_timeout",
+        "ssf.push_max_backoff",
     ];
     /// Whole-number settings with their allowed range.
     const COUNT_SETTINGS: &[(&str, u64, u64)] = &[
@@ -810,6 +850,8 @@ mod tests {
         ("login.max_failures", 1, 1000),
         ("login.max_concurrent_password_checks", 0, 1024),
         ("http.workers", 0, 1024),
+        ("ssf.max_streams_per_receiver", 1, 10_000),
+        ("ssf.max_events_per_poll", 1, 1000),
     ];
     const OTHER_SETTINGS: &[&str] = &[
         "issuer",
@@ -820,6 +862,9 @@ mod tests {
         "http.trust_forwarded_headers",
         "log.format",
         "log.filter",
+        "ssf.enabled",
+        "ssf.allow_loopback_push",
+        "ssf.allow_private_push",
     ];
 
     /// TOML that sets the dotted `setting` to `value` (a TOML literal).

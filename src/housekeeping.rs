@@ -7,7 +7,14 @@ use crate::storage::Storage;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
-pub fn spawn(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>, settings: &HousekeepingSettings) -> JoinHandle<()> {
+/// Starts the purge loop. `stream_inactivity` is `ssf.inactivity_timeout`: poll streams
+/// whose receiver has been silent for longer are deleted.
+pub fn spawn(
+    storage: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+    settings: &HousekeepingSettings,
+    stream_inactivity: chrono::Duration,
+) -> JoinHandle<()> {
     let interval = settings.interval.0;
     let batch = i64::from(settings.batch_size.max(1));
     tokio::spawn(async move {
@@ -15,7 +22,7 @@ pub fn spawn(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>, settings: &Housek
         ticker.tick().await; // the first tick is immediate; start one interval after startup
         loop {
             ticker.tick().await;
-            match purge(&*storage, &*clock, batch).await {
+            match purge(&*storage, &*clock, batch, stream_inactivity).await {
                 Ok(0) => {}
                 Ok(rows) => tracing::info!(rows, "housekeeping purged expired rows"),
                 Err(error) => tracing::warn!(error = %error, "housekeeping failed; will retry"),
@@ -28,10 +35,17 @@ pub fn spawn(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>, settings: &Housek
 /// bounded (`batch` rows, on indexed columns), not the run: a run finishes any backlog,
 /// however large, yielding between rounds, instead of stopping at a fixed number of rounds
 /// while rows pile up faster than that.
-pub async fn purge(storage: &dyn Storage, clock: &dyn Clock, batch: i64) -> Result<u64, crate::storage::StorageError> {
+pub async fn purge(
+    storage: &dyn Storage,
+    clock: &dyn Clock,
+    batch: i64,
+    stream_inactivity: chrono::Duration,
+) -> Result<u64, crate::storage::StorageError> {
     let mut total = 0;
     loop {
-        let deleted = storage.purge_expired(clock.now(), batch).await?;
+        let now = clock.now();
+        let deleted = storage.purge_expired(now, batch).await?
+            + storage.purge_signals(now, now - stream_inactivity, batch).await?;
         total += deleted;
         if deleted < batch as u64 {
             break;

@@ -13,7 +13,7 @@
 //! ```text
 //! cli
 //! startup
-//! oauth login housekeeping
+//! oauth login ssf housekeeping
 //! authorization
 //! tokens revocation signals
 //! keys
@@ -40,6 +40,7 @@ pub mod password;
 pub mod private_files;
 pub mod revocation;
 pub mod signals;
+pub mod ssf;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

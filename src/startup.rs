@@ -14,6 +14,8 @@ use crate::login::LoginSettings;
 use crate::oauth::discovery::Discovery;
 use crate::oauth::jwks::JwksMaxAge;
 use crate::password::PasswordChecks;
+use crate::signals::push::Pusher;
+use crate::ssf::Transmitter;
 use crate::storage::client_cache::ClientCache;
 use crate::storage::{self, Storage};
 use crate::tokens::refresh::RefreshPolicy;
@@ -69,7 +71,12 @@ impl Application {
         let login_settings = Data::new(LoginSettings::from_settings(&settings));
         let password_checks = Data::new(PasswordChecks::new(settings.login.max_concurrent_password_checks));
         let refresh = Data::new(RefreshPolicy::from_settings(&settings, kek.clone()));
-        let housekeeping = housekeeping::spawn(storage.clone(), clock.clone(), &settings.housekeeping);
+        let housekeeping = housekeeping::spawn(
+            storage.clone(),
+            clock.clone(),
+            &settings.housekeeping,
+            settings.ssf.inactivity_timeout.chrono(),
+        );
         let kid = keys.snapshot().current.kid.clone();
         let issuer = Data::new(TokenIssuer {
             issuer: settings.issuer.clone(),
@@ -78,6 +85,23 @@ impl Application {
             keys: keys.clone(),
             clock: clock.clone(),
         });
+        let transmitter = Data::new(Transmitter::new(&settings, keys.clone(), kek.clone()));
+        let emitter = Data::new(transmitter.emitter.clone());
+        let mut background = vec![housekeeping];
+        if settings.ssf.enabled {
+            let pusher = Pusher {
+                storage: storage.clone(),
+                keys: keys.clone(),
+                kek: kek.clone(),
+                clock: clock.clone(),
+                issuer: settings.issuer.as_str().to_owned(),
+                timeout: settings.ssf.push_timeout.0,
+                max_backoff: settings.ssf.push_max_backoff.chrono(),
+                policy: transmitter.policy,
+            };
+            background.push(pusher.spawn().context("cannot start the Shared Signals push dispatcher")?);
+        }
+        let is_ssf_enabled = settings.ssf.enabled;
         let key_refresher = refresher::spawn(
             storage.clone(),
             keys,
@@ -86,7 +110,8 @@ impl Application {
             clock.clone(),
             settings.keys.refresh_interval.0,
         );
-        let discovery = Data::new(Discovery::new(&settings.issuer));
+        background.push(key_refresher);
+        let discovery = Data::new(Discovery::new(&settings.issuer, is_ssf_enabled));
         let jwks_max_age = Data::new(JwksMaxAge(settings.keys.jwks_max_age.as_secs().min(u32::MAX as u64) as u32));
         let clients = Data::new(ClientCache::new(storage.clone(), clock.clone(), settings.database.client_cache_ttl.0));
         let storage = Data::from(storage);
@@ -108,14 +133,21 @@ impl Application {
                 .app_data(password_checks.clone())
                 .app_data(refresh.clone())
                 .app_data(clock.clone())
+                .app_data(transmitter.clone())
+                .app_data(emitter.clone())
                 .configure(crate::oauth::routes)
                 .configure(crate::login::routes)
+                .configure(|cfg| {
+                    if is_ssf_enabled {
+                        crate::ssf::routes(cfg)
+                    }
+                })
         });
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);
         }
         let server = server.listen(listener)?.run();
-        Ok(Self { port, server, kid, kek_source, background: vec![housekeeping, key_refresher] })
+        Ok(Self { port, server, kid, kek_source, background })
     }
 
     pub fn port(&self) -> u16 {

@@ -42,10 +42,14 @@ struct Metadata<'a> {
     authorization_response_iss_parameter_supported: bool,
     request_parameter_supported: bool,
     request_uri_parameter_supported: bool,
+    /// Tessera's member (Discovery §3 allows others): where the OpenID Shared Signals
+    /// transmitter metadata is (SSF 1.0 §7.2), when the transmitter is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssf_configuration_uri: Option<String>,
 }
 
 impl Discovery {
-    pub fn new(issuer: &Issuer) -> Self {
+    pub fn new(issuer: &Issuer, is_ssf_enabled: bool) -> Self {
         let metadata = Metadata {
             issuer: issuer.as_str(),
             authorization_endpoint: issuer.endpoint("/authorize"),
@@ -87,6 +91,7 @@ impl Discovery {
             authorization_response_iss_parameter_supported: true,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
+            ssf_configuration_uri: is_ssf_enabled.then(|| issuer.endpoint("/.well-known/ssf-configuration")),
         };
         let body = serde_json::to_vec(&metadata).expect("metadata serialises");
         Self { body: Bytes::from(body) }

@@ -6,6 +6,7 @@
 
 use crate::authorization::pages::PageError;
 use crate::authorization::redirect::ClientRedirect;
+use crate::http::bearer::NoBearer;
 use crate::http::form::FormError;
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
@@ -204,6 +205,15 @@ pub enum BearerError {
     InsufficientScope(&'static str),
     #[error("server_error")]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl From<NoBearer> for BearerError {
+    fn from(error: NoBearer) -> Self {
+        match error {
+            NoBearer::Missing => Self::Missing,
+            NoBearer::Malformed(description) => Self::InvalidRequest(description),
+        }
+    }
 }
 
 impl From<crate::storage::StorageError> for BearerError {

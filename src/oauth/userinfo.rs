@@ -2,10 +2,11 @@
 //! (RFC 6750 §2.1). Claims by scope per §5.4. Errors per RFC 6750 §3.
 
 use super::error::BearerError;
+use crate::http::bearer::bearer_token;
 use crate::storage::Storage;
 use crate::tokens::live::live_access_token;
 use crate::tokens::TokenIssuer;
-use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL};
+use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
@@ -41,14 +42,4 @@ pub async fn get(
         }
     }
     Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).json(Value::Object(body)))
-}
-
-/// RFC 6750 §2.1: `Authorization: Bearer <token>`.
-fn bearer_token(req: &HttpRequest) -> Result<&str, BearerError> {
-    let Some(header) = req.headers().get(AUTHORIZATION) else { return Err(BearerError::Missing) };
-    let header = header.to_str().map_err(|_| BearerError::InvalidRequest("malformed Authorization header"))?;
-    match header.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
-        _ => Err(BearerError::InvalidRequest("expected Authorization: Bearer <token>")),
-    }
 }

@@ -1,5 +1,58 @@
-//! The Shared Signals transmitter's machinery below the HTTP endpoints (`ssf`): Security
-//! Event Tokens (`set`), the wake-up of waiting long polls across replicas (`wake`), and
-//! push delivery (`push`).
+//! The Shared Signals transmitter's machinery below the HTTP endpoints (`ssf`): which
+//! events a revocation records (`Emitter`), Security Event Tokens (`set`), and push
+//! delivery (`push`).
 
+pub mod push;
 pub mod set;
+
+use crate::config::Settings;
+use crate::domain::signals::Cause;
+use chrono::{DateTime, Duration, Utc};
+
+/// How long after a revocation a verifier may still accept a token it affects, beyond the
+/// token's lifetime: the largest clock leeway `tessera-verify` allows (5 minutes).
+const VERIFIER_LEEWAY: Duration = Duration::minutes(5);
+
+/// Whether revocations record events, and what they say: the issuer their subjects name
+/// and how long they matter (every access token issued before the revocation has expired
+/// after the longest access-token lifetime, plus verifiers' leeway).
+#[derive(Clone, Debug)]
+pub struct Emitter {
+    issuer: String,
+    relevance: Duration,
+    is_enabled: bool,
+}
+
+impl Emitter {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            issuer: settings.issuer.as_str().to_owned(),
+            relevance: settings.tokens.access_token_ttl.chrono() + VERIFIER_LEEWAY,
+            is_enabled: settings.ssf.enabled,
+        }
+    }
+
+    /// The cause of a revocation at `now`, whose events share a `txn`; `None` when the
+    /// transmitter is off (nothing is recorded).
+    pub fn cause(&self, now: DateTime<Utc>) -> Option<Cause> {
+        self.is_enabled.then(|| Cause::new(&self.issuer, now, self.relevance))
+    }
+
+    /// The cause even when no revocation stores it (verification, stream updates).
+    pub fn stream_cause(&self, now: DateTime<Utc>) -> Cause {
+        Cause::new(&self.issuer, now, self.relevance)
+    }
+
+    /// How far back a new stream is owed events: those that may still matter.
+    pub fn seed_since(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - self.relevance
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.is_enabled
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+}

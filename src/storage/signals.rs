@@ -112,6 +112,10 @@ pub trait SignalStore: Send + Sync {
         max: i64,
         now: DateTime<Utc>,
     ) -> Result<(Vec<PendingSet>, bool), StorageError>;
+    /// Up to `max` SETs owed to a stream, oldest first, and whether more are owed: what
+    /// [`SignalStore::poll_stream`] returns, without settling or recording anything (a long
+    /// poll reads again with it when woken).
+    async fn owed_sets(&self, id: &str, max: i64, now: DateTime<Utc>) -> Result<(Vec<PendingSet>, bool), StorageError>;
     /// Claims up to `limit` push deliveries that are due, for `lease` (a replica's attempt
     /// holds them until `lease_until`, so replicas do not send one SET twice at once).
     async fn claim_pushes(

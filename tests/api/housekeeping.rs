@@ -14,7 +14,10 @@ async fn housekeeping_purges_what_nobody_can_use(app: &TestApp) {
     let rotated_away = refresh_token(&refreshed(app, &client, &old).await);
     app.clock.advance(Duration::days(91));
     let fresh = refresh_token(&app.offline_login(&client, &user).await);
-    let purged = tessera::housekeeping::purge(&*app.storage, &*app.clock, 2).await.unwrap();
+    let purged =
+        tessera::housekeeping::purge(&*app.storage, &*app.clock, 2, app.settings.ssf.inactivity_timeout.chrono())
+            .await
+            .unwrap();
     assert!(purged >= 2, "the expired family and its tokens went ({purged} rows)");
     assert!(app.storage.find_refresh_token(&SecretDigest::of(&old)).await.unwrap().is_none());
     assert!(app.storage.find_refresh_token(&SecretDigest::of(&rotated_away)).await.unwrap().is_none());

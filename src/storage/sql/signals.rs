@@ -511,7 +511,11 @@ impl SignalStore for SqlStorage {
             tx.commit().await?;
             Ok(())
         })?;
-        if max == 0 {
+        self.owed_sets(id, max, now).await
+    }
+
+    async fn owed_sets(&self, id: &str, max: i64, now: DateTime<Utc>) -> Result<(Vec<PendingSet>, bool), StorageError> {
+        if max <= 0 {
             return Ok((Vec::new(), false));
         }
         // A stream's own announcements go out whatever its status (SSF §8.1.5: before it

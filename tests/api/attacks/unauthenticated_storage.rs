@@ -44,7 +44,10 @@ async fn one_housekeeping_run_purges_a_backlog_of_two_hundred_thousand_rows(app:
     )
     .await;
     assert_eq!(app.count_rows("revoked_access_tokens").await, 200_000);
-    let purged = tessera::housekeeping::purge(&*app.storage, &*app.clock, 500).await.unwrap();
+    let purged =
+        tessera::housekeeping::purge(&*app.storage, &*app.clock, 500, app.settings.ssf.inactivity_timeout.chrono())
+            .await
+            .unwrap();
     assert!(purged >= 200_000);
     assert_eq!(app.count_rows("revoked_access_tokens").await, 0, "one run finishes the backlog");
 }
