@@ -22,3 +22,4 @@ mod signing_keys;
 mod startup_errors;
 mod token_errors;
 mod transport_security;
+mod verify_against_tessera;
