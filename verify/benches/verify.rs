@@ -145,7 +145,7 @@ fn main() {
             Vec::new(),
         ),
         (
-            "(d) tessera-verify AccessTokenPolicy::verify",
+            "(d) AccessTokenPolicy::verify (sync core)",
             Box::new(|n| {
                 for _ in 0..n {
                     black_box(policy.verify(&key_set, black_box(&token), SystemTime::now())).unwrap();
