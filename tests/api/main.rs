@@ -30,3 +30,4 @@ mod startup_errors;
 mod token_errors;
 mod transport_security;
 mod userinfo;
+mod verify_against_tessera;

@@ -1,6 +1,6 @@
 //! Access-token verification cost, on one thread: `cargo bench -p tessera-verify --bench verify`.
 //!
-//! Three cases with the same 2048-bit key (`keys/test-signing-key.pem`) and token:
+//! Four cases with the same 2048-bit key (`keys/test-signing-key.pem`) and token:
 //!
 //! - (a) raw RSA: aws-lc `ParsedPublicKey::verify_sig` over the token's signing input,
 //!   the key parsed once. The baseline: no JWT code can beat the RSA operation it wraps.
@@ -8,6 +8,8 @@
 //!   claims parsing and checks, with the key cached from a local JWKS.
 //! - (c) `jsonwebtoken::decode` with a `DecodingKey` built once, which still parses the
 //!   RSA key inside every call.
+//! - (d) `AccessTokenPolicy::verify`, the synchronous core (b) runs on, with a `KeySet`
+//!   parsed from the same JWKS: what (b) costs beyond it is the async key cache.
 //!
 //! Cases are interleaved in rounds, as in `bench/signing.rs`, and reported as ratios to
 //! (a) from the same run. When the `openssl` command is installed, its single-thread
@@ -22,7 +24,7 @@ use serde_json::json;
 use std::hint::black_box;
 use std::net::TcpListener;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tessera_verify::Verifier;
+use tessera_verify::{AccessTokenPolicy, KeySet, Verifier};
 
 const ITERATIONS: usize = 5_000;
 const ROUNDS: usize = 10;
@@ -41,13 +43,13 @@ fn main() {
     let e = key_pair.public_key().exponent().big_endian_without_leading_zero().to_vec();
     let (n64, e64) = (URL_SAFE_NO_PAD.encode(&n), URL_SAFE_NO_PAD.encode(&e));
 
+    let jwks = json!({ "keys": [{ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": "bench", "n": n64, "e": e64 }] });
+    let key_set = KeySet::from_jwks(jwks.to_string().as_bytes()).expect("a JWK Set");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (issuer, verifier) = runtime.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let discovery = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}/jwks.json") });
-        let jwks =
-            json!({ "keys": [{ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": "bench", "n": n64, "e": e64 }] });
         let server = HttpServer::new(move || {
             let (discovery, jwks) = (discovery.clone(), jwks.clone());
             App::new()
@@ -107,9 +109,11 @@ fn main() {
     // Every case must accept the token before it is timed.
     parsed.verify_sig(signing_input.as_bytes(), &signature).expect("raw verification");
     runtime.block_on(verifier.verify(&token)).expect("Verifier::verify");
+    let policy = AccessTokenPolicy::new(&issuer, [AUDIENCE]).leeway(Duration::from_secs(30));
+    policy.verify(&key_set, &token, SystemTime::now()).expect("AccessTokenPolicy::verify");
     jsonwebtoken::decode::<serde_json::Value>(&token, &decoding_key, &validation).expect("jsonwebtoken::decode");
 
-    let mut cases: [Case; 3] = [
+    let mut cases: [Case; 4] = [
         (
             "(a) raw RSA verify (aws-lc, parsed key)",
             Box::new(|n| {
@@ -136,6 +140,15 @@ fn main() {
                 for _ in 0..n {
                     black_box(jsonwebtoken::decode::<serde_json::Value>(black_box(&token), &decoding_key, &validation))
                         .unwrap();
+                }
+            }),
+            Vec::new(),
+        ),
+        (
+            "(d) AccessTokenPolicy::verify (sync core)",
+            Box::new(|n| {
+                for _ in 0..n {
+                    black_box(policy.verify(&key_set, black_box(&token), SystemTime::now())).unwrap();
                 }
             }),
             Vec::new(),

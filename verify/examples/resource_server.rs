@@ -1,8 +1,10 @@
 //! A small invoice service protected by Tessera's access tokens.
 //!
+//! It needs the `actix` feature (the extractor) and `fetch` (discovery, on by default):
+//!
 //! ```sh
 //! TESSERA_ISSUER=http://127.0.0.1:8080 API_AUDIENCE=https://invoices.example.com \
-//!     cargo run -p tessera-verify --example resource_server
+//!     cargo run -p tessera-verify --features actix --example resource_server
 //! ```
 //!
 //! Settings (environment variables, with their defaults):
@@ -44,15 +46,15 @@ async fn main() -> std::io::Result<()> {
 async fn list_invoices(token: AccessToken) -> Result<HttpResponse, BearerError> {
     token.require_scopes(&["invoices:read"])?;
     Ok(HttpResponse::Ok().json(json!({
-        "client_id": token.client_id,
-        "subject": token.sub,
+        "client_id": token.claims().client_id,
+        "subject": token.claims().sub,
         "invoices": [{ "id": "INV-0001", "amount": "120.00", "currency": "EUR" }],
     })))
 }
 
 async fn create_invoice(token: AccessToken) -> Result<HttpResponse, BearerError> {
     token.require_scopes(&["invoices:write"])?;
-    Ok(HttpResponse::Created().json(json!({ "id": "INV-0002", "created_by": token.client_id })))
+    Ok(HttpResponse::Created().json(json!({ "id": "INV-0002", "created_by": token.claims().client_id })))
 }
 
 async fn health(verifier: web::Data<Verifier>) -> HttpResponse {

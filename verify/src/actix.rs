@@ -11,9 +11,10 @@
 //!
 //! async fn list_invoices(token: AccessToken) -> Result<impl Responder, BearerError> {
 //!     token.require_scopes(&["invoices:read"])?; // 403 insufficient_scope otherwise
-//!     Ok(format!("invoices of {}", token.sub))
+//!     Ok(format!("invoices of {}", token.claims().sub))
 //! }
 //!
+//! # #[cfg(feature = "fetch")]
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let verifier = Verifier::builder("https://id.example.com")
 //!     .audience("https://invoices.example.com")
@@ -38,14 +39,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use std::fmt;
 use std::future::{ready, Future};
-use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
 
 /// A verified access token from the `Authorization: Bearer` header (RFC 6750 §2.1).
 ///
-/// Dereferences to its [`Claims`]. Extraction fails with a [`BearerError`]: 401 when
-/// the header is missing or the token is refused, 400 for a malformed request.
+/// Its [`Claims`] are read with [`claims`](Self::claims). Extraction fails with a
+/// [`BearerError`]: 401 when the header is missing or the token is refused, 400 for a
+/// malformed request, 503 when the issuer's keys are unavailable.
 #[derive(Debug)]
 pub struct AccessToken {
     claims: Claims,
@@ -77,14 +78,6 @@ impl AccessToken {
     }
 }
 
-impl Deref for AccessToken {
-    type Target = Claims;
-
-    fn deref(&self) -> &Claims {
-        &self.claims
-    }
-}
-
 impl FromRequest for AccessToken {
     type Error = BearerError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, BearerError>>>>;
@@ -102,9 +95,15 @@ impl FromRequest for AccessToken {
         Box::pin(async move {
             match verifier.verify(&token).await {
                 Ok(claims) => Ok(AccessToken { claims, realm: verifier.shared_realm() }),
-                Err(error) => {
+                Err(error) if error.is_token_error() => {
                     tracing::debug!(%error, "bearer token refused");
                     Err(BearerError { realm: verifier.shared_realm(), kind: BearerErrorKind::InvalidToken(error) })
+                }
+                Err(error) => {
+                    // The failed fetch itself is logged at `warn`, once per attempt: a flood of
+                    // forged kids during an outage must not flood the log too.
+                    tracing::debug!(error = %crate::error::Chain(&error), "bearer token not verifiable at the moment");
+                    Err(BearerError { realm: verifier.shared_realm(), kind: BearerErrorKind::Unavailable(error) })
                 }
             }
         })
@@ -153,6 +152,11 @@ pub enum BearerErrorKind {
     /// The token was refused: 401 `invalid_token`.
     #[error("invalid token: {0}")]
     InvalidToken(#[source] VerifyError),
+    /// The token could not be checked, because it names a key the verifier lacks and the
+    /// issuer's JWK Set cannot be fetched ([`VerifyError::KeysUnavailable`]): 503, so
+    /// that the client retries rather than discarding a token that may be good.
+    #[error("the token cannot be verified at the moment")]
+    Unavailable(#[source] VerifyError),
     /// The token lacks a scope the resource needs: 403 `insufficient_scope`. Holds the
     /// required scopes, space-delimited.
     #[error("insufficient scope: {0} required")]
@@ -174,16 +178,17 @@ impl BearerError {
             BearerErrorKind::InvalidRequest(_) => Some("invalid_request"),
             BearerErrorKind::InvalidToken(_) => Some("invalid_token"),
             BearerErrorKind::InsufficientScope(_) => Some("insufficient_scope"),
-            BearerErrorKind::MissingToken | BearerErrorKind::NoVerifier => None,
+            BearerErrorKind::MissingToken | BearerErrorKind::Unavailable(_) | BearerErrorKind::NoVerifier => None,
         }
     }
 
-    fn description(&self) -> &'static str {
+    /// The RFC 6750 §3 `error_description`: fixed text, never taken from the token.
+    fn error_description(&self) -> &'static str {
         match &self.kind {
             BearerErrorKind::InvalidRequest(description) => description,
-            BearerErrorKind::InvalidToken(error) => error.description(),
+            BearerErrorKind::InvalidToken(error) => error.error_description(),
             BearerErrorKind::InsufficientScope(_) => "the access token does not grant the required scope",
-            BearerErrorKind::MissingToken | BearerErrorKind::NoVerifier => "",
+            BearerErrorKind::MissingToken | BearerErrorKind::Unavailable(_) | BearerErrorKind::NoVerifier => "",
         }
     }
 
@@ -193,7 +198,7 @@ impl BearerError {
     fn challenge(&self) -> String {
         let mut challenge = format!(r#"Bearer realm="{}""#, self.realm);
         if let Some(code) = self.code() {
-            challenge.push_str(&format!(r#", error="{code}", error_description="{}""#, self.description()));
+            challenge.push_str(&format!(r#", error="{code}", error_description="{}""#, self.error_description()));
         }
         if let BearerErrorKind::InsufficientScope(scope) = &self.kind {
             // RFC 6750 §3: scope-token characters are %x21 / %x23-5B / %x5D-7E.
@@ -222,8 +227,8 @@ impl ResponseError for BearerError {
         match &self.kind {
             BearerErrorKind::MissingToken => StatusCode::UNAUTHORIZED,
             BearerErrorKind::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            BearerErrorKind::InvalidToken(error) if error.is_token_error() => StatusCode::UNAUTHORIZED,
-            BearerErrorKind::InvalidToken(_) => StatusCode::SERVICE_UNAVAILABLE,
+            BearerErrorKind::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            BearerErrorKind::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             BearerErrorKind::InsufficientScope(_) => StatusCode::FORBIDDEN,
             BearerErrorKind::NoVerifier => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -240,7 +245,9 @@ impl ResponseError for BearerError {
             }
         }
         match self.code() {
-            Some(code) => response.json(serde_json::json!({ "error": code, "error_description": self.description() })),
+            Some(code) => {
+                response.json(serde_json::json!({ "error": code, "error_description": self.error_description() }))
+            }
             None => response.finish(),
         }
     }

@@ -1,6 +1,5 @@
 //! The JWS algorithms a verifier can be told to accept (RFC 7518 §3.1).
 
-use crate::VerifyError;
 use aws_lc_rs::signature::{self, RsaParameters};
 use std::fmt;
 use std::str::FromStr;
@@ -68,15 +67,21 @@ impl fmt::Display for Algorithm {
     }
 }
 
-/// Parses an `alg` name such as `"RS256"`. `"none"` and `"HS256"` fail like any
-/// unknown name, with [`VerifyError::UnsupportedAlgorithm`].
+/// Parses an `alg` name such as `"RS256"`, for configuration files. `"none"` and
+/// `"HS256"` fail like any unknown name.
 impl FromStr for Algorithm {
-    type Err = VerifyError;
+    type Err = UnknownAlgorithm;
 
-    fn from_str(name: &str) -> Result<Self, VerifyError> {
-        Self::from_name(name).ok_or(VerifyError::UnsupportedAlgorithm)
+    fn from_str(name: &str) -> Result<Self, UnknownAlgorithm> {
+        Self::from_name(name).ok_or(UnknownAlgorithm)
     }
 }
+
+/// A name that is not an [`Algorithm`]: unknown, misspelt (names are case-sensitive), or
+/// one that is never accepted (`none`, the HMAC algorithms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a JWS algorithm this crate verifies (RS256, RS384, RS512, PS256, PS384, PS512)")]
+pub struct UnknownAlgorithm;
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,5 @@
-//! The claims of a verified access token (RFC 9068 §2.2), typed.
+//! The claims of a verified token, typed: access tokens (RFC 9068 §2.2) and ID tokens
+//! (OpenID Connect Core §2).
 //!
 //! Parsed by a hand-written visitor rather than `#[serde(flatten)]`: it decodes in one
 //! pass without an intermediate buffer (this runs on every request), rejects a
@@ -16,14 +17,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The claims of an access token that passed every check.
 ///
 /// Times are NumericDate values (RFC 7519 §2): whole seconds since the Unix epoch.
+///
+/// Non-exhaustive so that claims can be added without a breaking release; outside this
+/// crate a `Claims` comes from verifying a token, or, for unit tests of code that takes
+/// one, from `test_util::access_token_claims_from_json` (the `test-util` feature).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Claims {
     /// `iss` (RFC 7519 §4.1.1): equal to the verifier's issuer.
     pub iss: String,
     /// `sub` (RFC 9068 §2.2): the resource owner, or the client itself for
     /// `client_credentials` tokens.
     pub sub: String,
-    /// `aud` (RFC 7519 §4.1.3), always as a list; at least one entry is a configured audience.
+    /// `aud` (RFC 7519 §4.1.3), always as a list; unless the policy accepts any audience,
+    /// at least one entry is a configured audience.
     pub aud: Vec<String>,
     /// `client_id` (RFC 8693 §4.3): the client the token was issued to.
     pub client_id: String,
@@ -31,6 +38,9 @@ pub struct Claims {
     pub scope: Scopes,
     /// `sid` (OpenID Connect Front-Channel Logout §3): the login session, when there is one.
     pub sid: Option<String>,
+    /// `fid`, a Tessera claim: the refresh-token family the token descends from, when it
+    /// comes from one. Revoking the family revokes the token.
+    pub fid: Option<String>,
     /// `jti` (RFC 7519 §4.1.7): unique per token.
     pub jti: String,
     /// `exp` (RFC 7519 §4.1.4).
@@ -54,11 +64,48 @@ impl Claims {
         numeric_date_to_system_time(self.iat)
     }
 
-    /// Parses a JWT Claims Set (RFC 7519 §4); checks only presence and types.
+    /// Parses an access token's JWT Claims Set (RFC 7519 §4); checks only presence and types.
     pub(crate) fn from_json(json: &[u8]) -> Result<Self, VerifyError> {
-        let raw: RawClaims =
-            serde_json::from_slice(json).map_err(|_| VerifyError::Malformed("the claims are not valid JSON"))?;
-        raw.into_claims()
+        RawClaims::parse(json, Kind::AccessToken)?.into_access_token_claims()
+    }
+}
+
+/// The claims of an ID token (OpenID Connect Core §2) that passed every check, as read
+/// from an `id_token_hint` (RP-Initiated Logout 1.0 §2) for instance.
+///
+/// Times are NumericDate values (RFC 7519 §2): whole seconds since the Unix epoch.
+/// Non-exhaustive, like [`Claims`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct IdTokenClaims {
+    /// `iss`: equal to the policy's issuer.
+    pub iss: String,
+    /// `sub`: the end-user.
+    pub sub: String,
+    /// `aud`, always as a list: the client ids the token was issued to.
+    pub aud: Vec<String>,
+    /// `exp`. It may have passed when the policy allows expired tokens.
+    pub exp: i64,
+    /// `iat`.
+    pub iat: i64,
+    /// `nbf` (RFC 7519 §4.1.5), if present.
+    pub nbf: Option<i64>,
+    /// `auth_time`: when the end-user authenticated, if present.
+    pub auth_time: Option<i64>,
+    /// `nonce` (§3.1.2.1), if the authentication request carried one.
+    pub nonce: Option<String>,
+    /// `azp`: the authorized party, if present.
+    pub azp: Option<String>,
+    /// `sid` (OpenID Connect Front-Channel Logout §3): the login session, if present.
+    pub sid: Option<String>,
+    /// Every other claim (`at_hash`, `acr`, custom claims …), as JSON.
+    pub extra: Map<String, Value>,
+}
+
+impl IdTokenClaims {
+    /// Parses an ID token's JWT Claims Set; checks only presence and types.
+    pub(crate) fn from_json(json: &[u8]) -> Result<Self, VerifyError> {
+        RawClaims::parse(json, Kind::IdToken)?.into_id_token_claims()
     }
 }
 
@@ -120,6 +167,13 @@ impl fmt::Display for Scopes {
     }
 }
 
+/// The same as [`Scopes::parse`].
+impl From<&str> for Scopes {
+    fn from(scope: &str) -> Self {
+        Self::parse(scope)
+    }
+}
+
 impl<'a> IntoIterator for &'a Scopes {
     type Item = &'a str;
     type IntoIter = std::iter::Map<std::collections::btree_set::Iter<'a, String>, fn(&'a String) -> &'a str>;
@@ -127,6 +181,13 @@ impl<'a> IntoIterator for &'a Scopes {
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(String::as_str)
     }
+}
+
+/// Which claim set a payload is parsed as: the registered names each one types.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    AccessToken,
+    IdToken,
 }
 
 /// Every member is optional here so that a missing one becomes `MissingClaim(name)`
@@ -140,14 +201,28 @@ struct RawClaims {
     scope: Option<String>,
     sid: Option<String>,
     jti: Option<String>,
+    fid: Option<String>,
+    nonce: Option<String>,
+    azp: Option<String>,
     exp: Option<i64>,
     iat: Option<i64>,
     nbf: Option<i64>,
+    auth_time: Option<i64>,
     extra: Map<String, Value>,
 }
 
 impl RawClaims {
-    fn into_claims(self) -> Result<Claims, VerifyError> {
+    /// Parses a JSON object in one pass; trailing characters are refused, as
+    /// `serde_json::from_slice` does.
+    fn parse(json: &[u8], kind: Kind) -> Result<Self, VerifyError> {
+        const MALFORMED: VerifyError = VerifyError::Malformed("the claims are not valid JSON");
+        let mut deserializer = serde_json::Deserializer::from_slice(json);
+        let raw = deserializer.deserialize_map(RawClaimsVisitor { kind }).map_err(|_| MALFORMED)?;
+        deserializer.end().map_err(|_| MALFORMED)?;
+        Ok(raw)
+    }
+
+    fn into_access_token_claims(self) -> Result<Claims, VerifyError> {
         // RFC 9068 §2.2 lists them in this order.
         let iss = self.iss.ok_or(VerifyError::MissingClaim("iss"))?;
         let exp = self.exp.ok_or(VerifyError::MissingClaim("exp"))?;
@@ -163,6 +238,7 @@ impl RawClaims {
             client_id,
             scope: self.scope.as_deref().map(Scopes::parse).unwrap_or_default(),
             sid: self.sid,
+            fid: self.fid,
             jti,
             exp,
             iat,
@@ -170,15 +246,33 @@ impl RawClaims {
             extra: self.extra,
         })
     }
-}
 
-impl<'de> Deserialize<'de> for RawClaims {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(RawClaimsVisitor)
+    fn into_id_token_claims(self) -> Result<IdTokenClaims, VerifyError> {
+        // OpenID Connect Core §2 lists them in this order.
+        let iss = self.iss.ok_or(VerifyError::MissingClaim("iss"))?;
+        let sub = self.sub.ok_or(VerifyError::MissingClaim("sub"))?;
+        let aud = self.aud.filter(|aud| !aud.is_empty()).ok_or(VerifyError::MissingClaim("aud"))?;
+        let exp = self.exp.ok_or(VerifyError::MissingClaim("exp"))?;
+        let iat = self.iat.ok_or(VerifyError::MissingClaim("iat"))?;
+        Ok(IdTokenClaims {
+            iss,
+            sub,
+            aud,
+            exp,
+            iat,
+            nbf: self.nbf,
+            auth_time: self.auth_time,
+            nonce: self.nonce,
+            azp: self.azp,
+            sid: self.sid,
+            extra: self.extra,
+        })
     }
 }
 
-struct RawClaimsVisitor;
+struct RawClaimsVisitor {
+    kind: Kind,
+}
 
 impl<'de> Visitor<'de> for RawClaimsVisitor {
     type Value = RawClaims;
@@ -195,21 +289,31 @@ impl<'de> Visitor<'de> for RawClaimsVisitor {
             *slot = value;
             Ok(())
         }
+        use Kind::{AccessToken, IdToken};
+        let kind = self.kind;
         let mut raw = RawClaims::default();
         while let Some(name) = map.next_key::<ClaimName>()? {
             match name {
                 ClaimName::Iss => set(&mut raw.iss, map.next_value()?, "iss")?,
                 ClaimName::Sub => set(&mut raw.sub, map.next_value()?, "sub")?,
                 ClaimName::Aud => set(&mut raw.aud, map.next_value::<Option<Audience>>()?.map(|a| a.0), "aud")?,
-                ClaimName::ClientId => set(&mut raw.client_id, map.next_value()?, "client_id")?,
-                ClaimName::Scope => set(&mut raw.scope, map.next_value()?, "scope")?,
                 ClaimName::Sid => set(&mut raw.sid, map.next_value()?, "sid")?,
-                ClaimName::Jti => set(&mut raw.jti, map.next_value()?, "jti")?,
                 ClaimName::Exp => set(&mut raw.exp, map.next_value::<Option<NumericDate>>()?.map(|d| d.0), "exp")?,
                 ClaimName::Iat => set(&mut raw.iat, map.next_value::<Option<NumericDate>>()?.map(|d| d.0), "iat")?,
                 ClaimName::Nbf => set(&mut raw.nbf, map.next_value::<Option<NumericDate>>()?.map(|d| d.0), "nbf")?,
-                ClaimName::Other(name) => {
-                    raw.extra.insert(name, map.next_value()?);
+                ClaimName::ClientId if kind == AccessToken => set(&mut raw.client_id, map.next_value()?, "client_id")?,
+                ClaimName::Scope if kind == AccessToken => set(&mut raw.scope, map.next_value()?, "scope")?,
+                ClaimName::Jti if kind == AccessToken => set(&mut raw.jti, map.next_value()?, "jti")?,
+                ClaimName::Fid if kind == AccessToken => set(&mut raw.fid, map.next_value()?, "fid")?,
+                ClaimName::Nonce if kind == IdToken => set(&mut raw.nonce, map.next_value()?, "nonce")?,
+                ClaimName::Azp if kind == IdToken => set(&mut raw.azp, map.next_value()?, "azp")?,
+                ClaimName::AuthTime if kind == IdToken => {
+                    set(&mut raw.auth_time, map.next_value::<Option<NumericDate>>()?.map(|d| d.0), "auth_time")?
+                }
+                // A name this kind of token does not type is kept as it is, like any other.
+                // A repeated one overwrites: RFC 7519 §4 lets parsers keep the last.
+                other => {
+                    raw.extra.insert(other.into_name(), map.next_value()?);
                 }
             }
         }
@@ -226,10 +330,37 @@ enum ClaimName {
     Scope,
     Sid,
     Jti,
+    Fid,
+    Nonce,
+    Azp,
     Exp,
     Iat,
     Nbf,
+    AuthTime,
     Other(String),
+}
+
+impl ClaimName {
+    fn into_name(self) -> String {
+        let name = match self {
+            Self::Other(name) => return name,
+            Self::Iss => "iss",
+            Self::Sub => "sub",
+            Self::Aud => "aud",
+            Self::ClientId => "client_id",
+            Self::Scope => "scope",
+            Self::Sid => "sid",
+            Self::Jti => "jti",
+            Self::Fid => "fid",
+            Self::Nonce => "nonce",
+            Self::Azp => "azp",
+            Self::Exp => "exp",
+            Self::Iat => "iat",
+            Self::Nbf => "nbf",
+            Self::AuthTime => "auth_time",
+        };
+        name.to_owned()
+    }
 }
 
 impl<'de> Deserialize<'de> for ClaimName {
@@ -249,9 +380,13 @@ impl<'de> Deserialize<'de> for ClaimName {
                     "scope" => ClaimName::Scope,
                     "sid" => ClaimName::Sid,
                     "jti" => ClaimName::Jti,
+                    "fid" => ClaimName::Fid,
+                    "nonce" => ClaimName::Nonce,
+                    "azp" => ClaimName::Azp,
                     "exp" => ClaimName::Exp,
                     "iat" => ClaimName::Iat,
                     "nbf" => ClaimName::Nbf,
+                    "auth_time" => ClaimName::AuthTime,
                     other => ClaimName::Other(other.to_owned()),
                 })
             }
@@ -390,5 +525,85 @@ mod tests {
         let mut value = complete();
         value["exp"] = json!(1700000000.9);
         assert_eq!(parse(value).unwrap().exp, 1_700_000_000);
+    }
+
+    #[test]
+    fn the_family_claim_is_typed() {
+        let mut value = complete();
+        value["fid"] = json!("family-1");
+        let claims = parse(value.clone()).unwrap();
+        assert_eq!(claims.fid.as_deref(), Some("family-1"));
+        assert!(!claims.extra.contains_key("fid"));
+        assert_eq!(parse(complete()).unwrap().fid, None);
+        value["fid"] = json!(7);
+        assert!(matches!(parse(value), Err(VerifyError::Malformed(_))));
+    }
+
+    #[test]
+    fn trailing_characters_are_malformed() {
+        let json = serde_json::to_vec(&complete()).unwrap();
+        assert!(Claims::from_json(&json).is_ok());
+        assert!(matches!(Claims::from_json(&[&json[..], b"{}"].concat()), Err(VerifyError::Malformed(_))));
+        assert!(matches!(Claims::from_json(&[&json[..], b" x"].concat()), Err(VerifyError::Malformed(_))));
+        assert!(Claims::from_json(&[&json[..], b" \n"].concat()).is_ok(), "whitespace is not a character");
+    }
+
+    fn id_token() -> Value {
+        json!({
+            "iss": "https://id.example.com", "sub": "u", "aud": "client-1", "exp": 2, "iat": 1,
+            "auth_time": 1, "nonce": "n", "azp": "client-1", "sid": "s", "at_hash": "h", "jti": "j"
+        })
+    }
+
+    fn parse_id(value: Value) -> Result<IdTokenClaims, VerifyError> {
+        IdTokenClaims::from_json(&serde_json::to_vec(&value).unwrap())
+    }
+
+    #[test]
+    fn id_token_claims_are_typed_and_the_rest_is_kept() {
+        let claims = parse_id(id_token()).unwrap();
+        assert_eq!((claims.sub.as_str(), claims.aud.as_slice()), ("u", &["client-1".to_owned()][..]));
+        assert_eq!((claims.exp, claims.iat, claims.auth_time), (2, 1, Some(1)));
+        assert_eq!(
+            (claims.nonce.as_deref(), claims.azp.as_deref(), claims.sid.as_deref()),
+            (Some("n"), Some("client-1"), Some("s"))
+        );
+        // Names only access tokens type are ordinary claims here, and the reverse.
+        assert_eq!(claims.extra.keys().collect::<Vec<_>>(), ["at_hash", "jti"]);
+        let mut access = complete();
+        access["nonce"] = json!("n");
+        access["auth_time"] = json!(1.5);
+        let access = parse(access).unwrap();
+        assert_eq!((&access.extra["nonce"], &access.extra["auth_time"]), (&json!("n"), &json!(1.5)));
+    }
+
+    #[test]
+    fn each_required_id_token_claim_is_named_when_missing() {
+        for name in ["iss", "sub", "aud", "exp", "iat"] {
+            let mut value = id_token();
+            value.as_object_mut().unwrap().remove(name);
+            assert!(matches!(parse_id(value), Err(VerifyError::MissingClaim(n)) if n == name), "{name}");
+        }
+        let mut value = id_token();
+        value["aud"] = json!(["client-1", "client-2"]);
+        assert_eq!(parse_id(value).unwrap().aud, ["client-1", "client-2"]);
+    }
+
+    #[test]
+    fn id_token_claims_are_type_checked_and_not_repeated() {
+        for (name, bad) in [("auth_time", json!("1")), ("nonce", json!(1)), ("sid", json!([])), ("aud", json!({}))] {
+            let mut value = id_token();
+            value[name] = bad;
+            assert!(matches!(parse_id(value), Err(VerifyError::Malformed(_))), "{name}");
+        }
+        let json = br#"{"iss":"a","sub":"u","aud":"c","exp":2,"iat":1,"sub":"v"}"#;
+        assert!(matches!(IdTokenClaims::from_json(json), Err(VerifyError::Malformed(_))));
+    }
+
+    #[test]
+    fn scopes_convert_from_a_scope_string() {
+        let scopes = Scopes::from("b a  b");
+        assert_eq!(scopes, Scopes::parse("a b"));
+        assert_eq!(scopes.len(), 2);
     }
 }

@@ -2,7 +2,7 @@
 //! verifier is built.
 
 use crate::http::{Fetched, HttpFetcher};
-use crate::VerifyError;
+use crate::{BuildError, DiscoveryError, FetchError};
 use serde::Deserialize;
 use url::Url;
 
@@ -16,26 +16,24 @@ struct ProviderMetadata {
 /// The `jwks_uri` of `issuer`, after checking that the document speaks for exactly
 /// that issuer (§4.3): otherwise a wrong URL or a hostile document could substitute
 /// another issuer's keys.
-pub(crate) async fn jwks_uri(fetcher: &HttpFetcher, issuer: &str) -> Result<Url, VerifyError> {
+pub(crate) async fn jwks_uri(fetcher: &HttpFetcher, issuer: &str) -> Result<Url, BuildError> {
     // §4: the issuer with any trailing slash removed, then the well-known path.
     let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-    let url = Url::parse(&url).map_err(|e| VerifyError::Configuration(format!("issuer {issuer:?}: {e}")))?;
-    let body = match fetcher.get(&url, None).await.map_err(VerifyError::Discovery)? {
+    let url = Url::parse(&url).map_err(|source| BuildError::IssuerNotUrl { issuer: issuer.to_owned(), source })?;
+    let body = match fetcher.get(&url, None).await.map_err(DiscoveryError::Unavailable)? {
         Fetched::Body { body, .. } => body,
-        Fetched::NotModified { .. } => return Err(VerifyError::Discovery(format!("{url}: HTTP 304"))),
+        // Only conditional requests accept 304, so this arm is an `Err` in practice.
+        Fetched::NotModified { .. } => return Err(DiscoveryError::Unavailable(FetchError::status(&url, 304)).into()),
     };
-    let metadata: ProviderMetadata = serde_json::from_slice(&body)
-        .map_err(|e| VerifyError::Discovery(format!("{url} is not OpenID provider metadata: {e}")))?;
+    let metadata: ProviderMetadata =
+        serde_json::from_slice(&body).map_err(|e| DiscoveryError::Unavailable(FetchError::invalid(&url, e)))?;
     if metadata.issuer != issuer {
-        return Err(VerifyError::Discovery(format!(
-            "{url} describes the issuer {:?}, not the configured {issuer:?}",
-            metadata.issuer
-        )));
+        return Err(DiscoveryError::IssuerMismatch { expected: issuer.to_owned(), found: metadata.issuer }.into());
     }
     let jwks_uri = Url::parse(&metadata.jwks_uri)
-        .map_err(|e| VerifyError::Discovery(format!("{url}: jwks_uri {:?} is not a URL: {e}", metadata.jwks_uri)))?;
+        .map_err(|source| DiscoveryError::JwksUriNotUrl { jwks_uri: metadata.jwks_uri, source })?;
     if !matches!(jwks_uri.scheme(), "https" | "http") {
-        return Err(VerifyError::Discovery(format!("{url}: jwks_uri {jwks_uri} is not an http(s) URL")));
+        return Err(DiscoveryError::JwksUriNotHttp { jwks_uri }.into());
     }
     Ok(jwks_uri)
 }

@@ -1,23 +1,31 @@
-//! What can go wrong, as one enum: building a verifier, and verifying a token.
+//! What can go wrong, split by when it happens: building a verifier ([`BuildError`]), and
+//! verifying a token ([`VerifyError`]).
 
-/// Why a verifier could not be built, or why a token was refused.
+use std::fmt;
+use std::sync::Arc;
+use url::Url;
+
+/// Why a token was refused, or could not be checked at the moment.
 ///
-/// The token variants carry no text taken from the token: their messages are safe to
-/// return to clients (the actix-web integration puts [`VerifyError::description`] in
-/// the `WWW-Authenticate` header) and to log.
+/// No variant carries text taken from the token: the messages are safe to log, and
+/// [`VerifyError::error_description`] is safe to return to clients (the actix-web
+/// integration puts it in the `WWW-Authenticate` header).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
     /// Not a well-formed JWS in compact serialisation (RFC 7515 §7.1): wrong number of
-    /// parts, bad base64url, invalid JSON, a claim of the wrong type, too large.
+    /// parts, bad base64url, invalid JSON, a claim of the wrong type, too large, no `kid`.
+    /// The reason is fixed text rather than the JSON parser's error, whose message can
+    /// quote the token.
     #[error("malformed token: {0}")]
     Malformed(&'static str),
-    /// `alg` is not in the verifier's allow-list, or not one this crate can ever accept
-    /// (`none`, `HS256` …), or not the algorithm the key is published for.
+    /// `alg` is not in the allow-list, or not one this crate can ever accept (`none`,
+    /// `HS256` …), or not the algorithm the key is published for.
     #[error("the token's signature algorithm is not accepted")]
     UnsupportedAlgorithm,
-    /// `typ` is not `at+jwt` (RFC 9068 §4): an ID token or some other JWT.
-    #[error("the token is not a JWT access token (typ must be at+jwt)")]
+    /// `typ` is not the one expected: `at+jwt` for access tokens (RFC 9068 §4), `JWT`
+    /// for ID tokens. An access token never passes for an ID token, nor the reverse.
+    #[error("the token is not of the expected type (typ)")]
     WrongType,
     /// No published key has the token's `kid`, even after the refetch the rate limit allowed.
     #[error("the token was signed with an unknown key")]
@@ -31,38 +39,34 @@ pub enum VerifyError {
     /// `nbf` (RFC 7519 §4.1.5) or `iat` lies in the future, beyond the leeway.
     #[error("the token is not valid yet")]
     NotYetValid,
-    /// `iss` is not exactly the configured issuer (RFC 9068 §4).
+    /// `iss` is not exactly the configured issuer (RFC 9068 §4, OpenID Connect Core §3.1.3.7).
     #[error("the token was issued by another issuer")]
     WrongIssuer,
     /// None of the token's `aud` values is a configured audience (RFC 9068 §4).
     #[error("the token is not meant for this audience")]
     WrongAudience,
-    /// A claim RFC 9068 §2.2 requires is absent: `iss exp aud sub client_id iat jti`.
+    /// A required claim is absent: for access tokens `iss exp aud sub client_id iat jti`
+    /// (RFC 9068 §2.2), for ID tokens `iss sub aud exp iat` (OpenID Connect Core §2).
     #[error("the token lacks the required claim `{0}`")]
     MissingClaim(&'static str),
-    /// The builder was given unusable settings (no audience, an issuer that is not a URL …).
-    #[error("invalid verifier configuration: {0}")]
-    Configuration(String),
-    /// The discovery document (OpenID Connect Discovery 1.0 §4) could not be fetched, is
-    /// invalid, or names a different issuer than the configured one (§4.3).
-    #[error("discovery failed: {0}")]
-    Discovery(String),
-    /// The JWK Set could not be fetched or parsed when the verifier was built.
-    #[error("the JWK Set is unavailable: {0}")]
-    KeySetUnavailable(String),
+    /// The token names a key this verifier does not have, and the JWK Set could not be
+    /// fetched to look for it: the issuer is unreachable or serves something else. Not the
+    /// token's fault, so not a 401: the actix-web extractor answers 503.
+    #[error("the issuer's keys are unavailable")]
+    KeysUnavailable(#[source] FetchError),
 }
 
 impl VerifyError {
-    /// True for the variants that describe a refused token (as opposed to a verifier that
-    /// could not be set up).
+    /// True when the token itself was refused (answer 401); false for
+    /// [`KeysUnavailable`](Self::KeysUnavailable), which is this side's problem (503).
     pub fn is_token_error(&self) -> bool {
-        !matches!(self, Self::Configuration(_) | Self::Discovery(_) | Self::KeySetUnavailable(_))
+        !matches!(self, Self::KeysUnavailable(_))
     }
 
-    /// A short description for clients, e.g. RFC 6750 §3 `error_description`. Every
-    /// character is in the set that attribute allows (%x20-21 / %x23-5B / %x5D-7E),
-    /// and none comes from the token.
-    pub fn description(&self) -> &'static str {
+    /// A short text for clients: RFC 6750 §3 `error_description`, so it speaks of access
+    /// tokens. Every character is in the set that attribute allows (%x20-21 / %x23-5B /
+    /// %x5D-7E), and none comes from the token.
+    pub fn error_description(&self) -> &'static str {
         match self {
             Self::Malformed(_) => "the access token is malformed",
             Self::UnsupportedAlgorithm => "the access token is signed with an algorithm that is not accepted",
@@ -74,19 +78,221 @@ impl VerifyError {
             Self::WrongIssuer => "the access token was issued by another issuer",
             Self::WrongAudience => "the access token is not meant for this resource server",
             Self::MissingClaim(_) => "the access token lacks a required claim",
-            Self::Configuration(_) | Self::Discovery(_) | Self::KeySetUnavailable(_) => {
-                "the access token cannot be verified at the moment"
-            }
+            Self::KeysUnavailable(_) => "the access token cannot be verified at the moment",
         }
+    }
+}
+
+/// Why a [`Verifier`](crate::Verifier) could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// An unusable setting: no audience, no algorithm, a leeway over five minutes, a zero
+    /// interval or timeout, a realm that cannot be quoted, a JWK Set without a usable key.
+    #[error("invalid verifier configuration: {0}")]
+    Configuration(&'static str),
+    /// The issuer is not a URL.
+    #[error("the issuer {issuer:?} is not a URL")]
+    IssuerNotUrl {
+        /// The issuer as configured.
+        issuer: String,
+        /// Why it does not parse.
+        #[source]
+        source: url::ParseError,
+    },
+    /// The issuer is a URL, but not an `https` or `http` one without query and fragment
+    /// (OpenID Connect Discovery 1.0 §2 for the query and fragment).
+    #[error("the issuer {issuer:?} must be an http(s) URL without query or fragment")]
+    InvalidIssuer {
+        /// The issuer as configured.
+        issuer: String,
+    },
+    /// The JWK Set given to [`VerifierBuilder::build_from_jwks`](crate::VerifierBuilder::build_from_jwks)
+    /// is not a JWK Set.
+    #[error("invalid JWK Set")]
+    InvalidJwks(#[from] JwksError),
+    /// The HTTP client could not be created (its TLS backend failed to initialise).
+    #[cfg(feature = "fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
+    #[error("cannot create the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    /// The issuer's discovery document could not be fetched or is not acceptable.
+    #[cfg(feature = "fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
+    #[error("OpenID Connect discovery failed")]
+    Discovery(#[from] DiscoveryError),
+    /// The JWK Set could not be fetched, or is not a JWK Set.
+    #[cfg(feature = "fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
+    #[error("the JWK Set is unavailable")]
+    KeySetUnavailable(#[source] FetchError),
+}
+
+/// What is wrong with the issuer's discovery document (OpenID Connect Discovery 1.0 §4).
+#[cfg(feature = "fetch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    /// The document could not be fetched, or is not OpenID Provider Metadata (§3).
+    #[error("the discovery document is unavailable")]
+    Unavailable(#[source] FetchError),
+    /// The document speaks for another issuer (§4.3): a wrong URL, or a document that
+    /// would substitute another issuer's keys.
+    #[error("the discovery document describes the issuer {found:?}, not {expected:?}")]
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// The document's `issuer`.
+        found: String,
+    },
+    /// `jwks_uri` is not a URL.
+    #[error("jwks_uri {jwks_uri:?} is not a URL")]
+    JwksUriNotUrl {
+        /// The document's `jwks_uri`.
+        jwks_uri: String,
+        /// Why it does not parse.
+        #[source]
+        source: url::ParseError,
+    },
+    /// `jwks_uri` is a URL, but not an `https` or `http` one.
+    #[error("jwks_uri {jwks_uri} is not an http(s) URL")]
+    JwksUriNotHttp {
+        /// The document's `jwks_uri`.
+        jwks_uri: Url,
+    },
+}
+
+/// A document that is not a JWK Set (RFC 7517 §5): not JSON, or no `keys` array.
+///
+/// Individual keys that cannot be used (another key type, no `kid` …) are not errors:
+/// RFC 7517 §5 says to ignore them, and [`KeySet`](crate::KeySet) skips them.
+#[derive(Debug, thiserror::Error)]
+#[error("not a JWK Set (RFC 7517 §5)")]
+pub struct JwksError(#[source] pub(crate) serde_json::Error);
+
+/// Why a document could not be fetched from the issuer, or was not what it should be.
+///
+/// Cheap to clone: the key cache hands the last failure to every request that needs it.
+#[derive(Clone)]
+pub struct FetchError(Arc<FetchErrorInner>);
+
+struct FetchErrorInner {
+    url: Url,
+    kind: FetchErrorKind,
+}
+
+// Only the `fetch` feature fetches anything; without it the type exists (it is the source
+// of `VerifyError::KeysUnavailable`) but is never built.
+#[cfg_attr(not(feature = "fetch"), allow(dead_code))]
+enum FetchErrorKind {
+    #[cfg(feature = "fetch")]
+    Request(reqwest::Error),
+    Status(u16),
+    TooLarge(usize),
+    Invalid(serde_json::Error),
+}
+
+#[cfg_attr(not(feature = "fetch"), allow(dead_code))]
+impl FetchError {
+    #[cfg(feature = "fetch")]
+    pub(crate) fn request(url: &Url, error: reqwest::Error) -> Self {
+        Self::new(url, FetchErrorKind::Request(error))
+    }
+
+    pub(crate) fn status(url: &Url, status: u16) -> Self {
+        Self::new(url, FetchErrorKind::Status(status))
+    }
+
+    pub(crate) fn too_large(url: &Url, limit: usize) -> Self {
+        Self::new(url, FetchErrorKind::TooLarge(limit))
+    }
+
+    pub(crate) fn invalid(url: &Url, error: serde_json::Error) -> Self {
+        Self::new(url, FetchErrorKind::Invalid(error))
+    }
+
+    fn new(url: &Url, kind: FetchErrorKind) -> Self {
+        Self(Arc::new(FetchErrorInner { url: url.clone(), kind }))
+    }
+
+    /// The URL that was fetched.
+    pub fn url(&self) -> &Url {
+        &self.0.url
+    }
+
+    /// The HTTP status, when the issuer answered with an unexpected one.
+    pub fn status_code(&self) -> Option<u16> {
+        match self.0.kind {
+            FetchErrorKind::Status(status) => Some(status),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = &self.0.url;
+        match &self.0.kind {
+            #[cfg(feature = "fetch")]
+            FetchErrorKind::Request(_) => write!(f, "GET {url} failed"),
+            FetchErrorKind::Status(status) => write!(f, "GET {url} answered HTTP {status}"),
+            FetchErrorKind::TooLarge(limit) => write!(f, "GET {url}: the document is larger than {limit} bytes"),
+            FetchErrorKind::Invalid(_) => write!(f, "{url} is not the expected JSON document"),
+        }
+    }
+}
+
+impl fmt::Debug for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("FetchError");
+        debug.field("url", &self.0.url.as_str());
+        match &self.0.kind {
+            #[cfg(feature = "fetch")]
+            FetchErrorKind::Request(error) => debug.field("request", error),
+            FetchErrorKind::Status(status) => debug.field("status", status),
+            FetchErrorKind::TooLarge(limit) => debug.field("limit", limit),
+            FetchErrorKind::Invalid(error) => debug.field("invalid", error),
+        };
+        debug.finish()
+    }
+}
+
+impl std::error::Error for FetchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.0.kind {
+            #[cfg(feature = "fetch")]
+            FetchErrorKind::Request(error) => Some(error),
+            FetchErrorKind::Invalid(error) => Some(error),
+            FetchErrorKind::Status(_) | FetchErrorKind::TooLarge(_) => None,
+        }
+    }
+}
+
+/// An error and its sources on one line, `a: b: c`, for logs.
+#[cfg_attr(not(feature = "fetch"), allow(dead_code))]
+pub(crate) struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error;
 
     #[test]
-    fn descriptions_are_valid_rfc6750_attribute_values() {
+    fn error_descriptions_are_valid_rfc6750_attribute_values() {
+        let url = Url::parse("https://id.example.com/jwks.json").unwrap();
         let all = [
             VerifyError::Malformed("x"),
             VerifyError::UnsupportedAlgorithm,
@@ -98,13 +304,38 @@ mod tests {
             VerifyError::WrongIssuer,
             VerifyError::WrongAudience,
             VerifyError::MissingClaim("sub"),
-            VerifyError::Configuration("x".into()),
-            VerifyError::Discovery("x".into()),
-            VerifyError::KeySetUnavailable("x".into()),
+            VerifyError::KeysUnavailable(FetchError::status(&url, 500)),
         ];
         for error in all {
             let allowed = |b: u8| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E);
-            assert!(error.description().bytes().all(allowed), "{error:?}");
+            assert!(error.error_description().bytes().all(allowed), "{error:?}");
         }
+    }
+
+    #[test]
+    fn only_unavailable_keys_are_not_the_tokens_fault() {
+        let url = Url::parse("https://id.example.com/jwks.json").unwrap();
+        assert!(!VerifyError::KeysUnavailable(FetchError::status(&url, 503)).is_token_error());
+        assert!(VerifyError::UnknownKey.is_token_error());
+        assert!(VerifyError::Expired.is_token_error());
+    }
+
+    #[test]
+    fn causes_are_kept_as_sources() {
+        let json = serde_json::from_slice::<serde_json::Value>(b"<html>").unwrap_err();
+        let url = Url::parse("https://id.example.com/jwks.json").unwrap();
+        let error = VerifyError::KeysUnavailable(FetchError::invalid(&url, json));
+        let fetch = error.source().expect("the fetch failure");
+        assert_eq!(fetch.to_string(), "https://id.example.com/jwks.json is not the expected JSON document");
+        assert!(fetch.source().expect("the JSON error").is::<serde_json::Error>());
+
+        assert_eq!(
+            Chain(&error).to_string(),
+            "the issuer's keys are unavailable: https://id.example.com/jwks.json is not the expected JSON document: \
+             expected value at line 1 column 1"
+        );
+
+        let error = BuildError::IssuerNotUrl { issuer: "id".into(), source: url::ParseError::RelativeUrlWithoutBase };
+        assert!(error.source().expect("the URL error").is::<url::ParseError>());
     }
 }

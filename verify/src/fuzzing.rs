@@ -1,8 +1,8 @@
 //! Entry points for the fuzz targets in `fuzz/` (the `fuzzing` feature), not a public API:
 //! hidden from the docs, and exempt from semver.
 //!
-//! The JWK Set parser and the claims parser are private; the fuzzers need them without the
-//! HTTP fetch in front (a fetch per input would be 1000 times slower). The whole token
+//! The claims parser and single signature checks are private; the fuzzers need them without
+//! the HTTP fetch in front (a fetch per input would be 1000 times slower). The whole token
 //! check is fuzzed through the public [`Verifier`](crate::Verifier) instead.
 
 use crate::{Algorithm, Claims, VerifyError};
@@ -11,15 +11,13 @@ use crate::{Algorithm, Claims, VerifyError};
 pub const ALL_ALGORITHMS: [Algorithm; 6] =
     [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384, Algorithm::PS512];
 
-/// A parsed JWK Set, as the verifier keeps it.
-pub struct KeySet(crate::jwk::KeyMap);
+/// A parsed JWK Set, as the verifier keeps it, with access to single signature checks.
+pub struct KeySet(crate::KeySet);
 
 impl KeySet {
     /// The `kid`s of the usable keys, sorted.
     pub fn key_ids(&self) -> Vec<&str> {
-        let mut kids: Vec<&str> = self.0.keys().map(String::as_str).collect();
-        kids.sort_unstable();
-        kids
+        self.0.key_ids()
     }
 
     /// Verifies `signature` over `message` with the key `kid` and `alg`, as the verifier does.
@@ -30,7 +28,7 @@ impl KeySet {
 
 /// Parses a JWK Set document with the verifier's parser, keeping the keys usable with `allowed`.
 pub fn parse_jwk_set(json: &[u8], allowed: &[Algorithm]) -> Result<KeySet, String> {
-    crate::jwk::parse_jwk_set(json, allowed).map(KeySet)
+    crate::KeySet::from_jwks_for(json, allowed).map(KeySet).map_err(|e| e.to_string())
 }
 
 /// Parses a JWT Claims Set with the verifier's claims parser (presence and types only).

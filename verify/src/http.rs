@@ -2,6 +2,7 @@
 //! HTTP caching headers (RFC 9111 §5.2 `Cache-Control`, §5.1 `Age`, RFC 9110 §8.8.3 ETag)
 //! that decide when to fetch again.
 
+use crate::FetchError;
 use reqwest::header::{HeaderMap, ACCEPT, AGE, CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
 use std::time::Duration;
@@ -26,30 +27,29 @@ pub(crate) enum Fetched {
 }
 
 impl HttpFetcher {
-    /// GET `url`, conditionally when `etag` is given. Errors are messages for the log;
-    /// they name the URL but never contain a token.
-    pub async fn get(&self, url: &Url, etag: Option<&str>) -> Result<Fetched, String> {
+    /// GET `url`, conditionally when `etag` is given.
+    pub async fn get(&self, url: &Url, etag: Option<&str>) -> Result<Fetched, FetchError> {
         let mut request = self.client.get(url.clone()).timeout(self.timeout).header(ACCEPT, "application/json");
         if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
-        let mut response = request.send().await.map_err(|e| format!("GET {url}: {e}"))?;
+        let mut response = request.send().await.map_err(|e| FetchError::request(url, e))?;
         let status = response.status();
         let fresh_for = freshness(response.headers());
         if status == StatusCode::NOT_MODIFIED && etag.is_some() {
             return Ok(Fetched::NotModified { fresh_for });
         }
         if !status.is_success() {
-            return Err(format!("GET {url}: HTTP {status}"));
+            return Err(FetchError::status(url, status.as_u16()));
         }
         let etag = response.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
         if response.content_length().is_some_and(|len| len > MAX_DOCUMENT_LEN as u64) {
-            return Err(format!("GET {url}: the document is larger than {MAX_DOCUMENT_LEN} bytes"));
+            return Err(FetchError::too_large(url, MAX_DOCUMENT_LEN));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| format!("GET {url}: {e}"))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| FetchError::request(url, e))? {
             if body.len() + chunk.len() > MAX_DOCUMENT_LEN {
-                return Err(format!("GET {url}: the document is larger than {MAX_DOCUMENT_LEN} bytes"));
+                return Err(FetchError::too_large(url, MAX_DOCUMENT_LEN));
             }
             body.extend_from_slice(&chunk);
         }

@@ -1,19 +1,132 @@
 //! The issuer's JWK Set (RFC 7517 §5), turned once into parsed aws-lc public keys.
 //!
 //! Parsing a key costs about as much as verifying a signature with it (`jsonwebtoken`
-//! does it on every `decode`), so each key is parsed when the set is fetched and kept.
+//! does it on every `decode`), so each key is parsed when the set is read and kept.
 
-use crate::{Algorithm, VerifyError};
+use crate::{Algorithm, JwksError, VerifyError};
 use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::fmt;
 
-/// Keys by `kid`.
-pub(crate) type KeyMap = HashMap<String, Arc<VerifyingKey>>;
+/// The public keys of an issuer, parsed once, by `kid`: what tokens are verified with.
+///
+/// Built from a JWK Set document (RFC 7517 §5) such as Tessera serves at `jwks_uri`:
+///
+/// ```
+/// # fn run(jwks_json: &[u8]) -> Result<(), tessera_verify::JwksError> {
+/// let keys = tessera_verify::KeySet::from_jwks(jwks_json)?;
+/// # Ok(()) }
+/// ```
+///
+/// Keys this crate cannot use are skipped, as §5 asks for members that are not
+/// understood, and logged at `debug`: other key types, keys for encryption (`use` or
+/// `key_ops`), keys published for an algorithm that is not allowed, keys without a
+/// `kid` (tokens must name their key), and RSA keys below 2048 bits. A `kid` published
+/// twice is dropped with a warning, since a token naming it would be ambiguous.
+pub struct KeySet {
+    keys: HashMap<String, VerifyingKey>,
+}
+
+impl KeySet {
+    /// Parses a JWK Set, keeping the keys usable with RS256, what Tessera signs with.
+    pub fn from_jwks(jwks: &[u8]) -> Result<Self, JwksError> {
+        Self::from_jwks_for(jwks, &[Algorithm::RS256])
+    }
+
+    /// Parses a JWK Set, keeping the keys usable with one of `algorithms`. A key that
+    /// names its `alg` is only ever used with it (RFC 7517 §4.4); one that does not is
+    /// parsed for each of `algorithms`.
+    pub fn from_jwks_for(jwks: &[u8], algorithms: &[Algorithm]) -> Result<Self, JwksError> {
+        let set: JwkSet = serde_json::from_slice(jwks).map_err(JwksError)?;
+        let mut keys = HashMap::with_capacity(set.keys.len());
+        let mut duplicates = HashSet::new();
+        for jwk in set.keys {
+            match parse_jwk(jwk, algorithms) {
+                Ok((kid, key)) => {
+                    if keys.insert(kid.clone(), key).is_some() {
+                        duplicates.insert(kid);
+                    }
+                }
+                Err(reason) => tracing::debug!(reason, "skipping a JWK"),
+            }
+        }
+        for kid in duplicates {
+            tracing::warn!(kid, "the JWK Set lists this kid more than once; its tokens will not verify");
+            keys.remove(&kid);
+        }
+        Ok(Self { keys })
+    }
+
+    /// The key published as `kid`.
+    pub(crate) fn get(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.keys.get(kid)
+    }
+
+    /// Whether a usable key is published as `kid`.
+    pub fn contains(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
+    /// The `kid`s of the usable keys, sorted.
+    pub fn key_ids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
+    }
+
+    /// How many usable keys the set holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when no key of the document can be used: every token will be refused.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySet").field("kids", &self.key_ids()).finish()
+    }
+}
+
+/// A JWK Set document: a JSON object whose `keys` member is an array (RFC 7517 §5).
+///
+/// Deserialised by hand because `#[derive(Deserialize)]` also accepts a struct written as
+/// an array (`[[…]]`), which is no JWK Set.
+struct JwkSet {
+    keys: Vec<Value>,
+}
+
+impl<'de> Deserialize<'de> for JwkSet {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct JwkSetVisitor;
+        impl<'de> Visitor<'de> for JwkSetVisitor {
+            type Value = JwkSet;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JWK Set (a JSON object with a `keys` array)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JwkSet, A::Error> {
+                let mut keys = None;
+                while let Some(name) = map.next_key::<String>()? {
+                    if name != "keys" {
+                        map.next_value::<IgnoredAny>()?;
+                    } else if keys.replace(map.next_value()?).is_some() {
+                        return Err(de::Error::duplicate_field("keys"));
+                    }
+                }
+                Ok(JwkSet { keys: keys.ok_or_else(|| de::Error::missing_field("keys"))? })
+            }
+        }
+        deserializer.deserialize_map(JwkSetVisitor)
+    }
+}
 
 /// One published key, parsed for each allowed algorithm it may be used with.
 pub(crate) struct VerifyingKey {
@@ -27,34 +140,6 @@ impl VerifyingKey {
         let (_, key) = self.parsed.iter().find(|(a, _)| *a == alg).ok_or(VerifyError::UnsupportedAlgorithm)?;
         key.verify_sig(message, signature).map_err(|_| VerifyError::BadSignature)
     }
-}
-
-/// Parses a JWK Set. Keys this verifier cannot use are skipped (RFC 7517 §5: members
-/// that are not understood are ignored) and logged; a `kid` published twice is dropped,
-/// since a token naming it would be ambiguous.
-pub(crate) fn parse_jwk_set(json: &[u8], allowed: &[Algorithm]) -> Result<KeyMap, String> {
-    #[derive(Deserialize)]
-    struct JwkSet {
-        keys: Vec<Value>,
-    }
-    let set: JwkSet = serde_json::from_slice(json).map_err(|e| format!("not a JWK Set: {e}"))?;
-    let mut keys = KeyMap::with_capacity(set.keys.len());
-    let mut duplicates = HashSet::new();
-    for jwk in set.keys {
-        match parse_jwk(jwk, allowed) {
-            Ok((kid, key)) => {
-                if keys.insert(kid.clone(), Arc::new(key)).is_some() {
-                    duplicates.insert(kid);
-                }
-            }
-            Err(reason) => tracing::debug!(reason, "skipping a JWK"),
-        }
-    }
-    for kid in duplicates {
-        tracing::warn!(kid, "the JWK Set lists this kid more than once; its tokens will not verify");
-        keys.remove(&kid);
-    }
-    Ok(keys)
 }
 
 /// RFC 7517 §4 members used here, with RFC 7518 §6.3.1 `n` and `e`.
@@ -122,14 +207,15 @@ mod tests {
     /// RFC 7517 Appendix A.1, the RSA public key.
     const RFC7517_N: &str = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
 
-    fn set(keys: Value) -> KeyMap {
-        parse_jwk_set(&serde_json::to_vec(&json!({ "keys": keys })).unwrap(), &[Algorithm::RS256]).unwrap()
+    fn set(keys: Value) -> KeySet {
+        KeySet::from_jwks(&serde_json::to_vec(&json!({ "keys": keys })).unwrap()).unwrap()
     }
 
     #[test]
     fn the_rfc7517_example_key_parses() {
         let keys = set(json!([{ "kty": "RSA", "n": RFC7517_N, "e": "AQAB", "alg": "RS256", "kid": "2011-04-29" }]));
-        assert!(keys.contains_key("2011-04-29"));
+        assert!(keys.contains("2011-04-29"));
+        assert_eq!(keys.len(), 1);
     }
 
     #[test]
@@ -147,7 +233,7 @@ mod tests {
             "not an object",
             { "kty": "RSA", "n": RFC7517_N, "e": "AQAB", "kid": "good" },
         ]));
-        assert_eq!(keys.keys().collect::<Vec<_>>(), ["good"]);
+        assert_eq!(keys.key_ids(), ["good"]);
     }
 
     #[test]
@@ -159,9 +245,10 @@ mod tests {
     #[test]
     fn a_key_is_only_used_with_its_published_algorithm() {
         let jwk = json!({ "keys": [{ "kty": "RSA", "n": RFC7517_N, "e": "AQAB", "alg": "RS256", "kid": "k" }] });
-        let keys = parse_jwk_set(jwk.to_string().as_bytes(), &[Algorithm::RS256, Algorithm::PS256]).unwrap();
-        assert!(matches!(keys["k"].verify(Algorithm::PS256, b"m", &[0; 256]), Err(VerifyError::UnsupportedAlgorithm)));
-        assert!(matches!(keys["k"].verify(Algorithm::RS256, b"m", &[0; 256]), Err(VerifyError::BadSignature)));
+        let keys = KeySet::from_jwks_for(jwk.to_string().as_bytes(), &[Algorithm::RS256, Algorithm::PS256]).unwrap();
+        let key = keys.get("k").unwrap();
+        assert!(matches!(key.verify(Algorithm::PS256, b"m", &[0; 256]), Err(VerifyError::UnsupportedAlgorithm)));
+        assert!(matches!(key.verify(Algorithm::RS256, b"m", &[0; 256]), Err(VerifyError::BadSignature)));
     }
 
     #[test]
@@ -171,8 +258,14 @@ mod tests {
 
     #[test]
     fn documents_that_are_not_jwk_sets_are_errors() {
-        assert!(parse_jwk_set(b"[]", &[Algorithm::RS256]).is_err());
-        assert!(parse_jwk_set(b"{\"keys\":{}}", &[Algorithm::RS256]).is_err());
-        assert!(parse_jwk_set(b"<html>", &[Algorithm::RS256]).is_err());
+        assert!(KeySet::from_jwks(b"[]").is_err());
+        assert!(KeySet::from_jwks(b"{\"keys\":{}}").is_err());
+        assert!(KeySet::from_jwks(b"<html>").is_err());
+        assert!(KeySet::from_jwks(b"{}").is_err());
+        assert!(KeySet::from_jwks(br#"{"keys":[],"keys":[]}"#).is_err());
+        // An array is how serde writes a struct positionally; it is no JWK Set. Found by
+        // the `jwks` fuzz target.
+        assert!(KeySet::from_jwks(b"[[[]]]").is_err());
+        assert!(KeySet::from_jwks(br#"{"other":{"keys":1},"keys":[]}"#).unwrap().is_empty());
     }
 }

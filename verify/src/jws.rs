@@ -1,6 +1,7 @@
 //! JWS Compact Serialization (RFC 7515 §7.1), taken apart strictly and without
 //! trusting anything before the signature is checked.
 
+use crate::jwk::KeySet;
 use crate::{Algorithm, VerifyError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -56,8 +57,14 @@ impl<'a> CompactJws<'a> {
     /// returned `kid` may borrow from: no allocation on the hot path.
     pub fn header<'b>(&self, buffer: &'b mut HeaderBuffer) -> Result<JoseHeader<'b>, VerifyError> {
         let len = decode_into(self.header, buffer)?;
-        let raw: RawHeader<'b> = serde_json::from_slice(&buffer[..len])
-            .map_err(|_| VerifyError::Malformed("the JOSE header is not valid JSON"))?;
+        let json = &buffer[..len];
+        // The header is a JSON object (RFC 7515 §4). Derived `Deserialize` also takes a
+        // struct written as an array, `["RS256","at+jwt","kid",null]`, so look first.
+        if json.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) != Some(&b'{') {
+            return Err(VerifyError::Malformed("the JOSE header is not a JSON object"));
+        }
+        let raw: RawHeader<'b> =
+            serde_json::from_slice(json).map_err(|_| VerifyError::Malformed("the JOSE header is not valid JSON"))?;
         // §4.1.11: a recipient that does not understand a listed extension must reject
         // the JWS. This crate understands none.
         if raw.crit.is_some() {
@@ -65,7 +72,7 @@ impl<'a> CompactJws<'a> {
         }
         // `none`, HS* and anything unknown have no `Algorithm` value at all.
         let alg = Algorithm::from_name(&raw.alg).ok_or(VerifyError::UnsupportedAlgorithm)?;
-        Ok(JoseHeader { alg, is_access_token: raw.typ.as_deref().is_some_and(is_access_token_type), kid: raw.kid })
+        Ok(JoseHeader { alg, typ: raw.typ, kid: raw.kid })
     }
 
     /// Decodes the signature into `buffer`; returns its length.
@@ -101,10 +108,81 @@ fn decode_into(encoded: &str, buffer: &mut [u8]) -> Result<usize, VerifyError> {
     URL_SAFE_NO_PAD.decode_slice(encoded, buffer).map_err(|_| VerifyError::Malformed("a part is not base64url"))
 }
 
-/// RFC 9068 §4: `at+jwt`, or the full media type `application/at+jwt`. Media types
-/// compare case-insensitively (RFC 7515 §4.1.9).
-fn is_access_token_type(typ: &str) -> bool {
-    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
+/// The kind of JWT a caller expects, told apart by the `typ` header (RFC 7515 §4.1.9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenType {
+    /// RFC 9068 §4: `at+jwt`, or the full media type `application/at+jwt`.
+    AccessToken,
+    /// `JWT` (RFC 7519 §5.1), what Tessera puts in its ID tokens, or `application/jwt`.
+    /// Required although OpenID Connect Core leaves `typ` out, so that nothing without
+    /// it, and in particular no access token, passes for an ID token.
+    IdToken,
+}
+
+impl TokenType {
+    /// Media types compare case-insensitively, and the `application/` prefix may be
+    /// left out (RFC 7515 §4.1.9).
+    fn accepts(self, typ: Option<&str>) -> bool {
+        let Some(typ) = typ else { return false };
+        let expected = match self {
+            Self::AccessToken => "at+jwt",
+            Self::IdToken => "jwt",
+        };
+        let media_type = typ.get(..12).filter(|prefix| prefix.eq_ignore_ascii_case("application/")).map(|_| &typ[12..]);
+        media_type.unwrap_or(typ).eq_ignore_ascii_case(expected)
+    }
+}
+
+/// A token whose shape and header passed the checks; its signature is still unchecked,
+/// and nothing in its payload has been looked at.
+pub(crate) struct Unverified<'t, 'b> {
+    jws: CompactJws<'t>,
+    alg: Algorithm,
+    kid: Cow<'b, str>,
+}
+
+/// The checks before the key lookup, in order: size and shape (RFC 7515 §7.1), the JOSE
+/// header, `alg` against `algorithms`, `typ`, and the presence of `kid`.
+pub(crate) fn open<'t, 'b>(
+    token: &'t str,
+    buffer: &'b mut HeaderBuffer,
+    algorithms: &[Algorithm],
+    expected: TokenType,
+) -> Result<Unverified<'t, 'b>, VerifyError> {
+    let jws = CompactJws::split(token)?;
+    let header = jws.header(buffer)?;
+    if !algorithms.contains(&header.alg) {
+        return Err(VerifyError::UnsupportedAlgorithm);
+    }
+    if !expected.accepts(header.typ.as_deref()) {
+        return Err(VerifyError::WrongType);
+    }
+    // Tessera always names the key. Trying every key instead would let one forged
+    // token cost a signature check per published key.
+    let kid = header.kid.ok_or(VerifyError::Malformed("the JOSE header has no kid"))?;
+    Ok(Unverified { jws, alg: header.alg, kid })
+}
+
+impl Unverified<'_, '_> {
+    /// The `kid` the token names, for the key cache to look up.
+    #[cfg(feature = "fetch")]
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Verifies the signature with the key of `keys` that `kid` names, then hands the
+    /// decoded payload to `parse`.
+    pub fn verify<T>(
+        &self,
+        keys: &KeySet,
+        parse: impl FnOnce(&[u8]) -> Result<T, VerifyError>,
+    ) -> Result<T, VerifyError> {
+        let key = keys.get(&self.kid).ok_or(VerifyError::UnknownKey)?;
+        let mut signature = [0u8; SIGNATURE_BUFFER_LEN];
+        let signature_len = self.jws.signature_into(&mut signature)?;
+        key.verify(self.alg, self.jws.signing_input.as_bytes(), &signature[..signature_len])?;
+        self.jws.with_payload(parse)
+    }
 }
 
 /// The header members this crate acts on. Unknown members are ignored, as RFC 7515 §4
@@ -122,11 +200,11 @@ struct RawHeader<'a> {
     crit: Option<IgnoredAny>,
 }
 
-/// The checked header.
+/// The checked header. `typ` and `kid` are borrowed from the decoded header unless they
+/// had escapes.
 pub(crate) struct JoseHeader<'b> {
     pub alg: Algorithm,
-    pub is_access_token: bool,
-    /// Borrowed from the decoded header unless it had escapes.
+    pub typ: Option<Cow<'b, str>>,
     pub kid: Option<Cow<'b, str>>,
 }
 
@@ -138,6 +216,7 @@ mod tests {
     struct Header {
         alg: Algorithm,
         is_access_token: bool,
+        is_id_token: bool,
         kid: Option<String>,
     }
 
@@ -145,7 +224,12 @@ mod tests {
         let token = format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode(json));
         let mut buffer = [0u8; HEADER_BUFFER_LEN];
         let header = CompactJws::split(&token)?.header(&mut buffer)?;
-        Ok(Header { alg: header.alg, is_access_token: header.is_access_token, kid: header.kid.map(Cow::into_owned) })
+        Ok(Header {
+            alg: header.alg,
+            is_access_token: TokenType::AccessToken.accepts(header.typ.as_deref()),
+            is_id_token: TokenType::IdToken.accepts(header.typ.as_deref()),
+            kid: header.kid.map(Cow::into_owned),
+        })
     }
 
     #[test]
@@ -179,6 +263,19 @@ mod tests {
     }
 
     #[test]
+    fn id_tokens_need_typ_jwt_and_the_two_types_never_mix() {
+        for typ in ["JWT", "jwt", "application/jwt", "APPLICATION/JWT"] {
+            let header = header_of(&format!(r#"{{"alg":"RS256","typ":"{typ}","kid":"k"}}"#)).unwrap();
+            assert!(header.is_id_token && !header.is_access_token, "{typ}");
+        }
+        for typ in ["at+jwt", "application/at+jwt", "JWS", "application/", "applicationjwt", "JWT ", "é"] {
+            let header = header_of(&format!(r#"{{"alg":"RS256","typ":"{typ}","kid":"k"}}"#)).unwrap();
+            assert!(!header.is_id_token, "{typ}");
+        }
+        assert!(!header_of(r#"{"alg":"RS256","kid":"k"}"#).unwrap().is_id_token, "typ is required");
+    }
+
+    #[test]
     fn none_and_hmac_are_refused_whatever_their_spelling() {
         for alg in ["none", "None", "HS256", "HS384", "HS512", "hs256", "ES256", "RS256\u{0000}"] {
             let json = serde_json::json!({ "alg": alg, "typ": "at+jwt", "kid": "k" }).to_string();
@@ -190,6 +287,15 @@ mod tests {
     fn critical_extensions_and_duplicate_members_are_refused() {
         assert!(header_of(r#"{"alg":"RS256","typ":"at+jwt","kid":"k","crit":["exp"]}"#).is_err());
         assert!(header_of(r#"{"alg":"HS256","alg":"RS256","typ":"at+jwt","kid":"k"}"#).is_err());
+    }
+
+    #[test]
+    fn a_header_must_be_a_json_object() {
+        assert!(header_of(r#" {"alg":"RS256","typ":"at+jwt","kid":"k"}"#).is_ok());
+        for not_an_object in [r#"["RS256","at+jwt","k",null]"#, r#" ["RS256","at+jwt","k",null]"#, "", " ", "1"] {
+            let result = header_of(not_an_object);
+            assert!(matches!(result, Err(VerifyError::Malformed(_))), "{not_an_object:?}");
+        }
     }
 
     #[test]

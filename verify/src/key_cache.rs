@@ -6,8 +6,7 @@
 //! fetch never removes keys: the old set stays until a fetch succeeds.
 
 use crate::http::{Fetched, HttpFetcher};
-use crate::jwk::{parse_jwk_set, KeyMap, VerifyingKey};
-use crate::{Algorithm, VerifyError};
+use crate::{Algorithm, FetchError, KeySet, VerifyError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -23,21 +22,37 @@ pub(crate) struct KeyCache {
     fetcher: HttpFetcher,
     algorithms: Vec<Algorithm>,
     min_refetch_interval: Duration,
-    current: RwLock<Arc<KeySet>>,
+    current: RwLock<Arc<Snapshot>>,
     /// Held for the duration of every fetch.
     fetch_lock: tokio::sync::Mutex<FetchState>,
     is_background_refresh_pending: AtomicBool,
 }
 
-/// One fetched JWK Set and its HTTP validators.
-struct KeySet {
+/// The keys of the last successful fetch, and what the last fetch attempt said.
+struct Snapshot {
     /// Incremented by every fetch, successful or not.
     generation: u64,
-    keys: Arc<KeyMap>,
+    keys: Arc<KeySet>,
     etag: Option<String>,
     /// When to revalidate: the end of `max-age`, or after a failed fetch, the end of
     /// the back-off.
     refresh_at: Instant,
+    /// Why the last fetch failed; `None` after a success. While set, a `kid` missing from
+    /// `keys` may well be a new key that could not be fetched, not a forged one.
+    failure: Option<FetchError>,
+}
+
+impl Snapshot {
+    /// The keys when they have `kid`; otherwise why not.
+    fn keys_with(&self, kid: &str) -> Result<Arc<KeySet>, VerifyError> {
+        if self.keys.contains(kid) {
+            return Ok(Arc::clone(&self.keys));
+        }
+        match &self.failure {
+            Some(failure) => Err(VerifyError::KeysUnavailable(failure.clone())),
+            None => Err(VerifyError::UnknownKey),
+        }
+    }
 }
 
 struct FetchState {
@@ -51,85 +66,80 @@ impl KeyCache {
         fetcher: HttpFetcher,
         algorithms: Vec<Algorithm>,
         min_refetch_interval: Duration,
-    ) -> Result<Arc<Self>, VerifyError> {
-        let (body, etag, fresh_for) = match fetcher.get(&jwks_uri, None).await {
-            Ok(Fetched::Body { body, etag, fresh_for }) => (body, etag, fresh_for),
+    ) -> Result<Arc<Self>, FetchError> {
+        let (body, etag, fresh_for) = match fetcher.get(&jwks_uri, None).await? {
+            Fetched::Body { body, etag, fresh_for } => (body, etag, fresh_for),
             // Only conditional requests accept 304, so this arm is an `Err` in practice.
-            Ok(Fetched::NotModified { .. }) => {
-                return Err(VerifyError::KeySetUnavailable(format!("{jwks_uri}: HTTP 304")))
-            }
-            Err(reason) => return Err(VerifyError::KeySetUnavailable(reason)),
+            Fetched::NotModified { .. } => return Err(FetchError::status(&jwks_uri, 304)),
         };
-        let keys = parse_jwk_set(&body, &algorithms)
-            .map_err(|e| VerifyError::KeySetUnavailable(format!("{jwks_uri}: {e}")))?;
+        let keys = parse(&jwks_uri, &body, &algorithms)?;
         if keys.is_empty() {
             tracing::warn!(%jwks_uri, "the JWK Set has no key this verifier can use");
         }
-        let set = KeySet {
+        let snapshot = Snapshot {
             generation: 0,
             keys: Arc::new(keys),
             etag,
             refresh_at: refresh_at(fresh_for, min_refetch_interval),
+            failure: None,
         };
         Ok(Arc::new(Self {
             jwks_uri,
             fetcher,
             algorithms,
             min_refetch_interval,
-            current: RwLock::new(Arc::new(set)),
+            current: RwLock::new(Arc::new(snapshot)),
             fetch_lock: tokio::sync::Mutex::new(FetchState { last_unknown_kid_fetch: None }),
             is_background_refresh_pending: AtomicBool::new(false),
         }))
     }
 
-    /// The key published as `kid`. When the set is stale it is revalidated in the
-    /// background while the current keys keep serving; an unknown `kid` waits for a
+    /// The current keys, which hold `kid`. When the set is stale it is revalidated in
+    /// the background while the current keys keep serving; an unknown `kid` waits for a
     /// refetch, unless one already ran within `min_refetch_interval`.
-    pub async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<VerifyingKey>, VerifyError> {
-        let set = self.snapshot();
-        if set.refresh_at <= Instant::now() {
+    pub async fn keys_for(self: &Arc<Self>, kid: &str) -> Result<Arc<KeySet>, VerifyError> {
+        let snapshot = self.snapshot();
+        if snapshot.refresh_at <= Instant::now() {
             self.refresh_in_background();
         }
-        if let Some(key) = set.keys.get(kid) {
-            return Ok(Arc::clone(key));
+        if snapshot.keys.contains(kid) {
+            return Ok(Arc::clone(&snapshot.keys));
         }
-        self.refetch_for_unknown_kid(kid, set.generation).await
+        self.refetch_for_unknown_kid(kid, snapshot.generation).await
     }
 
     /// The `kid`s currently known.
     pub fn key_ids(&self) -> Vec<String> {
-        let mut kids: Vec<String> = self.snapshot().keys.keys().cloned().collect();
-        kids.sort_unstable();
-        kids
+        self.snapshot().keys.key_ids().into_iter().map(str::to_owned).collect()
     }
 
-    fn snapshot(&self) -> Arc<KeySet> {
-        // A poisoned lock still holds a whole set: writers only swap the Arc.
+    fn snapshot(&self) -> Arc<Snapshot> {
+        // A poisoned lock still holds a whole snapshot: writers only swap the Arc.
         Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn install(&self, set: KeySet) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+    fn install(&self, snapshot: Snapshot) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
     }
 
     /// `seen` is the generation in which `kid` was not found.
-    async fn refetch_for_unknown_kid(&self, kid: &str, seen: u64) -> Result<Arc<VerifyingKey>, VerifyError> {
+    async fn refetch_for_unknown_kid(&self, kid: &str, seen: u64) -> Result<Arc<KeySet>, VerifyError> {
         let mut state = self.fetch_lock.lock().await;
         // While we waited, another fetch (for another request, or the background
         // refresh) may have completed: its result is as recent as ours would be.
         let current = self.snapshot();
         if current.generation != seen {
-            return current.keys.get(kid).cloned().ok_or(VerifyError::UnknownKey);
+            return current.keys_with(kid);
         }
         // A token can name any kid it likes: without this limit, each forged one would
         // cost the issuer a request.
         if state.last_unknown_kid_fetch.is_some_and(|at| at.elapsed() < self.min_refetch_interval) {
-            return Err(VerifyError::UnknownKey);
+            return current.keys_with(kid);
         }
         state.last_unknown_kid_fetch = Some(Instant::now());
         tracing::debug!(jwks_uri = %self.jwks_uri, "a token names an unknown kid; refetching the JWK Set");
         self.fetch_holding_lock().await;
-        self.snapshot().keys.get(kid).cloned().ok_or(VerifyError::UnknownKey)
+        self.snapshot().keys_with(kid)
     }
 
     fn refresh_in_background(self: &Arc<Self>) {
@@ -159,34 +169,45 @@ impl KeyCache {
         let generation = old.generation.wrapping_add(1);
         let fetched = self.fetcher.get(&self.jwks_uri, old.etag.as_deref()).await;
         let outcome = fetched.and_then(|fetched| match fetched {
-            Fetched::NotModified { fresh_for } => Ok(KeySet {
+            Fetched::NotModified { fresh_for } => Ok(Snapshot {
                 generation,
                 keys: Arc::clone(&old.keys),
                 etag: old.etag.clone(),
                 refresh_at: refresh_at(fresh_for, self.min_refetch_interval),
+                failure: None,
             }),
-            Fetched::Body { body, etag, fresh_for } => Ok(KeySet {
+            Fetched::Body { body, etag, fresh_for } => Ok(Snapshot {
                 generation,
-                keys: Arc::new(parse_jwk_set(&body, &self.algorithms)?),
+                keys: Arc::new(parse(&self.jwks_uri, &body, &self.algorithms)?),
                 etag,
                 refresh_at: refresh_at(fresh_for, self.min_refetch_interval),
+                failure: None,
             }),
         });
         match outcome {
-            Ok(set) => self.install(set),
-            Err(reason) => {
-                tracing::warn!(jwks_uri = %self.jwks_uri, reason, "JWK Set refresh failed; keeping the known keys");
+            Ok(snapshot) => self.install(snapshot),
+            Err(failure) => {
+                tracing::warn!(
+                    jwks_uri = %self.jwks_uri,
+                    error = %crate::error::Chain(&failure),
+                    "JWK Set refresh failed; keeping the known keys"
+                );
                 // Retry no sooner than the refetch interval: a down issuer must not
                 // turn every request into a fetch attempt.
-                self.install(KeySet {
+                self.install(Snapshot {
                     generation,
                     keys: Arc::clone(&old.keys),
                     etag: old.etag.clone(),
                     refresh_at: Instant::now() + self.min_refetch_interval,
+                    failure: Some(failure),
                 });
             }
         }
     }
+}
+
+fn parse(jwks_uri: &Url, body: &[u8], algorithms: &[Algorithm]) -> Result<KeySet, FetchError> {
+    KeySet::from_jwks_for(body, algorithms).map_err(|e| FetchError::invalid(jwks_uri, e.0))
 }
 
 /// `max-age` bounded below by the refetch interval (so `no-cache` cannot make every

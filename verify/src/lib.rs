@@ -1,12 +1,13 @@
 //! Verifies the JWT access tokens (RFC 9068) that Tessera issues, inside a resource
-//! server, without calling Tessera per request.
+//! server, without calling Tessera per request; and, through a synchronous core, any
+//! access or ID token of Tessera's for a caller that holds the keys.
 //!
 //! A [`Verifier`] is built from the issuer URL. It reads the discovery document
 //! (OpenID Connect Discovery 1.0 §4), fetches the JWK Set from its `jwks_uri`, and
 //! keeps it cached the way the response's `Cache-Control: max-age` says, revalidating
 //! with `If-None-Match`. A token signed with a key it does not know yet makes it
-//! refetch the set, at most once per [`min_refetch_interval`](VerifierBuilder::min_refetch_interval),
-//! so forged `kid`s cannot make it hammer the issuer; a failed fetch keeps the keys it has.
+//! refetch the set, at most once per `min_refetch_interval`, so forged `kid`s cannot
+//! make it hammer the issuer; a failed fetch keeps the keys it has.
 //!
 //! Verification is strict: exactly three base64url parts within a size limit, an
 //! algorithm allow-list (RS256 unless configured; `none` and HMAC are never accepted),
@@ -14,9 +15,10 @@
 //! `exp`/`nbf`/`iat` with a small leeway, and the claims RFC 9068 §2.2 requires.
 //!
 //! ```no_run
+//! # #[cfg(feature = "fetch")]
+//! # async fn run() -> Result<(), tessera_verify::BuildError> {
 //! use tessera_verify::Verifier;
 //!
-//! # async fn run() -> Result<(), tessera_verify::VerifyError> {
 //! let verifier = Verifier::builder("https://id.example.com")
 //!     .audience("https://invoices.example.com")
 //!     .build()
@@ -31,33 +33,64 @@
 //! # Ok(()) }
 //! ```
 //!
-//! With the default `actix` feature, [`actix::AccessToken`] does this for actix-web
-//! handlers and answers failures as RFC 6750 §3 requires.
+//! # Without the network
+//!
+//! [`VerifierBuilder::build_from_jwks`] builds a verifier from a JWK Set document instead
+//! of discovery. Underneath, [`AccessTokenPolicy`] and [`IdTokenPolicy`] check a token
+//! against a [`KeySet`] and a time the caller gives, synchronously: what Tessera itself
+//! uses for its own tokens. [`Verifier`] runs the same code, so there is one verifier.
+//!
+//! # Features
+//!
+//! - `fetch` (default): discovery and JWK Set fetching with `reqwest`, which
+//!   `VerifierBuilder::build` needs. Without it the crate has no HTTP client, no
+//!   Tokio, and no I/O at all.
+//! - `rustls-tls` (default) or `native-tls`: the TLS backend of `reqwest`; each turns on
+//!   `fetch`. `fetch` alone speaks plain HTTP only.
+//! - `actix`: the `actix::AccessToken` extractor for actix-web 4, which answers
+//!   failures as RFC 6750 §3 requires.
+//! - `test-util`: `test_util`, keys that sign tokens like Tessera and a mock issuer, for
+//!   the tests of services that use this crate.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
 pub mod actix;
 mod algorithm;
 mod claims;
+mod clock;
+#[cfg(feature = "fetch")]
 mod discovery;
 mod error;
 /// For `fuzz/` only: see the module's documentation.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "fetch")]
 mod http;
 mod jwk;
 mod jws;
+#[cfg(feature = "fetch")]
 mod key_cache;
+mod policy;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod test_util;
 mod verifier;
 
-pub use algorithm::Algorithm;
-pub use claims::{Claims, Scopes};
-pub use error::VerifyError;
+pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use claims::{Claims, IdTokenClaims, Scopes};
+pub use clock::{Clock, SystemClock};
+#[cfg(feature = "fetch")]
+pub use error::DiscoveryError;
+pub use error::{BuildError, FetchError, JwksError, VerifyError};
+pub use jwk::KeySet;
+pub use policy::{AccessTokenPolicy, IdTokenPolicy};
 pub use verifier::{Verifier, VerifierBuilder};
 
 /// The README's examples, compiled as doctests so they cannot rot.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "fetch", feature = "actix"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

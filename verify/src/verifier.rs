@@ -1,19 +1,21 @@
-//! The verifier: configuration, and the checks of RFC 9068 §4 in order.
+//! The verifier of a resource server: an [`AccessTokenPolicy`], the issuer's keys (fetched
+//! and kept current, or given once), and a clock.
 
-use crate::claims::Claims;
-use crate::http::HttpFetcher;
-use crate::jws::{CompactJws, HeaderBuffer, HEADER_BUFFER_LEN, SIGNATURE_BUFFER_LEN};
+use crate::clock::{Clock, SystemClock};
+use crate::jws::{HeaderBuffer, HEADER_BUFFER_LEN};
+#[cfg(feature = "fetch")]
 use crate::key_cache::KeyCache;
-use crate::{discovery, Algorithm, VerifyError};
+use crate::policy::{AccessTokenPolicy, MAX_LEEWAY};
+use crate::{Algorithm, BuildError, Claims, KeySet, VerifyError};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use url::Url;
 
 const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
-/// Clock skew beyond this is a broken clock, not skew; more would stretch every token's life.
-const MAX_LEEWAY: Duration = Duration::from_secs(5 * 60);
+#[cfg(feature = "fetch")]
 const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+#[cfg(feature = "fetch")]
 const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Verifies the JWT access tokens (RFC 9068) of one issuer for one resource server.
@@ -22,7 +24,8 @@ const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// needs no network while the cached JWK Set is fresh and knows the token's `kid`.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), tessera_verify::VerifyError> {
+/// # #[cfg(feature = "fetch")]
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let verifier = tessera_verify::Verifier::builder("https://id.example.com")
 ///     .audience("https://api.example.com")
 ///     .build()
@@ -37,12 +40,19 @@ pub struct Verifier {
 }
 
 struct Inner {
-    issuer: String,
-    audiences: Vec<String>,
-    leeway_seconds: i64,
-    algorithms: Vec<Algorithm>,
+    policy: AccessTokenPolicy,
     realm: Arc<str>,
-    keys: Arc<KeyCache>,
+    keys: Keys,
+    clock: Arc<dyn Clock>,
+}
+
+/// Where the keys come from.
+enum Keys {
+    /// Given once, to [`VerifierBuilder::build_from_jwks`].
+    Fixed(KeySet),
+    /// Fetched through discovery and kept current.
+    #[cfg(feature = "fetch")]
+    Fetched(Arc<KeyCache>),
 }
 
 impl Verifier {
@@ -54,75 +64,47 @@ impl Verifier {
             audiences: Vec::new(),
             leeway: DEFAULT_LEEWAY,
             algorithms: vec![Algorithm::RS256],
-            min_refetch_interval: DEFAULT_MIN_REFETCH_INTERVAL,
-            http_timeout: DEFAULT_HTTP_TIMEOUT,
-            http_client: None,
+            clock: Arc::new(SystemClock),
             realm: None,
+            #[cfg(feature = "fetch")]
+            min_refetch_interval: DEFAULT_MIN_REFETCH_INTERVAL,
+            #[cfg(feature = "fetch")]
+            http_timeout: DEFAULT_HTTP_TIMEOUT,
+            #[cfg(feature = "fetch")]
+            http_client: None,
         }
     }
 
     /// Verifies `token` (the JWS compact serialisation, without `Bearer `) and returns
-    /// its claims. In order: size and shape (RFC 7515 §7.1), `alg` against the
-    /// allow-list, `typ` (RFC 9068 §4), the key by `kid`, the signature, then `iss`,
-    /// `aud`, `exp`, `nbf` and `iat`, and the presence of the claims RFC 9068 §2.2
-    /// requires.
+    /// its claims: the checks of [`AccessTokenPolicy`], with the time from the verifier's
+    /// [`Clock`].
     ///
+    /// An unknown `kid` makes a verifier built by `build` (the `fetch` feature) refetch
+    /// the JWK Set (rate-limited); [`VerifyError::KeysUnavailable`] when that fails.
     /// Nothing in the payload is looked at before the signature has verified.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
-        let jws = CompactJws::split(token)?;
-        let mut header_buffer: HeaderBuffer = [0; HEADER_BUFFER_LEN];
-        let header = jws.header(&mut header_buffer)?;
-        if !self.inner.algorithms.contains(&header.alg) {
-            return Err(VerifyError::UnsupportedAlgorithm);
-        }
-        if !header.is_access_token {
-            return Err(VerifyError::WrongType);
-        }
-        // Tessera always names the key. Trying every key instead would let one forged
-        // token cost a signature check per published key.
-        let kid = header.kid.ok_or(VerifyError::Malformed("the JOSE header has no kid"))?;
-        let key = self.inner.keys.key(&kid).await?;
-        let mut signature = [0u8; SIGNATURE_BUFFER_LEN];
-        let signature_len = jws.signature_into(&mut signature)?;
-        key.verify(header.alg, jws.signing_input.as_bytes(), &signature[..signature_len])?;
-        let claims = jws.with_payload(Claims::from_json)?;
-        self.check_claims(&claims, unix_now())?;
-        Ok(claims)
-    }
-
-    fn check_claims(&self, claims: &Claims, now: i64) -> Result<(), VerifyError> {
         let inner = &*self.inner;
-        // RFC 9068 §4: `iss` must match exactly, with no normalisation.
-        if claims.iss != inner.issuer {
-            return Err(VerifyError::WrongIssuer);
+        let mut buffer: HeaderBuffer = [0; HEADER_BUFFER_LEN];
+        let token = inner.policy.open(token, &mut buffer)?;
+        match &inner.keys {
+            Keys::Fixed(keys) => inner.policy.finish(&token, keys, inner.clock.now()),
+            #[cfg(feature = "fetch")]
+            Keys::Fetched(cache) => {
+                let keys = cache.keys_for(token.kid()).await?;
+                inner.policy.finish(&token, &keys, inner.clock.now())
+            }
         }
-        if !claims.aud.iter().any(|aud| inner.audiences.contains(aud)) {
-            return Err(VerifyError::WrongAudience);
-        }
-        let leeway = inner.leeway_seconds;
-        // RFC 7519 §4.1.4: the current time must be before `exp`.
-        if now >= claims.exp.saturating_add(leeway) {
-            return Err(VerifyError::Expired);
-        }
-        // §4.1.5: the current time must be at or after `nbf`.
-        if claims.nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
-            return Err(VerifyError::NotYetValid);
-        }
-        // A token issued in the future comes from a broken clock or a forger.
-        if now.saturating_add(leeway) < claims.iat {
-            return Err(VerifyError::NotYetValid);
-        }
-        Ok(())
     }
 
     /// The issuer identifier tokens must carry in `iss`.
     pub fn issuer(&self) -> &str {
-        &self.inner.issuer
+        self.inner.policy.issuer()
     }
 
     /// The audiences accepted in `aud`.
     pub fn audiences(&self) -> &[String] {
-        &self.inner.audiences
+        // The builder always gives the policy a list.
+        self.inner.policy.audiences().unwrap_or_default()
     }
 
     /// The realm of the RFC 6750 §3 `WWW-Authenticate` challenge.
@@ -136,40 +118,41 @@ impl Verifier {
         Arc::clone(&self.inner.realm)
     }
 
-    /// The `kid`s of the keys currently cached, sorted: for health and debug endpoints.
+    /// The `kid`s of the keys currently known, sorted: for health and debug endpoints.
     pub fn key_ids(&self) -> Vec<String> {
-        self.inner.keys.key_ids()
+        match &self.inner.keys {
+            Keys::Fixed(keys) => keys.key_ids().into_iter().map(str::to_owned).collect(),
+            #[cfg(feature = "fetch")]
+            Keys::Fetched(cache) => cache.key_ids(),
+        }
     }
 }
 
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
-            .field("issuer", &self.inner.issuer)
-            .field("audiences", &self.inner.audiences)
-            .field("algorithms", &self.inner.algorithms)
+            .field("issuer", &self.issuer())
+            .field("audiences", &self.audiences())
+            .field("algorithms", &self.inner.policy.allowed_algorithms())
             .finish_non_exhaustive()
     }
 }
 
-fn unix_now() -> i64 {
-    // A clock before 1970 is broken; treating it as 1970 makes every token look
-    // not-yet-valid rather than valid forever.
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// Configures a [`Verifier`]; created by [`Verifier::builder`].
-#[derive(Debug)]
-#[must_use = "call `build().await` to get a Verifier"]
+#[must_use = "call `build().await` or `build_from_jwks(..)` to get a Verifier"]
 pub struct VerifierBuilder {
     issuer: String,
     audiences: Vec<String>,
     leeway: Duration,
     algorithms: Vec<Algorithm>,
-    min_refetch_interval: Duration,
-    http_timeout: Duration,
-    http_client: Option<reqwest::Client>,
+    clock: Arc<dyn Clock>,
     realm: Option<String>,
+    #[cfg(feature = "fetch")]
+    min_refetch_interval: Duration,
+    #[cfg(feature = "fetch")]
+    http_timeout: Duration,
+    #[cfg(feature = "fetch")]
+    http_client: Option<reqwest::Client>,
 }
 
 impl VerifierBuilder {
@@ -205,24 +188,10 @@ impl VerifierBuilder {
         self
     }
 
-    /// The least time between two JWK Set fetches caused by unknown `kid`s (and the
-    /// back-off after a failed fetch): 30 seconds unless set. However many tokens with
-    /// unknown `kid`s arrive, the issuer sees at most one request per interval.
-    pub fn min_refetch_interval(mut self, interval: Duration) -> Self {
-        self.min_refetch_interval = interval;
-        self
-    }
-
-    /// Timeout of each request to the issuer: 10 seconds unless set.
-    pub fn http_timeout(mut self, timeout: Duration) -> Self {
-        self.http_timeout = timeout;
-        self
-    }
-
-    /// The HTTP client to fetch discovery and the JWK Set with, for custom TLS roots or
-    /// proxies. The [`http_timeout`](Self::http_timeout) still applies per request.
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http_client = Some(client);
+    /// The clock tokens' times are checked against: [`SystemClock`] unless set. Tests
+    /// and offline tools can pass a closure, `|| some_system_time`.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
@@ -232,37 +201,46 @@ impl VerifierBuilder {
         self
     }
 
-    /// Checks the settings, reads the issuer's discovery document, and fetches its JWK
-    /// Set. Fails when either is unreachable or invalid, so a misconfigured service
-    /// stops at startup rather than refusing every request.
-    pub async fn build(self) -> Result<Verifier, VerifyError> {
-        let issuer_url = Url::parse(&self.issuer)
-            .map_err(|e| configuration(format!("issuer {:?} is not a URL: {e}", self.issuer)))?;
-        if !matches!(issuer_url.scheme(), "https" | "http")
-            || issuer_url.query().is_some()
-            || issuer_url.fragment().is_some()
-        {
-            return Err(configuration(format!(
-                "issuer {:?} must be an http(s) URL without query or fragment",
-                self.issuer
-            )));
-        }
-        if self.audiences.is_empty() || self.audiences.iter().any(String::is_empty) {
-            return Err(configuration("at least one non-empty audience is required".into()));
-        }
-        if self.algorithms.is_empty() {
-            return Err(configuration("at least one algorithm must be allowed".into()));
-        }
-        if self.leeway > MAX_LEEWAY {
-            return Err(configuration(format!("the leeway may be at most {} seconds", MAX_LEEWAY.as_secs())));
-        }
+    /// The least time between two JWK Set fetches caused by unknown `kid`s (and the
+    /// back-off after a failed fetch): 30 seconds unless set. However many tokens with
+    /// unknown `kid`s arrive, the issuer sees at most one request per interval.
+    #[cfg(feature = "fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
+    pub fn min_refetch_interval(mut self, interval: Duration) -> Self {
+        self.min_refetch_interval = interval;
+        self
+    }
+
+    /// Timeout of each request to the issuer: 10 seconds unless set.
+    #[cfg(feature = "fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
+    pub fn http_timeout(mut self, timeout: Duration) -> Self {
+        self.http_timeout = timeout;
+        self
+    }
+
+    /// The HTTP client to fetch discovery and the JWK Set with, for custom TLS roots or
+    /// proxies. The [`http_timeout`](Self::http_timeout) still applies per request.
+    #[cfg(feature = "fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Checks the settings, reads the issuer's discovery document (OpenID Connect
+    /// Discovery 1.0 §4), and fetches its JWK Set. Fails when either is unreachable or
+    /// invalid, so a misconfigured service stops at startup rather than refusing every
+    /// request.
+    #[cfg(feature = "fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
+    pub async fn build(self) -> Result<Verifier, BuildError> {
+        use crate::discovery;
+        use crate::http::HttpFetcher;
+
+        let (policy, realm) = self.policy_and_realm()?;
         if self.min_refetch_interval.is_zero() || self.http_timeout.is_zero() {
-            return Err(configuration("the refetch interval and HTTP timeout must be positive".into()));
-        }
-        let realm = self.realm.unwrap_or_else(|| self.audiences[0].clone());
-        // It goes into a quoted-string of the WWW-Authenticate header.
-        if !realm.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)) {
-            return Err(configuration(format!("realm {realm:?} may only hold printable ASCII without `\"` and `\\`")));
+            return Err(BuildError::Configuration("the refetch interval and HTTP timeout must be positive"));
         }
         let client = match self.http_client {
             Some(client) => client,
@@ -273,26 +251,78 @@ impl VerifierBuilder {
                 // actix-web is one worker among several.
                 .pool_max_idle_per_host(0)
                 .build()
-                .map_err(|e| configuration(format!("cannot create the HTTP client: {e}")))?,
+                .map_err(BuildError::HttpClient)?,
         };
         let fetcher = HttpFetcher { client, timeout: self.http_timeout };
-        let jwks_uri = discovery::jwks_uri(&fetcher, &self.issuer).await?;
-        let mut algorithms = self.algorithms;
-        algorithms.dedup();
-        let keys = KeyCache::load(jwks_uri, fetcher, algorithms.clone(), self.min_refetch_interval).await?;
-        Ok(Verifier {
-            inner: Arc::new(Inner {
-                issuer: self.issuer,
-                audiences: self.audiences,
-                leeway_seconds: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
-                algorithms,
-                realm: realm.into(),
-                keys,
-            }),
-        })
+        let jwks_uri = discovery::jwks_uri(&fetcher, policy.issuer()).await?;
+        let algorithms = policy.allowed_algorithms().to_vec();
+        let cache = KeyCache::load(jwks_uri, fetcher, algorithms, self.min_refetch_interval)
+            .await
+            .map_err(BuildError::KeySetUnavailable)?;
+        Ok(Verifier { inner: Arc::new(Inner { policy, realm, keys: Keys::Fetched(cache), clock: self.clock }) })
+    }
+
+    /// Checks the settings and builds a verifier that uses the keys of `jwks`, a JWK Set
+    /// document (RFC 7517 §5), and never touches the network: for offline use, for tests,
+    /// and for issuers whose keys are distributed some other way. A token whose `kid` is
+    /// not in the set is refused with [`VerifyError::UnknownKey`].
+    ///
+    /// ```
+    /// # fn run(jwks_json: &[u8]) -> Result<(), tessera_verify::BuildError> {
+    /// let verifier = tessera_verify::Verifier::builder("https://id.example.com")
+    ///     .audience("https://api.example.com")
+    ///     .build_from_jwks(jwks_json)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn build_from_jwks(self, jwks: &[u8]) -> Result<Verifier, BuildError> {
+        let (policy, realm) = self.policy_and_realm()?;
+        let keys = KeySet::from_jwks_for(jwks, policy.allowed_algorithms())?;
+        // Nothing will ever add a key to this set.
+        if keys.is_empty() {
+            return Err(BuildError::Configuration("the JWK Set has no key usable with the allowed algorithms"));
+        }
+        Ok(Verifier { inner: Arc::new(Inner { policy, realm, keys: Keys::Fixed(keys), clock: self.clock }) })
+    }
+
+    /// The checks every verifier needs, and the policy and realm they give.
+    fn policy_and_realm(&self) -> Result<(AccessTokenPolicy, Arc<str>), BuildError> {
+        let issuer = &self.issuer;
+        let url = Url::parse(issuer).map_err(|source| BuildError::IssuerNotUrl { issuer: issuer.clone(), source })?;
+        if !matches!(url.scheme(), "https" | "http") || url.query().is_some() || url.fragment().is_some() {
+            return Err(BuildError::InvalidIssuer { issuer: issuer.clone() });
+        }
+        if self.audiences.is_empty() || self.audiences.iter().any(String::is_empty) {
+            return Err(BuildError::Configuration("at least one non-empty audience is required"));
+        }
+        if self.algorithms.is_empty() {
+            return Err(BuildError::Configuration("at least one algorithm must be allowed"));
+        }
+        if self.leeway > MAX_LEEWAY {
+            return Err(BuildError::Configuration("the leeway may be at most five minutes"));
+        }
+        let realm = self.realm.as_deref().unwrap_or(&self.audiences[0]);
+        // It goes into a quoted-string of the WWW-Authenticate header.
+        if !realm.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)) {
+            return Err(BuildError::Configuration("the realm may only hold printable ASCII without `\"` and `\\`"));
+        }
+        let policy = AccessTokenPolicy::new(issuer.clone(), self.audiences.iter().cloned())
+            .leeway(self.leeway)
+            .algorithms(self.algorithms.iter().copied());
+        Ok((policy, realm.into()))
     }
 }
 
-fn configuration(message: String) -> VerifyError {
-    VerifyError::Configuration(message)
+impl fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("VerifierBuilder");
+        debug
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("leeway", &self.leeway)
+            .field("algorithms", &self.algorithms)
+            .field("realm", &self.realm);
+        #[cfg(feature = "fetch")]
+        debug.field("min_refetch_interval", &self.min_refetch_interval).field("http_timeout", &self.http_timeout);
+        debug.finish_non_exhaustive()
+    }
 }

@@ -1,8 +1,8 @@
 //! The actix-web extractor answers as RFC 6750 §3 says.
 
-use crate::support::{claims, now, MockIssuer, TestKey};
+use crate::support::{access_token_header, claims, now, tessera_key, MockIssuer, MockIssuerExt, TestKey};
 use actix_web::dev::ServiceResponse;
-use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
 use actix_web::{test, web, App, HttpResponse};
 use serde_json::json;
 use tessera_verify::actix::{AccessToken, BearerError};
@@ -10,7 +10,7 @@ use tessera_verify::Verifier;
 
 async fn list_invoices(token: AccessToken) -> Result<HttpResponse, BearerError> {
     token.require_scopes(&["invoices:read"])?;
-    Ok(HttpResponse::Ok().body(format!("invoices of {}", token.sub)))
+    Ok(HttpResponse::Ok().body(format!("invoices of {}", token.claims().sub)))
 }
 
 async fn delete_invoice(token: AccessToken) -> Result<HttpResponse, BearerError> {
@@ -29,7 +29,7 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let key = TestKey::tessera();
+    let key = tessera_key();
     let issuer = MockIssuer::start(&[&key]);
     let verifier = issuer.verifier().realm("invoices").build().await.unwrap();
     Fixture { issuer, key, verifier }
@@ -51,7 +51,7 @@ macro_rules! service {
 async fn a_valid_token_with_the_scope_reaches_the_handler() {
     let f = fixture().await;
     let app = service!(f.verifier.clone());
-    let token = f.key.sign(&claims(&f.issuer.issuer));
+    let token = f.key.sign(&claims(f.issuer.issuer()));
     let request = test::TestRequest::get().uri("/invoices").insert_header((AUTHORIZATION, format!("Bearer {token}")));
     let response = test::call_service(&app, request.to_request()).await;
     assert_eq!(response.status(), 200);
@@ -78,7 +78,7 @@ async fn no_token_gets_401_with_a_bare_challenge() {
 async fn an_invalid_token_gets_401_invalid_token() {
     let f = fixture().await;
     let app = service!(f.verifier.clone());
-    let mut expired = claims(&f.issuer.issuer);
+    let mut expired = claims(f.issuer.issuer());
     expired["exp"] = json!(now() - 3600);
     for (token, description) in
         [("not-a-jwt".to_owned(), "the access token is malformed"), (f.key.sign(&expired), "the access token expired")]
@@ -100,7 +100,7 @@ async fn an_invalid_token_gets_401_invalid_token() {
 async fn a_missing_scope_gets_403_insufficient_scope() {
     let f = fixture().await;
     let app = service!(f.verifier.clone());
-    let token = f.key.sign(&claims(&f.issuer.issuer));
+    let token = f.key.sign(&claims(f.issuer.issuer()));
     let request =
         test::TestRequest::delete().uri("/invoices/1").insert_header((AUTHORIZATION, format!("Bearer {token}")));
     let response = test::call_service(&app, request.to_request()).await;
@@ -114,7 +114,7 @@ async fn a_missing_scope_gets_403_insufficient_scope() {
 async fn two_authorization_headers_get_400_invalid_request() {
     let f = fixture().await;
     let app = service!(f.verifier.clone());
-    let token = f.key.sign(&claims(&f.issuer.issuer));
+    let token = f.key.sign(&claims(f.issuer.issuer()));
     let request = test::TestRequest::get()
         .uri("/invoices")
         .append_header((AUTHORIZATION, format!("Bearer {token}")))
@@ -125,12 +125,26 @@ async fn two_authorization_headers_get_400_invalid_request() {
 }
 
 #[actix_web::test]
+async fn unavailable_keys_get_503_without_a_challenge() {
+    let f = fixture().await;
+    let app = service!(f.verifier.clone());
+    f.issuer.set_failing(true);
+    let token = f.key.sign_with_header(&access_token_header("rotated-in"), &claims(f.issuer.issuer()));
+    let request = test::TestRequest::get().uri("/invoices").insert_header((AUTHORIZATION, format!("Bearer {token}")));
+    let response = test::call_service(&app, request.to_request()).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().get(WWW_AUTHENTICATE).is_none(), "the client is not asked for another token");
+    assert_eq!(response.headers().get(CACHE_CONTROL).unwrap(), "no-store");
+    assert_eq!(f.issuer.jwks_requests(), 2, "the refetch was tried");
+}
+
+#[actix_web::test]
 async fn a_plain_verifier_in_app_data_works_too() {
     let f = fixture().await;
     let app =
         test::init_service(App::new().app_data(f.verifier.clone()).route("/invoices", web::get().to(list_invoices)))
             .await;
-    let token = f.key.sign(&claims(&f.issuer.issuer));
+    let token = f.key.sign(&claims(f.issuer.issuer()));
     let request = test::TestRequest::get().uri("/invoices").insert_header((AUTHORIZATION, format!("Bearer {token}")));
     assert_eq!(test::call_service(&app, request.to_request()).await.status(), 200);
 }

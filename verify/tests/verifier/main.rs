@@ -1,7 +1,12 @@
 //! Integration tests of `tessera-verify`: one binary, so the workspace links it once.
+//! What needs the network (`fetch`) or actix-web (`actix`) builds only with that feature;
+//! `offline` runs whatever the features.
 
-mod against_tessera;
+#[cfg(all(feature = "actix", feature = "fetch"))]
 mod extractor;
+#[cfg(feature = "fetch")]
 mod key_refresh;
+mod offline;
 mod support;
+#[cfg(feature = "fetch")]
 mod verification;

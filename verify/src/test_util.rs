@@ -1,0 +1,437 @@
+//! Test helpers for services that verify Tessera's tokens (the `test-util` feature): RSA
+//! keys that sign tokens the way Tessera does, and a mock issuer that serves discovery
+//! and a JWK Set on 127.0.0.1. For tests only: nothing here is hardened, and every
+//! function panics on what would be a bug in the test.
+//!
+//! Offline, with the synchronous core:
+//!
+//! ```
+//! use std::time::SystemTime;
+//! use tessera_verify::test_util::{access_token_payload, jwk_set, TestKey};
+//! use tessera_verify::{AccessTokenPolicy, KeySet};
+//!
+//! let key = TestKey::generate();
+//! let token = key.sign(&access_token_payload("https://id.example.com", "https://api.example.com"));
+//! let keys = KeySet::from_jwks(jwk_set(&[&key]).to_string().as_bytes()).unwrap();
+//! let policy = AccessTokenPolicy::new("https://id.example.com", ["https://api.example.com"]);
+//! assert_eq!(policy.verify(&keys, &token, SystemTime::now()).unwrap().aud, ["https://api.example.com"]);
+//! ```
+//!
+//! Against a [`MockIssuer`], through discovery, as in production:
+//!
+//! ```no_run
+//! # #[cfg(feature = "fetch")]
+//! # async fn run() {
+//! use tessera_verify::test_util::{access_token_payload, MockIssuer, TestKey};
+//! use tessera_verify::Verifier;
+//!
+//! let key = TestKey::generate();
+//! let issuer = MockIssuer::start(&[&key]);
+//! let verifier = Verifier::builder(issuer.issuer()).audience("https://api.example.com").build().await.unwrap();
+//! let token = key.sign(&access_token_payload(issuer.issuer(), "https://api.example.com"));
+//! assert!(verifier.verify(&token).await.is_ok());
+//! # }
+//! ```
+
+use crate::{Algorithm, Claims, IdTokenClaims, VerifyError};
+use aws_lc_rs::digest::{digest, SHA256};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, KeyPair, RsaEncoding, RsaKeyPair};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// An RSA key pair: what an issuer publishes, and what tests sign with.
+pub struct TestKey {
+    kid: String,
+    pair: RsaKeyPair,
+    /// Base64url modulus and exponent, as in a JWK.
+    n: String,
+    e: String,
+}
+
+impl TestKey {
+    /// A fresh 2048-bit key. Takes some milliseconds: share one between tests that can.
+    pub fn generate() -> Self {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation");
+        Self::from_pkcs8_der(pair.as_der().expect("PKCS#8").as_ref())
+    }
+
+    /// An RSA private key in PKCS#8 DER.
+    ///
+    /// # Panics
+    /// When `der` is not an RSA PKCS#8 key.
+    pub fn from_pkcs8_der(der: &[u8]) -> Self {
+        let pair = RsaKeyPair::from_pkcs8(der).expect("an RSA PKCS#8 key");
+        let public = pair.public_key();
+        let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+        let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+        // Like Tessera: the RFC 7638 §3 thumbprint as `kid`.
+        let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+        let kid = URL_SAFE_NO_PAD.encode(digest(&SHA256, canonical.as_bytes()));
+        Self { kid, pair, n, e }
+    }
+
+    /// An RSA private key in a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), such as
+    /// Tessera's `keys/test-signing-key.pem`.
+    ///
+    /// # Panics
+    /// When `pem` is not a PEM-encoded RSA PKCS#8 key.
+    pub fn from_pkcs8_pem(pem: &str) -> Self {
+        let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+        Self::from_pkcs8_der(&STANDARD.decode(body.trim()).expect("a PEM body"))
+    }
+
+    /// The `kid` it is published and signs under: its RFC 7638 thumbprint.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public key as Tessera publishes its keys: `kty use alg kid n e`, for RS256.
+    pub fn public_jwk(&self) -> Value {
+        json!({ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid, "n": self.n, "e": self.e })
+    }
+
+    /// The public key as an SPKI PEM, as an attacker would find it (to forge an HMAC
+    /// with it, for instance).
+    pub fn public_key_pem(&self) -> String {
+        let der = self.pair.public_key().as_der().expect("SPKI");
+        let body = STANDARD.encode(der.as_ref());
+        let lines: Vec<&str> = body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64")).collect();
+        format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
+    }
+
+    /// An access token with Tessera's header, `{"typ":"at+jwt","alg":"RS256","kid":…}`,
+    /// and `claims` (see [`access_token_payload`]).
+    pub fn sign(&self, claims: &Value) -> String {
+        self.sign_with_header(&access_token_header(&self.kid), claims)
+    }
+
+    /// An ID token with Tessera's header, `{"typ":"JWT","alg":"RS256","kid":…}`, and
+    /// `claims` (see [`id_token_payload`]).
+    pub fn sign_id_token(&self, claims: &Value) -> String {
+        self.sign_with_header(&json!({ "typ": "JWT", "alg": "RS256", "kid": self.kid }), claims)
+    }
+
+    /// A JWS with any `header` and `claims`, signed with the algorithm `header` names.
+    ///
+    /// # Panics
+    /// When `header["alg"]` is not an RSA [`Algorithm`]: this key cannot sign for HMAC.
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        let alg = header["alg"].as_str().and_then(Algorithm::from_name).expect("an RSA alg in the header");
+        let encoding: &'static dyn RsaEncoding = match alg {
+            Algorithm::RS256 => &signature::RSA_PKCS1_SHA256,
+            Algorithm::RS384 => &signature::RSA_PKCS1_SHA384,
+            Algorithm::RS512 => &signature::RSA_PKCS1_SHA512,
+            Algorithm::PS256 => &signature::RSA_PSS_SHA256,
+            Algorithm::PS384 => &signature::RSA_PSS_SHA384,
+            Algorithm::PS512 => &signature::RSA_PSS_SHA512,
+        };
+        let encode = |value: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("JSON"));
+        let signing_input = format!("{}.{}", encode(header), encode(claims));
+        let mut signature = vec![0; self.pair.public_modulus_len()];
+        self.pair.sign(encoding, &SystemRandom::new(), signing_input.as_bytes(), &mut signature).expect("RSA signing");
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+}
+
+impl std::fmt::Debug for TestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+/// A JWK Set (RFC 7517 §5) publishing `keys`, as Tessera serves it.
+pub fn jwk_set(keys: &[&TestKey]) -> Value {
+    json!({ "keys": keys.iter().map(|key| key.public_jwk()).collect::<Vec<_>>() })
+}
+
+/// `{"typ":"at+jwt","alg":"RS256","kid":…}`, as Tessera signs access tokens: a start for
+/// headers that differ in one member.
+pub fn access_token_header(kid: &str) -> Value {
+    json!({ "typ": "at+jwt", "alg": "RS256", "kid": kid })
+}
+
+/// The claims of an access token like Tessera's for a `client_credentials` grant: issued
+/// now, valid for five minutes, with the scopes `invoices:read invoices:write`.
+pub fn access_token_payload(issuer: &str, audience: &str) -> Value {
+    let now = unix_now();
+    json!({
+        "iss": issuer,
+        "sub": "3f2c9a4e-7b1d-4c8e-9a65-0d2f1e8b7c43",
+        "aud": audience,
+        "client_id": "3f2c9a4e-7b1d-4c8e-9a65-0d2f1e8b7c43",
+        "scope": "invoices:read invoices:write",
+        "iat": now,
+        "exp": now + 300,
+        "jti": "9b8f5d2c41e04a7f8c3e6b1a2d5f7e90",
+    })
+}
+
+/// The claims of an ID token like Tessera's (OpenID Connect Core §2): issued now, valid
+/// for five minutes, for the client `client_id`, with a session id.
+pub fn id_token_payload(issuer: &str, client_id: &str) -> Value {
+    let now = unix_now();
+    json!({
+        "iss": issuer,
+        "sub": "8d0c2b7e-5f4a-4e1b-9c3d-2a6f8e1b0c79",
+        "aud": client_id,
+        "exp": now + 300,
+        "iat": now,
+        "auth_time": now,
+        "azp": client_id,
+        "sid": "6a1f0e9d8c7b4a5e",
+        "at_hash": "x4Q8HQk1dbf8ZTc2BUFm0g",
+    })
+}
+
+/// Parses `claims` as the verifier parses a verified access token's payload, checking
+/// presence and types only: no signature, no issuer, audience or time. For unit tests of
+/// code that takes [`Claims`], which cannot be built outside this crate.
+pub fn claims_from_json(claims: &Value) -> Result<Claims, VerifyError> {
+    Claims::from_json(&serde_json::to_vec(claims).expect("JSON"))
+}
+
+/// Like [`claims_from_json`], for [`IdTokenClaims`].
+pub fn id_token_claims_from_json(claims: &Value) -> Result<IdTokenClaims, VerifyError> {
+    IdTokenClaims::from_json(&serde_json::to_vec(claims).expect("JSON"))
+}
+
+fn unix_now() -> i64 {
+    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).expect("a clock after 1970").as_secs();
+    i64::try_from(seconds).expect("a clock before year 292 billion")
+}
+
+/// A stand-in for Tessera's discovery and JWKS endpoints, on `http://127.0.0.1:PORT`,
+/// which is also its issuer identifier. It serves the JWK Set with
+/// `Cache-Control: public, max-age=900` and an ETag, answers `If-None-Match` with 304,
+/// can be told to fail, and counts requests.
+///
+/// A plain thread answers one request per connection, so it works under any runtime,
+/// or none. It stops when dropped.
+pub struct MockIssuer {
+    issuer: String,
+    address: SocketAddr,
+    state: Arc<IssuerState>,
+    is_stopping: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the mock issuer serves, and what it has seen.
+#[derive(Default)]
+struct IssuerState {
+    issuer: String,
+    /// Overrides the `issuer` member of the discovery document.
+    discovery_issuer: Mutex<Option<String>>,
+    keys: Mutex<Vec<Value>>,
+    version: AtomicU64,
+    max_age: AtomicU64,
+    is_failing: AtomicBool,
+    /// Serve a body that is not a JWK Set (with a new ETag).
+    is_garbled: AtomicBool,
+    jwks_requests: AtomicUsize,
+    conditional_requests: AtomicUsize,
+    not_modified: AtomicUsize,
+}
+
+impl MockIssuer {
+    /// Listens on a free port of 127.0.0.1 and publishes `keys`.
+    pub fn start(keys: &[&TestKey]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
+        let address = listener.local_addr().expect("the local address");
+        let issuer = format!("http://{address}");
+        let state = Arc::new(IssuerState {
+            issuer: issuer.clone(),
+            keys: Mutex::new(keys.iter().map(|key| key.public_jwk()).collect()),
+            max_age: AtomicU64::new(900),
+            ..IssuerState::default()
+        });
+        let is_stopping = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let (state, is_stopping) = (Arc::clone(&state), Arc::clone(&is_stopping));
+            move || {
+                for stream in listener.incoming() {
+                    if is_stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let state = Arc::clone(&state);
+                    std::thread::spawn(move || answer(stream, &state));
+                }
+            }
+        });
+        Self { issuer, address, state, is_stopping, thread: Some(thread) }
+    }
+
+    /// The issuer identifier, `http://127.0.0.1:PORT`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Publishes `keys` instead, under a new ETag.
+    pub fn publish(&self, keys: &[&TestKey]) {
+        self.publish_json(keys.iter().map(|key| key.public_jwk()).collect());
+    }
+
+    /// Publishes these JWKs, whatever they hold, under a new ETag.
+    pub fn publish_json(&self, keys: Vec<Value>) {
+        *self.state.keys.lock().expect("not poisoned") = keys;
+        self.state.version.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The `max-age` of JWK Set responses, 900 unless set.
+    pub fn set_max_age(&self, seconds: u64) {
+        self.state.max_age.store(seconds, Ordering::SeqCst);
+    }
+
+    /// While set, the JWK Set endpoint answers 500.
+    pub fn set_failing(&self, is_failing: bool) {
+        self.state.is_failing.store(is_failing, Ordering::SeqCst);
+    }
+
+    /// While set, the JWK Set endpoint answers 200 with HTML.
+    pub fn set_garbled(&self, is_garbled: bool) {
+        self.state.is_garbled.store(is_garbled, Ordering::SeqCst);
+    }
+
+    /// Makes the discovery document name `issuer` rather than this one.
+    pub fn set_discovery_issuer(&self, issuer: &str) {
+        *self.state.discovery_issuer.lock().expect("not poisoned") = Some(issuer.into());
+    }
+
+    /// Every GET of the JWK Set so far, whatever the answer.
+    pub fn jwks_requests(&self) -> usize {
+        self.state.jwks_requests.load(Ordering::SeqCst)
+    }
+
+    /// JWK Set requests that carried `If-None-Match`.
+    pub fn conditional_requests(&self) -> usize {
+        self.state.conditional_requests.load(Ordering::SeqCst)
+    }
+
+    /// JWK Set requests answered 304.
+    pub fn not_modified(&self) -> usize {
+        self.state.not_modified.load(Ordering::SeqCst)
+    }
+}
+
+impl std::fmt::Debug for MockIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockIssuer").field("issuer", &self.issuer).finish_non_exhaustive()
+    }
+}
+
+impl Drop for MockIssuer {
+    fn drop(&mut self) {
+        self.is_stopping.store(true, Ordering::SeqCst);
+        // Wakes the accept loop, which then sees the flag.
+        let _ = TcpStream::connect(self.address);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reads one request head and answers it; the connection closes afterwards.
+fn answer(stream: TcpStream, state: &IssuerState) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(&stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut if_none_match = None;
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line.trim_end().is_empty() => break,
+            Ok(_) => {
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.trim().eq_ignore_ascii_case("if-none-match") {
+                        if_none_match = Some(value.trim().to_owned());
+                    }
+                }
+            }
+        }
+    }
+    let response = match request_line.split(' ').take(2).collect::<Vec<_>>()[..] {
+        ["GET", "/.well-known/openid-configuration"] => discovery(state),
+        ["GET", "/jwks.json"] => jwks(state, if_none_match.as_deref()),
+        _ => Response { status: "404 Not Found", headers: Vec::new(), body: String::new() },
+    };
+    let _ = (&stream).write_all(response.to_bytes().as_slice());
+}
+
+struct Response {
+    status: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+impl Response {
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut head =
+            format!("HTTP/1.1 {}\r\nconnection: close\r\ncontent-length: {}\r\n", self.status, self.body.len());
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        [head.into_bytes(), self.body.clone().into_bytes()].concat()
+    }
+}
+
+fn discovery(state: &IssuerState) -> Response {
+    let issuer = state.discovery_issuer.lock().expect("not poisoned").clone().unwrap_or_else(|| state.issuer.clone());
+    let body = json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{}/jwks.json", state.issuer),
+        "token_endpoint": format!("{}/token", state.issuer),
+    });
+    Response { status: "200 OK", headers: vec![("content-type", "application/json".into())], body: body.to_string() }
+}
+
+fn jwks(state: &IssuerState, if_none_match: Option<&str>) -> Response {
+    state.jwks_requests.fetch_add(1, Ordering::SeqCst);
+    if state.is_failing.load(Ordering::SeqCst) {
+        return Response { status: "500 Internal Server Error", headers: Vec::new(), body: String::new() };
+    }
+    let cache_control = format!("public, max-age={}, must-revalidate", state.max_age.load(Ordering::SeqCst));
+    if state.is_garbled.load(Ordering::SeqCst) {
+        return Response {
+            status: "200 OK",
+            headers: vec![
+                ("cache-control", cache_control),
+                ("etag", "\"garbled\"".into()),
+                ("content-type", "text/html".into()),
+            ],
+            body: "<html>maintenance</html>".into(),
+        };
+    }
+    let etag = format!("\"v{}\"", state.version.load(Ordering::SeqCst));
+    if let Some(if_none_match) = if_none_match {
+        state.conditional_requests.fetch_add(1, Ordering::SeqCst);
+        if if_none_match == etag {
+            state.not_modified.fetch_add(1, Ordering::SeqCst);
+            return Response {
+                status: "304 Not Modified",
+                headers: vec![("cache-control", cache_control), ("etag", etag)],
+                body: String::new(),
+            };
+        }
+    }
+    let keys = state.keys.lock().expect("not poisoned").clone();
+    Response {
+        status: "200 OK",
+        headers: vec![("cache-control", cache_control), ("etag", etag), ("content-type", "application/json".into())],
+        body: json!({ "keys": keys }).to_string(),
+    }
+}
