@@ -78,13 +78,13 @@ impl Application {
             settings.ssf.inactivity_timeout.chrono(),
         );
         let kid = keys.snapshot().current.kid.clone();
-        let issuer = Data::new(TokenIssuer {
-            issuer: settings.issuer.clone(),
-            access_token_ttl: settings.tokens.access_token_ttl.chrono(),
-            id_token_ttl: settings.tokens.id_token_ttl.chrono(),
-            keys: keys.clone(),
-            clock: clock.clone(),
-        });
+        let issuer = Data::new(TokenIssuer::new(
+            settings.issuer.clone(),
+            settings.tokens.access_token_ttl.chrono(),
+            settings.tokens.id_token_ttl.chrono(),
+            keys.clone(),
+            clock.clone(),
+        ));
         let transmitter = Data::new(Transmitter::new(&settings, keys.clone(), kek.clone()));
         let emitter = Data::new(transmitter.emitter.clone());
         let mut background = vec![housekeeping];

@@ -105,30 +105,13 @@ fn public_jwk(key_pair: &RsaKeyPair) -> RsaPublicJwk {
     )
 }
 
-/// A published public key, decoded once for verifying Tessera's own tokens.
-pub struct VerifyingKey {
-    pub kid: String,
-    n: Vec<u8>,
-    e: Vec<u8>,
-}
-
-impl VerifyingKey {
-    fn from_jwk(jwk: &RsaPublicJwk) -> anyhow::Result<Self> {
-        Ok(Self { kid: jwk.kid.clone(), n: URL_SAFE_NO_PAD.decode(&jwk.n)?, e: URL_SAFE_NO_PAD.decode(&jwk.e)? })
-    }
-
-    /// RFC 7518 §3.3 RS256 verification.
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        let key = aws_lc_rs::signature::RsaPublicKeyComponents { n: &self.n, e: &self.e };
-        key.verify(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, message, signature).is_ok()
-    }
-}
-
 /// What is signed with and what is published, as one consistent snapshot.
 pub struct KeySet {
     pub current: Arc<SigningKey>,
     pub published: Vec<RsaPublicJwk>,
-    pub verifying: Vec<VerifyingKey>,
+    /// The published keys, parsed once for `tessera-verify`'s checks of Tessera's own
+    /// tokens: the same verifier, and the same strictness, as a resource server's.
+    pub verifying: tessera_verify::KeySet,
     /// The JWKS document (RFC 7517 §5), serialised once.
     pub jwks_body: Bytes,
     /// Strong ETag of `jwks_body`.
@@ -138,10 +121,6 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    pub fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey> {
-        self.verifying.iter().find(|k| k.kid == kid)
-    }
-
     fn new(
         current: SigningKey,
         published: Vec<RsaPublicJwk>,
@@ -149,7 +128,7 @@ impl KeySet {
     ) -> anyhow::Result<Self> {
         let body = serde_json::to_vec(&serde_json::json!({ "keys": published }))?;
         let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest(&SHA256, &body).as_ref()[..16]));
-        let verifying = published.iter().map(VerifyingKey::from_jwk).collect::<anyhow::Result<_>>()?;
+        let verifying = tessera_verify::KeySet::from_jwks(&body).context("parsing the published keys")?;
         Ok(Self {
             current: Arc::new(current),
             published,

@@ -70,7 +70,9 @@ async fn logout(
         ),
         None => None,
     };
-    let client_id = match (hint.as_ref().map(|h| h.aud.as_str()), params.get("client_id")) {
+    // Tessera's ID tokens have one audience, the client (OpenID Connect Core §2).
+    let hinted_client = hint.as_ref().and_then(|h| h.aud.first()).map(String::as_str);
+    let client_id = match (hinted_client, params.get("client_id")) {
         (Some(hinted), Some(given)) if hinted != given => {
             return Err(invalid("client_id does not match the id_token_hint."))
         }

@@ -39,15 +39,6 @@ pub async fn post(
         .json(body.unwrap_or_else(|| json!({ "active": false }))))
 }
 
-/// The audiences of a token: `aud` is a string or an array of strings (RFC 7519 §4.1.3).
-fn audiences(aud: &Value) -> Vec<&str> {
-    match aud {
-        Value::String(one) => vec![one.as_str()],
-        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// A live access token is reported only to a client allowed to see it (RFC 7662 §4, see
 /// [`Client::may_introspect`]); to any other, it is as inactive as garbage (§2.2).
 async fn access_token(
@@ -57,22 +48,28 @@ async fn access_token(
     issuer: &TokenIssuer,
 ) -> Result<Option<Value>, OAuthError> {
     let Some(claims) = live_access_token(token, storage, issuer).await? else { return Ok(None) };
-    if !caller.may_introspect(&claims.client_id, &audiences(&claims.aud)) {
+    let audiences: Vec<&str> = claims.aud.iter().map(String::as_str).collect();
+    if !caller.may_introspect(&claims.client_id, &audiences) {
         return Ok(None);
     }
+    // `aud` as the token has it (RFC 7519 §4.1.3): a string for one audience.
+    let aud = match claims.aud.as_slice() {
+        [one] => json!(one),
+        many => json!(many),
+    };
     let mut body = json!({
         "active": true,
         "token_type": "Bearer",
         "client_id": claims.client_id,
         "sub": claims.sub,
-        "aud": claims.aud,
+        "aud": aud,
         "iss": claims.iss,
         "exp": claims.exp,
         "iat": claims.iat,
         "jti": claims.jti,
     });
-    if let Some(scope) = claims.scope {
-        body["scope"] = json!(scope);
+    if !claims.scope.is_empty() {
+        body["scope"] = json!(claims.scope.to_string());
     }
     if let Some(sid) = claims.sid {
         body["sid"] = json!(sid);

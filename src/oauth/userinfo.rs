@@ -19,7 +19,7 @@ pub async fn get(
     let claims = live_access_token(token, &**storage, &issuer)
         .await?
         .ok_or(BearerError::InvalidToken("the access token is invalid, expired or revoked"))?;
-    if !claims.has_scope("openid") {
+    if !claims.scope.contains("openid") {
         return Err(BearerError::InsufficientScope("openid"));
     }
     let user = storage.find_user_by_id(&claims.sub).await?;
@@ -28,14 +28,14 @@ pub async fn get(
     };
     let mut body = Map::new();
     body.insert("sub".into(), json!(user.id));
-    if claims.has_scope("profile") {
+    if claims.scope.contains("profile") {
         body.insert("preferred_username".into(), json!(user.username.as_str()));
         if let Some(name) = &user.name {
             body.insert("name".into(), json!(name));
         }
         body.insert("updated_at".into(), json!(user.updated_at.timestamp()));
     }
-    if claims.has_scope("email") {
+    if claims.scope.contains("email") {
         if let Some(email) = &user.email {
             body.insert("email".into(), json!(email));
             body.insert("email_verified".into(), json!(user.email_verified));

@@ -71,18 +71,12 @@ impl FromRequest for Receiver {
             if !is_client_token {
                 return Err(SsfError::InvalidToken("a receiver authenticates with a client credentials token"));
             }
-            let issuer_url = issuer.issuer.as_str();
-            let is_for_issuer = match &claims.aud {
-                serde_json::Value::String(aud) => aud == issuer_url,
-                serde_json::Value::Array(auds) => auds.iter().any(|a| a.as_str() == Some(issuer_url)),
-                _ => false,
-            };
-            if !is_for_issuer {
+            if !claims.aud.iter().any(|aud| aud == issuer.issuer.as_str()) {
                 return Err(SsfError::InvalidToken("the access token is not meant for this issuer"));
             }
             let client_id = ClientId::parse(&claims.client_id)
                 .map_err(|_| SsfError::InvalidToken("the access token names no valid client"))?;
-            Ok(Self { client_id, can_manage: claims.has_scope(MANAGE), can_read: claims.has_scope(READ) })
+            Ok(Self { client_id, can_manage: claims.scope.contains(MANAGE), can_read: claims.scope.contains(READ) })
         })
     }
 }

@@ -1,6 +1,6 @@
 //! JWT claim sets, borrowed so serialising them allocates nothing but the output.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// RFC 9068 §2.2: `iss exp aud sub client_id iat jti` are required; `scope` per §2.2.3.
 #[derive(Debug, Serialize)]
@@ -61,39 +61,4 @@ pub struct IdTokenClaims<'a> {
     pub sid: &'a str,
     /// §3.1.3.6: left half of SHA-256 of the access token, base64url.
     pub at_hash: &'a str,
-}
-
-/// The claims Tessera reads back from its own access tokens (userinfo, introspection).
-#[derive(Debug, Deserialize)]
-pub struct VerifiedAccessToken {
-    pub iss: String,
-    pub sub: String,
-    pub client_id: String,
-    #[serde(default)]
-    pub scope: Option<String>,
-    pub exp: i64,
-    pub iat: i64,
-    pub jti: String,
-    #[serde(default)]
-    pub sid: Option<String>,
-    #[serde(default)]
-    pub fid: Option<String>,
-    #[serde(default)]
-    pub aud: serde_json::Value,
-}
-
-impl VerifiedAccessToken {
-    pub fn has_scope(&self, wanted: &str) -> bool {
-        self.scope.as_deref().unwrap_or_default().split(' ').any(|s| s == wanted)
-    }
-}
-
-/// The claims read from an `id_token_hint` (RP-Initiated Logout §2).
-#[derive(Debug, Deserialize)]
-pub struct IdTokenHint {
-    pub iss: String,
-    pub sub: String,
-    pub aud: String,
-    #[serde(default)]
-    pub sid: Option<String>,
 }

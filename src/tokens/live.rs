@@ -1,10 +1,10 @@
 //! Whether one of Tessera's access tokens is still live, beyond its signature and expiry:
 //! what `/userinfo` and introspection both ask, so both say the same about a token.
 
-use super::claims::VerifiedAccessToken;
 use super::TokenIssuer;
 use crate::domain::client::ClientId;
 use crate::storage::{Storage, StorageError};
+use tessera_verify::Claims;
 
 /// The claims of one of our access tokens if it is live: a valid signature, `exp` and
 /// `iss`, and nothing behind it revoked or disabled — the token (`jti`), its refresh
@@ -16,7 +16,7 @@ pub async fn live_access_token(
     token: &str,
     storage: &dyn Storage,
     issuer: &TokenIssuer,
-) -> Result<Option<VerifiedAccessToken>, StorageError> {
+) -> Result<Option<Claims>, StorageError> {
     let Ok(claims) = issuer.verify_access_token(token) else { return Ok(None) };
     if storage.is_access_token_revoked(&claims.jti).await? {
         return Ok(None);

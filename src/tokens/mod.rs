@@ -4,7 +4,6 @@
 pub mod claims;
 pub mod live;
 pub mod refresh;
-pub mod verify;
 
 use crate::clock::Clock;
 use crate::config::Issuer;
@@ -17,9 +16,9 @@ use aws_lc_rs::digest::{digest, SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Duration;
-use claims::{AccessTokenClaims, Audience, IdTokenClaims, IdTokenHint, VerifiedAccessToken};
+use claims::{AccessTokenClaims, Audience, IdTokenClaims};
 use std::sync::Arc;
-use verify::TokenError;
+use tessera_verify::{AccessTokenPolicy, IdTokenPolicy, VerifyError};
 
 /// A fresh `jti` (RFC 7519 §4.1.7): 122 random bits.
 pub fn new_jti() -> String {
@@ -36,6 +35,10 @@ pub struct TokenIssuer {
     pub id_token_ttl: Duration,
     pub keys: Arc<SigningKeys>,
     pub clock: Arc<dyn Clock>,
+    /// Its own access tokens, of any audience (userinfo and introspection serve them all).
+    access_tokens: AccessTokenPolicy,
+    /// Its own ID tokens as `id_token_hint`s: expired ones too (RP-Initiated Logout §2).
+    id_token_hints: IdTokenPolicy,
 }
 
 /// An access token and what the token response says about it (RFC 6749 §5.1).
@@ -69,6 +72,18 @@ pub struct IdTokenSubject<'a> {
 }
 
 impl TokenIssuer {
+    pub fn new(
+        issuer: Issuer,
+        access_token_ttl: Duration,
+        id_token_ttl: Duration,
+        keys: Arc<SigningKeys>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let access_tokens = AccessTokenPolicy::any_audience(issuer.as_str());
+        let id_token_hints = IdTokenPolicy::any_audience(issuer.as_str()).allow_expired();
+        Self { issuer, access_token_ttl, id_token_ttl, keys, clock, access_tokens, id_token_hints }
+    }
+
     /// RFC 9068 §2.2 access token for `subject` (the user, or the client itself for
     /// `client_credentials`), valid for `audience`.
     pub fn access_token(&self, to: AccessTokenSubject<'_>) -> anyhow::Result<IssuedAccessToken> {
@@ -128,26 +143,16 @@ impl TokenIssuer {
         jws::sign(&self.keys.snapshot().current, JwsType::IdToken, &claims)
     }
 
-    /// Verifies one of our access tokens: signature, `typ`, issuer, expiry (RFC 9068 §4).
-    /// Revocation is the caller's to check.
-    pub fn verify_access_token(&self, token: &str) -> Result<VerifiedAccessToken, TokenError> {
-        let claims: VerifiedAccessToken = verify::verify_jws(&self.keys.snapshot(), token, "at+jwt")?;
-        if claims.iss != self.issuer.as_str() {
-            return Err(TokenError::WrongIssuer);
-        }
-        if claims.exp <= self.clock.now().timestamp() {
-            return Err(TokenError::Expired);
-        }
-        Ok(claims)
+    /// Verifies one of our access tokens as a resource server would (RFC 9068 §4), with
+    /// `tessera-verify`: signature, `typ`, issuer, expiry and the required claims, at the
+    /// server's clock. Revocation is the caller's to check (`live::live_access_token`).
+    pub fn verify_access_token(&self, token: &str) -> Result<tessera_verify::Claims, VerifyError> {
+        self.access_tokens.verify(&self.keys.snapshot().verifying, token, self.clock.now().into())
     }
 
-    /// Verifies an `id_token_hint`: our signature and issuer; expiry is not required
+    /// Verifies an `id_token_hint`: our signature, `typ` and issuer; expiry is not required
     /// (RP-Initiated Logout 1.0 §2 allows expired hints).
-    pub fn verify_id_token_hint(&self, token: &str) -> Result<IdTokenHint, TokenError> {
-        let claims: IdTokenHint = verify::verify_jws(&self.keys.snapshot(), token, "JWT")?;
-        if claims.iss != self.issuer.as_str() {
-            return Err(TokenError::WrongIssuer);
-        }
-        Ok(claims)
+    pub fn verify_id_token_hint(&self, token: &str) -> Result<tessera_verify::IdTokenClaims, VerifyError> {
+        self.id_token_hints.verify(&self.keys.snapshot().verifying, token, self.clock.now().into())
     }
 }
