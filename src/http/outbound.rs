@@ -37,6 +37,8 @@ pub enum Refused {
     Credentials,
     #[error("the URL has no host")]
     NoHost,
+    #[error("the host is this machine (loopback), which is not allowed by the configuration")]
+    Loopback,
     #[error("the address {0} is not public and not allowed by the configuration")]
     Address(IpAddr),
 }
@@ -115,11 +117,19 @@ impl OutboundPolicy {
             Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
             Host::Domain(_) => None,
         };
+        // RFC 6761 §6.3: `localhost` and names under it are the loopback interface.
+        let is_localhost_name = |name: &str| {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        };
         let is_loopback_host = match (&host, literal) {
             (_, Some(ip)) => reach(ip) == Reach::Loopback,
-            (Host::Domain(name), None) => name.eq_ignore_ascii_case("localhost"),
+            (Host::Domain(name), None) => is_localhost_name(name),
             _ => false,
         };
+        if is_loopback_host && !self.allow_loopback {
+            return Err(Refused::Loopback);
+        }
         match url.scheme() {
             "https" => {}
             "http" if self.allow_loopback && is_loopback_host => {}
@@ -224,8 +234,10 @@ mod tests {
         let strict = OutboundPolicy::default();
         assert_eq!(strict.check_url(&url("https://receiver.example.com/events")), Ok(()));
         assert_eq!(strict.check_url(&url("http://receiver.example.com/events")), Err(Refused::NotHttps));
-        assert_eq!(strict.check_url(&url("http://127.0.0.1:9000/events")), Err(Refused::NotHttps));
+        assert_eq!(strict.check_url(&url("http://127.0.0.1:9000/events")), Err(Refused::Loopback));
         assert!(strict.check_url(&url("https://127.0.0.1/events")).is_err(), "a loopback literal");
+        assert_eq!(strict.check_url(&url("https://localhost/events")), Err(Refused::Loopback));
+        assert_eq!(strict.check_url(&url("https://api.LocalHost./events")), Err(Refused::Loopback));
         assert!(strict.check_url(&url("https://[::ffff:10.0.0.1]/events")).is_err());
         assert_eq!(strict.check_url(&url("https://user:pw@receiver.example.com/")), Err(Refused::Credentials));
         assert_eq!(strict.check_url(&url("ftp://receiver.example.com/")), Err(Refused::NotHttps));

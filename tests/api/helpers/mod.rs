@@ -7,6 +7,7 @@ pub mod clients;
 pub mod example_app;
 pub mod logout;
 pub mod refresh;
+pub mod signals;
 pub mod sql;
 pub mod test_app;
 pub mod test_database;
