@@ -5,6 +5,7 @@ use super::client::ClientId;
 use super::pkce::CodeChallenge;
 use super::scope::ScopeSet;
 use super::secret::SecretDigest;
+use super::user::UserId;
 use super::InvalidParameter;
 use chrono::{DateTime, Utc};
 use std::fmt;
@@ -102,8 +103,8 @@ impl fmt::Display for SessionId {
 #[derive(Clone, Debug)]
 pub struct Session {
     /// Public identifier, the `sid` claim.
-    pub sid: String,
-    pub user_id: String,
+    pub sid: SessionId,
+    pub user_id: UserId,
     pub auth_time: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
@@ -115,8 +116,8 @@ pub struct Session {
 #[derive(Clone, Debug)]
 pub struct AuthorizationGrant {
     pub client_id: ClientId,
-    pub user_id: String,
-    pub sid: String,
+    pub user_id: UserId,
+    pub sid: SessionId,
     pub redirect_uri: String,
     pub scope: ScopeSet,
     pub nonce: Option<String>,
@@ -254,8 +255,8 @@ mod tests {
     fn grant(now: DateTime<Utc>) -> AuthorizationGrant {
         AuthorizationGrant {
             client_id: ClientId::parse("web-app").unwrap(),
-            user_id: "user-1".into(),
-            sid: "sid-1".into(),
+            user_id: UserId::parse("user-1").unwrap(),
+            sid: SessionId::parse("sid-1").unwrap(),
             redirect_uri: "https://app.example.com/cb".into(),
             scope: ScopeSet::parse("openid").unwrap(),
             nonce: None,

@@ -1,9 +1,11 @@
 //! Refresh-token families (RFC 9700 §4.14.2): every rotation of one original grant stays
 //! in one family, and a replayed token revokes the family, not the user's other sessions.
 
+use super::authorization::SessionId;
 use super::client::ClientId;
 use super::scope::ScopeSet;
 use super::secret::SecretDigest;
+use super::user::UserId;
 use super::InvalidParameter;
 use chrono::{DateTime, Utc};
 use std::fmt;
@@ -44,11 +46,11 @@ impl fmt::Display for FamilyId {
 
 #[derive(Clone, Debug)]
 pub struct TokenFamily {
-    pub id: String,
+    pub id: FamilyId,
     pub client_id: ClientId,
-    pub user_id: String,
+    pub user_id: UserId,
     /// The SSO session the family was created in.
-    pub sid: String,
+    pub sid: SessionId,
     /// What the user granted; refreshes may narrow it per access token, never widen it.
     pub scope: ScopeSet,
     pub auth_time: DateTime<Utc>,

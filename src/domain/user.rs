@@ -92,7 +92,7 @@ impl fmt::Debug for Password {
 /// A user as stored.
 #[derive(Clone, Debug)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub username: Username,
     pub email: Option<String>,
     pub email_verified: bool,
