@@ -7,6 +7,7 @@
 
 use crate::domain::authorization::Session;
 use crate::domain::secret::SecretDigest;
+use crate::domain::user::UserId;
 use crate::storage::{Storage, StorageError};
 use chrono::{DateTime, Utc};
 
@@ -30,7 +31,7 @@ pub async fn end_session(
 /// was issued.)
 pub async fn end_user_access(
     storage: &dyn Storage,
-    user_id: &str,
+    user_id: &UserId,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<u64, StorageError> {

@@ -9,7 +9,7 @@
 use super::pages::{self, LoginPage};
 use super::redirect::origin_of;
 use super::{session, Context};
-use crate::domain::authorization::PendingAuthorization;
+use crate::domain::authorization::{PendingAuthorization, SessionId};
 use crate::domain::client::Client;
 use crate::domain::secret::GeneratedSecret;
 use crate::storage::StorageError;
@@ -34,7 +34,7 @@ pub fn login_request_handle(ctx: &Context, mut pending: PendingAuthorization) ->
 pub async fn save_consent_request(
     ctx: &Context,
     mut pending: PendingAuthorization,
-    sid: &str,
+    sid: &SessionId,
 ) -> Result<PendingHandle, StorageError> {
     let id = GeneratedSecret::generate("");
     let csrf = GeneratedSecret::generate("");

@@ -2,7 +2,7 @@
 //! `SameSite=Lax`, and `Secure` with the `__Host-` prefix when the issuer is https.
 
 use super::{Context, FlowSettings};
-use crate::domain::authorization::Session;
+use crate::domain::authorization::{Session, SessionId};
 use crate::domain::secret::{GeneratedSecret, SecretDigest};
 use crate::domain::user::User;
 use crate::storage::StorageError;
@@ -85,7 +85,7 @@ pub async fn start(
     }
     let id = GeneratedSecret::generate("");
     let session = Session {
-        sid: uuid::Uuid::new_v4().simple().to_string(),
+        sid: SessionId::generate(),
         user_id: user.id.clone(),
         auth_time: now,
         created_at: now,

@@ -1,6 +1,7 @@
 //! `tessera session …`: a user's logins as refresh-token families, and revoking them.
 
 use super::{print_json, when};
+use crate::domain::refresh::FamilyId;
 use crate::domain::user::Username;
 use crate::storage::Storage;
 use anyhow::{bail, Context};
@@ -40,7 +41,7 @@ pub async fn run(command: SessionCommand, storage: &dyn Storage) -> anyhow::Resu
                     .iter()
                     .map(|f| {
                         json!({
-                            "family_id": f.id, "client_id": f.client_id.as_str(), "sid": f.sid, "scope": f.scope.to_string(),
+                            "family_id": f.id.as_str(), "client_id": f.client_id.as_str(), "sid": f.sid.as_str(), "scope": f.scope.to_string(),
                             "created_at": f.created_at.to_rfc3339(), "last_used_at": f.last_used_at.to_rfc3339(),
                             "expires_at": f.absolute_expires_at.to_rfc3339(),
                             "revoked_at": f.revoked_at.map(|t| t.to_rfc3339()), "active": f.is_active(now),
@@ -72,6 +73,7 @@ pub async fn run(command: SessionCommand, storage: &dyn Storage) -> anyhow::Resu
             Ok(())
         }
         SessionCommand::Revoke { family_id: Some(id), user: None } => {
+            let id = FamilyId::parse(&id)?;
             if storage.revoke_family(&id, Utc::now(), "revoked by an operator").await? {
                 println!("Family {id} is revoked.");
                 Ok(())

@@ -2,7 +2,7 @@
 //! standard input (`--password-stdin`), never from argv, where `ps` and shell history see them.
 
 use super::print_json;
-use crate::domain::user::{parse_email, Password, User, Username};
+use crate::domain::user::{parse_email, Password, User, UserId, Username};
 use crate::password;
 use crate::revocation;
 use crate::storage::{Storage, StorageError};
@@ -52,7 +52,7 @@ pub async fn run(command: UserCommand, storage: &dyn Storage) -> anyhow::Result<
             let password = read_password(password_stdin)?;
             let now = Utc::now();
             let user = User {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: UserId::generate(),
                 username,
                 email,
                 email_verified: false,
@@ -140,7 +140,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<Password> {
 
 fn describe(user: &User) -> serde_json::Value {
     json!({
-        "id": user.id,
+        "id": user.id.as_str(),
         "username": user.username.as_str(),
         "email": user.email,
         "name": user.name,

@@ -5,8 +5,10 @@ use super::client::ClientId;
 use super::pkce::CodeChallenge;
 use super::scope::ScopeSet;
 use super::secret::SecretDigest;
+use super::user::UserId;
 use super::InvalidParameter;
 use chrono::{DateTime, Utc};
+use std::fmt;
 
 /// OpenID Connect Core §3.1.2.1 `prompt`: a space-separated set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -65,12 +67,44 @@ pub struct PendingAuthorization {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The public identifier of an SSO session: the `sid` claim (OpenID Connect Front-Channel
+/// Logout 1.0 §3, Back-Channel Logout 1.0 §2.4). Not the secret in the browser's cookie,
+/// which storage only holds as a digest. Tessera generates simple (unhyphenated) v4 UUIDs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// An id presented from outside (a CLI argument, a token's `sid`).
+    pub fn parse(raw: &str) -> Result<Self, InvalidParameter> {
+        super::parse_identifier("sid", raw).map(Self)
+    }
+
+    /// Wraps an id read back from storage.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A browser's SSO session. The cookie holds a random id; storage holds its digest.
 #[derive(Clone, Debug)]
 pub struct Session {
     /// Public identifier, the `sid` claim.
-    pub sid: String,
-    pub user_id: String,
+    pub sid: SessionId,
+    pub user_id: UserId,
     pub auth_time: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
@@ -82,8 +116,8 @@ pub struct Session {
 #[derive(Clone, Debug)]
 pub struct AuthorizationGrant {
     pub client_id: ClientId,
-    pub user_id: String,
-    pub sid: String,
+    pub user_id: UserId,
+    pub sid: SessionId,
     pub redirect_uri: String,
     pub scope: ScopeSet,
     pub nonce: Option<String>,
@@ -221,8 +255,8 @@ mod tests {
     fn grant(now: DateTime<Utc>) -> AuthorizationGrant {
         AuthorizationGrant {
             client_id: ClientId::parse("web-app").unwrap(),
-            user_id: "user-1".into(),
-            sid: "sid-1".into(),
+            user_id: UserId::parse("user-1").unwrap(),
+            sid: SessionId::parse("sid-1").unwrap(),
             redirect_uri: "https://app.example.com/cb".into(),
             scope: ScopeSet::parse("openid").unwrap(),
             nonce: None,
@@ -308,6 +342,16 @@ mod tests {
             assert_eq!(outcome, expected, "{name}");
         }
         assert!(matches!(CodeRedemption::refused(None, &owners(now)), CodeRedemption::Invalid), "unknown code");
+    }
+
+    #[test]
+    fn session_ids_are_generated_simple_and_checked_when_presented() {
+        let generated = SessionId::generate();
+        assert!(uuid::Uuid::try_parse(generated.as_str()).is_ok_and(|u| u.simple().to_string() == generated.as_str()));
+        assert!(SessionId::parse("").is_err());
+        assert!(SessionId::parse("a\nb").is_err());
+        assert!(SessionId::parse(&"x".repeat(256)).is_err());
+        assert_eq!(SessionId::parse("sid-1").unwrap().to_string(), "sid-1");
     }
 
     #[test]

@@ -23,3 +23,13 @@ impl InvalidParameter {
         Self { name, reason: reason.into() }
     }
 }
+
+/// Checks an identifier presented from outside (a CLI argument, a request): 1 to 255 bytes
+/// without control characters. Tessera generates UUIDs; anything else is refused before it
+/// reaches a lookup or a log line.
+fn parse_identifier(name: &'static str, raw: &str) -> Result<String, InvalidParameter> {
+    if raw.is_empty() || raw.len() > 255 || raw.chars().any(char::is_control) {
+        return Err(InvalidParameter::new(name, "must be 1 to 255 bytes without control characters"));
+    }
+    Ok(raw.to_owned())
+}

@@ -1,21 +1,56 @@
 //! Refresh-token families (RFC 9700 §4.14.2): every rotation of one original grant stays
 //! in one family, and a replayed token revokes the family, not the user's other sessions.
 
+use super::authorization::SessionId;
 use super::client::ClientId;
 use super::scope::ScopeSet;
 use super::secret::SecretDigest;
+use super::user::UserId;
+use super::InvalidParameter;
 use chrono::{DateTime, Utc};
+use std::fmt;
 
 /// Prefix of refresh tokens, so secret scanners can recognise leaked ones.
 pub const REFRESH_TOKEN_PREFIX: &str = "trt_";
 
+/// A refresh-token family's identifier: the `fid` claim of its access tokens, and what an
+/// operator names to revoke it. Tessera generates simple (unhyphenated) v4 UUIDs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FamilyId(String);
+
+impl FamilyId {
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// An id presented from outside (a CLI argument, a token's `fid`).
+    pub fn parse(raw: &str) -> Result<Self, InvalidParameter> {
+        super::parse_identifier("family id", raw).map(Self)
+    }
+
+    /// Wraps an id read back from storage.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FamilyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct TokenFamily {
-    pub id: String,
+    pub id: FamilyId,
     pub client_id: ClientId,
-    pub user_id: String,
+    pub user_id: UserId,
     /// The SSO session the family was created in.
-    pub sid: String,
+    pub sid: SessionId,
     /// What the user granted; refreshes may narrow it per access token, never widen it.
     pub scope: ScopeSet,
     pub auth_time: DateTime<Utc>,
@@ -283,6 +318,16 @@ mod tests {
             let presentation = Presentation { client_id, requested_scope: self.requested_scope.as_ref(), now: now() };
             decide(&presented, &family, &presentation)
         }
+    }
+
+    #[test]
+    fn family_ids_are_generated_simple_and_checked_when_presented() {
+        let generated = FamilyId::generate();
+        assert!(uuid::Uuid::try_parse(generated.as_str()).is_ok_and(|u| u.simple().to_string() == generated.as_str()));
+        assert!(FamilyId::parse("").is_err());
+        assert!(FamilyId::parse("f\u{7f}").is_err());
+        assert!(FamilyId::parse(&"x".repeat(256)).is_err());
+        assert_eq!(FamilyId::parse("0b9e2c6f").unwrap().as_str(), "0b9e2c6f");
     }
 
     #[test]

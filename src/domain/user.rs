@@ -4,6 +4,37 @@ use super::InvalidParameter;
 use chrono::{DateTime, Utc};
 use std::fmt;
 
+/// A user's identifier: the `sub` claim (OpenID Connect Core §2), never reassigned.
+/// Tessera generates hyphenated v4 UUIDs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// An id presented from outside (a CLI argument, a token's `sub`).
+    pub fn parse(raw: &str) -> Result<Self, InvalidParameter> {
+        super::parse_identifier("user id", raw).map(Self)
+    }
+
+    /// Wraps an id read back from storage.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A login name: 1–64 characters of letters, digits and `. _ - @`, case-folded so
 /// `Alice` and `alice` are one account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,7 +92,7 @@ impl fmt::Debug for Password {
 /// A user as stored.
 #[derive(Clone, Debug)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub username: Username,
     pub email: Option<String>,
     pub email_verified: bool,
@@ -91,6 +122,19 @@ pub fn parse_email(raw: &str) -> Result<String, InvalidParameter> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_ids_are_generated_hyphenated_and_checked_when_presented() {
+        let generated = UserId::generate();
+        assert!(
+            uuid::Uuid::try_parse(generated.as_str()).is_ok_and(|u| u.hyphenated().to_string() == generated.as_str())
+        );
+        assert_eq!(UserId::parse("5f0c").unwrap().as_str(), "5f0c");
+        assert!(UserId::parse("").is_err());
+        assert!(UserId::parse("a\u{0}b").is_err());
+        assert!(UserId::parse(&"x".repeat(256)).is_err());
+        assert!(UserId::parse(&"x".repeat(255)).is_ok());
+    }
 
     #[test]
     fn usernames_are_case_folded_and_checked() {

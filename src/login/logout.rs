@@ -98,7 +98,7 @@ async fn logout(
     let session_digest = current.as_ref().map(|(digest, _)| digest);
     let is_hint_of_this_session = match (&hint, &current) {
         (Some(h), Some((_, session))) => {
-            h.sub == session.user_id && h.sid.as_deref().is_none_or(|sid| sid == session.sid)
+            h.sub == session.user_id.as_str() && h.sid.as_deref().is_none_or(|sid| sid == session.sid.as_str())
         }
         // No session: nothing of anyone's ends, so any valid hint may skip the question.
         (Some(_), None) => true,

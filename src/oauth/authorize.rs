@@ -103,7 +103,7 @@ async fn authorize(
     }
     let is_fresh_enough =
         |auth_time: DateTime<Utc>| pending.max_age.is_none_or(|max_age| (now - auth_time).num_seconds() <= max_age);
-    let is_hinted = |user: &User| hinted_user.as_deref().is_none_or(|sub| sub == user.id);
+    let is_hinted = |user: &User| hinted_user.as_deref().is_none_or(|sub| sub == user.id.as_str());
     match (&current, &user) {
         (Some((_, session)), Some(user))
             if !pending.prompt.login && is_fresh_enough(session.auth_time) && is_hinted(user) =>

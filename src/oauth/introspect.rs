@@ -99,11 +99,11 @@ async fn refresh_token(
         "active": true,
         "token_type": "refresh_token",
         "client_id": family.client_id.as_str(),
-        "sub": family.user_id,
+        "sub": family.user_id.as_str(),
         "scope": family.scope.to_string(),
         "iss": issuer.issuer.as_str(),
         "iat": state.created_at.timestamp(),
         "exp": state.idle_expires_at.min(family.absolute_expires_at).timestamp(),
-        "sid": family.sid,
+        "sid": family.sid.as_str(),
     })))
 }

@@ -2,6 +2,7 @@
 //! (RFC 6750 §2.1). Claims by scope per §5.4. Errors per RFC 6750 §3.
 
 use super::error::BearerError;
+use crate::domain::user::UserId;
 use crate::http::bearer::bearer_token;
 use crate::storage::Storage;
 use crate::tokens::live::live_access_token;
@@ -22,12 +23,16 @@ pub async fn get(
     if !claims.scope.contains("openid") {
         return Err(BearerError::InsufficientScope("openid"));
     }
-    let user = storage.find_user_by_id(&claims.sub).await?;
+    // A live token's `sub` is a user id or, for client credentials, the client's id.
+    let user = match UserId::parse(&claims.sub) {
+        Ok(user_id) => storage.find_user_by_id(&user_id).await?,
+        Err(_) => None,
+    };
     let Some(user) = user else {
         return Err(BearerError::InvalidToken("the access token is not a user's"));
     };
     let mut body = Map::new();
-    body.insert("sub".into(), json!(user.id));
+    body.insert("sub".into(), json!(user.id.as_str()));
     if claims.scope.contains("profile") {
         body.insert("preferred_username".into(), json!(user.username.as_str()));
         if let Some(name) = &user.name {

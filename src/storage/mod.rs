@@ -48,13 +48,13 @@ pub use signals::{PendingSet, PushAttempt, PushOutcome, SignalStore, Verificatio
 
 use crate::config::{DatabaseSettings, DatabaseUrl};
 use crate::domain::authorization::{
-    AuthorizationGrant, CodePresentation, CodeRedemption, PendingAuthorization, Session,
+    AuthorizationGrant, CodePresentation, CodeRedemption, PendingAuthorization, Session, SessionId,
 };
 use crate::domain::client::{Client, ClientId};
-use crate::domain::refresh::{RefreshTokenState, Rotation, RotationRequest, TokenFamily};
+use crate::domain::refresh::{FamilyId, RefreshTokenState, Rotation, RotationRequest, TokenFamily};
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
-use crate::domain::user::{User, Username};
+use crate::domain::user::{User, UserId, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -96,7 +96,7 @@ pub trait ClientStore: Send + Sync {
 pub trait UserStore: Send + Sync {
     async fn insert_user(&self, user: &User) -> Result<(), StorageError>;
     async fn find_user_by_username(&self, username: &Username) -> Result<Option<User>, StorageError>;
-    async fn find_user_by_id(&self, id: &str) -> Result<Option<User>, StorageError>;
+    async fn find_user_by_id(&self, id: &UserId) -> Result<Option<User>, StorageError>;
     async fn list_users(&self) -> Result<Vec<User>, StorageError>;
     async fn disable_user(&self, username: &Username, now: DateTime<Utc>) -> Result<bool, StorageError>;
     async fn set_password_hash(
@@ -183,7 +183,7 @@ pub trait SessionStore: Send + Sync {
     /// Deletes the session; returns it when it existed.
     async fn delete_session(&self, id: &SecretDigest) -> Result<Option<Session>, StorageError>;
     /// Ends every session of a user; returns how many.
-    async fn delete_sessions_of_user(&self, user_id: &str) -> Result<u64, StorageError>;
+    async fn delete_sessions_of_user(&self, user_id: &UserId) -> Result<u64, StorageError>;
 
     /// Stores a request that reached the consent stage in session `sid`, replacing the
     /// session's earlier one for the same client: at most one per session and client, so
@@ -192,7 +192,7 @@ pub trait SessionStore: Send + Sync {
     async fn insert_pending(
         &self,
         id: &SecretDigest,
-        sid: &str,
+        sid: &SessionId,
         pending: &PendingAuthorization,
     ) -> Result<(), StorageError>;
     /// Takes (deletes and returns, in one statement) the consent-stage request `id` of
@@ -200,15 +200,15 @@ pub trait SessionStore: Send + Sync {
     async fn claim_pending(
         &self,
         id: &SecretDigest,
-        sid: &str,
+        sid: &SessionId,
         now: DateTime<Utc>,
     ) -> Result<Option<PendingAuthorization>, StorageError>;
 
     /// The scopes the user granted the client, if any.
-    async fn find_consent(&self, user_id: &str, client_id: &ClientId) -> Result<Option<ScopeSet>, StorageError>;
+    async fn find_consent(&self, user_id: &UserId, client_id: &ClientId) -> Result<Option<ScopeSet>, StorageError>;
     async fn save_consent(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         client_id: &ClientId,
         scope: &ScopeSet,
         now: DateTime<Utc>,
@@ -270,9 +270,9 @@ pub trait GrantStore: Send + Sync {
         idle_expires_at: DateTime<Utc>,
     ) -> Result<bool, StorageError>;
     /// Deletes the unused codes of a user (credential change, disable, revocation).
-    async fn delete_unused_codes_of_user(&self, user_id: &str) -> Result<u64, StorageError>;
+    async fn delete_unused_codes_of_user(&self, user_id: &UserId) -> Result<u64, StorageError>;
     /// Deletes the unused codes issued in an SSO session (logout).
-    async fn delete_unused_codes_of_session(&self, sid: &str) -> Result<u64, StorageError>;
+    async fn delete_unused_codes_of_session(&self, sid: &SessionId) -> Result<u64, StorageError>;
     /// Marks an access token revoked until it expires.
     async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<(), StorageError>;
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StorageError>;
@@ -283,7 +283,7 @@ pub trait GrantStore: Send + Sync {
 pub struct CodeTokens {
     pub access_token_jti: Option<String>,
     pub access_token_expires_at: Option<DateTime<Utc>>,
-    pub family_id: Option<String>,
+    pub family_id: Option<FamilyId>,
 }
 
 /// Refresh-token families and their rotation.
@@ -303,21 +303,21 @@ pub trait RefreshStore: Send + Sync {
         &self,
         token: &SecretDigest,
     ) -> Result<Option<(RefreshTokenState, TokenFamily)>, StorageError>;
-    async fn find_family(&self, id: &str) -> Result<Option<TokenFamily>, StorageError>;
-    async fn list_families_of_user(&self, user_id: &str) -> Result<Vec<TokenFamily>, StorageError>;
+    async fn find_family(&self, id: &FamilyId) -> Result<Option<TokenFamily>, StorageError>;
+    async fn list_families_of_user(&self, user_id: &UserId) -> Result<Vec<TokenFamily>, StorageError>;
     /// Revokes one family; false when it was already revoked or does not exist.
-    async fn revoke_family(&self, id: &str, now: DateTime<Utc>, reason: &str) -> Result<bool, StorageError>;
+    async fn revoke_family(&self, id: &FamilyId, now: DateTime<Utc>, reason: &str) -> Result<bool, StorageError>;
     /// Revokes every live family of a user; returns how many.
     async fn revoke_families_of_user(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<u64, StorageError>;
     /// Revokes every live family created in an SSO session; returns how many.
     async fn revoke_families_of_session(
         &self,
-        sid: &str,
+        sid: &SessionId,
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<u64, StorageError>;

@@ -3,12 +3,12 @@
 
 use super::timestamp::Timestamp;
 use super::{KeyState, StorageError, StoredKey};
-use crate::domain::authorization::{AuthorizationGrant, PendingAuthorization, Prompt, Session};
+use crate::domain::authorization::{AuthorizationGrant, PendingAuthorization, Prompt, Session, SessionId};
 use crate::domain::client::{AuthMethod, Client, ClientId, GrantType};
 use crate::domain::pkce::CodeChallenge;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
-use crate::domain::user::{User, Username};
+use crate::domain::user::{User, UserId, Username};
 use sqlx::types::Json;
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StorageError {
@@ -84,7 +84,7 @@ impl TryFrom<UserRow> for User {
     type Error = StorageError;
     fn try_from(row: UserRow) -> Result<Self, StorageError> {
         Ok(User {
-            id: row.id,
+            id: UserId::from_stored(row.id),
             username: Username::parse(&row.username).map_err(|e| corrupt("users.username", e))?,
             email: row.email,
             email_verified: row.email_verified,
@@ -144,8 +144,8 @@ pub(super) struct SessionRow {
 impl From<SessionRow> for Session {
     fn from(row: SessionRow) -> Self {
         Session {
-            sid: row.sid,
-            user_id: row.user_id,
+            sid: SessionId::from_stored(row.sid),
+            user_id: UserId::from_stored(row.user_id),
             auth_time: row.auth_time.into(),
             created_at: row.created_at.into(),
             last_seen_at: row.last_seen_at.into(),
@@ -209,8 +209,8 @@ impl TryFrom<CodeRow> for AuthorizationGrant {
     fn try_from(row: CodeRow) -> Result<Self, StorageError> {
         Ok(AuthorizationGrant {
             client_id: ClientId::parse(&row.client_id).map_err(|e| corrupt("authorization_codes.client_id", e))?,
-            user_id: row.user_id,
-            sid: row.sid,
+            user_id: UserId::from_stored(row.user_id),
+            sid: SessionId::from_stored(row.sid),
             redirect_uri: row.redirect_uri,
             scope: ScopeSet::parse(&row.scope).map_err(|e| corrupt("authorization_codes.scope", e))?,
             nonce: row.nonce,

@@ -3,6 +3,8 @@
 
 use super::TokenIssuer;
 use crate::domain::client::ClientId;
+use crate::domain::refresh::FamilyId;
+use crate::domain::user::UserId;
 use crate::storage::{Storage, StorageError};
 use tessera_verify::Claims;
 
@@ -22,7 +24,8 @@ pub async fn live_access_token(
         return Ok(None);
     }
     if let Some(fid) = &claims.fid {
-        if storage.find_family(fid).await?.is_none_or(|f| f.revoked_at.is_some()) {
+        let Ok(fid) = FamilyId::parse(fid) else { return Ok(None) };
+        if storage.find_family(&fid).await?.is_none_or(|f| f.revoked_at.is_some()) {
             return Ok(None);
         }
     }
@@ -33,8 +36,11 @@ pub async fn live_access_token(
         return Ok(None);
     }
     let is_client_token = claims.sid.is_none() && claims.sub == claims.client_id;
-    if !is_client_token && storage.find_user_by_id(&claims.sub).await?.is_none_or(|u| u.disabled_at.is_some()) {
-        return Ok(None);
+    if !is_client_token {
+        let Ok(user_id) = UserId::parse(&claims.sub) else { return Ok(None) };
+        if storage.find_user_by_id(&user_id).await?.is_none_or(|u| u.disabled_at.is_some()) {
+            return Ok(None);
+        }
     }
     Ok(Some(claims))
 }

@@ -7,8 +7,11 @@ pub mod refresh;
 
 use crate::clock::Clock;
 use crate::config::Issuer;
+use crate::domain::authorization::SessionId;
 use crate::domain::client::Client;
+use crate::domain::refresh::FamilyId;
 use crate::domain::scope::ScopeSet;
+use crate::domain::user::UserId;
 use crate::keys::jws;
 use crate::keys::signing_keys::JwsType;
 use crate::keys::SigningKeys;
@@ -56,17 +59,17 @@ pub struct AccessTokenSubject<'a> {
     pub scope: &'a ScopeSet,
     pub audience: &'a [String],
     /// SSO session id and login time, for tokens issued to a user.
-    pub session: Option<(&'a str, i64)>,
+    pub session: Option<(&'a SessionId, i64)>,
     /// The refresh-token family, when the token comes from one.
-    pub family: Option<&'a str>,
+    pub family: Option<&'a FamilyId>,
 }
 
 /// The inputs of an ID token (OpenID Connect Core §3.1.3.6).
 pub struct IdTokenSubject<'a> {
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
     pub client_id: &'a str,
     pub nonce: Option<&'a str>,
-    pub sid: &'a str,
+    pub sid: &'a SessionId,
     pub auth_time: i64,
     pub access_token: &'a str,
 }
@@ -105,9 +108,9 @@ impl TokenIssuer {
             iat: now,
             exp: now.saturating_add(ttl),
             jti: &jti,
-            sid: to.session.map(|(sid, _)| sid),
+            sid: to.session.map(|(sid, _)| sid.as_str()),
             auth_time: to.session.map(|(_, auth_time)| auth_time),
-            fid: to.family,
+            fid: to.family.map(FamilyId::as_str),
         };
         let keys = self.keys.snapshot();
         let token = jws::sign(&keys.current, JwsType::AccessToken, &claims)?;
@@ -130,14 +133,14 @@ impl TokenIssuer {
         let at_hash = URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]);
         let claims = IdTokenClaims {
             iss: self.issuer.as_str(),
-            sub: to.user_id,
+            sub: to.user_id.as_str(),
             aud: to.client_id,
             exp: now.saturating_add(self.id_token_ttl.num_seconds()),
             iat: now,
             auth_time: to.auth_time,
             nonce: to.nonce,
             azp: to.client_id,
-            sid: to.sid,
+            sid: to.sid.as_str(),
             at_hash: &at_hash,
         };
         jws::sign(&self.keys.snapshot().current, JwsType::IdToken, &claims)

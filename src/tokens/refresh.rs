@@ -4,7 +4,7 @@
 use crate::config::Settings;
 use crate::domain::authorization::AuthorizationGrant;
 use crate::domain::client::{Client, GrantType};
-use crate::domain::refresh::{TokenFamily, REFRESH_TOKEN_PREFIX};
+use crate::domain::refresh::{FamilyId, TokenFamily, REFRESH_TOKEN_PREFIX};
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::{GeneratedSecret, SecretDigest};
 use crate::keys::kek::KeyEncryptionKey;
@@ -50,7 +50,7 @@ impl RefreshPolicy {
     ) -> Result<Option<(GeneratedSecret, TokenFamily)>, StorageError> {
         let token = GeneratedSecret::generate(REFRESH_TOKEN_PREFIX);
         let family = TokenFamily {
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            id: FamilyId::generate(),
             client_id: client.id.clone(),
             user_id: grant.user_id.clone(),
             sid: grant.sid.clone(),

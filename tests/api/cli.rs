@@ -262,6 +262,11 @@ async fn operators_list_and_revoke_sessions(app: &TestApp) {
     let fid = phone_claims["fid"].as_str().unwrap();
     let revoked = crate::helpers::cli::tessera(app, &["session", "revoke", fid], None);
     assert!(revoked.status.success());
+    // An id with a control character is refused as such, before any lookup.
+    let stderr = refused(&tessera(app, &["session", "revoke", &format!("{fid}\n")], None));
+    assert!(stderr.contains("invalid family id"), "{stderr}");
+    let stderr = refused(&tessera(app, &["session", "revoke", "no-such-family"], None));
+    assert!(stderr.contains("no refresh-token family no-such-family"), "{stderr}");
     assert_oauth_error(app.refresh(&client, &refresh_token(&phone), None).await, 400, "invalid_grant").await;
     refreshed(app, &client, &refresh_token(&laptop)).await;
     let all = crate::helpers::cli::tessera(app, &["session", "revoke", "--user", "olga"], None);
@@ -283,22 +288,23 @@ fn time_of(value: &Value) -> chrono::DateTime<chrono::Utc> {
 /// Finding 17: a family's last use is its latest rotation, not the login.
 async fn session_list_shows_the_latest_rotation_as_last_use(app: &TestApp) {
     use tessera::clock::Clock;
-    use tessera::domain::refresh::{TokenFamily, REFRESH_TOKEN_PREFIX};
+    use tessera::domain::authorization::SessionId;
+    use tessera::domain::refresh::{FamilyId, TokenFamily, REFRESH_TOKEN_PREFIX};
     use tessera::domain::secret::GeneratedSecret;
     let client = app.register_client(ClientSpec::offline_app()).await;
     let user = app.create_user("rita").await;
     let mut body = app.offline_login(&client, &user).await;
     let claims = app.verify_access_token(body["access_token"].as_str().unwrap(), "https://api.example.com").await;
-    let fid = claims["fid"].as_str().unwrap().to_owned();
+    let fid = FamilyId::parse(claims["fid"].as_str().unwrap()).unwrap();
     // A second family of the same user and client (another device), never refreshed: its
     // last use must stay its own creation, whatever happens to the first.
     let now = app.clock.now();
     let idle_token = GeneratedSecret::generate(REFRESH_TOKEN_PREFIX);
     let second = TokenFamily {
-        id: "second-device".into(),
+        id: FamilyId::parse("second-device").unwrap(),
         client_id: tessera::domain::client::ClientId::parse(&client.id).unwrap(),
         user_id: user.id.clone(),
-        sid: claims["sid"].as_str().unwrap().to_owned(),
+        sid: SessionId::parse(claims["sid"].as_str().unwrap()).unwrap(),
         scope: tessera::domain::scope::ScopeSet::parse("openid offline_access").unwrap(),
         auth_time: now,
         created_at: now,
@@ -328,7 +334,7 @@ async fn session_list_shows_the_latest_rotation_as_last_use(app: &TestApp) {
         let found = app.storage.find_family(&fid).await.unwrap().unwrap();
         assert_eq!(found.last_used_at, last_used, "find_family derives it too");
     }
-    assert!(app.storage.find_family("no-such-family").await.unwrap().is_none());
+    assert!(app.storage.find_family(&FamilyId::parse("no-such-family").unwrap()).await.unwrap().is_none());
     refreshed(app, &client, idle_token.expose()).await;
     let listed = sessions_of(app, "rita");
     assert!(time_of(&listed[1]["last_used_at"]) > time_of(&listed[1]["created_at"]), "now used as well");

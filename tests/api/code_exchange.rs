@@ -8,7 +8,7 @@ use crate::helpers::refresh::refresh_token;
 use crate::helpers::{assert_oauth_error, TestApp};
 use chrono::Utc;
 use serde_json::Value;
-use tessera::domain::authorization::AuthorizationGrant;
+use tessera::domain::authorization::{AuthorizationGrant, SessionId};
 use tessera::domain::client::ClientId;
 use tessera::domain::pkce::CodeChallenge;
 use tessera::domain::scope::ScopeSet;
@@ -69,7 +69,7 @@ async fn an_expired_code_is_invalid_grant(app: &TestApp) {
     let grant = AuthorizationGrant {
         client_id: ClientId::parse(&client.id).unwrap(),
         user_id: user.id.clone(),
-        sid: "sid".into(),
+        sid: SessionId::parse("sid").unwrap(),
         redirect_uri: WEB_APP_REDIRECT_URI.into(),
         scope: ScopeSet::parse("openid").unwrap(),
         nonce: None,

@@ -22,7 +22,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tessera::domain::authorization::AuthorizationGrant;
+use tessera::domain::authorization::{AuthorizationGrant, SessionId};
 use tessera::domain::client::ClientId;
 use tessera::domain::pkce::CodeChallenge;
 use tessera::domain::scope::ScopeSet;
@@ -449,7 +449,7 @@ async fn arrange(database: &TestDatabase) -> (TestClient, Vec<Chain>, Vec<TestCo
     let mut db = Database::connect(database.url()).await;
     for (user_id, sid) in &sessions {
         let stored = db.texts("SELECT user_id FROM sessions WHERE sid = $1", &[sid]).await;
-        assert_eq!(stored, vec![vec![Some(user_id.clone())]], "login {sid}'s SSO session is live");
+        assert_eq!(stored, vec![vec![Some(user_id.to_string())]], "login {sid}'s SSO session is live");
     }
     db.close().await;
     let mut codes = Vec::new();
@@ -460,7 +460,7 @@ async fn arrange(database: &TestDatabase) -> (TestClient, Vec<Chain>, Vec<TestCo
         let grant = AuthorizationGrant {
             client_id: ClientId::parse(&client.id).unwrap(),
             user_id: sessions[j % CHAINS].0.clone(),
-            sid: sessions[j % CHAINS].1.clone(),
+            sid: SessionId::parse(&sessions[j % CHAINS].1).unwrap(),
             redirect_uri: WEB_APP_REDIRECT_URI.into(),
             scope: ScopeSet::parse(if j % 2 == 0 { "openid offline_access" } else { "openid profile" }).unwrap(),
             nonce: None,

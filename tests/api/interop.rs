@@ -100,7 +100,7 @@ mod openid_connect_relying_party {
         let id_token = token.id_token().expect("an ID token for the openid scope");
         let id_verifier = client.id_token_verifier();
         let claims = id_token.claims(&id_verifier, &nonce).expect("the ID token verifies (signature, iss, aud, nonce)");
-        assert_eq!(claims.subject().as_str(), user.id);
+        assert_eq!(claims.subject().as_str(), user.id.as_str());
         let expected = claims.access_token_hash().expect("at_hash");
         let actual = AccessTokenHash::from_token(
             token.access_token(),
@@ -116,7 +116,7 @@ mod openid_connect_relying_party {
             .request_async(&http)
             .await
             .expect("userinfo is accepted");
-        assert_eq!(info.subject().as_str(), user.id);
+        assert_eq!(info.subject().as_str(), user.id.as_str());
         assert_eq!(info.email().map(|e| e.as_str()), Some("olivia@example.com"));
         assert_eq!(info.preferred_username().map(|u| u.as_str()), Some("olivia"));
     }

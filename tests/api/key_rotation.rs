@@ -229,10 +229,10 @@ mod replicas {
     async fn one_issuer_across_replicas(storage: &dyn tessera::storage::Storage, a: &Replica, b: &Replica) {
         use crate::helpers::browser::{form_tokens, redirect_params, AuthorizeRequest, PASSWORD};
         use crate::helpers::clients::WEB_APP_REDIRECT_URI;
-        use tessera::domain::user::{Password, User, Username};
+        use tessera::domain::user::{Password, User, UserId, Username};
         let now = Utc::now();
         let user = User {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: UserId::generate(),
             username: Username::parse("replica-user").unwrap(),
             email: None,
             email_verified: false,

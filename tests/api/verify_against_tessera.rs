@@ -64,7 +64,7 @@ async fn a_users_tokens_verify_with_the_synchronous_core(app: &TestApp) {
     // Logout: an expired id_token_hint is still a hint (RP-Initiated Logout 1.0 §2).
     let hints = IdTokenPolicy::any_audience(&app.address).allow_expired();
     let hint = hints.verify(&keys, id_token, now).expect("the ID token verifies");
-    assert_eq!(hint.sub, user.id);
+    assert_eq!(hint.sub, user.id.as_str());
     assert_eq!(hint.aud, [client.id.as_str()]);
     assert_eq!(hint.sid.as_deref(), Some(sid.as_str()));
 

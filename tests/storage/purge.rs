@@ -2,7 +2,7 @@
 //! most `batch` rows per table per call, and nothing else.
 
 use crate::helpers::{new_family, new_grant, new_pending, new_session, new_token, outcome, presentation_of, t};
-use crate::helpers::{Refresh, TestStorage};
+use crate::helpers::{sid, Refresh, TestStorage};
 use chrono::Duration;
 use tessera::domain::authorization::AuthorizationGrant;
 use tessera::domain::refresh::TokenFamily;
@@ -63,8 +63,8 @@ async fn purging_removes_only_what_nobody_can_use(db: &TestStorage) {
     }
 
     let (old_pending, new_pending_id) = (digest(), digest());
-    db.insert_pending(&old_pending, "sid-1", &new_pending(&client, t(600))).await.unwrap();
-    db.insert_pending(&new_pending_id, "sid-2", &new_pending(&client, t(300_000))).await.unwrap();
+    db.insert_pending(&old_pending, &sid("sid-1"), &new_pending(&client, t(600))).await.unwrap();
+    db.insert_pending(&new_pending_id, &sid("sid-2"), &new_pending(&client, t(300_000))).await.unwrap();
     db.revoke_access_token("expired", t(600)).await.unwrap();
     db.revoke_access_token("lasting", t(300_000)).await.unwrap();
 
@@ -86,8 +86,8 @@ async fn purging_removes_only_what_nobody_can_use(db: &TestStorage) {
     assert!(db.find_family(&live.id).await.unwrap().is_some());
     assert!(db.mark_code_replayed(&old_code, now).await.unwrap().is_none());
     assert!(db.mark_code_replayed(&new_code, now).await.unwrap().is_some());
-    assert!(db.claim_pending(&old_pending, "sid-1", t(10)).await.unwrap().is_none());
-    assert!(db.claim_pending(&new_pending_id, "sid-2", t(10)).await.unwrap().is_some());
+    assert!(db.claim_pending(&old_pending, &sid("sid-1"), t(10)).await.unwrap().is_none());
+    assert!(db.claim_pending(&new_pending_id, &sid("sid-2"), t(10)).await.unwrap().is_some());
     assert!(!db.is_access_token_revoked("expired").await.unwrap());
     assert!(db.is_access_token_revoked("lasting").await.unwrap());
     assert_eq!(db.settle_failure("idle").await.unwrap(), 0, "no row left to count on");

@@ -5,7 +5,7 @@
 use crate::helpers::{assert_same, new_family, new_token, outcome, race, scope, t, Refresh, TestStorage, RACERS};
 use chrono::Duration;
 use tessera::domain::client::ClientId;
-use tessera::domain::refresh::{Rotation, TokenFamily};
+use tessera::domain::refresh::{FamilyId, Rotation, TokenFamily};
 use tessera::domain::secret::SecretDigest;
 
 async fn used_at(db: &TestStorage, token: &SecretDigest) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -22,7 +22,7 @@ async fn a_family_and_its_first_token_read_back(db: &TestStorage) {
     let (state, of) = db.find_refresh_token(&token).await.unwrap().expect("by token");
     assert_eq!((state.created_at, state.idle_expires_at, state.used_at), (t(0), t(3600), None));
     assert_same(&of, &family);
-    assert!(db.find_family("no-such-family").await.unwrap().is_none());
+    assert!(db.find_family(&FamilyId::parse("no-such-family").unwrap()).await.unwrap().is_none());
     assert!(db.find_refresh_token(&SecretDigest::of("no such token")).await.unwrap().is_none());
 }
 
@@ -198,7 +198,7 @@ async fn a_family_is_revoked_once(db: &TestStorage) {
     assert!(db.revoke_family(&family.id, t(50), "logout").await.unwrap());
     assert!(!db.revoke_family(&family.id, t(60), "logout").await.unwrap());
     assert_eq!(db.find_family(&family.id).await.unwrap().unwrap().revoked_at, Some(t(50)));
-    assert!(!db.revoke_family("no-such-family", t(60), "logout").await.unwrap());
+    assert!(!db.revoke_family(&FamilyId::parse("no-such-family").unwrap(), t(60), "logout").await.unwrap());
 }
 
 async fn the_live_families_of_a_user_or_session_are_revoked(db: &TestStorage) {

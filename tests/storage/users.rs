@@ -1,7 +1,7 @@
 //! `UserStore`: accounts, found by name and id, listed, disabled once, re-hashed.
 
 use crate::helpers::{assert_same, new_user, t, TestStorage};
-use tessera::domain::user::{User, Username};
+use tessera::domain::user::{User, UserId, Username};
 use tessera::storage::StorageError;
 
 fn username(raw: &str) -> Username {
@@ -15,7 +15,7 @@ async fn a_user_reads_back_by_name_and_by_id(db: &TestStorage) {
     assert_same(&db.find_user_by_username(&username("alice")).await.unwrap().expect("by name"), &user);
     assert_same(&db.find_user_by_id(&user.id).await.unwrap().expect("by id"), &user);
     assert!(db.find_user_by_username(&username("bob")).await.unwrap().is_none());
-    assert!(db.find_user_by_id("no-such-id").await.unwrap().is_none());
+    assert!(db.find_user_by_id(&UserId::parse("no-such-id").unwrap()).await.unwrap().is_none());
 }
 
 async fn users_are_listed_by_name(db: &TestStorage) {

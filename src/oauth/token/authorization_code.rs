@@ -84,12 +84,12 @@ pub async fn exchange(
     } else {
         None
     };
-    let family_id = refresh.as_ref().map(|(_, family)| family.id.as_str());
+    let family_id = refresh.as_ref().map(|(_, family)| &family.id);
     let auth_time = grant.auth_time.timestamp();
     let access = ctx.issuer.access_token_with_jti(
         jti,
         AccessTokenSubject {
-            subject: &grant.user_id,
+            subject: grant.user_id.as_str(),
             client,
             scope: &grant.scope,
             audience: &client.audiences,

@@ -76,7 +76,7 @@ fn issue(
 ) -> Result<TokenResponse, OAuthError> {
     let auth_time = family.auth_time.timestamp();
     let access = ctx.issuer.access_token(AccessTokenSubject {
-        subject: &family.user_id,
+        subject: family.user_id.as_str(),
         client,
         scope,
         audience: &client.audiences,

@@ -1,9 +1,10 @@
 //! `GrantStore` over either pool (see `on_pool!` and `on_writer!`).
 
 use super::SqlStorage;
-use crate::domain::authorization::{AuthorizationGrant, CodePresentation, CodeRedemption, StoredCode};
-use crate::domain::refresh::TokenFamily;
+use crate::domain::authorization::{AuthorizationGrant, CodePresentation, CodeRedemption, SessionId, StoredCode};
+use crate::domain::refresh::{FamilyId, TokenFamily};
 use crate::domain::secret::SecretDigest;
+use crate::domain::user::UserId;
 use crate::storage::rows::CodeRow;
 use crate::storage::timestamp::Timestamp;
 use crate::storage::{CodeTokens, GrantStore, StorageError};
@@ -96,8 +97,8 @@ impl GrantStore for SqlStorage {
             sqlx::query(sql)
                 .bind(code.as_str())
                 .bind(grant.client_id.as_str())
-                .bind(&grant.user_id)
-                .bind(&grant.sid)
+                .bind(grant.user_id.as_str())
+                .bind(grant.sid.as_str())
                 .bind(&grant.redirect_uri)
                 .bind(grant.scope.to_string())
                 .bind(&grant.nonce)
@@ -150,7 +151,7 @@ impl GrantStore for SqlStorage {
         Ok(row.map(|(jti, expires_at, family_id)| CodeTokens {
             access_token_jti: jti,
             access_token_expires_at: expires_at.map(Into::into),
-            family_id,
+            family_id: family_id.map(FamilyId::from_stored),
         }))
     }
 
@@ -166,7 +167,7 @@ impl GrantStore for SqlStorage {
             // First, and on the code's row: it waits for (or makes wait) a concurrent
             // `mark_code_replayed`, so the replay sees this family or prevents it.
             let marked = sqlx::query(MARK_FAMILY)
-                .bind(code.as_str()).bind(Timestamp::from(family.created_at)).bind(&family.id)
+                .bind(code.as_str()).bind(Timestamp::from(family.created_at)).bind(family.id.as_str())
                 .execute(&mut *tx).await?.rows_affected() == 1;
             if !marked {
                 return Ok(false); // the transaction is dropped: rolled back
@@ -177,14 +178,14 @@ impl GrantStore for SqlStorage {
         })
     }
 
-    async fn delete_unused_codes_of_user(&self, user_id: &str) -> Result<u64, StorageError> {
+    async fn delete_unused_codes_of_user(&self, user_id: &UserId) -> Result<u64, StorageError> {
         let sql = "DELETE FROM authorization_codes WHERE user_id = $1 AND used_at IS NULL";
-        on_writer!(self, [user_id], pool => Ok(sqlx::query(sql).bind(user_id).execute(pool).await?.rows_affected()))
+        on_writer!(self, [user_id], pool => Ok(sqlx::query(sql).bind(user_id.as_str()).execute(pool).await?.rows_affected()))
     }
 
-    async fn delete_unused_codes_of_session(&self, sid: &str) -> Result<u64, StorageError> {
+    async fn delete_unused_codes_of_session(&self, sid: &SessionId) -> Result<u64, StorageError> {
         let sql = "DELETE FROM authorization_codes WHERE sid = $1 AND used_at IS NULL";
-        on_writer!(self, [sid], pool => Ok(sqlx::query(sql).bind(sid).execute(pool).await?.rows_affected()))
+        on_writer!(self, [sid], pool => Ok(sqlx::query(sql).bind(sid.as_str()).execute(pool).await?.rows_affected()))
     }
 
     async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<(), StorageError> {

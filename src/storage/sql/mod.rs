@@ -16,7 +16,7 @@ use super::{ClientStore, HealthCheck, KeyState, KeyStore, StorageError, StoredKe
 use crate::config::{DatabaseSettings, DatabaseUrl};
 use crate::domain::client::{Client, ClientId};
 use crate::domain::secret::SecretDigest;
-use crate::domain::user::{User, Username};
+use crate::domain::user::{User, UserId, Username};
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -87,10 +87,10 @@ macro_rules! insert_family {
     ($tx:expr, $family:expr, $token:expr, $idle_expires_at:expr) => {{
         let (family, token) = (&$family, &$token);
         sqlx::query($crate::storage::sql::INSERT_FAMILY)
-            .bind(&family.id)
+            .bind(family.id.as_str())
             .bind(family.client_id.as_str())
-            .bind(&family.user_id)
-            .bind(&family.sid)
+            .bind(family.user_id.as_str())
+            .bind(family.sid.as_str())
             .bind(family.scope.to_string())
             .bind($crate::storage::timestamp::Timestamp::from(family.auth_time))
             .bind($crate::storage::timestamp::Timestamp::from(family.created_at))
@@ -99,7 +99,7 @@ macro_rules! insert_family {
             .await?;
         sqlx::query($crate::storage::sql::INSERT_REFRESH_TOKEN)
             .bind(token.as_str())
-            .bind(&family.id)
+            .bind(family.id.as_str())
             .bind($crate::storage::timestamp::Timestamp::from(family.created_at))
             .bind($crate::storage::timestamp::Timestamp::from($idle_expires_at))
             .execute(&mut *$tx)
@@ -327,7 +327,7 @@ impl UserStore for SqlStorage {
         let sql = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
         on_writer!(self, [user], pool => {
             sqlx::query(sql)
-                .bind(&user.id)
+                .bind(user.id.as_str())
                 .bind(user.username.as_str())
                 .bind(&user.email)
                 .bind(user.email_verified)
@@ -350,10 +350,10 @@ impl UserStore for SqlStorage {
         row.map(User::try_from).transpose()
     }
 
-    async fn find_user_by_id(&self, id: &str) -> Result<Option<User>, StorageError> {
+    async fn find_user_by_id(&self, id: &UserId) -> Result<Option<User>, StorageError> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
         let row: Option<UserRow> =
-            on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(id).fetch_optional(pool).await?))?;
+            on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(id.as_str()).fetch_optional(pool).await?))?;
         row.map(User::try_from).transpose()
     }
 

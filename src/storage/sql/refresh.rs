@@ -16,13 +16,15 @@
 
 use super::writer::ToWriter;
 use super::{Backend, SqlStorage};
+use crate::domain::authorization::SessionId;
 use crate::domain::client::ClientId;
 use crate::domain::refresh::{
-    self, FamilyState, Presentation, PresentedState, RefreshTokenState, Rotation, RotationDecision, RotationRequest,
-    SuccessorState, TokenFamily,
+    self, FamilyId, FamilyState, Presentation, PresentedState, RefreshTokenState, Rotation, RotationDecision,
+    RotationRequest, SuccessorState, TokenFamily,
 };
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
+use crate::domain::user::UserId;
 use crate::storage::timestamp::Timestamp;
 use crate::storage::{RefreshStore, StorageError};
 use async_trait::async_trait;
@@ -72,10 +74,10 @@ impl TryFrom<FamilyRow> for TokenFamily {
     fn try_from(row: FamilyRow) -> Result<Self, StorageError> {
         let corrupt = |what: &str, e: String| StorageError::Corrupt(format!("token_families.{what}: {e}"));
         Ok(TokenFamily {
-            id: row.id,
+            id: FamilyId::from_stored(row.id),
             client_id: ClientId::parse(&row.client_id).map_err(|e| corrupt("client_id", e.to_string()))?,
-            user_id: row.user_id,
-            sid: row.sid,
+            user_id: UserId::from_stored(row.user_id),
+            sid: SessionId::from_stored(row.sid),
             scope: ScopeSet::parse(&row.scope).map_err(|e| corrupt("scope", e.to_string()))?,
             auth_time: row.auth_time.into(),
             created_at: row.created_at.into(),
@@ -259,11 +261,11 @@ async fn claim_in_one_statement(pool: &sqlx::PgPool, c: &Claim<'_>) -> Result<Op
 #[derive(Clone, Copy)]
 enum FamiliesOf<'a> {
     /// The one family with this id.
-    Id(&'a str),
+    Id(&'a FamilyId),
     /// Every family of this user.
-    User(&'a str),
+    User(&'a UserId),
     /// Every family created in this SSO session.
-    Session(&'a str),
+    Session(&'a SessionId),
 }
 
 impl<'a> FamiliesOf<'a> {
@@ -283,7 +285,9 @@ impl<'a> FamiliesOf<'a> {
 
     fn owner(self) -> &'a str {
         match self {
-            Self::Id(owner) | Self::User(owner) | Self::Session(owner) => owner,
+            Self::Id(id) => id.as_str(),
+            Self::User(id) => id.as_str(),
+            Self::Session(id) => id.as_str(),
         }
     }
 }
@@ -332,7 +336,7 @@ impl SqlStorage {
                     // than written on every rotation.
                     let idle = Timestamp::from(c.idle_expires_at.min(family.absolute_expires_at));
                     sqlx::query("INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)")
-                        .bind(c.successor.as_str()).bind(&family.id).bind(now).bind(idle).execute(&mut *tx).await?;
+                        .bind(c.successor.as_str()).bind(family.id.as_str()).bind(now).bind(idle).execute(&mut *tx).await?;
                     tx.commit().await?;
                     Ok(Rotation::Rotated(family))
                 }
@@ -347,9 +351,9 @@ impl SqlStorage {
                 RotationDecision::RevokeFamily => {
                     // RFC 9700 §4.14.2: a used token presented again: revoke the whole family.
                     sqlx::query("UPDATE token_families SET revoked_at = $2, revoked_reason = 'refresh token reused' WHERE id = $1 AND revoked_at IS NULL")
-                        .bind(&family.id).bind(now).execute(&mut *tx).await?;
+                        .bind(family.id.as_str()).bind(now).execute(&mut *tx).await?;
                     sqlx::query("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL WHERE family_id = $1")
-                        .bind(&family.id).execute(&mut *tx).await?;
+                        .bind(family.id.as_str()).execute(&mut *tx).await?;
                     tx.commit().await?;
                     Ok(Rotation::Reused(family))
                 }
@@ -423,31 +427,31 @@ impl RefreshStore for SqlStorage {
         .transpose()
     }
 
-    async fn find_family(&self, id: &str) -> Result<Option<TokenFamily>, StorageError> {
+    async fn find_family(&self, id: &FamilyId) -> Result<Option<TokenFamily>, StorageError> {
         let sql = concat!("SELECT ", family_columns_with_last_use!(), " FROM token_families f WHERE f.id = $1");
         let row: Option<FamilyRow> =
-            on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(id).fetch_optional(pool).await?))?;
+            on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(id.as_str()).fetch_optional(pool).await?))?;
         row.map(TokenFamily::try_from).transpose()
     }
 
-    async fn list_families_of_user(&self, user_id: &str) -> Result<Vec<TokenFamily>, StorageError> {
+    async fn list_families_of_user(&self, user_id: &UserId) -> Result<Vec<TokenFamily>, StorageError> {
         let sql = concat!(
             "SELECT ",
             family_columns_with_last_use!(),
             " FROM token_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id"
         );
         let rows: Vec<FamilyRow> =
-            on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(user_id).fetch_all(pool).await?))?;
+            on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(user_id.as_str()).fetch_all(pool).await?))?;
         rows.into_iter().map(TokenFamily::try_from).collect()
     }
 
-    async fn revoke_family(&self, id: &str, now: DateTime<Utc>, reason: &str) -> Result<bool, StorageError> {
+    async fn revoke_family(&self, id: &FamilyId, now: DateTime<Utc>, reason: &str) -> Result<bool, StorageError> {
         Ok(self.revoke_families(FamiliesOf::Id(id), now, reason).await? == 1)
     }
 
     async fn revoke_families_of_user(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<u64, StorageError> {
@@ -456,7 +460,7 @@ impl RefreshStore for SqlStorage {
 
     async fn revoke_families_of_session(
         &self,
-        sid: &str,
+        sid: &SessionId,
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<u64, StorageError> {

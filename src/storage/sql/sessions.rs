@@ -1,10 +1,11 @@
 //! `SessionStore` over either pool (see `on_pool!` and `on_writer!`).
 
 use super::SqlStorage;
-use crate::domain::authorization::{PendingAuthorization, Session};
+use crate::domain::authorization::{PendingAuthorization, Session, SessionId};
 use crate::domain::client::ClientId;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
+use crate::domain::user::UserId;
 use crate::storage::rows::{PendingRow, SessionRow};
 use crate::storage::timestamp::Timestamp;
 use crate::storage::{SessionStore, StorageError};
@@ -44,8 +45,8 @@ impl SessionStore for SqlStorage {
         on_writer!(self, [id, session, password_hash], pool => {
             let done = sqlx::query(sql)
                 .bind(id.as_str())
-                .bind(&session.sid)
-                .bind(&session.user_id)
+                .bind(session.sid.as_str())
+                .bind(session.user_id.as_str())
                 .bind(Timestamp::from(session.auth_time))
                 .bind(Timestamp::from(session.created_at))
                 .bind(Timestamp::from(session.last_seen_at))
@@ -89,15 +90,15 @@ impl SessionStore for SqlStorage {
         Ok(row.map(Session::from))
     }
 
-    async fn delete_sessions_of_user(&self, user_id: &str) -> Result<u64, StorageError> {
+    async fn delete_sessions_of_user(&self, user_id: &UserId) -> Result<u64, StorageError> {
         let sql = "DELETE FROM sessions WHERE user_id = $1";
-        on_writer!(self, [user_id], pool => Ok(sqlx::query(sql).bind(user_id).execute(pool).await?.rows_affected()))
+        on_writer!(self, [user_id], pool => Ok(sqlx::query(sql).bind(user_id.as_str()).execute(pool).await?.rows_affected()))
     }
 
     async fn insert_pending(
         &self,
         id: &SecretDigest,
-        sid: &str,
+        sid: &SessionId,
         pending: &PendingAuthorization,
     ) -> Result<(), StorageError> {
         let sql = concat!(
@@ -113,7 +114,7 @@ impl SessionStore for SqlStorage {
         on_writer!(self, [id, sid, pending], pool => {
             sqlx::query(sql)
                 .bind(id.as_str())
-                .bind(sid)
+                .bind(sid.as_str())
                 .bind(pending.csrf_digest.as_str())
                 .bind(pending.client_id.as_str())
                 .bind(&pending.redirect_uri)
@@ -135,7 +136,7 @@ impl SessionStore for SqlStorage {
     async fn claim_pending(
         &self,
         id: &SecretDigest,
-        sid: &str,
+        sid: &SessionId,
         now: DateTime<Utc>,
     ) -> Result<Option<PendingAuthorization>, StorageError> {
         let sql = concat!(
@@ -143,21 +144,21 @@ impl SessionStore for SqlStorage {
             pending_columns!()
         );
         let row: Option<PendingRow> = on_writer!(self, [id, sid], pool => Ok(sqlx::query_as(sql)
-            .bind(id.as_str()).bind(sid).bind(Timestamp::from(now)).fetch_optional(pool).await?))?;
+            .bind(id.as_str()).bind(sid.as_str()).bind(Timestamp::from(now)).fetch_optional(pool).await?))?;
         row.map(PendingAuthorization::try_from).transpose()
     }
 
-    async fn find_consent(&self, user_id: &str, client_id: &ClientId) -> Result<Option<ScopeSet>, StorageError> {
+    async fn find_consent(&self, user_id: &UserId, client_id: &ClientId) -> Result<Option<ScopeSet>, StorageError> {
         let sql = "SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2";
         let row: Option<(String,)> = on_pool!(self, pool => Ok(sqlx::query_as(sql)
-            .bind(user_id).bind(client_id.as_str()).fetch_optional(pool).await?))?;
+            .bind(user_id.as_str()).bind(client_id.as_str()).fetch_optional(pool).await?))?;
         row.map(|(scope,)| ScopeSet::parse(&scope).map_err(|e| StorageError::Corrupt(format!("consents.scope: {e}"))))
             .transpose()
     }
 
     async fn save_consent(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         client_id: &ClientId,
         scope: &ScopeSet,
         now: DateTime<Utc>,
@@ -168,7 +169,7 @@ impl SessionStore for SqlStorage {
         let scope = scope.to_string();
         on_writer!(self, [user_id, client_id], pool => {
             sqlx::query(sql)
-                .bind(user_id).bind(client_id.as_str()).bind(scope).bind(Timestamp::from(now))
+                .bind(user_id.as_str()).bind(client_id.as_str()).bind(scope).bind(Timestamp::from(now))
                 .execute(pool).await?;
             Ok(())
         })

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
 use std::collections::HashMap;
-use tessera::domain::user::{Password, User, Username};
+use tessera::domain::user::{Password, User, UserId, Username};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -109,7 +109,7 @@ impl TestApp {
     pub async fn create_user(&self, username: &str) -> User {
         let now = Utc::now();
         let user = User {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: UserId::generate(),
             username: Username::parse(username).unwrap(),
             email: Some(format!("{username}@example.com")),
             email_verified: false,

@@ -160,17 +160,20 @@ pub enum Answer {
     Refuse(&'static str),
 }
 
+/// Each request a push endpoint received: the SET, and its `Authorization` header.
+type Received = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// A push endpoint (RFC 8935) on 127.0.0.1: it answers from a script, then accepts, and
 /// records every request's SET and `Authorization` header.
 pub struct PushReceiver {
     pub url: String,
-    received: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    received: Received,
     server: actix_web::dev::ServerHandle,
 }
 
 struct PushState {
     script: Mutex<VecDeque<Answer>>,
-    received: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    received: Received,
 }
 
 async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<PushState>) -> HttpResponse {

@@ -17,13 +17,15 @@ use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 use tessera::config::{DatabaseSettings, DatabaseUrl, Lifetime, Window};
-use tessera::domain::authorization::{AuthorizationGrant, CodePresentation, PendingAuthorization, Prompt, Session};
+use tessera::domain::authorization::{
+    AuthorizationGrant, CodePresentation, PendingAuthorization, Prompt, Session, SessionId,
+};
 use tessera::domain::client::{AuthMethod, Client, ClientId, GrantType};
 use tessera::domain::pkce::{CodeChallenge, CodeVerifier};
-use tessera::domain::refresh::{Rotation, RotationRequest, TokenFamily};
+use tessera::domain::refresh::{FamilyId, Rotation, RotationRequest, TokenFamily};
 use tessera::domain::scope::ScopeSet;
 use tessera::domain::secret::SecretDigest;
-use tessera::domain::user::{User, Username};
+use tessera::domain::user::{User, UserId, Username};
 use tessera::storage::{self, Storage};
 
 /// How many calls the concurrency checks make at once: well past the pool size (8), so
@@ -108,7 +110,7 @@ pub fn new_client(name: &str, created_at: DateTime<Utc>) -> Client {
 
 pub fn new_user(username: &str) -> User {
     User {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: UserId::generate(),
         username: Username::parse(username).unwrap(),
         email: Some(format!("{username}@example.org")),
         email_verified: true,
@@ -123,13 +125,18 @@ pub fn new_user(username: &str) -> User {
 /// A session of `user`, started at `t(0)`, ending at `expires_at`.
 pub fn new_session(user: &User, expires_at: DateTime<Utc>) -> Session {
     Session {
-        sid: uuid::Uuid::new_v4().to_string(),
+        sid: SessionId::generate(),
         user_id: user.id.clone(),
         auth_time: t(0),
         created_at: t(0),
         last_seen_at: t(0),
         expires_at,
     }
+}
+
+/// A session id named in a test (storage takes any; sessions need not exist for it).
+pub fn sid(raw: &str) -> SessionId {
+    SessionId::parse(raw).unwrap()
 }
 
 /// A consent-stage request of `client`, created at `t(0)`.
@@ -181,7 +188,7 @@ pub fn presentation_of(grant: &AuthorizationGrant) -> CodePresentation {
 /// A family created at `t(0)` in `session`, living until `t(86_400)`.
 pub fn new_family(client: &Client, session: &Session) -> TokenFamily {
     TokenFamily {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: FamilyId::generate(),
         client_id: client.id.clone(),
         user_id: session.user_id.clone(),
         sid: session.sid.clone(),
