@@ -15,7 +15,7 @@
 //! startup
 //! oauth login ssf housekeeping
 //! authorization
-//! tokens revocation signals
+//! tokens signals
 //! keys
 //! storage
 //! domain
@@ -38,7 +38,6 @@ pub mod login;
 pub mod oauth;
 pub mod password;
 pub mod private_files;
-pub mod revocation;
 pub mod signals;
 pub mod ssf;
 pub mod startup;

@@ -16,6 +16,7 @@ pub mod signed_form;
 
 use crate::clock::Clock;
 use crate::config::{Issuer, Settings};
+use crate::signals::Emitter;
 use crate::storage::Storage;
 use actix_web::dev::Payload;
 use actix_web::web::Data;
@@ -49,14 +50,16 @@ impl FlowSettings {
 }
 
 /// What every browser request of the flow works with, taken from the application's data
-/// once per request: storage, the clock, the signer of browser-carried state, and the
-/// settings. An extractor, so handlers name one parameter instead of four.
+/// once per request: storage, the clock, the signer of browser-carried state, the settings
+/// and what ending a session records. An extractor, so handlers name one parameter instead of four.
 #[derive(Clone)]
 pub struct Context {
     pub storage: Data<dyn Storage>,
     pub clock: Data<dyn Clock>,
     pub forms: Data<FormSigner>,
     pub settings: Data<FlowSettings>,
+    /// What ending a session records (Shared Signals).
+    pub events: Data<Emitter>,
 }
 
 impl Context {
@@ -80,6 +83,7 @@ impl FromRequest for Context {
                 clock: req.app_data::<Data<dyn Clock>>()?.clone(),
                 forms: req.app_data::<Data<FormSigner>>()?.clone(),
                 settings: req.app_data::<Data<FlowSettings>>()?.clone(),
+                events: req.app_data::<Data<Emitter>>()?.clone(),
             })
         })();
         ready(context.ok_or_else(|| PageError::unexpected(anyhow::anyhow!("the browser flow's app data is missing"))))

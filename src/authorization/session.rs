@@ -4,6 +4,7 @@
 use super::{Context, FlowSettings};
 use crate::domain::authorization::{Session, SessionId};
 use crate::domain::secret::{GeneratedSecret, SecretDigest};
+use crate::domain::signals::Reason;
 use crate::domain::user::User;
 use crate::storage::StorageError;
 use actix_web::cookie::{time, Cookie, SameSite};
@@ -68,10 +69,13 @@ pub async fn current(req: &HttpRequest, ctx: &Context) -> Result<Option<(SecretD
     }
 }
 
-/// Starts a fresh session for `user`, whose password hash was just verified, ending
-/// `previous` (a new id at every login, so a planted session id is worthless: no session
-/// fixation). Returns the cookie to set, or `None` when the user's password changed or the
-/// user was disabled while the password was being checked.
+/// Signs `user` in, whose password hash was just verified: always under a new session id
+/// (a planted id is worthless: no session fixation). The browser's `previous` session, if
+/// it is live, is the same person signing in again (`prompt=login`, `max_age`): it is
+/// renewed, keeping its `sid`, so the families and codes of that session stay tied to it
+/// and the next logout ends them too; or it is someone else's, and it ends, with its
+/// cascade, as a logout would. Returns the cookie to set, or `None` when the user's
+/// password changed or the user was disabled while the password was being checked.
 pub async fn start(
     ctx: &Context,
     user: &User,
@@ -80,11 +84,8 @@ pub async fn start(
 ) -> Result<Option<(Session, Cookie<'static>)>, StorageError> {
     let storage = ctx.storage();
     let settings = &ctx.settings;
-    if let Some(previous) = previous {
-        storage.delete_session(previous).await?;
-    }
     let id = GeneratedSecret::generate("");
-    let session = Session {
+    let fresh = Session {
         sid: SessionId::generate(),
         user_id: user.id.clone(),
         auth_time: now,
@@ -92,7 +93,29 @@ pub async fn start(
         last_seen_at: now,
         expires_at: now + settings.session_absolute,
     };
-    if !storage.insert_session(&id.digest(), &session, &user.password_hash).await? {
+    let live = match previous {
+        Some(previous) => storage.find_session(previous, now, now - settings.session_idle).await?,
+        None => None,
+    };
+    let (session, is_started) = match (previous, live) {
+        (Some(previous), Some(live)) if live.user_id == user.id => {
+            let renewed = Session { sid: live.sid, created_at: live.created_at, ..fresh };
+            let is_renewed = storage.renew_session(previous, &id.digest(), &renewed, &user.password_hash).await?;
+            (renewed, is_renewed)
+        }
+        (Some(previous), live) => {
+            if live.is_some() {
+                storage.end_session(previous, &ctx.events.revocation(Reason::SignedInAsAnother, now)).await?;
+            }
+            let is_inserted = storage.insert_session(&id.digest(), &fresh, &user.password_hash).await?;
+            (fresh, is_inserted)
+        }
+        (None, _) => {
+            let is_inserted = storage.insert_session(&id.digest(), &fresh, &user.password_hash).await?;
+            (fresh, is_inserted)
+        }
+    };
+    if !is_started {
         return Ok(None);
     }
     let max_age = time::Duration::seconds(settings.session_absolute.num_seconds());

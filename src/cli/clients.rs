@@ -5,6 +5,8 @@ use crate::domain::client::{parse_audience, AuthMethod, Client, ClientId, GrantT
 use crate::domain::redirect_uri;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::GeneratedSecret;
+use crate::domain::signals::Reason;
+use crate::signals::Emitter;
 use crate::storage::Storage;
 use anyhow::{bail, Context};
 use chrono::Utc;
@@ -90,7 +92,7 @@ pub struct CreateArgs {
     json: bool,
 }
 
-pub async fn run(command: ClientCommand, storage: &dyn Storage) -> anyhow::Result<()> {
+pub async fn run(command: ClientCommand, storage: &dyn Storage, events: &Emitter) -> anyhow::Result<()> {
     match command {
         ClientCommand::Create(args) => create(args, storage).await,
         ClientCommand::List { json } => {
@@ -118,7 +120,7 @@ pub async fn run(command: ClientCommand, storage: &dyn Storage) -> anyhow::Resul
         }
         ClientCommand::Disable { client_id } => {
             let id = ClientId::parse(&client_id)?;
-            if !storage.disable_client(&id, Utc::now()).await? {
+            if !storage.disable_client(&id, &events.revocation(Reason::ClientDisabled, Utc::now())).await? {
                 find(storage, &client_id).await?;
                 println!("Client {client_id} was already disabled.");
             } else {

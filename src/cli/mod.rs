@@ -8,6 +8,7 @@ mod users;
 
 use crate::config::{self, Settings};
 use crate::keys::kek::KekSource;
+use crate::signals::Emitter;
 use crate::startup::Application;
 use crate::storage::{self, Storage};
 use crate::telemetry;
@@ -47,6 +48,8 @@ pub enum Command {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = config::load(cli.config.as_deref())?;
+    // Operator commands that end access record their Shared Signals events like the server.
+    let events = Emitter::from_settings(&settings);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
@@ -55,9 +58,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Database {} is up to date.", settings.database_url);
             Ok(())
         }
-        Command::Client(command) => clients::run(command, &*open_storage(&settings).await?).await,
-        Command::User(command) => users::run(command, &*open_storage(&settings).await?).await,
-        Command::Session(command) => sessions::run(command, &*open_storage(&settings).await?).await,
+        Command::Client(command) => clients::run(command, &*open_storage(&settings).await?, &events).await,
+        Command::User(command) => users::run(command, &*open_storage(&settings).await?, &events).await,
+        Command::Session(command) => sessions::run(command, &*open_storage(&settings).await?, &events).await,
         Command::Keys(command) => keys::run(command, &*open_storage(&settings).await?, &settings).await,
     }
 }

@@ -2,7 +2,9 @@
 
 use super::{print_json, when};
 use crate::domain::refresh::FamilyId;
+use crate::domain::signals::Reason;
 use crate::domain::user::Username;
+use crate::signals::Emitter;
 use crate::storage::Storage;
 use anyhow::{bail, Context};
 use chrono::Utc;
@@ -28,7 +30,7 @@ pub enum SessionCommand {
     },
 }
 
-pub async fn run(command: SessionCommand, storage: &dyn Storage) -> anyhow::Result<()> {
+pub async fn run(command: SessionCommand, storage: &dyn Storage, events: &Emitter) -> anyhow::Result<()> {
     match command {
         SessionCommand::List { user, json } => {
             let username = Username::parse(&user)?;
@@ -74,7 +76,7 @@ pub async fn run(command: SessionCommand, storage: &dyn Storage) -> anyhow::Resu
         }
         SessionCommand::Revoke { family_id: Some(id), user: None } => {
             let id = FamilyId::parse(&id)?;
-            if storage.revoke_family(&id, Utc::now(), "revoked by an operator").await? {
+            if storage.revoke_family(&id, &events.revocation(Reason::RevokedByOperator, Utc::now())).await? {
                 println!("Family {id} is revoked.");
                 Ok(())
             } else if storage.find_family(&id).await?.is_some() {
@@ -85,9 +87,10 @@ pub async fn run(command: SessionCommand, storage: &dyn Storage) -> anyhow::Resu
             }
         }
         SessionCommand::Revoke { family_id: None, user: Some(user) } => {
-            let username = Username::parse(&user)?;
-            let revoked = super::users::end_user_access(storage, &username, "revoked by an operator").await?;
-            println!("{revoked} refresh-token families of {username} revoked; their SSO sessions ended.");
+            let user = super::users::user_named(storage, &user).await?;
+            let revocation = events.revocation(Reason::RevokedByOperator, Utc::now());
+            let revoked = storage.end_user_access(&user.id, &revocation).await?;
+            println!("{revoked} refresh-token families of {} revoked; their SSO sessions ended.", user.username);
             Ok(())
         }
         SessionCommand::Revoke { .. } => bail!("name a family id or --user"),

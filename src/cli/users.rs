@@ -2,9 +2,10 @@
 //! standard input (`--password-stdin`), never from argv, where `ps` and shell history see them.
 
 use super::print_json;
+use crate::domain::signals::Reason;
 use crate::domain::user::{parse_email, Password, User, UserId, Username};
 use crate::password;
-use crate::revocation;
+use crate::signals::Emitter;
 use crate::storage::{Storage, StorageError};
 use anyhow::{bail, Context};
 use chrono::Utc;
@@ -34,8 +35,11 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Disable a user: they can no longer log in.
+    /// Disable a user: they can no longer log in, and everything they obtained ends (SSO
+    /// sessions, codes, refresh tokens; receivers of Shared Signals hear of it at once).
     Disable { username: String },
+    /// Enable a disabled user again.
+    Enable { username: String },
     /// Set a new password.
     SetPassword {
         username: String,
@@ -44,7 +48,7 @@ pub enum UserCommand {
     },
 }
 
-pub async fn run(command: UserCommand, storage: &dyn Storage) -> anyhow::Result<()> {
+pub async fn run(command: UserCommand, storage: &dyn Storage, events: &Emitter) -> anyhow::Result<()> {
     match command {
         UserCommand::Create { username, email, name, password_stdin, json } => {
             let username = Username::parse(&username)?;
@@ -87,36 +91,43 @@ pub async fn run(command: UserCommand, storage: &dyn Storage) -> anyhow::Result<
             Ok(())
         }
         UserCommand::Disable { username } => {
-            let username = Username::parse(&username)?;
-            if storage.disable_user(&username, Utc::now()).await? {
-                let revoked = end_user_access(storage, &username, "user disabled").await?;
-                println!("User {username} is disabled; {revoked} refresh-token families revoked and sessions ended.");
-            } else if storage.find_user_by_username(&username).await?.is_some() {
-                println!("User {username} was already disabled.");
+            let user = user_named(storage, &username).await?;
+            if storage.disable_user(&user.id, &events.revocation(Reason::UserDisabled, Utc::now())).await? {
+                println!("User {} is disabled; their sessions, codes and refresh tokens are revoked.", user.username);
             } else {
-                bail!("no user named {username}");
+                println!("User {} was already disabled.", user.username);
+            }
+            Ok(())
+        }
+        UserCommand::Enable { username } => {
+            let user = user_named(storage, &username).await?;
+            if storage.enable_user(&user.id, &events.revocation(Reason::UserEnabled, Utc::now())).await? {
+                println!("User {} is enabled.", user.username);
+            } else {
+                println!("User {} was not disabled.", user.username);
             }
             Ok(())
         }
         UserCommand::SetPassword { username, password_stdin } => {
-            let username = Username::parse(&username)?;
-            if storage.find_user_by_username(&username).await?.is_none() {
-                bail!("no user named {username}");
-            }
+            let user = user_named(storage, &username).await?;
             let hash = password::hash(read_password(password_stdin)?).await?;
-            storage.set_password_hash(&username, &hash, Utc::now()).await?;
-            let revoked = end_user_access(storage, &username, "password changed").await?;
-            println!("Password of {username} changed; {revoked} refresh-token families revoked and sessions ended.");
+            let revocation = events.revocation(Reason::PasswordChanged, Utc::now());
+            if !storage.set_password_hash(&user.id, &hash, &revocation).await? {
+                bail!("no user named {}", user.username);
+            }
+            println!(
+                "Password of {} changed; everything obtained with the old one (sessions, codes, refresh tokens) is revoked.",
+                user.username
+            );
             Ok(())
         }
     }
 }
 
-/// Ends everything `username` obtained (see `revocation::end_user_access`); returns how
-/// many refresh-token families were revoked.
-pub async fn end_user_access(storage: &dyn Storage, username: &Username, reason: &str) -> anyhow::Result<u64> {
-    let user = storage.find_user_by_username(username).await?.with_context(|| format!("no user named {username}"))?;
-    Ok(revocation::end_user_access(storage, &user.id, reason, Utc::now()).await?)
+/// The user named `username`, or an error naming it.
+pub async fn user_named(storage: &dyn Storage, username: &str) -> anyhow::Result<User> {
+    let username = Username::parse(username)?;
+    storage.find_user_by_username(&username).await?.with_context(|| format!("no user named {username}"))
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<Password> {

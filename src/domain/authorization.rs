@@ -161,7 +161,7 @@ pub enum CodeRedemption {
     Redeemed(AuthorizationGrant),
     /// Used before. RFC 6749 §4.1.2: deny, and revoke what it issued — which the caller
     /// does only when the presentation is the owner's own (see `is_owners`), reading what
-    /// to revoke from `GrantStore::mark_code_replayed`, which is ordered against the
+    /// to revoke from `RevocationStore::revoke_replayed_code`, which is ordered against the
     /// family's creation.
     Replayed {
         owner: ClientId,

@@ -92,6 +92,8 @@ pub struct RotationRequest<'a> {
     pub retry_window: chrono::Duration,
     /// A narrower scope asked for; checked before anything changes (RFC 6749 §6).
     pub requested_scope: Option<&'a ScopeSet>,
+    /// What revoking the family on reuse records (RFC 9700 §4.14.2: a revocation of its own).
+    pub reuse: &'a super::signals::Revocation,
 }
 
 /// The outcome of presenting a refresh token.

@@ -20,12 +20,16 @@
 //! `client_id`, `jti` and `iat` (a user- or client-wide revocation refuses tokens issued
 //! at or before its `event_timestamp`).
 
+use super::authorization::SessionId;
 use super::client::ClientId;
+use super::refresh::FamilyId;
+use super::user::UserId;
 use super::InvalidParameter;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::fmt;
+use std::sync::Arc;
 
 /// `delivery.method` of push delivery (RFC 8935; SSF §6.1.1).
 pub const PUSH: &str = "urn:ietf:rfc:8935";
@@ -327,6 +331,181 @@ impl Cause {
         let mut event = self.event(EventType::StreamUpdated, Subject::stream(stream_id), body);
         event.stream_id = Some(stream_id.to_owned());
         event
+    }
+}
+
+/// Where a revocation's events come from when the transmitter is on: the issuer their
+/// subjects name, and how long they matter (the longest access-token lifetime plus
+/// verifiers' leeway: every token issued before the revocation has expired by then).
+#[derive(Clone, Debug)]
+pub struct EventSource {
+    pub issuer: Arc<str>,
+    pub relevance: chrono::Duration,
+}
+
+impl EventSource {
+    pub fn cause(&self, at: DateTime<Utc>) -> Cause {
+        Cause::new(&self.issuer, at, self.relevance)
+    }
+}
+
+/// Why access ends: every way there is, named once, with who starts it (CAEP §2
+/// `initiating_entity`) and the words stored with it (the families' `revoked_reason`, the
+/// events' `reason_admin`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// RP-initiated logout, asked or confirmed.
+    Logout,
+    /// Someone else signed in in the same browser: the previous person's session ends.
+    SignedInAsAnother,
+    /// RFC 7009, by the client the token was issued to.
+    RevokedByClient,
+    /// `tessera session revoke`.
+    RevokedByOperator,
+    UserDisabled,
+    UserEnabled,
+    PasswordChanged,
+    ClientDisabled,
+    /// RFC 9700 §4.14.2.
+    RefreshTokenReused,
+    /// RFC 6749 §4.1.2.
+    CodeReplayed,
+}
+
+impl Reason {
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::SignedInAsAnother => "another user signed in",
+            Self::RevokedByClient => "revoked by the client",
+            Self::RevokedByOperator => "revoked by an operator",
+            Self::UserDisabled => "user disabled",
+            Self::UserEnabled => "user enabled",
+            Self::PasswordChanged => "password changed",
+            Self::ClientDisabled => "client disabled",
+            Self::RefreshTokenReused => "refresh token reused",
+            Self::CodeReplayed => "authorization code replayed",
+        }
+    }
+
+    pub fn initiator(self) -> Initiator {
+        match self {
+            Self::Logout | Self::SignedInAsAnother | Self::RevokedByClient => Initiator::User,
+            Self::RevokedByOperator
+            | Self::UserDisabled
+            | Self::UserEnabled
+            | Self::PasswordChanged
+            | Self::ClientDisabled => Initiator::Admin,
+            Self::RefreshTokenReused | Self::CodeReplayed => Initiator::Policy,
+        }
+    }
+}
+
+/// One way access ends: when, why, and where its events come from (`None`: the
+/// transmitter is off and nothing is recorded). Storage carries it out in one transaction
+/// with the events it builds here from the rows it changed, so an event exists exactly
+/// when its revocation committed.
+#[derive(Clone, Debug)]
+pub struct Revocation {
+    pub at: DateTime<Utc>,
+    pub reason: &'static str,
+    pub initiator: Initiator,
+    pub events: Option<EventSource>,
+}
+
+impl Revocation {
+    pub fn new(why: Reason, at: DateTime<Utc>, events: Option<EventSource>) -> Self {
+        Self { at, reason: why.text(), initiator: why.initiator(), events }
+    }
+
+    /// The events of this revocation, built by `build` from one shared cause; none when
+    /// the transmitter is off.
+    fn events(&self, build: impl FnOnce(&Cause) -> Vec<SecurityEvent>) -> Vec<SecurityEvent> {
+        self.events.as_ref().map(|source| build(&source.cause(self.at))).unwrap_or_default()
+    }
+
+    fn user(cause: &Cause, user: &UserId) -> SimpleSubject {
+        Subject::user(&cause.issuer, user.as_str())
+    }
+
+    /// An SSO session ended (logout): its families and codes went with it.
+    pub fn session_ended(&self, user: &UserId, sid: &SessionId) -> Vec<SecurityEvent> {
+        self.events(|c| {
+            vec![c.session_revoked(
+                Subject::session(&c.issuer, user.as_str(), sid.as_str()),
+                self.initiator,
+                self.reason,
+            )]
+        })
+    }
+
+    /// One refresh-token family ended, alone.
+    pub fn family_ended(&self, user: &UserId, sid: &SessionId, family: &FamilyId) -> Vec<SecurityEvent> {
+        self.events(|c| {
+            let subject = Subject::token_family(&c.issuer, user.as_str(), sid.as_str(), family.as_str());
+            vec![c.session_revoked(subject, self.initiator, self.reason)]
+        })
+    }
+
+    /// Everything a user obtained ended (an operator's `session revoke --user`).
+    pub fn user_access_ended(&self, user: &UserId) -> Vec<SecurityEvent> {
+        self.events(|c| {
+            vec![c.session_revoked(Subject::all_sessions_of(&c.issuer, user.as_str()), self.initiator, self.reason)]
+        })
+    }
+
+    /// A user was disabled: RISC account-disabled, and everything they obtained ended.
+    pub fn user_disabled(&self, user: &UserId) -> Vec<SecurityEvent> {
+        self.events(|c| {
+            vec![
+                c.account_disabled(Self::user(c, user)),
+                c.session_revoked(Subject::all_sessions_of(&c.issuer, user.as_str()), self.initiator, self.reason),
+            ]
+        })
+    }
+
+    /// A disabled user was enabled again: RISC account-enabled (nothing to end).
+    pub fn user_enabled(&self, user: &UserId) -> Vec<SecurityEvent> {
+        self.events(|c| vec![c.account_enabled(Self::user(c, user))])
+    }
+
+    /// A user's password was set: CAEP credential-change, and everything obtained with
+    /// the old one ended.
+    pub fn password_changed(&self, user: &UserId) -> Vec<SecurityEvent> {
+        self.events(|c| {
+            vec![
+                c.password_changed(Self::user(c, user), self.initiator),
+                c.session_revoked(Subject::all_sessions_of(&c.issuer, user.as_str()), self.initiator, self.reason),
+            ]
+        })
+    }
+
+    /// A client was disabled: every token it holds, its users' too, ended.
+    pub fn client_disabled(&self, client: &ClientId) -> Vec<SecurityEvent> {
+        self.events(|c| vec![c.session_revoked(Subject::application(client), self.initiator, self.reason)])
+    }
+
+    /// One access token was revoked (RFC 7009).
+    pub fn access_token_revoked(&self, jti: &str) -> Vec<SecurityEvent> {
+        self.events(|c| vec![c.session_revoked(Subject::access_token(&c.issuer, jti), self.initiator, self.reason)])
+    }
+
+    /// A replayed authorization code: what its redemption issued (RFC 6749 §4.1.2).
+    pub fn code_replayed(
+        &self,
+        access_token: Option<&str>,
+        family: Option<(&UserId, &SessionId, &FamilyId)>,
+    ) -> Vec<SecurityEvent> {
+        self.events(|c| {
+            let token = access_token.map(|jti| Subject::access_token(&c.issuer, jti));
+            let family = family
+                .map(|(user, sid, id)| Subject::token_family(&c.issuer, user.as_str(), sid.as_str(), id.as_str()));
+            token
+                .into_iter()
+                .chain(family)
+                .map(|subject| c.session_revoked(subject, self.initiator, self.reason))
+                .collect()
+        })
     }
 }
 

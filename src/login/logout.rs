@@ -16,8 +16,8 @@ use crate::authorization::signed_form::Purpose;
 use crate::authorization::{session, Context};
 use crate::domain::client::ClientId;
 use crate::domain::secret::SecretDigest;
+use crate::domain::signals::Reason;
 use crate::http::form::{FormError, FormParams};
-use crate::revocation;
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::{CACHE_CONTROL, LOCATION};
 use actix_web::http::StatusCode;
@@ -126,7 +126,8 @@ async fn logout(
         return Ok(pages::render(StatusCode::OK, &LogoutConfirmPage { fields }, form_target.as_deref()));
     }
     if let Some(digest) = session_digest {
-        if let Some(session) = revocation::end_session(storage, digest, ctx.now()).await? {
+        let revocation = ctx.events.revocation(Reason::Logout, ctx.now());
+        if let Some(session) = storage.end_session(digest, &revocation).await? {
             tracing::info!(event = "logout", sid = %session.sid, "session ended");
         }
     }

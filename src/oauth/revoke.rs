@@ -7,6 +7,8 @@ use super::error::OAuthError;
 use crate::clock::Clock;
 use crate::domain::refresh::REFRESH_TOKEN_PREFIX;
 use crate::domain::secret::SecretDigest;
+use crate::domain::signals::Reason;
+use crate::signals::Emitter;
 use crate::storage::Storage;
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::CACHE_CONTROL;
@@ -18,6 +20,7 @@ pub async fn post(
     storage: web::Data<dyn Storage>,
     issuer: web::Data<TokenIssuer>,
     clock: web::Data<dyn Clock>,
+    events: web::Data<Emitter>,
 ) -> Result<HttpResponse, OAuthError> {
     let token = authenticated.token()?;
     let client = &authenticated.client;
@@ -26,14 +29,17 @@ pub async fn post(
     // prefix tells a refresh token anyway, so the hint is not consulted at all.
     if token.starts_with(REFRESH_TOKEN_PREFIX) {
         if let Some((_, family)) = storage.find_refresh_token(&SecretDigest::of(token)).await? {
-            if family.client_id == client.id && storage.revoke_family(&family.id, now, "revoked by the client").await? {
+            let revocation = events.revocation(Reason::RevokedByClient, now);
+            if family.client_id == client.id && storage.revoke_family(&family.id, &revocation).await? {
                 tracing::info!(event = "family_revoked", family_id = %family.id, client_id = %client.id, "refresh token revoked");
             }
         }
     } else if let Ok(claims) = issuer.verify_access_token(token) {
         if claims.client_id == client.id.as_str() {
             let expires_at = Utc.timestamp_opt(claims.exp, 0).single().unwrap_or(now);
-            storage.revoke_access_token(&claims.jti, expires_at).await?;
+            storage
+                .revoke_access_token(&claims.jti, expires_at, &events.revocation(Reason::RevokedByClient, now))
+                .await?;
         }
     }
     Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).finish())

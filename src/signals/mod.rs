@@ -6,7 +6,7 @@ pub mod push;
 pub mod set;
 
 use crate::config::Settings;
-use crate::domain::signals::Cause;
+use crate::domain::signals::{Cause, EventSource, Reason, Revocation};
 use chrono::{DateTime, Duration, Utc};
 
 /// How long after a revocation a verifier may still accept a token it affects, beyond the
@@ -18,34 +18,32 @@ const VERIFIER_LEEWAY: Duration = Duration::minutes(5);
 /// after the longest access-token lifetime, plus verifiers' leeway).
 #[derive(Clone, Debug)]
 pub struct Emitter {
-    issuer: String,
-    relevance: Duration,
+    source: EventSource,
     is_enabled: bool,
 }
 
 impl Emitter {
     pub fn from_settings(settings: &Settings) -> Self {
-        Self {
-            issuer: settings.issuer.as_str().to_owned(),
+        let source = EventSource {
+            issuer: settings.issuer.as_str().into(),
             relevance: settings.tokens.access_token_ttl.chrono() + VERIFIER_LEEWAY,
-            is_enabled: settings.ssf.enabled,
-        }
+        };
+        Self { source, is_enabled: settings.ssf.enabled }
     }
 
-    /// The cause of a revocation at `now`, whose events share a `txn`; `None` when the
-    /// transmitter is off (nothing is recorded).
-    pub fn cause(&self, now: DateTime<Utc>) -> Option<Cause> {
-        self.is_enabled.then(|| Cause::new(&self.issuer, now, self.relevance))
+    /// A revocation at `at` for `why`, which records its events when the transmitter is on.
+    pub fn revocation(&self, why: Reason, at: DateTime<Utc>) -> Revocation {
+        Revocation::new(why, at, self.is_enabled.then(|| self.source.clone()))
     }
 
-    /// The cause even when no revocation stores it (verification, stream updates).
+    /// The cause of stream-management events (verification, stream updates).
     pub fn stream_cause(&self, now: DateTime<Utc>) -> Cause {
-        Cause::new(&self.issuer, now, self.relevance)
+        self.source.cause(now)
     }
 
     /// How far back a new stream is owed events: those that may still matter.
     pub fn seed_since(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now - self.relevance
+        now - self.source.relevance
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -53,6 +51,6 @@ impl Emitter {
     }
 
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        &self.source.issuer
     }
 }

@@ -39,11 +39,13 @@
 //! until the window restarts.
 
 pub mod client_cache;
+mod revocations;
 mod rows;
 mod signals;
 pub mod sql;
 pub mod timestamp;
 
+pub use revocations::RevocationStore;
 pub use signals::{PendingSet, PushAttempt, PushOutcome, SignalStore, Verification};
 
 use crate::config::{DatabaseSettings, DatabaseUrl};
@@ -81,8 +83,6 @@ pub trait ClientStore: Send + Sync {
     async fn insert_client(&self, client: &Client) -> Result<(), StorageError>;
     async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StorageError>;
     async fn list_clients(&self) -> Result<Vec<Client>, StorageError>;
-    /// Returns false when no such (enabled) client exists.
-    async fn disable_client(&self, id: &ClientId, now: DateTime<Utc>) -> Result<bool, StorageError>;
     /// Returns false when no such client exists.
     async fn set_client_secret(
         &self,
@@ -98,13 +98,6 @@ pub trait UserStore: Send + Sync {
     async fn find_user_by_username(&self, username: &Username) -> Result<Option<User>, StorageError>;
     async fn find_user_by_id(&self, id: &UserId) -> Result<Option<User>, StorageError>;
     async fn list_users(&self) -> Result<Vec<User>, StorageError>;
-    async fn disable_user(&self, username: &Username, now: DateTime<Utc>) -> Result<bool, StorageError>;
-    async fn set_password_hash(
-        &self,
-        username: &Username,
-        hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StorageError>;
 }
 
 /// A signing key as stored: the private half is encrypted (see `keys::kek`).
@@ -171,6 +164,18 @@ pub trait SessionStore: Send + Sync {
         session: &Session,
         password_hash: &str,
     ) -> Result<bool, StorageError>;
+    /// Renews the session `previous` of `session.user_id` for a new sign-in (`prompt=login`,
+    /// `max_age`): the same `sid` (its families and codes stay tied to it, and the next
+    /// logout ends them) under a new id (no fixation), with the new `auth_time` and expiry;
+    /// only if the user is still enabled with the password hash just verified. False,
+    /// nothing changed, otherwise.
+    async fn renew_session(
+        &self,
+        previous: &SecretDigest,
+        id: &SecretDigest,
+        session: &Session,
+        password_hash: &str,
+    ) -> Result<bool, StorageError>;
     /// The session if it exists and `now` is before its absolute expiry and within
     /// `idle_cutoff` (sessions last seen before it are treated as gone).
     async fn find_session(
@@ -180,10 +185,6 @@ pub trait SessionStore: Send + Sync {
         idle_cutoff: DateTime<Utc>,
     ) -> Result<Option<Session>, StorageError>;
     async fn touch_session(&self, id: &SecretDigest, now: DateTime<Utc>) -> Result<(), StorageError>;
-    /// Deletes the session; returns it when it existed.
-    async fn delete_session(&self, id: &SecretDigest) -> Result<Option<Session>, StorageError>;
-    /// Ends every session of a user; returns how many.
-    async fn delete_sessions_of_user(&self, user_id: &UserId) -> Result<u64, StorageError>;
 
     /// Stores a request that reached the consent stage in session `sid`, replacing the
     /// session's earlier one for the same client: at most one per session and client, so
@@ -236,7 +237,8 @@ pub trait SessionStore: Send + Sync {
     async fn clear_throttle(&self, subject: &str) -> Result<(), StorageError>;
 }
 
-/// Authorization codes and revoked access tokens.
+/// Authorization codes, and whether an access token was revoked (revoking is
+/// [`RevocationStore`]'s).
 #[async_trait]
 pub trait GrantStore: Send + Sync {
     async fn insert_code(&self, code: &SecretDigest, grant: &AuthorizationGrant) -> Result<(), StorageError>;
@@ -249,18 +251,10 @@ pub trait GrantStore: Send + Sync {
         code: &SecretDigest,
         presented: &CodePresentation,
     ) -> Result<CodeRedemption, StorageError>;
-    /// Marks a used code replayed; returns what its redemption issued (the access token's
-    /// `jti` and expiry, the family) to revoke. Serialised with
-    /// [`GrantStore::create_family_for_code`] on the code's row.
-    async fn mark_code_replayed(
-        &self,
-        code: &SecretDigest,
-        now: DateTime<Utc>,
-    ) -> Result<Option<CodeTokens>, StorageError>;
     /// Creates the family of a redeemed code, in one transaction that first records the
     /// family on the code's row unless the code was replayed meanwhile (and its session
     /// and user are still as they were): false, and nothing created, otherwise. The row
-    /// lock orders it against [`GrantStore::mark_code_replayed`], so a replay either finds
+    /// lock orders it against [`RevocationStore::revoke_replayed_code`], so a replay either finds
     /// the family to revoke or prevents it.
     async fn create_family_for_code(
         &self,
@@ -269,12 +263,6 @@ pub trait GrantStore: Send + Sync {
         token: &SecretDigest,
         idle_expires_at: DateTime<Utc>,
     ) -> Result<bool, StorageError>;
-    /// Deletes the unused codes of a user (credential change, disable, revocation).
-    async fn delete_unused_codes_of_user(&self, user_id: &UserId) -> Result<u64, StorageError>;
-    /// Deletes the unused codes issued in an SSO session (logout).
-    async fn delete_unused_codes_of_session(&self, sid: &SessionId) -> Result<u64, StorageError>;
-    /// Marks an access token revoked until it expires.
-    async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<(), StorageError>;
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StorageError>;
 }
 
@@ -305,22 +293,6 @@ pub trait RefreshStore: Send + Sync {
     ) -> Result<Option<(RefreshTokenState, TokenFamily)>, StorageError>;
     async fn find_family(&self, id: &FamilyId) -> Result<Option<TokenFamily>, StorageError>;
     async fn list_families_of_user(&self, user_id: &UserId) -> Result<Vec<TokenFamily>, StorageError>;
-    /// Revokes one family; false when it was already revoked or does not exist.
-    async fn revoke_family(&self, id: &FamilyId, now: DateTime<Utc>, reason: &str) -> Result<bool, StorageError>;
-    /// Revokes every live family of a user; returns how many.
-    async fn revoke_families_of_user(
-        &self,
-        user_id: &UserId,
-        now: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<u64, StorageError>;
-    /// Revokes every live family created in an SSO session; returns how many.
-    async fn revoke_families_of_session(
-        &self,
-        sid: &SessionId,
-        now: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<u64, StorageError>;
     /// Deletes sessions and the codes, tokens and families nobody can use any more, at most
     /// `batch` rows per table per call; returns how many rows went.
     async fn purge_expired(&self, now: DateTime<Utc>, batch: i64) -> Result<u64, StorageError>;
@@ -333,11 +305,27 @@ pub trait HealthCheck: Send + Sync {
 }
 
 pub trait Storage:
-    ClientStore + UserStore + KeyStore + SessionStore + GrantStore + RefreshStore + SignalStore + HealthCheck
+    ClientStore
+    + UserStore
+    + KeyStore
+    + SessionStore
+    + GrantStore
+    + RefreshStore
+    + RevocationStore
+    + SignalStore
+    + HealthCheck
 {
 }
 impl<T> Storage for T where
-    T: ClientStore + UserStore + KeyStore + SessionStore + GrantStore + RefreshStore + SignalStore + HealthCheck
+    T: ClientStore
+        + UserStore
+        + KeyStore
+        + SessionStore
+        + GrantStore
+        + RefreshStore
+        + RevocationStore
+        + SignalStore
+        + HealthCheck
 {
 }
 

@@ -13,7 +13,11 @@ async fn a_disabled_client_keeps_its_cached_registration_until_the_ttl_ends(app:
     let client = app.register_client(ClientSpec::service()).await;
     assert_eq!(app.client_credentials(&client.id, client.secret(), &[]).await.status(), 200);
     let id = ClientId::parse(&client.id).unwrap();
-    assert!(app.storage.disable_client(&id, Utc::now()).await.unwrap());
+    assert!(app
+        .storage
+        .disable_client(&id, &app.revocation(tessera::domain::signals::Reason::ClientDisabled))
+        .await
+        .unwrap());
 
     // The documented bound, from both sides: still served from the cache within the TTL…
     assert_eq!(app.client_credentials(&client.id, client.secret(), &[]).await.status(), 200);
@@ -58,7 +62,11 @@ async fn disabling_a_client_takes_effect_within_the_client_cache_ttl(app: &TestA
     let client = app.register_client(ClientSpec::service()).await;
     assert_eq!(app.client_credentials(&client.id, client.secret(), &[]).await.status(), 200);
     let id = tessera::domain::client::ClientId::parse(&client.id).unwrap();
-    assert!(app.storage.disable_client(&id, chrono::Utc::now()).await.unwrap());
+    assert!(app
+        .storage
+        .disable_client(&id, &app.revocation(tessera::domain::signals::Reason::ClientDisabled))
+        .await
+        .unwrap());
     app.expire_client_cache();
     let response = app.client_credentials(&client.id, client.secret(), &[]).await;
     assert_oauth_error(response, 401, "invalid_client").await;
@@ -72,7 +80,11 @@ async fn a_zero_ttl_reads_every_registration_from_the_database(database: &TestDa
     let client = app.register_client(ClientSpec::service()).await;
     assert_eq!(app.client_credentials(&client.id, client.secret(), &[]).await.status(), 200);
     let id = ClientId::parse(&client.id).unwrap();
-    assert!(app.storage.disable_client(&id, Utc::now()).await.unwrap());
+    assert!(app
+        .storage
+        .disable_client(&id, &app.revocation(tessera::domain::signals::Reason::ClientDisabled))
+        .await
+        .unwrap());
     assert_oauth_error(app.client_credentials(&client.id, client.secret(), &[]).await, 401, "invalid_client").await;
     app.stop().await;
 }

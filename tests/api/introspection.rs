@@ -121,7 +121,11 @@ async fn a_disabled_clients_user_tokens_are_inactive_and_refused_at_userinfo(app
     assert_eq!(app.userinfo(&token).await.status(), 200);
 
     let id = ClientId::parse(&web_app.id).unwrap();
-    assert!(app.storage.disable_client(&id, chrono::Utc::now()).await.unwrap());
+    assert!(app
+        .storage
+        .disable_client(&id, &app.revocation(tessera::domain::signals::Reason::ClientDisabled))
+        .await
+        .unwrap());
     // No expire_client_cache(): the web app's registration is in the cache from its code
     // exchange, and a token's client is read from storage, so this takes effect at once.
     assert_eq!(app.introspect(&api, &token).await, json!({ "active": false }));

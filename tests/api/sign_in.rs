@@ -5,7 +5,6 @@
 use crate::helpers::browser::{form_tokens, AuthorizeRequest, PASSWORD};
 use crate::helpers::clients::{ClientSpec, WEB_APP_REDIRECT_URI};
 use crate::helpers::TestApp;
-use chrono::Utc;
 
 async fn forms_without_the_right_csrf_token_are_refused(app: &TestApp) {
     let client = app.register_client(ClientSpec::web_app()).await;
@@ -43,7 +42,10 @@ async fn wrong_password_unknown_and_disabled_users_get_the_same_answer(app: &Tes
     let client = app.register_client(ClientSpec::web_app()).await;
     let user = app.create_user("sybil").await;
     let disabled = app.create_user("trent").await;
-    app.storage.disable_user(&disabled.username, Utc::now()).await.unwrap();
+    app.storage
+        .disable_user(&disabled.id, &app.revocation(tessera::domain::signals::Reason::UserDisabled))
+        .await
+        .unwrap();
     let mut bodies = vec![];
     for (username, password) in [("sybil", "wrong password"), ("nobody", PASSWORD), ("trent", PASSWORD)] {
         let html = app.get_authorize(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI)).await.text().await.unwrap();

@@ -1,8 +1,9 @@
 //! `ClientStore`: registrations, read back exactly, listed, disabled once, re-keyed.
 
-use crate::helpers::{assert_same, new_client, t, TestStorage};
+use crate::helpers::{assert_same, new_client, revoke, t, TestStorage};
 use tessera::domain::client::ClientId;
 use tessera::domain::secret::SecretDigest;
+use tessera::domain::signals::Reason;
 use tessera::storage::StorageError;
 
 async fn a_client_reads_back_as_it_was_stored(db: &TestStorage) {
@@ -41,12 +42,12 @@ async fn a_client_is_disabled_once(db: &TestStorage) {
     let client = new_client("app", t(0));
     db.insert_client(&client).await.unwrap();
 
-    assert!(db.disable_client(&client.id, t(5)).await.unwrap());
+    assert!(db.disable_client(&client.id, &revoke(Reason::ClientDisabled, t(5))).await.unwrap());
     assert_eq!(db.find_client(&client.id).await.unwrap().unwrap().disabled_at, Some(t(5)));
     // Already disabled: no change, and the first time stays.
-    assert!(!db.disable_client(&client.id, t(9)).await.unwrap());
+    assert!(!db.disable_client(&client.id, &revoke(Reason::ClientDisabled, t(9))).await.unwrap());
     assert_eq!(db.find_client(&client.id).await.unwrap().unwrap().disabled_at, Some(t(5)));
-    assert!(!db.disable_client(&ClientId::generate(), t(9)).await.unwrap());
+    assert!(!db.disable_client(&ClientId::generate(), &revoke(Reason::ClientDisabled, t(9))).await.unwrap());
 }
 
 async fn a_client_secret_is_replaced(db: &TestStorage) {

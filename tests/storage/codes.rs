@@ -2,10 +2,13 @@
 //! were issued for (RFC 6749 §4.1.2, §4.1.3; RFC 7636 §4.6), replays told apart and
 //! ordered against the family a redemption starts; revoked access tokens.
 
-use crate::helpers::{assert_same, challenge, new_family, new_token, presentation_of, race, t, TestStorage, RACERS};
+use crate::helpers::{
+    assert_same, challenge, new_family, new_token, presentation_of, race, revoke, t, TestStorage, RACERS,
+};
 use tessera::domain::authorization::{CodePresentation, CodeRedemption};
 use tessera::domain::client::ClientId;
 use tessera::domain::secret::SecretDigest;
+use tessera::domain::signals::Reason;
 
 /// The outcome's name, for assertions over many.
 fn outcome(redemption: &CodeRedemption) -> &'static str {
@@ -58,7 +61,10 @@ async fn a_wrong_presentation_changes_nothing(db: &TestStorage) {
     for (presentation, expected) in wrong {
         assert_eq!(outcome(&db.redeem_code(&code, &presentation).await.unwrap()), expected);
     }
-    assert!(db.mark_code_replayed(&code, t(10)).await.unwrap().is_none(), "still unused");
+    assert!(
+        db.revoke_replayed_code(&code, &revoke(Reason::CodeReplayed, t(10))).await.unwrap().is_none(),
+        "still unused"
+    );
     assert_eq!(outcome(&db.redeem_code(&code, &presented).await.unwrap()), "redeemed");
 }
 
@@ -81,23 +87,26 @@ async fn a_code_dies_with_its_session_or_a_credential_change(db: &TestStorage) {
     let bob = db.a_user("bob").await;
     let carol = db.a_user("carol").await;
 
+    // Each of these ends the session and deletes the unused code in its cascade; the
+    // redemption's own check (a live session, unchanged credentials) is what refuses a code
+    // a cascade missed (the API's `attacks/stale_codes.rs` takes the cascade away).
     // Logout.
     let (id, session) = db.a_session(&alice).await;
     let (ended, grant) = db.a_code(&client, &session).await;
-    db.delete_session(&id).await.unwrap();
-    assert_eq!(outcome(&db.redeem_code(&ended, &presentation_of(&grant)).await.unwrap()), "session ended");
+    db.end_session(&id, &revoke(Reason::Logout, t(1))).await.unwrap();
+    assert_eq!(outcome(&db.redeem_code(&ended, &presentation_of(&grant)).await.unwrap()), "invalid");
 
     // The user disabled.
     let (_, session) = db.a_session(&bob).await;
     let (disabled, grant) = db.a_code(&client, &session).await;
-    db.disable_user(&bob.username, t(5)).await.unwrap();
-    assert_eq!(outcome(&db.redeem_code(&disabled, &presentation_of(&grant)).await.unwrap()), "session ended");
+    db.disable_user(&bob.id, &revoke(Reason::UserDisabled, t(5))).await.unwrap();
+    assert_eq!(outcome(&db.redeem_code(&disabled, &presentation_of(&grant)).await.unwrap()), "invalid");
 
     // The password changed after the code was issued (at t(0)).
     let (_, session) = db.a_session(&carol).await;
     let (changed, grant) = db.a_code(&client, &session).await;
-    db.set_password_hash(&carol.username, "$argon2id$new", t(5)).await.unwrap();
-    assert_eq!(outcome(&db.redeem_code(&changed, &presentation_of(&grant)).await.unwrap()), "session ended");
+    db.set_password_hash(&carol.id, "$argon2id$new", &revoke(Reason::PasswordChanged, t(5))).await.unwrap();
+    assert_eq!(outcome(&db.redeem_code(&changed, &presentation_of(&grant)).await.unwrap()), "invalid");
 }
 
 async fn of_many_concurrent_redemptions_of_a_code_one_wins(db: &TestStorage) {
@@ -116,7 +125,8 @@ async fn of_many_concurrent_redemptions_of_a_code_one_wins(db: &TestStorage) {
 
     // The winner's access token is the one a replay revokes.
     let winner = redemptions.iter().position(|r| matches!(r, Ok(CodeRedemption::Redeemed(_)))).unwrap();
-    let tokens = db.mark_code_replayed(&code, t(20)).await.unwrap().expect("a used code");
+    let tokens =
+        db.revoke_replayed_code(&code, &revoke(Reason::CodeReplayed, t(20))).await.unwrap().expect("a used code");
     assert_eq!(tokens.access_token_jti.as_deref(), Some(presentations[winner].access_token_jti.as_str()));
 }
 
@@ -128,7 +138,8 @@ async fn a_replay_finds_what_the_redemption_issued(db: &TestStorage) {
     let presented = presentation_of(&grant);
     db.redeem_code(&code, &presented).await.unwrap();
 
-    let tokens = db.mark_code_replayed(&code, t(20)).await.unwrap().expect("a used code");
+    let tokens =
+        db.revoke_replayed_code(&code, &revoke(Reason::CodeReplayed, t(20))).await.unwrap().expect("a used code");
     assert_eq!(tokens.access_token_jti.as_deref(), Some(presented.access_token_jti.as_str()));
     assert_eq!(tokens.access_token_expires_at, Some(presented.access_token_expires_at));
     assert_eq!(tokens.family_id, None, "no family was created");
@@ -144,12 +155,12 @@ async fn a_family_is_created_for_a_redeemed_code_unless_it_was_replayed(db: &Tes
     let family = new_family(&client, &session);
     assert!(db.create_family_for_code(&code, &family, &new_token().1, t(3600)).await.unwrap());
     assert_same(&db.find_family(&family.id).await.unwrap().expect("created"), &family);
-    let tokens = db.mark_code_replayed(&code, t(20)).await.unwrap().unwrap();
+    let tokens = db.revoke_replayed_code(&code, &revoke(Reason::CodeReplayed, t(20))).await.unwrap().unwrap();
     assert_eq!(tokens.family_id.as_ref(), Some(&family.id));
 
     let (replayed, grant) = db.a_code(&client, &session).await;
     db.redeem_code(&replayed, &presentation_of(&grant)).await.unwrap();
-    db.mark_code_replayed(&replayed, t(20)).await.unwrap();
+    db.revoke_replayed_code(&replayed, &revoke(Reason::CodeReplayed, t(20))).await.unwrap();
     let family = new_family(&client, &session);
     assert!(!db.create_family_for_code(&replayed, &family, &new_token().1, t(3600)).await.unwrap());
     assert!(db.find_family(&family.id).await.unwrap().is_none());
@@ -166,7 +177,7 @@ async fn a_replay_racing_the_familys_creation_finds_it_or_prevents_it(db: &TestS
         let token = new_token().1;
 
         let (replay, created) = futures_util::future::join(
-            db.mark_code_replayed(&code, t(20)),
+            db.revoke_replayed_code(&code, &revoke(Reason::CodeReplayed, t(20))),
             db.create_family_for_code(&code, &family, &token, t(3600)),
         )
         .await;
@@ -182,7 +193,7 @@ async fn the_unused_codes_of_a_user_or_session_are_deleted(db: &TestStorage) {
     let alice = db.a_user("alice").await;
     let bob = db.a_user("bob").await;
     let (_, first) = db.a_session(&alice).await;
-    let (_, second) = db.a_session(&alice).await;
+    let (second_id, second) = db.a_session(&alice).await;
     let (_, bobs) = db.a_session(&bob).await;
     let (used, grant) = db.a_code(&client, &first).await;
     db.redeem_code(&used, &presentation_of(&grant)).await.unwrap();
@@ -191,20 +202,26 @@ async fn the_unused_codes_of_a_user_or_session_are_deleted(db: &TestStorage) {
     let (also_in_second, _) = db.a_code(&client, &second).await;
     let (of_bob, grant_of_bob) = db.a_code(&client, &bobs).await;
 
-    assert_eq!(db.delete_unused_codes_of_session(&second.sid).await.unwrap(), 2);
+    // A logout ends the session's unused codes...
+    db.end_session(&second_id, &revoke(Reason::Logout, t(5))).await.unwrap().expect("the session");
     for gone in [&in_second, &also_in_second] {
         assert_eq!(outcome(&db.redeem_code(gone, &presentation_of(&grant)).await.unwrap()), "invalid");
     }
-    assert_eq!(db.delete_unused_codes_of_user(&alice.id).await.unwrap(), 1);
+    // ...and ending a user's access all of theirs.
+    db.end_user_access(&alice.id, &revoke(Reason::RevokedByOperator, t(6))).await.unwrap();
     assert_eq!(outcome(&db.redeem_code(&in_first, &presentation_of(&grant_in_first)).await.unwrap()), "invalid");
-    assert!(db.mark_code_replayed(&used, t(20)).await.unwrap().is_some(), "the used code stays");
+    assert!(
+        db.revoke_replayed_code(&used, &revoke(Reason::CodeReplayed, t(20))).await.unwrap().is_some(),
+        "the used code stays"
+    );
     assert_eq!(outcome(&db.redeem_code(&of_bob, &presentation_of(&grant_of_bob)).await.unwrap()), "redeemed");
 }
 
 async fn a_revoked_access_token_stays_revoked(db: &TestStorage) {
     assert!(!db.is_access_token_revoked("jti-1").await.unwrap());
-    db.revoke_access_token("jti-1", t(300)).await.unwrap();
-    db.revoke_access_token("jti-1", t(300)).await.unwrap(); // revoking twice is no error
+    assert!(db.revoke_access_token("jti-1", t(300), &revoke(Reason::RevokedByClient, t(0))).await.unwrap());
+    // Revoking twice is no error, and changes nothing.
+    assert!(!db.revoke_access_token("jti-1", t(300), &revoke(Reason::RevokedByClient, t(0))).await.unwrap());
     assert!(db.is_access_token_revoked("jti-1").await.unwrap());
     assert!(!db.is_access_token_revoked("jti-2").await.unwrap());
 }

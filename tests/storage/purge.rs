@@ -1,12 +1,13 @@
 //! `RefreshStore::purge_expired`: housekeeping deletes what nobody can use any more, at
 //! most `batch` rows per table per call, and nothing else.
 
-use crate::helpers::{new_family, new_grant, new_pending, new_session, new_token, outcome, presentation_of, t};
+use crate::helpers::{new_family, new_grant, new_pending, new_session, new_token, outcome, presentation_of, revoke, t};
 use crate::helpers::{sid, Refresh, TestStorage};
 use chrono::Duration;
 use tessera::domain::authorization::AuthorizationGrant;
 use tessera::domain::refresh::TokenFamily;
 use tessera::domain::secret::SecretDigest;
+use tessera::domain::signals::Reason;
 
 fn digest() -> SecretDigest {
     SecretDigest::of(&uuid::Uuid::new_v4().to_string())
@@ -20,7 +21,7 @@ async fn purging_goes_in_batches_per_table(db: &TestStorage) {
     let live = digest();
     assert!(db.insert_session(&live, &new_session(&alice, t(100_000)), &alice.password_hash).await.unwrap());
     for jti in ["a", "b", "c"] {
-        db.revoke_access_token(jti, t(600)).await.unwrap();
+        db.revoke_access_token(jti, t(600), &revoke(Reason::RevokedByClient, t(0))).await.unwrap();
     }
 
     let purged = [
@@ -49,8 +50,10 @@ async fn purging_removes_only_what_nobody_can_use(db: &TestStorage) {
     for family in [&expired, &revoked_long_ago, &revoked_lately] {
         db.create_family(family, &new_token().1, t(3600)).await.unwrap();
     }
-    db.revoke_family(&revoked_long_ago.id, t(100), "test").await.unwrap();
-    db.revoke_family(&revoked_lately.id, grace + Duration::seconds(1), "test").await.unwrap();
+    db.revoke_family(&revoked_long_ago.id, &revoke(Reason::RevokedByOperator, t(100))).await.unwrap();
+    db.revoke_family(&revoked_lately.id, &revoke(Reason::RevokedByOperator, grace + Duration::seconds(1)))
+        .await
+        .unwrap();
     // Rotated with a ten-second window: its sealed successor is kept until t(20).
     db.rotate(&Refresh::of(&live_token, &client.id, t(10))).await;
 
@@ -65,8 +68,8 @@ async fn purging_removes_only_what_nobody_can_use(db: &TestStorage) {
     let (old_pending, new_pending_id) = (digest(), digest());
     db.insert_pending(&old_pending, &sid("sid-1"), &new_pending(&client, t(600))).await.unwrap();
     db.insert_pending(&new_pending_id, &sid("sid-2"), &new_pending(&client, t(300_000))).await.unwrap();
-    db.revoke_access_token("expired", t(600)).await.unwrap();
-    db.revoke_access_token("lasting", t(300_000)).await.unwrap();
+    db.revoke_access_token("expired", t(600), &revoke(Reason::RevokedByClient, t(0))).await.unwrap();
+    db.revoke_access_token("lasting", t(300_000), &revoke(Reason::RevokedByClient, t(0))).await.unwrap();
 
     let window = Duration::minutes(10);
     for (subject, at) in [("idle", t(0)), ("locked", t(0)), ("recent", grace + Duration::seconds(1))] {
@@ -84,8 +87,8 @@ async fn purging_removes_only_what_nobody_can_use(db: &TestStorage) {
     assert!(db.find_family(&revoked_long_ago.id).await.unwrap().is_none());
     assert!(db.find_family(&revoked_lately.id).await.unwrap().is_some());
     assert!(db.find_family(&live.id).await.unwrap().is_some());
-    assert!(db.mark_code_replayed(&old_code, now).await.unwrap().is_none());
-    assert!(db.mark_code_replayed(&new_code, now).await.unwrap().is_some());
+    assert!(db.revoke_replayed_code(&old_code, &revoke(Reason::CodeReplayed, now)).await.unwrap().is_none());
+    assert!(db.revoke_replayed_code(&new_code, &revoke(Reason::CodeReplayed, now)).await.unwrap().is_some());
     assert!(db.claim_pending(&old_pending, &sid("sid-1"), t(10)).await.unwrap().is_none());
     assert!(db.claim_pending(&new_pending_id, &sid("sid-2"), t(10)).await.unwrap().is_some());
     assert!(!db.is_access_token_revoked("expired").await.unwrap());

@@ -2,11 +2,14 @@
 //! one winner among concurrent presentations, a retry inside the window answered with
 //! the same successor, reuse revoking the family, and every refusal changing nothing.
 
-use crate::helpers::{assert_same, new_family, new_token, outcome, race, scope, t, Refresh, TestStorage, RACERS};
+use crate::helpers::{
+    assert_same, new_family, new_token, outcome, race, revoke, scope, t, Refresh, TestStorage, RACERS,
+};
 use chrono::Duration;
 use tessera::domain::client::ClientId;
 use tessera::domain::refresh::{FamilyId, Rotation, TokenFamily};
 use tessera::domain::secret::SecretDigest;
+use tessera::domain::signals::Reason;
 
 async fn used_at(db: &TestStorage, token: &SecretDigest) -> Option<chrono::DateTime<chrono::Utc>> {
     db.find_refresh_token(token).await.unwrap().expect("a stored token").0.used_at
@@ -137,13 +140,13 @@ async fn a_dead_family_or_a_disabled_user_refreshes_nothing(db: &TestStorage) {
 
     let (_, session) = db.a_session(&alice).await;
     let (family, token) = db.a_family(&client, &session).await;
-    db.revoke_family(&family.id, t(5), "test").await.unwrap();
+    db.revoke_family(&family.id, &revoke(Reason::RevokedByOperator, t(5))).await.unwrap();
     assert_eq!(outcome(&db.rotate(&Refresh::of(&token, &client.id, t(10))).await), "invalid");
     assert_eq!(used_at(db, &token).await, None);
 
     let (_, session) = db.a_session(&bob).await;
     let (_, token) = db.a_family(&client, &session).await;
-    db.disable_user(&bob.username, t(5)).await.unwrap();
+    db.disable_user(&bob.id, &revoke(Reason::UserDisabled, t(5))).await.unwrap();
     assert_eq!(outcome(&db.rotate(&Refresh::of(&token, &client.id, t(10))).await), "invalid");
     assert_eq!(used_at(db, &token).await, None);
 }
@@ -195,17 +198,20 @@ async fn a_family_is_revoked_once(db: &TestStorage) {
     let (_, session) = db.a_session(&alice).await;
     let (family, _) = db.a_family(&client, &session).await;
 
-    assert!(db.revoke_family(&family.id, t(50), "logout").await.unwrap());
-    assert!(!db.revoke_family(&family.id, t(60), "logout").await.unwrap());
+    assert!(db.revoke_family(&family.id, &revoke(Reason::RevokedByOperator, t(50))).await.unwrap());
+    assert!(!db.revoke_family(&family.id, &revoke(Reason::RevokedByOperator, t(60))).await.unwrap());
     assert_eq!(db.find_family(&family.id).await.unwrap().unwrap().revoked_at, Some(t(50)));
-    assert!(!db.revoke_family(&FamilyId::parse("no-such-family").unwrap(), t(60), "logout").await.unwrap());
+    assert!(!db
+        .revoke_family(&FamilyId::parse("no-such-family").unwrap(), &revoke(Reason::RevokedByOperator, t(60)))
+        .await
+        .unwrap());
 }
 
 async fn the_live_families_of_a_user_or_session_are_revoked(db: &TestStorage) {
     let client = db.a_client().await;
     let alice = db.a_user("alice").await;
     let bob = db.a_user("bob").await;
-    let (_, first) = db.a_session(&alice).await;
+    let (first_id, first) = db.a_session(&alice).await;
     let (_, second) = db.a_session(&alice).await;
     let (_, bobs) = db.a_session(&bob).await;
     let (in_first, _) = db.a_family(&client, &first).await;
@@ -213,15 +219,15 @@ async fn the_live_families_of_a_user_or_session_are_revoked(db: &TestStorage) {
     let (in_second, _) = db.a_family(&client, &second).await;
     let (already, _) = db.a_family(&client, &first).await;
     let (of_bob, _) = db.a_family(&client, &bobs).await;
-    db.revoke_family(&already.id, t(5), "earlier").await.unwrap();
+    db.revoke_family(&already.id, &revoke(Reason::RevokedByOperator, t(5))).await.unwrap();
 
-    assert_eq!(db.revoke_families_of_session(&first.sid, t(10), "logout").await.unwrap(), 2);
+    db.end_session(&first_id, &revoke(Reason::Logout, t(10))).await.unwrap().expect("the session");
     let revoked_at = |family: TokenFamily| async move { db.find_family(&family.id).await.unwrap().unwrap().revoked_at };
     assert_eq!(revoked_at(in_first.clone()).await, Some(t(10)));
     assert_eq!(revoked_at(also_in_first).await, Some(t(10)));
     assert_eq!(revoked_at(in_second.clone()).await, None);
 
-    assert_eq!(db.revoke_families_of_user(&alice.id, t(20), "disabled").await.unwrap(), 1);
+    assert_eq!(db.end_user_access(&alice.id, &revoke(Reason::RevokedByOperator, t(20))).await.unwrap(), 1);
     assert_eq!(revoked_at(in_second).await, Some(t(20)));
     assert_eq!(revoked_at(in_first).await, Some(t(10)), "a revocation is not moved");
     assert_eq!(revoked_at(already).await, Some(t(5)));

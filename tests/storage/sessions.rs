@@ -1,8 +1,9 @@
 //! `SessionStore`, SSO sessions: started only for the password just verified, found
 //! within their absolute and idle lifetimes, touched, ended one by one or per user.
 
-use crate::helpers::{assert_same, new_session, t, TestStorage};
+use crate::helpers::{assert_same, new_session, revoke, t, TestStorage};
 use tessera::domain::secret::SecretDigest;
+use tessera::domain::signals::Reason;
 
 fn session_id() -> SecretDigest {
     SecretDigest::of(&uuid::Uuid::new_v4().to_string())
@@ -21,7 +22,7 @@ async fn a_session_starts_only_for_the_verified_password_of_an_enabled_user(db: 
     assert_same(&db.find_session(&fresh, t(1), t(-1)).await.unwrap().expect("started"), &session);
 
     // Disabled meanwhile.
-    db.disable_user(&alice.username, t(2)).await.unwrap();
+    db.disable_user(&alice.id, &revoke(Reason::UserDisabled, t(2))).await.unwrap();
     let later = session_id();
     let another = new_session(&alice, t(3600));
     assert!(!db.insert_session(&later, &another, &alice.password_hash).await.unwrap());
@@ -53,8 +54,8 @@ async fn a_session_is_deleted_once(db: &TestStorage) {
     let alice = db.a_user("alice").await;
     let (id, session) = db.a_session(&alice).await;
 
-    assert_same(&db.delete_session(&id).await.unwrap().expect("it existed"), &session);
-    assert!(db.delete_session(&id).await.unwrap().is_none());
+    assert_same(&db.end_session(&id, &revoke(Reason::Logout, t(1))).await.unwrap().expect("it existed"), &session);
+    assert!(db.end_session(&id, &revoke(Reason::Logout, t(1))).await.unwrap().is_none());
     assert!(db.find_session(&id, t(1), t(-1)).await.unwrap().is_none());
 }
 
@@ -65,11 +66,10 @@ async fn a_users_sessions_end_together_and_no_one_elses(db: &TestStorage) {
     let (second, _) = db.a_session(&alice).await;
     let (bobs, _) = db.a_session(&bob).await;
 
-    assert_eq!(db.delete_sessions_of_user(&alice.id).await.unwrap(), 2);
+    db.end_user_access(&alice.id, &revoke(Reason::RevokedByOperator, t(1))).await.unwrap();
     assert!(db.find_session(&first, t(1), t(-1)).await.unwrap().is_none());
     assert!(db.find_session(&second, t(1), t(-1)).await.unwrap().is_none());
     assert!(db.find_session(&bobs, t(1), t(-1)).await.unwrap().is_some());
-    assert_eq!(db.delete_sessions_of_user(&alice.id).await.unwrap(), 0);
 }
 
 crate::backend_tests!(

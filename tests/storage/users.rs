@@ -1,6 +1,7 @@
 //! `UserStore`: accounts, found by name and id, listed, disabled once, re-hashed.
 
-use crate::helpers::{assert_same, new_user, t, TestStorage};
+use crate::helpers::{assert_same, new_user, revoke, t, TestStorage};
+use tessera::domain::signals::Reason;
 use tessera::domain::user::{User, UserId, Username};
 use tessera::storage::StorageError;
 
@@ -41,23 +42,26 @@ async fn a_taken_username_is_a_conflict(db: &TestStorage) {
 async fn a_user_is_disabled_once(db: &TestStorage) {
     let alice = db.a_user("alice").await;
 
-    assert!(db.disable_user(&alice.username, t(5)).await.unwrap());
+    assert!(db.disable_user(&alice.id, &revoke(Reason::UserDisabled, t(5))).await.unwrap());
     let found = db.find_user_by_id(&alice.id).await.unwrap().unwrap();
     assert_eq!((found.disabled_at, found.updated_at), (Some(t(5)), t(5)));
-    assert!(!db.disable_user(&alice.username, t(9)).await.unwrap());
+    assert!(!db.disable_user(&alice.id, &revoke(Reason::UserDisabled, t(9))).await.unwrap());
     assert_eq!(db.find_user_by_id(&alice.id).await.unwrap().unwrap().disabled_at, Some(t(5)));
-    assert!(!db.disable_user(&username("nobody"), t(9)).await.unwrap());
+    assert!(!db.disable_user(&UserId::generate(), &revoke(Reason::UserDisabled, t(9))).await.unwrap());
 }
 
 async fn a_password_hash_is_replaced(db: &TestStorage) {
     let alice = db.a_user("alice").await;
     let bob = db.a_user("bob").await;
 
-    assert!(db.set_password_hash(&alice.username, "$argon2id$new", t(5)).await.unwrap());
+    assert!(db.set_password_hash(&alice.id, "$argon2id$new", &revoke(Reason::PasswordChanged, t(5))).await.unwrap());
     let found = db.find_user_by_id(&alice.id).await.unwrap().unwrap();
     assert_eq!((found.password_hash.as_str(), found.updated_at), ("$argon2id$new", t(5)));
     assert_eq!(db.find_user_by_id(&bob.id).await.unwrap().unwrap().password_hash, bob.password_hash);
-    assert!(!db.set_password_hash(&username("nobody"), "$argon2id$new", t(5)).await.unwrap());
+    assert!(!db
+        .set_password_hash(&UserId::generate(), "$argon2id$new", &revoke(Reason::PasswordChanged, t(5)))
+        .await
+        .unwrap());
 }
 
 crate::backend_tests!(

@@ -8,10 +8,11 @@ use crate::domain::authorization::{CodePresentation, CodeRedemption};
 use crate::domain::client::{Client, GrantType};
 use crate::domain::pkce::CodeVerifier;
 use crate::domain::secret::SecretDigest;
+use crate::domain::signals::Reason;
 use crate::oauth::error::OAuthError;
 use crate::tokens::refresh::RefreshPolicy;
 use crate::tokens::{new_jti, AccessTokenSubject, IdTokenSubject};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 pub async fn exchange(
     client: &Client,
@@ -49,7 +50,7 @@ pub async fn exchange(
             return Err(used());
         }
         CodeRedemption::Replayed { owner, is_owners: true } => {
-            revoke_what_it_issued(storage, &digest, now).await?;
+            revoke_what_it_issued(ctx, &digest, now).await?;
             tracing::warn!(event = "code_replayed", client_id = %client.id, owner_client_id = %owner,
                 "authorization code presented twice; its tokens are revoked");
             return Err(used());
@@ -123,18 +124,13 @@ fn used() -> OAuthError {
 }
 
 /// RFC 6749 §4.1.2: revokes the access token and the refresh-token family a replayed code
-/// issued. The mark on the code also keeps a family from starting after this.
+/// issued, in one transaction with the events that report it. The mark on the code also
+/// keeps a family from starting after this.
 async fn revoke_what_it_issued(
-    storage: &dyn crate::storage::Storage,
+    ctx: &GrantContext<'_>,
     code: &SecretDigest,
-    now: chrono::DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<(), OAuthError> {
-    let Some(issued) = storage.mark_code_replayed(code, now).await? else { return Ok(()) };
-    if let (Some(jti), Some(expires_at)) = (issued.access_token_jti, issued.access_token_expires_at) {
-        storage.revoke_access_token(&jti, expires_at).await?;
-    }
-    if let Some(family_id) = issued.family_id {
-        storage.revoke_family(&family_id, now, "authorization code replayed").await?;
-    }
+    ctx.storage.revoke_replayed_code(code, &ctx.events.revocation(Reason::CodeReplayed, now)).await?;
     Ok(())
 }

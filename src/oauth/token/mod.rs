@@ -9,6 +9,7 @@ mod request;
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
 use crate::clock::Clock;
+use crate::signals::Emitter;
 use crate::storage::Storage;
 use crate::tokens::refresh::RefreshPolicy;
 use crate::tokens::TokenIssuer;
@@ -39,6 +40,8 @@ pub struct GrantContext<'a> {
     pub issuer: &'a TokenIssuer,
     pub refresh: &'a RefreshPolicy,
     pub clock: &'a dyn Clock,
+    /// What a replayed code or a reused refresh token records (Shared Signals).
+    pub events: &'a Emitter,
 }
 
 pub async fn post(
@@ -47,10 +50,12 @@ pub async fn post(
     issuer: web::Data<TokenIssuer>,
     refresh: web::Data<RefreshPolicy>,
     clock: web::Data<dyn Clock>,
+    events: web::Data<Emitter>,
 ) -> Result<HttpResponse, OAuthError> {
     let AuthenticatedClient { client, form } = authenticated;
     let request = TokenRequest::parse(&form)?;
-    let ctx = GrantContext { storage: &**storage, issuer: &issuer, refresh: &refresh, clock: &**clock };
+    let ctx =
+        GrantContext { storage: &**storage, issuer: &issuer, refresh: &refresh, clock: &**clock, events: &events };
     let response = match request {
         TokenRequest::AuthorizationCode { code, redirect_uri, verifier } => {
             authorization_code::exchange(&client, &code, &redirect_uri, &verifier, &ctx).await?

@@ -6,6 +6,7 @@ use crate::domain::client::{Client, GrantType};
 use crate::domain::refresh::{Rotation, RotationRequest, TokenFamily, REFRESH_TOKEN_PREFIX};
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::{GeneratedSecret, SecretDigest};
+use crate::domain::signals::Reason;
 use crate::oauth::error::OAuthError;
 use crate::tokens::{AccessTokenSubject, IdTokenSubject};
 
@@ -24,6 +25,7 @@ pub async fn rotate(
     let presented = SecretDigest::of(presented);
     let aad = presented.as_str().as_bytes();
     let sealed = ctx.refresh.kek.seal(successor.expose().as_bytes(), aad)?;
+    let reuse = ctx.events.revocation(Reason::RefreshTokenReused, now);
     let request = RotationRequest {
         presented: &presented,
         client_id: &client.id,
@@ -33,6 +35,7 @@ pub async fn rotate(
         idle_ttl: ctx.refresh.idle_ttl,
         retry_window: ctx.refresh.retry_window,
         requested_scope: requested.as_ref(),
+        reuse: &reuse,
     };
     let (family, refresh_token) = match ctx.storage.rotate_refresh_token(&request).await? {
         Rotation::Rotated(family) => (family, successor.expose().to_owned()),

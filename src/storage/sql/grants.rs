@@ -1,13 +1,12 @@
 //! `GrantStore` over either pool (see `on_pool!` and `on_writer!`).
 
 use super::SqlStorage;
-use crate::domain::authorization::{AuthorizationGrant, CodePresentation, CodeRedemption, SessionId, StoredCode};
-use crate::domain::refresh::{FamilyId, TokenFamily};
+use crate::domain::authorization::{AuthorizationGrant, CodePresentation, CodeRedemption, StoredCode};
+use crate::domain::refresh::TokenFamily;
 use crate::domain::secret::SecretDigest;
-use crate::domain::user::UserId;
 use crate::storage::rows::CodeRow;
 use crate::storage::timestamp::Timestamp;
-use crate::storage::{CodeTokens, GrantStore, StorageError};
+use crate::storage::{GrantStore, StorageError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -138,23 +137,6 @@ impl GrantStore for SqlStorage {
         Ok(CodeRedemption::refused(stored, presented))
     }
 
-    async fn mark_code_replayed(
-        &self,
-        code: &SecretDigest,
-        now: DateTime<Utc>,
-    ) -> Result<Option<CodeTokens>, StorageError> {
-        let sql = "UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, $2) \
-                   WHERE code_digest = $1 AND used_at IS NOT NULL \
-                   RETURNING access_token_jti, access_token_expires_at, family_id";
-        let row: Option<(Option<String>, Option<Timestamp>, Option<String>)> = on_writer!(self, [code], pool =>
-            Ok(sqlx::query_as(sql).bind(code.as_str()).bind(Timestamp::from(now)).fetch_optional(pool).await?))?;
-        Ok(row.map(|(jti, expires_at, family_id)| CodeTokens {
-            access_token_jti: jti,
-            access_token_expires_at: expires_at.map(Into::into),
-            family_id: family_id.map(FamilyId::from_stored),
-        }))
-    }
-
     async fn create_family_for_code(
         &self,
         code: &SecretDigest,
@@ -175,24 +157,6 @@ impl GrantStore for SqlStorage {
             insert_family!(tx, family, token, idle_expires_at);
             tx.commit().await?;
             Ok(true)
-        })
-    }
-
-    async fn delete_unused_codes_of_user(&self, user_id: &UserId) -> Result<u64, StorageError> {
-        let sql = "DELETE FROM authorization_codes WHERE user_id = $1 AND used_at IS NULL";
-        on_writer!(self, [user_id], pool => Ok(sqlx::query(sql).bind(user_id.as_str()).execute(pool).await?.rows_affected()))
-    }
-
-    async fn delete_unused_codes_of_session(&self, sid: &SessionId) -> Result<u64, StorageError> {
-        let sql = "DELETE FROM authorization_codes WHERE sid = $1 AND used_at IS NULL";
-        on_writer!(self, [sid], pool => Ok(sqlx::query(sql).bind(sid.as_str()).execute(pool).await?.rows_affected()))
-    }
-
-    async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<(), StorageError> {
-        let sql = "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
-        on_writer!(self, [jti], pool => {
-            sqlx::query(sql).bind(jti).bind(Timestamp::from(expires_at)).execute(pool).await?;
-            Ok(())
         })
     }
 

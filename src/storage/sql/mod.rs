@@ -107,8 +107,68 @@ macro_rules! insert_family {
     }};
 }
 
+/// Inserts `$events` (Shared Signals, `storage::signals`) and owes each to its streams
+/// inside transaction `$tx`: the transaction of the change they report. Evaluates to the
+/// number of deliveries owed (the caller wakes waiters after the commit when it is not 0).
+macro_rules! owe_events {
+    ($tx:expr, $events:expr) => {{
+        let mut owed: u64 = 0;
+        for event in $events.iter() {
+            let event: &$crate::domain::signals::SecurityEvent = event;
+            let subject = serde_json::to_string(&event.subject)
+                .map_err(|e| $crate::storage::StorageError::Corrupt(e.to_string()))?;
+            sqlx::query($crate::storage::sql::signals::INSERT_EVENT)
+                .bind(&event.id)
+                .bind(event.event_type.uri())
+                .bind(event.event_type.mask_bit())
+                .bind(subject)
+                .bind(event.body.to_string())
+                .bind(&event.txn)
+                .bind($crate::storage::timestamp::Timestamp::from(event.occurred_at))
+                .bind($crate::storage::timestamp::Timestamp::from(event.expires_at))
+                .bind(event.stream_id.as_deref())
+                .execute(&mut *$tx)
+                .await?;
+            let issued = $crate::storage::timestamp::Timestamp::from(event.occurred_at);
+            let expires = $crate::storage::timestamp::Timestamp::from(event.expires_at);
+            let done = match &event.stream_id {
+                None => {
+                    sqlx::query($crate::storage::sql::signals::OWE_TO_SUBSCRIBERS)
+                        .bind(&event.id)
+                        .bind(issued)
+                        .bind(expires)
+                        .bind(event.event_type.mask_bit())
+                        .execute(&mut *$tx)
+                        .await?
+                }
+                Some(stream) => {
+                    sqlx::query($crate::storage::sql::signals::OWE_TO_STREAM)
+                        .bind(&event.id)
+                        .bind(issued)
+                        .bind(expires)
+                        .bind(stream)
+                        .execute(&mut *$tx)
+                        .await?
+                }
+            };
+            owed += done.rows_affected();
+        }
+        if owed > 0 {
+            $crate::storage::sql::signals::NotifyReplicas::notify_replicas(&mut $tx).await?;
+        }
+        owed
+    }};
+}
+
+macro_rules! session_columns {
+    () => {
+        "sid, user_id, auth_time, created_at, last_seen_at, expires_at"
+    };
+}
+
 mod grants;
 mod refresh;
+mod revocations;
 mod sessions;
 mod signals;
 mod sqlite_files;
@@ -297,14 +357,6 @@ impl ClientStore for SqlStorage {
         rows.into_iter().map(Client::try_from).collect()
     }
 
-    async fn disable_client(&self, id: &ClientId, now: DateTime<Utc>) -> Result<bool, StorageError> {
-        let sql = "UPDATE clients SET disabled_at = $2, updated_at = $2 WHERE id = $1 AND disabled_at IS NULL";
-        on_writer!(self, [id], pool => {
-            let done = sqlx::query(sql).bind(id.as_str()).bind(Timestamp::from(now)).execute(pool).await?;
-            Ok(done.rows_affected() == 1)
-        })
-    }
-
     async fn set_client_secret(
         &self,
         id: &ClientId,
@@ -361,31 +413,6 @@ impl UserStore for SqlStorage {
         let sql = concat!("SELECT ", user_columns!(), " FROM users ORDER BY username");
         let rows: Vec<UserRow> = on_pool!(self, pool => Ok(sqlx::query_as(sql).fetch_all(pool).await?))?;
         rows.into_iter().map(User::try_from).collect()
-    }
-
-    async fn disable_user(&self, username: &Username, now: DateTime<Utc>) -> Result<bool, StorageError> {
-        let sql = "UPDATE users SET disabled_at = $2, updated_at = $2, credentials_changed_at = $2 \
-                   WHERE username = $1 AND disabled_at IS NULL";
-        on_writer!(self, [username], pool => {
-            let done = sqlx::query(sql).bind(username.as_str()).bind(Timestamp::from(now)).execute(pool).await?;
-            Ok(done.rows_affected() == 1)
-        })
-    }
-
-    async fn set_password_hash(
-        &self,
-        username: &Username,
-        hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StorageError> {
-        let sql =
-            "UPDATE users SET password_hash = $2, updated_at = $3, credentials_changed_at = $3 WHERE username = $1";
-        on_writer!(self, [username, hash], pool => {
-            let done = sqlx::query(sql)
-                .bind(username.as_str()).bind(hash).bind(Timestamp::from(now))
-                .execute(pool).await?;
-            Ok(done.rows_affected() == 1)
-        })
     }
 }
 

@@ -24,6 +24,7 @@ use crate::domain::refresh::{
 };
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
+use crate::domain::signals::Revocation;
 use crate::domain::user::UserId;
 use crate::storage::timestamp::Timestamp;
 use crate::storage::{RefreshStore, StorageError};
@@ -203,6 +204,8 @@ struct Claim<'a> {
     requested_scope: Option<Cow<'a, ScopeSet>>,
     /// `now` + the idle TTL; capped at the family's absolute expiry.
     idle_expires_at: DateTime<Utc>,
+    /// What revoking the family on reuse records.
+    reuse: Cow<'a, Revocation>,
 }
 
 impl<'a> Claim<'a> {
@@ -217,6 +220,7 @@ impl<'a> Claim<'a> {
             client_id: Cow::Borrowed(req.client_id),
             requested_scope: req.requested_scope.map(Cow::Borrowed),
             idle_expires_at: req.now + req.idle_ttl,
+            reuse: Cow::Borrowed(req.reuse),
         }
     }
 }
@@ -235,6 +239,7 @@ impl ToWriter for Claim<'_> {
             client_id: owned(self.client_id),
             requested_scope: self.requested_scope.map(owned),
             idle_expires_at: self.idle_expires_at,
+            reuse: owned(self.reuse),
         }
     }
 }
@@ -259,7 +264,7 @@ async fn claim_in_one_statement(pool: &sqlx::PgPool, c: &Claim<'_>) -> Result<Op
 /// Which families a revocation ends, named by what they belong to. Each kind names its
 /// column in a fixed SQL text: the owner is only ever bound, never spliced into SQL.
 #[derive(Clone, Copy)]
-enum FamiliesOf<'a> {
+pub(super) enum FamiliesOf<'a> {
     /// The one family with this id.
     Id(&'a FamilyId),
     /// Every family of this user.
@@ -269,7 +274,7 @@ enum FamiliesOf<'a> {
 }
 
 impl<'a> FamiliesOf<'a> {
-    fn revoke_sql(self) -> &'static str {
+    pub(super) fn revoke_sql(self) -> &'static str {
         match self {
             Self::Id(_) => {
                 "UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL"
@@ -283,7 +288,7 @@ impl<'a> FamiliesOf<'a> {
         }
     }
 
-    fn owner(self) -> &'a str {
+    pub(super) fn owner(self) -> &'a str {
         match self {
             Self::Id(id) => id.as_str(),
             Self::User(id) => id.as_str(),
@@ -303,7 +308,7 @@ impl SqlStorage {
                 return Ok(Rotation::Rotated(family));
             }
         }
-        on_writer!(self, [claim], pool => {
+        let (rotation, owed) = on_writer!(self, [claim], pool => {
             let c = &claim;
             let now = Timestamp::from(c.now);
             let mut tx = pool.begin().await?;
@@ -322,7 +327,7 @@ impl SqlStorage {
                 .bind(c.sealed.as_ref().map(|(_, until)| *until))
                 .execute(&mut *tx).await?.rows_affected() == 1;
             let Some(row) = sqlx::query_as::<_, TokenRow>(TOKEN_QUERY).bind(c.presented.as_str()).fetch_optional(&mut *tx).await? else {
-                return Ok(Rotation::Invalid); // unknown token
+                return Ok((Rotation::Invalid, 0)); // unknown token
             };
             let is_user_disabled = row.user_disabled_at.is_some();
             let (presented, sealed) = presented_state(row.state, claimed);
@@ -338,45 +343,38 @@ impl SqlStorage {
                     sqlx::query("INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)")
                         .bind(c.successor.as_str()).bind(family.id.as_str()).bind(now).bind(idle).execute(&mut *tx).await?;
                     tx.commit().await?;
-                    Ok(Rotation::Rotated(family))
+                    Ok((Rotation::Rotated(family), 0))
                 }
                 // Unused, yet not claimed: the row appeared after the claim looked (PostgreSQL,
                 // READ COMMITTED). Only the claim rotates; this presentation changes nothing.
-                RotationDecision::Rotate => Ok(Rotation::Invalid),
+                RotationDecision::Rotate => Ok((Rotation::Invalid, 0)),
                 RotationDecision::Retry => {
                     // Nothing was claimed (the token was used), so nothing to roll back.
                     let successor_sealed = sealed.expect("decide retries only while a sealed successor is kept");
-                    Ok(Rotation::Retried { family, successor_sealed })
+                    Ok((Rotation::Retried { family, successor_sealed }, 0))
                 }
                 RotationDecision::RevokeFamily => {
-                    // RFC 9700 §4.14.2: a used token presented again: revoke the whole family.
-                    sqlx::query("UPDATE token_families SET revoked_at = $2, revoked_reason = 'refresh token reused' WHERE id = $1 AND revoked_at IS NULL")
-                        .bind(family.id.as_str()).bind(now).execute(&mut *tx).await?;
+                    // RFC 9700 §4.14.2: a used token presented again: revoke the whole family,
+                    // and tell the receivers (its session-revoked event, in this transaction).
+                    let families = FamiliesOf::Id(&family.id);
+                    let revoked = sqlx::query(families.revoke_sql())
+                        .bind(families.owner()).bind(now).bind(c.reuse.reason).execute(&mut *tx).await?
+                        .rows_affected() == 1;
                     sqlx::query("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL WHERE family_id = $1")
                         .bind(family.id.as_str()).execute(&mut *tx).await?;
+                    let events = if revoked { c.reuse.family_ended(&family.user_id, &family.sid, &family.id) } else { Vec::new() };
+                    let owed = owe_events!(tx, events);
                     tx.commit().await?;
-                    Ok(Rotation::Reused(family))
+                    Ok((Rotation::Reused(family), owed))
                 }
                 // Dropping the transaction rolls the claim back: another client's presentation,
                 // a dead family, an idle-expired token or too wide a scope changes nothing.
-                RotationDecision::Invalid => Ok(Rotation::Invalid),
-                RotationDecision::ScopeExceeded => Ok(Rotation::ScopeExceeded),
+                RotationDecision::Invalid => Ok((Rotation::Invalid, 0)),
+                RotationDecision::ScopeExceeded => Ok((Rotation::ScopeExceeded, 0)),
             }
-        })
-    }
-
-    /// Revokes the live families of one owner; returns how many.
-    async fn revoke_families(
-        &self,
-        families: FamiliesOf<'_>,
-        now: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<u64, StorageError> {
-        let (sql, owner) = (families.revoke_sql(), families.owner());
-        on_writer!(self, [owner, reason], pool => {
-            let done = sqlx::query(sql).bind(owner).bind(Timestamp::from(now)).bind(reason).execute(pool).await?;
-            Ok(done.rows_affected())
-        })
+        })?;
+        self.wake_if(owed);
+        Ok(rotation)
     }
 }
 
@@ -443,28 +441,6 @@ impl RefreshStore for SqlStorage {
         let rows: Vec<FamilyRow> =
             on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(user_id.as_str()).fetch_all(pool).await?))?;
         rows.into_iter().map(TokenFamily::try_from).collect()
-    }
-
-    async fn revoke_family(&self, id: &FamilyId, now: DateTime<Utc>, reason: &str) -> Result<bool, StorageError> {
-        Ok(self.revoke_families(FamiliesOf::Id(id), now, reason).await? == 1)
-    }
-
-    async fn revoke_families_of_user(
-        &self,
-        user_id: &UserId,
-        now: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<u64, StorageError> {
-        self.revoke_families(FamiliesOf::User(user_id), now, reason).await
-    }
-
-    async fn revoke_families_of_session(
-        &self,
-        sid: &SessionId,
-        now: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<u64, StorageError> {
-        self.revoke_families(FamiliesOf::Session(sid), now, reason).await
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>, batch: i64) -> Result<u64, StorageError> {

@@ -12,11 +12,6 @@ use crate::storage::{SessionStore, StorageError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-macro_rules! session_columns {
-    () => {
-        "sid, user_id, auth_time, created_at, last_seen_at, expires_at"
-    };
-}
 macro_rules! pending_columns {
     () => {
         "csrf_digest, client_id, redirect_uri, scope, state, nonce, code_challenge, login_hint, max_age, prompt, \
@@ -58,6 +53,31 @@ impl SessionStore for SqlStorage {
         })
     }
 
+    async fn renew_session(
+        &self,
+        previous: &SecretDigest,
+        id: &SecretDigest,
+        session: &Session,
+        password_hash: &str,
+    ) -> Result<bool, StorageError> {
+        let sql = "UPDATE sessions SET id_digest = $2, auth_time = $3, last_seen_at = $3, expires_at = $4 \
+                   WHERE id_digest = $1 AND sid = $5 AND user_id = $6 AND EXISTS (SELECT 1 FROM users u \
+                     WHERE u.id = $6 AND u.password_hash = $7 AND u.disabled_at IS NULL)";
+        on_writer!(self, [previous, id, session, password_hash], pool => {
+            let done = sqlx::query(sql)
+                .bind(previous.as_str())
+                .bind(id.as_str())
+                .bind(Timestamp::from(session.auth_time))
+                .bind(Timestamp::from(session.expires_at))
+                .bind(session.sid.as_str())
+                .bind(session.user_id.as_str())
+                .bind(password_hash)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
     async fn find_session(
         &self,
         id: &SecretDigest,
@@ -81,18 +101,6 @@ impl SessionStore for SqlStorage {
             sqlx::query(sql).bind(id.as_str()).bind(Timestamp::from(now)).execute(pool).await?;
             Ok(())
         })
-    }
-
-    async fn delete_session(&self, id: &SecretDigest) -> Result<Option<Session>, StorageError> {
-        let sql = concat!("DELETE FROM sessions WHERE id_digest = $1 RETURNING ", session_columns!());
-        let row: Option<SessionRow> =
-            on_writer!(self, [id], pool => Ok(sqlx::query_as(sql).bind(id.as_str()).fetch_optional(pool).await?))?;
-        Ok(row.map(Session::from))
-    }
-
-    async fn delete_sessions_of_user(&self, user_id: &UserId) -> Result<u64, StorageError> {
-        let sql = "DELETE FROM sessions WHERE user_id = $1";
-        on_writer!(self, [user_id], pool => Ok(sqlx::query(sql).bind(user_id.as_str()).execute(pool).await?.rows_affected()))
     }
 
     async fn insert_pending(

@@ -31,17 +31,17 @@ macro_rules! event_columns {
     };
 }
 
-const INSERT_EVENT: &str = "INSERT INTO ssf_events \
+pub(super) const INSERT_EVENT: &str = "INSERT INTO ssf_events \
      (id, event_type, event_bit, subject, body, txn, occurred_at, expires_at, stream_id) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 /// Owes a broadcast event to every stream that delivers its type and is not disabled.
 /// The `jti` is the event's id and the stream's: unique per event and stream.
-const OWE_TO_SUBSCRIBERS: &str = "INSERT INTO ssf_deliveries \
+pub(super) const OWE_TO_SUBSCRIBERS: &str = "INSERT INTO ssf_deliveries \
      (stream_id, jti, event_id, issued_at, expires_at, next_attempt_at) \
      SELECT s.id, $1 || '.' || s.id, $1, $2, $3, $2 FROM ssf_streams s \
      WHERE s.status <> 'disabled' AND (s.event_mask & $4) <> 0";
 /// Owes an event meant for one stream (verification, stream-updated) to it.
-const OWE_TO_STREAM: &str = "INSERT INTO ssf_deliveries \
+pub(super) const OWE_TO_STREAM: &str = "INSERT INTO ssf_deliveries \
      (stream_id, jti, event_id, issued_at, expires_at, next_attempt_at) \
      SELECT s.id, $1 || '.' || s.id, $1, $2, $3, $2 FROM ssf_streams s \
      WHERE s.id = $4 AND s.status <> 'disabled'";
@@ -52,57 +52,6 @@ const SEED: &str = "INSERT INTO ssf_deliveries \
        ON e.stream_id IS NULL AND (e.event_bit & s.event_mask) <> 0 \
      WHERE s.id = $1 AND e.occurred_at >= $3 AND e.expires_at > $2 \
      ON CONFLICT DO NOTHING";
-
-/// Inserts `$events` and owes each to its streams inside transaction `$tx`; evaluates to
-/// the number of deliveries owed. Shared by every method that records events.
-macro_rules! owe_events {
-    ($tx:expr, $events:expr) => {{
-        let mut owed: u64 = 0;
-        for event in $events.iter() {
-            let event: &SecurityEvent = event;
-            let subject = serde_json::to_string(&event.subject).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            sqlx::query(INSERT_EVENT)
-                .bind(&event.id)
-                .bind(event.event_type.uri())
-                .bind(event.event_type.mask_bit())
-                .bind(subject)
-                .bind(event.body.to_string())
-                .bind(&event.txn)
-                .bind(Timestamp::from(event.occurred_at))
-                .bind(Timestamp::from(event.expires_at))
-                .bind(event.stream_id.as_deref())
-                .execute(&mut *$tx)
-                .await?;
-            let issued = Timestamp::from(event.occurred_at);
-            let expires = Timestamp::from(event.expires_at);
-            let done = match &event.stream_id {
-                None => {
-                    sqlx::query(OWE_TO_SUBSCRIBERS)
-                        .bind(&event.id)
-                        .bind(issued)
-                        .bind(expires)
-                        .bind(event.event_type.mask_bit())
-                        .execute(&mut *$tx)
-                        .await?
-                }
-                Some(stream) => {
-                    sqlx::query(OWE_TO_STREAM)
-                        .bind(&event.id)
-                        .bind(issued)
-                        .bind(expires)
-                        .bind(stream)
-                        .execute(&mut *$tx)
-                        .await?
-                }
-            };
-            owed += done.rows_affected();
-        }
-        if owed > 0 {
-            NotifyReplicas::notify_replicas(&mut $tx).await?;
-        }
-        owed
-    }};
-}
 
 /// Tells the other replicas, at commit, that SETs are owed: PostgreSQL delivers a
 /// `NOTIFY` sent inside a transaction when (and only if) it commits. SQLite has one
@@ -305,7 +254,7 @@ fn events_requested_json(stream: &Stream) -> Option<String> {
 impl SqlStorage {
     /// Wakes this replica's waiters after a commit that owed SETs (the other replicas hear
     /// the transaction's `NOTIFY`).
-    fn wake_if(&self, owed: u64) {
+    pub(super) fn wake_if(&self, owed: u64) {
         if owed > 0 {
             self.events.bump();
         }

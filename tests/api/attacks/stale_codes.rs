@@ -59,10 +59,17 @@ async fn a_code_from_before_an_operator_revocation_is_refused(app: &TestApp) {
 
 async fn redemption_itself_refuses_a_code_older_than_the_users_credentials(app: &TestApp) {
     let (client, request, params) = unredeemed_code(app, "no-cascade").await;
-    // Straight to storage: the password changes, but nothing ends the session or the code.
-    let username = tessera::domain::user::Username::parse("no-cascade").unwrap();
-    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
-    app.storage.set_password_hash(&username, "$argon2id$v=19$m=19456,t=2,p=1$x$y", later).await.unwrap();
+    // Straight to the database: the password changes, but nothing ends the session or the
+    // code (storage's own `set_password_hash` runs the cascade, which this test leaves out).
+    let later = (chrono::Utc::now() + chrono::Duration::seconds(1)).timestamp_micros();
+    app.execute_sql(
+        &format!("UPDATE users SET password_hash = 'changed', credentials_changed_at = {later} WHERE username = 'no-cascade'"),
+        &format!(
+            "UPDATE users SET password_hash = 'changed', credentials_changed_at = to_timestamp({later}::float8 / 1000000) \
+             WHERE username = 'no-cascade'"
+        ),
+    )
+    .await;
     assert_code_refused(app, &client, &request, &params["code"]).await;
 }
 

@@ -114,6 +114,12 @@ impl TestApp {
         self.clock.advance(ttl + chrono::Duration::milliseconds(1));
     }
 
+    /// A revocation now, recording its events as the server would (tests that change state
+    /// straight in storage).
+    pub fn revocation(&self, why: tessera::domain::signals::Reason) -> tessera::domain::signals::Revocation {
+        tessera::signals::Emitter::from_settings(&self.settings).revocation(why, chrono::Utc::now())
+    }
+
     /// Stops the server gracefully and waits until it has stopped.
     pub async fn stop(&self) {
         self.handle.stop(true).await;

@@ -25,6 +25,7 @@ use tessera::domain::pkce::{CodeChallenge, CodeVerifier};
 use tessera::domain::refresh::{FamilyId, Rotation, RotationRequest, TokenFamily};
 use tessera::domain::scope::ScopeSet;
 use tessera::domain::secret::SecretDigest;
+use tessera::domain::signals::{Reason, Revocation};
 use tessera::domain::user::{User, UserId, Username};
 use tessera::storage::{self, Storage};
 
@@ -219,6 +220,8 @@ pub struct Refresh {
     pub idle_ttl: Duration,
     pub retry_window: Duration,
     pub scope: Option<ScopeSet>,
+    /// What revoking the family on reuse records.
+    pub reuse: Revocation,
 }
 
 impl Refresh {
@@ -234,6 +237,7 @@ impl Refresh {
             idle_ttl: Duration::hours(1),
             retry_window: Duration::seconds(10),
             scope: None,
+            reuse: revoke(Reason::RefreshTokenReused, now),
         }
     }
 
@@ -251,6 +255,7 @@ impl Refresh {
             idle_ttl: self.idle_ttl,
             retry_window: self.retry_window,
             requested_scope: self.scope.as_ref(),
+            reuse: &self.reuse,
         }
     }
 }
@@ -308,4 +313,10 @@ impl TestStorage {
         self.create_family(&family, &token, t(3600)).await.unwrap();
         (family, token)
     }
+}
+
+/// A revocation at `at` for `why` that records no events (the transmitter off); the
+/// `revocations` stories record them.
+pub fn revoke(why: Reason, at: DateTime<Utc>) -> Revocation {
+    Revocation::new(why, at, None)
 }
