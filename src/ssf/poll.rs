@@ -21,6 +21,8 @@ use std::collections::HashMap;
 
 /// Most `ack` or `setErrs` entries in one request: a full poll's worth, bounded.
 const MAX_SETTLED: usize = 1000;
+/// How often a waiting long poll looks again without being woken.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest `jti` accepted back (Tessera's are 65 characters).
 const MAX_JTI_LEN: usize = 256;
 
@@ -89,10 +91,14 @@ pub async fn post(
         // Bounded: past the bound a poll answers at once, and the receiver polls again.
         if let Ok(_waiting) = transmitter.waiting_polls.clone().try_acquire_owned() {
             let deadline = tokio::time::Instant::now() + transmitter.long_poll_timeout;
-            while sets.is_empty() {
+            while sets.is_empty() && tokio::time::Instant::now() < deadline {
+                // Woken by the signal, and every second regardless: a SET owed by another
+                // process writing to the same SQLite file (the CLI) rings no bell here, nor
+                // does a PostgreSQL notification lost while its listener reconnected.
+                let tick = (tokio::time::Instant::now() + RECHECK).min(deadline);
                 tokio::select! {
                     changed = signal.changed() => if changed.is_err() { break },
-                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = tokio::time::sleep_until(tick) => {}
                 }
                 signal.borrow_and_update();
                 (sets, more) = storage.owed_sets(&stream.id, max, clock.now()).await?;

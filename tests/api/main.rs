@@ -24,6 +24,7 @@ mod logout;
 mod refresh_tokens;
 mod request_ids;
 mod revocation;
+mod revocation_events;
 mod shared_signals;
 mod sign_in;
 mod signing_keys;

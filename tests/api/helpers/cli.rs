@@ -12,6 +12,9 @@ pub fn tessera(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = command
         .args(args)
         .env("TESSERA_DATABASE_URL", app.settings.database_url.to_string())
+        // The same issuer as the server: the events the CLI records name its subjects.
+        .env("TESSERA_ISSUER", &app.address)
+        .env("TESSERA_SSF__ENABLED", app.settings.ssf.enabled.to_string())
         .env(
             "TESSERA_KEY_ENCRYPTION_KEY",
             app.settings.key_encryption_key.as_ref().map(|k| k.expose()).unwrap_or_default(),
