@@ -4,6 +4,7 @@
 mod clients;
 mod keys;
 mod sessions;
+mod streams;
 mod users;
 
 use crate::config::{self, Settings};
@@ -44,6 +45,9 @@ pub enum Command {
     /// Inspect signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Shared Signals streams of the receivers (SSF 1.0).
+    #[command(subcommand)]
+    Stream(streams::StreamCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -62,6 +66,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => users::run(command, &*open_storage(&settings).await?, &events).await,
         Command::Session(command) => sessions::run(command, &*open_storage(&settings).await?, &events).await,
         Command::Keys(command) => keys::run(command, &*open_storage(&settings).await?, &settings).await,
+        Command::Stream(command) => streams::run(command, &*open_storage(&settings).await?, &events).await,
     }
 }
 

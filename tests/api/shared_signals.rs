@@ -374,7 +374,39 @@ async fn subjects_can_be_added_and_removed_and_every_subject_stays_in(app: &Test
     assert_eq!(app.ssf(Method::POST, "/ssf/subjects/add", Some(&receiver.token), Some(unknown)).await.status(), 404);
 }
 
+async fn an_operator_lists_shows_and_disables_streams_and_the_receiver_is_told(app: &TestApp) {
+    use crate::helpers::cli::tessera;
+    let receiver = app.receiver().await;
+    let id = app.poll_stream(&receiver).await;
+    let listed = tessera(app, &["stream", "list", "--json"], None);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["stream_id"], id.as_str());
+    assert_eq!(listed[0]["receiver"], receiver.client.id.as_str());
+    let shown = tessera(app, &["stream", "show", &id, "--json"], None);
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!((&shown["status"], &shown["delivery"]), (&json!("enabled"), &json!("poll")));
+    let missing = tessera(app, &["stream", "show", "no-such-stream"], None);
+    assert!(!missing.status.success());
+
+    let disabled = tessera(app, &["stream", "disable", &id, "--reason", "retired service"], None);
+    assert!(disabled.status.success(), "{}", String::from_utf8_lossy(&disabled.stderr));
+    // SSF §8.1.5: told before the stream stops, and nothing else comes.
+    let sets = app.drain(&receiver, &id).await;
+    assert_eq!(sets.len(), 1);
+    assert_eq!(sets[0].event_type, STREAM_UPDATED);
+    assert_eq!(sets[0].event, json!({ "status": "disabled", "reason": "retired service" }));
+    let status: Value = app
+        .ssf(Method::GET, &format!("/ssf/status?stream_id={id}"), Some(&receiver.token), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status, json!({ "stream_id": id, "status": "disabled", "reason": "retired service" }));
+}
+
 crate::backend_tests!(
+    an_operator_lists_shows_and_disables_streams_and_the_receiver_is_told,
     the_metadata_names_every_endpoint_and_discovery_names_the_metadata,
     a_stream_is_created_read_changed_and_deleted,
     a_receiver_never_sees_or_touches_another_receivers_stream,
