@@ -28,6 +28,7 @@ mod revocation_events;
 mod shared_signals;
 mod sign_in;
 mod signing_keys;
+mod ssf_interop;
 mod startup_errors;
 mod token_errors;
 mod transport_security;
