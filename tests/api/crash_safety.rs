@@ -95,6 +95,8 @@ impl ServeProcess {
             .env("TESSERA_REFRESH_TOKENS__RETRY_WINDOW", RETRY_WINDOW)
             .env("TESSERA_DATABASE__MAX_CONNECTIONS", "8")
             .env("TESSERA_HTTP__WORKERS", "2")
+            // The Shared Signals crash test pushes to a receiver on 127.0.0.1.
+            .env("TESSERA_SSF__ALLOW_LOOPBACK_PUSH", "true")
             .env("TESSERA_LOG__FILTER", "warn")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -786,4 +788,70 @@ async fn crash_and_check(database: &TestDatabase) {
     }
 }
 
-crate::database_tests!(a_sigkill_mid_load_loses_and_duplicates_nothing);
+/// A revocation's SET survives a SIGKILL between the commit and its delivery: the event
+/// was written in the revocation's own transaction (the outbox), and the restarted server
+/// pushes it. The receiver is down while the first process runs, so the kill always
+/// comes after the commit and before any successful delivery.
+async fn a_sigkill_between_a_revocation_and_its_push_loses_no_set(database: &TestDatabase) {
+    use crate::helpers::signals::{Answer, PushReceiver, PUSH, SESSION_REVOKED};
+    let app = TestApp::spawn(database, |_| {}).await.expect("the in-process server starts");
+    let receiver = app.register_client(ClientSpec::receiver()).await;
+    let client = app.register_client(ClientSpec::offline_app()).await;
+    let user = app.create_user("crash-ssf").await;
+    let tokens = app.offline_login(&client, &user).await;
+    app.stop().await;
+
+    let mut server = ServeProcess::start(database, free_port(), 1).await;
+    let http = http_client();
+    let token: Value = http
+        .post(format!("{}/token", server.address))
+        .basic_auth(&receiver.id, receiver.secret.as_ref())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    // Nothing listens here yet: every push attempt fails.
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}/events");
+    let created = http
+        .post(format!("{}/ssf/streams", server.address))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "delivery": { "method": PUSH, "endpoint_url": endpoint } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let revoked = http
+        .post(format!("{}/revoke", server.address))
+        .basic_auth(&client.id, client.secret.as_ref())
+        .form(&[("token", tokens["refresh_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200, "the revocation committed");
+    tokio::time::sleep(Duration::from_millis(300)).await; // an attempt or two fail meanwhile
+    server.kill().unwrap_or_else(|why| panic!("{why}"));
+
+    // The receiver comes up on that port; the restarted server delivers the SET.
+    let receiving = PushReceiver::start_on(port, vec![Answer::Accept]);
+    let restarted = ServeProcess::start(database, free_port(), 2).await;
+    let received = receiving.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(received.len(), 1, "the SET was delivered after the restart:\n{}", restarted.output());
+    let claims: Value = {
+        use base64::Engine;
+        let payload = received[0].0.split('.').nth(1).unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    };
+    assert!(claims["events"][SESSION_REVOKED]["reason_admin"].is_object(), "{claims}");
+    assert!(claims["sub_id"]["token_family"].is_object(), "the revoked family: {claims}");
+    receiving.stop().await;
+}
+
+crate::database_tests!(
+    a_sigkill_mid_load_loses_and_duplicates_nothing,
+    a_sigkill_between_a_revocation_and_its_push_loses_no_set,
+);

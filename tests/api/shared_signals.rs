@@ -421,9 +421,45 @@ crate::backend_tests!(
     subjects_can_be_added_and_removed_and_every_subject_stays_in,
 );
 
+/// Two replicas on one database: a revocation on A reaches a receiver long-polling B, and
+/// on PostgreSQL it does so through `NOTIFY` (a third storage, sharing nothing in memory
+/// with A, hears of it).
+async fn a_revocation_on_one_replica_reaches_a_long_poll_on_another(database: &TestDatabase) {
+    let a = TestApp::spawn(database, |_| {}).await.unwrap();
+    let b = TestApp::spawn(database, |s| s.ssf.long_poll_timeout = tessera::config::Lifetime::parse("20s").unwrap())
+        .await
+        .unwrap();
+    let receiver = b.receiver().await;
+    let stream = b.poll_stream(&receiver).await;
+    let client = a.register_client(ClientSpec::offline_app()).await;
+    let user = a.create_user("alice").await;
+    let tokens = a.offline_login(&client, &user).await;
+    let mut elsewhere = b.storage.events_signal();
+    elsewhere.borrow_and_update();
+
+    let started = Instant::now();
+    let waiting = b.poll(&receiver, &stream, json!({}));
+    let revoke = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        a.revoke(&client, tokens["refresh_token"].as_str().unwrap()).await
+    };
+    let ((sets, _), revoked) = tokio::join!(waiting, revoke);
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(sets.len(), 1, "the long poll on B got A's revocation");
+    assert_eq!(sets[0].event_type, crate::helpers::signals::SESSION_REVOKED);
+    eprintln!("revocation on A reached a long poll on B after {:?}", started.elapsed());
+    if matches!(database, TestDatabase::Postgres { .. }) {
+        let notified = tokio::time::timeout(Duration::from_secs(10), elsewhere.changed()).await;
+        assert!(notified.is_ok_and(|changed| changed.is_ok()), "NOTIFY reached another replica's storage");
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
 mod on_their_own_servers {
     use super::*;
     crate::database_tests!(
+        a_revocation_on_one_replica_reaches_a_long_poll_on_another,
         turned_off_there_is_no_transmitter,
         a_receiver_has_at_most_its_bound_of_streams,
         a_long_poll_ends_empty_at_its_time_out,

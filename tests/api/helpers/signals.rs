@@ -193,7 +193,12 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<PushState>
 
 impl PushReceiver {
     pub fn start(script: Vec<Answer>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(0, script)
+    }
+
+    /// On `port` of 127.0.0.1 (0: any free one).
+    pub fn start_on(port: u16, script: Vec<Answer>) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let url = format!("http://{}/events", listener.local_addr().unwrap());
         let received = Arc::new(Mutex::new(Vec::new()));
         let state = web::Data::new(PushState { script: Mutex::new(script.into()), received: received.clone() });
