@@ -169,6 +169,21 @@ mod tests {
         assert_eq!(decode_unsigned("AAEAAQ").unwrap(), [1, 0, 1]);
     }
 
+    /// Found by the `jwks` fuzz target (`fuzz/corpus/jwks/crash-array-set-*`): a derived
+    /// `Deserialize` also reads a struct from an array of its fields in order.
+    #[test]
+    fn a_json_array_is_not_a_jwk_set() {
+        let jwk = json!({ "kty": "RSA", "n": RFC7517_N, "e": "AQAB", "kid": "k" });
+        assert!(parse_jwk_set(b"[[]]", &[Algorithm::RS256]).is_err());
+        assert!(parse_jwk_set(json!([[jwk]]).to_string().as_bytes(), &[Algorithm::RS256]).is_err());
+    }
+
+    #[test]
+    fn a_jwk_written_as_an_array_is_skipped() {
+        let positional = json!(["RSA", "k", "sig", null, "RS256", RFC7517_N, "AQAB"]);
+        assert!(set(json!([positional])).is_empty());
+    }
+
     #[test]
     fn documents_that_are_not_jwk_sets_are_errors() {
         assert!(parse_jwk_set(b"[]", &[Algorithm::RS256]).is_err());

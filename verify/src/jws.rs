@@ -193,6 +193,13 @@ mod tests {
     }
 
     #[test]
+    fn a_header_that_is_a_json_array_is_refused() {
+        // RFC 7515 §4: the JOSE Header is a JSON object; an array of its members in order is not.
+        assert!(matches!(header_of(r#"["RS256","at+jwt","k"]"#), Err(VerifyError::Malformed(_))));
+        assert!(matches!(header_of(r#" ["RS256"]"#), Err(VerifyError::Malformed(_))));
+    }
+
+    #[test]
     fn escaped_header_values_are_decoded() {
         let header = header_of(r#"{"alg":"RS\u0032\u00356","typ":"at+jwt","kid":"a\/b"}"#).unwrap();
         assert_eq!(header.alg, Algorithm::RS256);
