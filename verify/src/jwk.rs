@@ -37,7 +37,7 @@ pub(crate) fn parse_jwk_set(json: &[u8], allowed: &[Algorithm]) -> Result<KeyMap
     struct JwkSet {
         keys: Vec<Value>,
     }
-    let set: JwkSet = serde_json::from_slice(json).map_err(|e| format!("not a JWK Set: {e}"))?;
+    let set: JwkSet = crate::from_json_object(json).map_err(|e| format!("not a JWK Set: {e}"))?;
     let mut keys = KeyMap::with_capacity(set.keys.len());
     let mut duplicates = HashSet::new();
     for jwk in set.keys {
@@ -71,6 +71,10 @@ struct RsaJwk {
 }
 
 fn parse_jwk(jwk: Value, allowed: &[Algorithm]) -> Result<(String, VerifyingKey), &'static str> {
+    // RFC 7517 §4: a JWK is a JSON object (a derived `Deserialize` would also take an array).
+    if !jwk.is_object() {
+        return Err("not a JWK");
+    }
     let jwk: RsaJwk = serde_json::from_value(jwk).map_err(|_| "not a JWK")?;
     if jwk.kty != "RSA" {
         return Err("not an RSA key");

@@ -56,7 +56,7 @@ impl<'a> CompactJws<'a> {
     /// returned `kid` may borrow from: no allocation on the hot path.
     pub fn header<'b>(&self, buffer: &'b mut HeaderBuffer) -> Result<JoseHeader<'b>, VerifyError> {
         let len = decode_into(self.header, buffer)?;
-        let raw: RawHeader<'b> = serde_json::from_slice(&buffer[..len])
+        let raw: RawHeader<'b> = crate::from_json_object(&buffer[..len])
             .map_err(|_| VerifyError::Malformed("the JOSE header is not valid JSON"))?;
         // §4.1.11: a recipient that does not understand a listed extension must reject
         // the JWS. This crate understands none.

@@ -61,3 +61,13 @@ pub use verifier::{Verifier, VerifierBuilder};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// Parses `json` as `T` only if it is a JSON object. A derived `Deserialize` also reads a
+/// struct from an array of its fields in order, and neither a JOSE header (RFC 7515 §4)
+/// nor a JWK Set (RFC 7517 §5) may be one.
+pub(crate) fn from_json_object<'a, T: serde::Deserialize<'a>>(json: &'a [u8]) -> serde_json::Result<T> {
+    if json.trim_ascii_start().first() != Some(&b'{') {
+        return Err(serde::de::Error::custom("not a JSON object"));
+    }
+    serde_json::from_slice(json)
+}
