@@ -51,7 +51,7 @@ pub struct PasswordChecks {
     /// one buffer per permit. Reused rather than freed because glibc's malloc, once it has
     /// freed one 19 MiB block, serves the next ones from per-thread arenas that keep them:
     /// with argon2 allocating its own, 46 checks (at most 4 at once) left the server at
-    /// 800 MiB (bench/README.md, "Login bursts").
+    /// 800 MiB (bench/README.md, `login-burst`).
     memory: Arc<Mutex<Vec<WorkingMemory>>>,
 }
 
