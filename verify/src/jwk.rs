@@ -189,6 +189,12 @@ mod tests {
     }
 
     #[test]
+    fn a_jwk_set_that_is_not_utf8_is_an_error() {
+        // RFC 8259 §8.1; serde_json does not check the UTF-8 of a member it skips.
+        assert!(parse_jwk_set(b"{\"keys\":[],\"x\":\"\xff\"}", &[Algorithm::RS256]).is_err());
+    }
+
+    #[test]
     fn documents_that_are_not_jwk_sets_are_errors() {
         assert!(parse_jwk_set(b"[]", &[Algorithm::RS256]).is_err());
         assert!(parse_jwk_set(b"{\"keys\":{}}", &[Algorithm::RS256]).is_err());

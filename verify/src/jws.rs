@@ -199,6 +199,17 @@ mod tests {
         assert!(matches!(header_of(r#" ["RS256"]"#), Err(VerifyError::Malformed(_))));
     }
 
+    /// Found by the `verify_jws` fuzz target (`fuzz/corpus/verify_jws/crash-non-utf8-header-*`):
+    /// serde_json does not check the UTF-8 of a member it skips.
+    #[test]
+    fn a_header_that_is_not_utf8_is_refused() {
+        // RFC 7515 §5.2: the decoded header must be UTF-8, all of it.
+        let header = URL_SAFE_NO_PAD.encode(b"{\"alg\":\"RS256\",\"typ\":\"at+jwt\",\"kid\":\"k\",\"x\":\"\xff\"}");
+        let mut buffer = [0u8; HEADER_BUFFER_LEN];
+        let result = CompactJws::split(&format!("{header}.e30.c2ln")).unwrap().header(&mut buffer).map(|_| ());
+        assert!(matches!(result, Err(VerifyError::Malformed(_))), "{result:?}");
+    }
+
     #[test]
     fn escaped_header_values_are_decoded() {
         let header = header_of(r#"{"alg":"RS\u0032\u00356","typ":"at+jwt","kid":"a\/b"}"#).unwrap();
