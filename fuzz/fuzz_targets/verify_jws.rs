@@ -5,7 +5,8 @@
 //! - 0: the rest is the token, as sent (shape, header, `kid`, signature decoding and check);
 //! - 1: the rest is a JWT Claims Set for the claims parser alone;
 //! - 2: the rest is `header JSON \0 payload JSON \0 signature bytes`, base64url-encoded here,
-//!   so the fuzzer reaches the header parser without discovering base64url;
+//!   so the fuzzer reaches the header parser without discovering base64url; a header that
+//!   is not UTF-8 or not a JSON object must be refused as malformed;
 //! - 3: the second byte picks one of a few fixed headers, the rest is the claims, and the
 //!   token is signed here with the test key, so the checks after the signature (claims
 //!   parsing, `iss`, `aud`, `exp`, `nbf`, `iat`) run on fuzzed claims. Signing costs about
@@ -177,6 +178,13 @@ fuzz_target!(|data: &[u8]| {
             let result = verify(&encode(header, payload, signature));
             // Nobody can sign for the test key but mode 3.
             assert!(result.is_err() || signature.len() == 256);
+            // RFC 7515 §4, §5.2: the header is a JSON object in UTF-8; anything else is
+            // refused as malformed, before any key is looked up. (Not judged by parsing it
+            // into a `Value`: that also refuses valid JSON nested deeper than 128 levels.)
+            let is_object = std::str::from_utf8(header).is_ok_and(|h| h.trim_ascii_start().starts_with('{'));
+            if !is_object {
+                assert!(matches!(result, Err(VerifyError::Malformed(_))), "header {header:?}: {result:?}");
+            }
         }
         _ => {
             let Some((&choice, payload)) = rest.split_first() else { return };

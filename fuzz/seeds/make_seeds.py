@@ -86,6 +86,8 @@ for name, token in {
 # Mode 1 (the claims parser), mode 2 (header \0 payload \0 signature), mode 3 (signed here).
 write("verify_jws", "m1-claims", b"\x01" + json.dumps(claims(aud=["a", "b"], nbf=1764000000.5)).encode())
 write("verify_jws", "m2-parts", b"\x02" + json.dumps(RS256).encode() + b"\x00" + json.dumps(claims()).encode() + b"\x00" + bytes(256))
+# The header as an array of its members in order: once read as a header (fixed in 062b90d).
+write("verify_jws", "m2-array-header", b"\x02" + json.dumps(["RS256", "at+jwt", "fuzz-rs256"]).encode() + b"\x00" + json.dumps(claims()).encode() + b"\x00" + bytes(256))
 for choice in range(5):
     write("verify_jws", f"m3-header{choice}", b"\x03" + bytes([choice]) + json.dumps(claims()).encode())
 

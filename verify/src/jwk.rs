@@ -42,7 +42,7 @@ impl KeySet {
     /// names its `alg` is only ever used with it (RFC 7517 §4.4); one that does not is
     /// parsed for each of `algorithms`.
     pub fn from_jwks_for(jwks: &[u8], algorithms: &[Algorithm]) -> Result<Self, JwksError> {
-        let set: JwkSet = serde_json::from_slice(jwks).map_err(JwksError)?;
+        let set: JwkSet = crate::from_json_object(jwks).map_err(JwksError)?;
         let mut keys = HashMap::with_capacity(set.keys.len());
         let mut duplicates = HashSet::new();
         for jwk in set.keys {
@@ -156,6 +156,10 @@ struct RsaJwk {
 }
 
 fn parse_jwk(jwk: Value, allowed: &[Algorithm]) -> Result<(String, VerifyingKey), &'static str> {
+    // RFC 7517 §4: a JWK is a JSON object (a derived `Deserialize` would also take an array).
+    if !jwk.is_object() {
+        return Err("not a JWK");
+    }
     let jwk: RsaJwk = serde_json::from_value(jwk).map_err(|_| "not a JWK")?;
     if jwk.kty != "RSA" {
         return Err("not an RSA key");
@@ -254,6 +258,27 @@ mod tests {
     #[test]
     fn leading_zero_octets_are_tolerated() {
         assert_eq!(decode_unsigned("AAEAAQ").unwrap(), [1, 0, 1]);
+    }
+
+    /// Found by the `jwks` fuzz target (`fuzz/corpus/jwks/crash-array-set-*`): a derived
+    /// `Deserialize` also reads a struct from an array of its fields in order.
+    #[test]
+    fn a_json_array_is_not_a_jwk_set() {
+        let jwk = json!({ "kty": "RSA", "n": RFC7517_N, "e": "AQAB", "kid": "k" });
+        assert!(KeySet::from_jwks(b"[[]]").is_err());
+        assert!(KeySet::from_jwks(json!([[jwk]]).to_string().as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_jwk_written_as_an_array_is_skipped() {
+        let positional = json!(["RSA", "k", "sig", null, "RS256", RFC7517_N, "AQAB"]);
+        assert!(set(json!([positional])).is_empty());
+    }
+
+    #[test]
+    fn a_jwk_set_that_is_not_utf8_is_an_error() {
+        // RFC 8259 §8.1; serde_json does not check the UTF-8 of a member it skips.
+        assert!(KeySet::from_jwks(b"{\"keys\":[],\"x\":\"\xff\"}").is_err());
     }
 
     #[test]

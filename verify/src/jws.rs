@@ -57,14 +57,10 @@ impl<'a> CompactJws<'a> {
     /// returned `kid` may borrow from: no allocation on the hot path.
     pub fn header<'b>(&self, buffer: &'b mut HeaderBuffer) -> Result<JoseHeader<'b>, VerifyError> {
         let len = decode_into(self.header, buffer)?;
-        let json = &buffer[..len];
-        // The header is a JSON object (RFC 7515 §4). Derived `Deserialize` also takes a
-        // struct written as an array, `["RS256","at+jwt","kid",null]`, so look first.
-        if json.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) != Some(&b'{') {
-            return Err(VerifyError::Malformed("the JOSE header is not a JSON object"));
-        }
-        let raw: RawHeader<'b> =
-            serde_json::from_slice(json).map_err(|_| VerifyError::Malformed("the JOSE header is not valid JSON"))?;
+        // The header is a JSON object (RFC 7515 §4), all of it UTF-8 (§5.2): see
+        // `from_json_object` for what serde would let through otherwise.
+        let raw: RawHeader<'b> = crate::from_json_object(&buffer[..len])
+            .map_err(|_| VerifyError::Malformed("the JOSE header is not a JSON object in UTF-8"))?;
         // §4.1.11: a recipient that does not understand a listed extension must reject
         // the JWS. This crate understands none.
         if raw.crit.is_some() {
@@ -296,6 +292,24 @@ mod tests {
             let result = header_of(not_an_object);
             assert!(matches!(result, Err(VerifyError::Malformed(_))), "{not_an_object:?}");
         }
+    }
+
+    #[test]
+    fn a_header_that_is_a_json_array_is_refused() {
+        // RFC 7515 §4: the JOSE Header is a JSON object; an array of its members in order is not.
+        assert!(matches!(header_of(r#"["RS256","at+jwt","k"]"#), Err(VerifyError::Malformed(_))));
+        assert!(matches!(header_of(r#" ["RS256"]"#), Err(VerifyError::Malformed(_))));
+    }
+
+    /// Found by the `verify_jws` fuzz target (`fuzz/corpus/verify_jws/crash-non-utf8-header-*`):
+    /// serde_json does not check the UTF-8 of a member it skips.
+    #[test]
+    fn a_header_that_is_not_utf8_is_refused() {
+        // RFC 7515 §5.2: the decoded header must be UTF-8, all of it.
+        let header = URL_SAFE_NO_PAD.encode(b"{\"alg\":\"RS256\",\"typ\":\"at+jwt\",\"kid\":\"k\",\"x\":\"\xff\"}");
+        let mut buffer = [0u8; HEADER_BUFFER_LEN];
+        let result = CompactJws::split(&format!("{header}.e30.c2ln")).unwrap().header(&mut buffer).map(|_| ());
+        assert!(matches!(result, Err(VerifyError::Malformed(_))), "{result:?}");
     }
 
     #[test]

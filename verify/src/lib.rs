@@ -94,3 +94,15 @@ pub use verifier::{Verifier, VerifierBuilder};
 #[cfg(all(doctest, feature = "fetch", feature = "actix"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// Parses `json` as `T` only if it is a JSON object in UTF-8. A derived `Deserialize` also
+/// reads a struct from an array of its fields in order, and neither a JOSE header
+/// (RFC 7515 §4) nor a JWK Set (RFC 7517 §5) may be one; and serde_json does not check the
+/// UTF-8 of the members it skips, while RFC 7515 §5.2 and RFC 8259 §8.1 want all of it.
+pub(crate) fn from_json_object<'a, T: serde::Deserialize<'a>>(json: &'a [u8]) -> serde_json::Result<T> {
+    let text = std::str::from_utf8(json).map_err(serde::de::Error::custom)?;
+    if !text.trim_ascii_start().starts_with('{') {
+        return Err(serde::de::Error::custom("not a JSON object"));
+    }
+    serde_json::from_str(text)
+}
