@@ -144,6 +144,7 @@ pub struct FamilyState<'a> {
     pub scope: &'a ScopeSet,
     pub absolute_expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The user is disabled, or changed credentials after the family's login.
     pub is_user_disabled: bool,
 }
 

@@ -151,6 +151,26 @@ async fn a_dead_family_or_a_disabled_user_refreshes_nothing(db: &TestStorage) {
     assert_eq!(used_at(db, &token).await, None);
 }
 
+/// A family whose creation raced a password change (a code redeemed while `set-password`
+/// committed, so the change's cascade did not see it) still refreshes nothing: its login
+/// predates the user's new credentials.
+async fn a_family_from_before_a_credentials_change_refreshes_nothing(db: &TestStorage) {
+    let client = db.a_client().await;
+    let alice = db.a_user("alice").await;
+    let (_, session) = db.a_session(&alice).await;
+    assert!(db.set_password_hash(&alice.id, "$argon2id$new", &revoke(Reason::PasswordChanged, t(5))).await.unwrap());
+    let (raced, token) = db.a_family(&client, &session).await; // auth_time t(0), after the cascade
+    assert_eq!(outcome(&db.rotate(&Refresh::of(&token, &client.id, t(10))).await), "invalid");
+    assert_eq!(used_at(db, &token).await, None);
+
+    // A login after the change refreshes as usual.
+    let after = TokenFamily { auth_time: t(6), ..new_family(&client, &session) };
+    let (_, token) = new_token();
+    db.create_family(&after, &token, t(3600)).await.unwrap();
+    assert_eq!(outcome(&db.rotate(&Refresh::of(&token, &client.id, t(10))).await), "rotated");
+    assert!(db.find_family(&raced.id).await.unwrap().unwrap().revoked_at.is_none(), "refused, not revoked");
+}
+
 async fn of_many_concurrent_presentations_one_rotates_and_the_rest_retry(db: &TestStorage) {
     let client = db.a_client().await;
     let alice = db.a_user("alice").await;
@@ -242,6 +262,7 @@ crate::backend_tests!(
     reuse_revokes_the_family,
     a_refused_presentation_changes_nothing,
     a_dead_family_or_a_disabled_user_refreshes_nothing,
+    a_family_from_before_a_credentials_change_refreshes_nothing,
     of_many_concurrent_presentations_one_rotates_and_the_rest_retry,
     without_a_window_concurrent_presentations_are_reuse,
     a_family_is_revoked_once,

@@ -94,7 +94,11 @@ impl TryFrom<FamilyRow> for TokenFamily {
 struct TokenRow {
     #[sqlx(flatten)]
     state: TokenStateRow,
-    user_disabled_at: Option<Timestamp>,
+    /// The user is disabled, or changed credentials after the family's login. Either way
+    /// the family is dead: the change's cascade revoked it, and this also stops a family
+    /// whose creation raced the cascade (PostgreSQL, READ COMMITTED: created by a code
+    /// redeemed while `set-password` committed).
+    is_user_withdrawn: Option<bool>,
     #[sqlx(flatten)]
     family: FamilyRow,
 }
@@ -117,7 +121,7 @@ struct TokenStateRow {
 const TOKEN_QUERY: &str = concat!(
     "SELECT t.created_at AS token_created_at, t.used_at, t.idle_expires_at, t.successor_sealed, \
      t.successor_sealed_until, s.created_at AS successor_created_at, s.used_at AS successor_used_at, \
-     u.disabled_at AS user_disabled_at, ",
+     (u.disabled_at IS NOT NULL OR u.credentials_changed_at > f.auth_time) AS is_user_withdrawn, ",
     family_columns!(),
     " FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id \
      LEFT JOIN refresh_tokens s ON s.token_digest = t.successor_digest \
@@ -169,6 +173,7 @@ const CLAIM_AND_INSERT: &str = concat!(
        FROM token_families f JOIN users u ON u.id = f.user_id \
        WHERE t.token_digest = $1 AND t.used_at IS NULL AND t.idle_expires_at > $2 AND f.id = t.family_id \
          AND f.client_id = $6 AND f.revoked_at IS NULL AND f.absolute_expires_at > $2 AND u.disabled_at IS NULL \
+         AND (u.credentials_changed_at IS NULL OR u.credentials_changed_at <= f.auth_time) \
          AND ($7::text[] IS NULL OR string_to_array(f.scope, ' ') @> $7::text[]) \
        RETURNING ",
     family_columns!(),
@@ -329,7 +334,7 @@ impl SqlStorage {
             let Some(row) = sqlx::query_as::<_, TokenRow>(TOKEN_QUERY).bind(c.presented.as_str()).fetch_optional(&mut *tx).await? else {
                 return Ok((Rotation::Invalid, 0)); // unknown token
             };
-            let is_user_disabled = row.user_disabled_at.is_some();
+            let is_user_disabled = row.is_user_withdrawn.unwrap_or(false);
             let (presented, sealed) = presented_state(row.state, claimed);
             let family = TokenFamily::try_from(row.family)?;
             let presentation = Presentation { client_id: &c.client_id, requested_scope: c.requested_scope.as_deref(), now: c.now };
