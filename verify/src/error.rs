@@ -392,7 +392,7 @@ mod tests {
     }
 
     #[test]
-    fn only_unavailable_keys_are_not_the_tokens_fault() {
+    fn only_unavailable_keys_or_revocations_are_not_the_tokens_fault() {
         let url = Url::parse("https://id.example.com/jwks.json").unwrap();
         assert!(!VerifyError::KeysUnavailable(FetchError::status(&url, 503)).is_token_error());
         assert!(!VerifyError::RevocationsUnavailable.is_token_error());
