@@ -10,10 +10,13 @@
 //! Settings (environment variables, with their defaults):
 //! - `TESSERA_ISSUER` (`http://127.0.0.1:8080`): the issuer, exactly as in `iss`;
 //! - `API_AUDIENCE` (`https://invoices.example.com`): this service's audience;
-//! - `BIND` (`127.0.0.1:8081`): where to listen.
+//! - `BIND` (`127.0.0.1:8081`): where to listen;
+//! - `SSF_CLIENT_ID`, `SSF_CLIENT_SECRET` (unset): with the `revocations` feature, a client
+//!   with the scopes `ssf.manage ssf.read`, to refuse revoked tokens.
 //!
 //! Routes: `GET /invoices` needs `invoices:read`, `POST /invoices` needs
-//! `invoices:write`, `GET /health` is public and lists the cached key ids.
+//! `invoices:write`, `GET /health` is public and lists the cached key ids (and the
+//! revocation feed's state: 503 while it refuses tokens).
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::json;
@@ -27,20 +30,30 @@ async fn main() -> std::io::Result<()> {
     let bind = setting("BIND", "127.0.0.1:8081");
 
     // Reads discovery and the JWKS now: a wrong issuer stops the service at startup.
-    let verifier = Verifier::builder(&issuer).audience(&audience).build().await.map_err(std::io::Error::other)?;
+    let builder = Verifier::builder(&issuer).audience(&audience);
+    #[cfg(feature = "revocations")]
+    let builder = match (std::env::var("SSF_CLIENT_ID"), std::env::var("SSF_CLIENT_SECRET")) {
+        (Ok(id), Ok(secret)) => builder.revocations(tessera_verify::Revocations::poll(id, secret)),
+        _ => builder,
+    };
+    let verifier = builder.build().await.map_err(std::io::Error::other)?;
     eprintln!("verifying tokens of {issuer} for {audience}; listening on http://{bind}");
 
-    let verifier = web::Data::new(verifier);
+    let data = web::Data::new(verifier.clone());
     HttpServer::new(move || {
         App::new()
-            .app_data(verifier.clone())
+            .app_data(data.clone())
             .route("/invoices", web::get().to(list_invoices))
             .route("/invoices", web::post().to(create_invoice))
             .route("/health", web::get().to(health))
     })
     .bind(bind)?
     .run()
-    .await
+    .await?;
+    // Deletes the revocation stream, so that restarts do not pile streams up at Tessera.
+    #[cfg(feature = "revocations")]
+    verifier.shutdown_revocations().await.map_err(std::io::Error::other)?;
+    Ok(())
 }
 
 async fn list_invoices(token: AccessToken) -> Result<HttpResponse, BearerError> {
@@ -58,7 +71,20 @@ async fn create_invoice(token: AccessToken) -> Result<HttpResponse, BearerError>
 }
 
 async fn health(verifier: web::Data<Verifier>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "issuer": verifier.issuer(), "kids": verifier.key_ids() }))
+    #[allow(unused_mut)]
+    let mut health = json!({ "issuer": verifier.issuer(), "kids": verifier.key_ids() });
+    #[cfg(feature = "revocations")]
+    if let Some(status) = verifier.revocation_status() {
+        health["revocations"] = json!({
+            "state": format!("{:?}", status.state),
+            "refusing_tokens": status.is_refusing,
+            "deny_entries": status.deny_entries,
+        });
+        if status.is_refusing {
+            return HttpResponse::ServiceUnavailable().json(health);
+        }
+    }
+    HttpResponse::Ok().json(health)
 }
 
 fn setting(name: &str, default: &str) -> String {

@@ -45,8 +45,9 @@ use std::sync::Arc;
 /// A verified access token from the `Authorization: Bearer` header (RFC 6750 §2.1).
 ///
 /// Its [`Claims`] are read with [`claims`](Self::claims). Extraction fails with a
-/// [`BearerError`]: 401 when the header is missing or the token is refused, 400 for a
-/// malformed request, 503 when the issuer's keys are unavailable.
+/// [`BearerError`]: 401 when the header is missing or the token is refused (revoked
+/// included), 400 for a malformed request, 503 when the issuer's keys or revocations are
+/// unavailable.
 #[derive(Debug)]
 pub struct AccessToken {
     claims: Claims,
@@ -100,8 +101,8 @@ impl FromRequest for AccessToken {
                     Err(BearerError { realm: verifier.shared_realm(), kind: BearerErrorKind::InvalidToken(error) })
                 }
                 Err(error) => {
-                    // The failed fetch itself is logged at `warn`, once per attempt: a flood of
-                    // forged kids during an outage must not flood the log too.
+                    // The failed fetch (or the lost revocation feed) is logged at `warn` where it
+                    // happens: a flood of requests during an outage must not flood the log too.
                     tracing::debug!(error = %crate::error::Chain(&error), "bearer token not verifiable at the moment");
                     Err(BearerError { realm: verifier.shared_realm(), kind: BearerErrorKind::Unavailable(error) })
                 }
@@ -152,9 +153,11 @@ pub enum BearerErrorKind {
     /// The token was refused: 401 `invalid_token`.
     #[error("invalid token: {0}")]
     InvalidToken(#[source] VerifyError),
-    /// The token could not be checked, because it names a key the verifier lacks and the
-    /// issuer's JWK Set cannot be fetched ([`VerifyError::KeysUnavailable`]): 503, so
-    /// that the client retries rather than discarding a token that may be good.
+    /// The token could not be checked: it names a key the verifier lacks and the issuer's
+    /// JWK Set cannot be fetched ([`VerifyError::KeysUnavailable`]), or the revocation
+    /// feed is lost and the verifier fails closed
+    /// ([`VerifyError::RevocationsUnavailable`]): 503, so that the client retries rather
+    /// than discarding a token that may be good.
     #[error("the token cannot be verified at the moment")]
     Unavailable(#[source] VerifyError),
     /// The token lacks a scope the resource needs: 403 `insufficient_scope`. Holds the

@@ -396,7 +396,7 @@ impl<'de> Deserialize<'de> for ClaimName {
 }
 
 /// `aud` (RFC 7519 §4.1.3): one string, or an array of strings.
-struct Audience(Vec<String>);
+pub(crate) struct Audience(pub Vec<String>);
 
 impl<'de> Deserialize<'de> for Audience {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -423,7 +423,7 @@ impl<'de> Deserialize<'de> for Audience {
 
 /// NumericDate (RFC 7519 §2): seconds since the epoch, possibly with a fraction, which
 /// is dropped (rounded down).
-struct NumericDate(i64);
+pub(crate) struct NumericDate(pub i64);
 
 impl<'de> Deserialize<'de> for NumericDate {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -11,12 +11,24 @@ use url::Url;
 struct ProviderMetadata {
     issuer: String,
     jwks_uri: String,
+    /// Only the revocation feed needs it, to get its own access token.
+    #[cfg_attr(not(feature = "revocations"), allow(dead_code))]
+    #[serde(default)]
+    token_endpoint: Option<String>,
 }
 
-/// The `jwks_uri` of `issuer`, after checking that the document speaks for exactly
-/// that issuer (§4.3): otherwise a wrong URL or a hostile document could substitute
-/// another issuer's keys.
-pub(crate) async fn jwks_uri(fetcher: &HttpFetcher, issuer: &str) -> Result<Url, BuildError> {
+/// What discovery tells a verifier.
+pub(crate) struct Provider {
+    pub jwks_uri: Url,
+    /// As published, unchecked: only the revocation feed uses it, and checks it then.
+    #[cfg_attr(not(feature = "revocations"), allow(dead_code))]
+    pub token_endpoint: Option<String>,
+}
+
+/// The `jwks_uri` (and `token_endpoint`) of `issuer`, after checking that the document
+/// speaks for exactly that issuer (§4.3): otherwise a wrong URL or a hostile document could
+/// substitute another issuer's keys.
+pub(crate) async fn discover(fetcher: &HttpFetcher, issuer: &str) -> Result<Provider, BuildError> {
     // §4: the issuer with any trailing slash removed, then the well-known path.
     let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
     let url = Url::parse(&url).map_err(|source| BuildError::IssuerNotUrl { issuer: issuer.to_owned(), source })?;
@@ -35,5 +47,5 @@ pub(crate) async fn jwks_uri(fetcher: &HttpFetcher, issuer: &str) -> Result<Url,
     if !matches!(jwks_uri.scheme(), "https" | "http") {
         return Err(DiscoveryError::JwksUriNotHttp { jwks_uri }.into());
     }
-    Ok(jwks_uri)
+    Ok(Provider { jwks_uri, token_endpoint: metadata.token_endpoint })
 }

@@ -54,13 +54,28 @@ pub enum VerifyError {
     /// token's fault, so not a 401: the actix-web extractor answers 503.
     #[error("the issuer's keys are unavailable")]
     KeysUnavailable(#[source] FetchError),
+    /// The token passed every other check, but the issuer has revoked it: its `jti`, its
+    /// session (`sid`), its refresh-token family (`fid`), or every token of its user or
+    /// client issued until some time (CAEP 1.0 §3.1 `session-revoked`, RISC 1.0 §2.3
+    /// `account-disabled`). Only a verifier with a revocation feed (the `revocations`
+    /// feature) refuses tokens this way.
+    #[error("the token has been revoked")]
+    Revoked,
+    /// The revocation feed has been lost for longer than the verifier allows, and it fails
+    /// closed: it cannot tell whether the token was revoked meanwhile. Not the token's fault,
+    /// so not a 401: the actix-web extractor answers 503. Only with the `revocations`
+    /// feature.
+    #[error("the issuer's revocations are unavailable")]
+    RevocationsUnavailable,
 }
 
 impl VerifyError {
     /// True when the token itself was refused (answer 401); false for
-    /// [`KeysUnavailable`](Self::KeysUnavailable), which is this side's problem (503).
+    /// [`KeysUnavailable`](Self::KeysUnavailable) and
+    /// [`RevocationsUnavailable`](Self::RevocationsUnavailable), which are this side's
+    /// problem (503).
     pub fn is_token_error(&self) -> bool {
-        !matches!(self, Self::KeysUnavailable(_))
+        !matches!(self, Self::KeysUnavailable(_) | Self::RevocationsUnavailable)
     }
 
     /// A short text for clients: RFC 6750 §3 `error_description`, so it speaks of access
@@ -78,7 +93,10 @@ impl VerifyError {
             Self::WrongIssuer => "the access token was issued by another issuer",
             Self::WrongAudience => "the access token is not meant for this resource server",
             Self::MissingClaim(_) => "the access token lacks a required claim",
-            Self::KeysUnavailable(_) => "the access token cannot be verified at the moment",
+            Self::KeysUnavailable(_) | Self::RevocationsUnavailable => {
+                "the access token cannot be verified at the moment"
+            }
+            Self::Revoked => "the access token has been revoked",
         }
     }
 }
@@ -126,6 +144,47 @@ pub enum BuildError {
     #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
     #[error("the JWK Set is unavailable")]
     KeySetUnavailable(#[source] FetchError),
+    /// The revocation feed could not be set up: the issuer has no usable Shared Signals
+    /// transmitter, refused the receiver's credentials, or could not create its stream.
+    #[cfg(feature = "revocations")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]
+    #[error("the revocation feed could not be set up")]
+    Revocations(#[from] RevocationError),
+}
+
+/// Why the revocation feed (OpenID Shared Signals, SSF 1.0) could not be set up or
+/// shut down.
+#[cfg(feature = "revocations")]
+#[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevocationError {
+    /// A request to the issuer failed: unreachable, a timeout, an unexpected status, or a
+    /// body that is not the expected JSON.
+    #[error("a request to the transmitter failed")]
+    Request(#[source] FetchError),
+    /// The discovery document has no `token_endpoint`, or the Shared Signals metadata
+    /// (SSF §7) is missing, speaks for another issuer, lacks poll delivery or a
+    /// `configuration_endpoint`, or names endpoints that are not http(s) URLs.
+    #[error("the issuer's Shared Signals metadata is unusable: {0}")]
+    Metadata(&'static str),
+    /// The token endpoint refused the receiver's client credentials (RFC 6749 §5.2).
+    #[error("the token endpoint refused the receiver's client credentials")]
+    CredentialsRefused,
+    /// The transmitter refused the receiver's access token for lack of scope (403): the
+    /// client needs `ssf.manage` and `ssf.read`.
+    #[error("the receiver's access token lacks the ssf.manage or ssf.read scope")]
+    InsufficientScope,
+    /// The transmitter refused a new stream with 409 (SSF §8.1.1.1): this client has as
+    /// many streams as it may. Streams of stopped instances are deleted after the
+    /// transmitter's `inactivity_timeout`; `Verifier::shutdown_revocations` deletes them
+    /// at once.
+    #[error("the transmitter refused a new stream: this receiver has as many as it may (409)")]
+    TooManyStreams,
+    /// The stream the transmitter described is not usable: another issuer, another
+    /// audience, push delivery, or no `session-revoked` events.
+    #[error("the stream configuration is unusable: {0}")]
+    Stream(&'static str),
 }
 
 /// What is wrong with the issuer's discovery document (OpenID Connect Discovery 1.0 §4).
@@ -178,6 +237,8 @@ pub struct JwksError(#[source] pub(crate) serde_json::Error);
 pub struct FetchError(Arc<FetchErrorInner>);
 
 struct FetchErrorInner {
+    /// The HTTP method: `GET`, except for the requests of the revocation feed.
+    method: &'static str,
     url: Url,
     kind: FetchErrorKind,
 }
@@ -213,7 +274,23 @@ impl FetchError {
     }
 
     fn new(url: &Url, kind: FetchErrorKind) -> Self {
-        Self(Arc::new(FetchErrorInner { url: url.clone(), kind }))
+        Self(Arc::new(FetchErrorInner { method: "GET", url: url.clone(), kind }))
+    }
+
+    /// The same error for a request with another method than GET.
+    #[cfg(feature = "revocations")]
+    pub(crate) fn with_method(mut self, method: &'static str) -> Self {
+        match Arc::get_mut(&mut self.0) {
+            Some(inner) => inner.method = method,
+            // Only fresh errors are given a method; a shared one keeps its own.
+            None => debug_assert!(false, "with_method on a shared FetchError"),
+        }
+        self
+    }
+
+    /// The HTTP method of the request.
+    pub fn method(&self) -> &str {
+        self.0.method
     }
 
     /// The URL that was fetched.
@@ -232,12 +309,12 @@ impl FetchError {
 
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = &self.0.url;
+        let (method, url) = (self.0.method, &self.0.url);
         match &self.0.kind {
             #[cfg(feature = "fetch")]
-            FetchErrorKind::Request(_) => write!(f, "GET {url} failed"),
-            FetchErrorKind::Status(status) => write!(f, "GET {url} answered HTTP {status}"),
-            FetchErrorKind::TooLarge(limit) => write!(f, "GET {url}: the document is larger than {limit} bytes"),
+            FetchErrorKind::Request(_) => write!(f, "{method} {url} failed"),
+            FetchErrorKind::Status(status) => write!(f, "{method} {url} answered HTTP {status}"),
+            FetchErrorKind::TooLarge(limit) => write!(f, "{method} {url}: the document is larger than {limit} bytes"),
             FetchErrorKind::Invalid(_) => write!(f, "{url} is not the expected JSON document"),
         }
     }
@@ -246,7 +323,7 @@ impl fmt::Display for FetchError {
 impl fmt::Debug for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("FetchError");
-        debug.field("url", &self.0.url.as_str());
+        debug.field("method", &self.0.method).field("url", &self.0.url.as_str());
         match &self.0.kind {
             #[cfg(feature = "fetch")]
             FetchErrorKind::Request(error) => debug.field("request", error),
@@ -305,6 +382,8 @@ mod tests {
             VerifyError::WrongAudience,
             VerifyError::MissingClaim("sub"),
             VerifyError::KeysUnavailable(FetchError::status(&url, 500)),
+            VerifyError::Revoked,
+            VerifyError::RevocationsUnavailable,
         ];
         for error in all {
             let allowed = |b: u8| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E);
@@ -313,9 +392,11 @@ mod tests {
     }
 
     #[test]
-    fn only_unavailable_keys_are_not_the_tokens_fault() {
+    fn only_unavailable_keys_or_revocations_are_not_the_tokens_fault() {
         let url = Url::parse("https://id.example.com/jwks.json").unwrap();
         assert!(!VerifyError::KeysUnavailable(FetchError::status(&url, 503)).is_token_error());
+        assert!(!VerifyError::RevocationsUnavailable.is_token_error());
+        assert!(VerifyError::Revoked.is_token_error());
         assert!(VerifyError::UnknownKey.is_token_error());
         assert!(VerifyError::Expired.is_token_error());
     }

@@ -43,18 +43,28 @@ impl HttpFetcher {
             return Err(FetchError::status(url, status.as_u16()));
         }
         let etag = response.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        if response.content_length().is_some_and(|len| len > MAX_DOCUMENT_LEN as u64) {
-            return Err(FetchError::too_large(url, MAX_DOCUMENT_LEN));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| FetchError::request(url, e))? {
-            if body.len() + chunk.len() > MAX_DOCUMENT_LEN {
-                return Err(FetchError::too_large(url, MAX_DOCUMENT_LEN));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_body(&mut response, url, MAX_DOCUMENT_LEN).await?;
         Ok(Fetched::Body { body, etag, fresh_for })
     }
+}
+
+/// The body of `response`, refused past `limit` bytes whatever `Content-Length` says.
+pub(crate) async fn read_body(
+    response: &mut reqwest::Response,
+    url: &Url,
+    limit: usize,
+) -> Result<Vec<u8>, FetchError> {
+    if response.content_length().is_some_and(|len| len > limit as u64) {
+        return Err(FetchError::too_large(url, limit));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| FetchError::request(url, e))? {
+        if body.len() + chunk.len() > limit {
+            return Err(FetchError::too_large(url, limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// How long a response stays fresh (RFC 9111 §4.2.1): `max-age` minus `Age`; zero for

@@ -113,6 +113,10 @@ pub(crate) enum TokenType {
     /// Required although OpenID Connect Core leaves `typ` out, so that nothing without
     /// it, and in particular no access token, passes for an ID token.
     IdToken,
+    /// A Security Event Token: exactly `secevent+jwt` (SSF 1.0 §4.1.1), so that no access
+    /// or ID token passes for a SET, nor the reverse (RFC 8417 §4).
+    #[cfg(feature = "revocations")]
+    SecurityEvent,
 }
 
 impl TokenType {
@@ -123,6 +127,9 @@ impl TokenType {
         let expected = match self {
             Self::AccessToken => "at+jwt",
             Self::IdToken => "jwt",
+            // SSF §4.1.1 spells the value out; nothing else is a SET here.
+            #[cfg(feature = "revocations")]
+            Self::SecurityEvent => return typ == "secevent+jwt",
         };
         let media_type = typ.get(..12).filter(|prefix| prefix.eq_ignore_ascii_case("application/")).map(|_| &typ[12..]);
         media_type.unwrap_or(typ).eq_ignore_ascii_case(expected)
@@ -269,6 +276,19 @@ mod tests {
             assert!(!header.is_id_token, "{typ}");
         }
         assert!(!header_of(r#"{"alg":"RS256","kid":"k"}"#).unwrap().is_id_token, "typ is required");
+    }
+
+    #[cfg(feature = "revocations")]
+    #[test]
+    fn security_events_need_typ_secevent_jwt_exactly() {
+        let accepts = |typ: Option<&str>| TokenType::SecurityEvent.accepts(typ);
+        assert!(accepts(Some("secevent+jwt")));
+        for typ in ["SECEVENT+JWT", "application/secevent+jwt", "at+jwt", "JWT", "secevent+jwt ", ""] {
+            assert!(!accepts(Some(typ)), "{typ:?}");
+        }
+        assert!(!accepts(None));
+        assert!(!TokenType::AccessToken.accepts(Some("secevent+jwt")));
+        assert!(!TokenType::IdToken.accepts(Some("secevent+jwt")));
     }
 
     #[test]

@@ -33,6 +33,16 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Revocation
+//!
+//! With the `revocations` feature, `VerifierBuilder::revocations` makes the verifier an
+//! OpenID Shared Signals (SSF 1.0) receiver of the issuer's revocations, through poll
+//! delivery (RFC 8936): a background task keeps a bounded deny set of revoked tokens,
+//! sessions, refresh-token families, users and clients, which [`Verifier::verify`] looks
+//! tokens up in after every other check ([`VerifyError::Revoked`]). When the feed is lost
+//! for longer than allowed the verifier fails closed ([`VerifyError::RevocationsUnavailable`])
+//! or open, as configured (`FailMode`); `Verifier::revocation_status` reports it.
+//!
 //! # Without the network
 //!
 //! [`VerifierBuilder::build_from_jwks`] builds a verifier from a JWK Set document instead
@@ -47,6 +57,8 @@
 //!   Tokio, and no I/O at all.
 //! - `rustls-tls` (default) or `native-tls`: the TLS backend of `reqwest`; each turns on
 //!   `fetch`. `fetch` alone speaks plain HTTP only.
+//! - `revocations`: `Revocations`, the Shared Signals feed and the deny set; turns on
+//!   `fetch`.
 //! - `actix`: the `actix::AccessToken` extractor for actix-web 4, which answers
 //!   failures as RFC 6750 §3 requires.
 //! - `test-util`: `test_util`, keys that sign tokens like Tessera and a mock issuer, for
@@ -75,6 +87,8 @@ mod jws;
 #[cfg(feature = "fetch")]
 mod key_cache;
 mod policy;
+#[cfg(feature = "revocations")]
+mod revocation;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
@@ -85,13 +99,19 @@ pub use claims::{Claims, IdTokenClaims, Scopes};
 pub use clock::{Clock, SystemClock};
 #[cfg(feature = "fetch")]
 pub use error::DiscoveryError;
+#[cfg(feature = "revocations")]
+#[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]
+pub use error::RevocationError;
 pub use error::{BuildError, FetchError, JwksError, VerifyError};
 pub use jwk::KeySet;
 pub use policy::{AccessTokenPolicy, IdTokenPolicy};
+#[cfg(feature = "revocations")]
+#[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]
+pub use revocation::{AppliedEvent, FailMode, FeedState, RevocationStatus, Revocations};
 pub use verifier::{Verifier, VerifierBuilder};
 
 /// The README's examples, compiled as doctests so they cannot rot.
-#[cfg(all(doctest, feature = "fetch", feature = "actix"))]
+#[cfg(all(doctest, feature = "actix", feature = "revocations"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 

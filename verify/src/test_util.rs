@@ -33,6 +33,8 @@
 //! # }
 //! ```
 
+mod signals;
+
 use crate::{Algorithm, Claims, IdTokenClaims, VerifyError};
 use aws_lc_rs::digest::{digest, SHA256};
 use aws_lc_rs::encoding::AsDer;
@@ -143,6 +145,13 @@ impl TestKey {
     }
 }
 
+/// A copy of the key pair, parsed again from its PKCS#8 form.
+impl Clone for TestKey {
+    fn clone(&self) -> Self {
+        Self::from_pkcs8_der(self.pair.as_der().expect("PKCS#8").as_ref())
+    }
+}
+
 impl std::fmt::Debug for TestKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestKey").field("kid", &self.kid).finish_non_exhaustive()
@@ -210,10 +219,67 @@ fn unix_now() -> i64 {
     i64::try_from(seconds).expect("a clock before year 292 billion")
 }
 
+/// Subject identifiers (RFC 9493, SSF 1.0 §3) as Tessera's SETs carry them, for
+/// [`SecurityEvent`]s.
+pub mod subject {
+    use serde_json::{json, Value};
+
+    /// RFC 9493 §3.2.3 `iss_sub`: a user (account-disabled, credential-change).
+    pub fn account(issuer: &str, user: &str) -> Value {
+        json!({ "format": "iss_sub", "iss": issuer, "sub": user })
+    }
+
+    /// One session (`sid`) of a user: a complex subject (SSF §3.3).
+    pub fn session(issuer: &str, user: &str, sid: &str) -> Value {
+        json!({ "format": "complex", "user": account(issuer, user), "session": { "format": "opaque", "id": sid } })
+    }
+
+    /// One refresh-token family (`fid`) of a session: Tessera's `token_family` member.
+    pub fn family(issuer: &str, user: &str, sid: &str, fid: &str) -> Value {
+        let mut subject = session(issuer, user, sid);
+        subject["token_family"] = json!({ "format": "opaque", "id": fid });
+        subject
+    }
+
+    /// Every session of a user.
+    pub fn user(issuer: &str, user: &str) -> Value {
+        json!({ "format": "complex", "user": account(issuer, user) })
+    }
+
+    /// Every token of a client (`application`, SSF §3.3).
+    pub fn application(client_id: &str) -> Value {
+        json!({ "format": "complex", "application": { "format": "opaque", "id": client_id } })
+    }
+
+    /// One access token (`jwt_id`, SSF §3.5.1).
+    pub fn token(issuer: &str, jti: &str) -> Value {
+        json!({ "format": "jwt_id", "iss": issuer, "jti": jti })
+    }
+}
+
+pub use signals::{SecurityEvent, RECEIVER_ID, RECEIVER_SECRET};
+
+/// Adds `count` synthetic entries to the deny set of a verifier built with
+/// `revocations` (spread over `jti`s, sessions, families, users and clients, matching no
+/// real token), as if that many revocations had arrived: for benchmarks and tests of a
+/// full deny set. Returns how many were added; `None` for a verifier without a feed.
+#[cfg(feature = "revocations")]
+#[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]
+pub fn fill_deny_set(verifier: &crate::Verifier, count: usize) -> Option<usize> {
+    verifier.fill_deny_set(count)
+}
+
 /// A stand-in for Tessera's discovery and JWKS endpoints, on `http://127.0.0.1:PORT`,
 /// which is also its issuer identifier. It serves the JWK Set with
 /// `Cache-Control: public, max-age=900` and an ETag, answers `If-None-Match` with 304,
 /// can be told to fail, and counts requests.
+///
+/// With [`enable_signals`](Self::enable_signals) it is also an OpenID Shared Signals
+/// transmitter, as Tessera is: a token endpoint for the client [`RECEIVER_ID`],
+/// `/.well-known/ssf-configuration`, poll streams with long polling (5 seconds unless
+/// set), acknowledgements and `setErrs`, and verification. [`send`](Self::send) signs an
+/// event for every stream and keeps it for streams created later, as Tessera seeds new
+/// streams.
 ///
 /// A plain thread answers one request per connection, so it works under any runtime,
 /// or none. It stops when dropped.
@@ -240,6 +306,7 @@ struct IssuerState {
     jwks_requests: AtomicUsize,
     conditional_requests: AtomicUsize,
     not_modified: AtomicUsize,
+    signals: signals::Transmitter,
 }
 
 impl MockIssuer {
@@ -321,6 +388,107 @@ impl MockIssuer {
     pub fn not_modified(&self) -> usize {
         self.state.not_modified.load(Ordering::SeqCst)
     }
+
+    /// Turns on the Shared Signals transmitter, which signs SETs with `key` (publish it
+    /// too). Until then its endpoints answer 404.
+    pub fn enable_signals(&self, key: &TestKey) {
+        self.state.signals.enable(key);
+    }
+
+    /// Signs `event` for every stream and keeps it for the streams created later; returns
+    /// the SETs' `jti`s.
+    pub fn send(&self, event: &SecurityEvent) -> Vec<String> {
+        self.state.signals.send(&self.issuer, std::slice::from_ref(event))
+    }
+
+    /// Like [`send`](Self::send), for events of one cause: they share a `txn` (SSF §4.1.9),
+    /// as Tessera's `account-disabled` and `session-revoked` of a disabled user do.
+    pub fn send_all(&self, events: &[SecurityEvent]) -> Vec<String> {
+        self.state.signals.send(&self.issuer, events)
+    }
+
+    /// The claims of a SET for `event` on the first stream, with a fresh `jti`, unsigned:
+    /// for tests that sign one themselves (forged, wrongly typed) and
+    /// [`deliver_raw`](Self::deliver_raw) it.
+    ///
+    /// # Panics
+    /// When there is no stream.
+    pub fn set_claims(&self, event: &SecurityEvent) -> Value {
+        self.state.signals.claims_for(&self.issuer, event)
+    }
+
+    /// Owes every stream `set`, whatever it is, under `jti`.
+    pub fn deliver_raw(&self, jti: &str, set: &str) {
+        self.state.signals.with(|state| state.deliver_raw(jti, set));
+    }
+
+    /// The streams, by id.
+    pub fn stream_ids(&self) -> Vec<String> {
+        self.state.signals.lock().stream_ids()
+    }
+
+    /// Deletes a stream, as Tessera does after `inactivity_timeout`; false if unknown.
+    pub fn delete_stream(&self, stream_id: &str) -> bool {
+        self.state.signals.with(|state| state.delete_stream(stream_id))
+    }
+
+    /// SETs owed and not yet acknowledged or refused, over all streams.
+    pub fn owed(&self) -> usize {
+        self.state.signals.lock().owed()
+    }
+
+    /// Every `jti` acknowledged so far, in order.
+    pub fn acknowledged(&self) -> Vec<String> {
+        self.state.signals.lock().acknowledged()
+    }
+
+    /// Every `setErrs` entry received so far: `(jti, err)`.
+    pub fn set_errors(&self) -> Vec<(String, String)> {
+        self.state.signals.lock().set_errors()
+    }
+
+    /// Requests to the token endpoint, polls, and verification requests so far.
+    pub fn signal_requests(&self) -> (usize, usize, usize) {
+        self.state.signals.lock().counts()
+    }
+
+    /// Forgets every access token issued to the receiver: its next request gets a 401.
+    pub fn revoke_receiver_tokens(&self) {
+        self.state.signals.with(|state| state.revoke_tokens());
+    }
+
+    /// While set, every Shared Signals endpoint and the token endpoint answer 500, and
+    /// waiting long polls end with 503.
+    pub fn set_signals_failing(&self, is_failing: bool) {
+        self.state.signals.with(|state| state.configure(signals::Setting::Failing(is_failing)));
+    }
+
+    /// While set, polls succeed but deliver nothing (SETs stay owed): a transmitter that
+    /// answers and has stopped delivering.
+    pub fn set_signals_silent(&self, is_silent: bool) {
+        self.state.signals.with(|state| state.configure(signals::Setting::Silent(is_silent)));
+    }
+
+    /// How long a long poll waits for a SET: 5 seconds unless set.
+    pub fn set_long_poll(&self, wait: Duration) {
+        self.state.signals.with(|state| state.configure(signals::Setting::LongPoll(wait)));
+    }
+
+    /// The least time between two verification requests of a stream (429 sooner): none
+    /// unless set.
+    pub fn set_min_verification_interval(&self, interval: Duration) {
+        self.state.signals.with(|state| state.configure(signals::Setting::MinVerificationInterval(interval)));
+    }
+
+    /// The most streams the receiver may have (409 beyond): 10 unless set.
+    pub fn set_max_streams(&self, max: usize) {
+        self.state.signals.with(|state| state.configure(signals::Setting::MaxStreams(max)));
+    }
+
+    /// The `expires_in` of the receiver's access tokens: 300 seconds unless set.
+    pub fn set_receiver_token_lifetime(&self, lifetime: Duration) {
+        self.state.signals.with(|state| state.configure(signals::Setting::TokenLifetime(lifetime)));
+    }
 }
 
 impl std::fmt::Debug for MockIssuer {
@@ -332,6 +500,7 @@ impl std::fmt::Debug for MockIssuer {
 impl Drop for MockIssuer {
     fn drop(&mut self) {
         self.is_stopping.store(true, Ordering::SeqCst);
+        self.state.signals.stop();
         // Wakes the accept loop, which then sees the flag.
         let _ = TcpStream::connect(self.address);
         if let Some(thread) = self.thread.take() {
@@ -340,35 +509,70 @@ impl Drop for MockIssuer {
     }
 }
 
-/// Reads one request head and answers it; the connection closes afterwards.
+/// Reads one request and answers it; the connection closes afterwards.
 fn answer(stream: TcpStream, state: &IssuerState) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reader = BufReader::new(&stream);
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    let mut if_none_match = None;
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) if line.trim_end().is_empty() => break,
-            Ok(_) => {
-                if let Some((name, value)) = line.split_once(':') {
-                    if name.trim().eq_ignore_ascii_case("if-none-match") {
-                        if_none_match = Some(value.trim().to_owned());
+    let Some(request) = Request::read(&mut BufReader::new(&stream)) else { return };
+    let response = match (request.method.as_str(), request.path()) {
+        ("GET", "/.well-known/openid-configuration") => discovery(state),
+        ("GET", "/jwks.json") => jwks(state, request.header("if-none-match")),
+        _ => state.signals.handle(&state.issuer, &request),
+    };
+    let _ = (&stream).write_all(response.to_bytes().as_slice());
+}
+
+/// An HTTP/1.1 request, as much of it as the mock reads.
+struct Request {
+    method: String,
+    /// The path and query.
+    target: String,
+    /// Names in lower case.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn read(reader: &mut impl BufRead) -> Option<Self> {
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line).ok()?;
+        let mut parts = request_line.split(' ');
+        let (method, target) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) if line.trim_end().is_empty() => break,
+                Ok(_) => {
+                    if let Some((name, value)) = line.split_once(':') {
+                        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
                     }
                 }
             }
         }
+        let mut request = Self { method, target, headers, body: Vec::new() };
+        let length = request.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        request.body = vec![0; length];
+        reader.read_exact(&mut request.body).ok()?;
+        Some(request)
     }
-    let response = match request_line.split(' ').take(2).collect::<Vec<_>>()[..] {
-        ["GET", "/.well-known/openid-configuration"] => discovery(state),
-        ["GET", "/jwks.json"] => jwks(state, if_none_match.as_deref()),
-        _ => Response { status: "404 Not Found", headers: Vec::new(), body: String::new() },
-    };
-    let _ = (&stream).write_all(response.to_bytes().as_slice());
+
+    fn path(&self) -> &str {
+        self.target.split_once('?').map_or(self.target.as_str(), |(path, _)| path)
+    }
+
+    /// A query parameter, empty when absent.
+    fn query(&self, name: &str) -> String {
+        let query = self.target.split_once('?').map_or("", |(_, query)| query);
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 struct Response {

@@ -44,6 +44,9 @@ struct Inner {
     realm: Arc<str>,
     keys: Keys,
     clock: Arc<dyn Clock>,
+    /// The revocation feed and its deny set; its task stops when this is dropped.
+    #[cfg(feature = "revocations")]
+    revocations: Option<crate::revocation::Handle>,
 }
 
 /// Where the keys come from.
@@ -72,6 +75,8 @@ impl Verifier {
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             #[cfg(feature = "fetch")]
             http_client: None,
+            #[cfg(feature = "revocations")]
+            revocations: None,
         }
     }
 
@@ -82,18 +87,58 @@ impl Verifier {
     /// An unknown `kid` makes a verifier built by `build` (the `fetch` feature) refetch
     /// the JWK Set (rate-limited); [`VerifyError::KeysUnavailable`] when that fails.
     /// Nothing in the payload is looked at before the signature has verified.
+    ///
+    /// With a revocation feed (the `revocations` feature), a token that passed every check
+    /// is then looked up in the deny set: [`VerifyError::Revoked`] when the issuer revoked
+    /// it, and [`VerifyError::RevocationsUnavailable`] while the feed is lost for longer
+    /// than allowed and the verifier fails closed.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let inner = &*self.inner;
         let mut buffer: HeaderBuffer = [0; HEADER_BUFFER_LEN];
         let token = inner.policy.open(token, &mut buffer)?;
-        match &inner.keys {
-            Keys::Fixed(keys) => inner.policy.finish(&token, keys, inner.clock.now()),
+        let claims = match &inner.keys {
+            Keys::Fixed(keys) => inner.policy.finish(&token, keys, inner.clock.now())?,
             #[cfg(feature = "fetch")]
             Keys::Fetched(cache) => {
                 let keys = cache.keys_for(token.kid()).await?;
-                inner.policy.finish(&token, &keys, inner.clock.now())
+                inner.policy.finish(&token, &keys, inner.clock.now())?
             }
+        };
+        #[cfg(feature = "revocations")]
+        if let Some(revocations) = &inner.revocations {
+            revocations.shared.check(&claims)?;
         }
+        Ok(claims)
+    }
+
+    /// The state of the revocation feed, for a health endpoint; `None` for a verifier
+    /// without one.
+    #[cfg(feature = "revocations")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]
+    pub fn revocation_status(&self) -> Option<crate::RevocationStatus> {
+        self.inner.revocations.as_ref().map(|revocations| revocations.shared.status())
+    }
+
+    /// Stops the revocation feed and deletes its stream at the transmitter (SSF §8.1.1.5),
+    /// so that it does not count against the receiver's streams until the transmitter's
+    /// `inactivity_timeout`. Call it on graceful shutdown. Afterwards the feed is
+    /// [`Stopped`](crate::FeedState::Stopped): a verifier that fails closed refuses every
+    /// token once [`max_silence`](crate::Revocations::max_silence) has passed. Does
+    /// nothing for a verifier without a feed, or a second time.
+    #[cfg(feature = "revocations")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]
+    pub async fn shutdown_revocations(&self) -> Result<(), crate::RevocationError> {
+        match &self.inner.revocations {
+            Some(revocations) => revocations.shutdown().await,
+            None => Ok(()),
+        }
+    }
+
+    /// For `test_util::fill_deny_set`: `count` synthetic entries, spread over the five
+    /// tables, expiring with the feed's retention. Returns how many were added.
+    #[cfg(all(feature = "revocations", feature = "test-util"))]
+    pub(crate) fn fill_deny_set(&self, count: usize) -> Option<usize> {
+        self.inner.revocations.as_ref().map(|revocations| revocations.shared.fill_for_tests(count))
     }
 
     /// The issuer identifier tokens must carry in `iss`.
@@ -153,6 +198,8 @@ pub struct VerifierBuilder {
     http_timeout: Duration,
     #[cfg(feature = "fetch")]
     http_client: Option<reqwest::Client>,
+    #[cfg(feature = "revocations")]
+    revocations: Option<crate::Revocations>,
 }
 
 impl VerifierBuilder {
@@ -228,10 +275,25 @@ impl VerifierBuilder {
         self
     }
 
+    /// Makes the verifier a receiver of the issuer's revocations, through OpenID Shared
+    /// Signals with poll delivery: [`Revocations`](crate::Revocations) says with which
+    /// client and how. `build` then sets the feed up (and fails if it cannot), and
+    /// [`Verifier::verify`] refuses revoked tokens with [`VerifyError::Revoked`].
+    #[cfg(feature = "revocations")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]
+    pub fn revocations(mut self, revocations: crate::Revocations) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
     /// Checks the settings, reads the issuer's discovery document (OpenID Connect
     /// Discovery 1.0 §4), and fetches its JWK Set. Fails when either is unreachable or
     /// invalid, so a misconfigured service stops at startup rather than refusing every
     /// request.
+    ///
+    /// With `revocations`, it also reads the issuer's Shared Signals
+    /// metadata, creates (or reuses) the stream, polls it once, and starts the feed's task
+    /// on the current Tokio runtime.
     #[cfg(feature = "fetch")]
     #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
     pub async fn build(self) -> Result<Verifier, BuildError> {
@@ -242,10 +304,11 @@ impl VerifierBuilder {
         if self.min_refetch_interval.is_zero() || self.http_timeout.is_zero() {
             return Err(BuildError::Configuration("the refetch interval and HTTP timeout must be positive"));
         }
-        let client = match self.http_client {
-            Some(client) => client,
+        let user_agent = concat!("tessera-verify/", env!("CARGO_PKG_VERSION"));
+        let client = match &self.http_client {
+            Some(client) => client.clone(),
             None => reqwest::Client::builder()
-                .user_agent(concat!("tessera-verify/", env!("CARGO_PKG_VERSION")))
+                .user_agent(user_agent)
                 // Fetches are minutes apart, so pooling saves little; and a pooled
                 // connection belongs to the runtime that opened it, which under
                 // actix-web is one worker among several.
@@ -254,12 +317,55 @@ impl VerifierBuilder {
                 .map_err(BuildError::HttpClient)?,
         };
         let fetcher = HttpFetcher { client, timeout: self.http_timeout };
-        let jwks_uri = discovery::jwks_uri(&fetcher, policy.issuer()).await?;
-        let algorithms = policy.allowed_algorithms().to_vec();
-        let cache = KeyCache::load(jwks_uri, fetcher, algorithms, self.min_refetch_interval)
+        let provider = discovery::discover(&fetcher, policy.issuer()).await?;
+        #[allow(unused_mut)]
+        let mut algorithms = policy.allowed_algorithms().to_vec();
+        // SETs are RS256 (the CAEP interoperability profile §2.6), whatever access tokens
+        // are allowed: the key cache keeps RS256 keys, the access-token policy still
+        // refuses RS256 tokens unless allowed.
+        #[cfg(feature = "revocations")]
+        if self.revocations.is_some() && !algorithms.contains(&Algorithm::RS256) {
+            algorithms.push(Algorithm::RS256);
+        }
+        let cache = KeyCache::load(provider.jwks_uri.clone(), fetcher, algorithms, self.min_refetch_interval)
             .await
             .map_err(BuildError::KeySetUnavailable)?;
-        Ok(Verifier { inner: Arc::new(Inner { policy, realm, keys: Keys::Fetched(cache), clock: self.clock }) })
+        #[cfg(feature = "revocations")]
+        let revocations = match self.revocations {
+            None => None,
+            Some(config) => {
+                // The feed's own requests come one after another from one task, on one
+                // runtime: a pooled connection saves a handshake per poll.
+                let client = match self.http_client {
+                    Some(client) => client,
+                    None => {
+                        reqwest::Client::builder().user_agent(user_agent).build().map_err(BuildError::HttpClient)?
+                    }
+                };
+                let context = crate::revocation::FeedContext {
+                    client,
+                    http_timeout: self.http_timeout,
+                    issuer: policy.issuer(),
+                    audience: &self.audiences[0],
+                    provider: &provider,
+                    keys: Arc::clone(&cache),
+                    clock: Arc::clone(&self.clock),
+                    leeway: self.leeway,
+                    min_refetch_interval: self.min_refetch_interval,
+                };
+                Some(crate::revocation::start(config, context).await?)
+            }
+        };
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                policy,
+                realm,
+                keys: Keys::Fetched(cache),
+                clock: self.clock,
+                #[cfg(feature = "revocations")]
+                revocations,
+            }),
+        })
     }
 
     /// Checks the settings and builds a verifier that uses the keys of `jwks`, a JWK Set
@@ -276,12 +382,25 @@ impl VerifierBuilder {
     /// ```
     pub fn build_from_jwks(self, jwks: &[u8]) -> Result<Verifier, BuildError> {
         let (policy, realm) = self.policy_and_realm()?;
+        #[cfg(feature = "revocations")]
+        if self.revocations.is_some() {
+            return Err(BuildError::Configuration("a revocation feed needs the network: use build()"));
+        }
         let keys = KeySet::from_jwks_for(jwks, policy.allowed_algorithms())?;
         // Nothing will ever add a key to this set.
         if keys.is_empty() {
             return Err(BuildError::Configuration("the JWK Set has no key usable with the allowed algorithms"));
         }
-        Ok(Verifier { inner: Arc::new(Inner { policy, realm, keys: Keys::Fixed(keys), clock: self.clock }) })
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                policy,
+                realm,
+                keys: Keys::Fixed(keys),
+                clock: self.clock,
+                #[cfg(feature = "revocations")]
+                revocations: None,
+            }),
+        })
     }
 
     /// The checks every verifier needs, and the policy and realm they give.
@@ -323,6 +442,8 @@ impl fmt::Debug for VerifierBuilder {
             .field("realm", &self.realm);
         #[cfg(feature = "fetch")]
         debug.field("min_refetch_interval", &self.min_refetch_interval).field("http_timeout", &self.http_timeout);
+        #[cfg(feature = "revocations")]
+        debug.field("revocations", &self.revocations);
         debug.finish_non_exhaustive()
     }
 }

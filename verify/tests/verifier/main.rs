@@ -7,6 +7,8 @@ mod extractor;
 #[cfg(feature = "fetch")]
 mod key_refresh;
 mod offline;
+#[cfg(feature = "revocations")]
+mod revocations;
 mod support;
 #[cfg(feature = "fetch")]
 mod verification;
