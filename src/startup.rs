@@ -32,6 +32,7 @@ use std::sync::Arc;
 pub struct Application {
     port: u16,
     server: Server,
+    stopper: Stopper,
     pub kid: String,
     pub kek_source: KekSource,
     /// Housekeeping and key refresh; stopped with the server.
@@ -102,6 +103,7 @@ impl Application {
             background.push(pusher.spawn().context("cannot start the Shared Signals push dispatcher")?);
         }
         let is_ssf_enabled = settings.ssf.enabled;
+        let stopping = transmitter.clone();
         let key_refresher = refresher::spawn(
             storage.clone(),
             keys,
@@ -146,24 +148,74 @@ impl Application {
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);
         }
-        let server = server.listen(listener)?.run();
-        Ok(Self { port, server, kid, kek_source, background })
+        // Signals are handled here (`run_until_stopped`): long polls must end first.
+        let server = server.disable_signals().listen(listener)?.run();
+        let stopper = Stopper { handle: server.handle(), transmitter: stopping };
+        Ok(Self { port, server, stopper, kid, kek_source, background })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Stops the server from elsewhere (tests; signal handling is built in).
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    /// Stops the server from elsewhere (tests).
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
     }
 
+    /// Serves until stopped: by a [`Stopper`], or by a signal as actix-web would (SIGTERM
+    /// gracefully; SIGINT and SIGQUIT at once).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stopper = self.stopper.clone();
+        let signals = tokio::spawn(async move {
+            let graceful = next_stop_signal().await;
+            tracing::info!(event = "server_stopping", graceful, "stopping on a signal");
+            stopper.stop(graceful).await;
+        });
         let result = self.server.await;
+        signals.abort();
         for task in &self.background {
             task.abort();
         }
         result
     }
+}
+
+/// Stops the server: waiting Shared Signals long polls answer first (they would otherwise
+/// hold a graceful stop for up to `ssf.long_poll_timeout`), then actix-web stops accepting
+/// and, when graceful, lets requests in flight finish.
+#[derive(Clone)]
+pub struct Stopper {
+    handle: ServerHandle,
+    transmitter: Data<Transmitter>,
+}
+
+impl Stopper {
+    pub async fn stop(&self, graceful: bool) {
+        self.transmitter.stop_waiting();
+        self.handle.stop(graceful).await;
+    }
+}
+
+/// Waits for SIGTERM (true: graceful), SIGINT or SIGQUIT (false), actix-web's meanings.
+#[cfg(unix)]
+async fn next_stop_signal() -> bool {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut quit)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::quit()))
+    else {
+        tracing::error!("cannot listen for stop signals");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => true,
+        _ = int.recv() => false,
+        _ = quit.recv() => false,
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_stop_signal() -> bool {
+    let _ = tokio::signal::ctrl_c().await;
+    false
 }

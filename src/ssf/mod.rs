@@ -33,7 +33,7 @@ use error::SsfError;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 /// Largest JSON body of a management or poll request (acknowledgements of a full poll fit).
 const BODY_LIMIT: usize = 64 * 1024;
@@ -56,6 +56,8 @@ pub struct Transmitter {
     pub min_verification_interval: chrono::Duration,
     metadata: Bytes,
     waiting_polls: Arc<Semaphore>,
+    /// Set when the server stops: waiting long polls answer at once.
+    stopping: watch::Sender<bool>,
 }
 
 impl Transmitter {
@@ -89,7 +91,20 @@ impl Transmitter {
             min_verification_interval: ssf.min_verification_interval.chrono(),
             metadata: Bytes::from(metadata.to_string()),
             waiting_polls: Arc::new(Semaphore::new(MAX_WAITING_POLLS)),
+            stopping: watch::Sender::new(false),
         }
+    }
+
+    /// Ends every waiting long poll with what it has (nothing), as its time-out would, and
+    /// every later one at once: a graceful stop then waits for no long poll, so a rolling
+    /// restart is not held up for `ssf.long_poll_timeout` (Kubernetes' default grace period
+    /// is as long as the default time-out) and receivers reconnect to another replica.
+    pub fn stop_waiting(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// The poll endpoint of a stream (SSF §6.1.2: unique per stream).

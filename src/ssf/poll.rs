@@ -85,19 +85,21 @@ pub async fn post(
     // still wakes it.
     let mut signal = storage.events_signal();
     signal.borrow_and_update();
+    let mut stopping = transmitter.stopping();
     let (mut sets, mut more) = storage.poll_stream(&stream.id, &settled, max, clock.now()).await?;
     let is_long_poll = !body.return_immediately.unwrap_or(false) && max > 0;
     if sets.is_empty() && is_long_poll {
         // Bounded: past the bound a poll answers at once, and the receiver polls again.
         if let Ok(_waiting) = transmitter.waiting_polls.clone().try_acquire_owned() {
             let deadline = tokio::time::Instant::now() + transmitter.long_poll_timeout;
-            while sets.is_empty() && tokio::time::Instant::now() < deadline {
+            while sets.is_empty() && tokio::time::Instant::now() < deadline && !*stopping.borrow_and_update() {
                 // Woken by the signal, and every second regardless: a SET owed by another
                 // process writing to the same SQLite file (the CLI) rings no bell here, nor
                 // does a PostgreSQL notification lost while its listener reconnected.
                 let tick = (tokio::time::Instant::now() + RECHECK).min(deadline);
                 tokio::select! {
                     changed = signal.changed() => if changed.is_err() { break },
+                    _ = stopping.changed() => break,
                     _ = tokio::time::sleep_until(tick) => {}
                 }
                 signal.borrow_and_update();

@@ -851,7 +851,68 @@ async fn a_sigkill_between_a_revocation_and_its_push_loses_no_set(database: &Tes
     receiving.stop().await;
 }
 
+/// SIGTERM is a graceful stop (as actix-web's own handling would make it): a receiver's
+/// long poll answers at once, empty, as at its time-out, instead of holding the stop for
+/// `ssf.long_poll_timeout` (30 s, Kubernetes' whole default grace period); the process
+/// then exits 0.
+async fn a_sigterm_ends_waiting_long_polls_and_exits_cleanly(database: &TestDatabase) {
+    use crate::helpers::signals::POLL;
+    let app = TestApp::spawn(database, |_| {}).await.expect("the in-process server starts");
+    let receiver = app.register_client(ClientSpec::receiver()).await;
+    app.stop().await;
+
+    let mut server = ServeProcess::start(database, free_port(), 1).await;
+    let http = http_client();
+    let token: Value = http
+        .post(format!("{}/token", server.address))
+        .basic_auth(&receiver.id, receiver.secret.as_ref())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let created: Value = http
+        .post(format!("{}/ssf/streams", server.address))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "delivery": { "method": POLL } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let poll_url = created["delivery"]["endpoint_url"].as_str().expect("a poll endpoint").to_owned();
+    let waiting = tokio::spawn({
+        let http = http.clone();
+        async move {
+            let response = http.post(poll_url).bearer_auth(token).json(&serde_json::json!({})).send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await; // the poll is waiting
+    assert!(!waiting.is_finished(), "a long poll with nothing owed waits");
+
+    let signalled = Instant::now();
+    let sent = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
+    assert!(sent.is_ok_and(|status| status.success()));
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("answered").unwrap();
+    assert_eq!((status, body), (200, serde_json::json!({ "sets": {} })));
+    let exited = loop {
+        if let Some(status) = server.child.try_wait().expect("child status") {
+            break status;
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(10), "tessera serve still running after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exited.success(), "{exited:?}:\n{}", server.output());
+    eprintln!("SIGTERM to exit with a waiting long poll: {:?}", signalled.elapsed());
+}
+
 crate::database_tests!(
+    a_sigterm_ends_waiting_long_polls_and_exits_cleanly,
     a_sigkill_mid_load_loses_and_duplicates_nothing,
     a_sigkill_between_a_revocation_and_its_push_loses_no_set,
 );

@@ -22,7 +22,7 @@ async fn an_https_issuer_sends_hsts_on_every_response(database: &TestDatabase) {
     let mut settings = test_settings(database);
     settings.issuer = Issuer::parse("https://auth.example.com").unwrap();
     let app = Application::with_listener(settings, listener).await.expect("Tessera starts");
-    let handle = app.handle();
+    let handle = app.stopper();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::new();
     for path in ["/healthz", "/.well-known/openid-configuration", "/token", "/no-such-page", "/authorize"] {

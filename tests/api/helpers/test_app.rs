@@ -27,7 +27,7 @@ pub struct TestApp {
     pub kid: String,
     /// The server's clock: tests move it forward instead of sleeping.
     pub clock: Arc<ManualClock>,
-    handle: actix_web::dev::ServerHandle,
+    handle: tessera::startup::Stopper,
 }
 
 /// Runs one test body on `backend`, then tears the server and database down
@@ -74,7 +74,7 @@ impl TestApp {
         settings.issuer = Issuer::parse(&address).expect("issuer");
         let clock = Arc::new(ManualClock::default());
         let app = Application::with_clock(settings.clone(), listener, clock.clone()).await?;
-        let handle = app.handle();
+        let handle = app.stopper();
         let kid = app.kid.clone();
         tokio::spawn(app.run_until_stopped()); // the socket already listens: no sleep needed
         let storage = storage::connect(&settings.database_url, &settings.database).await?;
