@@ -34,3 +34,4 @@ mod token_errors;
 mod transport_security;
 mod userinfo;
 mod verify_against_tessera;
+mod verify_revocations;
