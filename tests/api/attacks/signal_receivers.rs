@@ -173,3 +173,38 @@ crate::backend_tests!(
     racing_revocations_announce_once,
     malformed_bodies_are_400_with_a_json_error_everywhere,
 );
+
+/// Long polls hold a socket and a task each, and each looks for SETs every second and at
+/// every revocation: a receiver opening a thousand on one stream would multiply the
+/// database's load and take every place from other receivers. A stream has a few waiting
+/// at once; past that a poll answers at once, and another stream's poll still waits.
+async fn one_stream_cannot_hoard_the_long_polls(database: &crate::helpers::TestDatabase) {
+    let timeout = tessera::config::Lifetime::parse("3s").unwrap();
+    let app = TestApp::spawn(database, |s| s.ssf.long_poll_timeout = timeout).await.unwrap();
+    let hoarder = app.receiver().await;
+    let hoarded = app.poll_stream(&hoarder).await;
+    let other = app.receiver().await;
+    let others = app.poll_stream(&other).await;
+    let hoarding = crate::attacks::in_parallel(12, |_| long_poll(&app, &hoarder, &hoarded));
+    let (hoarding, other_wait) = tokio::join!(hoarding, async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        long_poll(&app, &other, &others).await
+    });
+    let waited = hoarding.iter().filter(|elapsed| **elapsed >= Duration::from_millis(2500)).count();
+    assert!((1..=4).contains(&waited), "{waited} of 12 long polls of one stream waited: {hoarding:?}");
+    assert!(other_wait >= Duration::from_millis(2500), "another stream still long-polls: {other_wait:?}");
+    app.stop().await;
+}
+
+/// How long a long poll of `stream` waited; it must end empty.
+async fn long_poll(app: &TestApp, receiver: &crate::helpers::signals::Receiver, stream: &str) -> Duration {
+    let started = std::time::Instant::now();
+    let (sets, _) = app.poll(receiver, stream, json!({})).await;
+    assert!(sets.is_empty());
+    started.elapsed()
+}
+
+mod on_their_own_servers {
+    use super::*;
+    crate::database_tests!(one_stream_cannot_hoard_the_long_polls);
+}
