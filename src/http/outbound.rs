@@ -75,8 +75,20 @@ fn reach_v4(ip: Ipv4Addr) -> Reach {
 }
 
 fn reach_v6(ip: Ipv6Addr) -> Reach {
-    let first = ip.segments()[0];
-    if ip.is_loopback() {
+    let segments = ip.segments();
+    let first = segments[0];
+    let embedded = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        // RFC 6052 NAT64: a translator on the path turns it into the IPv4 address it
+        // embeds (64:ff9b::a9fe:a9fe is 169.254.169.254), so it reaches what that reaches.
+        reach_v4(embedded(segments[6], segments[7]))
+    } else if first == 0x2002 {
+        // RFC 3056 6to4: the IPv4 address of the relay is embedded the same way.
+        reach_v4(embedded(segments[1], segments[2]))
+    } else if first == 0x64 && segments[1] == 0xff9b && segments[2] == 1 {
+        // RFC 8215: NAT64 prefixes for local use, which translate into the local network.
+        Reach::Private
+    } else if ip.is_loopback() {
         Reach::Loopback
     } else if ip.is_unspecified() || ip.is_multicast() {
         Reach::Never
@@ -193,7 +205,7 @@ mod tests {
     #[test]
     fn only_public_addresses_by_default() {
         let strict = OutboundPolicy::default();
-        for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"] {
+        for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "64:ff9b::5db8:d822", "2002:5db8:d822::1"] {
             assert_eq!(strict.check_address(ip.parse().unwrap()), Ok(()), "{ip}");
         }
         for ip in [
@@ -212,6 +224,11 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::a00:5",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
         ] {
             assert!(strict.check_address(ip.parse().unwrap()).is_err(), "{ip}");
         }

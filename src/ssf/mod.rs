@@ -32,14 +32,20 @@ use actix_web::HttpResponse;
 use error::SsfError;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use std::sync::Arc;
-use tokio::sync::{watch, Semaphore};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 /// Largest JSON body of a management or poll request (acknowledgements of a full poll fit).
 const BODY_LIMIT: usize = 64 * 1024;
 /// Long polls waiting at once; past this a poll answers at once (what it holds is a task
 /// and a socket, no database connection, but it is bounded all the same).
 const MAX_WAITING_POLLS: usize = 4096;
+/// Long polls of one stream waiting at once: one poller per stream, and room for a poll
+/// that overlaps one its poller gave up on. Each waiting poll reads the database every
+/// second and at every revocation, so without this one receiver could multiply that load
+/// and take every place under `MAX_WAITING_POLLS` from the others.
+const MAX_WAITING_PER_STREAM: usize = 4;
 
 /// The transmitter's settings and keys, built once at startup.
 pub struct Transmitter {
@@ -56,6 +62,8 @@ pub struct Transmitter {
     pub min_verification_interval: chrono::Duration,
     metadata: Bytes,
     waiting_polls: Arc<Semaphore>,
+    /// Long polls waiting, per stream id (entries removed at zero).
+    waiting_per_stream: Arc<Mutex<HashMap<String, usize>>>,
     /// Set when the server stops: waiting long polls answer at once.
     stopping: watch::Sender<bool>,
 }
@@ -91,6 +99,7 @@ impl Transmitter {
             min_verification_interval: ssf.min_verification_interval.chrono(),
             metadata: Bytes::from(metadata.to_string()),
             waiting_polls: Arc::new(Semaphore::new(MAX_WAITING_POLLS)),
+            waiting_per_stream: Arc::default(),
             stopping: watch::Sender::new(false),
         }
     }
@@ -107,9 +116,41 @@ impl Transmitter {
         self.stopping.subscribe()
     }
 
+    /// A place for one long poll of `stream_id` to wait, if the stream and the process
+    /// have one free; held until dropped.
+    fn wait_place(&self, stream_id: &str) -> Option<WaitPlace> {
+        let global = self.waiting_polls.clone().try_acquire_owned().ok()?;
+        let mut waiting = self.waiting_per_stream.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = waiting.entry(stream_id.to_owned()).or_default();
+        if *count >= MAX_WAITING_PER_STREAM {
+            return None;
+        }
+        *count += 1;
+        Some(WaitPlace { stream_id: stream_id.to_owned(), waiting: self.waiting_per_stream.clone(), _global: global })
+    }
+
     /// The poll endpoint of a stream (SSF §6.1.2: unique per stream).
     pub fn poll_url(&self, stream_id: &str) -> String {
         format!("{}/ssf/poll/{stream_id}", self.emitter.issuer())
+    }
+}
+
+/// One long poll's place among those waiting (see [`Transmitter::wait_place`]).
+struct WaitPlace {
+    stream_id: String,
+    waiting: Arc<Mutex<HashMap<String, usize>>>,
+    _global: OwnedSemaphorePermit,
+}
+
+impl Drop for WaitPlace {
+    fn drop(&mut self) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = waiting.get_mut(&self.stream_id) {
+            *count -= 1;
+            if *count == 0 {
+                waiting.remove(&self.stream_id);
+            }
+        }
     }
 }
 

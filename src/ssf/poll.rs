@@ -89,8 +89,9 @@ pub async fn post(
     let (mut sets, mut more) = storage.poll_stream(&stream.id, &settled, max, clock.now()).await?;
     let is_long_poll = !body.return_immediately.unwrap_or(false) && max > 0;
     if sets.is_empty() && is_long_poll {
-        // Bounded: past the bound a poll answers at once, and the receiver polls again.
-        if let Ok(_waiting) = transmitter.waiting_polls.clone().try_acquire_owned() {
+        // Bounded, per stream and in all: past the bound a poll answers at once, and the
+        // receiver polls again.
+        if let Some(_waiting) = transmitter.wait_place(&stream.id) {
             let deadline = tokio::time::Instant::now() + transmitter.long_poll_timeout;
             while sets.is_empty() && tokio::time::Instant::now() < deadline && !*stopping.borrow_and_update() {
                 // Woken by the signal, and every second regardless: a SET owed by another

@@ -468,12 +468,15 @@ impl SignalStore for SqlStorage {
             return Ok((Vec::new(), false));
         }
         // A stream's own announcements go out whatever its status (SSF §8.1.5: before it
-        // stops); the rest only while it is enabled.
+        // stops); the rest only while it is enabled. Nothing while its receiver is disabled:
+        // a long poll checked the token once, before it began to wait.
         let sql = concat!(
             "SELECT d.jti, d.issued_at, ",
             event_columns!(),
             " FROM ssf_deliveries d JOIN ssf_events e ON e.id = d.event_id JOIN ssf_streams s ON s.id = d.stream_id \
+             JOIN clients c ON c.id = s.receiver_id \
              WHERE d.stream_id = $1 AND d.expires_at > $2 AND (s.status = 'enabled' OR e.event_bit = 0) \
+             AND c.disabled_at IS NULL \
              ORDER BY d.issued_at, d.jti LIMIT $3"
         );
         let rows: Vec<PendingRow> = on_pool!(self, pool => Ok(sqlx::query_as(sql)
@@ -491,11 +494,15 @@ impl SignalStore for SqlStorage {
     ) -> Result<Vec<PushAttempt>, StorageError> {
         // Claimed with a fresh lease id and read back by it. On PostgreSQL two replicas may
         // pick the same rows; the second UPDATE waits on the row lock, re-checks the lease
-        // condition against the committed row, and claims nothing.
+        // condition against the committed row, and claims nothing. A disabled client is
+        // cut off: its streams hold what they are owed, as a paused stream does, and are
+        // sent nothing (every user's revocations are what it would otherwise still learn).
         let claim = "UPDATE ssf_deliveries SET lease = $1, leased_until = $2, attempts = attempts + 1 \
              WHERE (stream_id, jti) IN (SELECT d.stream_id, d.jti FROM ssf_deliveries d \
                JOIN ssf_streams s ON s.id = d.stream_id JOIN ssf_events e ON e.id = d.event_id \
+               JOIN clients c ON c.id = s.receiver_id \
                WHERE s.delivery_method = $5 AND (s.status = 'enabled' OR e.event_bit = 0) \
+                 AND c.disabled_at IS NULL \
                  AND d.next_attempt_at <= $3 AND d.expires_at > $3 \
                  AND (d.leased_until IS NULL OR d.leased_until <= $3) \
                ORDER BY d.next_attempt_at LIMIT $4) \

@@ -9,6 +9,7 @@ mod login_form_replay;
 mod logout_forgery;
 mod oversized_requests;
 mod password_guessing;
+mod signal_receivers;
 mod silent_authorization;
 mod stale_codes;
 mod unauthenticated_storage;
