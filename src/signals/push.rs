@@ -4,8 +4,13 @@
 //! At least once: a delivery leaves the database only when the receiver answered 202 (or
 //! refused the SET for good), so a crash between the revocation's commit and the POST
 //! only delays it. Replicas share the work through leases on the delivery rows. Failures
-//! are retried with a doubling wait (1 s, 2 s, 4 s … up to `push_max_backoff`) until the
-//! receiver accepts the SET or every token it concerns has expired.
+//! are retried with a doubling wait (1 s, 2 s, 4 s … up to `push_max_backoff`), for the
+//! whole stream, until the receiver accepts the SET or every token it concerns has expired.
+//!
+//! Attempts run as a pipeline, not in rounds: up to [`IN_FLIGHT`] at once, and a place
+//! freed by one is filled at once, so an endpoint that answers slowly (up to
+//! `push_timeout`) delays only its own stream. The claim keeps it fair (one SET in flight
+//! per stream, [`PER_RECEIVER`] per receiver; see `SignalStore::claim_pushes`).
 
 use super::set::{self, Delivered};
 use crate::clock::Clock;
@@ -17,10 +22,12 @@ use crate::storage::{PushAttempt, PushOutcome, Storage};
 use chrono::Duration;
 use futures_util::StreamExt;
 use std::sync::Arc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
-/// Deliveries claimed per round; each round sends them concurrently.
-const BATCH: i64 = 32;
+/// Attempts in flight at once, per replica.
+const IN_FLIGHT: usize = 64;
+/// Attempts in flight at once for one receiver (over all its streams), per claim.
+const PER_RECEIVER: i64 = 4;
 /// The most of an error response read (its `err` and `description`).
 const MAX_RESPONSE: usize = 4096;
 /// How often due retries are looked for when nothing wakes the dispatcher.
@@ -42,38 +49,59 @@ impl Pusher {
     /// Runs the dispatcher until the task is aborted (the server stops).
     pub fn spawn(self) -> anyhow::Result<JoinHandle<()>> {
         let client = self.policy.client(self.timeout)?;
+        let pusher = Arc::new(self);
         Ok(tokio::spawn(async move {
-            let mut signal = self.storage.events_signal();
+            let mut signal = pusher.storage.events_signal();
+            let mut in_flight = JoinSet::new();
             loop {
                 signal.borrow_and_update();
-                match self.round(&client).await {
-                    Ok(0) => {
-                        tokio::select! {
-                            _ = signal.changed() => {}
-                            _ = tokio::time::sleep(TICK) => {}
+                let room = IN_FLIGHT - in_flight.len();
+                let filled = if room == 0 {
+                    false
+                } else {
+                    match pusher.claim(room).await {
+                        Ok(attempts) => {
+                            let filled = attempts.len() == room;
+                            for attempt in attempts {
+                                let (pusher, client) = (pusher.clone(), client.clone());
+                                in_flight.spawn(async move { pusher.deliver(&client, attempt).await });
+                            }
+                            filled
+                        }
+                        Err(error) => {
+                            tracing::warn!(error = ?error, "claiming Shared Signals pushes failed; will retry");
+                            false
                         }
                     }
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::warn!(error = ?error, "Shared Signals push round failed; will retry");
-                        tokio::time::sleep(TICK).await;
-                    }
+                };
+                if filled {
+                    continue; // more may be due
+                }
+                // Wait for a place to free, a new event, or the time of a retry.
+                tokio::select! {
+                    Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                    _ = signal.changed() => {}
+                    _ = tokio::time::sleep(TICK) => {}
                 }
             }
         }))
     }
 
-    /// Claims what is due and sends it; returns how many were claimed.
-    pub async fn round(&self, client: &reqwest::Client) -> anyhow::Result<usize> {
+    /// Claims up to `room` due deliveries, leased for one attempt.
+    async fn claim(&self, room: usize) -> anyhow::Result<Vec<PushAttempt>> {
         let now = self.clock.now();
         let lease = Duration::from_std(self.timeout).unwrap_or(Duration::MAX) + Duration::seconds(5);
-        let attempts = self.storage.claim_pushes(now, now + lease, BATCH).await?;
-        let count = attempts.len();
-        let outcomes = futures_util::future::join_all(attempts.iter().map(|a| self.attempt(client, a))).await;
-        for (attempt, outcome) in attempts.iter().zip(outcomes) {
-            self.storage.settle_push(&attempt.stream.id, &attempt.set.jti, &outcome).await?;
+        let room = i64::try_from(room).unwrap_or(i64::MAX);
+        Ok(self.storage.claim_pushes(now, now + lease, room, PER_RECEIVER).await?)
+    }
+
+    /// One attempt and its settlement. A settlement that fails leaves the lease to expire:
+    /// the SET is then sent again (at least once).
+    async fn deliver(&self, client: &reqwest::Client, attempt: PushAttempt) {
+        let outcome = self.attempt(client, &attempt).await;
+        if let Err(error) = self.storage.settle_push(&attempt.stream.id, &attempt.set.jti, &outcome).await {
+            tracing::warn!(error = ?error, stream_id = %attempt.stream.id, "settling a Shared Signals push failed");
         }
-        Ok(count)
     }
 
     async fn attempt(&self, client: &reqwest::Client, attempt: &PushAttempt) -> PushOutcome {

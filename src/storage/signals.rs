@@ -117,13 +117,17 @@ pub trait SignalStore: Send + Sync {
     /// poll reads again with it when woken).
     async fn owed_sets(&self, id: &str, max: i64, now: DateTime<Utc>) -> Result<(Vec<PendingSet>, bool), StorageError>;
     /// Claims up to `limit` push deliveries that are due, for `lease` (a replica's attempt
-    /// holds them until `lease_until`, so replicas do not send one SET twice at once).
+    /// holds them until `lease_until`, so replicas do not send one SET twice at once): per
+    /// stream only its oldest due and only when none is in flight, and per receiver only
+    /// as many as keep it at `per_receiver` in flight.
     async fn claim_pushes(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: i64,
+        per_receiver: i64,
     ) -> Result<Vec<PushAttempt>, StorageError>;
+    /// Settles an attempt. A retry postpones every SET of the stream still due before it.
     async fn settle_push(&self, stream_id: &str, jti: &str, outcome: &PushOutcome) -> Result<(), StorageError>;
     /// Records events (and owes them to the streams that deliver them) on their own, for
     /// events that report no change of Tessera's own state.

@@ -238,38 +238,70 @@ async fn one_verification_per_interval_however_many_race(db: &TestStorage) {
 
 async fn a_push_delivery_is_claimed_once_however_many_dispatchers_race(db: &TestStorage) {
     let receiver = receiver(db).await;
-    let s = stream(&receiver.id, None, push());
+    let streams: Vec<Stream> = (0..4).map(|_| stream(&receiver.id, None, push())).collect();
     let polled = stream(&receiver.id, None, Delivery::Poll);
-    db.insert_stream(&s, 10, t(0)).await.unwrap();
-    db.insert_stream(&polled, 10, t(0)).await.unwrap();
-    let events: Vec<SecurityEvent> = (0..4).map(|i| revoked(10 + i)).collect();
-    db.record_events(&events).await.unwrap();
+    for s in streams.iter().chain([&polled]) {
+        db.insert_stream(s, 10, t(0)).await.unwrap();
+    }
+    let (older, newer) = (revoked(10), revoked(11));
+    db.record_events(&[older.clone(), newer.clone()]).await.unwrap();
 
-    let claims = race((0..RACERS).map(|_| db.claim_pushes(t(20), t(50), 10))).await;
+    // Per stream only its oldest SET is in flight: four of the eight deliveries.
+    let claims = race((0..RACERS).map(|_| db.claim_pushes(t(20), t(50), 10, 10))).await;
     let mut claimed: Vec<(String, String)> = Vec::new();
     for attempt in claims.into_iter().flat_map(Result::unwrap) {
-        assert_eq!(attempt.stream.id, s.id, "poll streams are not pushed");
+        assert_ne!(attempt.stream.id, polled.id, "poll streams are not pushed");
         assert_eq!(attempt.attempts, 1);
-        assert_eq!(attempt.stream.delivery, s.delivery);
+        assert_eq!(attempt.set.event.id, older.id, "the oldest first");
         claimed.push((attempt.stream.id, attempt.set.jti));
     }
     claimed.sort();
     claimed.dedup();
-    assert_eq!(claimed.len(), 4, "each delivery exactly once");
-    assert!(db.claim_pushes(t(21), t(60), 10).await.unwrap().is_empty(), "leased until 50");
+    assert_eq!(claimed.len(), 4, "each stream's oldest exactly once: {claimed:?}");
+    assert!(db.claim_pushes(t(21), t(60), 10, 10).await.unwrap().is_empty(), "every stream has one in flight");
 
     let (first, second) = (&claimed[0], &claimed[1]);
     db.settle_push(&first.0, &first.1, &PushOutcome::Delivered).await.unwrap();
     db.settle_push(&second.0, &second.1, &PushOutcome::Retry { at: t(100), error: "503".into() }).await.unwrap();
-    // After the lease: the two unsettled ones again (leased until 200 now); the retried one
-    // only at its time.
-    let again = db.claim_pushes(t(60), t(200), 10).await.unwrap();
+    let next = db.claim_pushes(t(22), t(60), 10, 10).await.unwrap();
+    assert_eq!(next.len(), 1, "the delivered stream's next SET; the failed stream waits whole");
+    assert_eq!((next[0].stream.id.as_str(), next[0].set.event.id.as_str()), (first.0.as_str(), newer.id.as_str()));
+    db.settle_push(&first.0, &next[0].set.jti, &PushOutcome::Delivered).await.unwrap();
+
+    // After their lease: the two unsettled streams' oldest again; the failed stream only at
+    // its time, its oldest first although its newer SET was due earlier.
+    let again = db.claim_pushes(t(60), t(200), 10, 10).await.unwrap();
     assert_eq!(again.len(), 2);
-    assert!(again.iter().all(|a| a.attempts == 2 && a.set.jti != first.1 && a.set.jti != second.1));
-    assert!(db.claim_pushes(t(99), t(130), 10).await.unwrap().is_empty());
-    let retried = db.claim_pushes(t(100), t(130), 10).await.unwrap();
+    assert!(again.iter().all(|a| a.attempts == 2 && a.set.event.id == older.id && a.stream.id != second.0));
+    assert!(db.claim_pushes(t(99), t(130), 10, 10).await.unwrap().iter().all(|a| a.stream.id != second.0));
+    let retried = db.claim_pushes(t(100), t(130), 10, 10).await.unwrap();
     assert_eq!(retried.len(), 1);
     assert_eq!((retried[0].set.jti.as_str(), retried[0].attempts), (second.1.as_str(), 2));
+}
+
+/// One receiver's many streams (or slow endpoints) take at most its share of the places.
+async fn a_receiver_has_at_most_its_share_of_pushes_in_flight(db: &TestStorage) {
+    let greedy = receiver(db).await;
+    let other = new_client("other", t(-50));
+    db.insert_client(&other).await.unwrap();
+    let many: Vec<Stream> = (0..6).map(|_| stream(&greedy.id, None, push())).collect();
+    let theirs = stream(&other.id, None, push());
+    for s in many.iter().chain([&theirs]) {
+        db.insert_stream(s, 10, t(0)).await.unwrap();
+    }
+    db.record_events(&[revoked(10)]).await.unwrap();
+
+    let first = db.claim_pushes(t(20), t(50), 100, 2).await.unwrap();
+    let of = |attempts: &[tessera::storage::PushAttempt], who: &ClientId| {
+        attempts.iter().filter(|a| &a.stream.receiver == who).count()
+    };
+    assert_eq!((of(&first, &greedy.id), of(&first, &other.id)), (2, 1));
+    assert!(db.claim_pushes(t(21), t(50), 100, 2).await.unwrap().is_empty(), "both at their share");
+
+    let done = first.iter().find(|a| a.stream.receiver == greedy.id).unwrap();
+    db.settle_push(&done.stream.id, &done.set.jti, &PushOutcome::Delivered).await.unwrap();
+    let freed = db.claim_pushes(t(22), t(50), 100, 2).await.unwrap();
+    assert_eq!(of(&freed, &greedy.id), 1, "a freed place goes to the same receiver's next stream");
 }
 
 async fn the_purge_removes_what_expired_and_inactive_poll_streams(db: &TestStorage) {
@@ -296,7 +328,7 @@ async fn the_purge_removes_what_expired_and_inactive_poll_streams(db: &TestStora
     assert!(db.find_stream(&idle.id).await.unwrap().is_none(), "an inactive poll stream");
     assert!(db.find_stream(&active.id).await.unwrap().is_some());
     assert!(db.find_stream(&pushed.id).await.unwrap().is_some(), "push streams are not purged for inactivity");
-    assert!(db.claim_pushes(t(401), t(430), 10).await.unwrap().is_empty());
+    assert!(db.claim_pushes(t(401), t(430), 10, 10).await.unwrap().is_empty());
 }
 
 crate::backend_tests!(
@@ -308,5 +340,6 @@ crate::backend_tests!(
     a_paused_stream_holds_its_sets_and_a_disabled_one_drops_them,
     one_verification_per_interval_however_many_race,
     a_push_delivery_is_claimed_once_however_many_dispatchers_race,
+    a_receiver_has_at_most_its_share_of_pushes_in_flight,
     the_purge_removes_what_expired_and_inactive_poll_streams,
 );

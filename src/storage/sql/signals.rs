@@ -491,21 +491,40 @@ impl SignalStore for SqlStorage {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: i64,
+        per_receiver: i64,
     ) -> Result<Vec<PushAttempt>, StorageError> {
         // Claimed with a fresh lease id and read back by it. On PostgreSQL two replicas may
         // pick the same rows; the second UPDATE waits on the row lock, re-checks the lease
         // condition against the committed row, and claims nothing. A disabled client is
         // cut off: its streams hold what they are owed, as a paused stream does, and are
         // sent nothing (every user's revocations are what it would otherwise still learn).
+        // Fair among receivers (RFC 8935 leaves scheduling to the transmitter): a stream has
+        // one SET in flight at a time, its oldest due, so it is delivered in order and a dead
+        // endpoint holds one place; a receiver has at most `per_receiver` in flight over all
+        // its streams, so neither one receiver's many streams nor its slow endpoint can take
+        // the places of the others. The window functions run over what is due only.
         let claim = "UPDATE ssf_deliveries SET lease = $1, leased_until = $2, attempts = attempts + 1 \
-             WHERE (stream_id, jti) IN (SELECT d.stream_id, d.jti FROM ssf_deliveries d \
-               JOIN ssf_streams s ON s.id = d.stream_id JOIN ssf_events e ON e.id = d.event_id \
-               JOIN clients c ON c.id = s.receiver_id \
-               WHERE s.delivery_method = $5 AND (s.status = 'enabled' OR e.event_bit = 0) \
-                 AND c.disabled_at IS NULL \
-                 AND d.next_attempt_at <= $3 AND d.expires_at > $3 \
-                 AND (d.leased_until IS NULL OR d.leased_until <= $3) \
-               ORDER BY d.next_attempt_at LIMIT $4) \
+             WHERE (stream_id, jti) IN (SELECT stream_id, jti FROM ( \
+               SELECT firsts.stream_id, firsts.jti, firsts.next_attempt_at, COALESCE(busy.n, 0) AS busy, \
+                 ROW_NUMBER() OVER (PARTITION BY firsts.receiver_id \
+                   ORDER BY firsts.next_attempt_at, firsts.issued_at, firsts.jti) AS in_receiver \
+               FROM ( \
+                 SELECT d.stream_id, d.jti, d.next_attempt_at, d.issued_at, s.receiver_id, \
+                   ROW_NUMBER() OVER (PARTITION BY d.stream_id ORDER BY d.next_attempt_at, d.issued_at, d.jti) AS in_stream \
+                 FROM ssf_deliveries d \
+                 JOIN ssf_streams s ON s.id = d.stream_id JOIN ssf_events e ON e.id = d.event_id \
+                 JOIN clients c ON c.id = s.receiver_id \
+                 WHERE s.delivery_method = $5 AND (s.status = 'enabled' OR e.event_bit = 0) \
+                   AND c.disabled_at IS NULL \
+                   AND d.next_attempt_at <= $3 AND d.expires_at > $3 \
+                   AND (d.leased_until IS NULL OR d.leased_until <= $3) \
+                   AND d.stream_id NOT IN (SELECT stream_id FROM ssf_deliveries WHERE leased_until > $3) \
+               ) firsts \
+               LEFT JOIN (SELECT s.receiver_id, COUNT(*) AS n FROM ssf_deliveries f \
+                          JOIN ssf_streams s ON s.id = f.stream_id WHERE f.leased_until > $3 \
+                          GROUP BY s.receiver_id) busy ON busy.receiver_id = firsts.receiver_id \
+               WHERE firsts.in_stream = 1 \
+             ) fair WHERE fair.in_receiver + fair.busy <= $6 ORDER BY fair.next_attempt_at LIMIT $4) \
              AND (leased_until IS NULL OR leased_until <= $3)";
         let read = concat!(
             "SELECT ",
@@ -521,7 +540,7 @@ impl SignalStore for SqlStorage {
             on_writer!(self, [lease], pool => {
                 let done = sqlx::query(claim)
                     .bind(lease).bind(Timestamp::from(lease_until)).bind(Timestamp::from(now)).bind(limit).bind(PUSH)
-                    .execute(pool).await?;
+                    .bind(per_receiver).execute(pool).await?;
                 Ok(done.rows_affected())
             })?
         };
@@ -547,10 +566,18 @@ impl SignalStore for SqlStorage {
                         .bind(stream_id).bind(jti).execute(pool).await?;
                 }
                 PushOutcome::Retry { at, error } => {
+                    let mut tx = pool.begin().await?;
                     sqlx::query("UPDATE ssf_deliveries SET lease = NULL, leased_until = NULL, next_attempt_at = $3, \
                                  last_error = $4 WHERE stream_id = $1 AND jti = $2")
                         .bind(stream_id).bind(jti).bind(Timestamp::from(*at)).bind(error)
-                        .execute(pool).await?;
+                        .execute(&mut *tx).await?;
+                    // The endpoint failed: the whole stream waits, not only this SET, so a
+                    // dead endpoint is tried once per back-off rather than once per SET.
+                    sqlx::query("UPDATE ssf_deliveries SET next_attempt_at = $2 \
+                                 WHERE stream_id = $1 AND next_attempt_at < $2 AND lease IS NULL")
+                        .bind(stream_id).bind(Timestamp::from(*at))
+                        .execute(&mut *tx).await?;
+                    tx.commit().await?;
                 }
             }
             Ok(())

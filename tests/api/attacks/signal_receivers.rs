@@ -6,7 +6,7 @@ use crate::helpers::cli::tessera;
 use crate::helpers::clients::ClientSpec;
 use crate::helpers::refresh::refresh_token;
 use crate::helpers::signals::{PushReceiver, PUSH, SESSION_REVOKED};
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, TestDatabase};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -178,7 +178,7 @@ crate::backend_tests!(
 /// every revocation: a receiver opening a thousand on one stream would multiply the
 /// database's load and take every place from other receivers. A stream has a few waiting
 /// at once; past that a poll answers at once, and another stream's poll still waits.
-async fn one_stream_cannot_hoard_the_long_polls(database: &crate::helpers::TestDatabase) {
+async fn one_stream_cannot_hoard_the_long_polls(database: &TestDatabase) {
     let timeout = tessera::config::Lifetime::parse("3s").unwrap();
     let app = TestApp::spawn(database, |s| s.ssf.long_poll_timeout = timeout).await.unwrap();
     let hoarder = app.receiver().await;
@@ -196,6 +196,44 @@ async fn one_stream_cannot_hoard_the_long_polls(database: &crate::helpers::TestD
     app.stop().await;
 }
 
+/// A receiver whose push endpoints never answer (gone dark, or made so on purpose) holds
+/// only its own streams: another receiver's pushes go out while its attempts wait out
+/// `ssf.push_timeout`. (With attempts sent in rounds, a round waited for its slowest.)
+async fn a_dead_push_endpoint_delays_no_other_receiver(database: &TestDatabase) {
+    let app = TestApp::spawn(database, |settings| {
+        settings.ssf.push_timeout = tessera::config::Lifetime(Duration::from_secs(30));
+    })
+    .await
+    .unwrap();
+    // Accepts connections and never answers.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/events", black_hole.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<std::net::TcpStream> = black_hole.incoming().map_while(Result::ok).collect();
+        drop(held);
+    });
+    let dark = app.receiver().await;
+    for _ in 0..5 {
+        app.create_stream(&dark, json!({ "delivery": { "method": PUSH, "endpoint_url": dead_url } })).await;
+    }
+    let witness = app.receiver().await;
+    let endpoint = PushReceiver::start(vec![]);
+    app.create_stream(&witness, json!({ "delivery": { "method": PUSH, "endpoint_url": endpoint.url } })).await;
+
+    // Twenty revocations: 120 deliveries, 100 of them to the dead endpoint.
+    let service = app.register_client(ClientSpec::service()).await;
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        let token: Value = app.client_credentials(&service.id, service.secret(), &[]).await.json().await.unwrap();
+        assert_eq!(app.revoke(&service, token["access_token"].as_str().unwrap()).await.status(), 200);
+    }
+    let received = endpoint.wait_for(20, Duration::from_secs(15)).await;
+    assert_eq!(received.len(), 20, "the witness got every SET while the dead endpoint hung");
+    eprintln!("twenty SETs to a live receiver beside a dead one: {:?}", started.elapsed());
+    endpoint.stop().await;
+    app.stop().await;
+}
+
 /// How long a long poll of `stream` waited; it must end empty.
 async fn long_poll(app: &TestApp, receiver: &crate::helpers::signals::Receiver, stream: &str) -> Duration {
     let started = std::time::Instant::now();
@@ -206,5 +244,5 @@ async fn long_poll(app: &TestApp, receiver: &crate::helpers::signals::Receiver, 
 
 mod on_their_own_servers {
     use super::*;
-    crate::database_tests!(one_stream_cannot_hoard_the_long_polls);
+    crate::database_tests!(one_stream_cannot_hoard_the_long_polls, a_dead_push_endpoint_delays_no_other_receiver);
 }
