@@ -159,6 +159,9 @@ impl OutboundPolicy {
         reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver { policy: *self }))
             .redirect(reqwest::redirect::Policy::none())
+            // No proxy from the environment (`HTTPS_PROXY`, `ALL_PROXY`): a proxy resolves
+            // names itself, past the guarded resolver, and would reach what it refuses.
+            .no_proxy()
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
             .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))

@@ -73,9 +73,10 @@ pub async fn post(
     for (jti, error) in body.set_errs {
         // The receiver could not use this SET (RFC 8936 §2.4.4): it is not sent again, and
         // the operator hears of it. Only the code is logged, cut short: it is the
-        // receiver's text.
+        // receiver's text (and so is the `jti` key: it is cut the same way).
         let err: String = error.err.chars().filter(|c| c.is_ascii_graphic()).take(40).collect();
-        tracing::warn!(event = "ssf_set_error", stream_id = %stream.id, jti = %jti, err = %err,
+        let logged_jti: String = jti.chars().filter(|c| c.is_ascii_graphic()).take(MAX_JTI_LEN).collect();
+        tracing::warn!(event = "ssf_set_error", stream_id = %stream.id, jti = %logged_jti, err = %err,
             "a receiver reported a SET it could not use");
         settled.push(jti);
     }

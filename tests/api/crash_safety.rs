@@ -1,4 +1,4 @@
-//! Crash safety: refresh chains and code exchanges run against a `tessera serve` process,
+//! The `tessera serve` process: its signals, environment and crashes. Crash safety: refresh chains and code exchanges run against a `tessera serve` process,
 //! which is killed with SIGKILL mid-load and restarted on the same database. Then every
 //! chain is checked: no refresh token lost or duplicated, no family both alive and
 //! revoked, a client retrying within the retry window gets the same successor (the one
@@ -63,11 +63,16 @@ impl ServeProcess {
     /// Starts the binary on `database`, listening on `port` (or, should that be taken by
     /// now, on another free port), and waits until `/readyz` answers 200.
     async fn start(database: &TestDatabase, port: u16, run: usize) -> Self {
-        match Self::start_on(database, port, run).await {
+        Self::start_with(database, port, run, &[]).await
+    }
+
+    /// As [`start`](Self::start), with more environment variables.
+    async fn start_with(database: &TestDatabase, port: u16, run: usize, env: &[(&str, &str)]) -> Self {
+        match Self::start_on(database, port, run, env).await {
             Ok(process) => process,
             Err(output) => {
                 eprintln!("tessera serve did not start on port {port}, trying another one:\n{output}");
-                Self::start_on(database, free_port(), run)
+                Self::start_on(database, free_port(), run, env)
                     .await
                     .unwrap_or_else(|output| panic!("tessera serve exited before it was ready:\n{output}"))
             }
@@ -75,7 +80,7 @@ impl ServeProcess {
     }
 
     /// `Err(its output)` when the process exits before it is ready.
-    async fn start_on(database: &TestDatabase, port: u16, run: usize) -> Result<Self, String> {
+    async fn start_on(database: &TestDatabase, port: u16, run: usize, env: &[(&str, &str)]) -> Result<Self, String> {
         let root = env!("CARGO_MANIFEST_DIR");
         let address = format!("http://127.0.0.1:{port}");
         let log = database.scratch_dir().join(format!("serve-{run}.log"));
@@ -99,6 +104,7 @@ impl ServeProcess {
             .env("TESSERA_SSF__ALLOW_LOOPBACK_PUSH", "true")
             .env("TESSERA_LOG__FILTER", "warn")
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log file"))
             .stderr(out);
@@ -911,8 +917,61 @@ async fn a_sigterm_ends_waiting_long_polls_and_exits_cleanly(database: &TestData
     eprintln!("SIGTERM to exit with a waiting long poll: {:?}", signalled.elapsed());
 }
 
+/// Pushes ignore proxy settings from the environment: a proxy would resolve the
+/// receiver's host name itself, past the SSRF guard's resolver.
+async fn pushes_go_direct_whatever_proxy_the_environment_names(database: &TestDatabase) {
+    use crate::helpers::signals::{PushReceiver, PUSH};
+    let app = TestApp::spawn(database, |_| {}).await.expect("the in-process server starts");
+    let receiver = app.register_client(ClientSpec::receiver()).await;
+    app.stop().await;
+    let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let env = [
+        ("HTTP_PROXY", proxy_url.as_str()),
+        ("HTTPS_PROXY", proxy_url.as_str()),
+        ("ALL_PROXY", proxy_url.as_str()),
+        ("http_proxy", proxy_url.as_str()),
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
+    ];
+    let server = ServeProcess::start_with(database, free_port(), 1, &env).await;
+    let http = http_client();
+    let token: Value = http
+        .post(format!("{}/token", server.address))
+        .basic_auth(&receiver.id, receiver.secret.as_ref())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    let endpoint = PushReceiver::start(vec![]);
+    let created: Value = http
+        .post(format!("{}/ssf/streams", server.address))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "delivery": { "method": PUSH, "endpoint_url": endpoint.url } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verify = serde_json::json!({ "stream_id": created["stream_id"] });
+    let requested = http.post(format!("{}/ssf/verify", server.address)).bearer_auth(token).json(&verify).send().await;
+    assert_eq!(requested.unwrap().status(), 204);
+
+    let received = endpoint.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 1, "the SET reached the receiver directly:\n{}", server.output());
+    assert!(proxy.accept().is_err(), "nothing connected to the proxy");
+    endpoint.stop().await;
+}
+
 crate::database_tests!(
     a_sigterm_ends_waiting_long_polls_and_exits_cleanly,
+    pushes_go_direct_whatever_proxy_the_environment_names,
     a_sigkill_mid_load_loses_and_duplicates_nothing,
     a_sigkill_between_a_revocation_and_its_push_loses_no_set,
 );
