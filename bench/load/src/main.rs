@@ -11,6 +11,7 @@ mod flows;
 mod http;
 mod openssl;
 mod report;
+mod revocation;
 mod scenarios;
 mod verify;
 
@@ -118,6 +119,41 @@ enum Command {
         /// Thread counts to run, e.g. 1,2.
         #[arg(long, value_delimiter = ',', default_value = "1")]
         threads: Vec<usize>,
+    },
+    /// Issue 12: time from an RFC 7009 revocation's answer until every one of N
+    /// in-process tessera-verify verifiers (one SSF poll stream each) refuses the token.
+    RevocationLatency {
+        #[command(flatten)]
+        login: LoginArgs,
+        #[arg(long)]
+        url: String,
+        /// A client_credentials client, for the access tokens revoked by themselves.
+        #[arg(long)]
+        service_id: String,
+        #[arg(long)]
+        service_secret: String,
+        /// A receiver client (scopes ssf.manage ssf.read) as ID:SECRET; repeat it. The
+        /// verifiers are spread over them round-robin.
+        #[arg(long = "receiver", required = true)]
+        receivers: Vec<String>,
+        #[arg(long, default_value_t = 100)]
+        verifiers: usize,
+        /// Revocations of each kind (refresh token, access token).
+        #[arg(long, default_value_t = 120)]
+        per_kind: usize,
+        #[arg(long, default_value = "https://api.example.com")]
+        audience: String,
+        /// The random wait before each revocation, in milliseconds: from MIN to MAX.
+        #[arg(long, default_value_t = 20)]
+        min_gap_ms: u64,
+        #[arg(long, default_value_t = 200)]
+        max_gap_ms: u64,
+        /// A revocation not refused by every verifier within this many seconds is missed.
+        #[arg(long, default_value_t = 10.0)]
+        miss_after: f64,
+        /// Threads of the runtime that runs the verifiers' feeds.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
     /// Writes the Markdown table and the JSON of a run directory.
     Report {
@@ -238,6 +274,44 @@ fn main() -> anyhow::Result<()> {
                 runtime.block_on(verify::prepare(&target, &client.client_id, &client.client_secret, &audience))?;
             let result = verify::measure(&token, &verifier, parsed, &input, &signature, &threads, seconds);
             print(&serde_json::to_value(result)?)
+        }
+        Command::RevocationLatency {
+            login,
+            url,
+            service_id,
+            service_secret,
+            receivers,
+            verifiers,
+            per_kind,
+            audience,
+            min_gap_ms,
+            max_gap_ms,
+            miss_after,
+            threads,
+        } => {
+            let receivers = receivers
+                .iter()
+                .map(|r| {
+                    let (id, secret) = r.split_once(':').with_context(|| format!("--receiver {r}: not ID:SECRET"))?;
+                    Ok((id.to_owned(), secret.to_owned()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let setup = revocation::Setup {
+                target: Target::parse(&url)?,
+                audience,
+                verifiers,
+                receivers,
+                web: login.web_client(),
+                username: login.username.clone(),
+                password: login.password()?,
+                service: (service_id, service_secret),
+                per_kind,
+                min_gap: Duration::from_millis(min_gap_ms),
+                max_gap: Duration::from_millis(max_gap_ms),
+                miss_after: Duration::from_secs_f64(miss_after),
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+            print(&runtime.block_on(revocation::run(setup))?)
         }
         command => {
             let threads = match &command {
