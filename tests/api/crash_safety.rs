@@ -183,6 +183,27 @@ async fn token_request(
     Ok((status, body))
 }
 
+/// A client-credentials access token of `client` from the process at `address`.
+async fn client_token(http: &reqwest::Client, address: &str, client: &TestClient) -> String {
+    let (status, body) = token_request(http, address, client, &[("grant_type", "client_credentials")]).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().expect("an access token").to_owned()
+}
+
+/// Creates a Shared Signals stream delivering by `delivery` at the process at `address`
+/// (SSF §8.1.1.1); its configuration.
+async fn create_stream(http: &reqwest::Client, address: &str, token: &str, delivery: Value) -> Value {
+    let response = http
+        .post(format!("{address}/ssf/streams"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "delivery": delivery }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
 async fn refresh(
     http: &reqwest::Client,
     address: &str,
@@ -809,28 +830,12 @@ async fn a_sigkill_between_a_revocation_and_its_push_loses_no_set(database: &Tes
 
     let mut server = ServeProcess::start(database, free_port(), 1).await;
     let http = http_client();
-    let token: Value = http
-        .post(format!("{}/token", server.address))
-        .basic_auth(&receiver.id, receiver.secret.as_ref())
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap();
+    let token = client_token(&http, &server.address, &receiver).await;
     // Nothing listens here yet: every push attempt fails.
     let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}/events");
-    let created = http
-        .post(format!("{}/ssf/streams", server.address))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "delivery": { "method": PUSH, "endpoint_url": endpoint } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    create_stream(&http, &server.address, &token, serde_json::json!({ "method": PUSH, "endpoint_url": endpoint }))
+        .await;
     let revoked = http
         .post(format!("{}/revoke", server.address))
         .basic_auth(&client.id, client.secret.as_ref())
@@ -869,27 +874,8 @@ async fn a_sigterm_ends_waiting_long_polls_and_exits_cleanly(database: &TestData
 
     let mut server = ServeProcess::start(database, free_port(), 1).await;
     let http = http_client();
-    let token: Value = http
-        .post(format!("{}/token", server.address))
-        .basic_auth(&receiver.id, receiver.secret.as_ref())
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
-    let created: Value = http
-        .post(format!("{}/ssf/streams", server.address))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({ "delivery": { "method": POLL } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = client_token(&http, &server.address, &receiver).await;
+    let created = create_stream(&http, &server.address, &token, serde_json::json!({ "method": POLL })).await;
     let poll_url = created["delivery"]["endpoint_url"].as_str().expect("a poll endpoint").to_owned();
     let waiting = tokio::spawn({
         let http = http.clone();
@@ -937,30 +923,12 @@ async fn pushes_go_direct_whatever_proxy_the_environment_names(database: &TestDa
     ];
     let server = ServeProcess::start_with(database, free_port(), 1, &env).await;
     let http = http_client();
-    let token: Value = http
-        .post(format!("{}/token", server.address))
-        .basic_auth(&receiver.id, receiver.secret.as_ref())
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap();
+    let token = client_token(&http, &server.address, &receiver).await;
     let endpoint = PushReceiver::start(vec![]);
-    let created: Value = http
-        .post(format!("{}/ssf/streams", server.address))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "delivery": { "method": PUSH, "endpoint_url": endpoint.url } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let delivery = serde_json::json!({ "method": PUSH, "endpoint_url": endpoint.url });
+    let created = create_stream(&http, &server.address, &token, delivery).await;
     let verify = serde_json::json!({ "stream_id": created["stream_id"] });
-    let requested = http.post(format!("{}/ssf/verify", server.address)).bearer_auth(token).json(&verify).send().await;
+    let requested = http.post(format!("{}/ssf/verify", server.address)).bearer_auth(&token).json(&verify).send().await;
     assert_eq!(requested.unwrap().status(), 204);
 
     let received = endpoint.wait_for(1, Duration::from_secs(10)).await;
