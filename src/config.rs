@@ -47,6 +47,8 @@ pub struct Settings {
     pub http: HttpSettings,
     pub log: LogSettings,
     pub ssf: SsfSettings,
+    pub par: ParSettings,
+    pub private_key_jwt: PrivateKeyJwtSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -198,6 +200,33 @@ pub struct SsfSettings {
     /// Push endpoints in private, shared or link-local address ranges (receivers inside the
     /// operator's own network). Off: a receiver cannot make Tessera reach internal hosts.
     pub allow_private_push: bool,
+}
+
+/// Pushed authorization requests, RFC 9126 (`[par]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParSettings {
+    /// `require_pushed_authorization_requests` for every client (RFC 9126 §5).
+    pub required: bool,
+    /// How long a `request_uri` stays usable (§2.2 `expires_in`).
+    #[serde(deserialize_with = "lifetime_within::<SECOND, { 10 * MINUTE }, _>")]
+    pub lifetime: Lifetime,
+    /// Unexpired pushed requests one client may have.
+    #[serde(deserialize_with = "count_within::<1, 10_000, _, _>")]
+    pub max_per_client: u32,
+    /// Unexpired pushed requests of all clients together.
+    #[serde(deserialize_with = "count_within::<1, 1_000_000, _, _>")]
+    pub max_total: u32,
+}
+
+/// `private_key_jwt` client authentication (`[private_key_jwt]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivateKeyJwtSettings {
+    /// `jwks_uri` on loopback addresses, over plain http too: development only.
+    pub allow_loopback_jwks_uri: bool,
+    /// `jwks_uri` in private, shared or link-local address ranges.
+    pub allow_private_jwks_uri: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -842,6 +871,7 @@ mod tests {
         "ssf.min_verification_interval",
         "ssf.push_timeout",
         "ssf.push_max_backoff",
+        "par.lifetime",
     ];
     /// Whole-number settings with their allowed range.
     const COUNT_SETTINGS: &[(&str, u64, u64)] = &[
@@ -852,6 +882,8 @@ mod tests {
         ("http.workers", 0, 1024),
         ("ssf.max_streams_per_receiver", 1, 10_000),
         ("ssf.max_events_per_poll", 1, 1000),
+        ("par.max_per_client", 1, 10_000),
+        ("par.max_total", 1, 1_000_000),
     ];
     const OTHER_SETTINGS: &[&str] = &[
         "issuer",
@@ -865,6 +897,9 @@ mod tests {
         "ssf.enabled",
         "ssf.allow_loopback_push",
         "ssf.allow_private_push",
+        "par.required",
+        "private_key_jwt.allow_loopback_jwks_uri",
+        "private_key_jwt.allow_private_jwks_uri",
     ];
 
     /// TOML that sets the dotted `setting` to `value` (a TOML literal).

@@ -45,7 +45,8 @@ pub async fn purge(
     loop {
         let now = clock.now();
         let deleted = storage.purge_expired(now, batch).await?
-            + storage.purge_signals(now, now - stream_inactivity, batch).await?;
+            + storage.purge_signals(now, now - stream_inactivity, batch).await?
+            + storage.purge_client_requests(now, batch).await?;
         total += deleted;
         if deleted < batch as u64 {
             break;

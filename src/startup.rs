@@ -11,8 +11,11 @@ use crate::keys::refresher;
 use crate::keys::rotation::RotationSchedule;
 use crate::keys::SigningKeys;
 use crate::login::LoginSettings;
+use crate::oauth::client_assertion::AssertionChecker;
+use crate::oauth::client_keys::{self, ClientKeys};
 use crate::oauth::discovery::Discovery;
 use crate::oauth::jwks::JwksMaxAge;
+use crate::oauth::par::ParPolicy;
 use crate::password::PasswordChecks;
 use crate::signals::push::Pusher;
 use crate::ssf::Transmitter;
@@ -113,7 +116,15 @@ impl Application {
             settings.keys.refresh_interval.0,
         );
         background.push(key_refresher);
-        let discovery = Data::new(Discovery::new(&settings.issuer, is_ssf_enabled));
+        let discovery = Data::new(Discovery::new(&settings.issuer, is_ssf_enabled, settings.par.required));
+        let par = Data::new(ParPolicy::from_settings(&settings));
+        let assertions = Data::new(AssertionChecker {
+            issuer: settings.issuer.clone(),
+            keys: ClientKeys::new(client_keys::outbound_policy(&settings))
+                .context("cannot build the HTTP client that fetches clients' jwks_uri")?,
+            storage: storage.clone(),
+            clock: clock.clone(),
+        });
         let jwks_max_age = Data::new(JwksMaxAge(settings.keys.jwks_max_age.as_secs().min(u32::MAX as u64) as u32));
         let clients = Data::new(ClientCache::new(storage.clone(), clock.clone(), settings.database.client_cache_ttl.0));
         let storage = Data::from(storage);
@@ -128,6 +139,8 @@ impl Application {
                 .app_data(clients.clone())
                 .app_data(issuer.clone())
                 .app_data(discovery.clone())
+                .app_data(par.clone())
+                .app_data(assertions.clone())
                 .app_data(jwks_max_age.clone())
                 .app_data(flow_settings.clone())
                 .app_data(forms.clone())

@@ -31,6 +31,8 @@ fn client() -> &'static Client {
         post_logout_redirect_uris: vec![],
         is_first_party: false,
         always_issue_refresh_token: false,
+        require_pushed_authorization_requests: false,
+        keys: None,
         created_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
         disabled_at: None,
     })

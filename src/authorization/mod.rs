@@ -35,6 +35,8 @@ pub struct FlowSettings {
     pub session_idle: Duration,
     pub session_absolute: Duration,
     pub code_ttl: Duration,
+    /// RFC 9126 §5 for every client (`par.required`).
+    pub par_required: bool,
 }
 
 impl FlowSettings {
@@ -45,6 +47,7 @@ impl FlowSettings {
             session_idle: settings.sessions.idle_timeout.chrono(),
             session_absolute: settings.sessions.absolute_timeout.chrono(),
             code_ttl: settings.tokens.authorization_code_ttl.chrono(),
+            par_required: settings.par.required,
         }
     }
 }

@@ -1,11 +1,13 @@
 //! `tessera client …`: register, inspect, disable clients and rotate their secrets.
 
 use super::{print_json, when};
-use crate::domain::client::{parse_audience, AuthMethod, Client, ClientId, GrantType};
+use crate::domain::client::{parse_audience, AuthMethod, Client, ClientId, ClientType, GrantType, KeySource};
 use crate::domain::redirect_uri;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::GeneratedSecret;
 use crate::domain::signals::Reason;
+use crate::http::outbound::OutboundPolicy;
+use crate::oauth::client_keys;
 use crate::signals::Emitter;
 use crate::storage::Storage;
 use anyhow::{bail, Context};
@@ -84,17 +86,34 @@ pub struct CreateArgs {
     /// A public client (SPA, native app): no secret, token_endpoint_auth_method none.
     #[arg(long)]
     public: bool,
-    /// client_secret_basic (default) or client_secret_post.
-    #[arg(long, default_value = "client_secret_basic")]
+    /// client_secret_basic (default), client_secret_post or private_key_jwt (with --jwks-uri
+    /// or --jwks-file: no secret, the client signs assertions with its private key).
+    #[arg(long, alias = "auth", default_value = "client_secret_basic")]
     auth_method: String,
+    /// private_key_jwt: the https URL of the client's JWK Set, fetched when needed.
+    #[arg(long)]
+    jwks_uri: Option<String>,
+    /// private_key_jwt: a file holding the client's JWK Set (public keys only, at most 16 KB).
+    #[arg(long)]
+    jwks_file: Option<std::path::PathBuf>,
+    /// Require pushed authorization requests (RFC 9126): /authorize only with a request_uri
+    /// from the PAR endpoint.
+    #[arg(long)]
+    require_par: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
 }
 
-pub async fn run(command: ClientCommand, storage: &dyn Storage, events: &Emitter) -> anyhow::Result<()> {
+/// `outbound` is the policy `jwks_uri`s are checked against (`[private_key_jwt]`).
+pub async fn run(
+    command: ClientCommand,
+    storage: &dyn Storage,
+    events: &Emitter,
+    outbound: OutboundPolicy,
+) -> anyhow::Result<()> {
     match command {
-        ClientCommand::Create(args) => create(args, storage).await,
+        ClientCommand::Create(args) => create(args, storage, outbound).await,
         ClientCommand::List { json } => {
             let clients = storage.list_clients().await?;
             if json {
@@ -147,7 +166,7 @@ pub async fn run(command: ClientCommand, storage: &dyn Storage, events: &Emitter
     }
 }
 
-async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
+async fn create(args: CreateArgs, storage: &dyn Storage, outbound: OutboundPolicy) -> anyhow::Result<()> {
     let name = args.name.trim().to_owned();
     if name.is_empty() || name.len() > 200 {
         bail!("--name must be 1 to 200 characters");
@@ -168,6 +187,18 @@ async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
             method => method,
         }
     };
+    let keys = match (auth_method, &args.jwks_uri, &args.jwks_file) {
+        (AuthMethod::PrivateKeyJwt, Some(uri), None) => Some(KeySource::Uri(
+            client_keys::check_jwks_uri(uri, outbound).map_err(|e| anyhow::anyhow!("--jwks-uri {e}"))?,
+        )),
+        (AuthMethod::PrivateKeyJwt, None, Some(path)) => {
+            let text = read_bounded(path)?;
+            Some(KeySource::Jwks(client_keys::check_jwks(&text).map_err(|e| anyhow::anyhow!("--jwks-file {e}"))?))
+        }
+        (AuthMethod::PrivateKeyJwt, _, _) => bail!("private_key_jwt needs exactly one of --jwks-uri and --jwks-file"),
+        (_, None, None) => None,
+        _ => bail!("--jwks-uri and --jwks-file are for --auth-method private_key_jwt"),
+    };
     if args.public && grant_types.contains(&GrantType::ClientCredentials) {
         bail!("a public client cannot use client_credentials (RFC 6749 §4.4): drop --public or the grant");
     }
@@ -186,7 +217,8 @@ async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
     if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
         bail!("the authorization_code grant needs at least one --redirect-uri");
     }
-    let secret = (!args.public).then(|| GeneratedSecret::generate(CLIENT_SECRET_PREFIX));
+    let has_secret = matches!(auth_method, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost);
+    let secret = has_secret.then(|| GeneratedSecret::generate(CLIENT_SECRET_PREFIX));
     let client = Client {
         id: ClientId::generate(),
         name,
@@ -201,6 +233,8 @@ async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
         post_logout_redirect_uris,
         is_first_party: args.first_party,
         always_issue_refresh_token: args.always_refresh_token,
+        require_pushed_authorization_requests: args.require_par,
+        keys,
         created_at: Utc::now(),
         disabled_at: None,
     };
@@ -217,6 +251,17 @@ async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
         println!("The secret is shown once and stored only as a hash: copy it now.");
     }
     Ok(())
+}
+
+/// Reads a JWK Set file, refusing one larger than [`client_keys::MAX_JWKS_BYTES`].
+fn read_bounded(path: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read --jwks-file {}", path.display()))?;
+    let mut text = String::new();
+    file.take(client_keys::MAX_JWKS_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read --jwks-file {} as UTF-8 text", path.display()))?;
+    Ok(text)
 }
 
 /// Checks each value with [`redirect_uri::parse_registered`], naming the flag on failure.
@@ -239,7 +284,7 @@ fn describe(client: &Client) -> serde_json::Value {
     json!({
         "client_id": client.id.as_str(),
         "name": client.name,
-        "client_type": if client.secret_digest.is_some() { "confidential" } else { "public" },
+        "client_type": match client.client_type() { ClientType::Confidential => "confidential", ClientType::Public => "public" },
         "token_endpoint_auth_method": client.auth_method.as_str(),
         "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "scope": client.scopes.to_string(),
@@ -250,6 +295,12 @@ fn describe(client: &Client) -> serde_json::Value {
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "first_party": client.is_first_party,
         "always_issue_refresh_token": client.always_issue_refresh_token,
+        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
+        "jwks_uri": match &client.keys { Some(KeySource::Uri(uri)) => Some(uri.as_str()), _ => None },
+        "jwks": match &client.keys {
+            Some(KeySource::Jwks(jwks)) => serde_json::from_str::<serde_json::Value>(jwks).ok(),
+            _ => None,
+        },
         "created_at": client.created_at.to_rfc3339(),
         "disabled_at": client.disabled_at.map(|t| t.to_rfc3339()),
     })
@@ -270,6 +321,14 @@ fn print_human(client: &Client, secret: Option<&GeneratedSecret>) {
     }
     if client.may_introspect_any {
         println!("introspects:   any token");
+    }
+    match &client.keys {
+        Some(KeySource::Uri(uri)) => println!("jwks_uri:      {uri}"),
+        Some(KeySource::Jwks(_)) => println!("jwks:          registered (see --json)"),
+        None => {}
+    }
+    if client.require_pushed_authorization_requests {
+        println!("requires PAR:  yes");
     }
     if !client.redirect_uris.is_empty() {
         println!("redirect URIs: {}", client.redirect_uris.join(" "));

@@ -62,7 +62,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Database {} is up to date.", settings.database_url);
             Ok(())
         }
-        Command::Client(command) => clients::run(command, &*open_storage(&settings).await?, &events).await,
+        Command::Client(command) => {
+            let outbound = crate::oauth::client_keys::outbound_policy(&settings);
+            clients::run(command, &*open_storage(&settings).await?, &events, outbound).await
+        }
         Command::User(command) => users::run(command, &*open_storage(&settings).await?, &events).await,
         Command::Session(command) => sessions::run(command, &*open_storage(&settings).await?, &events).await,
         Command::Keys(command) => keys::run(command, &*open_storage(&settings).await?, &settings).await,

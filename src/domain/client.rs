@@ -91,6 +91,9 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the request body (RFC 6749 §2.3.1).
     ClientSecretPost,
+    /// A signed JWT assertion (RFC 7523 §2.2; OpenID Connect Core §9 `private_key_jwt`),
+    /// checked with the public keys the client registered ([`KeySource`]).
+    PrivateKeyJwt,
     /// A public client: no secret.
     None,
 }
@@ -100,6 +103,7 @@ impl AuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
             Self::None => "none",
         }
     }
@@ -111,13 +115,23 @@ impl FromStr for AuthMethod {
         match raw {
             "client_secret_basic" => Ok(Self::ClientSecretBasic),
             "client_secret_post" => Ok(Self::ClientSecretPost),
+            "private_key_jwt" => Ok(Self::PrivateKeyJwt),
             "none" => Ok(Self::None),
             other => Err(InvalidParameter::new(
                 "token_endpoint_auth_method",
-                format!("`{other}` is not one of client_secret_basic, client_secret_post, none"),
+                format!("`{other}` is not one of client_secret_basic, client_secret_post, private_key_jwt, none"),
             )),
         }
     }
+}
+
+/// Where the public keys of a `private_key_jwt` client are (RFC 7591 §2 `jwks`, `jwks_uri`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// A JWK Set registered with the client (JSON text, checked at registration).
+    Jwks(String),
+    /// A URL Tessera fetches the JWK Set from (https; checked at registration).
+    Uri(String),
 }
 
 /// A registered client, as stored.
@@ -146,6 +160,11 @@ pub struct Client {
     pub is_first_party: bool,
     /// Issue a refresh token with every code exchange, even without `offline_access`.
     pub always_issue_refresh_token: bool,
+    /// RFC 9126 §6 `require_pushed_authorization_requests`: `/authorize` only with a
+    /// `request_uri` from the PAR endpoint.
+    pub require_pushed_authorization_requests: bool,
+    /// The public keys of a `private_key_jwt` client; `None` for the others.
+    pub keys: Option<KeySource>,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
 }
@@ -221,6 +240,8 @@ mod tests {
             post_logout_redirect_uris: vec![],
             is_first_party: false,
             always_issue_refresh_token: false,
+            require_pushed_authorization_requests: false,
+            keys: None,
             created_at: Utc::now(),
             disabled_at: None,
         }

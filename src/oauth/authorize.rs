@@ -5,6 +5,7 @@
 //! errors go back to the client with `error`, `state` and `iss` (see [`AuthorizeError`]).
 
 use super::error::AuthorizeError;
+use super::par::request_uri_digest;
 use crate::authorization::decision::{self, SignedIn, ValidRequest};
 use crate::authorization::pending::{login_form, login_request_handle};
 use crate::authorization::redirect::ClientRedirect;
@@ -22,6 +23,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use std::borrow::Cow;
+
+/// How long the person has to sign in and consent: time enough to type a password, not
+/// to leave a form open overnight.
+const PENDING_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 
 /// Longest `state`, `nonce` or `login_hint` accepted; longer values are not legitimate.
 const MAX_VALUE_LEN: usize = 2048;
@@ -61,39 +66,24 @@ async fn authorize(
     let client = client
         .filter(|c| !c.is_disabled())
         .ok_or_else(|| AuthorizeError::invalid("The application that sent you here is not registered with Tessera."))?;
-    let redirect_uri =
-        params.get("redirect_uri").ok_or_else(|| AuthorizeError::invalid("The request has no redirect_uri."))?;
-    if !redirect_uri::is_registered(redirect_uri, &client.redirect_uris) {
-        return Err(AuthorizeError::invalid("The redirect URI is not registered for this application."));
-    }
-    let state = params.get("state");
-    if state.is_some_and(|s| s.len() > MAX_VALUE_LEN) {
-        return Err(AuthorizeError::invalid("The state parameter is too long."));
-    }
-    let to = ClientRedirect {
-        redirect_uri: redirect_uri.to_owned(),
-        state: state.map(str::to_owned),
+    let (pending, hinted_user, to) = match params.get("request_uri") {
+        Some(request_uri) => (pushed_request(ctx, &client, request_uri).await?, None, None),
+        None => {
+            // RFC 9126 §5: a client that must push its requests may not send them here.
+            if client.require_pushed_authorization_requests || ctx.settings.par_required {
+                return Err(AuthorizeError::invalid(
+                    "This application must start sign-in through a pushed authorization request (request_uri).",
+                ));
+            }
+            let (pending, hinted_user, to) = direct_request(params, ctx, issuer, &client)?;
+            (pending, hinted_user, Some(to))
+        }
+    };
+    let to = to.unwrap_or_else(|| ClientRedirect {
+        redirect_uri: pending.redirect_uri.clone(),
+        state: pending.state.clone(),
         issuer: ctx.settings.issuer.as_str().to_owned(),
-    };
-
-    // Step two: everything else is reported to the client.
-    let refused = |to: &ClientRedirect, refused: RequestRefused| AuthorizeError::Redirect {
-        to: to.clone(),
-        code: refused.code,
-        description: refused.description,
-    };
-    let pending = parse_request(params, &client, redirect_uri, ctx.now()).map_err(|r| refused(&to, r))?;
-    // OIDC Core §3.1.2.1: `id_token_hint` names the user the client expects; a session of
-    // anyone else does not answer this request (with prompt=none: `login_required`).
-    let hinted_user = match params.get("id_token_hint") {
-        Some(hint) => Some(
-            issuer
-                .verify_id_token_hint(hint)
-                .map_err(|_| refused(&to, RequestRefused::invalid("id_token_hint is not an ID token of this issuer")))?
-                .sub,
-        ),
-        None => None,
-    };
+    });
 
     let now = ctx.now();
     let current = session::current(req, ctx).await?;
@@ -127,6 +117,78 @@ async fn authorize(
     }
 }
 
+/// The authorization request sent in the query or form, checked in the order of RFC 6749
+/// §4.1.2.1: the redirect URI (an error page if it is not registered), then the rest
+/// (reported to the client through the returned redirect).
+fn direct_request(
+    params: &FormParams,
+    ctx: &Context,
+    issuer: &TokenIssuer,
+    client: &Client,
+) -> Result<(PendingAuthorization, Option<String>, ClientRedirect), AuthorizeError> {
+    let redirect_uri =
+        params.get("redirect_uri").ok_or_else(|| AuthorizeError::invalid("The request has no redirect_uri."))?;
+    if !redirect_uri::is_registered(redirect_uri, &client.redirect_uris) {
+        return Err(AuthorizeError::invalid("The redirect URI is not registered for this application."));
+    }
+    let state = params.get("state");
+    if state.is_some_and(|s| s.len() > MAX_VALUE_LEN) {
+        return Err(AuthorizeError::invalid("The state parameter is too long."));
+    }
+    let to = ClientRedirect {
+        redirect_uri: redirect_uri.to_owned(),
+        state: state.map(str::to_owned),
+        issuer: ctx.settings.issuer.as_str().to_owned(),
+    };
+
+    // Step two: everything else is reported to the client.
+    let refused = |to: &ClientRedirect, refused: RequestRefused| AuthorizeError::Redirect {
+        to: to.clone(),
+        code: refused.code,
+        description: refused.description,
+    };
+    let pending = parse_request(params, client, redirect_uri, ctx.now()).map_err(|r| refused(&to, r))?;
+    // OIDC Core §3.1.2.1: `id_token_hint` names the user the client expects; a session of
+    // anyone else does not answer this request (with prompt=none: `login_required`).
+    let hinted_user = match params.get("id_token_hint") {
+        Some(hint) => Some(
+            issuer
+                .verify_id_token_hint(hint)
+                .map_err(|_| refused(&to, RequestRefused::invalid("id_token_hint is not an ID token of this issuer")))?
+                .sub,
+        ),
+        None => None,
+    };
+    Ok((pending, hinted_user, to))
+}
+
+/// The pushed request `request_uri` of `client` (RFC 9126 §4), taken from storage: it is
+/// used once, and the other parameters of the request are ignored. Unknown, expired, used
+/// or another client's: an error page, since no redirect URI is known to be the client's.
+/// Once taken, the request continues as a direct one would: the login form carries it
+/// signed, so signing in never needs the `request_uri` again.
+async fn pushed_request(
+    ctx: &Context,
+    client: &Client,
+    request_uri: &str,
+) -> Result<PendingAuthorization, AuthorizeError> {
+    let gone = || {
+        AuthorizeError::invalid(
+            "The sign-in request has expired or was used already. Go back to the application and start again.",
+        )
+    };
+    let digest = request_uri_digest(request_uri).ok_or_else(gone)?;
+    let now = ctx.now();
+    let mut pending = ctx.storage().claim_pushed_request(&digest, &client.id, now).await?.ok_or_else(gone)?;
+    // The registration may have changed since the push.
+    if !redirect_uri::is_registered(&pending.redirect_uri, &client.redirect_uris) {
+        return Err(AuthorizeError::invalid("The redirect URI is not registered for this application."));
+    }
+    pending.created_at = now;
+    pending.expires_at = now + PENDING_LIFETIME;
+    Ok(pending)
+}
+
 /// Why an authorization request with a verified client and redirect URI was refused: an
 /// RFC 6749 §4.1.2.1 (or OpenID Connect Core §3.1.2.6) error code and a description, both
 /// sent back to the client.
@@ -141,7 +203,7 @@ impl RequestRefused {
         Self { code, description: description.into() }
     }
 
-    fn invalid(description: impl Into<Cow<'static, str>>) -> Self {
+    pub fn invalid(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new("invalid_request", description)
     }
 }
@@ -212,7 +274,6 @@ pub fn parse_request(
         prompt,
         csrf_digest: SecretDigest::from_stored(String::new()),
         created_at: now,
-        // Time enough to type a password, not to leave a form open overnight.
-        expires_at: now + chrono::Duration::minutes(15),
+        expires_at: now + PENDING_LIFETIME,
     })
 }

@@ -1,6 +1,8 @@
 //! Client authentication at the token-style endpoints (RFC 6749 §2.3.1, §3.2.1):
-//! `client_secret_basic`, `client_secret_post`, or a bare `client_id` for public clients.
+//! `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523 §2.2, in
+//! `client_assertion`), or a bare `client_id` for public clients.
 
+use super::client_assertion::{AssertionChecker, ASSERTION_TYPE};
 use super::error::OAuthError;
 use crate::domain::client::{AuthMethod, Client, ClientId};
 use crate::domain::secret::SecretDigest;
@@ -37,7 +39,16 @@ impl FromRequest for AuthenticatedClient {
             let clients = req
                 .app_data::<Data<ClientCache>>()
                 .ok_or_else(|| OAuthError::Unexpected(anyhow::anyhow!("the client cache is not configured")))?;
-            let client = authenticate(clients, presented).await?;
+            let client = match presented {
+                PresentedCredentials::Assertion { assertion, id } => {
+                    let checker = req.app_data::<Data<AssertionChecker>>().ok_or_else(|| {
+                        OAuthError::Unexpected(anyhow::anyhow!("the client assertion checker is not configured"))
+                    })?;
+                    let endpoint = checker.issuer.endpoint(req.path());
+                    checker.authenticate(clients, &assertion, id.as_ref(), &endpoint).await?
+                }
+                presented => authenticate(clients, presented).await?,
+            };
             Ok(Self { client, form })
         })
     }
@@ -53,6 +64,11 @@ pub enum PresentedCredentials {
         id: ClientId,
         secret: String,
     },
+    /// `client_assertion` (RFC 7523 §2.2), with the body's `client_id` if it has one.
+    Assertion {
+        assertion: String,
+        id: Option<ClientId>,
+    },
     /// Only `client_id` in the body: a public client.
     IdOnly {
         id: ClientId,
@@ -65,6 +81,7 @@ impl fmt::Debug for PresentedCredentials {
         match self {
             Self::Basic { id, .. } => write!(f, "Basic({id}, ***)"),
             Self::Post { id, .. } => write!(f, "Post({id}, ***)"),
+            Self::Assertion { id, .. } => write!(f, "Assertion({id:?}, ***)"),
             Self::IdOnly { id } => write!(f, "IdOnly({id})"),
             Self::Nothing => f.write_str("Nothing"),
         }
@@ -77,6 +94,29 @@ impl PresentedCredentials {
     pub fn from_request(req: &HttpRequest, form: &FormParams) -> Result<Self, OAuthError> {
         let body_id = form.get("client_id");
         let body_secret = form.get("client_secret");
+        let assertion_type = form.get("client_assertion_type");
+        let assertion = form.get("client_assertion");
+        if assertion_type.is_some() || assertion.is_some() {
+            if req.headers().contains_key(AUTHORIZATION) || body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method: client_assertion with HTTP Basic or client_secret is two",
+                ));
+            }
+            let Some(assertion) = assertion else {
+                return Err(OAuthError::invalid_request("client_assertion_type without client_assertion"));
+            };
+            match assertion_type {
+                Some(ASSERTION_TYPE) => {}
+                Some(_) => {
+                    return Err(OAuthError::invalid_request(format!("client_assertion_type must be {ASSERTION_TYPE}")))
+                }
+                None => return Err(OAuthError::invalid_request("client_assertion without client_assertion_type")),
+            }
+            let id = body_id
+                .map(|raw| ClientId::parse(raw).map_err(|e| OAuthError::invalid_request(e.to_string())))
+                .transpose()?;
+            return Ok(Self::Assertion { assertion: assertion.to_owned(), id });
+        }
         if let Some(header) = req.headers().get(AUTHORIZATION) {
             let header = header.to_str().map_err(|_| OAuthError::invalid_request("malformed Authorization header"))?;
             let (id, secret) = parse_basic(header)?;
@@ -140,6 +180,9 @@ pub async fn authenticate(clients: &ClientCache, presented: PresentedCredentials
         PresentedCredentials::Post { id, secret } => (id, Some(secret), AuthMethod::ClientSecretPost),
         PresentedCredentials::IdOnly { id } => (id, None, AuthMethod::None),
         PresentedCredentials::Nothing => return Err(OAuthError::invalid_client("client authentication is required")),
+        PresentedCredentials::Assertion { .. } => {
+            return Err(OAuthError::Unexpected(anyhow::anyhow!("client assertions are checked by AssertionChecker")))
+        }
     };
     let Some(Lookup { client, from_cache }) = clients.get(&id).await? else {
         if let Some(secret) = &secret {

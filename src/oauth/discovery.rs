@@ -8,6 +8,9 @@ use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
 use serde::Serialize;
 
+/// The `alg`s accepted for `private_key_jwt` assertions (`oauth::client_assertion`).
+const ASSERTION_ALGS: &[&str] = &["RS256", "ES256", "EdDSA"];
+
 pub struct Discovery {
     body: Bytes,
 }
@@ -23,6 +26,9 @@ struct Metadata<'a> {
     revocation_endpoint: String,
     /// RFC 7662 §2; RFC 8414 §2.
     introspection_endpoint: String,
+    /// RFC 9126 §5.
+    pushed_authorization_request_endpoint: String,
+    require_pushed_authorization_requests: bool,
     revocation_endpoint_auth_methods_supported: &'a [&'a str],
     introspection_endpoint_auth_methods_supported: &'a [&'a str],
     /// OpenID Connect RP-Initiated Logout 1.0 §2.1.
@@ -32,6 +38,10 @@ struct Metadata<'a> {
     response_modes_supported: &'a [&'a str],
     grant_types_supported: &'a [&'a str],
     token_endpoint_auth_methods_supported: &'a [&'a str],
+    /// RFC 8414 §2: the `alg`s of `private_key_jwt` assertions.
+    token_endpoint_auth_signing_alg_values_supported: &'a [&'a str],
+    revocation_endpoint_auth_signing_alg_values_supported: &'a [&'a str],
+    introspection_endpoint_auth_signing_alg_values_supported: &'a [&'a str],
     /// RFC 7636: S256 only.
     code_challenge_methods_supported: &'a [&'a str],
     subject_types_supported: &'a [&'a str],
@@ -49,7 +59,7 @@ struct Metadata<'a> {
 }
 
 impl Discovery {
-    pub fn new(issuer: &Issuer, is_ssf_enabled: bool) -> Self {
+    pub fn new(issuer: &Issuer, is_ssf_enabled: bool, is_par_required: bool) -> Self {
         let metadata = Metadata {
             issuer: issuer.as_str(),
             authorization_endpoint: issuer.endpoint("/authorize"),
@@ -59,13 +69,32 @@ impl Discovery {
             end_session_endpoint: issuer.endpoint("/logout"),
             revocation_endpoint: issuer.endpoint("/revoke"),
             introspection_endpoint: issuer.endpoint("/introspect"),
-            revocation_endpoint_auth_methods_supported: &["client_secret_basic", "client_secret_post", "none"],
-            introspection_endpoint_auth_methods_supported: &["client_secret_basic", "client_secret_post"],
+            pushed_authorization_request_endpoint: issuer.endpoint("/par"),
+            require_pushed_authorization_requests: is_par_required,
+            revocation_endpoint_auth_methods_supported: &[
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+                "none",
+            ],
+            introspection_endpoint_auth_methods_supported: &[
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+            ],
+            token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
+            revocation_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
+            introspection_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
             scopes_supported: &["openid", "profile", "email", "offline_access"],
             response_types_supported: &["code"],
             response_modes_supported: &["query"],
             grant_types_supported: &["authorization_code", "client_credentials", "refresh_token"],
-            token_endpoint_auth_methods_supported: &["client_secret_basic", "client_secret_post", "none"],
+            token_endpoint_auth_methods_supported: &[
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+                "none",
+            ],
             code_challenge_methods_supported: &["S256"],
             subject_types_supported: &["public"],
             id_token_signing_alg_values_supported: &["RS256"],

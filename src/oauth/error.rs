@@ -44,6 +44,15 @@ pub enum OAuthError {
     /// RFC 8707 §2: a `resource` the client may not obtain tokens for.
     #[error("invalid_target: {0}")]
     InvalidTarget(Text),
+    /// An authorization request refused at the PAR endpoint with an RFC 6749 §4.1.2.1 (or
+    /// OpenID Connect Core §3.1.2.6) code, as RFC 9126 §2.3 says: `unsupported_response_type`,
+    /// `request_not_supported` …
+    #[error("{code}: {description}")]
+    AuthorizationRequest { code: &'static str, description: Text },
+    /// The client or the server holds as many pushed requests as allowed (RFC 9126 §2.3:
+    /// 429, code `invalid_request`).
+    #[error("invalid_request: {0}")]
+    TooManyRequests(Text),
     /// Shown to clients as `server_error`; the cause chain goes to the log only.
     #[error("server_error")]
     Unexpected(#[from] anyhow::Error),
@@ -58,7 +67,10 @@ struct ErrorBody<'a> {
 impl OAuthError {
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) | Self::BodyTooLarge | Self::MethodNotAllowed => "invalid_request",
+            Self::InvalidRequest(_) | Self::BodyTooLarge | Self::MethodNotAllowed | Self::TooManyRequests(_) => {
+                "invalid_request"
+            }
+            Self::AuthorizationRequest { code, .. } => code,
             Self::InvalidClient(_) => "invalid_client",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
@@ -77,7 +89,9 @@ impl OAuthError {
             | Self::UnauthorizedClient(d)
             | Self::UnsupportedGrantType(d)
             | Self::InvalidScope(d)
-            | Self::InvalidTarget(d) => d,
+            | Self::InvalidTarget(d)
+            | Self::TooManyRequests(d)
+            | Self::AuthorizationRequest { description: d, .. } => d,
             Self::BodyTooLarge => "the request body is larger than 16 KiB",
             Self::MethodNotAllowed => "this endpoint accepts POST only",
             Self::Unexpected(_) => "the server could not complete the request",
@@ -118,6 +132,7 @@ impl ResponseError for OAuthError {
             Self::InvalidClient(_) => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

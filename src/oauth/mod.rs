@@ -1,12 +1,15 @@
 //! The protocol surface. One module per endpoint; the route table below is the index.
 
 pub mod authorize;
+pub mod client_assertion;
 pub mod client_auth;
+pub mod client_keys;
 pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod introspect;
 pub mod jwks;
+pub mod par;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;
@@ -25,6 +28,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/token")
                 .route(web::post().to(token::post))
                 .default_service(web::to(token::method_not_allowed)),
+        )
+        .service(
+            web::resource("/par").route(web::post().to(par::post)).default_service(web::to(token::method_not_allowed)),
         )
         .service(
             web::resource("/revoke")

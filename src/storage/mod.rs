@@ -39,12 +39,14 @@
 //! until the window restarts.
 
 pub mod client_cache;
+pub mod client_requests;
 mod revocations;
 mod rows;
 mod signals;
 pub mod sql;
 pub mod timestamp;
 
+pub use client_requests::ClientRequestStore;
 pub use revocations::RevocationStore;
 pub use signals::{PendingSet, PushAttempt, PushOutcome, SignalStore, Verification};
 
@@ -313,6 +315,7 @@ pub trait Storage:
     + RefreshStore
     + RevocationStore
     + SignalStore
+    + ClientRequestStore
     + HealthCheck
 {
 }
@@ -325,6 +328,7 @@ impl<T> Storage for T where
         + RefreshStore
         + RevocationStore
         + SignalStore
+        + ClientRequestStore
         + HealthCheck
 {
 }

@@ -4,7 +4,7 @@
 use super::timestamp::Timestamp;
 use super::{KeyState, StorageError, StoredKey};
 use crate::domain::authorization::{AuthorizationGrant, PendingAuthorization, Prompt, Session, SessionId};
-use crate::domain::client::{AuthMethod, Client, ClientId, GrantType};
+use crate::domain::client::{AuthMethod, Client, ClientId, GrantType, KeySource};
 use crate::domain::pkce::CodeChallenge;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
@@ -30,6 +30,9 @@ pub(super) struct ClientRow {
     pub post_logout_redirect_uris: Json<Vec<String>>,
     pub is_first_party: bool,
     pub always_issue_refresh_token: bool,
+    pub require_pushed_authorization_requests: bool,
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
     pub created_at: Timestamp,
     pub disabled_at: Option<Timestamp>,
 }
@@ -61,6 +64,13 @@ impl TryFrom<ClientRow> for Client {
             post_logout_redirect_uris: row.post_logout_redirect_uris.0,
             is_first_party: row.is_first_party,
             always_issue_refresh_token: row.always_issue_refresh_token,
+            require_pushed_authorization_requests: row.require_pushed_authorization_requests,
+            keys: match (row.jwks, row.jwks_uri) {
+                (Some(jwks), None) => Some(KeySource::Jwks(jwks)),
+                (None, Some(uri)) => Some(KeySource::Uri(uri)),
+                (None, None) => None,
+                (Some(_), Some(_)) => return Err(corrupt("clients.jwks", "both jwks and jwks_uri are set")),
+            },
             created_at: row.created_at.into(),
             disabled_at: row.disabled_at.map(Into::into),
         })

@@ -14,7 +14,7 @@ use super::rows::{ClientRow, SigningKeyRow, UserRow};
 use super::timestamp::Timestamp;
 use super::{ClientStore, HealthCheck, KeyState, KeyStore, StorageError, StoredKey, UserStore};
 use crate::config::{DatabaseSettings, DatabaseUrl};
-use crate::domain::client::{Client, ClientId};
+use crate::domain::client::{Client, ClientId, KeySource};
 use crate::domain::secret::SecretDigest;
 use crate::domain::user::{User, UserId, Username};
 use anyhow::Context;
@@ -166,6 +166,7 @@ macro_rules! session_columns {
     };
 }
 
+mod client_requests;
 mod grants;
 mod refresh;
 mod revocations;
@@ -196,7 +197,7 @@ macro_rules! client_columns {
     () => {
         "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, audiences, served_audiences, \
          may_introspect_any, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, \
-         created_at, disabled_at"
+         require_pushed_authorization_requests, jwks, jwks_uri, created_at, disabled_at"
     };
 }
 macro_rules! user_columns {
@@ -317,7 +318,7 @@ impl ClientStore for SqlStorage {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14)"
+            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $17)"
         );
         on_writer!(self, [client], pool => {
             let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
@@ -335,6 +336,15 @@ impl ClientStore for SqlStorage {
                 .bind(Json(&client.post_logout_redirect_uris))
                 .bind(client.is_first_party)
                 .bind(client.always_issue_refresh_token)
+                .bind(client.require_pushed_authorization_requests)
+                .bind(match &client.keys {
+                    Some(KeySource::Jwks(jwks)) => Some(jwks.as_str()),
+                    _ => None,
+                })
+                .bind(match &client.keys {
+                    Some(KeySource::Uri(uri)) => Some(uri.as_str()),
+                    _ => None,
+                })
                 .bind(Timestamp::from(client.created_at))
                 .bind(client.disabled_at.map(Timestamp::from))
                 .execute(pool)

@@ -2,7 +2,7 @@
 
 use super::TestApp;
 use chrono::Utc;
-use tessera::domain::client::{AuthMethod, Client, ClientId, GrantType};
+use tessera::domain::client::{AuthMethod, Client, ClientId, GrantType, KeySource};
 use tessera::domain::scope::ScopeSet;
 use tessera::domain::secret::GeneratedSecret;
 
@@ -22,6 +22,10 @@ pub struct ClientSpec {
     pub post_logout_redirect_uris: Vec<&'static str>,
     pub is_first_party: bool,
     pub always_issue_refresh_token: bool,
+    /// RFC 9126 §5: `/authorize` only with a pushed request.
+    pub require_pushed_authorization_requests: bool,
+    /// The public keys of a `private_key_jwt` client.
+    pub keys: Option<KeySource>,
 }
 
 impl ClientSpec {
@@ -38,6 +42,8 @@ impl ClientSpec {
             post_logout_redirect_uris: vec![],
             is_first_party: false,
             always_issue_refresh_token: false,
+            require_pushed_authorization_requests: false,
+            keys: None,
         }
     }
 
@@ -89,7 +95,8 @@ impl TestApp {
 /// Registers a client straight into `storage`.
 pub async fn register(storage: &dyn tessera::storage::Storage, spec: ClientSpec) -> TestClient {
     {
-        let secret = (spec.auth_method != AuthMethod::None).then(|| GeneratedSecret::generate("tcs_"));
+        let has_secret = !matches!(spec.auth_method, AuthMethod::None | AuthMethod::PrivateKeyJwt);
+        let secret = has_secret.then(|| GeneratedSecret::generate("tcs_"));
         let client = Client {
             id: ClientId::generate(),
             name: "Test client".into(),
@@ -104,6 +111,8 @@ pub async fn register(storage: &dyn tessera::storage::Storage, spec: ClientSpec)
             post_logout_redirect_uris: spec.post_logout_redirect_uris.into_iter().map(String::from).collect(),
             is_first_party: spec.is_first_party,
             always_issue_refresh_token: spec.always_issue_refresh_token,
+            require_pushed_authorization_requests: spec.require_pushed_authorization_requests,
+            keys: spec.keys,
             created_at: Utc::now(),
             disabled_at: spec.disabled.then(Utc::now),
         };

@@ -104,6 +104,8 @@ pub fn new_client(name: &str, created_at: DateTime<Utc>) -> Client {
         post_logout_redirect_uris: vec!["https://app.example/bye".to_owned()],
         is_first_party: true,
         always_issue_refresh_token: true,
+        require_pushed_authorization_requests: false,
+        keys: None,
         created_at,
         disabled_at: None,
     }

@@ -1,0 +1,393 @@
+//! The public keys of `private_key_jwt` clients (RFC 7523 §2.2, OpenID Connect Core §9):
+//! checked when a client is registered, and at authentication read from the registration
+//! (`jwks`) or fetched from the client's `jwks_uri`, cached, with refetches rate-limited
+//! so that a stranger sending assertions with unknown `kid`s cannot make Tessera fetch
+//! again and again.
+
+use crate::domain::client::{Client, ClientId, KeySource};
+use crate::http::outbound::OutboundPolicy;
+use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use url::Url;
+
+/// Largest JWK Set accepted, registered or fetched.
+pub const MAX_JWKS_BYTES: usize = 16 * 1024;
+/// Keys of one set that are kept; the others are ignored (bounds the work per assertion).
+const MAX_KEYS: usize = 10;
+/// How long a fetched set is used when its response says nothing (`Cache-Control: max-age`).
+const DEFAULT_CACHE: Duration = Duration::from_secs(5 * 60);
+/// The bounds put on a response's `max-age`.
+const MIN_CACHE: Duration = Duration::from_secs(60);
+const MAX_CACHE: Duration = Duration::from_secs(60 * 60);
+/// The shortest time between two fetches of one client's set, whatever the assertions say.
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// Time limit of one fetch.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Members that only private keys have (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
+const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// The signature algorithms of client assertions (RFC 7518 §3.3, §3.4; RFC 8037 §3.1).
+/// `none` and the HMAC algorithms have no variant: they cannot be accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssertionAlg {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl AssertionAlg {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "RS256" => Some(Self::RS256),
+            "ES256" => Some(Self::ES256),
+            "EdDSA" => Some(Self::EdDSA),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::ES256 => "ES256",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+}
+
+/// One usable public key of a client's set.
+#[derive(Debug)]
+struct PublicKey {
+    kid: Option<String>,
+    alg: AssertionAlg,
+    /// The key as aws-lc takes it: RSA `n` and `e`, or the EC point, or the Ed25519 key.
+    material: Material,
+}
+
+#[derive(Debug)]
+enum Material {
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Raw(Vec<u8>),
+}
+
+impl PublicKey {
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match (&self.material, self.alg) {
+            (Material::Rsa { n, e }, AssertionAlg::RS256) => {
+                RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
+                    .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, signature)
+                    .is_ok()
+            }
+            (Material::Raw(point), AssertionAlg::ES256) => {
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).verify(message, signature).is_ok()
+            }
+            (Material::Raw(key), AssertionAlg::EdDSA) => {
+                UnparsedPublicKey::new(&signature::ED25519, key).verify(message, signature).is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A client's usable public keys.
+#[derive(Debug, Default)]
+pub struct ClientKeySet {
+    keys: Vec<PublicKey>,
+}
+
+impl ClientKeySet {
+    /// Parses a JWK Set, keeping the public signature keys Tessera can use (at most
+    /// [`MAX_KEYS`]). Keys with private members are skipped; [`check_jwks`] refuses them
+    /// at registration.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() > MAX_JWKS_BYTES {
+            return Err(format!("is larger than {MAX_JWKS_BYTES} bytes"));
+        }
+        let set: Value = serde_json::from_str(text).map_err(|e| format!("is not JSON: {e}"))?;
+        let keys = set.get("keys").and_then(Value::as_array).ok_or("is not a JWK Set (an object with a keys array)")?;
+        let keys = keys.iter().filter_map(public_key).take(MAX_KEYS).collect();
+        Ok(Self { keys })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Whether a key is published as `kid`.
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    /// Verifies a JWS signature: with the key named `kid`, or without one, with each key
+    /// for `alg` (at most [`MAX_KEYS`]). The key must be for `alg`: an RSA key is never
+    /// used for ES256, whatever the header says.
+    pub fn verify(&self, kid: Option<&str>, alg: AssertionAlg, message: &[u8], signature: &[u8]) -> bool {
+        self.keys
+            .iter()
+            .filter(|key| key.alg == alg && kid.is_none_or(|kid| key.kid.as_deref() == Some(kid)))
+            .any(|key| key.verify(message, signature))
+    }
+}
+
+/// A JWK as a usable public key, or `None` (unknown type, encryption key, private, …).
+fn public_key(jwk: &Value) -> Option<PublicKey> {
+    let jwk = jwk.as_object()?;
+    if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+        return None;
+    }
+    let text = |name: &str| jwk.get(name).and_then(Value::as_str);
+    if text("use").is_some_and(|u| u != "sig") {
+        return None;
+    }
+    let bytes = |name: &str| text(name).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
+    let kid = text("kid").map(str::to_owned);
+    let (alg, material) = match (text("kty")?, text("crv")) {
+        ("RSA", _) => {
+            let mut n = bytes("n")?;
+            let zeros = n.iter().take_while(|b| **b == 0).count();
+            n.drain(..zeros);
+            // RFC 7518 §3.3: at least 2048 bits.
+            if n.len() < 256 {
+                return None;
+            }
+            (AssertionAlg::RS256, Material::Rsa { n, e: bytes("e")? })
+        }
+        ("EC", Some("P-256")) => {
+            let (x, y) = (bytes("x")?, bytes("y")?);
+            if x.len() != 32 || y.len() != 32 {
+                return None;
+            }
+            let mut point = vec![0x04];
+            point.extend(x);
+            point.extend(y);
+            (AssertionAlg::ES256, Material::Raw(point))
+        }
+        ("OKP", Some("Ed25519")) => {
+            let x = bytes("x")?;
+            if x.len() != 32 {
+                return None;
+            }
+            (AssertionAlg::EdDSA, Material::Raw(x))
+        }
+        _ => return None,
+    };
+    // A key that names its algorithm is used with that one only (RFC 7517 §4.4).
+    if text("alg").is_some_and(|named| named != alg.name()) {
+        return None;
+    }
+    Some(PublicKey { kid, alg, material })
+}
+
+/// Checks a JWK Set a client registers (`--jwks-file`): at most [`MAX_JWKS_BYTES`], no
+/// private key members anywhere, at least one usable key. Returns it as compact JSON.
+pub fn check_jwks(text: &str) -> Result<String, String> {
+    if text.len() > MAX_JWKS_BYTES {
+        return Err(format!("is larger than {MAX_JWKS_BYTES} bytes"));
+    }
+    let set: Value = serde_json::from_str(text).map_err(|e| format!("is not JSON: {e}"))?;
+    let keys = set.get("keys").and_then(Value::as_array).ok_or("is not a JWK Set (an object with a keys array)")?;
+    if keys.iter().any(|k| k.as_object().is_some_and(|k| PRIVATE_MEMBERS.iter().any(|m| k.contains_key(*m)))) {
+        return Err("holds a private key: register the public keys only".into());
+    }
+    if keys.len() > MAX_KEYS {
+        return Err(format!("has more than {MAX_KEYS} keys"));
+    }
+    let compact = set.to_string();
+    if ClientKeySet::parse(&compact)?.is_empty() {
+        return Err("has no usable public key (RSA of 2048 bits or more, EC P-256 or Ed25519, for signing)".into());
+    }
+    Ok(compact)
+}
+
+/// Checks a `jwks_uri` a client registers: an https URL the outbound policy allows.
+pub fn check_jwks_uri(raw: &str, policy: OutboundPolicy) -> Result<String, String> {
+    if raw.len() > 2048 {
+        return Err("is longer than 2048 characters".into());
+    }
+    let url = Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
+    policy.check_url(&url).map_err(|e| format!("`{raw}`: {e}"))?;
+    Ok(url.to_string())
+}
+
+/// Where `jwks_uri`s may point (`[private_key_jwt]`).
+pub fn outbound_policy(settings: &crate::config::Settings) -> OutboundPolicy {
+    OutboundPolicy {
+        allow_loopback: settings.private_key_jwt.allow_loopback_jwks_uri,
+        allow_private: settings.private_key_jwt.allow_private_jwks_uri,
+    }
+}
+
+/// Why a client's keys could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysUnavailable {
+    #[error("the client has no registered keys")]
+    NotRegistered,
+    #[error("the client's jwks_uri could not be fetched: {0}")]
+    Fetch(String),
+    #[error("the client's registered JWK Set is invalid: {0}")]
+    Invalid(String),
+}
+
+/// A fetched set and when it was fetched.
+struct Fetched {
+    keys: Arc<ClientKeySet>,
+    at: Instant,
+    fresh_for: Duration,
+}
+
+/// The keys of each client with a `jwks_uri`, as last fetched. One slot per client (the
+/// clients are registered, so the map is bounded by the registrations); its async lock
+/// makes concurrent authentications of one client wait for one fetch rather than each
+/// fetching.
+pub struct ClientKeys {
+    http: reqwest::Client,
+    slots: Mutex<HashMap<ClientId, Arc<tokio::sync::Mutex<Option<Fetched>>>>>,
+}
+
+impl ClientKeys {
+    pub fn new(policy: OutboundPolicy) -> reqwest::Result<Self> {
+        Ok(Self { http: policy.client(FETCH_TIMEOUT)?, slots: Mutex::new(HashMap::new()) })
+    }
+
+    /// The keys to verify an assertion of `client` that names `kid` with. A fetched set is
+    /// reused while fresh; it is fetched again when stale, or when `kid` is not in it and
+    /// the last fetch is older than [`REFETCH_INTERVAL`].
+    pub async fn for_client(&self, client: &Client, kid: Option<&str>) -> Result<Arc<ClientKeySet>, KeysUnavailable> {
+        let uri = match &client.keys {
+            Some(KeySource::Jwks(text)) => {
+                return ClientKeySet::parse(text).map(Arc::new).map_err(KeysUnavailable::Invalid)
+            }
+            Some(KeySource::Uri(uri)) => uri,
+            None => return Err(KeysUnavailable::NotRegistered),
+        };
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            slots.entry(client.id.clone()).or_default().clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some(fetched) = &*slot {
+            let age = fetched.at.elapsed();
+            let knows_kid = kid.is_none_or(|kid| fetched.keys.has_kid(kid));
+            let is_fresh = age < fetched.fresh_for;
+            if (is_fresh && knows_kid) || age < REFETCH_INTERVAL {
+                return Ok(fetched.keys.clone());
+            }
+        }
+        let fetched = self.fetch(uri).await;
+        match fetched {
+            Ok(fetched) => {
+                let keys = fetched.keys.clone();
+                *slot = Some(fetched);
+                Ok(keys)
+            }
+            Err(error) => {
+                // A failed fetch counts for the rate limit too: the previous set (or none)
+                // is kept and not fetched again sooner.
+                match &mut *slot {
+                    Some(previous) => previous.at = Instant::now(),
+                    None => {
+                        *slot = Some(Fetched {
+                            keys: Arc::new(ClientKeySet::default()),
+                            at: Instant::now(),
+                            fresh_for: Duration::ZERO,
+                        })
+                    }
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn fetch(&self, uri: &str) -> Result<Fetched, KeysUnavailable> {
+        let failed = |e: &dyn std::fmt::Display| KeysUnavailable::Fetch(e.to_string());
+        let mut response =
+            self.http.get(uri).header("Accept", "application/json").send().await.map_err(|e| failed(&e))?;
+        if !response.status().is_success() {
+            return Err(failed(&format!("status {}", response.status())));
+        }
+        let fresh_for = max_age(response.headers()).unwrap_or(DEFAULT_CACHE).clamp(MIN_CACHE, MAX_CACHE);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| failed(&e))? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(failed(&format!("the response is larger than {MAX_JWKS_BYTES} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8(body).map_err(|_| failed(&"the response is not UTF-8"))?;
+        let keys = ClientKeySet::parse(&text).map_err(|e| failed(&format!("the response {e}")))?;
+        Ok(Fetched { keys: Arc::new(keys), at: Instant::now(), fresh_for })
+    }
+}
+
+/// `Cache-Control: max-age` of a response (`no-store`/`no-cache` count as 0, which the
+/// caller raises to [`MIN_CACHE`]).
+fn max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
+    value.split(',').map(str::trim).find_map(|directive| {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Some(Duration::ZERO);
+        }
+        lower.strip_prefix("max-age=").and_then(|v| v.trim_matches('"').parse::<u64>().ok()).map(Duration::from_secs)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rsa_jwk() -> Value {
+        // RFC 7517 Appendix A.1's RSA public key (2048 bits).
+        json!({"kty":"RSA","kid":"2011-04-29","e":"AQAB","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"})
+    }
+
+    #[test]
+    fn registration_refuses_private_keys_empty_sets_and_junk() {
+        let public = json!({"keys": [rsa_jwk()]}).to_string();
+        assert!(check_jwks(&public).is_ok());
+        let mut private = rsa_jwk();
+        private["d"] = json!("AQAB");
+        let error = check_jwks(&json!({"keys": [private]}).to_string()).unwrap_err();
+        assert!(error.contains("private"), "{error}");
+        assert!(check_jwks(r#"{"keys": []}"#).unwrap_err().contains("no usable"));
+        assert!(check_jwks(r#"{"keys": [{"kty":"oct","k":"c2VjcmV0"}]}"#).is_err());
+        assert!(check_jwks("[]").is_err());
+        assert!(check_jwks(&" ".repeat(MAX_JWKS_BYTES + 1)).unwrap_err().contains("larger"));
+    }
+
+    #[test]
+    fn keys_published_for_another_alg_or_use_are_not_used() {
+        let mut enc = rsa_jwk();
+        enc["use"] = json!("enc");
+        let mut hs = rsa_jwk();
+        hs["alg"] = json!("HS256");
+        let set = ClientKeySet::parse(&json!({"keys": [enc, hs]}).to_string()).unwrap();
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn jwks_uri_must_be_https_and_public() {
+        let strict = OutboundPolicy::default();
+        assert!(check_jwks_uri("https://client.example.com/jwks.json", strict).is_ok());
+        assert!(check_jwks_uri("http://client.example.com/jwks.json", strict).is_err());
+        assert!(check_jwks_uri("https://127.0.0.1/jwks.json", strict).is_err());
+        assert!(check_jwks_uri("https://169.254.169.254/jwks.json", strict).is_err());
+        let dev = OutboundPolicy { allow_loopback: true, allow_private: false };
+        assert!(check_jwks_uri("http://127.0.0.1:9000/jwks.json", dev).is_ok());
+    }
+
+    #[test]
+    fn cache_control_max_age_is_read() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::CACHE_CONTROL, "public, max-age=600".parse().unwrap());
+        assert_eq!(max_age(&headers), Some(Duration::from_secs(600)));
+        headers.insert(reqwest::header::CACHE_CONTROL, "no-store".parse().unwrap());
+        assert_eq!(max_age(&headers), Some(Duration::ZERO));
+    }
+}

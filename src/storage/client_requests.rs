@@ -1,0 +1,66 @@
+//! What clients leave on the server before a user or a token is involved: pushed
+//! authorization requests (RFC 9126) and the `jti`s of the client assertions they
+//! authenticated with (RFC 7523 §3). Both are bounded: a pushed request by counts per
+//! client and in total, checked by the insert itself; an assertion's `jti` is recorded only
+//! after its signature verified, and only until the assertion expires.
+
+use super::StorageError;
+use crate::domain::authorization::PendingAuthorization;
+use crate::domain::client::ClientId;
+use crate::domain::secret::SecretDigest;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Why a pushed request was not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushRefused {
+    /// The client has `max_per_client` unexpired pushed requests already.
+    ClientLimit,
+    /// The server holds `max_total` unexpired pushed requests already.
+    TotalLimit,
+}
+
+/// The bounds a pushed request must fit in.
+#[derive(Clone, Copy, Debug)]
+pub struct PushLimits {
+    pub max_per_client: i64,
+    pub max_total: i64,
+}
+
+#[async_trait]
+pub trait ClientRequestStore: Send + Sync {
+    /// Stores `request` (validated) under `id`, the digest of its `request_uri`'s random
+    /// part, unless the client or the server is at its bound of unexpired pushed requests
+    /// at `now`. Per client the bound is exact on both backends (the client's row is locked
+    /// first); the total may be passed by as many as push at the same instant.
+    async fn insert_pushed_request(
+        &self,
+        id: &SecretDigest,
+        request: &PendingAuthorization,
+        limits: PushLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), PushRefused>, StorageError>;
+
+    /// Takes (deletes and returns, in one statement) the pushed request `id` of `client`, if
+    /// unexpired at `now`: of concurrent uses exactly one gets it (RFC 9126 §4, single use).
+    async fn claim_pushed_request(
+        &self,
+        id: &SecretDigest,
+        client: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingAuthorization>, StorageError>;
+
+    /// Records the `jti` of a client assertion (digest of client id and jti) until
+    /// `expires_at`. False when it is recorded already and unexpired: a replay. Of
+    /// concurrent uses exactly one gets true.
+    async fn record_assertion_jti(
+        &self,
+        digest: &SecretDigest,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
+
+    /// Deletes expired pushed requests and assertion `jti`s, at most `batch` rows per
+    /// table; returns how many went.
+    async fn purge_client_requests(&self, now: DateTime<Utc>, batch: i64) -> Result<u64, StorageError>;
+}
