@@ -21,6 +21,7 @@ mod introspection;
 mod jwks;
 mod key_rotation;
 mod logout;
+mod par;
 mod refresh_tokens;
 mod request_ids;
 mod revocation;
