@@ -151,7 +151,8 @@ impl AssertionChecker {
             )));
         }
         let kid = parsed.header.kid.as_deref();
-        let keys = self.keys.for_client(&client, kid).await.map_err(|error| {
+        let now = self.clock.now();
+        let keys = self.keys.for_client(&client, kid, now).await.map_err(|error| {
             tracing::warn!(client_id = %client.id, error = %error, "client keys unavailable");
             OAuthError::invalid_client("the client's keys are unavailable")
         })?;
@@ -161,7 +162,6 @@ impl AssertionChecker {
             ));
         }
 
-        let now = self.clock.now();
         let expires_at = check_claims(claims, &self.issuer, endpoint, now)?;
         let jti = claims.jti.as_deref().unwrap_or_default();
         // Two clients may choose the same jti: the client id is part of what is recorded.

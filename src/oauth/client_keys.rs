@@ -9,10 +9,11 @@ use crate::http::outbound::OutboundPolicy;
 use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use url::Url;
 
 /// Largest JWK Set accepted, registered or fetched.
@@ -236,8 +237,15 @@ pub enum KeysUnavailable {
 /// A fetched set and when it was fetched.
 struct Fetched {
     keys: Arc<ClientKeySet>,
-    at: Instant,
+    at: DateTime<Utc>,
     fresh_for: Duration,
+}
+
+/// One client's fetched set, and when an unknown `kid` last made Tessera fetch it.
+#[derive(Default)]
+struct Slot {
+    fetched: Option<Fetched>,
+    kid_refetch_at: Option<DateTime<Utc>>,
 }
 
 /// The keys of each client with a `jwks_uri`, as last fetched. One slot per client (the
@@ -246,18 +254,24 @@ struct Fetched {
 /// fetching.
 pub struct ClientKeys {
     http: reqwest::Client,
-    slots: Mutex<HashMap<ClientId, Arc<tokio::sync::Mutex<Option<Fetched>>>>>,
+    policy: OutboundPolicy,
+    slots: Mutex<HashMap<ClientId, Arc<tokio::sync::Mutex<Slot>>>>,
 }
 
 impl ClientKeys {
     pub fn new(policy: OutboundPolicy) -> reqwest::Result<Self> {
-        Ok(Self { http: policy.client(FETCH_TIMEOUT)?, slots: Mutex::new(HashMap::new()) })
+        Ok(Self { http: policy.client(FETCH_TIMEOUT)?, policy, slots: Mutex::new(HashMap::new()) })
     }
 
     /// The keys to verify an assertion of `client` that names `kid` with. A fetched set is
-    /// reused while fresh; it is fetched again when stale, or when `kid` is not in it and
-    /// the last fetch is older than [`REFETCH_INTERVAL`].
-    pub async fn for_client(&self, client: &Client, kid: Option<&str>) -> Result<Arc<ClientKeySet>, KeysUnavailable> {
+    /// reused while fresh (its `Cache-Control: max-age`, bounded); it is fetched again when
+    /// stale, or when `kid` is not in it, at most once per [`REFETCH_INTERVAL`].
+    pub async fn for_client(
+        &self,
+        client: &Client,
+        kid: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<ClientKeySet>, KeysUnavailable> {
         let uri = match &client.keys {
             Some(KeySource::Jwks(text)) => {
                 return ClientKeySet::parse(text).map(Arc::new).map_err(KeysUnavailable::Invalid)
@@ -270,31 +284,42 @@ impl ClientKeys {
             slots.entry(client.id.clone()).or_default().clone()
         };
         let mut slot = slot.lock().await;
-        if let Some(fetched) = &*slot {
-            let age = fetched.at.elapsed();
-            let knows_kid = kid.is_none_or(|kid| fetched.keys.has_kid(kid));
+        if let Some(fetched) = &slot.fetched {
+            // A clock set back counts as no time passed.
+            let age = (now - fetched.at).to_std().unwrap_or_default();
             let is_fresh = age < fetched.fresh_for;
-            if (is_fresh && knows_kid) || age < REFETCH_INTERVAL {
+            let knows_kid = kid.is_none_or(|kid| fetched.keys.has_kid(kid));
+            if is_fresh && knows_kid {
                 return Ok(fetched.keys.clone());
             }
+            if is_fresh {
+                // An unknown kid: the client may have rotated its keys, or a stranger is
+                // guessing. Fetched again at most once per interval, whoever asks.
+                let may_refetch =
+                    slot.kid_refetch_at.is_none_or(|at| (now - at).to_std().unwrap_or_default() >= REFETCH_INTERVAL);
+                if !may_refetch {
+                    return Ok(fetched.keys.clone());
+                }
+                slot.kid_refetch_at = Some(now);
+            }
         }
-        let fetched = self.fetch(uri).await;
-        match fetched {
+        match self.fetch(uri, now).await {
             Ok(fetched) => {
                 let keys = fetched.keys.clone();
-                *slot = Some(fetched);
+                slot.fetched = Some(fetched);
                 Ok(keys)
             }
             Err(error) => {
-                // A failed fetch counts for the rate limit too: the previous set (or none)
-                // is kept and not fetched again sooner.
-                match &mut *slot {
-                    Some(previous) => previous.at = Instant::now(),
+                // A failed fetch is not retried sooner than a refetch would be: the previous
+                // set (or none) stands meanwhile.
+                slot.kid_refetch_at = Some(now);
+                match &mut slot.fetched {
+                    Some(previous) => previous.at = now,
                     None => {
-                        *slot = Some(Fetched {
+                        slot.fetched = Some(Fetched {
                             keys: Arc::new(ClientKeySet::default()),
-                            at: Instant::now(),
-                            fresh_for: Duration::ZERO,
+                            at: now,
+                            fresh_for: REFETCH_INTERVAL,
                         })
                     }
                 }
@@ -303,10 +328,14 @@ impl ClientKeys {
         }
     }
 
-    async fn fetch(&self, uri: &str) -> Result<Fetched, KeysUnavailable> {
+    async fn fetch(&self, uri: &str, now: DateTime<Utc>) -> Result<Fetched, KeysUnavailable> {
         let failed = |e: &dyn std::fmt::Display| KeysUnavailable::Fetch(e.to_string());
+        // Checked again before each fetch: the policy may have changed since registration,
+        // and the guarded resolver never sees an IP-literal host.
+        let url = Url::parse(uri).map_err(|e| failed(&e))?;
+        self.policy.check_url(&url).map_err(|e| failed(&e))?;
         let mut response =
-            self.http.get(uri).header("Accept", "application/json").send().await.map_err(|e| failed(&e))?;
+            self.http.get(url).header("Accept", "application/json").send().await.map_err(|e| failed(&e))?;
         if !response.status().is_success() {
             return Err(failed(&format!("status {}", response.status())));
         }
@@ -320,7 +349,7 @@ impl ClientKeys {
         }
         let text = String::from_utf8(body).map_err(|_| failed(&"the response is not UTF-8"))?;
         let keys = ClientKeySet::parse(&text).map_err(|e| failed(&format!("the response {e}")))?;
-        Ok(Fetched { keys: Arc::new(keys), at: Instant::now(), fresh_for })
+        Ok(Fetched { keys: Arc::new(keys), at: now, fresh_for })
     }
 }
 

@@ -22,6 +22,7 @@ mod jwks;
 mod key_rotation;
 mod logout;
 mod par;
+mod private_key_jwt;
 mod refresh_tokens;
 mod request_ids;
 mod revocation;

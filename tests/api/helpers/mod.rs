@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod cli;
+pub mod client_assertions;
 pub mod clients;
 pub mod example_app;
 pub mod logout;
