@@ -21,7 +21,7 @@ pub const CLIENT_SECRET_PREFIX: &str = "tcs_";
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client; prints its id and (for confidential clients) a secret, once.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List clients.
     List {
         #[arg(long)]
@@ -113,7 +113,7 @@ pub async fn run(
     outbound: OutboundPolicy,
 ) -> anyhow::Result<()> {
     match command {
-        ClientCommand::Create(args) => create(args, storage, outbound).await,
+        ClientCommand::Create(args) => create(*args, storage, outbound).await,
         ClientCommand::List { json } => {
             let clients = storage.list_clients().await?;
             if json {

@@ -340,7 +340,64 @@ async fn session_list_shows_the_latest_rotation_as_last_use(app: &TestApp) {
     assert!(time_of(&listed[1]["last_used_at"]) > time_of(&listed[1]["created_at"]), "now used as well");
 }
 
+/// `client create --auth private_key_jwt --jwks-file … | --jwks-uri …` (RFC 7523 §2.2), and
+/// `--require-par` (RFC 9126 §5).
+async fn private_key_jwt_and_par_clients_are_created_with_the_cli(app: &TestApp) {
+    use crate::helpers::client_assertions::{jwks, ClientKey};
+    let key = ClientKey::es256();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, jwks(&[&key])).unwrap();
+    let file = file.to_str().unwrap();
+    let base = ["client", "create", "--name", "signer", "--grant", "client_credentials", "--json"];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        tessera(app, &args, None)
+    };
+    let created = json(&with(&["--auth", "private_key_jwt", "--jwks-file", file]));
+    assert!(created.get("client_secret").is_none(), "no secret for a private_key_jwt client");
+    assert_eq!(created["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(created["client_type"], "confidential");
+    assert_eq!(created["jwks"]["keys"][0]["kid"], key.kid());
+    let id = created["client_id"].as_str().unwrap();
+    let token = app.client_credentials_with_assertion(&key.assertion(app, id, &app.address)).await;
+    assert_eq!(token.status(), 200);
+
+    let uri = json(&with(&["--auth", "private_key_jwt", "--jwks-uri", "https://signer.example.com/jwks.json"]));
+    assert_eq!(uri["jwks_uri"], "https://signer.example.com/jwks.json");
+
+    let mut private = key.public_jwk();
+    private["d"] = serde_json::json!("AAAA");
+    let private_file = dir.path().join("private.json");
+    std::fs::write(&private_file, serde_json::json!({"keys": [private]}).to_string()).unwrap();
+    let big_file = dir.path().join("big.json");
+    std::fs::write(&big_file, format!("{{\"keys\": [], \"pad\": \"{}\"}}", "x".repeat(17 * 1024))).unwrap();
+    let before = app.storage.list_clients().await.unwrap().len();
+    for (extra, says) in [
+        (vec!["--auth", "private_key_jwt"], "exactly one"),
+        (
+            vec!["--auth", "private_key_jwt", "--jwks-file", file, "--jwks-uri", "https://a.example.com/j"],
+            "exactly one",
+        ),
+        (vec!["--jwks-file", file], "private_key_jwt"),
+        (vec!["--auth", "private_key_jwt", "--jwks-uri", "http://signer.example.com/jwks.json"], "https"),
+        (vec!["--auth", "private_key_jwt", "--jwks-uri", "https://127.0.0.1/jwks.json"], "loopback"),
+        (vec!["--auth", "private_key_jwt", "--jwks-uri", "https://10.0.0.5/jwks.json"], "not public"),
+        (vec!["--auth", "private_key_jwt", "--jwks-file", private_file.to_str().unwrap()], "private key"),
+        (vec!["--auth", "private_key_jwt", "--jwks-file", big_file.to_str().unwrap()], "larger"),
+    ] {
+        let stderr = refused(&with(&extra));
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+    }
+    assert_eq!(app.storage.list_clients().await.unwrap().len(), before, "nothing stored for refused commands");
+
+    let par = json(&create_web_app(app, "--redirect-uri", "https://app.example.com/cb", &["--require-par"]));
+    assert_eq!(par["require_pushed_authorization_requests"], true);
+}
+
 crate::backend_tests!(
+    private_key_jwt_and_par_clients_are_created_with_the_cli,
     a_client_created_with_the_cli_gets_tokens,
     client_create_rejects_bad_arguments,
     client_create_refuses_dangerous_and_insecure_redirect_uris,
