@@ -8,7 +8,7 @@
 //! then is the `jti` recorded (single use): a stranger without the client's key cannot make
 //! Tessera store anything.
 
-use super::client_keys::{AssertionAlg, ClientKeys};
+use super::client_keys::ClientKeys;
 use super::error::OAuthError;
 use crate::clock::Clock;
 use crate::config::Issuer;
@@ -21,6 +21,7 @@ use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use std::sync::Arc;
+use tessera_verify::VerifyError;
 
 /// RFC 7523 §2.2.
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -43,11 +44,10 @@ pub struct AssertionChecker {
     pub clock: Arc<dyn Clock>,
 }
 
+/// The header member read before the signature is verified: which key to fetch.
 #[derive(Deserialize)]
-struct Header {
-    alg: String,
+struct UnverifiedHeader {
     kid: Option<String>,
-    crit: Option<serde_json::Value>,
 }
 
 /// RFC 7523 §3 claims. `aud` is a string or an array of strings.
@@ -78,34 +78,26 @@ impl Audience {
     }
 }
 
-/// An assertion split and decoded, not yet verified.
-struct Parsed<'a> {
-    header: Header,
-    claims: AssertionClaims,
-    signing_input: &'a [u8],
-    signature: Vec<u8>,
-}
-
 fn malformed() -> OAuthError {
     OAuthError::invalid_client("client_assertion is not a signed JWT (JWS compact serialization)")
 }
 
-fn parse(assertion: &str) -> Result<Parsed<'_>, OAuthError> {
+/// The header and claims of `assertion`, decoded but not verified: they name the client
+/// whose keys will verify it, and the key.
+fn peek(assertion: &str) -> Result<(UnverifiedHeader, AssertionClaims), OAuthError> {
     if assertion.len() > MAX_ASSERTION_BYTES {
         return Err(OAuthError::invalid_request(format!(
             "client_assertion is larger than {MAX_ASSERTION_BYTES} bytes"
         )));
     }
     let mut parts = assertion.split('.');
-    let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(header), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(malformed());
     };
     let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| malformed());
-    let header: Header = serde_json::from_slice(&decode(header)?).map_err(|_| malformed())?;
-    let claims: AssertionClaims = serde_json::from_slice(&decode(payload)?).map_err(|_| malformed())?;
-    let signing_input = &assertion.as_bytes()[..assertion.len() - signature.len() - 1];
-    Ok(Parsed { header, claims, signing_input, signature: decode(signature)? })
+    let header = serde_json::from_slice(&decode(header)?).map_err(|_| malformed())?;
+    let claims = serde_json::from_slice(&decode(payload)?).map_err(|_| malformed())?;
+    Ok((header, claims))
 }
 
 impl AssertionChecker {
@@ -119,19 +111,10 @@ impl AssertionChecker {
         body_client_id: Option<&ClientId>,
         endpoint: &str,
     ) -> Result<Arc<Client>, OAuthError> {
-        let parsed = parse(assertion)?;
-        // RFC 7515 §4.1.11: no extension is understood, so none may be critical.
-        if parsed.header.crit.is_some() {
-            return Err(OAuthError::invalid_client("client_assertion has critical header parameters"));
-        }
-        let alg = AssertionAlg::parse(&parsed.header.alg)
-            .ok_or_else(|| OAuthError::invalid_client("client_assertion must be signed with RS256, ES256 or EdDSA"))?;
-        // RFC 7523 §3: `iss` and `sub` are the client's id.
-        let claims = &parsed.claims;
-        let sub = claims.sub.as_deref().ok_or_else(|| OAuthError::invalid_client("client_assertion has no sub"))?;
-        if claims.iss.as_deref() != Some(sub) {
-            return Err(OAuthError::invalid_client("client_assertion's iss and sub must both be the client_id"));
-        }
+        let (header, unverified) = peek(assertion)?;
+        // RFC 7523 §3: `iss` and `sub` are the client's id; the client is looked up by them
+        // and everything is checked again on the verified claims.
+        let sub = unverified.sub.as_deref().ok_or_else(|| OAuthError::invalid_client("client_assertion has no sub"))?;
         let id = ClientId::parse(sub).map_err(|_| OAuthError::invalid_client("client authentication failed"))?;
         if body_client_id.is_some_and(|body| *body != id) {
             return Err(OAuthError::invalid_client("client_id differs from the client_assertion's sub"));
@@ -150,19 +133,25 @@ impl AssertionChecker {
                 client.auth_method.as_str()
             )));
         }
-        let kid = parsed.header.kid.as_deref();
+        let kid = header.kid.as_deref();
         let now = self.clock.now();
         let keys = self.keys.for_client(&client, kid, now).await.map_err(|error| {
             tracing::warn!(client_id = %client.id, error = %error, "client keys unavailable");
             OAuthError::invalid_client("the client's keys are unavailable")
         })?;
-        if !keys.verify(kid, alg, parsed.signing_input, &parsed.signature) {
-            return Err(OAuthError::invalid_client(
-                "client_assertion's signature does not verify with the client's keys",
-            ));
+        // RFC 7515 §5.2 with the client's keys, and only RS256, ES256 or EdDSA: `none` and
+        // HMAC are refused before any key is tried.
+        let verified = keys.verify(assertion).map_err(|error| {
+            OAuthError::invalid_client(match error {
+                VerifyError::UnsupportedAlgorithm => "client_assertion must be signed with RS256, ES256 or EdDSA",
+                _ => "client_assertion's signature does not verify with the client's keys",
+            })
+        })?;
+        let claims: AssertionClaims = verified.claims().map_err(|_| malformed())?;
+        if claims.iss.as_deref() != Some(client.id.as_str()) || claims.sub.as_deref() != Some(client.id.as_str()) {
+            return Err(OAuthError::invalid_client("client_assertion's iss and sub must both be the client_id"));
         }
-
-        let expires_at = check_claims(claims, &self.issuer, endpoint, now)?;
+        let expires_at = check_claims(&claims, &self.issuer, endpoint, now)?;
         let jti = claims.jti.as_deref().unwrap_or_default();
         // Two clients may choose the same jti: the client id is part of what is recorded.
         let digest = SecretDigest::of(&format!("{}\n{jti}", client.id));
@@ -257,7 +246,7 @@ mod tests {
     #[test]
     fn malformed_assertions_are_refused_before_anything_else() {
         for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!", &"a".repeat(MAX_ASSERTION_BYTES + 1)] {
-            assert!(parse(bad).is_err(), "{bad}");
+            assert!(peek(bad).is_err(), "{bad}");
         }
     }
 }

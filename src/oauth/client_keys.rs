@@ -6,11 +6,9 @@
 
 use crate::domain::client::{Client, ClientId, KeySource};
 use crate::http::outbound::OutboundPolicy;
-use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use tessera_verify::{Algorithm, KeySet, VerifiedJws, VerifyError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +16,7 @@ use url::Url;
 
 /// Largest JWK Set accepted, registered or fetched.
 pub const MAX_JWKS_BYTES: usize = 16 * 1024;
-/// Keys of one set that are kept; the others are ignored (bounds the work per assertion).
+/// Keys a registered set may have.
 const MAX_KEYS: usize = 10;
 /// How long a fetched set is used when its response says nothing (`Cache-Control: max-age`).
 const DEFAULT_CACHE: Duration = Duration::from_secs(5 * 60);
@@ -34,154 +32,48 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// The signature algorithms of client assertions (RFC 7518 §3.3, §3.4; RFC 8037 §3.1).
-/// `none` and the HMAC algorithms have no variant: they cannot be accepted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AssertionAlg {
-    RS256,
-    ES256,
-    EdDSA,
-}
+/// `none` and the HMAC algorithms are no [`Algorithm`]: they cannot be accepted.
+pub const ASSERTION_ALGORITHMS: &[Algorithm] = &[Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 
-impl AssertionAlg {
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "RS256" => Some(Self::RS256),
-            "ES256" => Some(Self::ES256),
-            "EdDSA" => Some(Self::EdDSA),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::RS256 => "RS256",
-            Self::ES256 => "ES256",
-            Self::EdDSA => "EdDSA",
-        }
-    }
-}
-
-/// One usable public key of a client's set.
+/// A client's usable public keys, parsed once (tessera-verify's client key set: keys
+/// without `kid` are kept and tried, at most `MAX_KEYS_TRIED` per assertion).
 #[derive(Debug)]
-struct PublicKey {
-    kid: Option<String>,
-    alg: AssertionAlg,
-    /// The key as aws-lc takes it: RSA `n` and `e`, or the EC point, or the Ed25519 key.
-    material: Material,
-}
+pub struct ClientKeySet(KeySet);
 
-#[derive(Debug)]
-enum Material {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
-    Raw(Vec<u8>),
-}
-
-impl PublicKey {
-    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        match (&self.material, self.alg) {
-            (Material::Rsa { n, e }, AssertionAlg::RS256) => {
-                RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
-                    .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, signature)
-                    .is_ok()
-            }
-            (Material::Raw(point), AssertionAlg::ES256) => {
-                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).verify(message, signature).is_ok()
-            }
-            (Material::Raw(key), AssertionAlg::EdDSA) => {
-                UnparsedPublicKey::new(&signature::ED25519, key).verify(message, signature).is_ok()
-            }
-            _ => false,
-        }
+impl Default for ClientKeySet {
+    fn default() -> Self {
+        Self(KeySet::from_client_jwks(br#"{"keys":[]}"#, ASSERTION_ALGORITHMS).expect("an empty JWK Set"))
     }
-}
-
-/// A client's usable public keys.
-#[derive(Debug, Default)]
-pub struct ClientKeySet {
-    keys: Vec<PublicKey>,
 }
 
 impl ClientKeySet {
-    /// Parses a JWK Set, keeping the public signature keys Tessera can use (at most
-    /// [`MAX_KEYS`]). Keys with private members are skipped; [`check_jwks`] refuses them
-    /// at registration.
+    /// Parses a JWK Set, keeping the public signature keys usable with
+    /// [`ASSERTION_ALGORITHMS`]. Keys with private members are skipped; [`check_jwks`]
+    /// refuses them at registration.
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.len() > MAX_JWKS_BYTES {
             return Err(format!("is larger than {MAX_JWKS_BYTES} bytes"));
         }
-        let set: Value = serde_json::from_str(text).map_err(|e| format!("is not JSON: {e}"))?;
-        let keys = set.get("keys").and_then(Value::as_array).ok_or("is not a JWK Set (an object with a keys array)")?;
-        let keys = keys.iter().filter_map(public_key).take(MAX_KEYS).collect();
-        Ok(Self { keys })
+        KeySet::from_client_jwks(text.as_bytes(), ASSERTION_ALGORITHMS)
+            .map(Self)
+            .map_err(|e| format!("is not a JWK Set (an object with a keys array): {e}"))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.0.is_empty()
     }
 
     /// Whether a key is published as `kid`.
     pub fn has_kid(&self, kid: &str) -> bool {
-        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+        self.0.contains(kid)
     }
 
-    /// Verifies a JWS signature: with the key named `kid`, or without one, with each key
-    /// for `alg` (at most [`MAX_KEYS`]). The key must be for `alg`: an RSA key is never
-    /// used for ES256, whatever the header says.
-    pub fn verify(&self, kid: Option<&str>, alg: AssertionAlg, message: &[u8], signature: &[u8]) -> bool {
-        self.keys
-            .iter()
-            .filter(|key| key.alg == alg && kid.is_none_or(|kid| key.kid.as_deref() == Some(kid)))
-            .any(|key| key.verify(message, signature))
+    /// Verifies the compact JWS `token` with these keys (RFC 7515 §5.2): the key it names,
+    /// or without one each key that fits its `alg`; the alg must be one of
+    /// [`ASSERTION_ALGORITHMS`] and fit the key.
+    pub fn verify(&self, token: &str) -> Result<VerifiedJws, VerifyError> {
+        self.0.verify_jws(token, ASSERTION_ALGORITHMS)
     }
-}
-
-/// A JWK as a usable public key, or `None` (unknown type, encryption key, private, …).
-fn public_key(jwk: &Value) -> Option<PublicKey> {
-    let jwk = jwk.as_object()?;
-    if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
-        return None;
-    }
-    let text = |name: &str| jwk.get(name).and_then(Value::as_str);
-    if text("use").is_some_and(|u| u != "sig") {
-        return None;
-    }
-    let bytes = |name: &str| text(name).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
-    let kid = text("kid").map(str::to_owned);
-    let (alg, material) = match (text("kty")?, text("crv")) {
-        ("RSA", _) => {
-            let mut n = bytes("n")?;
-            let zeros = n.iter().take_while(|b| **b == 0).count();
-            n.drain(..zeros);
-            // RFC 7518 §3.3: at least 2048 bits.
-            if n.len() < 256 {
-                return None;
-            }
-            (AssertionAlg::RS256, Material::Rsa { n, e: bytes("e")? })
-        }
-        ("EC", Some("P-256")) => {
-            let (x, y) = (bytes("x")?, bytes("y")?);
-            if x.len() != 32 || y.len() != 32 {
-                return None;
-            }
-            let mut point = vec![0x04];
-            point.extend(x);
-            point.extend(y);
-            (AssertionAlg::ES256, Material::Raw(point))
-        }
-        ("OKP", Some("Ed25519")) => {
-            let x = bytes("x")?;
-            if x.len() != 32 {
-                return None;
-            }
-            (AssertionAlg::EdDSA, Material::Raw(x))
-        }
-        _ => return None,
-    };
-    // A key that names its algorithm is used with that one only (RFC 7517 §4.4).
-    if text("alg").is_some_and(|named| named != alg.name()) {
-        return None;
-    }
-    Some(PublicKey { kid, alg, material })
 }
 
 /// Checks a JWK Set a client registers (`--jwks-file`): at most [`MAX_JWKS_BYTES`], no
