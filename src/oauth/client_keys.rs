@@ -8,10 +8,10 @@ use crate::domain::client::{Client, ClientId, KeySource};
 use crate::http::outbound::OutboundPolicy;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tessera_verify::{Algorithm, KeySet, VerifiedJws, VerifyError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tessera_verify::{Algorithm, KeySet, VerifiedJws, VerifyError};
 use url::Url;
 
 /// Largest JWK Set accepted, registered or fetched.

@@ -179,3 +179,103 @@ mod other_languages {
 
     crate::backend_tests!(node_jose_verifies_access_tokens, python_pyjwt_verifies_access_tokens);
 }
+
+/// openid-client 6 (Node), an independent client, as a confidential client that
+/// authenticates with `private_key_jwt` (RFC 7523) and pushes its authorization requests
+/// (RFC 9126): it must accept every response Tessera gives.
+mod openid_client_node {
+    use crate::helpers::browser::{form_tokens, location, PASSWORD};
+    use crate::helpers::clients::{ClientSpec, WEB_APP_REDIRECT_URI};
+    use crate::helpers::TestApp;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    use serde_json::{json, Value};
+    use std::path::PathBuf;
+    use tessera::domain::client::{AuthMethod, KeySource};
+    use tokio::process::Command;
+
+    fn node_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node")
+    }
+
+    /// Runs `client.mjs` with `args`; `None` when Node or openid-client is missing outside CI.
+    /// Asynchronously: the server's PostgreSQL connections are driven by this test's runtime,
+    /// which a blocking wait would stop.
+    async fn run(args: &[&str]) -> Option<Value> {
+        if !node_dir().join("node_modules/openid-client").is_dir() {
+            assert!(std::env::var_os("CI").is_none(), "openid-client is missing in CI (.ci/run installs it)");
+            eprintln!("skipping the openid-client interop check: run .ci/run once to install its dependencies");
+            return None;
+        }
+        let output =
+            Command::new("node").arg(node_dir().join("client.mjs")).args(args).output().await.expect("node runs");
+        assert!(output.status.success(), "openid-client refused: {}", String::from_utf8_lossy(&output.stderr));
+        Some(serde_json::from_slice(&output.stdout).expect("JSON on stdout"))
+    }
+
+    /// A P-256 key: its PKCS#8 DER in base64 (for the script) and its public JWK Set.
+    fn client_key() -> (String, String, String) {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = pair.public_key().as_ref();
+        let kid = format!("node-{}", uuid::Uuid::new_v4().simple());
+        let jwk = json!({
+            "kty": "EC", "crv": "P-256", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        });
+        (STANDARD.encode(pkcs8.as_ref()), kid, json!({ "keys": [jwk] }).to_string())
+    }
+
+    async fn openid_client_gets_a_token_with_private_key_jwt(app: &TestApp) {
+        let (pkcs8, kid, jwks) = client_key();
+        let client = app
+            .register_client(ClientSpec {
+                auth_method: AuthMethod::PrivateKeyJwt,
+                keys: Some(KeySource::Jwks(jwks)),
+                ..ClientSpec::service()
+            })
+            .await;
+        let Some(tokens) = run(&["credentials", &app.address, &client.id, &pkcs8, &kid]).await else { return };
+        let claims = app.verify_access_token(tokens["access_token"].as_str().unwrap(), "https://api.example.com").await;
+        assert_eq!(claims["client_id"], client.id.as_str());
+        assert_eq!(tokens["scope"], "invoices:read");
+    }
+
+    async fn openid_client_pushes_its_request_and_redeems_the_code(app: &TestApp) {
+        let (pkcs8, kid, jwks) = client_key();
+        let client = app
+            .register_client(ClientSpec {
+                auth_method: AuthMethod::PrivateKeyJwt,
+                keys: Some(KeySource::Jwks(jwks)),
+                require_pushed_authorization_requests: true,
+                ..ClientSpec::web_app()
+            })
+            .await;
+        let user = app.create_user("nora").await;
+        let Some(pushed) = run(&["par", &app.address, &client.id, &pkcs8, &kid, WEB_APP_REDIRECT_URI]).await else {
+            return;
+        };
+        let url = pushed["url"].as_str().unwrap();
+        assert!(url.contains("request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3A"), "{url}");
+        let page = app.http.get(url).send().await.unwrap();
+        assert_eq!(page.status(), 200, "the login page");
+        let mut response = app.submit_login(&form_tokens(&page.text().await.unwrap()), "nora", PASSWORD).await;
+        if response.status() == 200 {
+            response = app.submit_consent(&form_tokens(&response.text().await.unwrap()), "allow").await;
+        }
+        let callback = location(&response);
+        let [verifier, state, nonce] =
+            ["code_verifier", "state", "nonce"].map(|k| pushed[k].as_str().unwrap().to_owned());
+        let args = ["code", &app.address, &client.id, &pkcs8, &kid, &callback, &verifier, &state, &nonce];
+        let tokens = run(&args).await.expect("openid-client ran before");
+        assert_eq!(tokens["claims"]["sub"], user.id.as_str());
+        assert_eq!(tokens["claims"]["aud"], client.id.as_str());
+    }
+
+    crate::backend_tests!(
+        openid_client_gets_a_token_with_private_key_jwt,
+        openid_client_pushes_its_request_and_redeems_the_code
+    );
+}
