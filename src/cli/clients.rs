@@ -149,8 +149,12 @@ pub async fn run(
         }
         ClientCommand::RotateSecret { client_id, json } => {
             let client = find(storage, &client_id).await?;
-            if client.secret_digest.is_none() {
-                bail!("client {client_id} is public and has no secret");
+            match client.auth_method {
+                AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {}
+                AuthMethod::PrivateKeyJwt => {
+                    bail!("client {client_id} authenticates with private_key_jwt: it has no secret")
+                }
+                AuthMethod::None => bail!("client {client_id} is public and has no secret"),
             }
             let secret = GeneratedSecret::generate(CLIENT_SECRET_PREFIX);
             storage.set_client_secret(&client.id, &secret.digest(), Utc::now()).await?;
