@@ -148,11 +148,31 @@ pub struct ClientKeys {
     http: reqwest::Client,
     policy: OutboundPolicy,
     slots: Mutex<HashMap<ClientId, Arc<tokio::sync::Mutex<Slot>>>>,
+    /// Registered sets, parsed once (parsing a key costs about a verification), with the
+    /// text they were parsed from: a changed registration is parsed again.
+    registered: Mutex<HashMap<ClientId, (String, Arc<ClientKeySet>)>>,
 }
 
 impl ClientKeys {
     pub fn new(policy: OutboundPolicy) -> reqwest::Result<Self> {
-        Ok(Self { http: policy.client(FETCH_TIMEOUT)?, policy, slots: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            http: policy.client(FETCH_TIMEOUT)?,
+            policy,
+            slots: Mutex::new(HashMap::new()),
+            registered: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn registered(&self, client: &Client, text: &str) -> Result<Arc<ClientKeySet>, KeysUnavailable> {
+        let mut registered = self.registered.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((parsed_from, keys)) = registered.get(&client.id) {
+            if parsed_from == text {
+                return Ok(keys.clone());
+            }
+        }
+        let keys = Arc::new(ClientKeySet::parse(text).map_err(KeysUnavailable::Invalid)?);
+        registered.insert(client.id.clone(), (text.to_owned(), keys.clone()));
+        Ok(keys)
     }
 
     /// The keys to verify an assertion of `client` that names `kid` with. A fetched set is
@@ -165,9 +185,7 @@ impl ClientKeys {
         now: DateTime<Utc>,
     ) -> Result<Arc<ClientKeySet>, KeysUnavailable> {
         let uri = match &client.keys {
-            Some(KeySource::Jwks(text)) => {
-                return ClientKeySet::parse(text).map(Arc::new).map_err(KeysUnavailable::Invalid)
-            }
+            Some(KeySource::Jwks(text)) => return self.registered(client, text),
             Some(KeySource::Uri(uri)) => uri,
             None => return Err(KeysUnavailable::NotRegistered),
         };

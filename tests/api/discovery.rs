@@ -26,13 +26,25 @@ async fn openid_configuration_describes_what_is_implemented(app: &TestApp) {
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+        serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"])
     );
+    // RFC 8414 §2: the algorithms of private_key_jwt assertions, at every endpoint that takes them.
+    for endpoint in ["token", "revocation", "introspection"] {
+        let algs = &doc[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")];
+        assert_eq!(algs, &serde_json::json!(["RS256", "ES256", "EdDSA"]), "{endpoint}");
+    }
+    assert!(doc["introspection_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&"private_key_jwt".into()));
+    // RFC 9126 §5.
+    assert_eq!(doc["pushed_authorization_request_endpoint"], app.url("/par"));
+    assert_eq!(doc["require_pushed_authorization_requests"], false);
     assert!(doc["scopes_supported"].as_array().unwrap().contains(&serde_json::json!("offline_access")));
     assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
     assert_eq!(doc["subject_types_supported"], serde_json::json!(["public"]));
     // Nothing advertised that does not exist yet.
-    for absent in ["registration_endpoint", "device_authorization_endpoint", "pushed_authorization_request_endpoint"] {
+    for absent in ["registration_endpoint", "device_authorization_endpoint"] {
         assert!(doc.get(absent).is_none(), "{absent} is advertised but not implemented");
     }
 }
