@@ -220,11 +220,17 @@ impl ClientKeys {
                 Ok(keys)
             }
             Err(error) => {
-                // A failed fetch is not retried sooner than a refetch would be: the previous
-                // set (or none) stands meanwhile.
+                // A failed fetch is not retried sooner than a refetch would be; meanwhile the
+                // previous set stands (the client's keys server being down does not lock the
+                // client out), stale again after that interval.
+                tracing::warn!(client_id = %client.id, error = %error, "fetching the client's jwks_uri failed");
                 slot.kid_refetch_at = Some(now);
                 match &mut slot.fetched {
-                    Some(previous) => previous.at = now,
+                    Some(previous) => {
+                        let retry_at = now + chrono::Duration::from_std(REFETCH_INTERVAL).unwrap_or_default();
+                        previous.at = retry_at - chrono::Duration::from_std(previous.fresh_for).unwrap_or_default();
+                        return Ok(previous.keys.clone());
+                    }
                     None => {
                         slot.fetched = Some(Fetched {
                             keys: Arc::new(ClientKeySet::default()),

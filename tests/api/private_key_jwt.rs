@@ -274,7 +274,54 @@ async fn a_jwks_uri_is_fetched_once_and_refetched_for_a_new_kid_at_most_every_30
     assert_oauth_error(refused, 401, "invalid_client").await;
 }
 
+async fn a_jwks_uri_response_is_cached_for_its_max_age_and_bounded_in_size(app: &TestApp) {
+    let key = ClientKey::rsa();
+    let server = JwksServer::start(jwks(&[&key]));
+    server.cache_control("public, max-age=600");
+    let client = app.register_key_client(KeySource::Uri(server.url.clone())).await;
+    let token = || {
+        let assertion = key.assertion(app, &client.id, &app.address);
+        async move { app.client_credentials_with_assertion(&assertion).await }
+    };
+    assert_eq!(token().await.status(), 200);
+    app.clock.advance(chrono::Duration::seconds(400));
+    assert_eq!(token().await.status(), 200);
+    assert_eq!(server.fetches(), 1, "max-age=600 outlasts the 5-minute default");
+    app.clock.advance(chrono::Duration::seconds(201));
+    assert_eq!(token().await.status(), 200);
+    assert_eq!(server.fetches(), 2, "stale after its max-age");
+
+    // A set larger than 16 KB is not taken: the previous one stands.
+    server.publish(format!("{{\"keys\": [], \"padding\": \"{}\"}}", "x".repeat(20 * 1024)));
+    app.clock.advance(chrono::Duration::seconds(601));
+    assert_eq!(token().await.status(), 200, "the previous set stands");
+    assert_eq!(server.fetches(), 3);
+    let other = ClientKey::rsa();
+    let oversized = app.register_key_client(KeySource::Uri(server.url.clone())).await;
+    let refused = app.client_credentials_with_assertion(&other.assertion(app, &oversized.id, &app.address)).await;
+    assert_oauth_error(refused, 401, "invalid_client").await;
+    server.stop().await;
+}
+
+async fn a_disabled_private_key_jwt_client_is_refused(app: &TestApp) {
+    let key = ClientKey::ed25519();
+    let client = app
+        .register_client(ClientSpec {
+            auth_method: AuthMethod::PrivateKeyJwt,
+            keys: Some(KeySource::Jwks(jwks(&[&key]))),
+            disabled: true,
+            ..ClientSpec::service()
+        })
+        .await;
+    let refused = app.client_credentials_with_assertion(&key.assertion(app, &client.id, &app.address)).await;
+    let body = assert_oauth_error(refused, 401, "invalid_client").await;
+    assert!(body["error_description"].as_str().unwrap().contains("disabled"), "{body}");
+    assert_eq!(app.count_rows("client_assertion_jtis").await, 0);
+}
+
 crate::backend_tests!(
+    a_jwks_uri_response_is_cached_for_its_max_age_and_bounded_in_size,
+    a_disabled_private_key_jwt_client_is_refused,
     client_credentials_with_rs256_es256_and_eddsa,
     revoke_introspect_and_par_accept_assertions_for_their_own_url,
     assertions_that_fail_a_check_are_refused_and_store_nothing,

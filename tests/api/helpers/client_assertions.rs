@@ -146,19 +146,25 @@ impl TestApp {
 pub struct JwksServer {
     pub url: String,
     body: Arc<Mutex<String>>,
+    cache_control: Arc<Mutex<Option<String>>>,
     fetches: Arc<AtomicUsize>,
     server: actix_web::dev::ServerHandle,
 }
 
 struct JwksState {
     body: Arc<Mutex<String>>,
+    cache_control: Arc<Mutex<Option<String>>>,
     fetches: Arc<AtomicUsize>,
 }
 
 async fn serve(state: web::Data<JwksState>) -> HttpResponse {
     state.fetches.fetch_add(1, Ordering::SeqCst);
     let body = state.body.lock().unwrap().clone();
-    HttpResponse::Ok().content_type("application/json").body(body)
+    let mut response = HttpResponse::Ok();
+    if let Some(value) = state.cache_control.lock().unwrap().clone() {
+        response.insert_header(("cache-control", value));
+    }
+    response.content_type("application/json").body(body)
 }
 
 impl JwksServer {
@@ -166,7 +172,12 @@ impl JwksServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
         let (body, fetches) = (Arc::new(Mutex::new(body)), Arc::new(AtomicUsize::new(0)));
-        let state = web::Data::new(JwksState { body: body.clone(), fetches: fetches.clone() });
+        let cache_control = Arc::new(Mutex::new(None));
+        let state = web::Data::new(JwksState {
+            body: body.clone(),
+            cache_control: cache_control.clone(),
+            fetches: fetches.clone(),
+        });
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).route("/jwks.json", web::get().to(serve)))
                 .workers(1)
@@ -175,7 +186,7 @@ impl JwksServer {
                 .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Self { url, body, fetches, server: handle }
+        Self { url, body, cache_control, fetches, server: handle }
     }
 
     pub fn fetches(&self) -> usize {
@@ -185,6 +196,11 @@ impl JwksServer {
     /// Serves `body` from now on (a key rotation).
     pub fn publish(&self, body: String) {
         *self.body.lock().unwrap() = body;
+    }
+
+    /// Answers with this `Cache-Control` from now on.
+    pub fn cache_control(&self, value: &str) {
+        *self.cache_control.lock().unwrap() = Some(value.to_owned());
     }
 
     pub async fn stop(&self) {
