@@ -485,4 +485,8 @@ impl HealthCheck for SqlStorage {
             Ok(())
         })
     }
+
+    async fn close(&self) {
+        SqlStorage::close(self).await
+    }
 }
