@@ -59,6 +59,26 @@ pub struct Settings {
     pub http: HttpSettings,
     pub log: LogSettings,
     pub ssf: SsfSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// The Prometheus listener (`[metrics]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Where `/metrics` is served, on its own listener; `""` (the default) serves none.
+    #[serde(deserialize_with = "optional_socket_addr")]
+    pub bind: Option<SocketAddr>,
+}
+
+fn optional_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let raw = String::deserialize(d)?;
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    raw.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!("`{raw}` is not an address and port such as 127.0.0.1:9090 (\"\" for none)"))
+    })
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -427,6 +447,12 @@ fn redact_database_url(raw: &str) -> String {
 impl Settings {
     /// Rules between settings, which no single value can check.
     fn check_consistency(&self) -> Result<(), ConfigError> {
+        if self.metrics.bind.is_some_and(|metrics| metrics.port() != 0 && metrics.port() == self.bind.port()) {
+            return Err(ConfigError(
+                "setting `metrics.bind` must be another port than `bind`: metrics are never served on the public listener"
+                    .into(),
+            ));
+        }
         let keys = &self.keys;
         if keys.rotation_margin.0 < keys.refresh_interval.0 {
             return Err(ConfigError(
@@ -1063,6 +1089,7 @@ mod tests {
         "ssf.enabled",
         "ssf.allow_loopback_push",
         "ssf.allow_private_push",
+        "metrics.bind",
     ];
 
     /// TOML that sets the dotted `setting` to `value` (a TOML literal).
