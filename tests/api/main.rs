@@ -21,6 +21,7 @@ mod introspection;
 mod jwks;
 mod key_rotation;
 mod logout;
+mod metrics;
 mod par;
 mod private_key_jwt;
 mod refresh_tokens;
