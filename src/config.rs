@@ -278,7 +278,8 @@ fn sources(config_file: Option<&Path>) -> Result<Figment, ConfigError> {
     }
     let env = Env::prefixed("TESSERA_")
         .split("__")
-        .filter(|key| !NON_SETTING_ENV_PREFIXES.iter().any(|p| key.as_str().starts_with(p)));
+        // Keys keep their case here (lowercased later): compare without it.
+        .filter(|key| !NON_SETTING_ENV_PREFIXES.iter().any(|p| key.as_str().to_ascii_lowercase().starts_with(p)));
     read_secret_files(figment.merge(env))
 }
 

@@ -92,6 +92,12 @@ pub struct CreateArgs {
     json: bool,
 }
 
+impl CreateArgs {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 pub async fn run(command: ClientCommand, storage: &dyn Storage, events: &Emitter) -> anyhow::Result<()> {
     match command {
         ClientCommand::Create(args) => create(args, storage).await,

@@ -46,15 +46,15 @@ pub async fn exchange(
             ctx.metrics.code_replays.inc();
             // Another client (or one without the verifier) proves nothing about the owner's
             // tokens, and must not be able to end them: refused, nothing revoked.
-            tracing::warn!(event = "code_replayed", client_id = %client.id, owner_client_id = %owner,
-                "a used authorization code was presented by another client or without its verifier; nothing revoked");
+            crate::audit!(warn, "code_replayed", "refused", client_id = %client.id, owner_client_id = %owner,
+                revoked = false);
             return Err(used());
         }
         CodeRedemption::Replayed { owner, is_owners: true } => {
             ctx.metrics.code_replays.inc();
             revoke_what_it_issued(ctx, &digest, now).await?;
-            tracing::warn!(event = "code_replayed", client_id = %client.id, owner_client_id = %owner,
-                "authorization code presented twice; its tokens are revoked");
+            crate::audit!(warn, "code_replayed", "refused", client_id = %client.id, owner_client_id = %owner,
+                revoked = true);
             return Err(used());
         }
         CodeRedemption::WrongClient => {

@@ -53,13 +53,8 @@ pub async fn rotate(
         }
         Rotation::Reused(family) => {
             ctx.metrics.refresh_rotations.with_label_values(&["reuse_detected"]).inc();
-            tracing::warn!(
-                event = "refresh_token_reuse",
-                family_id = %family.id,
-                client_id = %client.id,
-                user_id = %family.user_id,
-                "a used refresh token was presented again; its family is revoked"
-            );
+            crate::audit!(warn, "refresh_token_reuse", "family_revoked", family_id = %family.id,
+                client_id = %client.id, user_id = %family.user_id);
             return Err(OAuthError::InvalidGrant("the refresh token was already used; its grant is revoked".into()));
         }
         Rotation::Invalid => {
