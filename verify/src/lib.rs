@@ -88,6 +88,7 @@ mod jws;
 #[cfg(feature = "fetch")]
 mod key_cache;
 mod policy;
+mod replay;
 #[cfg(feature = "revocations")]
 mod revocation;
 #[cfg(feature = "test-util")]
@@ -96,14 +97,14 @@ pub mod test_util;
 mod verifier;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
-pub use claims::{Claims, IdTokenClaims, Scopes};
+pub use claims::{Claims, Confirmation, IdTokenClaims, Scopes};
 pub use clock::{Clock, SystemClock};
 #[cfg(feature = "fetch")]
 pub use error::DiscoveryError;
 #[cfg(feature = "revocations")]
 #[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]
 pub use error::RevocationError;
-pub use error::{BuildError, FetchError, JwkError, JwksError, VerifyError};
+pub use error::{BuildError, DpopRequestError, FetchError, JwkError, JwksError, VerifyError};
 pub use jwk::{Jwk, KeySet};
 pub use jws::{JwsHeader, VerifiedJws};
 pub use policy::{AccessTokenPolicy, IdTokenPolicy};

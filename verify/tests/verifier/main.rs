@@ -3,6 +3,8 @@
 //! `offline` runs whatever the features.
 
 #[cfg(all(feature = "actix", feature = "fetch"))]
+mod dpop;
+#[cfg(all(feature = "actix", feature = "fetch"))]
 mod extractor;
 #[cfg(feature = "fetch")]
 mod key_refresh;
