@@ -43,6 +43,17 @@
 //! for longer than allowed the verifier fails closed ([`VerifyError::RevocationsUnavailable`])
 //! or open, as configured (`FailMode`); `Verifier::revocation_status` reports it.
 //!
+//! # DPoP
+//!
+//! [`VerifierBuilder::dpop`] makes the verifier accept DPoP-bound tokens (RFC 9449 §7):
+//! [`Verifier::verify_dpop`] checks the token, its `cnf.jkt`, the proof and a bounded
+//! replay cache, and the actix-web extractor answers `WWW-Authenticate: DPoP`. A token
+//! bound to a key is never accepted by [`Verifier::verify`], the bearer check. The pieces
+//! are public for callers that keep their own state: [`dpop::ProofPolicy`] checks one
+//! proof as a pure function, [`Jwk`] parses a public key and computes its RFC 7638
+//! thumbprint, and [`KeySet::verify_jws`] verifies a JWS (a `private_key_jwt` client
+//! assertion, RFC 7523) with a client's keys ([`KeySet::from_client_jwks`]).
+//!
 //! # Without the network
 //!
 //! [`VerifierBuilder::build_from_jwks`] builds a verifier from a JWK Set document instead
