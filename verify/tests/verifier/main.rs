@@ -6,6 +6,7 @@
 mod dpop;
 #[cfg(all(feature = "actix", feature = "fetch"))]
 mod extractor;
+mod interop;
 #[cfg(feature = "fetch")]
 mod key_refresh;
 mod offline;
