@@ -59,6 +59,26 @@ pub struct Settings {
     pub http: HttpSettings,
     pub log: LogSettings,
     pub ssf: SsfSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// The Prometheus listener (`[metrics]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Where `/metrics` is served, on its own listener; `""` (the default) serves none.
+    #[serde(deserialize_with = "optional_socket_addr")]
+    pub bind: Option<SocketAddr>,
+}
+
+fn optional_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let raw = String::deserialize(d)?;
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    raw.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!("`{raw}` is not an address and port such as 127.0.0.1:9090 (\"\" for none)"))
+    })
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -183,6 +203,13 @@ pub struct HttpSettings {
     /// Take the client IP (for login throttling) from `Forwarded` / `X-Forwarded-For`.
     /// Only behind a reverse proxy that sets them; otherwise clients could forge them.
     pub trust_forwarded_headers: bool,
+    /// On SIGTERM, how long `/readyz` answers 503 while requests are still served, so that
+    /// load balancers stop sending new ones before the listener closes (0: close at once).
+    #[serde(deserialize_with = "window_within::<MINUTE, _>")]
+    pub shutdown_delay: Window,
+    /// Then, how long requests in flight may take to finish before they are cut off.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, { 10 * MINUTE }, _>")]
+    pub shutdown_timeout: Lifetime,
 }
 
 /// The OpenID Shared Signals transmitter (`[ssf]`).
@@ -420,6 +447,12 @@ fn redact_database_url(raw: &str) -> String {
 impl Settings {
     /// Rules between settings, which no single value can check.
     fn check_consistency(&self) -> Result<(), ConfigError> {
+        if self.metrics.bind.is_some_and(|metrics| metrics.port() != 0 && metrics.port() == self.bind.port()) {
+            return Err(ConfigError(
+                "setting `metrics.bind` must be another port than `bind`: metrics are never served on the public listener"
+                    .into(),
+            ));
+        }
         let keys = &self.keys;
         if keys.rotation_margin.0 < keys.refresh_interval.0 {
             return Err(ConfigError(
@@ -1031,6 +1064,8 @@ mod tests {
         "ssf.min_verification_interval",
         "ssf.push_timeout",
         "ssf.push_max_backoff",
+        "http.shutdown_delay",
+        "http.shutdown_timeout",
     ];
     /// Whole-number settings with their allowed range.
     const COUNT_SETTINGS: &[(&str, u64, u64)] = &[
@@ -1054,6 +1089,7 @@ mod tests {
         "ssf.enabled",
         "ssf.allow_loopback_push",
         "ssf.allow_private_push",
+        "metrics.bind",
     ];
 
     /// TOML that sets the dotted `setting` to `value` (a TOML literal).

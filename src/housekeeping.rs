@@ -3,6 +3,7 @@
 
 use crate::clock::Clock;
 use crate::config::HousekeepingSettings;
+use crate::metrics::Metrics;
 use crate::storage::Storage;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -14,6 +15,7 @@ pub fn spawn(
     clock: Arc<dyn Clock>,
     settings: &HousekeepingSettings,
     stream_inactivity: chrono::Duration,
+    metrics: Arc<Metrics>,
 ) -> JoinHandle<()> {
     let interval = settings.interval.0;
     let batch = i64::from(settings.batch_size.max(1));
@@ -24,7 +26,10 @@ pub fn spawn(
             ticker.tick().await;
             match purge(&*storage, &*clock, batch, stream_inactivity).await {
                 Ok(0) => {}
-                Ok(rows) => tracing::info!(rows, "housekeeping purged expired rows"),
+                Ok(rows) => {
+                    metrics.housekeeping_purged.inc_by(rows);
+                    tracing::info!(rows, "housekeeping purged expired rows")
+                }
                 Err(error) => tracing::warn!(error = %error, "housekeeping failed; will retry"),
             }
         }

@@ -22,7 +22,7 @@
 //! ```
 //!
 //! Utilities, usable from every layer above `domain` and importing only `domain` and each
-//! other: `config` `clock` `http` `password` `private_files` `telemetry`
+//! other: `config` `clock` `http` `metrics` `password` `private_files` `telemetry`
 //!
 //! `domain` imports neither actix nor sqlx; `keys` and `tokens` import no actix.
 
@@ -35,6 +35,7 @@ pub mod housekeeping;
 pub mod http;
 pub mod keys;
 pub mod login;
+pub mod metrics;
 pub mod oauth;
 pub mod password;
 pub mod private_files;

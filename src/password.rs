@@ -53,6 +53,7 @@ pub struct PasswordChecks {
     /// with argon2 allocating its own, 46 checks (at most 4 at once) left the server at
     /// 800 MiB (bench/README.md, `login-burst`).
     memory: Arc<Mutex<Vec<WorkingMemory>>>,
+    max: usize,
 }
 
 /// Argon2's blocks (19 MiB with the default parameters).
@@ -80,7 +81,12 @@ impl PasswordChecks {
     /// `max` checks at once; 0 means two per core.
     pub fn new(max: usize) -> Self {
         let max = if max == 0 { 2 * std::thread::available_parallelism().map_or(1, |n| n.get()) } else { max };
-        Self { permits: Arc::new(Semaphore::new(max)), memory: Arc::default() }
+        Self { permits: Arc::new(Semaphore::new(max)), memory: Arc::default(), max }
+    }
+
+    /// Checks running now (for the metrics).
+    pub fn in_flight(&self) -> usize {
+        self.max - self.permits.available_permits()
     }
 
     /// A place for one check, or `None` when all are taken.

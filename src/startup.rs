@@ -5,12 +5,14 @@ use crate::authorization::FlowSettings;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::housekeeping;
+use crate::http::readiness::Readiness;
 use crate::http::request_log;
 use crate::keys::kek::KekSource;
 use crate::keys::refresher;
 use crate::keys::rotation::RotationSchedule;
 use crate::keys::SigningKeys;
 use crate::login::LoginSettings;
+use crate::metrics::Metrics;
 use crate::oauth::discovery::Discovery;
 use crate::oauth::jwks::JwksMaxAge;
 use crate::password::PasswordChecks;
@@ -33,6 +35,10 @@ pub struct Application {
     port: u16,
     server: Server,
     stopper: Stopper,
+    /// Closed after the server has stopped, so that queued SQLite writes finish.
+    storage: Arc<dyn Storage>,
+    /// The `/metrics` listener's port, when `metrics.bind` is set.
+    metrics_port: Option<u16>,
     pub kid: String,
     pub kek_source: KekSource,
     /// Housekeeping and key refresh; stopped with the server.
@@ -72,11 +78,13 @@ impl Application {
         let login_settings = Data::new(LoginSettings::from_settings(&settings));
         let password_checks = Data::new(PasswordChecks::new(settings.login.max_concurrent_password_checks));
         let refresh = Data::new(RefreshPolicy::from_settings(&settings, kek.clone()));
+        let metrics = Arc::new(Metrics::new());
         let housekeeping = housekeeping::spawn(
             storage.clone(),
             clock.clone(),
             &settings.housekeeping,
             settings.ssf.inactivity_timeout.chrono(),
+            metrics.clone(),
         );
         let kid = keys.snapshot().current.kid.clone();
         let issuer = Data::new(TokenIssuer::new(
@@ -116,8 +124,14 @@ impl Application {
         let discovery = Data::new(Discovery::new(&settings.issuer, is_ssf_enabled));
         let jwks_max_age = Data::new(JwksMaxAge(settings.keys.jwks_max_age.as_secs().min(u32::MAX as u64) as u32));
         let clients = Data::new(ClientCache::new(storage.clone(), clock.clone(), settings.database.client_cache_ttl.0));
+        let to_close = storage.clone();
         let storage = Data::from(storage);
         let clock: Data<dyn Clock> = Data::from(clock);
+        let readiness = Data::new(Readiness::default());
+        let readiness_flag = readiness.clone();
+        let metrics = Data::from(metrics);
+        let metrics_scraped = metrics.clone();
+        let password_checks_seen = password_checks.clone();
         let port = listener.local_addr()?.port();
         let is_https = settings.issuer.is_https();
         let mut server = HttpServer::new(move || {
@@ -126,6 +140,8 @@ impl Application {
                 .wrap(from_fn(request_log::log_request))
                 .app_data(storage.clone())
                 .app_data(clients.clone())
+                .app_data(readiness.clone())
+                .app_data(metrics.clone())
                 .app_data(issuer.clone())
                 .app_data(discovery.clone())
                 .app_data(jwks_max_age.clone())
@@ -148,14 +164,47 @@ impl Application {
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);
         }
-        // Signals are handled here (`run_until_stopped`): long polls must end first.
-        let server = server.disable_signals().listen(listener)?.run();
-        let stopper = Stopper { handle: server.handle(), transmitter: stopping };
-        Ok(Self { port, server, stopper, kid, kek_source, background })
+        // Signals are handled here (`run_until_stopped`): the drain comes first.
+        let server =
+            server.disable_signals().shutdown_timeout(settings.http.shutdown_timeout.as_secs()).listen(listener)?.run();
+        let (metrics_server, metrics_port) = match settings.metrics.bind {
+            Some(bind) => {
+                let scrape = Scrape {
+                    metrics: metrics_scraped,
+                    storage: to_close.clone(),
+                    schedule: RotationSchedule::from_settings(&settings),
+                    password_checks: password_checks_seen,
+                    is_ssf_enabled,
+                };
+                let (server, port) = scrape.serve(bind)?;
+                (Some(server), Some(port))
+            }
+            None => (None, None),
+        };
+        let stopper = Stopper {
+            metrics: metrics_server.as_ref().map(Server::handle),
+            handle: server.handle(),
+            transmitter: stopping,
+            readiness: readiness_flag,
+            shutdown_delay: settings.http.shutdown_delay.0,
+        };
+        if let Some(metrics_server) = metrics_server {
+            background.push(tokio::spawn(async move {
+                if let Err(error) = metrics_server.await {
+                    tracing::error!(error = %error, "the metrics listener failed");
+                }
+            }));
+        }
+        Ok(Self { port, server, stopper, storage: to_close, metrics_port, kid, kek_source, background })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port `/metrics` is served on, when `metrics.bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// Stops the server from elsewhere (tests).
@@ -164,12 +213,16 @@ impl Application {
     }
 
     /// Serves until stopped: by a [`Stopper`], or by a signal as actix-web would (SIGTERM
-    /// gracefully; SIGINT and SIGQUIT at once).
+    /// gracefully, after `http.shutdown_delay` of draining; SIGINT and SIGQUIT at once).
+    /// Then the background tasks end and the database connections close.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stopper = self.stopper.clone();
         let signals = tokio::spawn(async move {
             let graceful = next_stop_signal().await;
             tracing::info!(event = "server_stopping", graceful, "stopping on a signal");
+            if graceful {
+                stopper.drain().await;
+            }
             stopper.stop(graceful).await;
         });
         let result = self.server.await;
@@ -177,6 +230,8 @@ impl Application {
         for task in &self.background {
             task.abort();
         }
+        self.storage.close().await;
+        tracing::info!(event = "server_stopped", "stopped");
         result
     }
 }
@@ -187,13 +242,97 @@ impl Application {
 #[derive(Clone)]
 pub struct Stopper {
     handle: ServerHandle,
+    metrics: Option<ServerHandle>,
     transmitter: Data<Transmitter>,
+    readiness: Data<Readiness>,
+    shutdown_delay: std::time::Duration,
 }
 
 impl Stopper {
+    /// The first step of a graceful stop: `/readyz` answers 503 and waiting long polls
+    /// answer, while requests are still served for `http.shutdown_delay`.
+    pub async fn drain(&self) {
+        self.readiness.drain();
+        self.transmitter.stop_waiting();
+        tokio::time::sleep(self.shutdown_delay).await;
+    }
+
+    /// Stops accepting; when `graceful`, requests in flight get `http.shutdown_timeout`.
     pub async fn stop(&self, graceful: bool) {
         self.transmitter.stop_waiting();
         self.handle.stop(graceful).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.stop(graceful).await;
+        }
+    }
+}
+
+/// What `/metrics` reads when scraped, besides the counters: the state gauges.
+struct Scrape {
+    metrics: Data<Metrics>,
+    storage: Arc<dyn Storage>,
+    schedule: RotationSchedule,
+    password_checks: Data<PasswordChecks>,
+    is_ssf_enabled: bool,
+}
+
+impl Scrape {
+    /// A listener of its own with one worker: a scrape is cheap, and the public workers
+    /// never wait for one.
+    fn serve(self, bind: std::net::SocketAddr) -> anyhow::Result<(Server, u16)> {
+        let listener = TcpListener::bind(bind)
+            .with_context(|| format!("cannot listen on {bind} for metrics (setting `metrics.bind`)"))?;
+        let port = listener.local_addr()?.port();
+        let scrape = Data::new(self);
+        let server = HttpServer::new(move || {
+            App::new().app_data(scrape.clone()).route("/metrics", actix_web::web::get().to(Scrape::handle))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        Ok((server, port))
+    }
+
+    async fn handle(scrape: Data<Scrape>) -> actix_web::HttpResponse {
+        scrape.read_state().await;
+        actix_web::HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(scrape.metrics.render())
+    }
+
+    async fn read_state(&self) {
+        let metrics = &self.metrics;
+        let (open, idle) = self.storage.pool_connections();
+        metrics.db_connections.with_label_values(&["idle"]).set(idle as i64);
+        metrics.db_connections.with_label_values(&["in_use"]).set(i64::from(open) - idle as i64);
+        metrics.password_checks_in_flight.set(self.password_checks.in_flight() as i64);
+        let now = chrono::Utc::now();
+        let seconds = |d: chrono::Duration| d.num_milliseconds() as f64 / 1000.0;
+        match self
+            .storage
+            .list_signing_keys()
+            .await
+            .map(|keys| crate::keys::rotation::schedule_state(&keys, &self.schedule))
+        {
+            Ok(Some((since, next_step))) => {
+                metrics.signing_key_age.set(seconds(now - since));
+                metrics.next_rotation_step.set(seconds(next_step - now).max(0.0));
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(error = %error, "metrics: cannot read the signing keys"),
+        }
+        if self.is_ssf_enabled {
+            match self.storage.signal_stats().await {
+                Ok(stats) => {
+                    metrics.ssf_streams.reset();
+                    for (status, count) in stats.streams {
+                        metrics.ssf_streams.with_label_values(&[&status]).set(count);
+                    }
+                    metrics.ssf_backlog.set(stats.backlog);
+                    metrics.ssf_oldest_undelivered.set(stats.oldest_owed.map_or(0.0, |at| seconds(now - at).max(0.0)));
+                }
+                Err(error) => tracing::warn!(error = %error, "metrics: cannot read the Shared Signals counts"),
+            }
+        }
     }
 }
 

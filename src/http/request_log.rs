@@ -1,14 +1,17 @@
-//! One log line per HTTP request, and a span around the request's work.
+//! One log line per HTTP request, and a span around the request's work; the request
+//! metrics are counted here too.
 //!
 //! The line names the path only, never the query string, and no header or body is
 //! logged: that is where codes, tokens and secrets travel. The span carries the request
 //! id, so every event logged while handling the request (a failed login, a refresh-token
 //! reuse) can be tied to the request line and to the `X-Request-Id` the client saw.
 
+use crate::metrics::Metrics;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::web::Data;
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -37,8 +40,19 @@ pub async fn log_request(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    let elapsed = start.elapsed();
     span.in_scope(|| {
-        tracing::info!(status = response.status().as_u16(), latency_us = start.elapsed().as_micros() as u64, "request")
+        tracing::info!(status = response.status().as_u16(), latency_us = elapsed.as_micros() as u64, "request")
     });
+    let request = response.request();
+    if let Some(metrics) = request.app_data::<Data<Metrics>>() {
+        // The route template, never the path: label values a stranger cannot choose.
+        let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+        let method = match request.method().as_str() {
+            known @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => known,
+            _ => "other",
+        };
+        metrics.observe_request(&route, method, response.status().as_u16(), elapsed.as_secs_f64());
+    }
     Ok(response)
 }

@@ -58,6 +58,19 @@ fn find(keys: &[StoredKey], state: KeyState) -> Option<&StoredKey> {
     keys.iter().find(|k| k.state == state)
 }
 
+/// Since when the current key signs, and when the next scheduled step is due (publishing
+/// the next key, or promoting it): what the metrics show. `None` without a current key.
+pub fn schedule_state(keys: &[StoredKey], schedule: &RotationSchedule) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let current = find(keys, KeyState::Current)?;
+    let since = current.activated_at.unwrap_or(current.created_at);
+    let period_ends = since + schedule.period;
+    let next_step = match find(keys, KeyState::Next) {
+        None => period_ends - schedule.publish_lead,
+        Some(next) => period_ends.max(next.created_at + schedule.publish_lead),
+    };
+    Some((since, next_step))
+}
+
 /// Removes retired keys whose tokens have all expired.
 async fn remove_expired(
     storage: &dyn Storage,

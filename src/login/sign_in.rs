@@ -10,6 +10,7 @@ use crate::domain::authorization::{PendingAuthorization, ThrottleSubject};
 use crate::domain::client::Client;
 use crate::domain::user::{User, Username};
 use crate::http::client_ip::client_ip;
+use crate::metrics::Metrics;
 use crate::password::{self, PasswordChecks};
 use crate::storage::Storage;
 use actix_web::http::header::{HeaderValue, RETRY_AFTER};
@@ -53,7 +54,9 @@ pub async fn post(
     ctx: Context,
     login: web::Data<LoginSettings>,
     checks: web::Data<PasswordChecks>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, PageError> {
+    let outcome = |outcome: &str| metrics.logins.with_label_values(&[outcome]).inc();
     let request = LoginRequest::open(&ctx, &form).await?;
     let storage = ctx.storage();
     let username_raw = form.params.get("username").unwrap_or_default();
@@ -68,12 +71,14 @@ pub async fn post(
         subjects.push(ThrottleSubject::account(username.as_str()));
     }
     let Some(reservation) = throttle::reserve(storage, &login, subjects, now).await? else {
+        outcome("locked");
         return Ok(again(LOCKED, StatusCode::TOO_MANY_REQUESTS));
     };
     // Bounded: beyond the bound, answer at once rather than queue. Taken after the
     // reservation, so requests the throttle refuses never hold a place.
     let Some(permit) = checks.try_start() else {
         throttle::release(storage, reservation).await?;
+        outcome("busy");
         let mut busy = again(BUSY, StatusCode::TOO_MANY_REQUESTS);
         busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
         return Ok(busy);
@@ -88,9 +93,10 @@ pub async fn post(
     settled?;
     let Some(user) = user else {
         tracing::info!(event = "login_failed", client_id = %request.client.id, "failed login");
+        outcome("failure");
         return Ok(again(LOGIN_FAILED, StatusCode::UNAUTHORIZED));
     };
-    start_session(&req, &ctx, &request, &user).await
+    start_session(&req, &ctx, &request, &user, &metrics).await
 }
 
 /// The user if `candidate` is their password and they are enabled. Unknown and disabled
@@ -115,14 +121,17 @@ async fn start_session(
     ctx: &Context,
     request: &LoginRequest,
     user: &User,
+    metrics: &Metrics,
 ) -> Result<HttpResponse, PageError> {
     // Whatever session the cookie names is replaced: no need to load or touch it first.
     let previous = session::cookie_digest(req, &ctx.settings);
     let Some((session, cookie)) = session::start(ctx, user, previous.as_ref(), ctx.now()).await? else {
         // The password changed (or the user was disabled) while it was being checked.
+        metrics.logins.with_label_values(&["failure"]).inc();
         return Ok(request.again(ctx, user.username.as_str(), LOGIN_FAILED, StatusCode::UNAUTHORIZED));
     };
     tracing::info!(event = "login", user_id = %user.id, client_id = %request.client.id, "user logged in");
+    metrics.logins.with_label_values(&["success"]).inc();
     let who = SignedIn { session: &session, user, has_interacted: true };
     let valid = ValidRequest { client: &request.client, pending: &request.pending };
     let mut response = without_csrf_cookie(ctx, decision::obtain(ctx, &valid, who).await?);

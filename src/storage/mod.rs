@@ -302,6 +302,12 @@ pub trait RefreshStore: Send + Sync {
 pub trait HealthCheck: Send + Sync {
     /// One round trip to the database, for `/readyz`.
     async fn ping(&self) -> Result<(), StorageError>;
+    /// The connection pool's open and idle connections (the read pool on SQLite), for the
+    /// metrics.
+    fn pool_connections(&self) -> (u32, usize);
+    /// Closes the connections once the server has stopped: the SQLite writer finishes the
+    /// writes queued on it first.
+    async fn close(&self);
 }
 
 pub trait Storage:

@@ -59,8 +59,21 @@ pub enum Verification {
     NoStream,
 }
 
+/// What the metrics show of the Shared Signals transmitter.
+#[derive(Debug, Default)]
+pub struct SignalStats {
+    /// Streams per status (`enabled`, `paused`, `disabled`).
+    pub streams: Vec<(String, i64)>,
+    /// SETs owed and not yet acknowledged (poll) or accepted (push).
+    pub backlog: i64,
+    /// When the oldest of them occurred: the delivery lag.
+    pub oldest_owed: Option<DateTime<Utc>>,
+}
+
 #[async_trait]
 pub trait SignalStore: Send + Sync {
+    /// Counts for the metrics: two aggregate queries.
+    async fn signal_stats(&self) -> Result<SignalStats, StorageError>;
     /// Inserts `stream` unless its receiver already has `max_per_receiver` streams (false,
     /// nothing inserted; concurrent creations are serialised on the receiver's client
     /// row), and owes it the unexpired events of the types it delivers that occurred since

@@ -21,6 +21,7 @@ mod introspection;
 mod jwks;
 mod key_rotation;
 mod logout;
+mod metrics;
 mod refresh_tokens;
 mod request_ids;
 mod revocation;

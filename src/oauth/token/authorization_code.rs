@@ -43,6 +43,7 @@ pub async fn exchange(
     let grant = match storage.redeem_code(&digest, &presentation).await? {
         CodeRedemption::Redeemed(grant) => grant,
         CodeRedemption::Replayed { owner, is_owners: false } => {
+            ctx.metrics.code_replays.inc();
             // Another client (or one without the verifier) proves nothing about the owner's
             // tokens, and must not be able to end them: refused, nothing revoked.
             tracing::warn!(event = "code_replayed", client_id = %client.id, owner_client_id = %owner,
@@ -50,6 +51,7 @@ pub async fn exchange(
             return Err(used());
         }
         CodeRedemption::Replayed { owner, is_owners: true } => {
+            ctx.metrics.code_replays.inc();
             revoke_what_it_issued(ctx, &digest, now).await?;
             tracing::warn!(event = "code_replayed", client_id = %client.id, owner_client_id = %owner,
                 "authorization code presented twice; its tokens are revoked");

@@ -9,6 +9,7 @@ mod request;
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::signals::Emitter;
 use crate::storage::Storage;
 use crate::tokens::refresh::RefreshPolicy;
@@ -42,6 +43,7 @@ pub struct GrantContext<'a> {
     pub clock: &'a dyn Clock,
     /// What a replayed code or a reused refresh token records (Shared Signals).
     pub events: &'a Emitter,
+    pub metrics: &'a Metrics,
 }
 
 pub async fn post(
@@ -51,11 +53,19 @@ pub async fn post(
     refresh: web::Data<RefreshPolicy>,
     clock: web::Data<dyn Clock>,
     events: web::Data<Emitter>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, OAuthError> {
     let AuthenticatedClient { client, form } = authenticated;
     let request = TokenRequest::parse(&form)?;
-    let ctx =
-        GrantContext { storage: &**storage, issuer: &issuer, refresh: &refresh, clock: &**clock, events: &events };
+    let grant = request.grant_type();
+    let ctx = GrantContext {
+        storage: &**storage,
+        issuer: &issuer,
+        refresh: &refresh,
+        clock: &**clock,
+        events: &events,
+        metrics: &metrics,
+    };
     let response = match request {
         TokenRequest::AuthorizationCode { code, redirect_uri, verifier } => {
             authorization_code::exchange(&client, &code, &redirect_uri, &verifier, &ctx).await?
@@ -65,6 +75,14 @@ pub async fn post(
             client_credentials::issue(&client, scope, &resources, &issuer)?
         }
     };
+    let issued = metrics.tokens_issued.with_label_values(&[grant.as_str(), "access_token"]);
+    issued.inc();
+    if response.id_token.is_some() {
+        metrics.tokens_issued.with_label_values(&[grant.as_str(), "id_token"]).inc();
+    }
+    if response.refresh_token.is_some() {
+        metrics.tokens_issued.with_label_values(&[grant.as_str(), "refresh_token"]).inc();
+    }
     Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache")).json(response))
 }
 

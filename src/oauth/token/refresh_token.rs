@@ -38,8 +38,12 @@ pub async fn rotate(
         reuse: &reuse,
     };
     let (family, refresh_token) = match ctx.storage.rotate_refresh_token(&request).await? {
-        Rotation::Rotated(family) => (family, successor.expose().to_owned()),
+        Rotation::Rotated(family) => {
+            ctx.metrics.refresh_rotations.with_label_values(&["rotated"]).inc();
+            (family, successor.expose().to_owned())
+        }
         Rotation::Retried { family, successor_sealed } => {
+            ctx.metrics.refresh_rotations.with_label_values(&["retried"]).inc();
             let raw = ctx
                 .refresh
                 .kek
@@ -48,6 +52,7 @@ pub async fn rotate(
             (family, String::from_utf8(raw).map_err(|_| anyhow::anyhow!("sealed successor is not UTF-8"))?)
         }
         Rotation::Reused(family) => {
+            ctx.metrics.refresh_rotations.with_label_values(&["reuse_detected"]).inc();
             tracing::warn!(
                 event = "refresh_token_reuse",
                 family_id = %family.id,
@@ -58,7 +63,8 @@ pub async fn rotate(
             return Err(OAuthError::InvalidGrant("the refresh token was already used; its grant is revoked".into()));
         }
         Rotation::Invalid => {
-            return Err(OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into()))
+            ctx.metrics.refresh_rotations.with_label_values(&["invalid"]).inc();
+            return Err(OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into()));
         }
         // RFC 6749 §6: the scope may be narrowed per access token, never widened.
         Rotation::ScopeExceeded => {

@@ -18,6 +18,14 @@ pub enum TokenRequest {
 }
 
 impl TokenRequest {
+    pub fn grant_type(&self) -> GrantType {
+        match self {
+            Self::AuthorizationCode { .. } => GrantType::AuthorizationCode,
+            Self::RefreshToken { .. } => GrantType::RefreshToken,
+            Self::ClientCredentials { .. } => GrantType::ClientCredentials,
+        }
+    }
+
     pub fn parse(form: &FormParams) -> Result<Self, OAuthError> {
         let grant_type = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("missing grant_type"))?;
         match grant_type.parse::<GrantType>() {

@@ -485,4 +485,15 @@ impl HealthCheck for SqlStorage {
             Ok(())
         })
     }
+
+    async fn close(&self) {
+        SqlStorage::close(self).await
+    }
+
+    fn pool_connections(&self) -> (u32, usize) {
+        match &self.backend {
+            Backend::Sqlite { reads, .. } => (reads.size(), reads.num_idle()),
+            Backend::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
 }

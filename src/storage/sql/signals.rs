@@ -4,7 +4,7 @@
 use super::{Backend, SqlStorage};
 use crate::domain::client::ClientId;
 use crate::domain::signals::{Delivery, EventType, Sealed, SecurityEvent, Stream, StreamStatus, Subject, POLL, PUSH};
-use crate::storage::signals::{PendingSet, PushAttempt, PushOutcome, SignalStore, Verification};
+use crate::storage::signals::{PendingSet, PushAttempt, PushOutcome, SignalStats, SignalStore, Verification};
 use crate::storage::timestamp::Timestamp;
 use crate::storage::StorageError;
 use async_trait::async_trait;
@@ -316,6 +316,21 @@ impl SignalStore for SqlStorage {
         let (inserted, seeded) = outcome.map_err(|e| super::conflict_as(e, "stream id"))?;
         self.wake_if(seeded);
         Ok(inserted)
+    }
+
+    async fn signal_stats(&self) -> Result<SignalStats, StorageError> {
+        on_pool!(self, pool => {
+            let streams: Vec<(String, i64)> =
+                sqlx::query_as("SELECT status, COUNT(*) FROM ssf_streams GROUP BY status ORDER BY status")
+                    .fetch_all(pool)
+                    .await?;
+            let (backlog, oldest): (i64, Option<Timestamp>) = sqlx::query_as(
+                "SELECT COUNT(*), MIN(e.occurred_at) FROM ssf_deliveries d JOIN ssf_events e ON e.id = d.event_id",
+            )
+            .fetch_one(pool)
+            .await?;
+            Ok(SignalStats { streams, backlog, oldest_owed: oldest.map(Into::into) })
+        })
     }
 
     async fn find_stream(&self, id: &str) -> Result<Option<Stream>, StorageError> {

@@ -27,6 +27,8 @@ pub struct TestApp {
     pub kid: String,
     /// The server's clock: tests move it forward instead of sleeping.
     pub clock: Arc<ManualClock>,
+    /// `http://127.0.0.1:PORT` of `/metrics`, when `metrics.bind` is set.
+    pub metrics_address: Option<String>,
     handle: tessera::startup::Stopper,
 }
 
@@ -76,10 +78,11 @@ impl TestApp {
         let app = Application::with_clock(settings.clone(), listener, clock.clone()).await?;
         let handle = app.stopper();
         let kid = app.kid.clone();
+        let metrics_address = app.metrics_port().map(|port| format!("http://127.0.0.1:{port}"));
         tokio::spawn(app.run_until_stopped()); // the socket already listens: no sleep needed
         let storage = storage::connect(&settings.database_url, &settings.database).await?;
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build()?;
-        Ok(Self { address, http, storage, settings, kid, clock, handle })
+        Ok(Self { address, http, storage, settings, kid, clock, metrics_address, handle })
     }
 
     /// The same server seen from another browser: its own cookie jar, shared with the
@@ -98,6 +101,7 @@ impl TestApp {
             settings: self.settings.clone(),
             kid: self.kid.clone(),
             clock: self.clock.clone(),
+            metrics_address: self.metrics_address.clone(),
             handle: self.handle.clone(),
         };
         (browser, jar)
