@@ -18,6 +18,7 @@ use crate::signals::push::Pusher;
 use crate::ssf::Transmitter;
 use crate::storage::client_cache::ClientCache;
 use crate::storage::{self, Storage};
+use crate::tokens::dpop::DpopPolicy;
 use crate::tokens::refresh::RefreshPolicy;
 use crate::tokens::TokenIssuer;
 use actix_web::dev::{Server, ServerHandle};
@@ -72,6 +73,7 @@ impl Application {
         let login_settings = Data::new(LoginSettings::from_settings(&settings));
         let password_checks = Data::new(PasswordChecks::new(settings.login.max_concurrent_password_checks));
         let refresh = Data::new(RefreshPolicy::from_settings(&settings, kek.clone()));
+        let dpop = Data::new(DpopPolicy::new(&settings.dpop, &kek, clock.clone()));
         let housekeeping = housekeeping::spawn(
             storage.clone(),
             clock.clone(),
@@ -134,6 +136,7 @@ impl Application {
                 .app_data(login_settings.clone())
                 .app_data(password_checks.clone())
                 .app_data(refresh.clone())
+                .app_data(dpop.clone())
                 .app_data(clock.clone())
                 .app_data(transmitter.clone())
                 .app_data(emitter.clone())

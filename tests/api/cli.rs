@@ -311,6 +311,7 @@ async fn session_list_shows_the_latest_rotation_as_last_use(app: &TestApp) {
         last_used_at: now,
         absolute_expires_at: now + Duration::days(90),
         revoked_at: None,
+        dpop_jkt: None,
     };
     app.storage.create_family(&second, &idle_token.digest(), now + Duration::days(14)).await.unwrap();
 

@@ -13,6 +13,7 @@ mod client_credentials;
 mod code_exchange;
 mod crash_safety;
 mod discovery;
+mod dpop;
 mod file_permissions;
 mod health;
 mod housekeeping;
