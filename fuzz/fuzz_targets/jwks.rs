@@ -1,5 +1,5 @@
 //! The JWK Set parser of `tessera-verify` (`verify/src/jwk.rs`), as the key cache runs it
-//! on every fetched set, for all six algorithms and for RS256 alone.
+//! on every fetched set, for all eight algorithms and for RS256 alone.
 //!
 //! Besides "no panic": a parsed set only holds `kid`s the document names once among its
 //! usable keys; a garbage signature never verifies; and where the document publishes the
@@ -41,7 +41,8 @@ fn check(json: &[u8], allowed: &[Algorithm]) {
     for kid in set.key_ids() {
         let named: Vec<&Value> = entries.iter().filter(|e| e["kid"].as_str() == Some(kid)).collect();
         assert!(!named.is_empty(), "kid {kid:?} is not in the document");
-        assert!(named.iter().any(|e| e["kty"] == "RSA"), "kid {kid:?} is not an RSA key");
+        let is_verifiable = |e: &&Value| matches!(e["kty"].as_str(), Some("RSA" | "EC" | "OKP"));
+        assert!(named.iter().any(is_verifiable), "kid {kid:?} is not an RSA, EC or OKP key");
         for alg in allowed {
             let result = set.verify(kid, *alg, MESSAGE, &[0x5a; 256]);
             assert!(matches!(result, Err(VerifyError::BadSignature | VerifyError::UnsupportedAlgorithm)), "{result:?}");

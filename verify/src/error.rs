@@ -230,6 +230,26 @@ pub enum DiscoveryError {
 #[error("not a JWK Set (RFC 7517 §5)")]
 pub struct JwksError(#[source] pub(crate) serde_json::Error);
 
+/// Why a JWK (RFC 7517 §4) is not a public key this crate can verify with.
+///
+/// The messages are fixed text, safe to log and to return to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwkError {
+    /// The JWK holds private or symmetric key members (`d`, `p`, `q`, `dp`, `dq`, `qi`,
+    /// `oth`, `k`) where a public key is expected (RFC 9449 §4.3 check 7).
+    #[error("the JWK holds a private key")]
+    PrivateKey,
+    /// A well-formed JWK this crate does not verify with: another key type or curve, a
+    /// key for encryption, an algorithm it does not support.
+    #[error("unsupported JWK: {0}")]
+    Unsupported(&'static str),
+    /// Not a well-formed JWK: not an object, a required member missing or of the wrong
+    /// type, not base64url, coordinates of the wrong length, `alg` not fitting `kty`.
+    #[error("invalid JWK: {0}")]
+    Invalid(&'static str),
+}
+
 /// Why a document could not be fetched from the issuer, or was not what it should be.
 ///
 /// Cheap to clone: the key cache hands the last failure to every request that needs it.

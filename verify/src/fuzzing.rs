@@ -8,8 +8,7 @@
 use crate::{Algorithm, Claims, VerifyError};
 
 /// Every algorithm a verifier can be configured with.
-pub const ALL_ALGORITHMS: [Algorithm; 6] =
-    [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384, Algorithm::PS512];
+pub const ALL_ALGORITHMS: [Algorithm; 8] = Algorithm::ALL;
 
 /// A parsed JWK Set, as the verifier keeps it, with access to single signature checks.
 pub struct KeySet(crate::KeySet);

@@ -1,12 +1,13 @@
 //! JWS Compact Serialization (RFC 7515 §7.1), taken apart strictly and without
 //! trusting anything before the signature is checked.
 
-use crate::jwk::KeySet;
+use crate::jwk::{KeySet, VerifyingKey};
 use crate::{Algorithm, VerifyError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::de::IgnoredAny;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
+use serde_json::Value;
 use std::borrow::Cow;
 
 /// Longest token accepted, in bytes. Tessera's tokens are well under 1 KiB; the limit
@@ -16,6 +17,11 @@ pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 /// Longest encoded JOSE header accepted. Tessera's is about 120 characters; a header
 /// of kilobytes can only be an attack on the JSON parser.
 pub(crate) const MAX_HEADER_LEN: usize = 1024;
+
+/// Longest encoded JOSE header accepted from other signers than the issuer: client
+/// assertions, DPoP proofs. Room for a `jwk` with a 4096-bit RSA modulus (about 1 KiB
+/// encoded) or a short `x5c`.
+pub(crate) const MAX_OPEN_HEADER_LEN: usize = 4096;
 
 /// Base64url length of a signature by an 8192-bit key, the largest aws-lc accepts.
 const MAX_SIGNATURE_LEN: usize = 1366;
@@ -32,7 +38,12 @@ pub(crate) struct CompactJws<'a> {
 impl<'a> CompactJws<'a> {
     /// Exactly three non-empty, dot-separated parts.
     pub fn split(token: &'a str) -> Result<Self, VerifyError> {
-        if token.len() > MAX_TOKEN_LEN {
+        Self::split_bounded(token, MAX_TOKEN_LEN, MAX_HEADER_LEN)
+    }
+
+    /// [`split`](Self::split) with other bounds on the token and its encoded header.
+    pub fn split_bounded(token: &'a str, max_token_len: usize, max_header_len: usize) -> Result<Self, VerifyError> {
+        if token.len() > max_token_len {
             return Err(VerifyError::Malformed("the token is too large"));
         }
         let (signing_input, signature) =
@@ -44,7 +55,7 @@ impl<'a> CompactJws<'a> {
         if header.is_empty() || payload.is_empty() || signature.is_empty() {
             return Err(VerifyError::Malformed("a JWS part is empty"));
         }
-        if header.len() > MAX_HEADER_LEN {
+        if header.len() > max_header_len {
             return Err(VerifyError::Malformed("the JOSE header is too large"));
         }
         if signature.len() > MAX_SIGNATURE_LEN {
@@ -117,16 +128,19 @@ pub(crate) enum TokenType {
     /// or ID token passes for a SET, nor the reverse (RFC 8417 §4).
     #[cfg(feature = "revocations")]
     SecurityEvent,
+    /// A DPoP proof: `dpop+jwt` (RFC 9449 §4.2), or `application/dpop+jwt`.
+    DpopProof,
 }
 
 impl TokenType {
     /// Media types compare case-insensitively, and the `application/` prefix may be
     /// left out (RFC 7515 §4.1.9).
-    fn accepts(self, typ: Option<&str>) -> bool {
+    pub(crate) fn accepts(self, typ: Option<&str>) -> bool {
         let Some(typ) = typ else { return false };
         let expected = match self {
             Self::AccessToken => "at+jwt",
             Self::IdToken => "jwt",
+            Self::DpopProof => "dpop+jwt",
             // SSF §4.1.1 spells the value out; nothing else is a SET here.
             #[cfg(feature = "revocations")]
             Self::SecurityEvent => return typ == "secevent+jwt",
@@ -186,6 +200,108 @@ impl Unverified<'_, '_> {
         key.verify(self.alg, self.jws.signing_input.as_bytes(), &signature[..signature_len])?;
         self.jws.with_payload(parse)
     }
+}
+
+/// The JOSE header of a JWS that [`KeySet::verify_jws`] or [`Jwk::verify_jws`](crate::Jwk::verify_jws)
+/// verified (RFC 7515 §4.1): the members this crate reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JwsHeader {
+    /// `alg`: one of the algorithms the caller allowed.
+    pub alg: Algorithm,
+    /// `typ`, as sent. Explicit typing (RFC 8725 §3.11) is the caller's to check.
+    pub typ: Option<String>,
+    /// `kid`, as sent.
+    pub kid: Option<String>,
+}
+
+/// A JWS whose signature verified: its header and its payload, decoded.
+///
+/// Nothing in the payload has been checked: for a client assertion (RFC 7523 §3) the
+/// caller checks `iss`, `sub`, `aud`, `exp` and the single use of `jti` itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedJws {
+    /// The JOSE header.
+    pub header: JwsHeader,
+    /// The payload, decoded from base64url.
+    pub payload: Vec<u8>,
+}
+
+impl VerifiedJws {
+    /// The payload as a JWT Claims Set (RFC 7519 §4) parsed into `T`: it must be a JSON
+    /// object in UTF-8; with a derived `Deserialize`, a claim given twice is refused.
+    pub fn claims<T: DeserializeOwned>(&self) -> Result<T, VerifyError> {
+        crate::from_json_object(&self.payload)
+            .map_err(|_| VerifyError::Malformed("the payload is not the expected JSON object"))
+    }
+}
+
+/// A JWS from a signer other than the issuer, taken apart and its header checked, its
+/// signature not yet.
+pub(crate) struct Opened<'t> {
+    jws: CompactJws<'t>,
+    pub header: JwsHeader,
+    /// The `jwk` header member (RFC 7515 §4.1.3), for DPoP proofs only: elsewhere a key
+    /// a JWS carries for itself proves nothing, and nothing else reads it.
+    pub jwk: Option<Value>,
+}
+
+/// The checks before the key lookup for a JWS from a signer other than the issuer: size
+/// and shape (RFC 7515 §7.1, at most `max_token_len` bytes with a header of at most 4 KiB),
+/// the JOSE header (no `crit`, no member twice), and `alg` in `algorithms`.
+pub(crate) fn open_owned<'t>(
+    token: &'t str,
+    max_token_len: usize,
+    algorithms: &[Algorithm],
+) -> Result<Opened<'t>, VerifyError> {
+    let jws = CompactJws::split_bounded(token, max_token_len, MAX_OPEN_HEADER_LEN)?;
+    let decoded = URL_SAFE_NO_PAD.decode(jws.header).map_err(|_| VerifyError::Malformed("a part is not base64url"))?;
+    let raw: OwnedHeader = crate::from_json_object(&decoded)
+        .map_err(|_| VerifyError::Malformed("the JOSE header is not a JSON object in UTF-8"))?;
+    // §4.1.11, as for the issuer's tokens.
+    if raw.crit.is_some() {
+        return Err(VerifyError::Malformed("the JOSE header lists critical extensions"));
+    }
+    let alg = Algorithm::from_name(&raw.alg).ok_or(VerifyError::UnsupportedAlgorithm)?;
+    if !algorithms.contains(&alg) {
+        return Err(VerifyError::UnsupportedAlgorithm);
+    }
+    Ok(Opened { jws, header: JwsHeader { alg, typ: raw.typ, kid: raw.kid }, jwk: raw.jwk })
+}
+
+impl Opened<'_> {
+    /// Tries `keys` in order; the first whose signature verifies wins. No key at all is
+    /// [`VerifyError::UnknownKey`]; keys that all fail, [`VerifyError::BadSignature`].
+    pub fn verify<'k>(self, keys: impl IntoIterator<Item = &'k VerifyingKey>) -> Result<VerifiedJws, VerifyError> {
+        let mut signature = [0u8; SIGNATURE_BUFFER_LEN];
+        let signature_len = self.jws.signature_into(&mut signature)?;
+        let mut result = Err(VerifyError::UnknownKey);
+        for key in keys {
+            result = key.verify(self.header.alg, self.jws.signing_input.as_bytes(), &signature[..signature_len]);
+            if result.is_ok() {
+                break;
+            }
+        }
+        result?;
+        let payload = self.jws.with_payload(|payload| Ok(payload.to_vec()))?;
+        Ok(VerifiedJws { header: self.header, payload })
+    }
+}
+
+/// The header members read from other signers' JWSs; unknown members are ignored, a
+/// member given twice fails parsing.
+#[derive(Deserialize)]
+struct OwnedHeader {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    jwk: Option<Value>,
+    #[serde(default)]
+    crit: Option<IgnoredAny>,
 }
 
 /// The header members this crate acts on. Unknown members are ignored, as RFC 7515 §4
@@ -293,7 +409,7 @@ mod tests {
 
     #[test]
     fn none_and_hmac_are_refused_whatever_their_spelling() {
-        for alg in ["none", "None", "HS256", "HS384", "HS512", "hs256", "ES256", "RS256\u{0000}"] {
+        for alg in ["none", "None", "HS256", "HS384", "HS512", "hs256", "ES384", "es256", "RS256\u{0000}"] {
             let json = serde_json::json!({ "alg": alg, "typ": "at+jwt", "kid": "k" }).to_string();
             assert!(matches!(header_of(&json), Err(VerifyError::UnsupportedAlgorithm)), "{alg:?}");
         }

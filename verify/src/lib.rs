@@ -75,6 +75,7 @@ mod claims;
 mod clock;
 #[cfg(feature = "fetch")]
 mod discovery;
+pub mod dpop;
 mod error;
 /// For `fuzz/` only: see the module's documentation.
 #[cfg(feature = "fuzzing")]
@@ -82,7 +83,7 @@ mod error;
 pub mod fuzzing;
 #[cfg(feature = "fetch")]
 mod http;
-mod jwk;
+pub mod jwk;
 mod jws;
 #[cfg(feature = "fetch")]
 mod key_cache;
@@ -102,8 +103,9 @@ pub use error::DiscoveryError;
 #[cfg(feature = "revocations")]
 #[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]
 pub use error::RevocationError;
-pub use error::{BuildError, FetchError, JwksError, VerifyError};
-pub use jwk::KeySet;
+pub use error::{BuildError, FetchError, JwkError, JwksError, VerifyError};
+pub use jwk::{Jwk, KeySet};
+pub use jws::{JwsHeader, VerifiedJws};
 pub use policy::{AccessTokenPolicy, IdTokenPolicy};
 #[cfg(feature = "revocations")]
 #[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]

@@ -136,6 +136,7 @@ impl TestKey {
             Algorithm::PS256 => &signature::RSA_PSS_SHA256,
             Algorithm::PS384 => &signature::RSA_PSS_SHA384,
             Algorithm::PS512 => &signature::RSA_PSS_SHA512,
+            Algorithm::ES256 | Algorithm::EdDSA => panic!("an RSA key cannot sign {alg}"),
         };
         let encode = |value: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("JSON"));
         let signing_input = format!("{}.{}", encode(header), encode(claims));
@@ -143,6 +144,124 @@ impl TestKey {
         self.pair.sign(encoding, &SystemRandom::new(), signing_input.as_bytes(), &mut signature).expect("RSA signing");
         format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
+}
+
+/// A key a DPoP client holds (RFC 9449), to make proofs with: ES256, EdDSA (Ed25519) or
+/// RS256.
+pub struct DpopKey {
+    alg: Algorithm,
+    signer: DpopSigner,
+    jwk: Value,
+}
+
+enum DpopSigner {
+    Ec(signature::EcdsaKeyPair),
+    Ed(signature::Ed25519KeyPair),
+    Rsa(RsaKeyPair),
+}
+
+impl DpopKey {
+    /// A fresh P-256 key, for ES256.
+    pub fn es256() -> Self {
+        let pair = signature::EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).expect("P-256 key");
+        // The uncompressed point: 0x04 || x || y.
+        let point = pair.public_key().as_ref().to_vec();
+        let jwk = json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+        });
+        Self { alg: Algorithm::ES256, signer: DpopSigner::Ec(pair), jwk }
+    }
+
+    /// A fresh Ed25519 key, for EdDSA.
+    pub fn ed25519() -> Self {
+        let pair = signature::Ed25519KeyPair::generate().expect("Ed25519 key");
+        let jwk = json!({ "kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()) });
+        Self { alg: Algorithm::EdDSA, signer: DpopSigner::Ed(pair), jwk }
+    }
+
+    /// A fresh 2048-bit RSA key, for RS256. Takes some milliseconds.
+    pub fn rs256() -> Self {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation");
+        let public = pair.public_key();
+        let jwk = json!({
+            "kty": "RSA",
+            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+            "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+        });
+        Self { alg: Algorithm::RS256, signer: DpopSigner::Rsa(pair), jwk }
+    }
+
+    /// The algorithm it signs with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The public key as a JWK, without `kid`, `alg` or `use`: what a proof's `jwk` holds.
+    pub fn public_jwk(&self) -> Value {
+        self.jwk.clone()
+    }
+
+    /// The JWK SHA-256 thumbprint (RFC 7638): what `cnf.jkt` of a token bound to it holds.
+    pub fn thumbprint(&self) -> String {
+        crate::Jwk::from_value(&self.jwk).expect("a public JWK").thumbprint()
+    }
+
+    /// The header of a proof: `{"typ":"dpop+jwt","alg":…,"jwk":…}` (RFC 9449 §4.2).
+    pub fn proof_header(&self) -> Value {
+        json!({ "typ": "dpop+jwt", "alg": self.alg.name(), "jwk": self.jwk })
+    }
+
+    /// The claims of a fresh proof for `htm` and `htu`: a random `jti`, `iat` now.
+    pub fn proof_claims(htm: &str, htu: &str) -> Value {
+        json!({ "jti": random_id(), "htm": htm, "htu": htu, "iat": unix_now() })
+    }
+
+    /// A fresh proof for a request without access token (at the token endpoint).
+    pub fn proof(&self, htm: &str, htu: &str) -> String {
+        self.sign(&self.proof_header(), &Self::proof_claims(htm, htu))
+    }
+
+    /// A fresh proof for a request presenting `access_token`, with its `ath`.
+    pub fn proof_for_token(&self, htm: &str, htu: &str, access_token: &str) -> String {
+        let mut claims = Self::proof_claims(htm, htu);
+        claims["ath"] = crate::dpop::access_token_hash(access_token).into();
+        self.sign(&self.proof_header(), &claims)
+    }
+
+    /// A JWS with any `header` and `claims`, signed with this key and its algorithm
+    /// whatever `header` says: for proofs that are wrong on purpose.
+    pub fn sign(&self, header: &Value, claims: &Value) -> String {
+        let encode = |value: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("JSON"));
+        let signing_input = format!("{}.{}", encode(header), encode(claims));
+        let message = signing_input.as_bytes();
+        let signature = match &self.signer {
+            DpopSigner::Ec(pair) => pair.sign(&SystemRandom::new(), message).expect("ECDSA signing").as_ref().to_vec(),
+            DpopSigner::Ed(pair) => pair.sign(message).as_ref().to_vec(),
+            DpopSigner::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature)
+                    .expect("RSA signing");
+                signature
+            }
+        };
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+}
+
+impl std::fmt::Debug for DpopKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopKey").field("alg", &self.alg).field("jwk", &self.jwk).finish_non_exhaustive()
+    }
+}
+
+/// 128 random bits, base64url: a `jti`.
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("randomness");
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A copy of the key pair, parsed again from its PKCS#8 form.
