@@ -1,5 +1,5 @@
-//! `Authorization: Bearer <token>` (RFC 6750 §2.1), or `DPoP <token>` (RFC 9449 §7.1) with
-//! its `DPoP` proof header, for every endpoint that takes an access token. Only the header: tokens in query strings end up in logs (§2.3, and the
+//! `Authorization: Bearer <token>` (RFC 6750 §2.1), or `DPoP <token>` (RFC 9449 §7.1), for
+//! every endpoint that takes an access token. Only the header: tokens in query strings end up in logs (§2.3, and the
 //! CAEP interoperability profile §2.7.3 forbids them).
 
 use actix_web::http::header::AUTHORIZATION;
@@ -49,28 +49,4 @@ pub fn access_token(req: &HttpRequest) -> Result<(Scheme, &str), NoBearer> {
     } else {
         Err(malformed)
     }
-}
-
-/// The longest `DPoP` header read; a proof is a JWS with one public key in its header,
-/// a few hundred bytes (an RSA-4096 key, under 1.5 KB).
-pub const MAX_DPOP_PROOF_BYTES: usize = 8 * 1024;
-
-/// The request's one `DPoP` header (RFC 9449 §4.3 check 1: "There is not more than one
-/// DPoP HTTP request header field"), if it has one; `Err` with a reason for several, an
-/// empty or oversized one, or one that is not a compact JWS's characters.
-pub fn dpop_proof(req: &HttpRequest) -> Result<Option<&str>, &'static str> {
-    let mut values = req.headers().get_all("dpop");
-    let Some(value) = values.next() else { return Ok(None) };
-    if values.next().is_some() {
-        return Err("more than one DPoP header");
-    }
-    if value.len() > MAX_DPOP_PROOF_BYTES {
-        return Err("the DPoP header is too large");
-    }
-    let value = value.to_str().map_err(|_| "the DPoP header is not a JWS")?.trim();
-    let is_jws_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
-    if value.is_empty() || !value.chars().all(is_jws_char) {
-        return Err("the DPoP header is not a JWS in compact serialization");
-    }
-    Ok(Some(value))
 }

@@ -4,11 +4,15 @@
 
 use super::error::{BearerError, OAuthError};
 use crate::domain::client::Client;
-use crate::http::bearer::dpop_proof;
 use crate::storage::Storage;
 use crate::tokens::dpop::{AcceptedProof, DpopPolicy, ExpectedProof, ProofError};
-use crate::tokens::TokenIssuer;
 use actix_web::HttpRequest;
+use tessera_verify::dpop::single_proof;
+
+/// The request's one `DPoP` header, if any (§4.3 check 1: several are refused).
+fn dpop_header(req: &HttpRequest) -> Result<Option<&str>, &'static str> {
+    single_proof(req.headers().get_all("dpop").map(|value| value.as_bytes())).map_err(|e| e.error_description())
+}
 
 /// The proof of a token request, checked after the client authenticated (§5): `None` when
 /// the request has none and the client does not require DPoP (§5.2
@@ -17,10 +21,9 @@ pub async fn token_request_proof(
     req: &HttpRequest,
     client: &Client,
     policy: &DpopPolicy,
-    issuer: &TokenIssuer,
     storage: &dyn Storage,
 ) -> Result<Option<AcceptedProof>, OAuthError> {
-    let proof = dpop_proof(req).map_err(|reason| OAuthError::InvalidDpopProof(reason.into()))?;
+    let proof = dpop_header(req).map_err(|reason| OAuthError::InvalidDpopProof(reason.into()))?;
     let Some(proof) = proof else {
         if client.dpop_bound_access_tokens {
             return Err(OAuthError::InvalidDpopProof(
@@ -32,9 +35,12 @@ pub async fn token_request_proof(
     // htu is the token endpoint as the configured issuer names it, never as the Host
     // header does: behind a proxy the request's own URL may differ, and it is the client's
     // view (the discovery document's) that the proof covers.
-    let url = issuer.issuer.endpoint("/token");
-    let expected =
-        ExpectedProof { method: "POST", url: &url, access_token: None, requires_nonce: policy.require_nonce };
+    let expected = ExpectedProof {
+        method: "POST",
+        url: &policy.token_endpoint,
+        access_token: None,
+        requires_nonce: policy.require_nonce,
+    };
     match policy.accept(proof, &expected, storage).await {
         Ok(accepted) => Ok(Some(accepted)),
         Err(ProofError::Invalid(reason)) => Err(OAuthError::InvalidDpopProof(reason)),
@@ -43,26 +49,23 @@ pub async fn token_request_proof(
     }
 }
 
-/// The proof accompanying a DPoP-bound access token at a resource endpoint of Tessera's own
-/// (§7.1): `htm` the request's method, `htu` the endpoint under the issuer, `ath` the
+/// The proof accompanying a DPoP-bound access token at `/userinfo` (§7.1): `htm` the
+/// request's method, `htu` the endpoint under the issuer, `ath` the
 /// token's hash, and its key the one the token is bound to (`cnf.jkt`). No server nonce
 /// is asked for here (§9 makes them optional for resources).
-pub async fn resource_request_proof(
+pub async fn userinfo_proof(
     req: &HttpRequest,
-    path: &str,
     access_token: &str,
     bound_jkt: &str,
     policy: &DpopPolicy,
-    issuer: &TokenIssuer,
     storage: &dyn Storage,
 ) -> Result<(), BearerError> {
-    let proof = dpop_proof(req)
+    let proof = dpop_header(req)
         .map_err(|reason| BearerError::InvalidDpopProof(reason.into()))?
         .ok_or_else(|| BearerError::InvalidDpopProof("a DPoP-bound access token needs a DPoP proof".into()))?;
-    let url = issuer.issuer.endpoint(path);
     let expected = ExpectedProof {
         method: req.method().as_str(),
-        url: &url,
+        url: &policy.userinfo_endpoint,
         access_token: Some(access_token),
         requires_nonce: false,
     };

@@ -2,7 +2,7 @@
 //! (RFC 6750 §2.1) or a DPoP-bound one with its proof (RFC 9449 §7). Claims by scope per
 //! §5.4. Errors per RFC 6750 §3, and RFC 9449 §7.1 for DPoP.
 
-use super::dpop::resource_request_proof;
+use super::dpop::userinfo_proof;
 use super::error::BearerError;
 use crate::domain::user::UserId;
 use crate::http::bearer::{access_token, Scheme};
@@ -40,7 +40,7 @@ pub async fn get(
                 return Err(BearerError::DpopInvalidToken("the access token is not DPoP-bound: use the Bearer scheme"))
             }
             (Scheme::Dpop, Some(jkt)) => {
-                resource_request_proof(&req, "/userinfo", token, jkt, &dpop, &issuer, &**storage).await?;
+                userinfo_proof(&req, token, jkt, &dpop, &**storage).await?;
                 claims
             }
         },

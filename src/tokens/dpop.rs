@@ -9,7 +9,7 @@
 //! period and the next one; nothing is stored per nonce.
 
 use crate::clock::Clock;
-use crate::config::DpopSettings;
+use crate::config::{DpopSettings, Issuer};
 use crate::domain::secret::SecretDigest;
 use crate::keys::kek::KeyEncryptionKey;
 use crate::storage::{DpopProofStore, StorageError};
@@ -20,20 +20,22 @@ use chrono::{DateTime, Duration, Utc};
 use std::borrow::Cow;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use tessera_verify::dpop::{DpopError, ProofPolicy, ProofRequest};
+use url::Url;
 
 /// The proof algorithms accepted (RFC 9449 §5.1 `dpop_signing_alg_values_supported`, and
 /// the `algs` of §7.1 challenges). Never `none` nor a MAC (§4.3 check 5).
 pub const DPOP_ALGORITHMS: &[&str] = &["ES256", "RS256", "EdDSA"];
 
 /// How far into the future a proof's `iat` may be: the client's clock may run ahead.
-const FUTURE_LEEWAY: Duration = Duration::seconds(5);
+const FUTURE_LEEWAY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What a request's proof must match.
 pub struct ExpectedProof<'a> {
     /// `htm`: the request's method (§4.3 check 8).
     pub method: &'a str,
     /// `htu`: the endpoint's public URL, built from the configured issuer (§4.3 check 9).
-    pub url: &'a str,
+    pub url: &'a Url,
     /// The access token presented with the proof, whose hash `ath` must be (§4.3 check 11).
     pub access_token: Option<&'a str>,
     /// Whether a current server nonce is required (§8; the token endpoint, when configured).
@@ -67,17 +69,23 @@ pub enum ProofError {
 /// The server's DPoP policy: proof age, nonces, and the replay record.
 pub struct DpopPolicy {
     pub require_nonce: bool,
-    proof_max_age: Duration,
+    /// `htu` of the token endpoint and of `/userinfo`, under the configured issuer.
+    pub token_endpoint: Url,
+    pub userinfo_endpoint: Url,
+    proofs: ProofPolicy,
     nonce_lifetime_secs: i64,
     nonce_key: hmac::Key,
     clock: Arc<dyn Clock>,
 }
 
 impl DpopPolicy {
-    pub fn new(settings: &DpopSettings, kek: &KeyEncryptionKey, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(settings: &DpopSettings, issuer: &Issuer, kek: &KeyEncryptionKey, clock: Arc<dyn Clock>) -> Self {
+        let endpoint = |path: &str| Url::parse(&issuer.endpoint(path)).expect("the issuer is a URL (checked at load)");
         Self {
             require_nonce: settings.require_nonce,
-            proof_max_age: Duration::from_std(settings.proof_max_age.0).unwrap_or(Duration::seconds(60)),
+            token_endpoint: endpoint("/token"),
+            userinfo_endpoint: endpoint("/userinfo"),
+            proofs: ProofPolicy::new().iat_window(settings.proof_max_age.0, FUTURE_LEEWAY),
             // Bounded at load (10s to 1h).
             nonce_lifetime_secs: settings.nonce_lifetime.0.as_secs().max(1) as i64,
             nonce_key: kek.derive_hmac_key(b"tessera dpop nonces v1"),
@@ -151,26 +159,33 @@ impl DpopPolicy {
         proofs: &dyn DpopProofStore,
     ) -> Result<AcceptedProof, ProofError> {
         let now = self.clock.now();
-        let verified = verify_proof(proof, expected, now, self.proof_max_age)?;
+        let is_ours = |nonce: &str| !matches!(self.nonce_standing(Some(nonce), now), NonceStanding::Unknown);
+        let mut request = ProofRequest::new(expected.method, expected.url, now.into());
+        if let Some(token) = expected.access_token {
+            request = request.access_token(token);
+        }
+        if expected.requires_nonce {
+            request = request.nonce_valid_if(&is_ours);
+        }
+        let verified = self.proofs.verify(proof, &request).map_err(|error| match error {
+            DpopError::UseNonce => ProofError::UseNonce(self.current_nonce()),
+            other => ProofError::Invalid(other.error_description().into()),
+        })?;
         if bound_jkt.is_some_and(|bound| bound != verified.jkt) {
             return Err(ProofError::Invalid(
                 "the DPoP proof is not made with the key the access token is bound to".into(),
             ));
         }
-        let next_nonce = if expected.requires_nonce {
-            match self.nonce_standing(verified.nonce.as_deref(), now) {
-                NonceStanding::Current => None,
-                NonceStanding::Previous => Some(self.current_nonce()),
-                NonceStanding::Unknown => return Err(ProofError::UseNonce(self.current_nonce())),
-            }
-        } else {
-            None
+        // §8.2: a nonce of the previous period was accepted; hand over the current one.
+        let next_nonce = match self.nonce_standing(verified.nonce.as_deref(), now) {
+            NonceStanding::Previous if expected.requires_nonce => Some(self.current_nonce()),
+            _ => None,
         };
-        // The proof is remembered as long as its iat is acceptable: past that, the age
-        // check refuses it anyway.
-        let expires_at = DateTime::from_timestamp(verified.iat, 0).unwrap_or(now).max(now - FUTURE_LEEWAY)
-            + self.proof_max_age
-            + FUTURE_LEEWAY;
+        // The proof is remembered for as long as its iat is acceptable (`replay_window`
+        // from its iat, however far ahead it is): past that, the iat check refuses it.
+        let window = Duration::from_std(self.proofs.replay_window()).unwrap_or(Duration::minutes(10));
+        let issued = DateTime::from_timestamp(verified.iat, 0).unwrap_or(now);
+        let expires_at = issued.max(now) + window;
         // The jkt is base64url, so the space cannot occur in it: one digest per key and jti.
         let record = SecretDigest::of(&format!("{} {}", verified.jkt, verified.jti));
         if !proofs.record_dpop_proof(&record, expires_at).await? {
@@ -186,38 +201,32 @@ enum NonceStanding {
     Unknown,
 }
 
-/// What `tessera_verify::dpop` reports of a valid proof.
-struct VerifiedProof {
-    jkt: String,
-    jti: String,
-    iat: i64,
-    nonce: Option<String>,
-}
-
-/// §4.3 checks 1–11, by tessera-verify (pure, no I/O).
-fn verify_proof(
-    proof: &str,
-    expected: &ExpectedProof<'_>,
-    now: DateTime<Utc>,
-    max_age: Duration,
-) -> Result<VerifiedProof, ProofError> {
-    let _ = (proof, expected, now, max_age);
-    Err(ProofError::Invalid("DPoP proofs cannot be verified yet".into()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::config::Lifetime;
 
-    fn policy(clock: Arc<ManualClock>) -> DpopPolicy {
-        let settings = DpopSettings {
+    fn settings() -> DpopSettings {
+        DpopSettings {
             require_nonce: true,
             proof_max_age: Lifetime(std::time::Duration::from_secs(60)),
             nonce_lifetime: Lifetime(std::time::Duration::from_secs(300)),
-        };
-        DpopPolicy::new(&settings, &KeyEncryptionKey::parse(&"07".repeat(32)).unwrap(), clock)
+        }
+    }
+
+    fn issuer() -> Issuer {
+        Issuer::parse("https://id.example.com").unwrap()
+    }
+
+    fn policy(clock: Arc<ManualClock>) -> DpopPolicy {
+        DpopPolicy::new(&settings(), &issuer(), &KeyEncryptionKey::parse(&"07".repeat(32)).unwrap(), clock)
+    }
+
+    #[test]
+    fn the_advertised_algorithms_are_those_tessera_verify_accepts() {
+        let accepted: Vec<&str> = ProofPolicy::new().allowed_algorithms().iter().map(|a| a.name()).collect();
+        assert_eq!(accepted, DPOP_ALGORITHMS);
     }
 
     #[test]
@@ -238,12 +247,8 @@ mod tests {
     fn nonces_are_keyed_by_the_kek_and_unknown_values_are_refused() {
         let clock = Arc::new(ManualClock::default());
         let ours = policy(clock.clone());
-        let settings = DpopSettings {
-            require_nonce: true,
-            proof_max_age: Lifetime(std::time::Duration::from_secs(60)),
-            nonce_lifetime: Lifetime(std::time::Duration::from_secs(300)),
-        };
-        let theirs = DpopPolicy::new(&settings, &KeyEncryptionKey::parse(&"08".repeat(32)).unwrap(), clock);
+        let theirs =
+            DpopPolicy::new(&settings(), &issuer(), &KeyEncryptionKey::parse(&"08".repeat(32)).unwrap(), clock);
         let now = ours.clock.now();
         assert!(matches!(ours.nonce_standing(Some(&theirs.current_nonce()), now), NonceStanding::Unknown));
         assert!(matches!(ours.nonce_standing(None, now), NonceStanding::Unknown));

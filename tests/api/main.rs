@@ -14,6 +14,7 @@ mod code_exchange;
 mod crash_safety;
 mod discovery;
 mod dpop;
+mod dpop_interop;
 mod file_permissions;
 mod health;
 mod housekeeping;

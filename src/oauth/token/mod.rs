@@ -76,7 +76,7 @@ pub async fn post(
     let request = TokenRequest::parse(&form)?;
     // After the client authenticated and the request parsed: only then is the proof's
     // jti recorded (RFC 9449 §11.1), so strangers cannot fill the table.
-    let proof = token_request_proof(&req, &client, &dpop, &issuer, &**storage).await?;
+    let proof = token_request_proof(&req, &client, &dpop, &**storage).await?;
     let ctx = GrantContext {
         storage: &**storage,
         issuer: &issuer,
