@@ -7,9 +7,15 @@
 //! `TESSERA_KEY_ENCRYPTION_KEY`); nested ones as e.g. `TESSERA_TOKENS__ACCESS_TOKEN_TTL`.
 //! Every value is parsed into a typed setting once, here; an invalid or unknown one
 //! stops startup with a message naming it.
+//!
+//! Each secret setting ([`SECRET_SETTINGS`]) can instead name a file holding it:
+//! `<setting>_file` (`TESSERA_KEY_ENCRYPTION_KEY_FILE`, `TESSERA_DATABASE__PASSWORD_FILE`),
+//! the way container platforms hand secrets over. [`effective`] tells where each value
+//! came from, for `tessera config check`.
 
 use figment::providers::{Env, Format, Toml};
-use figment::Figment;
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::{Deserialize, Deserializer};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -37,6 +43,12 @@ pub struct Settings {
     /// key file in `keys_dir` is used (and generated on first start).
     #[serde(default)]
     pub key_encryption_key: Option<Secret>,
+    /// Read into `key_encryption_key` by [`load`]; kept for `config check`.
+    #[serde(default)]
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// Read into `database_url` by [`load`].
+    #[serde(default)]
+    pub database_url_file: Option<PathBuf>,
     pub database: DatabaseSettings,
     pub tokens: TokenSettings,
     pub keys: KeySettings,
@@ -62,6 +74,13 @@ pub struct DatabaseSettings {
     /// How long a client registration read from the database is reused (0: not at all).
     #[serde(deserialize_with = "window_within::<HOUR, _>")]
     pub client_cache_ttl: Window,
+    /// The PostgreSQL password, when it is not in `database_url` (so that the URL can be
+    /// configured in the open and the password as a secret file).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Read into `password` by [`load`].
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -232,9 +251,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// Loads the settings: defaults, then `config_file`, then the environment.
+/// Loads the settings: defaults, then `config_file`, then the environment, then the
+/// secret files that any of them named.
 pub fn load(config_file: Option<&Path>) -> Result<Settings, ConfigError> {
-    let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+    extract(sources(config_file)?)
+}
+
+/// The layered sources [`load`] reads, secret files resolved.
+fn sources(config_file: Option<&Path>) -> Result<Figment, ConfigError> {
+    let mut figment = Figment::from(Defaults);
     if let Some(path) = config_file {
         if !path.is_file() {
             return Err(ConfigError(format!("config file {} does not exist (given with --config)", path.display())));
@@ -244,17 +269,169 @@ pub fn load(config_file: Option<&Path>) -> Result<Settings, ConfigError> {
     let env = Env::prefixed("TESSERA_")
         .split("__")
         .filter(|key| !NON_SETTING_ENV_PREFIXES.iter().any(|p| key.as_str().starts_with(p)));
-    extract(figment.merge(env))
+    read_secret_files(figment.merge(env))
 }
 
 /// Extracts settings from any figment; used by `load` and by tests.
 pub fn extract(figment: Figment) -> Result<Settings, ConfigError> {
-    let settings: Settings = figment.extract().map_err(|error| {
+    let mut settings: Settings = figment.extract().map_err(|error| {
         let messages: Vec<String> = error.into_iter().map(|e| describe(&e)).collect();
         ConfigError(messages.join("; "))
     })?;
+    if let Some(password) = &settings.database.password {
+        settings.database_url.set_password(password)?;
+    }
     settings.check_consistency()?;
     Ok(settings)
+}
+
+/// `config/default.toml`, named "default" wherever a value's origin is told.
+struct Defaults;
+
+impl Provider for Defaults {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(DEFAULTS_NAME)
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Toml::string(DEFAULT_TOML).data()
+    }
+}
+
+const DEFAULTS_NAME: &str = "default";
+
+/// The settings that are secrets: never printed, and each also accepted from a file
+/// named by `<setting>_file`.
+pub const SECRET_SETTINGS: &[&str] = &["key_encryption_key", "database_url", "database.password"];
+
+/// A secret file is a key, a URL or a password: anything longer is a wrong path.
+const SECRET_FILE_MAX_BYTES: u64 = 64 * 1024;
+
+/// Replaces each `<setting>_file` of [`SECRET_SETTINGS`] by the file's content as
+/// `<setting>`. Giving both is refused: which one wins would be a guess.
+fn read_secret_files(mut figment: Figment) -> Result<Figment, ConfigError> {
+    for setting in SECRET_SETTINGS {
+        let file_setting = format!("{setting}_file");
+        if !figment.contains(&file_setting) {
+            continue;
+        }
+        let path: PathBuf = figment.extract_inner(&file_setting).map_err(|e| ConfigError(describe(&e)))?;
+        if let Some(direct) = figment.find_metadata(setting).filter(|m| m.name != DEFAULTS_NAME) {
+            return Err(ConfigError(format!(
+                "setting `{setting}` is given twice: directly (from {}) and as a file with `{file_setting}`; remove one",
+                origin(direct, setting)
+            )));
+        }
+        let value = read_secret_file(&path)
+            .map_err(|why| ConfigError(format!("setting `{file_setting}`: cannot read {}: {why}", path.display())))?;
+        figment = figment.merge(SecretFile { setting, path, value });
+    }
+    Ok(figment)
+}
+
+/// The file's text without its final line break (`echo secret > file` adds one).
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    file.take(SECRET_FILE_MAX_BYTES + 1).read_to_string(&mut text).map_err(|e| e.to_string())?;
+    if text.len() as u64 > SECRET_FILE_MAX_BYTES {
+        return Err(format!("it is longer than {SECRET_FILE_MAX_BYTES} bytes"));
+    }
+    let value = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    if value.is_empty() {
+        return Err("it is empty".into());
+    }
+    Ok(value.to_owned())
+}
+
+/// One secret read from a file, as a source of its own so that `config check` names it.
+struct SecretFile {
+    setting: &'static str,
+    path: PathBuf,
+    value: String,
+}
+
+impl Provider for SecretFile {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("{}_file", self.setting)).source(Source::File(self.path.clone()))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut value = Value::from(self.value.clone());
+        for key in self.setting.rsplit('.') {
+            value = Value::from(Dict::from([(key.to_owned(), value)]));
+        }
+        let dict = value.into_dict().expect("built as a dictionary");
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Where a value came from, as `config check` prints it and errors name it.
+fn origin(metadata: &Metadata, setting: &str) -> String {
+    match &metadata.source {
+        _ if metadata.name == DEFAULTS_NAME => "default".to_owned(),
+        Some(Source::File(path)) if metadata.name.ends_with("_file") => {
+            format!("file {} (named by `{}`)", path.display(), metadata.name)
+        }
+        Some(Source::File(path)) => format!("file {}", path.display()),
+        _ if metadata.name.contains("environment") => {
+            format!("environment TESSERA_{}", setting.replace('.', "__").to_ascii_uppercase())
+        }
+        _ => metadata.name.to_string(),
+    }
+}
+
+/// One setting as `config check` prints it.
+#[derive(Debug)]
+pub struct EffectiveSetting {
+    /// `tokens.access_token_ttl`
+    pub name: String,
+    /// As configured, secrets replaced by `***` (a database URL keeps all but its secrets).
+    pub value: String,
+    /// `default`, `file PATH`, `environment TESSERA_…`, or the secret file it was read from.
+    pub origin: String,
+}
+
+/// Loads and checks the settings like [`load`], and lists every configured value with
+/// where it came from, secrets redacted.
+pub fn effective(config_file: Option<&Path>) -> Result<(Settings, Vec<EffectiveSetting>), ConfigError> {
+    let figment = sources(config_file)?;
+    let settings = extract(figment.clone())?;
+    Ok((settings, listing(&figment)))
+}
+
+/// Every leaf value of `figment` with its origin, secrets redacted, top-level settings
+/// first and then by name.
+fn listing(figment: &Figment) -> Vec<EffectiveSetting> {
+    let root: Dict = figment.extract().unwrap_or_default();
+    let mut listed = Vec::new();
+    let mut pending: Vec<(String, Value)> = root.into_iter().collect();
+    while let Some((name, value)) = pending.pop() {
+        if let Value::Dict(_, dict) = value {
+            pending.extend(dict.into_iter().map(|(key, value)| (format!("{name}.{key}"), value)));
+            continue;
+        }
+        let shown = if name == "database_url" {
+            value.as_str().map(redact_database_url).unwrap_or_default()
+        } else if SECRET_SETTINGS.contains(&name.as_str()) {
+            "***".to_owned()
+        } else {
+            serde_json::to_string(&value).unwrap_or_default()
+        };
+        let origin = figment.find_metadata(&name).map_or_else(|| "?".to_owned(), |m| origin(m, &name));
+        listed.push(EffectiveSetting { name, value: shown, origin });
+    }
+    listed.sort_by(|a, b| (a.name.contains('.'), &a.name).cmp(&(b.name.contains('.'), &b.name)));
+    listed
+}
+
+fn redact_database_url(raw: &str) -> String {
+    if raw.starts_with("postgres") {
+        format!("\"{}\"", redact(raw))
+    } else {
+        format!("\"{raw}\"")
+    }
 }
 
 impl Settings {
@@ -285,15 +462,9 @@ impl Settings {
 
 /// One figment error as "setting `x` (from source): problem".
 fn describe(error: &figment::Error) -> String {
-    let key = if error.path.is_empty() { String::new() } else { format!("setting `{}`", error.path.join(".")) };
-    let source = error
-        .metadata
-        .as_ref()
-        .map(|m| match &m.source {
-            Some(source) => format!(" (from {} {source})", m.name),
-            None => format!(" (from {})", m.name),
-        })
-        .unwrap_or_default();
+    let path = error.path.join(".");
+    let key = if path.is_empty() { String::new() } else { format!("setting `{path}`") };
+    let source = error.metadata.as_ref().map(|m| format!(" (from {})", origin(m, &path))).unwrap_or_default();
     let kind = error.kind.to_string();
     if key.is_empty() {
         format!("{kind}{source}")
@@ -467,6 +638,24 @@ impl DatabaseUrl {
         let mut secrets: Vec<&String> = secrets.0.iter().filter(|s| !s.is_empty()).collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len())); // a secret containing another goes first
         secrets.iter().fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), "***"))
+    }
+
+    /// `database.password`: the password to connect with, for a URL that has none.
+    fn set_password(&mut self, password: &Secret) -> Result<(), ConfigError> {
+        match self {
+            // `redact` writes a password in the URL as `:***@`.
+            Self::Postgres { redacted, .. } if redacted.contains(":***@") => Err(ConfigError(
+                "setting `database.password` is given, and `database_url` has a password too; remove one".into(),
+            )),
+            Self::Postgres { options, secrets, .. } => {
+                *options = options.clone().password(password.expose());
+                secrets.0.push(password.expose().to_owned());
+                Ok(())
+            }
+            Self::Sqlite { .. } => Err(ConfigError(
+                "setting `database.password` applies to a postgres:// `database_url` only; remove it".into(),
+            )),
+        }
     }
 
     pub fn backend(&self) -> &'static str {
@@ -1070,5 +1259,88 @@ mod tests {
             .merge(Serialized::default("key_encryption_key", "super-secret-value"));
         let settings = extract(figment).unwrap();
         assert!(!format!("{settings:?}").contains("super-secret-value"));
+    }
+
+    fn secret_file(dir: &tempfile::TempDir, name: &str, content: &str) -> String {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path.display().to_string()
+    }
+
+    fn with_files(overrides: &[(&str, String)]) -> Result<Settings, ConfigError> {
+        let figment = overrides
+            .iter()
+            .fold(Figment::from(Defaults), |figment, (key, value)| figment.merge(Serialized::default(key, value)));
+        extract(read_secret_files(figment)?)
+    }
+
+    #[test]
+    fn secrets_are_read_from_files_without_their_final_line_break() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = secret_file(&dir, "kek", "a2V5LWVuY3J5cHRpb24ta2V5\n");
+        let url = secret_file(&dir, "url", "postgres://tessera@db.internal/tessera\r\n");
+        let password = secret_file(&dir, "password", "pa ss\n\n");
+        let settings = with_files(&[
+            ("key_encryption_key_file", kek),
+            ("database_url_file", url),
+            ("database.password_file", password),
+        ])
+        .unwrap();
+        assert_eq!(settings.key_encryption_key.unwrap().expose(), "a2V5LWVuY3J5cHRpb24ta2V5");
+        assert_eq!(settings.database_url.backend(), "postgres");
+        // Only one line break goes: a password may end in whitespace.
+        assert_eq!(settings.database_url.scrub("connecting with pa ss\n"), "connecting with ***");
+    }
+
+    #[test]
+    fn a_secret_given_directly_and_as_a_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = secret_file(&dir, "kek", "a2V5");
+        let error = with_files(&[("key_encryption_key", "other".into()), ("key_encryption_key_file", kek)])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("setting `key_encryption_key` is given twice"), "{error}");
+        // The default database URL is not "given": its file replaces it.
+        let url = secret_file(&dir, "url", "sqlite://elsewhere.db");
+        assert!(with_files(&[("database_url_file", url)]).is_ok());
+    }
+
+    #[test]
+    fn unreadable_empty_or_huge_secret_files_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = secret_file(&dir, "empty", "\n");
+        let huge = secret_file(&dir, "huge", &"x".repeat(64 * 1024 + 1));
+        for (file, why) in [(empty, "it is empty"), (huge, "longer than"), ("/nonexistent/kek".into(), "No such file")]
+        {
+            let error = with_files(&[("key_encryption_key_file", file)]).unwrap_err().to_string();
+            assert!(error.contains("setting `key_encryption_key_file`: cannot read") && error.contains(why), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_database_password_setting_is_for_a_postgres_url_without_one() {
+        let error = with_files(&[("database.password", "pw".into())]).unwrap_err().to_string();
+        assert!(error.contains("applies to a postgres:// `database_url` only"), "{error}");
+        let error = with_files(&[
+            ("database_url", "postgres://u:inline@localhost/db".into()),
+            ("database.password", "pw".into()),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("has a password too") && !error.contains("inline"), "{error}");
+    }
+
+    #[test]
+    fn config_check_names_each_origin_and_hides_each_secret() {
+        let figment = Figment::from(Defaults)
+            .merge(Serialized::default("key_encryption_key", "super-secret-value"))
+            .merge(Serialized::default("database_url", "postgres://u:hunter2@localhost/db"));
+        let origins: std::collections::HashMap<String, (String, String)> =
+            listing(&figment).into_iter().map(|s| (s.name, (s.value, s.origin))).collect();
+        assert_eq!(origins["tokens.access_token_ttl"], ("300".to_owned(), "default".to_owned()));
+        assert_eq!(origins["key_encryption_key"].0, "***");
+        assert_eq!(origins["database_url"].0, "\"postgres://u:***@localhost/db\"");
+        let everything = format!("{origins:?}");
+        assert!(!everything.contains("super-secret-value") && !everything.contains("hunter2"));
     }
 }

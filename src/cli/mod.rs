@@ -2,6 +2,7 @@
 //! clients, users and keys. Operator commands talk to the database directly.
 
 mod clients;
+mod config_check;
 mod keys;
 mod sessions;
 mod streams;
@@ -48,9 +49,15 @@ pub enum Command {
     /// Shared Signals streams of the receivers (SSF 1.0).
     #[command(subcommand)]
     Stream(streams::StreamCommand),
+    /// Check the configuration without starting the server.
+    #[command(subcommand)]
+    Config(config_check::ConfigCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Config(command)) = cli.command {
+        return config_check::run(command, cli.config.as_deref());
+    }
     let settings = config::load(cli.config.as_deref())?;
     // Operator commands that end access record their Shared Signals events like the server.
     let events = Emitter::from_settings(&settings);
@@ -67,6 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Session(command) => sessions::run(command, &*open_storage(&settings).await?, &events).await,
         Command::Keys(command) => keys::run(command, &*open_storage(&settings).await?, &settings).await,
         Command::Stream(command) => streams::run(command, &*open_storage(&settings).await?, &events).await,
+        Command::Config(_) => unreachable!("handled before the settings are loaded"),
     }
 }
 

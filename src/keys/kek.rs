@@ -54,7 +54,7 @@ impl KeyEncryptionKey {
     ) -> anyhow::Result<(Self, KekSource)> {
         if let Some(text) = setting {
             let kek = Self::parse(text)
-                .map_err(|why| anyhow!("invalid setting `key_encryption_key` (TESSERA_KEY_ENCRYPTION_KEY): {why}"))?;
+                .map_err(|why| anyhow!("invalid setting `key_encryption_key` (TESSERA_KEY_ENCRYPTION_KEY, or the file TESSERA_KEY_ENCRYPTION_KEY_FILE names): {why}"))?;
             return Ok((kek, KekSource::Setting));
         }
         let path = keys_dir.join(KEK_FILE_NAME);

@@ -380,3 +380,83 @@ crate::backend_tests!(
     operators_list_and_revoke_sessions,
     session_list_shows_the_latest_rotation_as_last_use,
 );
+
+/// `tessera config check`: no server, no database; every value with its origin, secrets
+/// hidden, and a bad setting named with exit code 1.
+mod config_check {
+    use std::process::{Command, Output};
+
+    fn config_check(config_file: Option<&std::path::Path>, env: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")) {
+            command.env_remove(name);
+        }
+        if let Some(file) = config_file {
+            command.arg("--config").arg(file);
+        }
+        command.args(["config", "check"]).envs(env.iter().copied()).output().expect("the tessera binary runs")
+    }
+
+    fn line<'a>(stdout: &'a str, setting: &str) -> &'a str {
+        stdout.lines().find(|l| l.split_whitespace().next() == Some(setting)).unwrap_or_else(|| panic!("{setting}"))
+    }
+
+    #[test]
+    fn config_check_tells_where_each_value_came_from_and_hides_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(&file, "[tokens]\naccess_token_ttl = \"10m\"\n").unwrap();
+        let password = dir.path().join("db-password");
+        std::fs::write(&password, "s3cret-from-a-file\n").unwrap();
+        let kek = "voJ3h40coqQMUVbDvsQuRzfYcxd6UaKMuRSV7o/d51Y=";
+        let output = config_check(
+            Some(&file),
+            &[
+                ("TESSERA_DATABASE_URL", "postgres://tessera:inline-pw@db.internal/tessera"),
+                ("TESSERA_KEY_ENCRYPTION_KEY", kek),
+                ("TESSERA_LOGIN__MAX_FAILURES", "7"),
+            ],
+        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(line(&stdout, "tokens.access_token_ttl").ends_with(&format!("# file {}", file.display())));
+        assert!(line(&stdout, "login.max_failures").ends_with("# environment TESSERA_LOGIN__MAX_FAILURES"));
+        assert!(line(&stdout, "tokens.id_token_ttl").ends_with("# default"));
+        assert!(line(&stdout, "key_encryption_key").contains("***"));
+        assert!(line(&stdout, "database_url").contains("postgres://tessera:***@db.internal/tessera"));
+        assert!(!stdout.contains(kek) && !stdout.contains("inline-pw"), "{stdout}");
+
+        // The password as a container secret, beside a URL without one.
+        let password_file = password.to_str().unwrap();
+        let output = config_check(
+            None,
+            &[
+                ("TESSERA_DATABASE_URL", "postgres://tessera@db.internal/tessera"),
+                ("TESSERA_DATABASE__PASSWORD_FILE", password_file),
+            ],
+        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(line(&stdout, "database.password").contains(&format!("# file {password_file}")));
+        assert!(!stdout.contains("s3cret-from-a-file"), "{stdout}");
+    }
+
+    #[test]
+    fn config_check_names_a_bad_setting_and_exits_1() {
+        for (env, named) in [
+            (
+                ("TESSERA_TOKENS__ACCESS_TOKEN_TTL", "0"),
+                "setting `tokens.access_token_ttl` (from environment TESSERA_TOKENS__ACCESS_TOKEN_TTL)",
+            ),
+            (("TESSERA_ISSUER", "ftp://example.com"), "setting `issuer`"),
+            (("TESSERA_DATABASE__PASSWORD_FILE", "/nonexistent/pw"), "setting `database.password_file`: cannot read"),
+            (("TESSERA_NO_SUCH_SETTING", "1"), "no_such_setting"),
+        ] {
+            let output = config_check(None, &[env]);
+            assert_eq!(output.status.code(), Some(1), "{env:?}");
+            let stderr = String::from_utf8(output.stderr).unwrap();
+            assert!(stderr.contains(named), "{env:?}: {stderr}");
+            assert!(output.stdout.is_empty(), "nothing is listed for an invalid configuration");
+        }
+    }
+}

@@ -108,6 +108,11 @@ impl ServeProcess {
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log file"))
             .stderr(out);
+        // A secret given as a file (`X_FILE`) replaces the default given directly above:
+        // Tessera refuses both at once.
+        for (name, _) in env.iter().filter(|(name, _)| name.ends_with("_FILE")) {
+            command.env_remove(name.trim_end_matches("_FILE"));
+        }
         let child = command.spawn().expect("the tessera binary starts");
         let mut process = Self { child, log, address };
         process.wait_until_ready().await?;
@@ -937,7 +942,34 @@ async fn pushes_go_direct_whatever_proxy_the_environment_names(database: &TestDa
     endpoint.stop().await;
 }
 
+/// Container secrets: the database URL and the key-encryption key come from files named
+/// by `TESSERA_DATABASE_URL_FILE` and `TESSERA_KEY_ENCRYPTION_KEY_FILE`. The second start,
+/// with another key in the file, fails on the signing key the first one encrypted: the
+/// file's key is the one in use, not a default.
+async fn the_server_reads_its_secrets_from_files(database: &TestDatabase) {
+    let dir = database.scratch_dir();
+    let url_file = dir.join("database-url");
+    std::fs::write(&url_file, format!("{}\n", database.url())).unwrap();
+    let kek_file = dir.join("kek");
+    std::fs::write(&kek_file, "voJ3h40coqQMUVbDvsQuRzfYcxd6UaKMuRSV7o/d51Y=\n").unwrap();
+    let env = [
+        ("TESSERA_DATABASE_URL_FILE", url_file.to_str().unwrap()),
+        ("TESSERA_KEY_ENCRYPTION_KEY_FILE", kek_file.to_str().unwrap()),
+    ];
+    let mut server = ServeProcess::start_with(database, free_port(), 1, &env).await;
+    let jwks = http_client().get(format!("{}/jwks.json", server.address)).send().await.unwrap();
+    assert_eq!(jwks.status(), 200);
+    let _ = server.kill();
+
+    std::fs::write(&kek_file, "0dTvTNpYqq1fOTQeIA/WQgl2KftlP0w5M/uErWCctaA=").unwrap();
+    let refused = ServeProcess::start_on(database, free_port(), 2, &env).await;
+    let output = refused.err().expect("another key-encryption key cannot decrypt the signing key");
+    assert!(output.contains("decrypt"), "{output}");
+    assert!(!output.contains("voJ3h40coqQ") && !output.contains("0dTvTNpYqq1"), "{output}");
+}
+
 crate::database_tests!(
+    the_server_reads_its_secrets_from_files,
     a_sigterm_ends_waiting_long_polls_and_exits_cleanly,
     pushes_go_direct_whatever_proxy_the_environment_names,
     a_sigkill_mid_load_loses_and_duplicates_nothing,

@@ -13,6 +13,7 @@ mod openssl;
 mod report;
 mod revocation;
 mod scenarios;
+mod signed;
 mod verify;
 
 use anyhow::Context;
@@ -68,6 +69,37 @@ enum Command {
         /// The scope to request (both servers get the same request).
         #[arg(long)]
         scope: Option<String>,
+    },
+    /// Scenario 1c: client_credentials authenticated with a fresh private_key_jwt assertion
+    /// (ES256) per request (issue 13).
+    ClientCredentialsPrivateKeyJwt {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[arg(long)]
+        client_id: String,
+        /// The client's ES256 key, PKCS#8 DER, as `client-key` wrote it.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Scenario 1d: client_credentials (HTTP Basic) with a DPoP proof (ES256) per request,
+    /// for a DPoP-bound access token (issue 13).
+    ClientCredentialsDpop {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Writes a new ES256 client key (PKCS#8 DER) and its public JWK Set, for a
+    /// private_key_jwt client (`tessera client create --auth private_key_jwt --jwks-file`).
+    ClientKey {
+        #[arg(long)]
+        pkcs8: PathBuf,
+        #[arg(long)]
+        jwks: PathBuf,
     },
     /// Scenario 2: refresh-token rotation, one chain per connection.
     Refresh {
@@ -249,6 +281,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Report { dir, markdown, json } => report::write(&dir, &markdown, &json),
+        Command::ClientKey { pkcs8, jwks } => signed::write_client_key(&pkcs8, &jwks),
         Command::Wait { url, path, timeout } => {
             let target = Target::parse(&url)?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -316,6 +349,8 @@ fn main() -> anyhow::Result<()> {
         command => {
             let threads = match &command {
                 Command::ClientCredentials { load, .. }
+                | Command::ClientCredentialsPrivateKeyJwt { load, .. }
+                | Command::ClientCredentialsDpop { load, .. }
                 | Command::Refresh { load, .. }
                 | Command::Code { load, .. }
                 | Command::Introspect { load, .. }
@@ -357,6 +392,23 @@ async fn load(command: Command) -> anyhow::Result<Value> {
                 .collect();
             let summary = driver::run(workers, load.plan()).await;
             with_setup(summary, "client_credentials", json!({ "scope": scope }))
+        }
+        Command::ClientCredentialsPrivateKeyJwt { load, client_id, key, scope } => {
+            let target = Target::parse(&load.url)?;
+            let key = signed::read_client_key(&key)?;
+            let workers = (0..load.connections)
+                .map(|_| signed::PrivateKeyJwt::new(&target, &client_id, key.clone(), scope.as_deref()))
+                .collect();
+            let summary = driver::run(workers, load.plan()).await;
+            with_setup(summary, "client_credentials_private_key_jwt", json!({ "scope": scope, "alg": "ES256" }))
+        }
+        Command::ClientCredentialsDpop { load, client, scope } => {
+            let target = Target::parse(&load.url)?;
+            let workers = (0..load.connections)
+                .map(|_| signed::Dpop::new(&target, &client.client_id, &client.client_secret, scope.as_deref()))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let summary = driver::run(workers, load.plan()).await;
+            with_setup(summary, "client_credentials_dpop", json!({ "scope": scope, "alg": "ES256" }))
         }
         Command::Get { load, path } => {
             let target = Target::parse(&load.url)?;

@@ -54,6 +54,8 @@ pub async fn run(backend: Backend, test: impl AsyncFnOnce(&TestStorage)) {
         acquire_timeout: Lifetime(std::time::Duration::from_secs(10)),
         sqlite_busy_timeout: Lifetime(std::time::Duration::from_secs(5)),
         client_cache_ttl: Window(std::time::Duration::ZERO),
+        password: None,
+        password_file: None,
     };
     let storage = storage::connect(&url, &settings).await.expect("the storage opens and migrates");
     test(&TestStorage { storage }).await;
