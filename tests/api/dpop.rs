@@ -387,6 +387,18 @@ async fn userinfo_refuses_a_wrong_proof(app: &TestApp) {
     }
 }
 
+/// §11.1 at `/userinfo`: the same single insert, so of 20 parallel requests with one proof
+/// exactly one is answered.
+async fn of_parallel_userinfo_requests_with_one_proof_exactly_one_succeeds(app: &TestApp) {
+    let (_, key, token) = dpop_client(app).await;
+    let proof = key.userinfo_proof(app, &token);
+    let requests = (0..20).map(|_| app.userinfo_with("DPoP", &token, Some(&proof)));
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(requests).await.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "{statuses:?}");
+}
+
 /// §6.2: introspection says a bound token is `DPoP` and gives its `cnf`.
 async fn introspection_reports_the_binding(app: &TestApp) {
     let client = app.register_client(ClientSpec::service()).await;
@@ -427,6 +439,7 @@ crate::backend_tests!(
     a_bound_token_used_as_a_bearer_token_is_refused,
     an_unbound_token_with_the_dpop_scheme_is_refused,
     userinfo_refuses_a_wrong_proof,
+    of_parallel_userinfo_requests_with_one_proof_exactly_one_succeeds,
     introspection_reports_the_binding,
     discovery_lists_the_proof_algorithms,
 );
