@@ -36,7 +36,7 @@ pub struct ExpectedProof<'a> {
     pub method: &'a str,
     /// `htu`: the endpoint's public URL, built from the configured issuer (§4.3 check 9).
     pub url: &'a Url,
-    /// The access token presented with the proof, whose hash `ath` must be (§4.3 check 11).
+    /// The access token presented with the proof, whose hash `ath` must be (§4.3 check 12).
     pub access_token: Option<&'a str>,
     /// Whether a current server nonce is required (§8; the token endpoint, when configured).
     pub requires_nonce: bool,
@@ -128,7 +128,7 @@ impl DpopPolicy {
     /// Checks `proof` (RFC 9449 §4.3) against `expected`, then the nonce (§8), then records
     /// it so that it is accepted once (§11.1). The caller has authenticated whoever
     /// presents it (the client, or a live access token), so rows are only ever created for
-    /// known parties, each for `proof_max_age` at most.
+    /// known parties, each kept for the `iat` window only.
     pub async fn accept(
         &self,
         proof: &str,
