@@ -33,6 +33,16 @@ async fn client_credentials_with_a_proof_get_a_token_bound_to_its_key(app: &Test
         let claims = claims_of(app, &body).await;
         assert_eq!(claims["cnf"], json!({"jkt": key.thumbprint()}), "RFC 9449 §6.1");
     }
+    // RS256, with tessera-verify's test key (its thumbprint computed by tessera-verify).
+    let rsa = tessera_verify::test_util::DpopKey::rs256();
+    let nonce = app.dpop_nonce(&client, &DpopKey::es256()).await;
+    let mut claims = tessera_verify::test_util::DpopKey::proof_claims("POST", &app.url("/token"));
+    claims["nonce"] = json!(nonce);
+    let proof = rsa.sign(&rsa.proof_header(), &claims);
+    let response = app.token_request_with_proof(&client, &CLIENT_CREDENTIALS, Some(&proof)).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(claims_of(app, &body).await["cnf"], json!({"jkt": rsa.thumbprint()}));
 }
 
 async fn without_a_proof_a_bearer_token_is_issued_as_before(app: &TestApp) {
