@@ -409,6 +409,19 @@ async fn of_parallel_userinfo_requests_with_one_proof_exactly_one_succeeds(app: 
     assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "{statuses:?}");
 }
 
+/// The Shared Signals endpoints take Bearer tokens only: a DPoP-bound receiver token sent
+/// as one is refused (§7.1), not accepted from whoever holds it.
+async fn a_bound_token_is_refused_at_the_shared_signals_endpoints(app: &TestApp) {
+    let receiver = app.register_client(ClientSpec::receiver()).await;
+    let body: Value =
+        app.dpop_token_request(&receiver, &CLIENT_CREDENTIALS, &DpopKey::es256()).await.json().await.unwrap();
+    let bound = body["access_token"].as_str().unwrap();
+    let response = app.ssf(reqwest::Method::GET, "/ssf/streams", Some(bound), None).await;
+    assert_eq!(response.status(), 401);
+    let bearer = app.token_of(&receiver).await;
+    assert_eq!(app.ssf(reqwest::Method::GET, "/ssf/streams", Some(&bearer), None).await.status(), 200);
+}
+
 /// §6.2: introspection says a bound token is `DPoP` and gives its `cnf`.
 async fn introspection_reports_the_binding(app: &TestApp) {
     let client = app.register_client(ClientSpec::service()).await;
@@ -450,6 +463,7 @@ crate::backend_tests!(
     an_unbound_token_with_the_dpop_scheme_is_refused,
     userinfo_refuses_a_wrong_proof,
     of_parallel_userinfo_requests_with_one_proof_exactly_one_succeeds,
+    a_bound_token_is_refused_at_the_shared_signals_endpoints,
     introspection_reports_the_binding,
     discovery_lists_the_proof_algorithms,
 );
