@@ -184,6 +184,13 @@ pub struct HttpSettings {
     /// Take the client IP (for login throttling) from `Forwarded` / `X-Forwarded-For`.
     /// Only behind a reverse proxy that sets them; otherwise clients could forge them.
     pub trust_forwarded_headers: bool,
+    /// On SIGTERM, how long `/readyz` answers 503 while requests are still served, so that
+    /// load balancers stop sending new ones before the listener closes (0: close at once).
+    #[serde(deserialize_with = "window_within::<MINUTE, _>")]
+    pub shutdown_delay: Window,
+    /// Then, how long requests in flight may take to finish before they are cut off.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, { 10 * MINUTE }, _>")]
+    pub shutdown_timeout: Lifetime,
 }
 
 /// The OpenID Shared Signals transmitter (`[ssf]`).
@@ -1050,6 +1057,8 @@ mod tests {
         "ssf.push_max_backoff",
         "dpop.proof_max_age",
         "dpop.nonce_lifetime",
+        "http.shutdown_delay",
+        "http.shutdown_timeout",
     ];
     /// Whole-number settings with their allowed range.
     const COUNT_SETTINGS: &[(&str, u64, u64)] = &[

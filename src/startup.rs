@@ -5,6 +5,7 @@ use crate::authorization::FlowSettings;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::housekeeping;
+use crate::http::readiness::Readiness;
 use crate::http::request_log;
 use crate::keys::kek::KekSource;
 use crate::keys::refresher;
@@ -34,6 +35,8 @@ pub struct Application {
     port: u16,
     server: Server,
     stopper: Stopper,
+    /// Closed after the server has stopped, so that queued SQLite writes finish.
+    storage: Arc<dyn Storage>,
     pub kid: String,
     pub kek_source: KekSource,
     /// Housekeeping and key refresh; stopped with the server.
@@ -118,8 +121,11 @@ impl Application {
         let discovery = Data::new(Discovery::new(&settings.issuer, is_ssf_enabled));
         let jwks_max_age = Data::new(JwksMaxAge(settings.keys.jwks_max_age.as_secs().min(u32::MAX as u64) as u32));
         let clients = Data::new(ClientCache::new(storage.clone(), clock.clone(), settings.database.client_cache_ttl.0));
+        let to_close = storage.clone();
         let storage = Data::from(storage);
         let clock: Data<dyn Clock> = Data::from(clock);
+        let readiness = Data::new(Readiness::default());
+        let readiness_flag = readiness.clone();
         let port = listener.local_addr()?.port();
         let is_https = settings.issuer.is_https();
         let mut server = HttpServer::new(move || {
@@ -128,6 +134,7 @@ impl Application {
                 .wrap(from_fn(request_log::log_request))
                 .app_data(storage.clone())
                 .app_data(clients.clone())
+                .app_data(readiness.clone())
                 .app_data(issuer.clone())
                 .app_data(discovery.clone())
                 .app_data(jwks_max_age.clone())
@@ -151,10 +158,16 @@ impl Application {
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);
         }
-        // Signals are handled here (`run_until_stopped`): long polls must end first.
-        let server = server.disable_signals().listen(listener)?.run();
-        let stopper = Stopper { handle: server.handle(), transmitter: stopping };
-        Ok(Self { port, server, stopper, kid, kek_source, background })
+        // Signals are handled here (`run_until_stopped`): the drain comes first.
+        let server =
+            server.disable_signals().shutdown_timeout(settings.http.shutdown_timeout.as_secs()).listen(listener)?.run();
+        let stopper = Stopper {
+            handle: server.handle(),
+            transmitter: stopping,
+            readiness: readiness_flag,
+            shutdown_delay: settings.http.shutdown_delay.0,
+        };
+        Ok(Self { port, server, stopper, storage: to_close, kid, kek_source, background })
     }
 
     pub fn port(&self) -> u16 {
@@ -167,12 +180,16 @@ impl Application {
     }
 
     /// Serves until stopped: by a [`Stopper`], or by a signal as actix-web would (SIGTERM
-    /// gracefully; SIGINT and SIGQUIT at once).
+    /// gracefully, after `http.shutdown_delay` of draining; SIGINT and SIGQUIT at once).
+    /// Then the background tasks end and the database connections close.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stopper = self.stopper.clone();
         let signals = tokio::spawn(async move {
             let graceful = next_stop_signal().await;
             tracing::info!(event = "server_stopping", graceful, "stopping on a signal");
+            if graceful {
+                stopper.drain().await;
+            }
             stopper.stop(graceful).await;
         });
         let result = self.server.await;
@@ -180,6 +197,8 @@ impl Application {
         for task in &self.background {
             task.abort();
         }
+        self.storage.close().await;
+        tracing::info!(event = "server_stopped", "stopped");
         result
     }
 }
@@ -191,9 +210,20 @@ impl Application {
 pub struct Stopper {
     handle: ServerHandle,
     transmitter: Data<Transmitter>,
+    readiness: Data<Readiness>,
+    shutdown_delay: std::time::Duration,
 }
 
 impl Stopper {
+    /// The first step of a graceful stop: `/readyz` answers 503 and waiting long polls
+    /// answer, while requests are still served for `http.shutdown_delay`.
+    pub async fn drain(&self) {
+        self.readiness.drain();
+        self.transmitter.stop_waiting();
+        tokio::time::sleep(self.shutdown_delay).await;
+    }
+
+    /// Stops accepting; when `graceful`, requests in flight get `http.shutdown_timeout`.
     pub async fn stop(&self, graceful: bool) {
         self.transmitter.stop_waiting();
         self.handle.stop(graceful).await;

@@ -1,5 +1,7 @@
-//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: the database does).
+//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: the database does,
+//! and the process is not stopping).
 
+use crate::http::readiness::Readiness;
 use crate::storage::Storage;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -8,7 +10,10 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-pub async fn readyz(storage: web::Data<dyn Storage>) -> HttpResponse {
+pub async fn readyz(storage: web::Data<dyn Storage>, readiness: web::Data<Readiness>) -> HttpResponse {
+    if readiness.is_draining() {
+        return HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "reason": "shutting down" }));
+    }
     match storage.ping().await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready" })),
         Err(error) => {

@@ -313,6 +313,9 @@ pub trait DpopProofStore: Send + Sync {
 pub trait HealthCheck: Send + Sync {
     /// One round trip to the database, for `/readyz`.
     async fn ping(&self) -> Result<(), StorageError>;
+    /// Closes the connections once the server has stopped: the SQLite writer finishes the
+    /// writes queued on it first.
+    async fn close(&self);
 }
 
 pub trait Storage:

@@ -968,7 +968,118 @@ async fn the_server_reads_its_secrets_from_files(database: &TestDatabase) {
     assert!(!output.contains("voJ3h40coqQ") && !output.contains("0dTvTNpYqq1"), "{output}");
 }
 
+/// What the chains of the graceful-stop test share.
+#[derive(Default)]
+struct GracefulLoad {
+    rotations: AtomicUsize,
+    /// Set just before the SIGTERM: transport failures after it are expected.
+    stopping: AtomicBool,
+    problems: std::sync::Mutex<Vec<String>>,
+    /// Notified once the chains have done a few rotations each.
+    reached: Notify,
+}
+
+/// Rotates `chain` until the server goes away; every answer must be a 200.
+async fn chain_until_stopped(
+    http: &reqwest::Client,
+    address: &str,
+    client: &TestClient,
+    chain: &mut Chain,
+    load: &GracefulLoad,
+) {
+    // Bounded: the server stops within seconds of the signal.
+    for _ in 0..10_000 {
+        let presented = chain.tokens.last().unwrap().clone();
+        match refresh(http, address, client, &presented).await {
+            Ok((200, body)) => {
+                chain.tokens.push(body["refresh_token"].as_str().expect("a successor").to_owned());
+                if load.rotations.fetch_add(1, Ordering::SeqCst) + 1 == 3 * CHAINS {
+                    load.reached.notify_one();
+                }
+            }
+            Ok((status, body)) => {
+                load.problems.lock().unwrap().push(format!("family {}: {status} {body}", chain.family_id));
+                return;
+            }
+            Err(error) => {
+                if !load.stopping.load(Ordering::SeqCst) {
+                    load.problems.lock().unwrap().push(format!("before the signal: {error}"));
+                }
+                chain.unknown = Some(presented);
+                return;
+            }
+        }
+    }
+}
+
+/// Graceful stop under load: SIGTERM while refresh chains run. For `http.shutdown_delay`
+/// `/readyz` answers 503 while the chains are still served; then the listener closes,
+/// requests in flight are answered, the process exits 0. No rotation committed without its
+/// answer reaching the client, and after a restart each chain goes on from the last token
+/// its client received.
+async fn a_sigterm_mid_load_answers_every_request_in_flight(database: &TestDatabase) {
+    let (client, mut chains, _) = arrange(database).await;
+    let env = [("TESSERA_HTTP__SHUTDOWN_DELAY", "1s")];
+    let server = ServeProcess::start_with(database, free_port(), 1, &env).await;
+    let address = server.address.clone();
+    let http = http_client();
+    let load = GracefulLoad::default();
+    let (rotations, stopping, problems, reached) = (&load.rotations, &load.stopping, &load.problems, &load.reached);
+    let run = |chain| chain_until_stopped(&http, &address, &client, chain, &load);
+    let signal_and_watch = async {
+        let _ = tokio::time::timeout(Duration::from_secs(60), reached.notified()).await;
+        let before = rotations.load(Ordering::SeqCst);
+        stopping.store(true, Ordering::SeqCst);
+        let signalled = Instant::now();
+        let sent = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
+        assert!(sent.is_ok_and(|status| status.success()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // A new connection during the drain: not ready, while the chains are still served.
+        let ready = http_client().get(format!("{address}/readyz")).send().await.expect("still accepting");
+        assert_eq!(ready.status(), 503, "draining");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let during_drain = rotations.load(Ordering::SeqCst) - before;
+        (signalled, during_drain)
+    };
+    let (_, (signalled, during_drain)) =
+        futures_util::future::join(futures_util::future::join_all(chains.iter_mut().map(run)), signal_and_watch).await;
+    let mut server = server;
+    let exited = loop {
+        if let Some(status) = server.child.try_wait().expect("child status") {
+            break status;
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(40), "tessera serve still running after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exited.success(), "{exited:?}:\n{}", server.output());
+    eprintln!("graceful stop under load: {:?}; {during_drain} rotations during the drain", signalled.elapsed());
+    assert!(during_drain > 0, "requests are still served while /readyz says 503");
+    let problems = problems.lock().unwrap().clone();
+    assert!(problems.is_empty(), "{problems:#?}");
+    drop(server);
+
+    let server = ServeProcess::start(database, free_port(), 2).await;
+    let http = http_client();
+    let mut db = Database::connect(database.url()).await;
+    for chain in &chains {
+        if let Some(presented) = &chain.unknown {
+            assert_eq!(
+                db.successor_of(presented).await,
+                None,
+                "family {}: a rotation lost its answer",
+                chain.family_id
+            );
+        }
+        let last = chain.tokens.last().unwrap();
+        let (status, body) =
+            refresh(&http, &server.address, &client, last).await.expect("the restarted server answers");
+        assert_eq!(status, 200, "family {}: the last token received goes on: {body}", chain.family_id);
+    }
+    db.close().await;
+}
+
 crate::database_tests!(
+    a_sigterm_mid_load_answers_every_request_in_flight,
     the_server_reads_its_secrets_from_files,
     a_sigterm_ends_waiting_long_polls_and_exits_cleanly,
     pushes_go_direct_whatever_proxy_the_environment_names,

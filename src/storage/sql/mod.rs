@@ -488,4 +488,8 @@ impl HealthCheck for SqlStorage {
             Ok(())
         })
     }
+
+    async fn close(&self) {
+        SqlStorage::close(self).await
+    }
 }
