@@ -60,6 +60,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub ssf: SsfSettings,
     pub metrics: MetricsSettings,
+    pub dpop: DpopSettings,
 }
 
 /// The Prometheus listener (`[metrics]`).
@@ -244,6 +245,22 @@ pub struct SsfSettings {
     /// Push endpoints in private, shared or link-local address ranges (receivers inside the
     /// operator's own network). Off: a receiver cannot make Tessera reach internal hosts.
     pub allow_private_push: bool,
+}
+
+/// DPoP (RFC 9449) at the token endpoint and `/userinfo`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpopSettings {
+    /// §8: token requests with a proof must carry a server nonce (`use_dpop_nonce` first).
+    pub require_nonce: bool,
+    /// §11.1: how far in the past a proof's `iat` may be; also how long its `jti` is
+    /// remembered.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, { 5 * MINUTE }, _>")]
+    pub proof_max_age: Lifetime,
+    /// §8: a nonce is issued per period of this length and accepted during its own period
+    /// and the next.
+    #[serde(deserialize_with = "lifetime_within::<{ 10 * SECOND }, HOUR, _>")]
+    pub nonce_lifetime: Lifetime,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -1065,6 +1082,8 @@ mod tests {
         "ssf.min_verification_interval",
         "ssf.push_timeout",
         "ssf.push_max_backoff",
+        "dpop.proof_max_age",
+        "dpop.nonce_lifetime",
         "http.shutdown_delay",
         "http.shutdown_timeout",
     ];
@@ -1091,6 +1110,7 @@ mod tests {
         "ssf.allow_loopback_push",
         "ssf.allow_private_push",
         "metrics.bind",
+        "dpop.require_nonce",
     ];
 
     /// TOML that sets the dotted `setting` to `value` (a TOML literal).

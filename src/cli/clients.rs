@@ -81,6 +81,10 @@ pub struct CreateArgs {
     /// (needs --grant refresh_token).
     #[arg(long)]
     always_refresh_token: bool,
+    /// Require DPoP (RFC 9449): every token request must carry a DPoP proof, so every access
+    /// token is bound to the client's key (without it a proof is optional).
+    #[arg(long)]
+    dpop_bound_access_tokens: bool,
     /// A public client (SPA, native app): no secret, token_endpoint_auth_method none.
     #[arg(long)]
     public: bool,
@@ -207,6 +211,7 @@ async fn create(args: CreateArgs, storage: &dyn Storage) -> anyhow::Result<()> {
         post_logout_redirect_uris,
         is_first_party: args.first_party,
         always_issue_refresh_token: args.always_refresh_token,
+        dpop_bound_access_tokens: args.dpop_bound_access_tokens,
         created_at: Utc::now(),
         disabled_at: None,
     };
@@ -256,6 +261,7 @@ fn describe(client: &Client) -> serde_json::Value {
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "first_party": client.is_first_party,
         "always_issue_refresh_token": client.always_issue_refresh_token,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         "created_at": client.created_at.to_rfc3339(),
         "disabled_at": client.disabled_at.map(|t| t.to_rfc3339()),
     })
@@ -279,6 +285,9 @@ fn print_human(client: &Client, secret: Option<&GeneratedSecret>) {
     }
     if !client.redirect_uris.is_empty() {
         println!("redirect URIs: {}", client.redirect_uris.join(" "));
+    }
+    if client.dpop_bound_access_tokens {
+        println!("DPoP:          required (RFC 9449)");
     }
     println!("created:       {}", when(Some(client.created_at)));
     if client.is_disabled() {

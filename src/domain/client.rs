@@ -146,6 +146,9 @@ pub struct Client {
     pub is_first_party: bool,
     /// Issue a refresh token with every code exchange, even without `offline_access`.
     pub always_issue_refresh_token: bool,
+    /// RFC 9449 §5.2 (`dpop_bound_access_tokens`): the client must present a DPoP proof
+    /// at the token endpoint; without one its token requests are refused.
+    pub dpop_bound_access_tokens: bool,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
 }
@@ -221,6 +224,7 @@ mod tests {
             post_logout_redirect_uris: vec![],
             is_first_party: false,
             always_issue_refresh_token: false,
+            dpop_bound_access_tokens: false,
             created_at: Utc::now(),
             disabled_at: None,
         }

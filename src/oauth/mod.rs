@@ -3,6 +3,7 @@
 pub mod authorize;
 pub mod client_auth;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod health;
 pub mod introspect;

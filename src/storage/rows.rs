@@ -30,6 +30,7 @@ pub(super) struct ClientRow {
     pub post_logout_redirect_uris: Json<Vec<String>>,
     pub is_first_party: bool,
     pub always_issue_refresh_token: bool,
+    pub dpop_bound_access_tokens: bool,
     pub created_at: Timestamp,
     pub disabled_at: Option<Timestamp>,
 }
@@ -61,6 +62,7 @@ impl TryFrom<ClientRow> for Client {
             post_logout_redirect_uris: row.post_logout_redirect_uris.0,
             is_first_party: row.is_first_party,
             always_issue_refresh_token: row.always_issue_refresh_token,
+            dpop_bound_access_tokens: row.dpop_bound_access_tokens,
             created_at: row.created_at.into(),
             disabled_at: row.disabled_at.map(Into::into),
         })

@@ -1,5 +1,5 @@
 //! The storage contract suite: every method of every store (`ClientStore`, `UserStore`,
-//! `KeyStore`, `SessionStore`, `GrantStore`, `RefreshStore`, `RevocationStore`, `SignalStore`, `HealthCheck`), through the
+//! `KeyStore`, `SessionStore`, `GrantStore`, `RefreshStore`, `RevocationStore`, `SignalStore`, `DpopProofStore`, `HealthCheck`), through the
 //! `Storage` that `storage::connect` returns, on a fresh database of each backend
 //! (`backend_tests!`, as in the API suite). One story per aggregate and rule, including the
 //! atomic guarantees under dozens of concurrent calls. One binary, so the crate links once.
@@ -9,6 +9,7 @@ mod helpers;
 mod clients;
 mod codes;
 mod consents;
+mod dpop;
 mod dropped_requests;
 mod health;
 mod keys;

@@ -22,6 +22,8 @@ pub struct ClientSpec {
     pub post_logout_redirect_uris: Vec<&'static str>,
     pub is_first_party: bool,
     pub always_issue_refresh_token: bool,
+    /// RFC 9449 §5.2: token requests without a DPoP proof are refused.
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl ClientSpec {
@@ -38,6 +40,7 @@ impl ClientSpec {
             post_logout_redirect_uris: vec![],
             is_first_party: false,
             always_issue_refresh_token: false,
+            dpop_bound_access_tokens: false,
         }
     }
 
@@ -104,6 +107,7 @@ pub async fn register(storage: &dyn tessera::storage::Storage, spec: ClientSpec)
             post_logout_redirect_uris: spec.post_logout_redirect_uris.into_iter().map(String::from).collect(),
             is_first_party: spec.is_first_party,
             always_issue_refresh_token: spec.always_issue_refresh_token,
+            dpop_bound_access_tokens: spec.dpop_bound_access_tokens,
             created_at: Utc::now(),
             disabled_at: spec.disabled.then(Utc::now),
         };

@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod cli;
 pub mod clients;
+pub mod dpop;
 pub mod example_app;
 pub mod logout;
 pub mod refresh;

@@ -106,6 +106,7 @@ pub fn new_client(name: &str, created_at: DateTime<Utc>) -> Client {
         post_logout_redirect_uris: vec!["https://app.example/bye".to_owned()],
         is_first_party: true,
         always_issue_refresh_token: true,
+        dpop_bound_access_tokens: true,
         created_at,
         disabled_at: None,
     }
@@ -201,6 +202,7 @@ pub fn new_family(client: &Client, session: &Session) -> TokenFamily {
         last_used_at: t(0),
         absolute_expires_at: t(86_400),
         revoked_at: None,
+        dpop_jkt: None,
     }
 }
 
@@ -224,6 +226,8 @@ pub struct Refresh {
     pub scope: Option<ScopeSet>,
     /// What revoking the family on reuse records.
     pub reuse: Revocation,
+    /// The thumbprint of the request's DPoP proof key, if it had one.
+    pub dpop_jkt: Option<String>,
 }
 
 impl Refresh {
@@ -240,6 +244,7 @@ impl Refresh {
             retry_window: Duration::seconds(10),
             scope: None,
             reuse: revoke(Reason::RefreshTokenReused, now),
+            dpop_jkt: None,
         }
     }
 
@@ -258,6 +263,7 @@ impl Refresh {
             retry_window: self.retry_window,
             requested_scope: self.scope.as_ref(),
             reuse: &self.reuse,
+            dpop_jkt: self.dpop_jkt.as_deref(),
         }
     }
 }
@@ -270,6 +276,7 @@ pub fn outcome(rotation: &Rotation) -> &'static str {
         Rotation::Reused(_) => "reused",
         Rotation::Invalid => "invalid",
         Rotation::ScopeExceeded => "scope exceeded",
+        Rotation::WrongDpopKey => "wrong DPoP key",
     }
 }
 
