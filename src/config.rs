@@ -62,6 +62,7 @@ pub struct Settings {
     pub par: ParSettings,
     pub private_key_jwt: PrivateKeyJwtSettings,
     pub metrics: MetricsSettings,
+    pub dpop: DpopSettings,
 }
 
 /// The Prometheus listener (`[metrics]`).
@@ -275,6 +276,22 @@ pub struct PrivateKeyJwtSettings {
     pub allow_private_jwks_uri: bool,
 }
 
+/// DPoP (RFC 9449) at the token endpoint and `/userinfo`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpopSettings {
+    /// §8: token requests with a proof must carry a server nonce (`use_dpop_nonce` first).
+    pub require_nonce: bool,
+    /// §11.1: how far in the past a proof's `iat` may be; also how long its `jti` is
+    /// remembered.
+    #[serde(deserialize_with = "lifetime_within::<SECOND, { 5 * MINUTE }, _>")]
+    pub proof_max_age: Lifetime,
+    /// §8: a nonce is issued per period of this length and accepted during its own period
+    /// and the next.
+    #[serde(deserialize_with = "lifetime_within::<{ 10 * SECOND }, HOUR, _>")]
+    pub nonce_lifetime: Lifetime,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
@@ -307,7 +324,8 @@ fn sources(config_file: Option<&Path>) -> Result<Figment, ConfigError> {
     }
     let env = Env::prefixed("TESSERA_")
         .split("__")
-        .filter(|key| !NON_SETTING_ENV_PREFIXES.iter().any(|p| key.as_str().starts_with(p)));
+        // Keys keep their case here (lowercased later): compare without it.
+        .filter(|key| !NON_SETTING_ENV_PREFIXES.iter().any(|p| key.as_str().to_ascii_lowercase().starts_with(p)));
     read_secret_files(figment.merge(env))
 }
 
@@ -1094,6 +1112,8 @@ mod tests {
         "ssf.push_timeout",
         "ssf.push_max_backoff",
         "par.lifetime",
+        "dpop.proof_max_age",
+        "dpop.nonce_lifetime",
         "http.shutdown_delay",
         "http.shutdown_timeout",
     ];
@@ -1125,6 +1145,7 @@ mod tests {
         "private_key_jwt.allow_loopback_jwks_uri",
         "private_key_jwt.allow_private_jwks_uri",
         "metrics.bind",
+        "dpop.require_nonce",
     ];
 
     /// TOML that sets the dotted `setting` to `value` (a TOML literal).

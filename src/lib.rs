@@ -22,10 +22,11 @@
 //! ```
 //!
 //! Utilities, usable from every layer above `domain` and importing only `domain` and each
-//! other: `config` `clock` `http` `metrics` `password` `private_files` `telemetry`
+//! other: `audit` `config` `clock` `http` `metrics` `password` `private_files` `telemetry`
 //!
 //! `domain` imports neither actix nor sqlx; `keys` and `tokens` import no actix.
 
+pub mod audit;
 pub mod authorization;
 pub mod cli;
 pub mod clock;

@@ -23,6 +23,7 @@ use crate::signals::push::Pusher;
 use crate::ssf::Transmitter;
 use crate::storage::client_cache::ClientCache;
 use crate::storage::{self, Storage};
+use crate::tokens::dpop::DpopPolicy;
 use crate::tokens::refresh::RefreshPolicy;
 use crate::tokens::TokenIssuer;
 use actix_web::dev::{Server, ServerHandle};
@@ -82,6 +83,7 @@ impl Application {
         let password_checks = Data::new(PasswordChecks::new(settings.login.max_concurrent_password_checks));
         let refresh = Data::new(RefreshPolicy::from_settings(&settings, kek.clone()));
         let metrics = Arc::new(Metrics::new());
+        let dpop = Data::new(DpopPolicy::new(&settings.dpop, &settings.issuer, &kek, clock.clone()));
         let housekeeping = housekeeping::spawn(
             storage.clone(),
             clock.clone(),
@@ -163,6 +165,7 @@ impl Application {
                 .app_data(login_settings.clone())
                 .app_data(password_checks.clone())
                 .app_data(refresh.clone())
+                .app_data(dpop.clone())
                 .app_data(clock.clone())
                 .app_data(transmitter.clone())
                 .app_data(emitter.clone())

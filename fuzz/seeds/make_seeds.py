@@ -156,3 +156,38 @@ for name, data in {
     "bearer": b"\x00Bearer abc",
 }.items():
     write("basic_auth", name, data)
+
+# dpop_proof: mode 1 (header and claims, signed by the target with its fixed Ed25519 key,
+# whose public key is below), mode 0 (a proof as sent), mode 2 (one JWK).
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+DPOP_KEY = Ed25519PrivateKey.from_private_bytes(bytes([0x42]) * 32)
+DPOP_JWK = {
+    "kty": "OKP",
+    "crv": "Ed25519",
+    "x": b64(DPOP_KEY.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)),
+}
+DPOP_HEADER = {"typ": "dpop+jwt", "alg": "EdDSA", "jwk": DPOP_JWK}
+DPOP_CLAIMS = {
+    "jti": "e1j3V_bKic8-LAEB",
+    "htm": "GET",
+    "htu": "https://api.example.com/invoices",
+    "iat": 1800000000,
+    "ath": b64(hashlib.sha256(b"access-token").digest()),
+}
+for name, (header, proof_claims) in {
+    "valid": (DPOP_HEADER, DPOP_CLAIMS),
+    "nonce-query": (DPOP_HEADER, {**DPOP_CLAIMS, "nonce": "n", "htu": "HTTPS://API.example.com:443/invoices?x#y"}),
+    "private-jwk": ({**DPOP_HEADER, "jwk": {**DPOP_JWK, "d": DPOP_JWK["x"]}}, DPOP_CLAIMS),
+    "hs256": ({**DPOP_HEADER, "alg": "HS256"}, DPOP_CLAIMS),
+    "stale": (DPOP_HEADER, {**DPOP_CLAIMS, "iat": 1799999000}),
+}.items():
+    write("dpop_proof", name, b"\x01" + json.dumps(header).encode() + b"\x00" + json.dumps(proof_claims).encode())
+signed_input = f"{b64(json.dumps(DPOP_HEADER).encode())}.{b64(json.dumps(DPOP_CLAIMS).encode())}"
+write("dpop_proof", "as-sent", b"\x00" + f"{signed_input}.{b64(DPOP_KEY.sign(signed_input.encode()))}".encode())
+for name, jwk in {
+    "jwk-okp": DPOP_JWK,
+    "jwk-ec": {"kty": "EC", "crv": "P-256", "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"},
+    "jwk-rsa": {"kty": "RSA", "n": N, "e": E, "alg": "RS256", "kid": "k"},
+}.items():
+    write("dpop_proof", name, b"\x02" + json.dumps(jwk).encode())

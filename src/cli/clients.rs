@@ -83,6 +83,10 @@ pub struct CreateArgs {
     /// (needs --grant refresh_token).
     #[arg(long)]
     always_refresh_token: bool,
+    /// Require DPoP (RFC 9449): every token request must carry a DPoP proof, so every access
+    /// token is bound to the client's key (without it a proof is optional).
+    #[arg(long)]
+    dpop_bound_access_tokens: bool,
     /// A public client (SPA, native app): no secret, token_endpoint_auth_method none.
     #[arg(long)]
     public: bool,
@@ -103,6 +107,12 @@ pub struct CreateArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+impl CreateArgs {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// `outbound` is the policy `jwks_uri`s are checked against (`[private_key_jwt]`).
@@ -239,6 +249,7 @@ async fn create(args: CreateArgs, storage: &dyn Storage, outbound: OutboundPolic
         always_issue_refresh_token: args.always_refresh_token,
         require_pushed_authorization_requests: args.require_par,
         keys,
+        dpop_bound_access_tokens: args.dpop_bound_access_tokens,
         created_at: Utc::now(),
         disabled_at: None,
     };
@@ -305,6 +316,7 @@ fn describe(client: &Client) -> serde_json::Value {
             Some(KeySource::Jwks(jwks)) => serde_json::from_str::<serde_json::Value>(jwks).ok(),
             _ => None,
         },
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         "created_at": client.created_at.to_rfc3339(),
         "disabled_at": client.disabled_at.map(|t| t.to_rfc3339()),
     })
@@ -336,6 +348,9 @@ fn print_human(client: &Client, secret: Option<&GeneratedSecret>) {
     }
     if !client.redirect_uris.is_empty() {
         println!("redirect URIs: {}", client.redirect_uris.join(" "));
+    }
+    if client.dpop_bound_access_tokens {
+        println!("DPoP:          required (RFC 9449)");
     }
     println!("created:       {}", when(Some(client.created_at)));
     if client.is_disabled() {

@@ -59,9 +59,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return config_check::run(command, cli.config.as_deref());
     }
     let settings = config::load(cli.config.as_deref())?;
+    // Operator commands log too: their audit events (`admin_change`) go where the server's go.
+    telemetry::init(&settings.log);
+    let change = cli.command.as_ref().and_then(admin_change);
     // Operator commands that end access record their Shared Signals events like the server.
     let events = Emitter::from_settings(&settings);
-    match cli.command.unwrap_or(Command::Serve) {
+    let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
             telemetry::init(&settings.log);
@@ -78,7 +81,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(command) => keys::run(command, &*open_storage(&settings).await?, &settings).await,
         Command::Stream(command) => streams::run(command, &*open_storage(&settings).await?, &events).await,
         Command::Config(_) => unreachable!("handled before the settings are loaded"),
+    };
+    if let Some((action, target)) = change {
+        match &result {
+            Ok(()) => crate::audit!(info, "admin_change", "success", actor = "cli", action, target = %target),
+            Err(_) => crate::audit!(info, "admin_change", "failure", actor = "cli", action, target = %target),
+        }
     }
+    result
+}
+
+/// The audit action of an operator command that changes something, and what it names
+/// (never a secret: those are never on the command line).
+fn admin_change(command: &Command) -> Option<(&'static str, String)> {
+    use clients::ClientCommand;
+    use keys::KeysCommand;
+    use sessions::SessionCommand;
+    use streams::StreamCommand;
+    use users::UserCommand;
+    Some(match command {
+        Command::Client(ClientCommand::Create(args)) => ("client_create", args.name().to_owned()),
+        Command::Client(ClientCommand::Disable { client_id }) => ("client_disable", client_id.clone()),
+        Command::Client(ClientCommand::RotateSecret { client_id, .. }) => ("client_rotate_secret", client_id.clone()),
+        Command::User(UserCommand::Create { username, .. }) => ("user_create", username.clone()),
+        Command::User(UserCommand::Disable { username }) => ("user_disable", username.clone()),
+        Command::User(UserCommand::Enable { username }) => ("user_enable", username.clone()),
+        Command::User(UserCommand::SetPassword { username, .. }) => ("user_set_password", username.clone()),
+        Command::Session(SessionCommand::Revoke { family_id, user }) => {
+            ("session_revoke", family_id.clone().or_else(|| user.clone()).unwrap_or_default())
+        }
+        Command::Keys(KeysCommand::Rotate { emergency: true }) => ("keys_rotate_emergency", String::new()),
+        Command::Keys(KeysCommand::Rotate { emergency: false }) => ("keys_rotate", String::new()),
+        Command::Stream(StreamCommand::Disable { stream_id, .. }) => ("stream_disable", stream_id.clone()),
+        _ => return None,
+    })
 }
 
 async fn open_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {

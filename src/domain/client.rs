@@ -165,6 +165,9 @@ pub struct Client {
     pub require_pushed_authorization_requests: bool,
     /// The public keys of a `private_key_jwt` client; `None` for the others.
     pub keys: Option<KeySource>,
+    /// RFC 9449 §5.2 (`dpop_bound_access_tokens`): the client must present a DPoP proof
+    /// at the token endpoint; without one its token requests are refused.
+    pub dpop_bound_access_tokens: bool,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
 }
@@ -242,6 +245,7 @@ mod tests {
             always_issue_refresh_token: false,
             require_pushed_authorization_requests: false,
             keys: None,
+            dpop_bound_access_tokens: false,
             created_at: Utc::now(),
             disabled_at: None,
         }

@@ -62,6 +62,10 @@ pub struct TokenFamily {
     pub last_used_at: DateTime<Utc>,
     pub absolute_expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// RFC 9449 §5 (end): the JWK SHA-256 thumbprint (RFC 7638) of the DPoP key a public
+    /// client's family was created with. Every refresh must then carry a proof made with
+    /// that key; `None` for an unbound family.
+    pub dpop_jkt: Option<String>,
 }
 
 impl TokenFamily {
@@ -94,6 +98,9 @@ pub struct RotationRequest<'a> {
     pub requested_scope: Option<&'a ScopeSet>,
     /// What revoking the family on reuse records (RFC 9700 §4.14.2: a revocation of its own).
     pub reuse: &'a super::signals::Revocation,
+    /// The thumbprint of the key of the request's DPoP proof, if it carried one: a bound
+    /// family is refreshed only with its key (RFC 9449 §5).
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// The outcome of presenting a refresh token.
@@ -110,6 +117,9 @@ pub enum Rotation {
     Invalid,
     /// The requested scope is not within the family's grant; nothing changed.
     ScopeExceeded,
+    /// The family is bound to a DPoP key and the request proved another key, or none
+    /// (RFC 9449 §5); nothing changed.
+    WrongDpopKey,
 }
 
 /// The presented token as it stood before this presentation: what the rotation decision
@@ -146,6 +156,8 @@ pub struct FamilyState<'a> {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The user is disabled, or changed credentials after the family's login.
     pub is_user_disabled: bool,
+    /// The DPoP key the family is bound to (RFC 9449 §5), if any.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 impl<'a> FamilyState<'a> {
@@ -156,6 +168,7 @@ impl<'a> FamilyState<'a> {
             absolute_expires_at: family.absolute_expires_at,
             revoked_at: family.revoked_at,
             is_user_disabled,
+            dpop_jkt: family.dpop_jkt.as_deref(),
         }
     }
 
@@ -172,6 +185,8 @@ pub struct Presentation<'a> {
     /// A narrower scope asked for; `None` keeps the family's.
     pub requested_scope: Option<&'a ScopeSet>,
     pub now: DateTime<Utc>,
+    /// The thumbprint of the request's DPoP proof key, if it carried a proof.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// What to do with a presented refresh token; storage carries it out.
@@ -189,6 +204,10 @@ pub enum RotationDecision {
     Invalid,
     /// The requested scope is not within the family's grant (RFC 6749 §6). Nothing changes.
     ScopeExceeded,
+    /// A family bound to a DPoP key, presented without a proof of that key (RFC 9449 §5).
+    /// Nothing changes: neither a rotation nor, for a used token, reuse, since whoever
+    /// presents it without the key proves nothing about the family.
+    WrongDpopKey,
 }
 
 /// Decides a refresh-token presentation (RFC 6749 §6, RFC 9700 §4.14.2). Pure: storage
@@ -198,12 +217,15 @@ pub enum RotationDecision {
 /// 1. another client's token (§6: "the refresh token was issued to the authenticated
 ///    client"), or a family that is revoked, past its absolute lifetime, or whose user is
 ///    disabled: [`Invalid`](RotationDecision::Invalid);
-/// 2. a requested scope that is not within the family's (§6: "MUST NOT include any scope
+/// 2. a family bound to a DPoP key (RFC 9449 §5), presented without a proof made with that
+///    key: [`WrongDpopKey`](RotationDecision::WrongDpopKey), before anything changes, reuse
+///    included (a thief without the key must not be able to revoke the family either);
+/// 3. a requested scope that is not within the family's (§6: "MUST NOT include any scope
 ///    not originally granted"): [`ScopeExceeded`](RotationDecision::ScopeExceeded), before
 ///    anything changes, reuse included;
-/// 3. an unused token: [`Rotate`](RotationDecision::Rotate) while it is within its idle
+/// 4. an unused token: [`Rotate`](RotationDecision::Rotate) while it is within its idle
 ///    lifetime, else [`Invalid`](RotationDecision::Invalid);
-/// 4. a used token: [`Retry`](RotationDecision::Retry) inside the retry window while its
+/// 5. a used token: [`Retry`](RotationDecision::Retry) inside the retry window while its
 ///    successor is unused; otherwise the client already holds the successor, or the
 ///    window is over, and this is reuse: [`RevokeFamily`](RotationDecision::RevokeFamily),
 ///    idle-expired or not.
@@ -215,6 +237,9 @@ pub fn decide(
     let now = presentation.now;
     if family.client_id != presentation.client_id || !family.is_alive(now) {
         return RotationDecision::Invalid;
+    }
+    if family.dpop_jkt.is_some_and(|bound| presentation.dpop_jkt != Some(bound)) {
+        return RotationDecision::WrongDpopKey;
     }
     if presentation.requested_scope.is_some_and(|scope| !scope.is_subset_of(family.scope)) {
         return RotationDecision::ScopeExceeded;
@@ -235,7 +260,7 @@ pub fn decide(
 
 #[cfg(test)]
 mod tests {
-    use super::RotationDecision::{Invalid, Retry, RevokeFamily, Rotate, ScopeExceeded};
+    use super::RotationDecision::{Invalid, Retry, RevokeFamily, Rotate, ScopeExceeded, WrongDpopKey};
     use super::SuccessorState::{Absent, Unused, Used};
     use super::*;
     use chrono::{Duration, TimeZone};
@@ -266,6 +291,9 @@ mod tests {
         is_used: bool,
         retry_until_in: Option<i64>,
         successor: SuccessorState,
+        /// The DPoP key the family is bound to, and the key of the request's proof.
+        bound_key: Option<&'static str>,
+        proof_key: Option<&'static str>,
     }
 
     impl Facts {
@@ -282,6 +310,8 @@ mod tests {
                 is_used: false,
                 retry_until_in: None,
                 successor: Absent,
+                bound_key: None,
+                proof_key: None,
             }
         }
 
@@ -296,6 +326,10 @@ mod tests {
 
         fn is_scope_within(&self) -> bool {
             self.requested_scope.as_ref().is_none_or(|s| s.is_subset_of(&self.family_scope))
+        }
+
+        fn is_key_proven(&self) -> bool {
+            self.bound_key.is_none_or(|bound| self.proof_key == Some(bound))
         }
 
         fn is_in_window(&self) -> bool {
@@ -316,9 +350,15 @@ mod tests {
                 absolute_expires_at: at(self.absolute_expires_in),
                 revoked_at: self.is_revoked.then(|| at(-30)),
                 is_user_disabled: self.is_user_disabled,
+                dpop_jkt: self.bound_key,
             };
             let client_id = if self.is_own_client { &own } else { &other };
-            let presentation = Presentation { client_id, requested_scope: self.requested_scope.as_ref(), now: now() };
+            let presentation = Presentation {
+                client_id,
+                requested_scope: self.requested_scope.as_ref(),
+                now: now(),
+                dpop_jkt: self.proof_key,
+            };
             decide(&presented, &family, &presentation)
         }
     }
@@ -369,6 +409,13 @@ mod tests {
             ("no window (zero, or wiped)", Facts { retry_until_in: None, ..rotated() }, RevokeFamily),
             ("reuse after idle expiry", Facts { retry_until_in: None, idle_expires_in: -60, ..rotated() }, RevokeFamily),
             ("reuse, successor used, after the window", Facts { retry_until_in: Some(-5), successor: Used, ..rotated() }, RevokeFamily),
+            ("bound family, its key", Facts { bound_key: Some("k1"), proof_key: Some("k1"), ..live() }, Rotate),
+            ("bound family, no proof", Facts { bound_key: Some("k1"), ..live() }, WrongDpopKey),
+            ("bound family, another key", Facts { bound_key: Some("k1"), proof_key: Some("k2"), ..live() }, WrongDpopKey),
+            ("bound family, reuse without the key: not reuse", Facts { bound_key: Some("k1"), retry_until_in: None, ..rotated() }, WrongDpopKey),
+            ("bound family, reuse with the key", Facts { bound_key: Some("k1"), proof_key: Some("k1"), retry_until_in: None, ..rotated() }, RevokeFamily),
+            ("bound family, another client", Facts { bound_key: Some("k1"), is_own_client: false, ..live() }, Invalid),
+            ("unbound family, any proof", Facts { proof_key: Some("k2"), ..live() }, Rotate),
         ];
         for (case, facts, expected) in table {
             assert_eq!(facts.decide(), expected, "{case}: {facts:?}");
@@ -395,10 +442,18 @@ mod tests {
             proptest::option::of(-2i64..=4),
             prop_oneof![Just(Absent), Just(Unused), Just(Used)],
         );
-        (family, token).prop_map(
+        let keys = prop_oneof![
+            4 => Just((None, None)),
+            2 => Just((Some("k1"), Some("k1"))),
+            1 => Just((Some("k1"), None)),
+            1 => Just((Some("k1"), Some("k2"))),
+            1 => Just((None, Some("k2"))),
+        ];
+        (family, token, keys).prop_map(
             |(
                 (is_other_client, is_revoked, absolute_expires_in, is_user_disabled, family_scope),
                 (requested_scope, idle_expires_in, is_used, retry_until_in, successor),
+                (bound_key, proof_key),
             )| Facts {
                 is_own_client: !is_other_client,
                 is_revoked,
@@ -410,6 +465,8 @@ mod tests {
                 is_used,
                 retry_until_in,
                 successor,
+                bound_key,
+                proof_key,
             },
         )
     }
@@ -442,7 +499,7 @@ mod tests {
 
         #[test]
         fn rotate_exactly_for_an_unused_unexpired_token_of_a_live_family(facts in any_facts()) {
-            let expected = facts.is_own_client && !facts.is_dead() && facts.is_scope_within()
+            let expected = facts.is_own_client && !facts.is_dead() && facts.is_key_proven() && facts.is_scope_within()
                 && !facts.is_used && facts.idle_expires_in > 0;
             prop_assert_eq!(facts.decide() == Rotate, expected);
         }
@@ -451,13 +508,13 @@ mod tests {
         fn retry_only_when_used_inside_the_window_with_an_unused_successor(facts in any_facts()) {
             if facts.decide() == Retry {
                 prop_assert!(facts.is_used && facts.is_in_window() && facts.successor == Unused);
-                prop_assert!(facts.is_own_client && !facts.is_dead() && facts.is_scope_within());
+                prop_assert!(facts.is_own_client && !facts.is_dead() && facts.is_key_proven() && facts.is_scope_within());
             }
         }
 
         #[test]
         fn a_used_token_outside_the_window_or_with_a_used_successor_revokes_the_family(facts in any_facts()) {
-            let checks_pass = facts.is_own_client && !facts.is_dead() && facts.is_scope_within();
+            let checks_pass = facts.is_own_client && !facts.is_dead() && facts.is_key_proven() && facts.is_scope_within();
             if checks_pass && facts.is_used && (!facts.is_in_window() || facts.successor != Unused) {
                 prop_assert_eq!(facts.decide(), RevokeFamily);
             }
@@ -468,11 +525,21 @@ mod tests {
 
         #[test]
         fn a_scope_beyond_the_familys_is_refused_before_anything_changes(facts in any_facts()) {
-            if facts.is_own_client && !facts.is_dead() && !facts.is_scope_within() {
+            if facts.is_own_client && !facts.is_dead() && facts.is_key_proven() && !facts.is_scope_within() {
                 prop_assert_eq!(facts.decide(), ScopeExceeded);
             }
             if facts.decide() == ScopeExceeded {
                 prop_assert!(!facts.is_scope_within());
+            }
+        }
+
+        #[test]
+        fn a_bound_family_without_its_key_changes_nothing(facts in any_facts()) {
+            if facts.is_own_client && !facts.is_dead() && !facts.is_key_proven() {
+                prop_assert_eq!(facts.decide(), WrongDpopKey);
+            }
+            if facts.decide() == WrongDpopKey {
+                prop_assert!(!facts.is_key_proven());
             }
         }
     }

@@ -82,7 +82,7 @@ async fn remove_expired(
     for key in keys.iter().filter(|k| k.state == KeyState::Retired) {
         let retired_at = key.retired_at.unwrap_or(key.created_at);
         if retired_at + schedule.retire_after <= now && storage.delete_signing_key(&key.kid, KeyState::Retired).await? {
-            tracing::info!(kid = %key.kid, "retired signing key removed from the JWKS");
+            crate::audit!(info, "key_rotation", "removed", kid = %key.kid);
             steps.push(Step::Removed { kid: key.kid.clone() });
         }
     }
@@ -98,7 +98,7 @@ async fn publish_next(
     let der = generate_key_der(schedule.rsa_bits).await?;
     let row = seal_key(kek, &der, KeyState::Next, now)?;
     if storage.insert_signing_key(&row).await.context("storing the next signing key")? {
-        tracing::info!(kid = %row.kid, "next signing key published");
+        crate::audit!(info, "key_rotation", "published", kid = %row.kid);
         Ok(Step::Published { kid: row.kid, signs_from: now + schedule.publish_lead })
     } else {
         Ok(Step::Lost)
@@ -112,7 +112,7 @@ async fn promote(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Step> {
     if storage.promote_next_key(&current.kid, &next.kid, now).await? {
-        tracing::info!(old = %current.kid, new = %next.kid, "signing key rotated");
+        crate::audit!(info, "key_rotation", "promoted", kid = %next.kid, old_kid = %current.kid);
         Ok(Step::Promoted { old: current.kid.clone(), new: next.kid.clone() })
     } else {
         Ok(Step::Lost)
@@ -185,7 +185,7 @@ pub async fn emergency(
     };
     steps.push(promote(storage, &current, &next, now).await?);
     if storage.delete_signing_key(&current.kid, KeyState::Retired).await? {
-        tracing::warn!(kid = %current.kid, "compromised signing key deleted; its tokens no longer verify");
+        crate::audit!(warn, "key_rotation", "emergency_deleted", kid = %current.kid);
         steps.push(Step::Removed { kid: current.kid });
     }
     Ok(steps)

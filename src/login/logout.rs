@@ -128,7 +128,7 @@ async fn logout(
     if let Some(digest) = session_digest {
         let revocation = ctx.events.revocation(Reason::Logout, ctx.now());
         if let Some(session) = storage.end_session(digest, &revocation).await? {
-            tracing::info!(event = "logout", sid = %session.sid, "session ended");
+            crate::audit!(info, "logout", "success", sid = %session.sid, user_id = %session.user_id);
         }
     }
     let mut response = match target.as_deref().and_then(|uri| Url::parse(uri).ok()) {

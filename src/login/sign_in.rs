@@ -66,12 +66,15 @@ pub async fn post(
     let username = Username::parse(username_raw).ok();
     // The IP first: an IP at its limit then creates no row for yet another username, so a
     // stranger cannot fill the table with one row per made-up account.
-    let mut subjects = vec![throttle::ip_subject(client_ip(&req, login.trust_forwarded_headers))];
+    let ip = client_ip(&req, login.trust_forwarded_headers);
+    let mut subjects = vec![throttle::ip_subject(ip)];
+    let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     if let Some(username) = &username {
         subjects.push(ThrottleSubject::account(username.as_str()));
     }
     let Some(reservation) = throttle::reserve(storage, &login, subjects, now).await? else {
         outcome("locked");
+        crate::audit!(info, "login", "locked", client_id = %request.client.id, client_ip = %ip);
         return Ok(again(LOCKED, StatusCode::TOO_MANY_REQUESTS));
     };
     // Bounded: beyond the bound, answer at once rather than queue. Taken after the
@@ -79,6 +82,7 @@ pub async fn post(
     let Some(permit) = checks.try_start() else {
         throttle::release(storage, reservation).await?;
         outcome("busy");
+        crate::audit!(info, "login", "busy", client_id = %request.client.id, client_ip = %ip);
         let mut busy = again(BUSY, StatusCode::TOO_MANY_REQUESTS);
         busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
         return Ok(busy);
@@ -92,11 +96,12 @@ pub async fn post(
     let user = checked?;
     settled?;
     let Some(user) = user else {
-        tracing::info!(event = "login_failed", client_id = %request.client.id, "failed login");
+        crate::audit!(info, "login", "failure", client_id = %request.client.id, client_ip = %ip,
+            username_known = username.is_some());
         outcome("failure");
         return Ok(again(LOGIN_FAILED, StatusCode::UNAUTHORIZED));
     };
-    start_session(&req, &ctx, &request, &user, &metrics).await
+    start_session(&req, &ctx, &request, &user, &metrics, &ip).await
 }
 
 /// The user if `candidate` is their password and they are enabled. Unknown and disabled
@@ -122,6 +127,7 @@ async fn start_session(
     request: &LoginRequest,
     user: &User,
     metrics: &Metrics,
+    ip: &str,
 ) -> Result<HttpResponse, PageError> {
     // Whatever session the cookie names is replaced: no need to load or touch it first.
     let previous = session::cookie_digest(req, &ctx.settings);
@@ -130,7 +136,7 @@ async fn start_session(
         metrics.logins.with_label_values(&["failure"]).inc();
         return Ok(request.again(ctx, user.username.as_str(), LOGIN_FAILED, StatusCode::UNAUTHORIZED));
     };
-    tracing::info!(event = "login", user_id = %user.id, client_id = %request.client.id, "user logged in");
+    crate::audit!(info, "login", "success", user_id = %user.id, client_id = %request.client.id, client_ip = %ip);
     metrics.logins.with_label_values(&["success"]).inc();
     let who = SignedIn { session: &session, user, has_interacted: true };
     let valid = ValidRequest { client: &request.client, pending: &request.pending };

@@ -3,6 +3,7 @@
 //! implemented; serialised once at startup.
 
 use crate::config::Issuer;
+use crate::tokens::dpop::DPOP_ALGORITHMS;
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
@@ -50,6 +51,8 @@ struct Metadata<'a> {
     prompt_values_supported: &'a [&'a str],
     /// RFC 9207 §3: `iss` is in every authorization response.
     authorization_response_iss_parameter_supported: bool,
+    /// RFC 9449 §5.1.
+    dpop_signing_alg_values_supported: &'a [&'a str],
     request_parameter_supported: bool,
     request_uri_parameter_supported: bool,
     /// Tessera's member (Discovery §3 allows others): where the OpenID Shared Signals
@@ -118,6 +121,7 @@ impl Discovery {
             // `select_account` is accepted but not advertised: there is one account per session.
             prompt_values_supported: &["none", "login", "consent"],
             authorization_response_iss_parameter_supported: true,
+            dpop_signing_alg_values_supported: DPOP_ALGORITHMS,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
             ssf_configuration_uri: is_ssf_enabled.then(|| issuer.endpoint("/.well-known/ssf-configuration")),

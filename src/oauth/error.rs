@@ -2,7 +2,8 @@
 //! - [`OAuthError`]: `/token`, `/revoke`, `/introspect` — RFC 6749 §5.2 JSON bodies;
 //! - [`AuthorizeError`]: `/authorize` — an HTML page until the client and redirect URI are
 //!   verified, a redirect to the client after (RFC 6749 §4.1.2.1);
-//! - [`BearerError`]: `/userinfo` — RFC 6750 §3 `WWW-Authenticate: Bearer` challenges.
+//! - [`BearerError`]: `/userinfo` — RFC 6750 §3 `WWW-Authenticate: Bearer` challenges, and
+//!   RFC 9449 §7.1 `DPoP` ones for DPoP-bound tokens.
 
 use crate::authorization::pages::PageError;
 use crate::authorization::redirect::ClientRedirect;
@@ -16,6 +17,9 @@ use serde_json::json;
 use std::borrow::Cow;
 
 type Text = Cow<'static, str>;
+
+/// RFC 9449 §8.1: the header a server nonce travels in.
+pub const DPOP_NONCE: &str = "DPoP-Nonce";
 
 /// RFC 6749 §5.2 error codes, plus RFC 8707 `invalid_target`. Descriptions are written
 /// for client developers; internal causes only reach the log.
@@ -53,6 +57,12 @@ pub enum OAuthError {
     /// 429, code `invalid_request`).
     #[error("invalid_request: {0}")]
     TooManyRequests(Text),
+    /// RFC 9449 §5: a missing (when required), repeated or invalid DPoP proof.
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(Text),
+    /// RFC 9449 §8: the proof must carry this server nonce, sent in `DPoP-Nonce`.
+    #[error("use_dpop_nonce")]
+    UseDpopNonce(String),
     /// Shown to clients as `server_error`; the cause chain goes to the log only.
     #[error("server_error")]
     Unexpected(#[from] anyhow::Error),
@@ -77,6 +87,8 @@ impl OAuthError {
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::UseDpopNonce(_) => "use_dpop_nonce",
             Self::Unexpected(_) => "server_error",
         }
     }
@@ -91,7 +103,9 @@ impl OAuthError {
             | Self::InvalidScope(d)
             | Self::InvalidTarget(d)
             | Self::TooManyRequests(d)
-            | Self::AuthorizationRequest { description: d, .. } => d,
+            | Self::AuthorizationRequest { description: d, .. }
+            | Self::InvalidDpopProof(d) => d,
+            Self::UseDpopNonce(_) => "the authorization server requires a nonce in the DPoP proof",
             Self::BodyTooLarge => "the request body is larger than 16 KiB",
             Self::MethodNotAllowed => "this endpoint accepts POST only",
             Self::Unexpected(_) => "the server could not complete the request",
@@ -150,6 +164,9 @@ impl ResponseError for OAuthError {
             }
             Self::MethodNotAllowed => {
                 response.insert_header(("Allow", "POST"));
+            }
+            Self::UseDpopNonce(nonce) => {
+                response.insert_header((DPOP_NONCE, nonce.as_str()));
             }
             _ => {}
         }
@@ -218,6 +235,13 @@ pub enum BearerError {
     InvalidToken(&'static str),
     #[error("insufficient_scope")]
     InsufficientScope(&'static str),
+    /// RFC 9449 §7.1: the token does not fit the `DPoP` scheme (or a DPoP-bound token came
+    /// as `Bearer`), answered with a `DPoP` challenge.
+    #[error("invalid_token: {0}")]
+    DpopInvalidToken(&'static str),
+    /// RFC 9449 §7.1: the proof is missing or invalid (`DPoP` challenge).
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(Text),
     #[error("server_error")]
     Unexpected(#[from] anyhow::Error),
 }
@@ -237,10 +261,23 @@ impl From<crate::storage::StorageError> for BearerError {
     }
 }
 
+/// An RFC 9449 §7.1 challenge: `DPoP algs="…", error="…", error_description="…"`. The
+/// description is made a valid quoted-string (RFC 9110 §5.6.4) whatever it contains.
+fn dpop_challenge(code: &str, description: &str) -> String {
+    let algs = crate::tokens::dpop::DPOP_ALGORITHMS.join(" ");
+    let description: String = description
+        .chars()
+        .map(|c| if c == ' ' || (c.is_ascii_graphic() && c != '"' && c != '\\') { c } else { '\'' })
+        .collect();
+    format!(r#"DPoP algs="{algs}", error="{code}", error_description="{description}""#)
+}
+
 impl ResponseError for BearerError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Missing | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::Missing | Self::InvalidToken(_) | Self::DpopInvalidToken(_) | Self::InvalidDpopProof(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -259,6 +296,8 @@ impl ResponseError for BearerError {
             Self::InsufficientScope(scope) => {
                 format!(r#"Bearer realm="tessera", error="insufficient_scope", scope="{scope}""#)
             }
+            Self::DpopInvalidToken(d) => dpop_challenge("invalid_token", d),
+            Self::InvalidDpopProof(d) => dpop_challenge("invalid_dpop_proof", d),
             Self::Unexpected(cause) => {
                 tracing::error!(error = ?cause, "userinfo failed");
                 return HttpResponse::InternalServerError()

@@ -11,7 +11,7 @@ use crate::domain::client::{Client, ClientId, ClientType};
 use crate::domain::refresh::REFRESH_TOKEN_PREFIX;
 use crate::domain::secret::SecretDigest;
 use crate::storage::Storage;
-use crate::tokens::live::live_access_token;
+use crate::tokens::live::{bound_jkt, live_access_token};
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{web, HttpResponse};
@@ -57,9 +57,11 @@ async fn access_token(
         [one] => json!(one),
         many => json!(many),
     };
+    // RFC 9449 §6.2: a DPoP-bound token is reported as such, with its key's thumbprint.
+    let jkt = bound_jkt(&claims);
     let mut body = json!({
         "active": true,
-        "token_type": "Bearer",
+        "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
         "client_id": claims.client_id,
         "sub": claims.sub,
         "aud": aud,
@@ -70,6 +72,9 @@ async fn access_token(
     });
     if !claims.scope.is_empty() {
         body["scope"] = json!(claims.scope.to_string());
+    }
+    if let Some(jkt) = jkt {
+        body["cnf"] = json!({ "jkt": jkt });
     }
     if let Some(sid) = claims.sid {
         body["sid"] = json!(sid);

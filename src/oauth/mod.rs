@@ -5,6 +5,7 @@ pub mod client_assertion;
 pub mod client_auth;
 pub mod client_keys;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod health;
 pub mod introspect;

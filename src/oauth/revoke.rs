@@ -31,7 +31,8 @@ pub async fn post(
         if let Some((_, family)) = storage.find_refresh_token(&SecretDigest::of(token)).await? {
             let revocation = events.revocation(Reason::RevokedByClient, now);
             if family.client_id == client.id && storage.revoke_family(&family.id, &revocation).await? {
-                tracing::info!(event = "family_revoked", family_id = %family.id, client_id = %client.id, "refresh token revoked");
+                crate::audit!(info, "token_revoked", "success", token_kind = "refresh_token", family_id = %family.id,
+                    client_id = %client.id, user_id = %family.user_id);
             }
         }
     } else if let Ok(claims) = issuer.verify_access_token(token) {
@@ -40,6 +41,8 @@ pub async fn post(
             storage
                 .revoke_access_token(&claims.jti, expires_at, &events.revocation(Reason::RevokedByClient, now))
                 .await?;
+            crate::audit!(info, "token_revoked", "success", token_kind = "access_token", jti = %claims.jti,
+                client_id = %client.id);
         }
     }
     Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).finish())

@@ -1,11 +1,14 @@
 //! UserInfo endpoint (OpenID Connect Core §5.3), GET and POST, with a Bearer access token
-//! (RFC 6750 §2.1). Claims by scope per §5.4. Errors per RFC 6750 §3.
+//! (RFC 6750 §2.1) or a DPoP-bound one with its proof (RFC 9449 §7). Claims by scope per
+//! §5.4. Errors per RFC 6750 §3, and RFC 9449 §7.1 for DPoP.
 
+use super::dpop::userinfo_proof;
 use super::error::BearerError;
 use crate::domain::user::UserId;
-use crate::http::bearer::bearer_token;
+use crate::http::bearer::{access_token, Scheme};
 use crate::storage::Storage;
-use crate::tokens::live::live_access_token;
+use crate::tokens::dpop::DpopPolicy;
+use crate::tokens::live::{bound_jkt, live_access_token};
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -15,11 +18,33 @@ pub async fn get(
     req: HttpRequest,
     storage: web::Data<dyn Storage>,
     issuer: web::Data<TokenIssuer>,
+    dpop: web::Data<DpopPolicy>,
 ) -> Result<HttpResponse, BearerError> {
-    let token = bearer_token(&req)?;
-    let claims = live_access_token(token, &**storage, &issuer)
-        .await?
-        .ok_or(BearerError::InvalidToken("the access token is invalid, expired or revoked"))?;
+    let (scheme, token) = access_token(&req)?;
+    let claims = live_access_token(token, &**storage, &issuer).await?;
+    let claims = match (scheme, claims) {
+        (Scheme::Bearer, None) => {
+            return Err(BearerError::InvalidToken("the access token is invalid, expired or revoked"))
+        }
+        (Scheme::Dpop, None) => {
+            return Err(BearerError::DpopInvalidToken("the access token is invalid, expired or revoked"))
+        }
+        (scheme, Some(claims)) => match (scheme, bound_jkt(&claims)) {
+            // RFC 9449 §7.1: a bound token used as a bearer token is refused, or stealing it
+            // would be enough after all.
+            (Scheme::Bearer, Some(_)) => {
+                return Err(BearerError::DpopInvalidToken("the access token is DPoP-bound: use the DPoP scheme"))
+            }
+            (Scheme::Bearer, None) => claims,
+            (Scheme::Dpop, None) => {
+                return Err(BearerError::DpopInvalidToken("the access token is not DPoP-bound: use the Bearer scheme"))
+            }
+            (Scheme::Dpop, Some(jkt)) => {
+                userinfo_proof(&req, token, jkt, &dpop, &**storage).await?;
+                claims
+            }
+        },
+    };
     if !claims.scope.contains("openid") {
         return Err(BearerError::InsufficientScope("openid"));
     }

@@ -8,7 +8,7 @@ use crate::domain::client::ClientId;
 use crate::domain::signals::Stream;
 use crate::http::bearer::bearer_token;
 use crate::storage::Storage;
-use crate::tokens::live::live_access_token;
+use crate::tokens::live::{bound_jkt, live_access_token};
 use crate::tokens::TokenIssuer;
 use actix_web::dev::Payload;
 use actix_web::web::Data;
@@ -65,6 +65,12 @@ impl FromRequest for Receiver {
             };
             let invalid = SsfError::InvalidToken("the access token is invalid, expired or revoked");
             let claims = live_access_token(token, &***storage, issuer).await?.ok_or(invalid)?;
+            // RFC 9449 §7.1: a DPoP-bound token is worth nothing without a proof of its key.
+            // These endpoints take Bearer tokens only, so a bound one is refused here rather
+            // than accepted from whoever holds it.
+            if bound_jkt(&claims).is_some() {
+                return Err(SsfError::InvalidToken("the access token is DPoP-bound: receivers use Bearer tokens"));
+            }
             // A receiver acts for itself: a token from client credentials, meant for this
             // issuer (RFC 9068 §4: the resource server checks `aud`; here, Tessera is it).
             let is_client_token = claims.sid.is_none() && claims.sub == claims.client_id;

@@ -295,9 +295,20 @@ pub trait RefreshStore: Send + Sync {
     ) -> Result<Option<(RefreshTokenState, TokenFamily)>, StorageError>;
     async fn find_family(&self, id: &FamilyId) -> Result<Option<TokenFamily>, StorageError>;
     async fn list_families_of_user(&self, user_id: &UserId) -> Result<Vec<TokenFamily>, StorageError>;
-    /// Deletes sessions and the codes, tokens and families nobody can use any more, at most
+    /// Deletes sessions and the codes, tokens, families and DPoP proof records nobody can
+    /// use any more, at most
     /// `batch` rows per table per call; returns how many rows went.
     async fn purge_expired(&self, now: DateTime<Utc>, batch: i64) -> Result<u64, StorageError>;
+}
+
+/// DPoP proofs already accepted (RFC 9449 §11.1), shared by every replica.
+#[async_trait]
+pub trait DpopProofStore: Send + Sync {
+    /// Records an accepted proof (`proof`: a digest of its key's thumbprint and its `jti`)
+    /// until `expires_at`, when its `iat` stops being acceptable anyway. One statement
+    /// (`INSERT … ON CONFLICT DO NOTHING`): true for the first presentation, false for
+    /// every other, however many race.
+    async fn record_dpop_proof(&self, proof: &SecretDigest, expires_at: DateTime<Utc>) -> Result<bool, StorageError>;
 }
 
 #[async_trait]
@@ -322,6 +333,7 @@ pub trait Storage:
     + RevocationStore
     + SignalStore
     + ClientRequestStore
+    + DpopProofStore
     + HealthCheck
 {
 }
@@ -335,6 +347,7 @@ impl<T> Storage for T where
         + RevocationStore
         + SignalStore
         + ClientRequestStore
+        + DpopProofStore
         + HealthCheck
 {
 }

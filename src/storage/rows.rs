@@ -33,6 +33,7 @@ pub(super) struct ClientRow {
     pub require_pushed_authorization_requests: bool,
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
+    pub dpop_bound_access_tokens: bool,
     pub created_at: Timestamp,
     pub disabled_at: Option<Timestamp>,
 }
@@ -71,6 +72,7 @@ impl TryFrom<ClientRow> for Client {
                 (None, None) => None,
                 (Some(_), Some(_)) => return Err(corrupt("clients.jwks", "both jwks and jwks_uri are set")),
             },
+            dpop_bound_access_tokens: row.dpop_bound_access_tokens,
             created_at: row.created_at.into(),
             disabled_at: row.disabled_at.map(Into::into),
         })

@@ -23,6 +23,15 @@ pub struct AccessTokenClaims<'a> {
     /// introspection can report it inactive once the family is revoked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fid: Option<&'a str>,
+    /// RFC 9449 §6.1: the DPoP key the token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation<'a>>,
+}
+
+/// `cnf` (RFC 7800 §3.1) of a DPoP-bound token: the JWK SHA-256 thumbprint (RFC 9449 §6.1).
+#[derive(Debug, Serialize)]
+pub struct Confirmation<'a> {
+    pub jkt: &'a str,
 }
 
 /// `aud` (RFC 7519 §4.1.3): a string for one audience, an array for several.

@@ -44,3 +44,9 @@ pub async fn live_access_token(
     }
     Ok(Some(claims))
 }
+
+/// The `cnf.jkt` of a verified access token (RFC 9449 §6.1): the thumbprint of the DPoP
+/// key it is bound to, if it is bound.
+pub fn bound_jkt(claims: &Claims) -> Option<&str> {
+    claims.extra.get("cnf")?.get("jkt")?.as_str()
+}

@@ -2,6 +2,7 @@
 //! assembly over the cached signing key.
 
 pub mod claims;
+pub mod dpop;
 pub mod live;
 pub mod refresh;
 
@@ -19,7 +20,7 @@ use aws_lc_rs::digest::{digest, SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Duration;
-use claims::{AccessTokenClaims, Audience, IdTokenClaims};
+use claims::{AccessTokenClaims, Audience, Confirmation, IdTokenClaims};
 use std::sync::Arc;
 use tessera_verify::{AccessTokenPolicy, IdTokenPolicy, VerifyError};
 
@@ -62,6 +63,8 @@ pub struct AccessTokenSubject<'a> {
     pub session: Option<(&'a SessionId, i64)>,
     /// The refresh-token family, when the token comes from one.
     pub family: Option<&'a FamilyId>,
+    /// The thumbprint of the DPoP key the token is bound to (RFC 9449 §6.1), if any.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// The inputs of an ID token (OpenID Connect Core §3.1.3.6).
@@ -111,6 +114,7 @@ impl TokenIssuer {
             sid: to.session.map(|(sid, _)| sid.as_str()),
             auth_time: to.session.map(|(_, auth_time)| auth_time),
             fid: to.family.map(FamilyId::as_str),
+            cnf: to.dpop_jkt.map(|jkt| Confirmation { jkt }),
         };
         let keys = self.keys.snapshot();
         let token = jws::sign(&keys.current, JwsType::AccessToken, &claims)?;

@@ -37,7 +37,8 @@ impl RefreshPolicy {
             && (scope.contains("offline_access") || client.always_issue_refresh_token)
     }
 
-    /// Creates the family of a redeemed code with its first token; returns the raw token,
+    /// Creates the family of a redeemed code with its first token, bound to `dpop_jkt` if
+    /// given (RFC 9449 §5: a public client's DPoP key); returns the raw token,
     /// or `None` when the code was replayed (or its session ended) meanwhile and nothing
     /// may be issued from it (`GrantStore::create_family_for_code`).
     pub async fn start_family(
@@ -46,6 +47,7 @@ impl RefreshPolicy {
         code: &SecretDigest,
         client: &Client,
         grant: &AuthorizationGrant,
+        dpop_jkt: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Option<(GeneratedSecret, TokenFamily)>, StorageError> {
         let token = GeneratedSecret::generate(REFRESH_TOKEN_PREFIX);
@@ -60,6 +62,7 @@ impl RefreshPolicy {
             last_used_at: now,
             absolute_expires_at: now + self.absolute_ttl,
             revoked_at: None,
+            dpop_jkt: dpop_jkt.map(str::to_owned),
         };
         let idle_expires_at = (now + self.idle_ttl).min(family.absolute_expires_at);
         let created = storage.create_family_for_code(code, &family, &token.digest(), idle_expires_at).await?;

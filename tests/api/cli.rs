@@ -197,6 +197,34 @@ async fn client_create_registers_resource_servers_that_may_introspect(app: &Test
     assert_eq!(app.storage.list_clients().await.unwrap().len(), 3);
 }
 
+/// RFC 9449 §5.2 `dpop_bound_access_tokens`: set with the CLI, it makes a proof required.
+async fn client_create_registers_clients_that_require_dpop(app: &TestApp) {
+    let created = json(&tessera(
+        app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "dpop-worker",
+            "--grant",
+            "client_credentials",
+            "--dpop-bound-access-tokens",
+            "--json",
+        ],
+        None,
+    ));
+    assert_eq!(created["dpop_bound_access_tokens"], true);
+    let id = created["client_id"].as_str().unwrap();
+    let shown = json(&tessera(app, &["client", "show", id, "--json"], None));
+    assert_eq!(shown["dpop_bound_access_tokens"], true, "stored, not just printed");
+    let refused = app.client_credentials(id, created["client_secret"].as_str().unwrap(), &[]).await;
+    assert_oauth_error(refused, 400, "invalid_dpop_proof").await;
+
+    let plain =
+        json(&tessera(app, &["client", "create", "--name", "plain", "--grant", "client_credentials", "--json"], None));
+    assert_eq!(plain["dpop_bound_access_tokens"], false);
+}
+
 async fn users_are_created_with_a_password_from_stdin(app: &TestApp) {
     let created = json(&tessera(
         app,
@@ -311,6 +339,7 @@ async fn session_list_shows_the_latest_rotation_as_last_use(app: &TestApp) {
         last_used_at: now,
         absolute_expires_at: now + Duration::days(90),
         revoked_at: None,
+        dpop_jkt: None,
     };
     app.storage.create_family(&second, &idle_token.digest(), now + Duration::days(14)).await.unwrap();
 
@@ -402,6 +431,7 @@ crate::backend_tests!(
     client_create_rejects_bad_arguments,
     client_create_refuses_dangerous_and_insecure_redirect_uris,
     client_create_registers_resource_servers_that_may_introspect,
+    client_create_registers_clients_that_require_dpop,
     users_are_created_with_a_password_from_stdin,
     keys_list_shows_the_current_key,
     operators_list_and_revoke_sessions,

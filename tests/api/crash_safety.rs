@@ -1078,7 +1078,87 @@ async fn a_sigterm_mid_load_answers_every_request_in_flight(database: &TestDatab
     db.close().await;
 }
 
+/// The audit events of a `tessera serve` process with JSON logs, as an operator's log
+/// pipeline reads them.
+fn audit_events(output: &str) -> Vec<Value> {
+    output
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["audit"] == true)
+        .collect()
+}
+
+/// Audit events on the log stream: a failed login (client IP, client id, request id), a
+/// revocation, and an operator's change through the CLI; none carries a secret.
+async fn security_events_are_audited_with_their_request_id(database: &TestDatabase) {
+    let app = TestApp::spawn(database, |_| {}).await.expect("the in-process server starts");
+    let web = app.register_client(ClientSpec::web_app()).await;
+    let service = app.register_client(ClientSpec::service()).await;
+    app.create_user("audited").await;
+    app.stop().await;
+    let json_logs = [("TESSERA_LOG__FORMAT", "json"), ("TESSERA_LOG__FILTER", "info")];
+    let server = ServeProcess::start_with(database, free_port(), 1, &json_logs).await;
+    let http =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    let request = AuthorizeRequest::new(&web, WEB_APP_REDIRECT_URI);
+    let page = http.get(format!("{}/authorize", server.address)).query(&request.params()).send().await.unwrap();
+    let tokens = form_tokens(&page.text().await.unwrap());
+    let form = [
+        ("pending", tokens.pending.as_str()),
+        ("csrf_token", &tokens.csrf_token),
+        ("username", "audited"),
+        ("password", "a-wrong-password-for-the-audit"),
+    ];
+    let failed = http.post(format!("{}/login", server.address)).form(&form).send().await.unwrap();
+    assert_eq!(failed.status(), 401);
+    let login_request_id = failed.headers()["x-request-id"].to_str().unwrap().to_owned();
+
+    let token = client_token(&http, &server.address, &service).await;
+    let revoked = http
+        .post(format!("{}/revoke", server.address))
+        .basic_auth(&service.id, service.secret.as_ref())
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+
+    let output = server.output();
+    let events = audit_events(&output);
+    let login = events.iter().find(|e| e["event"] == "login").unwrap_or_else(|| panic!("no login event:\n{output}"));
+    assert_eq!(login["outcome"], "failure");
+    assert_eq!(login["client_id"], web.id.as_str());
+    assert_eq!(login["client_ip"], "127.0.0.1");
+    assert_eq!(login["span"]["request_id"], login_request_id.as_str(), "{login}");
+    let revocation = events.iter().find(|e| e["event"] == "token_revoked").expect("a revocation event");
+    assert_eq!(
+        (revocation["outcome"].as_str(), revocation["client_id"].as_str()),
+        (Some("success"), Some(service.id.as_str()))
+    );
+    assert!(revocation["span"]["request_id"].is_string());
+    assert!(!output.contains("a-wrong-password-for-the-audit") && !output.contains(&token), "no secret in the logs");
+
+    // The operator's change, from the CLI's own log stream.
+    let cli = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["client", "disable", &web.id])
+        .env("TESSERA_DATABASE_URL", database.url())
+        .env("TESSERA_KEY_ENCRYPTION_KEY", "dGVzc2VyYS10ZXN0LWtleS1lbmNyeXB0aW9uLWtleSE=")
+        .envs(json_logs)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let stderr = String::from_utf8(cli.stderr).unwrap();
+    let change = audit_events(&stderr).into_iter().find(|e| e["event"] == "admin_change").expect("an admin event");
+    assert_eq!(change["outcome"], "success");
+    assert_eq!(change["action"], "client_disable");
+    assert_eq!(change["target"], web.id.as_str());
+    assert_eq!(change["actor"], "cli");
+}
+
 crate::database_tests!(
+    security_events_are_audited_with_their_request_id,
     a_sigterm_mid_load_answers_every_request_in_flight,
     the_server_reads_its_secrets_from_files,
     a_sigterm_ends_waiting_long_polls_and_exits_cleanly,

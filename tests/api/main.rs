@@ -13,6 +13,8 @@ mod client_credentials;
 mod code_exchange;
 mod crash_safety;
 mod discovery;
+mod dpop;
+mod dpop_interop;
 mod file_permissions;
 mod health;
 mod housekeeping;

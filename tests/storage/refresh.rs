@@ -254,7 +254,40 @@ async fn the_live_families_of_a_user_or_session_are_revoked(db: &TestStorage) {
     assert_eq!(revoked_at(of_bob).await, None);
 }
 
+/// RFC 9449 §5: a family bound to a DPoP key rotates only for a presentation with that
+/// key; any other changes nothing, and a used token without the key is not reuse.
+async fn a_bound_family_rotates_only_with_its_key(db: &TestStorage) {
+    let client = db.a_client().await;
+    let alice = db.a_user("alice").await;
+    let (_, session) = db.a_session(&alice).await;
+    let family = TokenFamily { dpop_jkt: Some("key-one".into()), ..new_family(&client, &session) };
+    let (_, token) = new_token();
+    db.create_family(&family, &token, t(3600)).await.unwrap();
+    assert_eq!(db.find_family(&family.id).await.unwrap().unwrap().dpop_jkt.as_deref(), Some("key-one"));
+
+    let with = |jkt: Option<&str>, token: &SecretDigest, at| Refresh {
+        dpop_jkt: jkt.map(str::to_owned),
+        retry_window: Duration::zero(),
+        ..Refresh::of(token, &client.id, at)
+    };
+    for refused in [with(None, &token, t(10)), with(Some("key-two"), &token, t(10))] {
+        assert_eq!(outcome(&db.rotate(&refused).await), "wrong DPoP key");
+        assert!(db.find_refresh_token(&refused.successor_digest()).await.unwrap().is_none());
+    }
+    assert_eq!(used_at(db, &token).await, None, "not rotated");
+
+    let first = with(Some("key-one"), &token, t(10));
+    assert_eq!(outcome(&db.rotate(&first).await), "rotated");
+    // The used token again, without the key: refused, and not reuse (the family lives).
+    assert_eq!(outcome(&db.rotate(&with(Some("key-two"), &token, t(20))).await), "wrong DPoP key");
+    assert_eq!(outcome(&db.rotate(&with(None, &token, t(20))).await), "wrong DPoP key");
+    assert!(db.find_family(&family.id).await.unwrap().unwrap().revoked_at.is_none());
+    // With the key, it is reuse as ever.
+    assert_eq!(outcome(&db.rotate(&with(Some("key-one"), &token, t(20))).await), "reused");
+}
+
 crate::backend_tests!(
+    a_bound_family_rotates_only_with_its_key,
     a_family_and_its_first_token_read_back,
     a_users_families_are_listed_oldest_first,
     the_first_use_rotates_to_the_successor,

@@ -12,7 +12,10 @@
 //! - `API_AUDIENCE` (`https://invoices.example.com`): this service's audience;
 //! - `BIND` (`127.0.0.1:8081`): where to listen;
 //! - `SSF_CLIENT_ID`, `SSF_CLIENT_SECRET` (unset): with the `revocations` feature, a client
-//!   with the scopes `ssf.manage ssf.read`, to refuse revoked tokens.
+//!   with the scopes `ssf.manage ssf.read`, to refuse revoked tokens;
+//! - `PUBLIC_URL` (unset): the URL clients reach this service at, e.g.
+//!   `http://127.0.0.1:8081`; when set, DPoP-bound tokens (RFC 9449) are accepted with
+//!   `Authorization: DPoP` and a proof for that URL.
 //!
 //! Routes: `GET /invoices` needs `invoices:read`, `POST /invoices` needs
 //! `invoices:write`, `GET /health` is public and lists the cached key ids (and the
@@ -31,6 +34,10 @@ async fn main() -> std::io::Result<()> {
 
     // Reads discovery and the JWKS now: a wrong issuer stops the service at startup.
     let builder = Verifier::builder(&issuer).audience(&audience);
+    let builder = match std::env::var("PUBLIC_URL") {
+        Ok(public_url) => builder.dpop(public_url),
+        Err(_) => builder,
+    };
     #[cfg(feature = "revocations")]
     let builder = match (std::env::var("SSF_CLIENT_ID"), std::env::var("SSF_CLIENT_SECRET")) {
         (Ok(id), Ok(secret)) => builder.revocations(tessera_verify::Revocations::poll(id, secret)),

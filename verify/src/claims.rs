@@ -49,11 +49,43 @@ pub struct Claims {
     pub iat: i64,
     /// `nbf` (RFC 7519 §4.1.5), if present.
     pub nbf: Option<i64>,
+    /// `cnf` (RFC 7800 §3.1): the key the token is bound to, if it is bound. A token with
+    /// `cnf.jkt` is DPoP-bound (RFC 9449 §6.1).
+    pub cnf: Option<Confirmation>,
     /// Every other claim (`auth_time`, `acr`, custom claims …), as JSON.
     pub extra: Map<String, Value>,
 }
 
+/// The `cnf` claim of an access token (RFC 7800 §3.1): how its presenter proves it holds
+/// a key.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Confirmation {
+    /// `jkt` (RFC 9449 §6.1): the RFC 7638 SHA-256 thumbprint of the DPoP key, base64url.
+    pub jkt: Option<String>,
+    /// Every other confirmation method (`x5t#S256` of RFC 8705 …), as JSON.
+    pub other: Map<String, Value>,
+}
+
+impl Confirmation {
+    /// Reads `cnf`: a JSON object whose `jkt`, if present, is a string.
+    fn from_value(value: Value) -> Result<Self, VerifyError> {
+        let Value::Object(mut other) = value else { return Err(VerifyError::Malformed("cnf is not a JSON object")) };
+        let jkt = match other.remove("jkt") {
+            None => None,
+            Some(Value::String(jkt)) => Some(jkt),
+            Some(_) => return Err(VerifyError::Malformed("cnf.jkt is not a string")),
+        };
+        Ok(Self { jkt, other })
+    }
+}
+
 impl Claims {
+    /// `cnf.jkt`: the thumbprint of the key a DPoP-bound token is bound to (RFC 9449 §6.1).
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.cnf.as_ref()?.jkt.as_deref()
+    }
+
     /// `exp` as a [`SystemTime`].
     pub fn expires_at(&self) -> SystemTime {
         numeric_date_to_system_time(self.exp)
@@ -208,6 +240,7 @@ struct RawClaims {
     iat: Option<i64>,
     nbf: Option<i64>,
     auth_time: Option<i64>,
+    cnf: Option<Value>,
     extra: Map<String, Value>,
 }
 
@@ -231,6 +264,7 @@ impl RawClaims {
         let client_id = self.client_id.ok_or(VerifyError::MissingClaim("client_id"))?;
         let iat = self.iat.ok_or(VerifyError::MissingClaim("iat"))?;
         let jti = self.jti.ok_or(VerifyError::MissingClaim("jti"))?;
+        let cnf = self.cnf.map(Confirmation::from_value).transpose()?;
         Ok(Claims {
             iss,
             sub,
@@ -243,6 +277,7 @@ impl RawClaims {
             exp,
             iat,
             nbf: self.nbf,
+            cnf,
             extra: self.extra,
         })
     }
@@ -305,6 +340,7 @@ impl<'de> Visitor<'de> for RawClaimsVisitor {
                 ClaimName::Scope if kind == AccessToken => set(&mut raw.scope, map.next_value()?, "scope")?,
                 ClaimName::Jti if kind == AccessToken => set(&mut raw.jti, map.next_value()?, "jti")?,
                 ClaimName::Fid if kind == AccessToken => set(&mut raw.fid, map.next_value()?, "fid")?,
+                ClaimName::Cnf if kind == AccessToken => set(&mut raw.cnf, map.next_value()?, "cnf")?,
                 ClaimName::Nonce if kind == IdToken => set(&mut raw.nonce, map.next_value()?, "nonce")?,
                 ClaimName::Azp if kind == IdToken => set(&mut raw.azp, map.next_value()?, "azp")?,
                 ClaimName::AuthTime if kind == IdToken => {
@@ -331,6 +367,7 @@ enum ClaimName {
     Sid,
     Jti,
     Fid,
+    Cnf,
     Nonce,
     Azp,
     Exp,
@@ -352,6 +389,7 @@ impl ClaimName {
             Self::Sid => "sid",
             Self::Jti => "jti",
             Self::Fid => "fid",
+            Self::Cnf => "cnf",
             Self::Nonce => "nonce",
             Self::Azp => "azp",
             Self::Exp => "exp",
@@ -381,6 +419,7 @@ impl<'de> Deserialize<'de> for ClaimName {
                     "sid" => ClaimName::Sid,
                     "jti" => ClaimName::Jti,
                     "fid" => ClaimName::Fid,
+                    "cnf" => ClaimName::Cnf,
                     "nonce" => ClaimName::Nonce,
                     "azp" => ClaimName::Azp,
                     "exp" => ClaimName::Exp,
@@ -546,6 +585,26 @@ mod tests {
         assert!(matches!(Claims::from_json(&[&json[..], b"{}"].concat()), Err(VerifyError::Malformed(_))));
         assert!(matches!(Claims::from_json(&[&json[..], b" x"].concat()), Err(VerifyError::Malformed(_))));
         assert!(Claims::from_json(&[&json[..], b" \n"].concat()).is_ok(), "whitespace is not a character");
+    }
+
+    #[test]
+    fn the_confirmation_claim_is_typed() {
+        // RFC 9449 §6.1, RFC 7800 §3.1.
+        assert_eq!(parse(complete()).unwrap().cnf, None);
+        let mut bound = complete();
+        bound["cnf"] = json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", "x5t#S256": "x" });
+        let claims = parse(bound).unwrap();
+        assert_eq!(claims.dpop_jkt(), Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"));
+        assert_eq!(claims.cnf.unwrap().other["x5t#S256"], "x");
+        assert!(!claims.extra.contains_key("cnf"));
+        for cnf in [json!("jkt"), json!({ "jkt": 1 }), json!([])] {
+            let mut wrong = complete();
+            wrong["cnf"] = cnf;
+            assert!(matches!(parse(wrong), Err(VerifyError::Malformed(_))));
+        }
+        let mut twice = serde_json::to_string(&complete()).unwrap();
+        twice.insert_str(1, r#""cnf":{"jkt":"a"},"cnf":{"jkt":"b"},"#);
+        assert!(Claims::from_json(twice.as_bytes()).is_err());
     }
 
     fn id_token() -> Value {

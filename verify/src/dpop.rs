@@ -102,6 +102,18 @@ pub enum DpopError {
     /// check 10): answered `use_dpop_nonce` with a fresh `DPoP-Nonce` header.
     #[error("the DPoP proof lacks the server's nonce")]
     UseNonce,
+    /// The request has no `DPoP` header where a proof is required. Not returned by
+    /// [`ProofPolicy::verify`], which is given a proof.
+    #[error("the request has no DPoP proof")]
+    Missing,
+    /// The proof's key is not the one the token is bound to (`cnf.jkt`, §4.3 check 12, §6.1).
+    /// Not returned by [`ProofPolicy::verify`], which does not see the token's claims.
+    #[error("the DPoP proof is signed by another key than the token is bound to")]
+    WrongKey,
+    /// The proof's `jti` was seen before within the window (§11.1). Not returned by
+    /// [`ProofPolicy::verify`], which keeps no state.
+    #[error("the DPoP proof was used before")]
+    Replayed,
 }
 
 impl DpopError {
@@ -131,6 +143,9 @@ impl DpopError {
             Self::IssuedInFuture => "the DPoP proof is issued in the future",
             Self::WrongTokenHash => "the DPoP proof ath does not match the access token",
             Self::UseNonce => "a DPoP nonce from the server is required",
+            Self::Missing => "a DPoP proof is required",
+            Self::WrongKey => "the DPoP proof key is not the one the access token is bound to",
+            Self::Replayed => "the DPoP proof was used before",
         }
     }
 
@@ -766,6 +781,9 @@ mod tests {
             DpopError::IssuedInFuture,
             DpopError::WrongTokenHash,
             DpopError::UseNonce,
+            DpopError::Missing,
+            DpopError::WrongKey,
+            DpopError::Replayed,
         ];
         for error in all {
             let allowed = |b: u8| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E);

@@ -67,6 +67,19 @@ pub enum VerifyError {
     /// feature.
     #[error("the issuer's revocations are unavailable")]
     RevocationsUnavailable,
+    /// The token is bound to a key (`cnf`, RFC 7800), so it is not a bearer token: a
+    /// DPoP-bound token presented as `Bearer` (RFC 9449 §7.1), or any bound token given
+    /// to [`Verifier::verify`](crate::Verifier::verify).
+    #[error("the token is bound to a key and cannot be used as a bearer token")]
+    SenderConstrained,
+    /// A token without `cnf.jkt` presented with the `DPoP` scheme (RFC 9449 §7.1).
+    #[error("the token is not DPoP-bound")]
+    NotSenderConstrained,
+    /// The DPoP replay cache holds as many live proofs as it may, so whether this proof
+    /// is replayed cannot be told. Not the token's fault: the actix-web extractor answers
+    /// 503.
+    #[error("the DPoP replay cache is full")]
+    ReplayCacheFull,
 }
 
 impl VerifyError {
@@ -75,7 +88,7 @@ impl VerifyError {
     /// [`RevocationsUnavailable`](Self::RevocationsUnavailable), which are this side's
     /// problem (503).
     pub fn is_token_error(&self) -> bool {
-        !matches!(self, Self::KeysUnavailable(_) | Self::RevocationsUnavailable)
+        !matches!(self, Self::KeysUnavailable(_) | Self::RevocationsUnavailable | Self::ReplayCacheFull)
     }
 
     /// A short text for clients: RFC 6750 §3 `error_description`, so it speaks of access
@@ -93,12 +106,32 @@ impl VerifyError {
             Self::WrongIssuer => "the access token was issued by another issuer",
             Self::WrongAudience => "the access token is not meant for this resource server",
             Self::MissingClaim(_) => "the access token lacks a required claim",
-            Self::KeysUnavailable(_) | Self::RevocationsUnavailable => {
+            Self::KeysUnavailable(_) | Self::RevocationsUnavailable | Self::ReplayCacheFull => {
                 "the access token cannot be verified at the moment"
             }
             Self::Revoked => "the access token has been revoked",
+            Self::SenderConstrained => "the access token is DPoP-bound: present it with the DPoP scheme and a proof",
+            Self::NotSenderConstrained => "the access token is not DPoP-bound: present it with the Bearer scheme",
         }
     }
+}
+
+/// Why [`Verifier::verify_dpop`](crate::Verifier::verify_dpop) refused a request: the
+/// token, or the DPoP proof that came with it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DpopRequestError {
+    /// The token is refused (`invalid_token`), or cannot be checked at the moment
+    /// ([`VerifyError::is_token_error`] is false).
+    #[error(transparent)]
+    Token(VerifyError),
+    /// The proof is missing, invalid, for another key than `cnf.jkt`, or replayed
+    /// (`invalid_dpop_proof`, RFC 9449 §7.1).
+    #[error(transparent)]
+    Proof(crate::dpop::DpopError),
+    /// The verifier was built without [`VerifierBuilder::dpop`](crate::VerifierBuilder::dpop).
+    #[error("this verifier does not accept DPoP")]
+    NotEnabled,
 }
 
 /// Why a [`Verifier`](crate::Verifier) could not be built.
@@ -404,6 +437,9 @@ mod tests {
             VerifyError::KeysUnavailable(FetchError::status(&url, 500)),
             VerifyError::Revoked,
             VerifyError::RevocationsUnavailable,
+            VerifyError::SenderConstrained,
+            VerifyError::NotSenderConstrained,
+            VerifyError::ReplayCacheFull,
         ];
         for error in all {
             let allowed = |b: u8| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E);
@@ -416,6 +452,8 @@ mod tests {
         let url = Url::parse("https://id.example.com/jwks.json").unwrap();
         assert!(!VerifyError::KeysUnavailable(FetchError::status(&url, 503)).is_token_error());
         assert!(!VerifyError::RevocationsUnavailable.is_token_error());
+        assert!(!VerifyError::ReplayCacheFull.is_token_error());
+        assert!(VerifyError::SenderConstrained.is_token_error());
         assert!(VerifyError::Revoked.is_token_error());
         assert!(VerifyError::UnknownKey.is_token_error());
         assert!(VerifyError::Expired.is_token_error());

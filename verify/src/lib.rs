@@ -43,6 +43,17 @@
 //! for longer than allowed the verifier fails closed ([`VerifyError::RevocationsUnavailable`])
 //! or open, as configured (`FailMode`); `Verifier::revocation_status` reports it.
 //!
+//! # DPoP
+//!
+//! [`VerifierBuilder::dpop`] makes the verifier accept DPoP-bound tokens (RFC 9449 §7):
+//! [`Verifier::verify_dpop`] checks the token, its `cnf.jkt`, the proof and a bounded
+//! replay cache, and the actix-web extractor answers `WWW-Authenticate: DPoP`. A token
+//! bound to a key is never accepted by [`Verifier::verify`], the bearer check. The pieces
+//! are public for callers that keep their own state: [`dpop::ProofPolicy`] checks one
+//! proof as a pure function, [`Jwk`] parses a public key and computes its RFC 7638
+//! thumbprint, and [`KeySet::verify_jws`] verifies a JWS (a `private_key_jwt` client
+//! assertion, RFC 7523) with a client's keys ([`KeySet::from_client_jwks`]).
+//!
 //! # Without the network
 //!
 //! [`VerifierBuilder::build_from_jwks`] builds a verifier from a JWK Set document instead
@@ -88,6 +99,7 @@ mod jws;
 #[cfg(feature = "fetch")]
 mod key_cache;
 mod policy;
+mod replay;
 #[cfg(feature = "revocations")]
 mod revocation;
 #[cfg(feature = "test-util")]
@@ -96,14 +108,14 @@ pub mod test_util;
 mod verifier;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
-pub use claims::{Claims, IdTokenClaims, Scopes};
+pub use claims::{Claims, Confirmation, IdTokenClaims, Scopes};
 pub use clock::{Clock, SystemClock};
 #[cfg(feature = "fetch")]
 pub use error::DiscoveryError;
 #[cfg(feature = "revocations")]
 #[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]
 pub use error::RevocationError;
-pub use error::{BuildError, FetchError, JwkError, JwksError, VerifyError};
+pub use error::{BuildError, DpopRequestError, FetchError, JwkError, JwksError, VerifyError};
 pub use jwk::{Jwk, KeySet};
 pub use jws::{JwsHeader, VerifiedJws};
 pub use policy::{AccessTokenPolicy, IdTokenPolicy};

@@ -2,11 +2,13 @@
 //! and kept current, or given once), and a clock.
 
 use crate::clock::{Clock, SystemClock};
+use crate::dpop::{DpopError, ProofPolicy, ProofRequest};
 use crate::jws::{HeaderBuffer, HEADER_BUFFER_LEN};
 #[cfg(feature = "fetch")]
 use crate::key_cache::KeyCache;
 use crate::policy::{AccessTokenPolicy, MAX_LEEWAY};
-use crate::{Algorithm, BuildError, Claims, KeySet, VerifyError};
+use crate::replay::{ReplayCache, ReplayError};
+use crate::{Algorithm, BuildError, Claims, DpopRequestError, KeySet, VerifyError};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,8 @@ const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 #[cfg(feature = "fetch")]
 const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Proofs remembered at most: 32 bytes of hash each, plus the heap entry; about 6 MB.
+const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
 /// Verifies the JWT access tokens (RFC 9068) of one issuer for one resource server.
 ///
@@ -47,6 +51,18 @@ struct Inner {
     /// The revocation feed and its deny set; its task stops when this is dropped.
     #[cfg(feature = "revocations")]
     revocations: Option<crate::revocation::Handle>,
+    dpop: Option<Dpop>,
+}
+
+/// What checking DPoP-bound tokens needs (RFC 9449 §7).
+struct Dpop {
+    /// The URL clients reach the service at, without a trailing slash in its path.
+    public_base_url: Url,
+    policy: ProofPolicy,
+    replay: ReplayCache,
+    /// `algs` of the `WWW-Authenticate: DPoP` challenge, e.g. `ES256 RS256 EdDSA`.
+    #[cfg_attr(not(feature = "actix"), allow(dead_code))]
+    algs: Arc<str>,
 }
 
 /// Where the keys come from.
@@ -77,6 +93,7 @@ impl Verifier {
             http_client: None,
             #[cfg(feature = "revocations")]
             revocations: None,
+            dpop: None,
         }
     }
 
@@ -92,7 +109,73 @@ impl Verifier {
     /// is then looked up in the deny set: [`VerifyError::Revoked`] when the issuer revoked
     /// it, and [`VerifyError::RevocationsUnavailable`] while the feed is lost for longer
     /// than allowed and the verifier fails closed.
+    ///
+    /// This is the check of a bearer token (RFC 6750): a token bound to a key (`cnf`, a
+    /// DPoP-bound token for instance) is refused with [`VerifyError::SenderConstrained`]
+    /// (RFC 9449 §7.1); [`verify_dpop`](Self::verify_dpop) checks those.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        let claims = self.verify_any(token).await?;
+        if claims.cnf.is_some() {
+            return Err(VerifyError::SenderConstrained);
+        }
+        Ok(claims)
+    }
+
+    /// Verifies a DPoP-bound access token presented as `Authorization: DPoP <token>` with
+    /// `proof` (the one `DPoP` header, see [`single_proof`](crate::dpop::single_proof)) in a request with
+    /// `method` to `path` (RFC 9449 §7.1), and returns its claims.
+    ///
+    /// The token is checked as by [`verify`](Self::verify), and must carry `cnf.jkt`
+    /// ([`VerifyError::NotSenderConstrained`] otherwise). Then the proof: the checks of
+    /// [`ProofPolicy::verify`] with `htm` = `method`, `htu` = the public base URL given to
+    /// [`VerifierBuilder::dpop`] followed by `path` (its query is ignored), `ath` = the
+    /// token's hash; its key's thumbprint must be `cnf.jkt`; and its `jti` must not have
+    /// been accepted before within the proof window (an in-memory cache per `Verifier`,
+    /// shared by its clones). Server nonces (§9) are not used.
+    pub async fn verify_dpop(
+        &self,
+        token: &str,
+        proof: Option<&str>,
+        method: &str,
+        path: &str,
+    ) -> Result<Claims, DpopRequestError> {
+        let dpop = self.inner.dpop.as_ref().ok_or(DpopRequestError::NotEnabled)?;
+        let claims = self.verify_any(token).await.map_err(DpopRequestError::Token)?;
+        let jkt = claims.dpop_jkt().ok_or(DpopRequestError::Token(VerifyError::NotSenderConstrained))?;
+        let proof = proof.ok_or(DpopRequestError::Proof(DpopError::Missing))?;
+        let url = dpop.request_url(path);
+        let now = self.inner.clock.now();
+        let proof = dpop
+            .policy
+            .verify(proof, &ProofRequest::new(method, &url, now).access_token(token))
+            .map_err(DpopRequestError::Proof)?;
+        if proof.jkt != jkt {
+            return Err(DpopRequestError::Proof(DpopError::WrongKey));
+        }
+        // Last, so that only proofs that passed every check take room in the cache.
+        dpop.replay.first_use(&proof, &dpop.policy, now).map_err(|error| match error {
+            ReplayError::Replayed => DpopRequestError::Proof(DpopError::Replayed),
+            ReplayError::Full => {
+                tracing::warn!("the DPoP replay cache is full; refusing DPoP requests until proofs expire");
+                DpopRequestError::Token(VerifyError::ReplayCacheFull)
+            }
+        })?;
+        Ok(claims)
+    }
+
+    /// Whether [`verify_dpop`](Self::verify_dpop) is enabled.
+    pub fn accepts_dpop(&self) -> bool {
+        self.inner.dpop.is_some()
+    }
+
+    /// The `algs` of the `WWW-Authenticate: DPoP` challenge, when DPoP is enabled.
+    #[cfg(feature = "actix")]
+    pub(crate) fn dpop_algs(&self) -> Option<Arc<str>> {
+        self.inner.dpop.as_ref().map(|dpop| Arc::clone(&dpop.algs))
+    }
+
+    /// The token checks, whatever the token is bound to.
+    async fn verify_any(&self, token: &str) -> Result<Claims, VerifyError> {
         let inner = &*self.inner;
         let mut buffer: HeaderBuffer = [0; HEADER_BUFFER_LEN];
         let token = inner.policy.open(token, &mut buffer)?;
@@ -200,9 +283,91 @@ pub struct VerifierBuilder {
     http_client: Option<reqwest::Client>,
     #[cfg(feature = "revocations")]
     revocations: Option<crate::Revocations>,
+    dpop: Option<DpopSettings>,
+}
+
+/// How [`VerifierBuilder::dpop`] configured DPoP.
+#[derive(Clone, Debug)]
+struct DpopSettings {
+    public_base_url: String,
+    policy: ProofPolicy,
+    replay_capacity: usize,
+}
+
+impl Dpop {
+    /// `htu` of a request to `path`: the public base URL's path, then `path`.
+    fn request_url(&self, path: &str) -> Url {
+        let mut url = self.public_base_url.clone();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        url.set_path(&format!("{base_path}/{}", path.trim_start_matches('/')));
+        url
+    }
 }
 
 impl VerifierBuilder {
+    /// Accepts DPoP-bound access tokens (RFC 9449 §7) in
+    /// [`Verifier::verify_dpop`] and the actix-web extractor, for a service that clients
+    /// reach at `public_base_url` (`https://api.example.com`, or with a path prefix,
+    /// `https://example.com/api`).
+    ///
+    /// A proof's `htu` must be that URL followed by the request's path. It is configured
+    /// rather than read from the request because behind a reverse proxy or load balancer
+    /// the `Host` header, scheme and port the service sees are not the ones the client
+    /// signed. Proofs are accepted from ES256, RS256 and EdDSA keys, issued within the
+    /// last 60 seconds (5 seconds ahead for clock skew), each once: see
+    /// [`dpop_proof_policy`](Self::dpop_proof_policy) and
+    /// [`dpop_replay_capacity`](Self::dpop_replay_capacity).
+    pub fn dpop(mut self, public_base_url: impl Into<String>) -> Self {
+        self.dpop = Some(DpopSettings {
+            public_base_url: public_base_url.into(),
+            policy: ProofPolicy::new(),
+            replay_capacity: DEFAULT_REPLAY_CAPACITY,
+        });
+        self
+    }
+
+    /// The algorithms and `iat` window of DPoP proofs; only after [`dpop`](Self::dpop).
+    pub fn dpop_proof_policy(mut self, policy: ProofPolicy) -> Self {
+        if let Some(dpop) = &mut self.dpop {
+            dpop.policy = policy;
+        }
+        self
+    }
+
+    /// How many accepted proofs the replay cache remembers at most (100 000 unless set);
+    /// only after [`dpop`](Self::dpop). Proofs are forgotten when their window passes;
+    /// while the cache is full, DPoP requests are refused with
+    /// [`VerifyError::ReplayCacheFull`] (503) rather than risk accepting a replay.
+    pub fn dpop_replay_capacity(mut self, capacity: usize) -> Self {
+        if let Some(dpop) = &mut self.dpop {
+            dpop.replay_capacity = capacity;
+        }
+        self
+    }
+
+    /// The DPoP part of the verifier, checked.
+    fn dpop_state(&self) -> Result<Option<Dpop>, BuildError> {
+        let Some(settings) = &self.dpop else { return Ok(None) };
+        let url = Url::parse(&settings.public_base_url)
+            .map_err(|_| BuildError::Configuration("the DPoP public base URL is not a URL"))?;
+        if !matches!(url.scheme(), "https" | "http") || url.query().is_some() || url.fragment().is_some() {
+            return Err(BuildError::Configuration(
+                "the DPoP public base URL must be http(s) without query or fragment",
+            ));
+        }
+        if settings.policy.allowed_algorithms().is_empty() || settings.replay_capacity == 0 {
+            return Err(BuildError::Configuration("DPoP needs at least one algorithm and a replay capacity"));
+        }
+        let algs = settings.policy.allowed_algorithms().iter().map(|alg| alg.name()).collect::<Vec<_>>().join(" ");
+        Ok(Some(Dpop {
+            public_base_url: url,
+            policy: settings.policy.clone(),
+            replay: ReplayCache::new(settings.replay_capacity),
+            algs: algs.into(),
+        }))
+    }
+
     /// Accepts tokens whose `aud` contains `audience` (RFC 9068 §4). At least one audience
     /// is required: without the check, a token minted for any other service would do.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
@@ -301,6 +466,7 @@ impl VerifierBuilder {
         use crate::http::HttpFetcher;
 
         let (policy, realm) = self.policy_and_realm()?;
+        let dpop = self.dpop_state()?;
         if self.min_refetch_interval.is_zero() || self.http_timeout.is_zero() {
             return Err(BuildError::Configuration("the refetch interval and HTTP timeout must be positive"));
         }
@@ -364,6 +530,7 @@ impl VerifierBuilder {
                 clock: self.clock,
                 #[cfg(feature = "revocations")]
                 revocations,
+                dpop,
             }),
         })
     }
@@ -382,6 +549,7 @@ impl VerifierBuilder {
     /// ```
     pub fn build_from_jwks(self, jwks: &[u8]) -> Result<Verifier, BuildError> {
         let (policy, realm) = self.policy_and_realm()?;
+        let dpop = self.dpop_state()?;
         #[cfg(feature = "revocations")]
         if self.revocations.is_some() {
             return Err(BuildError::Configuration("a revocation feed needs the network: use build()"));
@@ -399,6 +567,7 @@ impl VerifierBuilder {
                 clock: self.clock,
                 #[cfg(feature = "revocations")]
                 revocations: None,
+                dpop,
             }),
         })
     }
@@ -444,6 +613,7 @@ impl fmt::Debug for VerifierBuilder {
         debug.field("min_refetch_interval", &self.min_refetch_interval).field("http_timeout", &self.http_timeout);
         #[cfg(feature = "revocations")]
         debug.field("revocations", &self.revocations);
+        debug.field("dpop", &self.dpop);
         debug.finish_non_exhaustive()
     }
 }

@@ -5,7 +5,7 @@
 
 use super::{GrantContext, TokenResponse};
 use crate::domain::authorization::{CodePresentation, CodeRedemption};
-use crate::domain::client::{Client, GrantType};
+use crate::domain::client::{Client, ClientType, GrantType};
 use crate::domain::pkce::CodeVerifier;
 use crate::domain::secret::SecretDigest;
 use crate::domain::signals::Reason;
@@ -46,15 +46,15 @@ pub async fn exchange(
             ctx.metrics.code_replays.inc();
             // Another client (or one without the verifier) proves nothing about the owner's
             // tokens, and must not be able to end them: refused, nothing revoked.
-            tracing::warn!(event = "code_replayed", client_id = %client.id, owner_client_id = %owner,
-                "a used authorization code was presented by another client or without its verifier; nothing revoked");
+            crate::audit!(warn, "code_replayed", "refused", client_id = %client.id, owner_client_id = %owner,
+                revoked = false);
             return Err(used());
         }
         CodeRedemption::Replayed { owner, is_owners: true } => {
             ctx.metrics.code_replays.inc();
             revoke_what_it_issued(ctx, &digest, now).await?;
-            tracing::warn!(event = "code_replayed", client_id = %client.id, owner_client_id = %owner,
-                "authorization code presented twice; its tokens are revoked");
+            crate::audit!(warn, "code_replayed", "refused", client_id = %client.id, owner_client_id = %owner,
+                revoked = true);
             return Err(used());
         }
         CodeRedemption::WrongClient => {
@@ -78,7 +78,10 @@ pub async fn exchange(
         }
     };
     let refresh = if RefreshPolicy::should_issue(client, &grant.scope) {
-        match ctx.refresh.start_family(storage, &digest, client, &grant, now).await? {
+        // RFC 9449 §5 (end): a public client's refresh tokens are bound to the DPoP key the
+        // family started with; a confidential client's are bound by its authentication.
+        let family_jkt = ctx.dpop_jkt.filter(|_| client.client_type() == ClientType::Public);
+        match ctx.refresh.start_family(storage, &digest, client, &grant, family_jkt, now).await? {
             Some(started) => Some(started),
             // Replayed (or its session ended) between the redemption and now: the replay
             // revoked the access token's jti, and no family may start from the code.
@@ -98,6 +101,7 @@ pub async fn exchange(
             audience: &client.audiences,
             session: Some((&grant.sid, auth_time)),
             family: family_id,
+            dpop_jkt: ctx.dpop_jkt,
         },
     )?;
     let id_token = ctx.issuer.id_token_if_openid(
@@ -113,7 +117,7 @@ pub async fn exchange(
     )?;
     Ok(TokenResponse {
         access_token: access.token,
-        token_type: "Bearer",
+        token_type: super::token_type(ctx.dpop_jkt),
         expires_in: access.expires_in,
         scope: grant.scope.to_string(),
         id_token,

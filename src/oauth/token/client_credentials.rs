@@ -1,5 +1,6 @@
 //! Client credentials grant (RFC 6749 §4.4): a confidential client gets an access token
-//! for itself (`sub` = its client id). No refresh token (§4.4.3).
+//! for itself (`sub` = its client id). No refresh token (§4.4.3). With a DPoP proof, the
+//! token is bound to its key (RFC 9449 §5).
 
 use super::TokenResponse;
 use crate::domain::client::{Client, ClientType, GrantType};
@@ -12,6 +13,7 @@ pub fn issue(
     requested: Option<ScopeSet>,
     resources: &[String],
     issuer: &TokenIssuer,
+    dpop_jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     // §4.4: "The client credentials grant type MUST only be used by confidential clients."
     if client.client_type() == ClientType::Public || !client.allows_grant(GrantType::ClientCredentials) {
@@ -40,10 +42,11 @@ pub fn issue(
         audience,
         session: None,
         family: None,
+        dpop_jkt,
     })?;
     Ok(TokenResponse {
         access_token: token.token,
-        token_type: "Bearer",
+        token_type: super::token_type(dpop_jkt),
         expires_in: token.expires_in,
         scope: scope.to_string(),
         id_token: None,

@@ -1,5 +1,6 @@
-//! Token endpoint (RFC 6749 §3.2): authenticates the client, then dispatches per grant.
-//! Every response carries `Cache-Control: no-store` (§5.1).
+//! Token endpoint (RFC 6749 §3.2): authenticates the client, checks its DPoP proof if it
+//! sent one (RFC 9449 §5), then dispatches per grant. Every response carries
+//! `Cache-Control: no-store` (§5.1).
 
 mod authorization_code;
 mod client_credentials;
@@ -7,15 +8,17 @@ mod refresh_token;
 mod request;
 
 use super::client_auth::AuthenticatedClient;
-use super::error::OAuthError;
+use super::dpop::token_request_proof;
+use super::error::{OAuthError, DPOP_NONCE};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::signals::Emitter;
 use crate::storage::Storage;
+use crate::tokens::dpop::DpopPolicy;
 use crate::tokens::refresh::RefreshPolicy;
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use request::TokenRequest;
 use serde::Serialize;
 
@@ -23,6 +26,7 @@ use serde::Serialize;
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// `Bearer`, or `DPoP` for a DPoP-bound token (RFC 9449 §5).
     pub token_type: &'static str,
     pub expires_in: u64,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -44,20 +48,39 @@ pub struct GrantContext<'a> {
     /// What a replayed code or a reused refresh token records (Shared Signals).
     pub events: &'a Emitter,
     pub metrics: &'a Metrics,
+    /// The thumbprint of the key of the request's DPoP proof (RFC 9449 §5): what the
+    /// access token is bound to (`cnf.jkt`), and what a public client's refresh-token
+    /// family is bound to or must match.
+    pub dpop_jkt: Option<&'a str>,
 }
 
+/// `token_type` of a token response (RFC 6749 §5.1; RFC 9449 §5).
+pub fn token_type(dpop_jkt: Option<&str>) -> &'static str {
+    if dpop_jkt.is_some() {
+        "DPoP"
+    } else {
+        "Bearer"
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn post(
+    req: HttpRequest,
     authenticated: AuthenticatedClient,
     storage: web::Data<dyn Storage>,
     issuer: web::Data<TokenIssuer>,
     refresh: web::Data<RefreshPolicy>,
     clock: web::Data<dyn Clock>,
     events: web::Data<Emitter>,
+    dpop: web::Data<DpopPolicy>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, OAuthError> {
     let AuthenticatedClient { client, form } = authenticated;
     let request = TokenRequest::parse(&form)?;
     let grant = request.grant_type();
+    // After the client authenticated and the request parsed: only then is the proof's
+    // jti recorded (RFC 9449 §11.1), so strangers cannot fill the table.
+    let proof = token_request_proof(&req, &client, &dpop, &**storage).await?;
     let ctx = GrantContext {
         storage: &**storage,
         issuer: &issuer,
@@ -65,6 +88,7 @@ pub async fn post(
         clock: &**clock,
         events: &events,
         metrics: &metrics,
+        dpop_jkt: proof.as_ref().map(|p| p.jkt.as_str()),
     };
     let response = match request {
         TokenRequest::AuthorizationCode { code, redirect_uri, verifier } => {
@@ -72,18 +96,23 @@ pub async fn post(
         }
         TokenRequest::RefreshToken { token, scope } => refresh_token::rotate(&client, &token, scope, &ctx).await?,
         TokenRequest::ClientCredentials { scope, resources } => {
-            client_credentials::issue(&client, scope, &resources, &issuer)?
+            client_credentials::issue(&client, scope, &resources, &issuer, ctx.dpop_jkt)?
         }
     };
-    let issued = metrics.tokens_issued.with_label_values(&[grant.as_str(), "access_token"]);
-    issued.inc();
+    metrics.tokens_issued.with_label_values(&[grant.as_str(), "access_token"]).inc();
     if response.id_token.is_some() {
         metrics.tokens_issued.with_label_values(&[grant.as_str(), "id_token"]).inc();
     }
     if response.refresh_token.is_some() {
         metrics.tokens_issued.with_label_values(&[grant.as_str(), "refresh_token"]).inc();
     }
-    Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache")).json(response))
+    let mut ok = HttpResponse::Ok();
+    ok.insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache"));
+    // RFC 9449 §8.2: the proof's nonce was the previous period's; hand over the current one.
+    if let Some(nonce) = proof.and_then(|p| p.next_nonce) {
+        ok.insert_header((DPOP_NONCE, nonce));
+    }
+    Ok(ok.json(response))
 }
 
 /// Any method but POST (RFC 6749 §3.2: "The client MUST use the HTTP POST method").

@@ -1,5 +1,7 @@
 //! Refresh token grant (RFC 6749 §6) with rotation on every use and family-wide reuse
-//! detection (RFC 9700 §4.14.2), plus an idempotent-retry window for lost responses.
+//! detection (RFC 9700 §4.14.2), plus an idempotent-retry window for lost responses. A
+//! public client's family bound to a DPoP key is refreshed only with a proof of that key
+//! (RFC 9449 §5).
 
 use super::{GrantContext, TokenResponse};
 use crate::domain::client::{Client, GrantType};
@@ -36,6 +38,7 @@ pub async fn rotate(
         retry_window: ctx.refresh.retry_window,
         requested_scope: requested.as_ref(),
         reuse: &reuse,
+        dpop_jkt: ctx.dpop_jkt,
     };
     let (family, refresh_token) = match ctx.storage.rotate_refresh_token(&request).await? {
         Rotation::Rotated(family) => {
@@ -53,13 +56,8 @@ pub async fn rotate(
         }
         Rotation::Reused(family) => {
             ctx.metrics.refresh_rotations.with_label_values(&["reuse_detected"]).inc();
-            tracing::warn!(
-                event = "refresh_token_reuse",
-                family_id = %family.id,
-                client_id = %client.id,
-                user_id = %family.user_id,
-                "a used refresh token was presented again; its family is revoked"
-            );
+            crate::audit!(warn, "refresh_token_reuse", "family_revoked", family_id = %family.id,
+                client_id = %client.id, user_id = %family.user_id);
             return Err(OAuthError::InvalidGrant("the refresh token was already used; its grant is revoked".into()));
         }
         Rotation::Invalid => {
@@ -69,6 +67,12 @@ pub async fn rotate(
         // RFC 6749 §6: the scope may be narrowed per access token, never widened.
         Rotation::ScopeExceeded => {
             return Err(OAuthError::InvalidScope("the requested scope exceeds the original grant".into()))
+        }
+        // RFC 9449 §5: neither rotated nor counted as reuse (see `refresh::decide`).
+        Rotation::WrongDpopKey => {
+            return Err(OAuthError::InvalidGrant(
+                "the refresh token is bound to a DPoP key: present a DPoP proof made with that key".into(),
+            ))
         }
     };
     let scope = requested.unwrap_or_else(|| family.scope.clone());
@@ -91,6 +95,7 @@ fn issue(
         audience: &client.audiences,
         session: Some((&family.sid, auth_time)),
         family: Some(&family.id),
+        dpop_jkt: ctx.dpop_jkt,
     })?;
     // OpenID Connect Core §12.2: an ID token may accompany a refresh; no nonce.
     let id_token = ctx.issuer.id_token_if_openid(
@@ -106,7 +111,7 @@ fn issue(
     )?;
     Ok(TokenResponse {
         access_token: access.token,
-        token_type: "Bearer",
+        token_type: super::token_type(ctx.dpop_jkt),
         expires_in: access.expires_in,
         scope: scope.to_string(),
         id_token,

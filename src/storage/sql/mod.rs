@@ -76,8 +76,8 @@ fn body<T, F: Future<Output = Result<T, StorageError>>>(body: F) -> F {
 
 /// A new family and its first refresh token, for `insert_family!`.
 const INSERT_FAMILY: &str = "INSERT INTO token_families \
-     (id, client_id, user_id, sid, scope, auth_time, created_at, last_used_at, absolute_expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)";
+     (id, client_id, user_id, sid, scope, auth_time, created_at, last_used_at, absolute_expires_at, dpop_jkt) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)";
 const INSERT_REFRESH_TOKEN: &str =
     "INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) VALUES ($1, $2, $3, $4)";
 
@@ -95,6 +95,7 @@ macro_rules! insert_family {
             .bind($crate::storage::timestamp::Timestamp::from(family.auth_time))
             .bind($crate::storage::timestamp::Timestamp::from(family.created_at))
             .bind($crate::storage::timestamp::Timestamp::from(family.absolute_expires_at))
+            .bind(family.dpop_jkt.as_deref())
             .execute(&mut *$tx)
             .await?;
         sqlx::query($crate::storage::sql::INSERT_REFRESH_TOKEN)
@@ -167,6 +168,7 @@ macro_rules! session_columns {
 }
 
 mod client_requests;
+mod dpop;
 mod grants;
 mod refresh;
 mod revocations;
@@ -197,7 +199,7 @@ macro_rules! client_columns {
     () => {
         "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, audiences, served_audiences, \
          may_introspect_any, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, \
-         require_pushed_authorization_requests, jwks, jwks_uri, created_at, disabled_at"
+         require_pushed_authorization_requests, jwks, jwks_uri, dpop_bound_access_tokens, created_at, disabled_at"
     };
 }
 macro_rules! user_columns {
@@ -318,7 +320,7 @@ impl ClientStore for SqlStorage {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $17)"
+            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $18)"
         );
         on_writer!(self, [client], pool => {
             let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
@@ -345,6 +347,7 @@ impl ClientStore for SqlStorage {
                     Some(KeySource::Uri(uri)) => Some(uri.as_str()),
                     _ => None,
                 })
+                .bind(client.dpop_bound_access_tokens)
                 .bind(Timestamp::from(client.created_at))
                 .bind(client.disabled_at.map(Timestamp::from))
                 .execute(pool)

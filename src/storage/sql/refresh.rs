@@ -35,7 +35,7 @@ use std::borrow::Cow;
 macro_rules! family_columns {
     () => {
         "f.id, f.client_id, f.user_id, f.sid, f.scope, f.auth_time, f.created_at, f.last_used_at, \
-         f.absolute_expires_at, f.revoked_at"
+         f.absolute_expires_at, f.revoked_at, f.dpop_jkt"
     };
 }
 
@@ -49,7 +49,7 @@ macro_rules! family_columns_with_last_use {
         "f.id, f.client_id, f.user_id, f.sid, f.scope, f.auth_time, f.created_at, \
          COALESCE((SELECT MAX(t.created_at) FROM refresh_tokens t WHERE t.family_id = f.id), f.last_used_at) \
            AS last_used_at, \
-         f.absolute_expires_at, f.revoked_at"
+         f.absolute_expires_at, f.revoked_at, f.dpop_jkt"
     };
 }
 
@@ -68,6 +68,7 @@ struct FamilyRow {
     last_used_at: Timestamp,
     absolute_expires_at: Timestamp,
     revoked_at: Option<Timestamp>,
+    dpop_jkt: Option<String>,
 }
 
 impl TryFrom<FamilyRow> for TokenFamily {
@@ -85,6 +86,7 @@ impl TryFrom<FamilyRow> for TokenFamily {
             last_used_at: row.last_used_at.into(),
             absolute_expires_at: row.absolute_expires_at.into(),
             revoked_at: row.revoked_at.map(Into::into),
+            dpop_jkt: row.dpop_jkt,
         })
     }
 }
@@ -154,8 +156,9 @@ fn presented_state(row: TokenStateRow, claimed: bool) -> (PresentedState, Option
 }
 
 /// PostgreSQL only (SQLite has no data-modifying CTEs): claims the presented token if it is
-/// unused, unexpired, the client's, in a live family of an enabled user, and the
-/// requested scope (`$7`, NULL for none) is within the family's; records the successor
+/// unused, unexpired, the client's, in a live family of an enabled user, unbound or bound
+/// to the request's DPoP key (`$9`), and the requested scope (`$7`, NULL for none) is
+/// within the family's; records the successor
 /// on it and inserts the successor, in one statement and so atomically. Returns the
 /// family, or no row when any condition fails and nothing changed. Concurrent claims of
 /// one token serialize on its row lock, and the loser re-checks `used_at IS NULL` and
@@ -175,6 +178,7 @@ const CLAIM_AND_INSERT: &str = concat!(
          AND f.client_id = $6 AND f.revoked_at IS NULL AND f.absolute_expires_at > $2 AND u.disabled_at IS NULL \
          AND (u.credentials_changed_at IS NULL OR u.credentials_changed_at <= f.auth_time) \
          AND ($7::text[] IS NULL OR string_to_array(f.scope, ' ') @> $7::text[]) \
+         AND (f.dpop_jkt IS NULL OR f.dpop_jkt = $9) \
        RETURNING ",
     family_columns!(),
     "), \
@@ -211,6 +215,8 @@ struct Claim<'a> {
     idle_expires_at: DateTime<Utc>,
     /// What revoking the family on reuse records.
     reuse: Cow<'a, Revocation>,
+    /// The request's DPoP key thumbprint, if it carried a proof.
+    dpop_jkt: Option<Cow<'a, str>>,
 }
 
 impl<'a> Claim<'a> {
@@ -226,6 +232,7 @@ impl<'a> Claim<'a> {
             requested_scope: req.requested_scope.map(Cow::Borrowed),
             idle_expires_at: req.now + req.idle_ttl,
             reuse: Cow::Borrowed(req.reuse),
+            dpop_jkt: req.dpop_jkt.map(Cow::Borrowed),
         }
     }
 }
@@ -245,6 +252,7 @@ impl ToWriter for Claim<'_> {
             requested_scope: self.requested_scope.map(owned),
             idle_expires_at: self.idle_expires_at,
             reuse: owned(self.reuse),
+            dpop_jkt: self.dpop_jkt.map(owned),
         }
     }
 }
@@ -261,6 +269,7 @@ async fn claim_in_one_statement(pool: &sqlx::PgPool, c: &Claim<'_>) -> Result<Op
         .bind(c.client_id.as_str())
         .bind(scope)
         .bind(Timestamp::from(c.idle_expires_at))
+        .bind(c.dpop_jkt.as_deref())
         .fetch_optional(pool)
         .await?;
     claimed.map(TokenFamily::try_from).transpose()
@@ -337,7 +346,12 @@ impl SqlStorage {
             let is_user_disabled = row.is_user_withdrawn.unwrap_or(false);
             let (presented, sealed) = presented_state(row.state, claimed);
             let family = TokenFamily::try_from(row.family)?;
-            let presentation = Presentation { client_id: &c.client_id, requested_scope: c.requested_scope.as_deref(), now: c.now };
+            let presentation = Presentation {
+                client_id: &c.client_id,
+                requested_scope: c.requested_scope.as_deref(),
+                now: c.now,
+                dpop_jkt: c.dpop_jkt.as_deref(),
+            };
             match refresh::decide(&presented, &FamilyState::of(&family, is_user_disabled), &presentation) {
                 RotationDecision::Rotate if claimed => {
                     // Four statements in all (claim, read, insert, commit): the rotation's cost
@@ -376,6 +390,7 @@ impl SqlStorage {
                 // a dead family, an idle-expired token or too wide a scope changes nothing.
                 RotationDecision::Invalid => Ok((Rotation::Invalid, 0)),
                 RotationDecision::ScopeExceeded => Ok((Rotation::ScopeExceeded, 0)),
+                RotationDecision::WrongDpopKey => Ok((Rotation::WrongDpopKey, 0)),
             }
         })?;
         self.wake_if(owed);
@@ -454,7 +469,7 @@ impl RefreshStore for SqlStorage {
         // (long enough for introspection to say "inactive" rather than "unknown").
         let grace = Timestamp::from(now - chrono::Duration::days(1));
         let now = Timestamp::from(now);
-        let statements: [(&str, Timestamp); 8] = [
+        let statements: [(&str, Timestamp); 9] = [
             ("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL WHERE token_digest IN \
               (SELECT token_digest FROM refresh_tokens WHERE successor_sealed_until < $1 LIMIT $2)", now),
             ("DELETE FROM token_families WHERE id IN (SELECT id FROM token_families WHERE absolute_expires_at < $1 LIMIT $2)", now),
@@ -463,6 +478,7 @@ impl RefreshStore for SqlStorage {
             ("DELETE FROM pending_authorizations WHERE id_digest IN (SELECT id_digest FROM pending_authorizations WHERE expires_at < $1 LIMIT $2)", now),
             ("DELETE FROM sessions WHERE id_digest IN (SELECT id_digest FROM sessions WHERE expires_at < $1 LIMIT $2)", now),
             ("DELETE FROM revoked_access_tokens WHERE jti IN (SELECT jti FROM revoked_access_tokens WHERE expires_at < $1 LIMIT $2)", now),
+            ("DELETE FROM dpop_proofs WHERE proof_digest IN (SELECT proof_digest FROM dpop_proofs WHERE expires_at < $1 LIMIT $2)", now),
             ("DELETE FROM login_throttles WHERE subject IN (SELECT subject FROM login_throttles WHERE window_start < $1 \
               AND (locked_until IS NULL OR locked_until < $1) LIMIT $2)", grace),
         ];

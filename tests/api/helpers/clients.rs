@@ -26,6 +26,8 @@ pub struct ClientSpec {
     pub require_pushed_authorization_requests: bool,
     /// The public keys of a `private_key_jwt` client.
     pub keys: Option<KeySource>,
+    /// RFC 9449 §5.2: token requests without a DPoP proof are refused.
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl ClientSpec {
@@ -44,6 +46,7 @@ impl ClientSpec {
             always_issue_refresh_token: false,
             require_pushed_authorization_requests: false,
             keys: None,
+            dpop_bound_access_tokens: false,
         }
     }
 
@@ -113,6 +116,7 @@ pub async fn register(storage: &dyn tessera::storage::Storage, spec: ClientSpec)
             always_issue_refresh_token: spec.always_issue_refresh_token,
             require_pushed_authorization_requests: spec.require_pushed_authorization_requests,
             keys: spec.keys,
+            dpop_bound_access_tokens: spec.dpop_bound_access_tokens,
             created_at: Utc::now(),
             disabled_at: spec.disabled.then(Utc::now),
         };

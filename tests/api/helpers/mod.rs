@@ -5,6 +5,7 @@ pub mod browser;
 pub mod cli;
 pub mod client_assertions;
 pub mod clients;
+pub mod dpop;
 pub mod example_app;
 pub mod logout;
 pub mod refresh;

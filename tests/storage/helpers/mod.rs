@@ -108,6 +108,7 @@ pub fn new_client(name: &str, created_at: DateTime<Utc>) -> Client {
         always_issue_refresh_token: true,
         require_pushed_authorization_requests: false,
         keys: None,
+        dpop_bound_access_tokens: true,
         created_at,
         disabled_at: None,
     }
@@ -203,6 +204,7 @@ pub fn new_family(client: &Client, session: &Session) -> TokenFamily {
         last_used_at: t(0),
         absolute_expires_at: t(86_400),
         revoked_at: None,
+        dpop_jkt: None,
     }
 }
 
@@ -226,6 +228,8 @@ pub struct Refresh {
     pub scope: Option<ScopeSet>,
     /// What revoking the family on reuse records.
     pub reuse: Revocation,
+    /// The thumbprint of the request's DPoP proof key, if it had one.
+    pub dpop_jkt: Option<String>,
 }
 
 impl Refresh {
@@ -242,6 +246,7 @@ impl Refresh {
             retry_window: Duration::seconds(10),
             scope: None,
             reuse: revoke(Reason::RefreshTokenReused, now),
+            dpop_jkt: None,
         }
     }
 
@@ -260,6 +265,7 @@ impl Refresh {
             retry_window: self.retry_window,
             requested_scope: self.scope.as_ref(),
             reuse: &self.reuse,
+            dpop_jkt: self.dpop_jkt.as_deref(),
         }
     }
 }
@@ -272,6 +278,7 @@ pub fn outcome(rotation: &Rotation) -> &'static str {
         Rotation::Reused(_) => "reused",
         Rotation::Invalid => "invalid",
         Rotation::ScopeExceeded => "scope exceeded",
+        Rotation::WrongDpopKey => "wrong DPoP key",
     }
 }
 

@@ -3,7 +3,10 @@
 //! `offline` runs whatever the features.
 
 #[cfg(all(feature = "actix", feature = "fetch"))]
+mod dpop;
+#[cfg(all(feature = "actix", feature = "fetch"))]
 mod extractor;
+mod interop;
 #[cfg(feature = "fetch")]
 mod key_refresh;
 mod offline;
