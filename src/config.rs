@@ -993,10 +993,55 @@ impl<'de> Deserialize<'de> for RsaBits {
     }
 }
 
-/// A secret setting: never printed.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
+/// A secret setting: never printed, not even in the error that refuses it.
+#[derive(Clone)]
 pub struct Secret(String);
+
+/// Accepts text, and whole numbers and booleans as their text (figment reads an
+/// environment variable such as `TESSERA_DATABASE__PASSWORD=123456` as a number). Every
+/// error message is fixed: serde's own would quote the value.
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SecretVisitor;
+        impl serde::de::Visitor<'_> for SecretVisitor {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret as text")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(E::custom(
+                    "this secret reads as a decimal number and cannot be kept exactly; give it as a file (`_file`)",
+                ))
+            }
+            fn visit_char<E: serde::de::Error>(self, v: char) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+        }
+        d.deserialize_any(SecretVisitor).map_err(|_: D::Error| {
+            serde::de::Error::custom(
+                "must be text (a decimal-looking secret in the environment: give it as a file with `_file`)",
+            )
+        })
+    }
+}
 
 impl Secret {
     pub fn new(value: String) -> Self {
@@ -1414,5 +1459,20 @@ mod tests {
         assert_eq!(origins["database_url"].0, "\"postgres://u:***@localhost/db\"");
         let everything = format!("{origins:?}");
         assert!(!everything.contains("super-secret-value") && !everything.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_numeric_secret_is_read_as_text_and_never_printed_in_an_error() {
+        let settings =
+            with_files(&[("database_url", "postgres://u@localhost/db".into()), ("database.password", "123456".into())])
+                .unwrap();
+        assert_eq!(settings.database_url.scrub("pw 123456"), "pw ***");
+        let figment = Figment::from(Defaults)
+            .merge(Serialized::default("database_url", "postgres://u@localhost/db"))
+            .merge(Serialized::default("database.password", 123456))
+            .merge(Serialized::default("key_encryption_key", 98765.4321));
+        let error = extract(figment).unwrap_err().to_string();
+        assert!(error.contains("setting `key_encryption_key`"), "{error}");
+        assert!(!error.contains("98765") && !error.contains("123456"), "{error}");
     }
 }

@@ -46,7 +46,8 @@ pub async fn live_access_token(
 }
 
 /// The `cnf.jkt` of a verified access token (RFC 9449 §6.1): the thumbprint of the DPoP
-/// key it is bound to, if it is bound.
+/// key it is bound to, if it is bound. tessera-verify parses `cnf` into [`Claims::cnf`]
+/// (it is no longer among the `extra` claims).
 pub fn bound_jkt(claims: &Claims) -> Option<&str> {
-    claims.extra.get("cnf")?.get("jkt")?.as_str()
+    claims.dpop_jkt()
 }

@@ -154,7 +154,8 @@ impl TokenIssuer {
     /// `tessera-verify`: signature, `typ`, issuer, expiry and the required claims, at the
     /// server's clock. Revocation is the caller's to check (`live::live_access_token`).
     pub fn verify_access_token(&self, token: &str) -> Result<tessera_verify::Claims, VerifyError> {
-        self.access_tokens.verify(&self.keys.snapshot().verifying, token, self.clock.now().into())
+        // Bound tokens too: each endpoint checks the binding (`cnf.jkt`) with its proof.
+        self.access_tokens.verify_token(&self.keys.snapshot().verifying, token, self.clock.now().into())
     }
 
     /// Verifies an `id_token_hint`: our signature, `typ` and issuer; expiry is not required

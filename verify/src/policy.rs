@@ -91,8 +91,22 @@ impl AccessTokenPolicy {
     }
 
     /// Verifies `token` (the JWS compact serialisation, without `Bearer `) with `keys`
-    /// as of `now`, and returns its claims.
+    /// as of `now` as a bearer token (RFC 6750), and returns its claims. A token bound to
+    /// a key (`cnf`, a DPoP-bound token for instance) is refused with
+    /// [`VerifyError::SenderConstrained`]: whoever holds it is not enough, as in
+    /// [`Verifier::verify`](crate::Verifier::verify).
     pub fn verify(&self, keys: &KeySet, token: &str, now: SystemTime) -> Result<Claims, VerifyError> {
+        let claims = self.verify_token(keys, token, now)?;
+        if claims.cnf.is_some() {
+            return Err(VerifyError::SenderConstrained);
+        }
+        Ok(claims)
+    }
+
+    /// Verifies `token` like [`verify`](Self::verify) but returns a token bound to a key
+    /// too: for a caller that then checks the binding itself (`claims.cnf`, with a DPoP
+    /// proof), such as the issuer at its own endpoints.
+    pub fn verify_token(&self, keys: &KeySet, token: &str, now: SystemTime) -> Result<Claims, VerifyError> {
         let mut buffer: HeaderBuffer = [0; HEADER_BUFFER_LEN];
         let token = self.open(token, &mut buffer)?;
         self.finish(&token, keys, now)

@@ -320,3 +320,19 @@ fn claims_can_be_made_for_unit_tests_with_test_util() {
     let id_token = id_token_claims_from_json(&id_token_payload(ISSUER, CLIENT)).unwrap();
     assert_eq!(id_token.aud, [CLIENT]);
 }
+
+/// The synchronous core checks a bearer token: a DPoP-bound token (`cnf`) is refused by
+/// `verify`, whoever holds it, and returned only by `verify_token`, for a caller that
+/// checks the binding itself.
+#[test]
+fn the_access_token_core_refuses_a_bound_token_as_a_bearer_token() {
+    let key = tessera_key();
+    let keys = keys(&[&key]);
+    let mut claims = claims(ISSUER);
+    claims["cnf"] = json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" });
+    let token = key.sign(&claims);
+    let policy = AccessTokenPolicy::any_audience(ISSUER);
+    assert!(matches!(policy.verify(&keys, &token, SystemTime::now()), Err(VerifyError::SenderConstrained)));
+    let bound = policy.verify_token(&keys, &token, SystemTime::now()).unwrap();
+    assert_eq!(bound.dpop_jkt(), Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"));
+}
