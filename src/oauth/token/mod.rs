@@ -79,7 +79,8 @@ pub async fn post(
     let request = TokenRequest::parse(&form)?;
     let grant = request.grant_type();
     // After the client authenticated and the request parsed: only then is the proof's
-    // jti recorded (RFC 9449 §11.1), so strangers cannot fill the table.
+    // jti recorded (RFC 9449 §11.1). A public client authenticates with its id alone, so
+    // a stranger can still add rows; they expire with the proof window and are purged.
     let proof = token_request_proof(&req, &client, &dpop, &**storage).await?;
     let ctx = GrantContext {
         storage: &**storage,
