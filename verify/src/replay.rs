@@ -4,7 +4,7 @@
 use crate::dpop::{Proof, ProofPolicy};
 use aws_lc_rs::digest::{Context, SHA256};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,7 +16,15 @@ pub(crate) enum ReplayError {
     /// The cache holds as many live proofs as it may: whether this one is a replay cannot
     /// be told without forgetting one that is still live, so it is refused.
     Full,
+    /// This proof's key holds its whole share of the cache ([`KEY_SHARE`]): one holder of
+    /// a bound token cannot fill the cache and lock every other client out.
+    KeyOverShare,
 }
+
+/// The part of the capacity one key may hold: a tenth. A client that sends more than
+/// capacity / 10 proofs within the window with one key is refused (as a replay would be)
+/// until its older proofs age out; the others are unaffected.
+pub(crate) const KEY_SHARE: usize = 10;
 
 /// The proofs seen within the acceptance window, by SHA-256 of (`jkt`, `jti`): 32 bytes
 /// per proof whatever the `jti`, at most `capacity` proofs. Check and record are one step
@@ -26,11 +34,16 @@ pub(crate) struct ReplayCache {
     capacity: usize,
 }
 
+/// When an entry may be forgotten, the entry, and its key's digest.
+type Expiry = (i64, [u8; 32], [u8; 32]);
+
 #[derive(Default)]
 struct State {
     seen: HashSet<[u8; 32]>,
-    /// When each entry may be forgotten, soonest first.
-    expiries: BinaryHeap<Reverse<(i64, [u8; 32])>>,
+    /// When each entry may be forgotten, soonest first, with its key's digest.
+    expiries: BinaryHeap<Reverse<Expiry>>,
+    /// Live entries per key (digest of `jkt`).
+    per_key: HashMap<[u8; 32], usize>,
 }
 
 impl ReplayCache {
@@ -45,24 +58,35 @@ impl ReplayCache {
         let window = i64::try_from(policy.replay_window().as_secs()).unwrap_or(i64::MAX);
         let forget_at = proof.iat.max(now).saturating_add(window).saturating_add(1);
         let key = Self::key(&proof.jkt, &proof.jti);
+        let owner = Self::key(&proof.jkt, "");
         // A panic elsewhere while holding the lock leaves the sets consistent: each
         // mutation below is a single call.
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        while let Some(Reverse((expiry, old))) = state.expiries.peek().copied() {
+        while let Some(Reverse((expiry, old, old_owner))) = state.expiries.peek().copied() {
             if expiry > now {
                 break;
             }
             state.expiries.pop();
             state.seen.remove(&old);
+            if let Some(count) = state.per_key.get_mut(&old_owner) {
+                *count -= 1;
+                if *count == 0 {
+                    state.per_key.remove(&old_owner);
+                }
+            }
         }
         if state.seen.contains(&key) {
             return Err(ReplayError::Replayed);
+        }
+        if state.per_key.get(&owner).copied().unwrap_or(0) >= (self.capacity / KEY_SHARE).max(1) {
+            return Err(ReplayError::KeyOverShare);
         }
         if state.seen.len() >= self.capacity {
             return Err(ReplayError::Full);
         }
         state.seen.insert(key);
-        state.expiries.push(Reverse((forget_at, key)));
+        *state.per_key.entry(owner).or_default() += 1;
+        state.expiries.push(Reverse((forget_at, key, owner)));
         Ok(())
     }
 
@@ -121,12 +145,18 @@ mod tests {
 
     #[test]
     fn a_full_cache_refuses_rather_than_forgets() {
-        let (key, policy, cache) = (DpopKey::ed25519(), ProofPolicy::new(), ReplayCache::new(2));
-        assert_eq!(cache.first_use(&proof_at(&key, "1", 1000), &policy, at(1000)), Ok(()));
-        assert_eq!(cache.first_use(&proof_at(&key, "2", 1000), &policy, at(1000)), Ok(()));
-        assert_eq!(cache.first_use(&proof_at(&key, "3", 1000), &policy, at(1000)), Err(ReplayError::Full));
-        assert_eq!(cache.first_use(&proof_at(&key, "1", 1000), &policy, at(1000)), Err(ReplayError::Replayed));
-        assert_eq!(cache.first_use(&proof_at(&key, "3", 1100), &policy, at(1100)), Ok(()));
+        // Ten clients, each at its share of a cache of 20.
+        let (policy, cache) = (ProofPolicy::new(), ReplayCache::new(20));
+        let keys: Vec<DpopKey> = (0..11).map(|_| DpopKey::ed25519()).collect();
+        for (i, key) in keys.iter().enumerate().take(10) {
+            for j in 0..2 {
+                assert_eq!(cache.first_use(&proof_at(key, &format!("{i}-{j}"), 1000), &policy, at(1000)), Ok(()));
+            }
+        }
+        let last = &keys[10];
+        assert_eq!(cache.first_use(&proof_at(last, "1", 1000), &policy, at(1000)), Err(ReplayError::Full));
+        assert_eq!(cache.first_use(&proof_at(&keys[0], "0-0", 1000), &policy, at(1000)), Err(ReplayError::Replayed));
+        assert_eq!(cache.first_use(&proof_at(last, "1", 1100), &policy, at(1100)), Ok(()));
     }
 
     #[test]
@@ -141,5 +171,19 @@ mod tests {
             .collect();
         let accepted = threads.into_iter().map(|t| t.join().unwrap()).filter(|&ok| ok).count();
         assert_eq!(accepted, 1);
+    }
+
+    #[test]
+    fn one_key_cannot_fill_the_cache() {
+        let (policy, cache) = (ProofPolicy::new(), ReplayCache::new(20));
+        let greedy = DpopKey::es256();
+        for i in 0..2 {
+            assert_eq!(cache.first_use(&proof_at(&greedy, &format!("g{i}"), 1000), &policy, at(1000)), Ok(()));
+        }
+        let over = proof_at(&greedy, "g-over", 1000);
+        assert_eq!(cache.first_use(&over, &policy, at(1000)), Err(ReplayError::KeyOverShare));
+        // Other keys still get in, and the greedy key again once its proofs age out.
+        assert_eq!(cache.first_use(&proof_at(&DpopKey::es256(), "x", 1000), &policy, at(1000)), Ok(()));
+        assert_eq!(cache.first_use(&proof_at(&greedy, "g-later", 2000), &policy, at(2000)), Ok(()));
     }
 }

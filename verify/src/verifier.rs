@@ -154,7 +154,9 @@ impl Verifier {
         }
         // Last, so that only proofs that passed every check take room in the cache.
         dpop.replay.first_use(&proof, &dpop.policy, now).map_err(|error| match error {
-            ReplayError::Replayed => DpopRequestError::Proof(DpopError::Replayed),
+            // A key over its share of the cache is refused like a replay: its holder, not
+            // every client, waits until its older proofs age out.
+            ReplayError::Replayed | ReplayError::KeyOverShare => DpopRequestError::Proof(DpopError::Replayed),
             ReplayError::Full => {
                 tracing::warn!("the DPoP replay cache is full; refusing DPoP requests until proofs expire");
                 DpopRequestError::Token(VerifyError::ReplayCacheFull)

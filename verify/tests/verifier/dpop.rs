@@ -195,8 +195,31 @@ async fn a_full_replay_cache_refuses_rather_than_forgets() {
     let dpop_key = DpopKey::es256();
     let token = f.bound_token(&dpop_key);
     assert!(verify(&f, &token, &dpop_key.proof_for_token("GET", HTU, &token)).await.is_ok());
-    let result = verify(&f, &token, &dpop_key.proof_for_token("GET", HTU, &token)).await;
+    // Another client: the cache is full.
+    let other_key = DpopKey::es256();
+    let other_token = f.bound_token(&other_key);
+    let result = verify(&f, &other_token, &other_key.proof_for_token("GET", HTU, &other_token)).await;
     assert!(matches!(result, Err(DpopRequestError::Token(VerifyError::ReplayCacheFull))), "{result:?}");
+}
+
+/// One holder of a bound token cannot fill the cache: past a tenth of it, its own proofs
+/// are refused (401, as a replay), while another client's still get in.
+#[tokio::test]
+async fn one_key_cannot_fill_the_replay_cache() {
+    let key = tessera_key();
+    let issuer = MockIssuer::start(&[&key]);
+    let verifier = issuer.verifier().dpop(PUBLIC_BASE).dpop_replay_capacity(20).build().await.unwrap();
+    let f = Fixture { issuer, key, verifier };
+    let greedy = DpopKey::es256();
+    let token = f.bound_token(&greedy);
+    for _ in 0..2 {
+        assert!(verify(&f, &token, &greedy.proof_for_token("GET", HTU, &token)).await.is_ok());
+    }
+    let result = verify(&f, &token, &greedy.proof_for_token("GET", HTU, &token)).await;
+    assert!(matches!(result, Err(DpopRequestError::Proof(DpopError::Replayed))), "{result:?}");
+    let other = DpopKey::es256();
+    let other_token = f.bound_token(&other);
+    assert!(verify(&f, &other_token, &other.proof_for_token("GET", HTU, &other_token)).await.is_ok());
 }
 
 #[tokio::test]
