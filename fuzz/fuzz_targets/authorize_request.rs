@@ -33,6 +33,7 @@ fn client() -> &'static Client {
         always_issue_refresh_token: false,
         require_pushed_authorization_requests: false,
         keys: None,
+        dpop_bound_access_tokens: false,
         created_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
         disabled_at: None,
     })
