@@ -1,5 +1,6 @@
 //! Composition root: storage, keys, token issuer and routes, wired once.
 
+use crate::admin::api::AdminSettings;
 use crate::authorization::signed_form::FormSigner;
 use crate::authorization::FlowSettings;
 use crate::clock::{Clock, SystemClock};
@@ -101,6 +102,11 @@ impl Application {
         ));
         let transmitter = Data::new(Transmitter::new(&settings, keys.clone(), kek.clone()));
         let emitter = Data::new(transmitter.emitter.clone());
+        let admin = Data::new(AdminSettings {
+            kek: kek.clone(),
+            schedule: RotationSchedule::from_settings(&settings),
+            outbound: client_keys::outbound_policy(&settings),
+        });
         let mut background = vec![housekeeping];
         if settings.ssf.enabled {
             let pusher = Pusher {
@@ -169,8 +175,10 @@ impl Application {
                 .app_data(clock.clone())
                 .app_data(transmitter.clone())
                 .app_data(emitter.clone())
+                .app_data(admin.clone())
                 .configure(crate::oauth::routes)
                 .configure(crate::login::routes)
+                .configure(crate::admin::api::routes)
                 .configure(|cfg| {
                     if is_ssf_enabled {
                         crate::ssf::routes(cfg)
