@@ -31,7 +31,8 @@ const MAX_VALUES: usize = 32;
 pub struct NewClient {
     /// Human-readable name, shown on consent pages (1 to 200 characters).
     pub name: String,
-    /// `client_credentials`, `authorization_code`, `refresh_token`.
+    /// At least one of the grant types Tessera supports.
+    #[schema(schema_with = grant_types_schema)]
     pub grant_types: Vec<String>,
     /// Space-separated scopes the client may request (its default when it requests none).
     #[serde(default)]
@@ -370,6 +371,14 @@ pub async fn rotate_secret(storage: &dyn Storage, raw_id: &str) -> Result<(Clien
         return Err(ServiceError::not_found("client", raw_id));
     }
     Ok((client, secret))
+}
+
+/// The schema of `grant_types`: the names [`GrantType`] parses, from the type itself so
+/// the document never lags behind a new grant.
+fn grant_types_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let names = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(GrantType::ALL.map(GrantType::as_str)));
+    ArrayBuilder::new().items(names).min_items(Some(1)).build()
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ServiceError {
