@@ -35,6 +35,7 @@ impl Admin {
     /// A call that must answer `status`; its JSON body (`Null` when empty).
     async fn expect(&self, app: &TestApp, method: Method, path: &str, body: Option<Value>, status: u16) -> Value {
         let response = self.call(app, method.clone(), path, body).await;
+        assert_eq!(response.headers()["cache-control"], "no-store", "{method} {path}");
         let got = response.status().as_u16();
         let text = response.text().await.unwrap();
         assert_eq!(got, status, "{method} {path}: {text}");

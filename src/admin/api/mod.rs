@@ -13,6 +13,8 @@ mod users;
 use crate::http::outbound::OutboundPolicy;
 use crate::keys::kek::KeyEncryptionKey;
 use crate::keys::rotation::RotationSchedule;
+use actix_web::http::header::CACHE_CONTROL;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
 use auth::AdminCaller;
@@ -60,6 +62,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(
                 web::scope("/v1")
+                    // Registrations, users and sessions are nobody's to cache on the way.
+                    .wrap(DefaultHeaders::new().add((CACHE_CONTROL, "no-store")))
                     .service(
                         web::resource("/clients")
                             .route(web::get().to(clients::list))
