@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 /// Most families listed for one user: the newest are shown (a user who logs in from
 /// many places has many; revoking them all is one call and needs no list).
-pub const MAX_LISTED: usize = 500;
+pub const MAX_LISTED: i64 = 500;
 
 /// One login of a user at a client (a refresh-token family).
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,10 +46,7 @@ impl FamilyView {
 
 /// The user's families in login order (the newest [`MAX_LISTED`]).
 pub async fn list(storage: &dyn Storage, user: &User) -> Result<Vec<TokenFamily>, ServiceError> {
-    let mut families = storage.list_families_of_user(&user.id).await?;
-    let excess = families.len().saturating_sub(MAX_LISTED);
-    families.drain(..excess);
-    Ok(families)
+    Ok(storage.list_families_of_user(&user.id, MAX_LISTED).await?)
 }
 
 /// What revoking one family did.

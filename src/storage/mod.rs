@@ -314,7 +314,9 @@ pub trait RefreshStore: Send + Sync {
         token: &SecretDigest,
     ) -> Result<Option<(RefreshTokenState, TokenFamily)>, StorageError>;
     async fn find_family(&self, id: &FamilyId) -> Result<Option<TokenFamily>, StorageError>;
-    async fn list_families_of_user(&self, user_id: &UserId) -> Result<Vec<TokenFamily>, StorageError>;
+    /// The user's newest `newest` families, oldest first (a user who logs in from many
+    /// places has many; what is shown is bounded).
+    async fn list_families_of_user(&self, user_id: &UserId, newest: i64) -> Result<Vec<TokenFamily>, StorageError>;
     /// Deletes sessions and the codes, tokens, families and DPoP proof records nobody can
     /// use any more, at most
     /// `batch` rows per table per call; returns how many rows went.
