@@ -61,6 +61,7 @@ pub struct Settings {
     pub ssf: SsfSettings,
     pub par: ParSettings,
     pub private_key_jwt: PrivateKeyJwtSettings,
+    pub backchannel_logout: BackchannelLogoutSettings,
     pub metrics: MetricsSettings,
     pub dpop: DpopSettings,
 }
@@ -274,6 +275,28 @@ pub struct PrivateKeyJwtSettings {
     pub allow_loopback_jwks_uri: bool,
     /// `jwks_uri` in private, shared or link-local address ranges.
     pub allow_private_jwks_uri: bool,
+}
+
+/// OpenID Connect Back-Channel Logout 1.0 delivery (`[backchannel_logout]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackchannelLogoutSettings {
+    /// The time one POST of a Logout Token may take (§2.5 leaves it to the OP).
+    #[serde(deserialize_with = "lifetime_within::<SECOND, MINUTE, _>")]
+    pub timeout: Lifetime,
+    /// The longest wait between two attempts (the wait doubles from 1s).
+    #[serde(deserialize_with = "lifetime_within::<SECOND, HOUR, _>")]
+    pub max_backoff: Lifetime,
+    /// After this long an undelivered Logout Token is given up (and purged).
+    #[serde(deserialize_with = "lifetime_within::<MINUTE, { 7 * DAY }, _>")]
+    pub give_up_after: Lifetime,
+    /// Undelivered Logout Tokens kept per client; past it the oldest are dropped.
+    #[serde(deserialize_with = "count_within::<1, 1_000_000, _, _>")]
+    pub max_pending_per_client: u32,
+    /// `backchannel_logout_uri` on loopback addresses, over plain http too: development only.
+    pub allow_loopback_uri: bool,
+    /// `backchannel_logout_uri` in private, shared or link-local address ranges.
+    pub allow_private_uri: bool,
 }
 
 /// DPoP (RFC 9449) at the token endpoint and `/userinfo`.
@@ -1156,6 +1179,9 @@ mod tests {
         "ssf.min_verification_interval",
         "ssf.push_timeout",
         "ssf.push_max_backoff",
+        "backchannel_logout.timeout",
+        "backchannel_logout.max_backoff",
+        "backchannel_logout.give_up_after",
         "par.lifetime",
         "dpop.proof_max_age",
         "dpop.nonce_lifetime",
@@ -1173,6 +1199,7 @@ mod tests {
         ("ssf.max_events_per_poll", 1, 1000),
         ("par.max_per_client", 1, 10_000),
         ("par.max_total", 1, 1_000_000),
+        ("backchannel_logout.max_pending_per_client", 1, 1_000_000),
     ];
     const OTHER_SETTINGS: &[&str] = &[
         "issuer",
@@ -1189,6 +1216,8 @@ mod tests {
         "par.required",
         "private_key_jwt.allow_loopback_jwks_uri",
         "private_key_jwt.allow_private_jwks_uri",
+        "backchannel_logout.allow_loopback_uri",
+        "backchannel_logout.allow_private_uri",
         "metrics.bind",
         "dpop.require_nonce",
     ];

@@ -32,6 +32,9 @@ pub struct Metrics {
     /// at their bound).
     pub logins: IntCounterVec,
     pub housekeeping_purged: IntCounter,
+    /// Back-Channel Logout Token POSTs by `outcome`: delivered, retry (will be sent again),
+    /// dropped (refused for good, or no URI any more).
+    pub backchannel_logout_deliveries: IntCounterVec,
     /// Read at scrape time.
     pub password_checks_in_flight: IntGauge,
     pub db_connections: IntGaugeVec,
@@ -92,6 +95,11 @@ impl Metrics {
             code_replays: register(
                 &registry,
                 IntCounter::new("code_replays_total", "Authorization codes presented a second time").expect("valid"),
+            ),
+            backchannel_logout_deliveries: counter_vec(
+                "backchannel_logout_deliveries_total",
+                "Back-Channel Logout Token deliveries by outcome (delivered, retry, dropped)",
+                &["outcome"],
             ),
             logins: counter_vec(
                 "logins_total",

@@ -20,6 +20,7 @@ use crate::oauth::discovery::Discovery;
 use crate::oauth::jwks::JwksMaxAge;
 use crate::oauth::par::ParPolicy;
 use crate::password::PasswordChecks;
+use crate::signals::backchannel::LogoutDispatcher;
 use crate::signals::push::Pusher;
 use crate::ssf::Transmitter;
 use crate::storage::client_cache::ClientCache;
@@ -90,6 +91,7 @@ impl Application {
             clock.clone(),
             &settings.housekeeping,
             settings.ssf.inactivity_timeout.chrono(),
+            &settings.backchannel_logout,
             metrics.clone(),
         );
         let kid = keys.snapshot().current.kid.clone();
@@ -105,7 +107,7 @@ impl Application {
         let admin = Data::new(AdminSettings {
             kek: kek.clone(),
             schedule: RotationSchedule::from_settings(&settings),
-            outbound: client_keys::outbound_policy(&settings),
+            outbound: crate::admin::clients::UrlPolicies::from_settings(&settings),
         });
         let mut background = vec![housekeeping];
         if settings.ssf.enabled {
@@ -121,6 +123,18 @@ impl Application {
             };
             background.push(pusher.spawn().context("cannot start the Shared Signals push dispatcher")?);
         }
+        let logouts = LogoutDispatcher {
+            storage: storage.clone(),
+            keys: keys.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            issuer: settings.issuer.as_str().to_owned(),
+            timeout: settings.backchannel_logout.timeout.0,
+            max_backoff: settings.backchannel_logout.max_backoff.chrono(),
+            give_up_after: settings.backchannel_logout.give_up_after.chrono(),
+            policy: crate::signals::backchannel::outbound_policy(&settings),
+        };
+        background.push(logouts.spawn().context("cannot start the Back-Channel Logout dispatcher")?);
         let is_ssf_enabled = settings.ssf.enabled;
         let stopping = transmitter.clone();
         let key_refresher = refresher::spawn(

@@ -10,7 +10,7 @@ use crate::domain::secret::GeneratedSecret;
 use crate::domain::signals::Reason;
 use crate::http::outbound::OutboundPolicy;
 use crate::oauth::client_keys;
-use crate::signals::Emitter;
+use crate::signals::{backchannel, Emitter};
 use crate::storage::Storage;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,23 @@ const MAX_NAME: usize = 200;
 /// Most values in one list of a registration (redirect URIs, audiences…): a registration
 /// is read on every token request, so it stays small.
 const MAX_VALUES: usize = 32;
+
+/// Where URLs a client registers may point: its `jwks_uri` (`[private_key_jwt]`) and its
+/// `backchannel_logout_uri` (`[backchannel_logout]`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UrlPolicies {
+    pub jwks_uri: OutboundPolicy,
+    pub backchannel_logout_uri: OutboundPolicy,
+}
+
+impl UrlPolicies {
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            jwks_uri: client_keys::outbound_policy(settings),
+            backchannel_logout_uri: backchannel::outbound_policy(settings),
+        }
+    }
+}
 
 /// A client to register. Unknown members are refused, so a misspelt option is an error
 /// rather than silently the default.
@@ -79,6 +96,18 @@ pub struct NewClient {
     /// RFC 9126: `/authorize` only with a pushed request.
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.2: where Logout Tokens are POSTed when a
+    /// session the client took part in ends (https, no fragment).
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    /// §2.2: the client needs `sid` in Logout Tokens (default true; Tessera always sends it).
+    #[serde(default = "yes")]
+    #[schema(default = true)]
+    pub backchannel_logout_session_required: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A change to a client: each member given replaces the stored value; the others stay.
@@ -101,6 +130,9 @@ pub struct ClientPatch {
     pub always_issue_refresh_token: Option<bool>,
     pub dpop_bound_access_tokens: Option<bool>,
     pub require_pushed_authorization_requests: Option<bool>,
+    /// A new `backchannel_logout_uri`; `""` removes it.
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 /// A client as operators see it: never its secret (only its digest is stored).
@@ -125,6 +157,8 @@ pub struct ClientView {
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
     pub dpop_bound_access_tokens: bool,
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
     /// RFC 3339.
     pub created_at: String,
     pub disabled_at: Option<String>,
@@ -159,6 +193,8 @@ impl From<&Client> for ClientView {
                 _ => None,
             },
             dpop_bound_access_tokens: client.dpop_bound_access_tokens,
+            backchannel_logout_uri: client.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: client.backchannel_logout_session_required,
             created_at: client.created_at.to_rfc3339(),
             disabled_at: client.disabled_at.map(|t| t.to_rfc3339()),
         }
@@ -175,10 +211,11 @@ pub struct ClientWithSecret {
     pub client_secret: Option<String>,
 }
 
-/// Registers a client. `outbound` is the policy a `jwks_uri` is checked against.
+/// Registers a client. `outbound` says where its `jwks_uri` and `backchannel_logout_uri`
+/// may point.
 pub async fn create(
     storage: &dyn Storage,
-    outbound: OutboundPolicy,
+    outbound: UrlPolicies,
     new: NewClient,
 ) -> Result<(Client, Option<GeneratedSecret>), ServiceError> {
     let name = checked_name(&new.name)?;
@@ -208,9 +245,9 @@ pub async fn create(
         }
     };
     let keys = match (auth_method, &new.jwks_uri, &new.jwks) {
-        (AuthMethod::PrivateKeyJwt, Some(uri), None) => {
-            Some(KeySource::Uri(client_keys::check_jwks_uri(uri, outbound).map_err(|e| invalid("jwks_uri", e))?))
-        }
+        (AuthMethod::PrivateKeyJwt, Some(uri), None) => Some(KeySource::Uri(
+            client_keys::check_jwks_uri(uri, outbound.jwks_uri).map_err(|e| invalid("jwks_uri", e))?,
+        )),
         (AuthMethod::PrivateKeyJwt, None, Some(jwks)) => {
             Some(KeySource::Jwks(client_keys::check_jwks(&jwks.to_string()).map_err(|e| invalid("jwks", e))?))
         }
@@ -249,6 +286,12 @@ pub async fn create(
         require_pushed_authorization_requests: new.require_pushed_authorization_requests,
         keys,
         dpop_bound_access_tokens: new.dpop_bound_access_tokens,
+        backchannel_logout_uri: new
+            .backchannel_logout_uri
+            .as_deref()
+            .map(|raw| backchannel_logout_uri(raw, outbound))
+            .transpose()?,
+        backchannel_logout_session_required: new.backchannel_logout_session_required,
         created_at: Utc::now(),
         disabled_at: None,
     };
@@ -258,8 +301,19 @@ pub async fn create(
 }
 
 /// Applies `patch` to the client `id`; the client as it is now.
-pub async fn update(storage: &dyn Storage, id: &str, patch: ClientPatch) -> Result<Client, ServiceError> {
+pub async fn update(
+    storage: &dyn Storage,
+    outbound: UrlPolicies,
+    id: &str,
+    patch: ClientPatch,
+) -> Result<Client, ServiceError> {
     let mut client = find(storage, id).await?;
+    if let Some(raw) = &patch.backchannel_logout_uri {
+        client.backchannel_logout_uri =
+            if raw.is_empty() { None } else { Some(backchannel_logout_uri(raw, outbound)?) };
+    }
+    client.backchannel_logout_session_required =
+        patch.backchannel_logout_session_required.unwrap_or(client.backchannel_logout_session_required);
     if let Some(name) = &patch.name {
         client.name = checked_name(name)?;
     }
@@ -383,6 +437,10 @@ fn grant_types_schema() -> utoipa::openapi::schema::Array {
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ServiceError {
     ServiceError::invalid(field, message)
+}
+
+fn backchannel_logout_uri(raw: &str, outbound: UrlPolicies) -> Result<String, ServiceError> {
+    backchannel::check_uri(raw, outbound.backchannel_logout_uri).map_err(|e| invalid("backchannel_logout_uri", e))
 }
 
 fn checked_name(raw: &str) -> Result<String, ServiceError> {

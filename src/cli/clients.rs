@@ -1,10 +1,9 @@
 //! `tessera client …`: register, inspect, disable clients and rotate their secrets.
 
 use super::{cli_error, print_json, when};
-use crate::admin::clients::{self, ClientView, ClientWithSecret, NewClient};
+use crate::admin::clients::{self, ClientView, ClientWithSecret, NewClient, UrlPolicies};
 use crate::domain::client::{Client, KeySource};
 use crate::domain::secret::GeneratedSecret;
-use crate::http::outbound::OutboundPolicy;
 use crate::oauth::client_keys;
 use crate::signals::Emitter;
 use crate::storage::Storage;
@@ -98,6 +97,14 @@ pub struct CreateArgs {
     /// from the PAR endpoint.
     #[arg(long)]
     require_par: bool,
+    /// OpenID Connect Back-Channel Logout: the https URL Tessera POSTs a Logout Token to when
+    /// a session the client took part in ends (http only to loopback with
+    /// backchannel_logout.allow_loopback_uri).
+    #[arg(long)]
+    backchannel_logout_uri: Option<String>,
+    /// Whether the client needs `sid` in Logout Tokens (Tessera always sends it).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    backchannel_logout_session_required: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -109,12 +116,13 @@ impl CreateArgs {
     }
 }
 
-/// `outbound` is the policy `jwks_uri`s are checked against (`[private_key_jwt]`).
+/// `outbound` says where `jwks_uri`s (`[private_key_jwt]`) and `backchannel_logout_uri`s
+/// (`[backchannel_logout]`) may point.
 pub async fn run(
     command: ClientCommand,
     storage: &dyn Storage,
     events: &Emitter,
-    outbound: OutboundPolicy,
+    outbound: UrlPolicies,
 ) -> anyhow::Result<()> {
     match command {
         ClientCommand::Create(args) => create(*args, storage, outbound).await,
@@ -163,7 +171,7 @@ pub async fn run(
     }
 }
 
-async fn create(args: CreateArgs, storage: &dyn Storage, outbound: OutboundPolicy) -> anyhow::Result<()> {
+async fn create(args: CreateArgs, storage: &dyn Storage, outbound: UrlPolicies) -> anyhow::Result<()> {
     let jwks = match &args.jwks_file {
         Some(path) => {
             let text = read_bounded(path)?;
@@ -192,6 +200,8 @@ async fn create(args: CreateArgs, storage: &dyn Storage, outbound: OutboundPolic
         jwks_uri: args.jwks_uri,
         jwks,
         require_pushed_authorization_requests: args.require_par,
+        backchannel_logout_uri: args.backchannel_logout_uri,
+        backchannel_logout_session_required: args.backchannel_logout_session_required,
     };
     let (client, secret) = clients::create(storage, outbound, new).await.map_err(cli_error)?;
     if args.json {
@@ -248,6 +258,9 @@ fn print_human(client: &Client, secret: Option<&GeneratedSecret>) {
     }
     if client.dpop_bound_access_tokens {
         println!("DPoP:          required (RFC 9449)");
+    }
+    if let Some(uri) = &client.backchannel_logout_uri {
+        println!("back-channel logout: {uri}");
     }
     println!("created:       {}", when(Some(client.created_at)));
     if client.is_disabled() {

@@ -74,7 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(command) => {
-            let outbound = crate::oauth::client_keys::outbound_policy(&settings);
+            let outbound = crate::admin::clients::UrlPolicies::from_settings(&settings);
             clients::run(command, &*open_storage(&settings).await?, &events, outbound).await
         }
         Command::User(command) => users::run(command, &*open_storage(&settings).await?, &events).await,

@@ -168,6 +168,12 @@ pub struct Client {
     /// RFC 9449 §5.2 (`dpop_bound_access_tokens`): the client must present a DPoP proof
     /// at the token endpoint; without one its token requests are refused.
     pub dpop_bound_access_tokens: bool,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.2: where Tessera POSTs a Logout Token
+    /// when a session the client took part in ends (https; checked at registration).
+    pub backchannel_logout_uri: Option<String>,
+    /// §2.2 `backchannel_logout_session_required`: the client needs `sid` in its Logout
+    /// Tokens. Tessera always sends it; the flag is kept and shown for the RP's benefit.
+    pub backchannel_logout_session_required: bool,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
 }
@@ -246,6 +252,8 @@ mod tests {
             require_pushed_authorization_requests: false,
             keys: None,
             dpop_bound_access_tokens: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: true,
             created_at: Utc::now(),
             disabled_at: None,
         }

@@ -30,16 +30,19 @@ pub enum JwsType {
     IdToken,
     /// SSF §4.1.1 (RFC 8417): `secevent+jwt`.
     SecurityEvent,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.4: `logout+jwt`.
+    LogoutToken,
 }
 
 impl JwsType {
-    const ALL: [JwsType; 3] = [Self::AccessToken, Self::IdToken, Self::SecurityEvent];
+    const ALL: [JwsType; 4] = [Self::AccessToken, Self::IdToken, Self::SecurityEvent, Self::LogoutToken];
 
     pub fn typ(self) -> &'static str {
         match self {
             Self::AccessToken => "at+jwt",
             Self::IdToken => "JWT",
             Self::SecurityEvent => "secevent+jwt",
+            Self::LogoutToken => "logout+jwt",
         }
     }
 }
@@ -57,7 +60,7 @@ pub struct SigningKey {
     pub kid: String,
     key_pair: RsaKeyPair,
     /// The base64url-encoded header for each [`JwsType`], in the order of `JwsType::ALL`.
-    headers: [String; 3],
+    headers: [String; 4],
     rng: SystemRandom,
 }
 
@@ -73,8 +76,8 @@ impl SigningKey {
             let header = JoseHeader { typ: typ.typ(), alg: "RS256", kid: &kid };
             Ok(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?))
         };
-        let [a, b, c] = JwsType::ALL;
-        let headers = [header(a)?, header(b)?, header(c)?];
+        let [a, b, c, d] = JwsType::ALL;
+        let headers = [header(a)?, header(b)?, header(c)?, header(d)?];
         Ok(Self { headers, kid, key_pair, rng: SystemRandom::new() })
     }
 

@@ -34,6 +34,9 @@ struct Metadata<'a> {
     introspection_endpoint_auth_methods_supported: &'a [&'a str],
     /// OpenID Connect RP-Initiated Logout 1.0 §2.1.
     end_session_endpoint: String,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.1: Logout Tokens are sent, with `sid`.
+    backchannel_logout_supported: bool,
+    backchannel_logout_session_supported: bool,
     scopes_supported: &'a [&'a str],
     response_types_supported: &'a [&'a str],
     response_modes_supported: &'a [&'a str],
@@ -70,6 +73,8 @@ impl Discovery {
             userinfo_endpoint: issuer.endpoint("/userinfo"),
             jwks_uri: issuer.endpoint("/jwks.json"),
             end_session_endpoint: issuer.endpoint("/logout"),
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
             revocation_endpoint: issuer.endpoint("/revoke"),
             introspection_endpoint: issuer.endpoint("/introspect"),
             pushed_authorization_request_endpoint: issuer.endpoint("/par"),

@@ -1,7 +1,8 @@
 //! The Shared Signals transmitter's machinery below the HTTP endpoints (`ssf`): which
 //! events a revocation records (`Emitter`), Security Event Tokens (`set`), and push
-//! delivery (`push`).
+//! delivery (`push`); and Back-Channel Logout delivery from its outbox (`backchannel`).
 
+pub mod backchannel;
 pub mod push;
 pub mod set;
 

@@ -38,6 +38,7 @@
 //! both backends. A throttle reservation that is never settled, for one, holds its place
 //! until the window restarts.
 
+mod backchannel;
 pub mod client_cache;
 pub mod client_requests;
 mod revocations;
@@ -46,6 +47,7 @@ mod signals;
 pub mod sql;
 pub mod timestamp;
 
+pub use backchannel::{BackchannelStore, LogoutAttempt, LogoutOutcome};
 pub use client_requests::ClientRequestStore;
 pub use revocations::RevocationStore;
 pub use signals::{PendingSet, PushAttempt, PushOutcome, SignalStore, Verification};
@@ -356,6 +358,7 @@ pub trait Storage:
     + SignalStore
     + ClientRequestStore
     + DpopProofStore
+    + BackchannelStore
     + HealthCheck
 {
 }
@@ -370,6 +373,7 @@ impl<T> Storage for T where
         + SignalStore
         + ClientRequestStore
         + DpopProofStore
+        + BackchannelStore
         + HealthCheck
 {
 }

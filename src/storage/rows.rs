@@ -34,6 +34,8 @@ pub(super) struct ClientRow {
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
     pub dpop_bound_access_tokens: bool,
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
     pub created_at: Timestamp,
     pub disabled_at: Option<Timestamp>,
 }
@@ -73,6 +75,8 @@ impl TryFrom<ClientRow> for Client {
                 (Some(_), Some(_)) => return Err(corrupt("clients.jwks", "both jwks and jwks_uri are set")),
             },
             dpop_bound_access_tokens: row.dpop_bound_access_tokens,
+            backchannel_logout_uri: row.backchannel_logout_uri,
+            backchannel_logout_session_required: row.backchannel_logout_session_required,
             created_at: row.created_at.into(),
             disabled_at: row.disabled_at.map(Into::into),
         })

@@ -103,13 +103,14 @@ pub async fn show(_: AdminCaller, storage: Data<dyn Storage>, id: Path<String>) 
 pub async fn update(
     caller: AdminCaller,
     storage: Data<dyn Storage>,
+    settings: Data<AdminSettings>,
     cache: Data<ClientCache>,
     id: Path<String>,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let result: Result<_, ApiError> = async {
         let patch: ClientPatch = json_body(&body)?;
-        Ok(clients::update(&**storage, &id, patch).await?)
+        Ok(clients::update(&**storage, settings.outbound, &id, patch).await?)
     }
     .await;
     forget(&cache, &id);

@@ -10,7 +10,6 @@ mod operations;
 pub mod problem;
 mod users;
 
-use crate::http::outbound::OutboundPolicy;
 use crate::keys::kek::KeyEncryptionKey;
 use crate::keys::rotation::RotationSchedule;
 use actix_web::http::header::CACHE_CONTROL;
@@ -33,11 +32,11 @@ const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 
 /// What the API needs beyond the server's shared state: the key-encryption key and
-/// schedule for key rotation, and the policy `jwks_uri`s are checked against.
+/// schedule for key rotation, and where the URLs clients register may point.
 pub struct AdminSettings {
     pub kek: Arc<KeyEncryptionKey>,
     pub schedule: RotationSchedule,
-    pub outbound: OutboundPolicy,
+    pub outbound: crate::admin::clients::UrlPolicies,
 }
 
 /// The admin routes: `/admin/openapi.json` and `/admin/v1/…`.

@@ -93,6 +93,16 @@ impl GrantStore for SqlStorage {
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
         on_writer!(self, [code, grant], pool => {
+            // The code and the client's part in the session (Back-Channel Logout §2.1: the
+            // RPs to tell when the session ends) in one transaction.
+            let mut tx = pool.begin().await?;
+            sqlx::query(super::backchannel::RECORD_PARTICIPANT)
+                .bind(grant.sid.as_str())
+                .bind(grant.client_id.as_str())
+                .bind(grant.user_id.as_str())
+                .bind(Timestamp::from(grant.created_at))
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(sql)
                 .bind(code.as_str())
                 .bind(grant.client_id.as_str())
@@ -105,8 +115,9 @@ impl GrantStore for SqlStorage {
                 .bind(Timestamp::from(grant.auth_time))
                 .bind(Timestamp::from(grant.created_at))
                 .bind(Timestamp::from(grant.expires_at))
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
             Ok(())
         })
     }

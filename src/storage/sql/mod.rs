@@ -167,6 +167,8 @@ macro_rules! session_columns {
     };
 }
 
+#[macro_use]
+mod backchannel;
 mod client_requests;
 mod dpop;
 mod grants;
@@ -199,7 +201,8 @@ macro_rules! client_columns {
     () => {
         "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, audiences, served_audiences, \
          may_introspect_any, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, \
-         require_pushed_authorization_requests, jwks, jwks_uri, dpop_bound_access_tokens, created_at, disabled_at"
+         require_pushed_authorization_requests, jwks, jwks_uri, dpop_bound_access_tokens, backchannel_logout_uri, \
+         backchannel_logout_session_required, created_at, disabled_at"
     };
 }
 macro_rules! user_columns {
@@ -320,7 +323,7 @@ impl ClientStore for SqlStorage {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $18)"
+            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $20)"
         );
         on_writer!(self, [client], pool => {
             let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
@@ -348,6 +351,8 @@ impl ClientStore for SqlStorage {
                     _ => None,
                 })
                 .bind(client.dpop_bound_access_tokens)
+                .bind(client.backchannel_logout_uri.as_deref())
+                .bind(client.backchannel_logout_session_required)
                 .bind(Timestamp::from(client.created_at))
                 .bind(client.disabled_at.map(Timestamp::from))
                 .execute(pool)
@@ -391,7 +396,8 @@ impl ClientStore for SqlStorage {
         let sql = "UPDATE clients SET name = $2, scopes = $3, audiences = $4, served_audiences = $5, \
                    may_introspect_any = $6, redirect_uris = $7, post_logout_redirect_uris = $8, is_first_party = $9, \
                    always_issue_refresh_token = $10, require_pushed_authorization_requests = $11, \
-                   dpop_bound_access_tokens = $12, updated_at = $13 WHERE id = $1";
+                   dpop_bound_access_tokens = $12, updated_at = $13, backchannel_logout_uri = $14, \
+                   backchannel_logout_session_required = $15 WHERE id = $1";
         on_writer!(self, [client], pool => {
             let done = sqlx::query(sql)
                 .bind(client.id.as_str())
@@ -407,6 +413,8 @@ impl ClientStore for SqlStorage {
                 .bind(client.require_pushed_authorization_requests)
                 .bind(client.dpop_bound_access_tokens)
                 .bind(Timestamp::from(now))
+                .bind(client.backchannel_logout_uri.as_deref())
+                .bind(client.backchannel_logout_session_required)
                 .execute(pool)
                 .await?;
             Ok(done.rows_affected() == 1)

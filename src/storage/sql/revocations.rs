@@ -16,24 +16,33 @@ use crate::storage::{CodeTokens, RevocationStore, StorageError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-/// Ends everything of user `$user` inside `$tx`: sessions, unused codes, families.
-/// Evaluates to the number of families revoked.
+/// Ends everything of user `$user` inside `$tx`: sessions, unused codes, families, and
+/// owes the Back-Channel Logout Tokens of every session. Evaluates to the number of
+/// families revoked and the number of Logout Tokens owed.
 macro_rules! end_user_access_in {
     ($tx:expr, $user:expr, $revocation:expr) => {{
         let (user, revocation): (&UserId, &Revocation) = (&$user, &$revocation);
+        let logouts = owe_logouts!(
+            $tx,
+            super::backchannel::OWE_LOGOUTS_OF_USER,
+            super::backchannel::FORGET_PARTICIPANTS_OF_USER,
+            user.as_str(),
+            revocation.at
+        );
         sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user.as_str()).execute(&mut *$tx).await?;
         sqlx::query("DELETE FROM authorization_codes WHERE user_id = $1 AND used_at IS NULL")
             .bind(user.as_str())
             .execute(&mut *$tx)
             .await?;
         let families = FamiliesOf::User(user);
-        sqlx::query(families.revoke_sql())
+        let revoked = sqlx::query(families.revoke_sql())
             .bind(families.owner())
             .bind(Timestamp::from(revocation.at))
             .bind(revocation.reason)
             .execute(&mut *$tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+        (revoked, logouts)
     }};
 }
 
@@ -46,13 +55,20 @@ impl RevocationStore for SqlStorage {
             let row: Option<SessionRow> = sqlx::query_as(sql).bind(id.as_str()).fetch_optional(&mut *tx).await?;
             let Some(session) = row.map(Session::from) else { return Ok((None, 0)) };
             let sid = session.sid.as_str();
+            let logouts = owe_logouts!(
+                tx,
+                super::backchannel::OWE_LOGOUTS_OF_SESSION,
+                super::backchannel::FORGET_PARTICIPANTS_OF_SESSION,
+                sid,
+                revocation.at
+            );
             sqlx::query("DELETE FROM authorization_codes WHERE sid = $1 AND used_at IS NULL")
                 .bind(sid).execute(&mut *tx).await?;
             let families = FamiliesOf::Session(&session.sid);
             sqlx::query(families.revoke_sql())
                 .bind(families.owner()).bind(Timestamp::from(revocation.at)).bind(revocation.reason)
                 .execute(&mut *tx).await?;
-            let owed = owe_events!(tx, revocation.session_ended(&session.user_id, &session.sid));
+            let owed = owe_events!(tx, revocation.session_ended(&session.user_id, &session.sid)) + logouts;
             tx.commit().await?;
             Ok((Some(session), owed))
         })?;
@@ -63,8 +79,8 @@ impl RevocationStore for SqlStorage {
     async fn end_user_access(&self, user: &UserId, revocation: &Revocation) -> Result<u64, StorageError> {
         let (revoked, owed) = on_writer!(self, [user, revocation], pool => {
             let mut tx = pool.begin().await?;
-            let revoked = end_user_access_in!(tx, user, revocation);
-            let owed = owe_events!(tx, revocation.user_access_ended(user));
+            let (revoked, logouts) = end_user_access_in!(tx, user, revocation);
+            let owed = owe_events!(tx, revocation.user_access_ended(user)) + logouts;
             tx.commit().await?;
             Ok((revoked, owed))
         })?;
@@ -81,8 +97,8 @@ impl RevocationStore for SqlStorage {
             if done.rows_affected() == 0 {
                 return Ok((false, 0));
             }
-            end_user_access_in!(tx, user, revocation);
-            let owed = owe_events!(tx, revocation.user_disabled(user));
+            let (_, logouts) = end_user_access_in!(tx, user, revocation);
+            let owed = owe_events!(tx, revocation.user_disabled(user)) + logouts;
             tx.commit().await?;
             Ok((true, owed))
         })?;
@@ -121,8 +137,8 @@ impl RevocationStore for SqlStorage {
             if done.rows_affected() == 0 {
                 return Ok((false, 0));
             }
-            end_user_access_in!(tx, user, revocation);
-            let owed = owe_events!(tx, revocation.password_changed(user));
+            let (_, logouts) = end_user_access_in!(tx, user, revocation);
+            let owed = owe_events!(tx, revocation.password_changed(user)) + logouts;
             tx.commit().await?;
             Ok((true, owed))
         })?;
