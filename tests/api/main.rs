@@ -6,6 +6,7 @@ mod admin_api;
 mod attacks;
 mod authorization_code;
 mod authorize_errors;
+mod backchannel_logout;
 mod browser_login;
 mod cascades;
 mod cli;

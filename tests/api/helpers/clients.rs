@@ -28,6 +28,8 @@ pub struct ClientSpec {
     pub keys: Option<KeySource>,
     /// RFC 9449 §5.2: token requests without a DPoP proof are refused.
     pub dpop_bound_access_tokens: bool,
+    /// Back-Channel Logout 1.0 §2.2: where Logout Tokens are POSTed.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl ClientSpec {
@@ -47,6 +49,7 @@ impl ClientSpec {
             require_pushed_authorization_requests: false,
             keys: None,
             dpop_bound_access_tokens: false,
+            backchannel_logout_uri: None,
         }
     }
 
@@ -117,6 +120,8 @@ pub async fn register(storage: &dyn tessera::storage::Storage, spec: ClientSpec)
             require_pushed_authorization_requests: spec.require_pushed_authorization_requests,
             keys: spec.keys,
             dpop_bound_access_tokens: spec.dpop_bound_access_tokens,
+            backchannel_logout_uri: spec.backchannel_logout_uri,
+            backchannel_logout_session_required: true,
             created_at: Utc::now(),
             disabled_at: spec.disabled.then(Utc::now),
         };

@@ -1,6 +1,7 @@
 //! Test harness: the real server, in-process, on a random port, against a fresh database.
 //! Helpers are grouped by flow (clients, tokens), not one function per route.
 
+pub mod backchannel;
 pub mod browser;
 pub mod cli;
 pub mod client_assertions;

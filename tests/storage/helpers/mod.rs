@@ -109,6 +109,8 @@ pub fn new_client(name: &str, created_at: DateTime<Utc>) -> Client {
         require_pushed_authorization_requests: false,
         keys: None,
         dpop_bound_access_tokens: true,
+        backchannel_logout_uri: Some("https://app.example/backchannel-logout".to_owned()),
+        backchannel_logout_session_required: false,
         created_at,
         disabled_at: None,
     }
