@@ -3,7 +3,7 @@
 ALTER TABLE clients ADD COLUMN backchannel_logout_uri TEXT;
 ALTER TABLE clients ADD COLUMN backchannel_logout_session_required BOOLEAN NOT NULL DEFAULT TRUE;
 
--- The RPs that took part in an SSO session (§2.1: the OP tells each RP the user is logged
+-- The RPs that took part in an SSO session (§2.3: the OP remembers each RP the user is logged
 -- in to): recorded when a code is issued under the session. One row per session and
 -- client, so a session has at most as many rows as there are clients; rows of sessions
 -- that are gone are purged by housekeeping.

@@ -1,5 +1,5 @@
 //! The Back-Channel Logout outbox (OpenID Connect Back-Channel Logout 1.0 §2.5): which RPs
-//! took part in each SSO session, and the Logout Tokens owed to them.
+//! took part in each SSO session (§2.3), and the Logout Tokens owed to them.
 //!
 //! Participation is recorded with each code issued under a session
 //! (`GrantStore::insert_code`); the Logout Tokens are owed in the transaction that ends

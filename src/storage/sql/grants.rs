@@ -93,7 +93,7 @@ impl GrantStore for SqlStorage {
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
         on_writer!(self, [code, grant], pool => {
-            // The code and the client's part in the session (Back-Channel Logout §2.1: the
+            // The code and the client's part in the session (Back-Channel Logout §2.3: the
             // RPs to tell when the session ends) in one transaction.
             let mut tx = pool.begin().await?;
             sqlx::query(super::backchannel::RECORD_PARTICIPANT)
