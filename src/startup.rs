@@ -110,7 +110,7 @@ impl Application {
         let login_settings = Data::new(LoginSettings::from_settings(&settings));
         let password_checks = Data::new(PasswordChecks::new(settings.login.max_concurrent_password_checks));
         let refresh = Data::new(RefreshPolicy::from_settings(&settings, kek.clone()));
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::new().with_route_base(settings.issuer.path()));
         let dpop = Data::new(DpopPolicy::new(&settings.dpop, &settings.issuer, &kek, clock.clone()));
         let housekeeping = housekeeping::spawn(
             storage.clone(),
