@@ -48,7 +48,8 @@ pub struct CreateArgs {
     /// Human-readable name, shown on consent pages.
     #[arg(long)]
     name: String,
-    /// Allowed grant type (repeat or comma-separate): client_credentials, authorization_code, refresh_token.
+    /// Allowed grant type (repeat or comma-separate): client_credentials, authorization_code, refresh_token,
+    /// device_code (short for urn:ietf:params:oauth:grant-type:device_code, RFC 8628).
     #[arg(long = "grant", value_delimiter = ',', required = true)]
     grants: Vec<String>,
     /// Space-separated scopes the client may request (its default when it requests none).
@@ -187,7 +188,11 @@ async fn create(args: CreateArgs, storage: &dyn Storage, outbound: OutboundPolic
     }
     let mut grant_types = Vec::new();
     for raw in &args.grants {
-        let grant: GrantType = raw.trim().parse()?;
+        // `device_code` is short for RFC 8628's URN, which is the grant's only name on the wire.
+        let grant: GrantType = match raw.trim() {
+            "device_code" => GrantType::DeviceCode,
+            other => other.parse()?,
+        };
         if !grant_types.contains(&grant) {
             grant_types.push(grant);
         }
