@@ -184,4 +184,47 @@ mod tests {
             assert_eq!(name.ends_with("_total"), kind == "counter", "{line}");
         }
     }
+
+    /// The sample dashboard (`deploy/grafana/tessera-dashboard.json`) queries only metrics
+    /// this registry exports, so renaming one here fails until the dashboard follows.
+    #[test]
+    fn the_grafana_dashboard_queries_only_exported_metrics() {
+        let metrics = Metrics::new();
+        // Vectors are exported once they have a child: give each one.
+        metrics.observe_request("/token", "POST", 200, 0.002);
+        metrics.tokens_issued.with_label_values(&["client_credentials", "access_token"]).inc();
+        metrics.refresh_rotations.with_label_values(&["rotated"]).inc();
+        metrics.logins.with_label_values(&["success"]).inc();
+        metrics.db_connections.with_label_values(&["idle"]).set(1);
+        metrics.ssf_streams.with_label_values(&["enabled"]).set(1);
+        let text = metrics.render();
+        let mut exported = std::collections::HashSet::new();
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let (name, kind) = line.trim_start_matches("# TYPE ").split_once(' ').unwrap();
+            exported.insert(name.to_owned());
+            if kind == "histogram" {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    exported.insert(format!("{name}{suffix}"));
+                }
+            }
+        }
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../deploy/grafana/tessera-dashboard.json")).unwrap();
+        let mut queried = Vec::new();
+        let panels = dashboard["panels"].as_array().unwrap();
+        for target in panels.iter().filter_map(|p| p["targets"].as_array()).flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(start) = rest.find("tessera_") {
+                let tail = &rest[start..];
+                let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+                queried.push(tail[..end].to_owned());
+                rest = &tail[end..];
+            }
+        }
+        assert!(queried.len() >= 15, "the dashboard's queries were found: {queried:?}");
+        for name in &queried {
+            assert!(exported.contains(name), "the dashboard queries {name}, which Tessera does not export");
+        }
+    }
 }
