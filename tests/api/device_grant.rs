@@ -378,6 +378,28 @@ async fn a_client_at_its_bound_is_refused_and_nothing_is_stored(database: &TestD
     app.stop().await;
 }
 
+/// The device grant's tokens count in `tessera_tokens_issued_total` under `device_code`.
+async fn device_tokens_are_counted_under_their_grant(database: &TestDatabase) {
+    let app = TestApp::spawn(database, |s| s.metrics.bind = Some("127.0.0.1:0".parse().unwrap())).await.unwrap();
+    let client = app.register_client(ClientSpec::device_app()).await;
+    let user = app.create_user("counted").await;
+    let body = app.device_code(&client, Some("openid offline_access")).await;
+    app.answer_device(&user, &text(&body, "user_code"), "allow").await;
+    assert_eq!(app.poll_device(&client, &text(&body, "device_code")).await.status(), 200);
+    let url = format!("{}/metrics", app.metrics_address.as_deref().unwrap());
+    let scraped = reqwest::get(url).await.unwrap().text().await.unwrap();
+    for kind in ["access_token", "id_token", "refresh_token"] {
+        let line = scraped
+            .lines()
+            .find(|l| {
+                l.starts_with("tessera_tokens_issued_total{") && l.contains("grant=\"device_code\"") && l.contains(kind)
+            })
+            .unwrap_or_else(|| panic!("no device_code {kind} series in:\n{scraped}"));
+        assert!(line.ends_with(" 1"), "{line}");
+    }
+    app.stop().await;
+}
+
 fn node_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node")
 }
@@ -435,6 +457,7 @@ mod with_settings {
     use super::*;
     crate::database_tests!(
         a_client_at_its_bound_is_refused_and_nothing_is_stored,
-        openid_client_completes_the_device_flow
+        device_tokens_are_counted_under_their_grant,
+        openid_client_completes_the_device_flow,
     );
 }
