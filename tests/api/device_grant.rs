@@ -144,10 +144,17 @@ async fn a_device_gets_tokens_once_the_person_allows_it(app: &TestApp) {
     let refresh_token = text(&tokens, "refresh_token");
     let refreshed = app.refresh(&client, &refresh_token, None).await;
     assert_eq!(refreshed.status(), 200, "the refresh token works");
+    let refreshed: Value = refreshed.json().await.unwrap();
 
     // Single use (§3.5): the device code is gone.
     assert_oauth_error(app.poll_device(&client, &device_code).await, 400, "invalid_grant").await;
     assert_eq!(app.count_rows("device_codes").await, 0);
+
+    // The family is the session's, as a code's is: logging out of it ends the family.
+    let logged_out = app.log_out_confirmed(&[]).await;
+    assert!(logged_out.status().is_success() || logged_out.status().is_redirection(), "{}", logged_out.status());
+    let after = app.refresh(&client, &text(&refreshed, "refresh_token"), None).await;
+    assert_oauth_error(after, 400, "invalid_grant").await;
 }
 
 async fn a_denied_request_is_answered_access_denied(app: &TestApp) {
