@@ -10,8 +10,8 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use chrono::{DateTime, Duration, Utc};
 use std::fmt;
 
-/// RFC 8628 §6.1: twenty consonants, no vowels (no words), none that look alike
-/// (no `0`/`O`, `1`/`I`/`L`... `L` is kept: uppercase only, so it is not `1`).
+/// RFC 8628 §6.1's example alphabet: twenty consonants, no vowels (so no words) and no
+/// digits (so nothing to mistake for `O` or `I`); typed in any case, compared upper-case.
 pub const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 /// Characters of a user code: 20^8 ≈ 2^34.6 codes (§5.1 wants the entropy paired with
 /// rate limiting, which the verification page does).
