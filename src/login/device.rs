@@ -105,6 +105,7 @@ pub async fn post(
     };
     let shown = code.display();
     let page = DeviceConfirmPage {
+        base: &ctx.settings.base_path,
         client_name: &client.name,
         username: &username,
         user_code: &shown,
@@ -144,11 +145,16 @@ pub async fn decide(
     let page = if is_allowed {
         crate::audit!(info, "device_authorization", "approved", user_id = %session.user_id, client_id = %client_id,
             sid = %session.sid);
-        DeviceDonePage { title: "Device connected", message: "You can return to your device; it will continue." }
+        DeviceDonePage {
+            base: &ctx.settings.base_path,
+            title: "Device connected",
+            message: "You can return to your device; it will continue.",
+        }
     } else {
         crate::audit!(info, "device_authorization", "denied", user_id = %session.user_id, client_id = %client_id,
             sid = %session.sid);
         DeviceDonePage {
+            base: &ctx.settings.base_path,
             title: "Request denied",
             message: "The device was not given access. You can close this window.",
         }
@@ -175,8 +181,14 @@ pub fn device_login_form(
     error: Option<&str>,
     status: StatusCode,
 ) -> HttpResponse {
-    let page =
-        LoginPage { client_name: DEVICE_SIGN_IN, pending: &handle.id, csrf_token: &handle.csrf_token, username, error };
+    let page = LoginPage {
+        base: &ctx.settings.base_path,
+        client_name: DEVICE_SIGN_IN,
+        pending: &handle.id,
+        csrf_token: &handle.csrf_token,
+        username,
+        error,
+    };
     with_csrf_cookie(ctx, handle, pages::render(status, &page, None))
 }
 
@@ -203,7 +215,7 @@ fn entry_page(
         id: "entry".to_owned(),
         csrf_token: ctx.forms.tag(Purpose::DeviceEntry, session.sid.as_str().as_bytes()),
     };
-    let page = DevicePage { username, csrf_token: &handle.csrf_token, user_code, error };
+    let page = DevicePage { base: &ctx.settings.base_path, username, csrf_token: &handle.csrf_token, user_code, error };
     with_csrf_cookie(ctx, &handle, pages::render(status, &page, None))
 }
 

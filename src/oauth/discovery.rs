@@ -1,6 +1,7 @@
 //! Provider metadata: OpenID Connect Discovery 1.0 §3 at `/.well-known/openid-configuration`
 //! and RFC 8414 §2 at `/.well-known/oauth-authorization-server`. Lists only what is
-//! implemented; serialised once at startup.
+//! implemented; serialised once at startup. Every URL in it is built from the issuer, so
+//! an issuer under a path (`https://example.com/auth`) names endpoints below that path.
 
 use crate::config::Issuer;
 use crate::tokens::dpop::DPOP_ALGORITHMS;
@@ -58,7 +59,8 @@ struct Metadata<'a> {
     request_parameter_supported: bool,
     request_uri_parameter_supported: bool,
     /// Tessera's member (Discovery §3 allows others): where the OpenID Shared Signals
-    /// transmitter metadata is (SSF 1.0 §7.2), when the transmitter is on.
+    /// transmitter metadata is (SSF 1.0 §7.2: the well-known suffix inserted before the
+    /// issuer's path), when the transmitter is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     ssf_configuration_uri: Option<String>,
 }
@@ -132,7 +134,7 @@ impl Discovery {
             dpop_signing_alg_values_supported: DPOP_ALGORITHMS,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
-            ssf_configuration_uri: is_ssf_enabled.then(|| issuer.endpoint("/.well-known/ssf-configuration")),
+            ssf_configuration_uri: is_ssf_enabled.then(|| issuer.well_known("ssf-configuration")),
         };
         let body = serde_json::to_vec(&metadata).expect("metadata serialises");
         Self { body: Bytes::from(body) }

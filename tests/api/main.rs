@@ -21,6 +21,7 @@ mod health;
 mod housekeeping;
 mod interop;
 mod introspection;
+mod issuer_path;
 mod jwks;
 mod key_rotation;
 mod logout;
