@@ -335,6 +335,25 @@ async fn the_cli_registers_a_device_client_with_the_short_grant_name(app: &TestA
     assert_oauth_error(app.poll_device(&client, &text(&body, "device_code")).await, 400, "authorization_pending").await;
 }
 
+/// Forms post, and the sign-in comes back, below the issuer's path (root or `/auth`).
+async fn the_device_pages_link_below_the_issuer(app: &TestApp) {
+    let client = app.register_client(ClientSpec::device_app()).await;
+    let user = app.create_user("pathed").await;
+    let base = url::Url::parse(&app.address).unwrap().path().trim_end_matches('/').to_owned();
+    let body = app.device_code(&client, None).await;
+    let user_code = text(&body, "user_code");
+    assert_eq!(body["verification_uri"], app.url("/device"));
+    let login = app.http.get(app.url("/device")).send().await.unwrap().text().await.unwrap();
+    assert!(login.contains(&format!("action=\"{base}/login\"")), "{login}");
+    let entry = app.open_device_page(&user, Some(&user_code)).await;
+    assert!(entry.contains(&format!("action=\"{base}/device\"")), "{entry}");
+    assert!(entry.contains(&format!("href=\"{base}/static/tessera.css\"")), "{entry}");
+    let confirm = app.enter_user_code(&entry, &user_code).await.text().await.unwrap();
+    assert!(confirm.contains(&format!("action=\"{base}/device/decision\"")), "{confirm}");
+    assert_eq!(app.decide_device(&confirm, "allow").await.status(), 200);
+    assert_eq!(app.poll_device(&client, &text(&body, "device_code")).await.status(), 200);
+}
+
 async fn discovery_advertises_the_device_authorization_endpoint(app: &TestApp) {
     let metadata: Value =
         app.http.get(app.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
@@ -356,8 +375,19 @@ crate::backend_tests!(
     an_approval_whose_session_ended_is_access_denied,
     malformed_device_requests_get_rfc6749_json_errors,
     the_cli_registers_a_device_client_with_the_short_grant_name,
+    the_device_pages_link_below_the_issuer,
     discovery_advertises_the_device_authorization_endpoint,
 );
+
+/// The same flows with the issuer at `http://127.0.0.1:PORT/auth` (behind a proxy's path).
+mod under_a_path {
+    use super::*;
+    crate::path_issuer_tests!(
+        a_device_gets_tokens_once_the_person_allows_it,
+        the_device_pages_link_below_the_issuer,
+        discovery_advertises_the_device_authorization_endpoint,
+    );
+}
 
 async fn a_client_at_its_bound_is_refused_and_nothing_is_stored(database: &TestDatabase) {
     let app = TestApp::spawn(database, |settings| {
