@@ -60,6 +60,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub ssf: SsfSettings,
     pub par: ParSettings,
+    pub device: DeviceSettings,
     pub private_key_jwt: PrivateKeyJwtSettings,
     pub metrics: MetricsSettings,
     pub dpop: DpopSettings,
@@ -264,6 +265,28 @@ pub struct ParSettings {
     /// Unexpired pushed requests of all clients together.
     #[serde(deserialize_with = "count_within::<1, 1_000_000, _, _>")]
     pub max_total: u32,
+}
+
+/// The device authorization grant, RFC 8628 (`[device]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSettings {
+    /// How long a device code and its user code stay usable (§3.2 `expires_in`).
+    #[serde(deserialize_with = "lifetime_within::<{ 10 * SECOND }, HOUR, _>")]
+    pub lifetime: Lifetime,
+    /// The polling interval the device is told (§3.2 `interval`).
+    #[serde(deserialize_with = "lifetime_within::<SECOND, MINUTE, _>")]
+    pub interval: Lifetime,
+    /// Unexpired device authorization requests one client may have.
+    #[serde(deserialize_with = "count_within::<1, 10_000, _, _>")]
+    pub max_per_client: u32,
+    /// Unexpired device authorization requests of all clients together.
+    #[serde(deserialize_with = "count_within::<1, 1_000_000, _, _>")]
+    pub max_total: u32,
+    /// Wrong user codes one SSO session may enter within `login.failure_window` before the
+    /// verification page locks it (§5.1); a client IP may enter four times as many.
+    #[serde(deserialize_with = "count_within::<1, 100, _, _>")]
+    pub max_user_code_failures: u32,
 }
 
 /// `private_key_jwt` client authentication (`[private_key_jwt]`).
@@ -1217,6 +1240,8 @@ mod tests {
         "ssf.push_timeout",
         "ssf.push_max_backoff",
         "par.lifetime",
+        "device.lifetime",
+        "device.interval",
         "dpop.proof_max_age",
         "dpop.nonce_lifetime",
         "http.shutdown_delay",
@@ -1233,6 +1258,9 @@ mod tests {
         ("ssf.max_events_per_poll", 1, 1000),
         ("par.max_per_client", 1, 10_000),
         ("par.max_total", 1, 1_000_000),
+        ("device.max_per_client", 1, 10_000),
+        ("device.max_total", 1, 1_000_000),
+        ("device.max_user_code_failures", 1, 100),
     ];
     const OTHER_SETTINGS: &[&str] = &[
         "issuer",

@@ -1,6 +1,7 @@
 //! Composition root: storage, keys, token issuer and routes, wired once.
 
 use crate::admin::api::AdminSettings;
+use crate::authorization::device::DevicePolicy;
 use crate::authorization::pages;
 use crate::authorization::signed_form::FormSigner;
 use crate::authorization::FlowSettings;
@@ -109,6 +110,7 @@ impl Application {
         let kek = Arc::new(kek);
         let flow_settings = Data::new(FlowSettings::from_settings(&settings));
         let forms = Data::new(FormSigner::new(&kek));
+        let device = Data::new(DevicePolicy::new(&settings, &kek));
         let login_settings = Data::new(LoginSettings::from_settings(&settings));
         let password_checks = Data::new(PasswordChecks::new(settings.login.max_concurrent_password_checks));
         let refresh = Data::new(RefreshPolicy::from_settings(&settings, kek.clone()));
@@ -197,6 +199,7 @@ impl Application {
                 .app_data(issuer.clone())
                 .app_data(discovery.clone())
                 .app_data(par.clone())
+                .app_data(device.clone())
                 .app_data(assertions.clone())
                 .app_data(jwks_max_age.clone())
                 .app_data(flow_settings.clone())

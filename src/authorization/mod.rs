@@ -8,6 +8,7 @@
 
 pub mod code;
 pub mod decision;
+pub mod device;
 pub mod pages;
 pub mod pending;
 pub mod redirect;

@@ -59,6 +59,41 @@ pub struct ConsentPage<'a> {
     pub scopes: Vec<ScopeDescription>,
 }
 
+/// The device verification page's code form (RFC 8628 §3.3).
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct DevicePage<'a> {
+    pub base: &'a str,
+    pub username: &'a str,
+    pub csrf_token: &'a str,
+    /// Prefilled from `verification_uri_complete`, or what was typed.
+    pub user_code: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// Approve or deny the device's request: who asks, for what, and the code to compare.
+#[derive(Template)]
+#[template(path = "device_confirm.html")]
+pub struct DeviceConfirmPage<'a> {
+    pub base: &'a str,
+    pub client_name: &'a str,
+    pub username: &'a str,
+    /// `XXXX-XXXX`, for the person to compare with the device's screen (§5.4).
+    pub user_code: &'a str,
+    pub pending: &'a str,
+    pub csrf_token: &'a str,
+    pub scopes: Vec<ScopeDescription>,
+}
+
+/// The end of the device verification: approved or denied.
+#[derive(Template)]
+#[template(path = "device_done.html")]
+pub struct DeviceDonePage<'a> {
+    pub base: &'a str,
+    pub title: &'a str,
+    pub message: &'a str,
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {

@@ -30,6 +30,8 @@ struct Metadata<'a> {
     introspection_endpoint: String,
     /// RFC 9126 §5.
     pushed_authorization_request_endpoint: String,
+    /// RFC 8628 §4.
+    device_authorization_endpoint: String,
     require_pushed_authorization_requests: bool,
     revocation_endpoint_auth_methods_supported: &'a [&'a str],
     introspection_endpoint_auth_methods_supported: &'a [&'a str],
@@ -75,6 +77,7 @@ impl Discovery {
             revocation_endpoint: issuer.endpoint("/revoke"),
             introspection_endpoint: issuer.endpoint("/introspect"),
             pushed_authorization_request_endpoint: issuer.endpoint("/par"),
+            device_authorization_endpoint: issuer.endpoint("/device_authorization"),
             require_pushed_authorization_requests: is_par_required,
             revocation_endpoint_auth_methods_supported: &[
                 "client_secret_basic",
@@ -93,7 +96,12 @@ impl Discovery {
             scopes_supported: &["openid", "profile", "email", "offline_access"],
             response_types_supported: &["code"],
             response_modes_supported: &["query"],
-            grant_types_supported: &["authorization_code", "client_credentials", "refresh_token"],
+            grant_types_supported: &[
+                "authorization_code",
+                "client_credentials",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:device_code",
+            ],
             token_endpoint_auth_methods_supported: &[
                 "client_secret_basic",
                 "client_secret_post",

@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod client_assertion;
 pub mod client_auth;
 pub mod client_keys;
+pub mod device_authorization;
 pub mod discovery;
 pub mod dpop;
 pub mod error;
@@ -35,6 +36,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::resource("/par").route(web::post().to(par::post)).default_service(web::to(token::method_not_allowed)),
+        )
+        .service(
+            web::resource("/device_authorization")
+                .route(web::post().to(device_authorization::post))
+                .default_service(web::to(token::method_not_allowed)),
         )
         .service(
             web::resource("/revoke")

@@ -13,6 +13,7 @@ mod client_cache;
 mod client_credentials;
 mod code_exchange;
 mod crash_safety;
+mod device_grant;
 mod discovery;
 mod dpop;
 mod dpop_interop;
