@@ -41,6 +41,7 @@
 mod backchannel;
 pub mod client_cache;
 pub mod client_requests;
+pub mod device;
 mod revocations;
 mod rows;
 mod signals;
@@ -49,6 +50,7 @@ pub mod timestamp;
 
 pub use backchannel::{BackchannelStore, LogoutAttempt, LogoutOutcome};
 pub use client_requests::ClientRequestStore;
+pub use device::DeviceStore;
 pub use revocations::RevocationStore;
 pub use signals::{PendingSet, PushAttempt, PushOutcome, SignalStore, Verification};
 
@@ -357,6 +359,7 @@ pub trait Storage:
     + RevocationStore
     + SignalStore
     + ClientRequestStore
+    + DeviceStore
     + DpopProofStore
     + BackchannelStore
     + HealthCheck
@@ -372,6 +375,7 @@ impl<T> Storage for T where
         + RevocationStore
         + SignalStore
         + ClientRequestStore
+        + DeviceStore
         + DpopProofStore
         + BackchannelStore
         + HealthCheck

@@ -170,6 +170,7 @@ macro_rules! session_columns {
 #[macro_use]
 mod backchannel;
 mod client_requests;
+mod device;
 mod dpop;
 mod grants;
 mod refresh;
