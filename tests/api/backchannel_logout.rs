@@ -5,10 +5,12 @@
 //! sessions hear nothing; `backchannel_logout_uri`s are https (loopback http only when
 //! allowed, as the tests' config does).
 
+use crate::attacks::in_parallel;
 use crate::helpers::backchannel::LogoutReceiver;
 use crate::helpers::browser::AuthorizeRequest;
+use crate::helpers::cli::tessera;
 use crate::helpers::clients::{ClientSpec, TestClient, WEB_APP_REDIRECT_URI};
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, TestDatabase};
 use std::path::PathBuf;
 use std::time::Duration;
 use tessera::admin::clients::{NewClient, UrlPolicies};
@@ -243,7 +245,53 @@ fn python_validates(app: &TestApp, token: &str, client_id: &str) {
     assert_eq!(claims["aud"], client_id);
 }
 
+/// RFC 8628: a device approved in a session took part in it: its RP is told too.
+async fn a_device_approved_in_the_session_is_told_too(app: &TestApp) {
+    let end = LogoutReceiver::start(vec![]);
+    let device = app
+        .register_client(ClientSpec { backchannel_logout_uri: Some(end.url.clone()), ..ClientSpec::device_app() })
+        .await;
+    let user = app.create_user("tv-owner").await;
+    let body = app.device_code(&device, Some("openid")).await;
+    app.answer_device(&user, body["user_code"].as_str().unwrap(), "allow").await;
+    app.clock.advance(chrono::Duration::seconds(5));
+    let tokens: serde_json::Value =
+        app.poll_device(&device, body["device_code"].as_str().unwrap()).await.json().await.unwrap();
+    let id = app.verify_id_token(tokens["id_token"].as_str().unwrap(), &device.id).await;
+    let out = app.log_out_confirmed(&[]).await;
+    assert!(out.status().is_success() || out.status().is_redirection(), "{}", out.status());
+    let received = end.wait_for(1, WITHIN).await;
+    assert_eq!(received.len(), 1, "the device's RP is told");
+    let claims = app.validate_logout_token(&received[0], &device.id).await;
+    assert_eq!(claims["sid"], id["sid"]);
+    end.stop().await;
+}
+
+/// The CLI registers the URI (and `--backchannel-logout-session-required=false`) and
+/// refuses plain http.
+async fn the_cli_registers_a_backchannel_logout_uri(app: &TestApp) {
+    let base =
+        ["client", "create", "--name", "shop", "--grant", "authorization_code", "--redirect-uri", WEB_APP_REDIRECT_URI];
+    let refused =
+        tessera(app, &[&base[..], &["--backchannel-logout-uri", "http://shop.example.com/bcl"]].concat(), None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("https"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let extra = [
+        "--backchannel-logout-uri",
+        "https://shop.example.com/bcl",
+        "--backchannel-logout-session-required=false",
+        "--json",
+    ];
+    let output = tessera(app, &[&base[..], &extra[..]].concat(), None);
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(created["backchannel_logout_uri"], "https://shop.example.com/bcl");
+    assert_eq!(created["backchannel_logout_session_required"], false);
+}
+
 crate::backend_tests!(
+    a_device_approved_in_the_session_is_told_too,
+    the_cli_registers_a_backchannel_logout_uri,
     logout_sends_a_logout_token_to_each_rp_of_the_session,
     ending_a_users_access_sends_logout_tokens,
     an_rp_that_is_down_gets_the_token_later,
@@ -251,3 +299,51 @@ crate::backend_tests!(
     registration_refuses_uris_that_are_not_https,
     discovery_advertises_back_channel_logout,
 );
+
+mod replicas {
+    use super::*;
+
+    /// Two replicas' dispatchers claim from one outbox: 24 sessions ended at once, each
+    /// Logout Token reaches the RP exactly once.
+    async fn two_replicas_send_each_token_once(database: &TestDatabase) {
+        let a = TestApp::spawn(database, |_| {}).await.unwrap();
+        let b = TestApp::spawn(database, |_| {}).await.unwrap();
+        let end = LogoutReceiver::start(vec![]);
+        let client = rp(&a, &end).await;
+        let events = Emitter::from_settings(&a.settings);
+        let mut users = Vec::new();
+        for i in 0..24 {
+            let user = a.create_user(&format!("user{i}")).await;
+            let (browser, _) = if i % 2 == 0 { a.other_browser() } else { b.other_browser() };
+            let (_, sid) = sign_in(&browser, &client, &user).await;
+            users.push((user, sid));
+        }
+        let storage = a.storage.clone();
+        in_parallel(users.len(), |i| {
+            let (storage, events, user) = (storage.clone(), events.clone(), users[i].0.clone());
+            async move { tessera::admin::sessions::revoke_all(&*storage, &events, &user).await.unwrap() }
+        })
+        .await;
+        let received = end.wait_for(users.len(), WITHIN).await;
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let received_now = end.received();
+        assert_eq!(received_now.len(), users.len(), "each token once: {} received", received_now.len());
+        let mut sids = std::collections::HashSet::new();
+        for token in &received {
+            // Each test replica is its own issuer (its own port); a deployment's share one.
+            let from_b = a.unverified_issuer(token) == b.address;
+            let claims = if from_b {
+                b.validate_logout_token(token, &client.id).await
+            } else {
+                a.validate_logout_token(token, &client.id).await
+            };
+            sids.insert(claims["sid"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(sids, users.iter().map(|(_, sid)| sid.clone()).collect(), "one per session");
+        end.stop().await;
+        b.stop().await;
+        a.stop().await;
+    }
+
+    crate::database_tests!(two_replicas_send_each_token_once);
+}

@@ -86,6 +86,15 @@ impl LogoutReceiver {
 }
 
 impl TestApp {
+    /// The unverified `iss` of a token, to pick the replica that signed it.
+    pub fn unverified_issuer(&self, token: &str) -> String {
+        use base64::Engine;
+        let payload = token.split('.').nth(1).expect("a JWS");
+        let claims: Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        claims["iss"].as_str().expect("iss").to_owned()
+    }
+
     /// Validates a Logout Token as the RP `client_id` must (Back-Channel Logout §2.6):
     /// the signature with the JWKS key of its `kid` (RS256), `typ` `logout+jwt`, `iss`,
     /// `aud`, `iat` and `exp`, the back-channel-logout event as an object, `sid` and `sub`
