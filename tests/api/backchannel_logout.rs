@@ -289,7 +289,33 @@ async fn the_cli_registers_a_backchannel_logout_uri(app: &TestApp) {
     assert_eq!(created["backchannel_logout_session_required"], false);
 }
 
+/// The outbox stays bounded: housekeeping keeps the newest `max_pending_per_client` of
+/// an RP that is down, and gives every token up after `give_up_after`.
+async fn housekeeping_caps_and_gives_up_undelivered_tokens(app: &TestApp) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/backchannel-logout");
+    let client = app.register_client(ClientSpec { backchannel_logout_uri: Some(url), ..ClientSpec::web_app() }).await;
+    let events = Emitter::from_settings(&app.settings);
+    for i in 0..3 {
+        let user = app.create_user(&format!("gone{i}")).await;
+        let (browser, _) = app.other_browser();
+        sign_in(&browser, &client, &user).await;
+        tessera::admin::sessions::revoke_all(&*app.storage, &events, &user).await.unwrap();
+    }
+    assert_eq!(pending(app, &client).await, 3);
+    let day = chrono::Duration::hours(24);
+    let purged = tessera::housekeeping::purge_logouts(&*app.storage, &*app.clock, 1, day, 2).await.unwrap();
+    assert_eq!(purged, 1, "one over the cap of 2");
+    assert_eq!(pending(app, &client).await, 2);
+    tessera::housekeeping::purge_logouts(&*app.storage, &*app.clock, 1, day, 2).await.unwrap();
+    assert_eq!(pending(app, &client).await, 2, "at the cap: nothing more");
+    app.clock.advance(day + chrono::Duration::minutes(1));
+    tessera::housekeeping::purge_logouts(&*app.storage, &*app.clock, 1, day, 2).await.unwrap();
+    assert_eq!(pending(app, &client).await, 0, "given up after give_up_after");
+}
+
 crate::backend_tests!(
+    housekeeping_caps_and_gives_up_undelivered_tokens,
     a_device_approved_in_the_session_is_told_too,
     the_cli_registers_a_backchannel_logout_uri,
     logout_sends_a_logout_token_to_each_rp_of_the_session,
