@@ -314,7 +314,53 @@ async fn housekeeping_caps_and_gives_up_undelivered_tokens(app: &TestApp) {
     assert_eq!(pending(app, &client).await, 0, "given up after give_up_after");
 }
 
+/// The admin API registers, changes and removes the URI, with the same checks.
+async fn the_admin_api_registers_and_changes_the_uri(app: &TestApp) {
+    let admin =
+        app.register_client(ClientSpec { scope: "tessera:admin", audiences: vec![], ..ClientSpec::service() }).await;
+    let token = app.token_of(&admin).await;
+    let send = |method: reqwest::Method, path: String, body: serde_json::Value| {
+        app.http.request(method, app.url(&path)).bearer_auth(&token).json(&body).send()
+    };
+    let mut new = serde_json::json!({
+        "name": "shop",
+        "grant_types": ["authorization_code"],
+        "redirect_uris": [WEB_APP_REDIRECT_URI],
+        "backchannel_logout_uri": "http://shop.example.com/bcl",
+    });
+    let refused = send(reqwest::Method::POST, "/admin/v1/clients".into(), new.clone()).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let problem: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(problem["field"], "backchannel_logout_uri", "{problem}");
+    new["backchannel_logout_uri"] = "https://shop.example.com/bcl".into();
+    let created = send(reqwest::Method::POST, "/admin/v1/clients".into(), new).await.unwrap();
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.unwrap();
+    assert_eq!(created["backchannel_logout_uri"], "https://shop.example.com/bcl");
+    assert_eq!(created["backchannel_logout_session_required"], true, "the default");
+    let path = format!("/admin/v1/clients/{}", created["client_id"].as_str().unwrap());
+    let changed = send(
+        reqwest::Method::PATCH,
+        path.clone(),
+        serde_json::json!({
+            "backchannel_logout_uri": "https://shop.example.com/logout", "backchannel_logout_session_required": false
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(changed.status(), 200);
+    let changed: serde_json::Value = changed.json().await.unwrap();
+    assert_eq!(changed["backchannel_logout_uri"], "https://shop.example.com/logout");
+    assert_eq!(changed["backchannel_logout_session_required"], false);
+    let bad = send(reqwest::Method::PATCH, path.clone(), serde_json::json!({"backchannel_logout_uri": "https://h/#x"}));
+    assert_eq!(bad.await.unwrap().status(), 400);
+    let removed = send(reqwest::Method::PATCH, path, serde_json::json!({"backchannel_logout_uri": ""})).await.unwrap();
+    let removed: serde_json::Value = removed.json().await.unwrap();
+    assert!(removed["backchannel_logout_uri"].is_null(), "{removed}");
+}
+
 crate::backend_tests!(
+    the_admin_api_registers_and_changes_the_uri,
     housekeeping_caps_and_gives_up_undelivered_tokens,
     a_device_approved_in_the_session_is_told_too,
     the_cli_registers_a_backchannel_logout_uri,
