@@ -34,6 +34,8 @@ fn client() -> &'static Client {
         require_pushed_authorization_requests: false,
         keys: None,
         dpop_bound_access_tokens: false,
+        web_origins: vec![],
+        web_origins_explicit: false,
         created_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
         disabled_at: None,
     })

@@ -8,6 +8,7 @@ use crate::domain::redirect_uri;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::GeneratedSecret;
 use crate::domain::signals::Reason;
+use crate::domain::web_origin::WebOrigin;
 use crate::http::outbound::OutboundPolicy;
 use crate::oauth::client_keys;
 use crate::signals::Emitter;
@@ -79,6 +80,11 @@ pub struct NewClient {
     /// RFC 9126: `/authorize` only with a pushed request.
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// Origins of the client's browser app (`scheme://host[:port]`), which may call
+    /// `/token`, `/revoke` and `/userinfo` from the browser (CORS). Absent: the origins of
+    /// the https and loopback http redirect URIs. `*` and `null` are refused.
+    #[serde(default)]
+    pub web_origins: Option<Vec<String>>,
 }
 
 /// A change to a client: each member given replaces the stored value; the others stay.
@@ -101,6 +107,9 @@ pub struct ClientPatch {
     pub always_issue_refresh_token: Option<bool>,
     pub dpop_bound_access_tokens: Option<bool>,
     pub require_pushed_authorization_requests: Option<bool>,
+    /// Replaces the registered web origins (CORS); from then on they no longer follow the
+    /// redirect URIs.
+    pub web_origins: Option<Vec<String>>,
 }
 
 /// A client as operators see it: never its secret (only its digest is stored).
@@ -125,6 +134,10 @@ pub struct ClientView {
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
     pub dpop_bound_access_tokens: bool,
+    /// The origins CORS answers name (registered, or derived from the redirect URIs).
+    pub web_origins: Vec<String>,
+    /// Whether `web_origins` were registered (true) or derived from the redirect URIs.
+    pub web_origins_explicit: bool,
     /// RFC 3339.
     pub created_at: String,
     pub disabled_at: Option<String>,
@@ -159,6 +172,8 @@ impl From<&Client> for ClientView {
                 _ => None,
             },
             dpop_bound_access_tokens: client.dpop_bound_access_tokens,
+            web_origins: client.web_origins.iter().map(|o| o.as_str().to_owned()).collect(),
+            web_origins_explicit: client.web_origins_explicit,
             created_at: client.created_at.to_rfc3339(),
             disabled_at: client.disabled_at.map(|t| t.to_rfc3339()),
         }
@@ -226,6 +241,11 @@ pub async fn create(
             "a public client cannot use client_credentials (RFC 6749 §4.4): drop public or the grant",
         ));
     }
+    let redirect_uris = registered_uris(&new.redirect_uris, "redirect_uris", new.allow_insecure_http)?;
+    let (web_origins, web_origins_explicit) = match &new.web_origins {
+        Some(values) => (web_origins(values, new.allow_insecure_http)?, true),
+        None => (WebOrigin::derive(&redirect_uris), false),
+    };
     let has_secret = matches!(auth_method, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost);
     let secret = has_secret.then(|| GeneratedSecret::generate(CLIENT_SECRET_PREFIX));
     let client = Client {
@@ -238,7 +258,7 @@ pub async fn create(
         audiences: audiences(&new.audiences, "audiences")?,
         served_audiences: audiences(&new.served_audiences, "served_audiences")?,
         may_introspect_any: new.introspect_any,
-        redirect_uris: registered_uris(&new.redirect_uris, "redirect_uris", new.allow_insecure_http)?,
+        redirect_uris,
         post_logout_redirect_uris: registered_uris(
             &new.post_logout_redirect_uris,
             "post_logout_redirect_uris",
@@ -249,6 +269,8 @@ pub async fn create(
         require_pushed_authorization_requests: new.require_pushed_authorization_requests,
         keys,
         dpop_bound_access_tokens: new.dpop_bound_access_tokens,
+        web_origins,
+        web_origins_explicit,
         created_at: Utc::now(),
         disabled_at: None,
     };
@@ -274,6 +296,12 @@ pub async fn update(storage: &dyn Storage, id: &str, patch: ClientPatch) -> Resu
     }
     if let Some(values) = &patch.redirect_uris {
         client.redirect_uris = registered_uris(values, "redirect_uris", patch.allow_insecure_http)?;
+    }
+    if let Some(values) = &patch.web_origins {
+        client.web_origins = web_origins(values, patch.allow_insecure_http)?;
+        client.web_origins_explicit = true;
+    } else if !client.web_origins_explicit {
+        client.web_origins = WebOrigin::derive(&client.redirect_uris);
     }
     if let Some(values) = &patch.post_logout_redirect_uris {
         client.post_logout_redirect_uris =
@@ -398,6 +426,21 @@ fn audiences(values: &[String], field: &'static str) -> Result<Vec<String>, Serv
         return Err(invalid(field, format!("at most {MAX_VALUES} values")));
     }
     values.iter().map(|a| parse_audience(a).map_err(invalid_as(field))).collect()
+}
+
+/// Parses each origin with [`WebOrigin::parse`], without duplicates.
+fn web_origins(values: &[String], allow_insecure_http: bool) -> Result<Vec<WebOrigin>, ServiceError> {
+    if values.len() > MAX_VALUES {
+        return Err(invalid("web_origins", format!("at most {MAX_VALUES} values")));
+    }
+    let mut origins: Vec<WebOrigin> = Vec::new();
+    for raw in values {
+        let origin = WebOrigin::parse(raw.trim(), allow_insecure_http).map_err(|e| invalid("web_origins", e.reason))?;
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(origins)
 }
 
 /// Checks each value with [`redirect_uri::parse_registered`], naming the field on failure.

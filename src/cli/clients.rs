@@ -98,6 +98,11 @@ pub struct CreateArgs {
     /// from the PAR endpoint.
     #[arg(long)]
     require_par: bool,
+    /// An origin of the client's browser app, scheme://host[:port] (repeatable): it may call
+    /// /token, /revoke and /userinfo from the browser (CORS). Without it, the origins of the
+    /// https and loopback http redirect URIs; with it, only those given.
+    #[arg(long = "web-origin")]
+    web_origins: Vec<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -192,6 +197,7 @@ async fn create(args: CreateArgs, storage: &dyn Storage, outbound: OutboundPolic
         jwks_uri: args.jwks_uri,
         jwks,
         require_pushed_authorization_requests: args.require_par,
+        web_origins: (!args.web_origins.is_empty()).then_some(args.web_origins),
     };
     let (client, secret) = clients::create(storage, outbound, new).await.map_err(cli_error)?;
     if args.json {
@@ -245,6 +251,10 @@ fn print_human(client: &Client, secret: Option<&GeneratedSecret>) {
     }
     if !client.redirect_uris.is_empty() {
         println!("redirect URIs: {}", client.redirect_uris.join(" "));
+    }
+    if !client.web_origins.is_empty() {
+        let origins: Vec<&str> = client.web_origins.iter().map(|o| o.as_str()).collect();
+        println!("web origins:   {}", origins.join(" "));
     }
     if client.dpop_bound_access_tokens {
         println!("DPoP:          required (RFC 9449)");

@@ -186,6 +186,7 @@ fn cli_error(error: ServiceError) -> anyhow::Error {
                 "token_endpoint_auth_method" => "--auth-method",
                 "jwks_uri" => "--jwks-uri",
                 "jwks" => "--jwks-file",
+                "web_origins" => "--web-origin",
                 "family_id" => "family id",
                 other => other,
             };

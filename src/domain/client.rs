@@ -2,6 +2,7 @@
 
 use super::scope::ScopeSet;
 use super::secret::SecretDigest;
+use super::web_origin::WebOrigin;
 use super::InvalidParameter;
 use chrono::{DateTime, Utc};
 use std::fmt;
@@ -168,6 +169,13 @@ pub struct Client {
     /// RFC 9449 §5.2 (`dpop_bound_access_tokens`): the client must present a DPoP proof
     /// at the token endpoint; without one its token requests are refused.
     pub dpop_bound_access_tokens: bool,
+    /// The origins its browser app runs on: CORS answers from `/token`, `/revoke` and
+    /// `/userinfo` name them (Fetch Standard §3.2). Derived from `redirect_uris` unless
+    /// registered explicitly ([`WebOrigin::derive`]).
+    pub web_origins: Vec<WebOrigin>,
+    /// `web_origins` was registered, rather than derived from the redirect URIs (and then
+    /// follows them when they change).
+    pub web_origins_explicit: bool,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
 }
@@ -182,6 +190,11 @@ impl Client {
 
     pub fn is_disabled(&self) -> bool {
         self.disabled_at.is_some()
+    }
+
+    /// Is `origin` (a request's `Origin` header) one of this client's web origins?
+    pub fn has_web_origin(&self, origin: &str) -> bool {
+        self.web_origins.iter().any(|o| o.as_str() == origin)
     }
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
@@ -246,6 +259,8 @@ mod tests {
             require_pushed_authorization_requests: false,
             keys: None,
             dpop_bound_access_tokens: false,
+            web_origins: vec![],
+            web_origins_explicit: false,
             created_at: Utc::now(),
             disabled_at: None,
         }

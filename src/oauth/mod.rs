@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod client_assertion;
 pub mod client_auth;
 pub mod client_keys;
+pub mod cors;
 pub mod discovery;
 pub mod dpop;
 pub mod error;
@@ -15,6 +16,8 @@ pub mod revoke;
 pub mod token;
 pub mod userinfo;
 
+use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -23,11 +26,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jwks.json", web::get().to(jwks::get))
         .route("/authorize", web::get().to(authorize::get))
         .route("/authorize", web::post().to(authorize::post))
-        .route("/userinfo", web::get().to(userinfo::get))
-        .route("/userinfo", web::post().to(userinfo::get))
+        .service(
+            web::resource("/userinfo")
+                .wrap(from_fn(cors::allow_client_origin))
+                .route(web::get().to(userinfo::get))
+                .route(web::post().to(userinfo::get))
+                .route(web::method(Method::OPTIONS).to(cors::preflight_userinfo)),
+        )
         .service(
             web::resource("/token")
+                .wrap(from_fn(cors::allow_client_origin))
                 .route(web::post().to(token::post))
+                .route(web::method(Method::OPTIONS).to(cors::preflight_token))
                 .default_service(web::to(token::method_not_allowed)),
         )
         .service(
@@ -35,7 +45,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::resource("/revoke")
+                .wrap(from_fn(cors::allow_client_origin))
                 .route(web::post().to(revoke::post))
+                .route(web::method(Method::OPTIONS).to(cors::preflight_token))
                 .default_service(web::to(token::method_not_allowed)),
         )
         .service(

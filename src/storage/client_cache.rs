@@ -22,7 +22,7 @@ use super::{Storage, StorageError};
 use crate::clock::Clock;
 use crate::domain::client::{Client, ClientId};
 use chrono::{DateTime, Duration, Utc};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// More distinct clients than this in one TTL (a scan of made-up ids cannot fill it:
@@ -103,5 +103,58 @@ impl ClientCache {
     fn is_fresh(&self, entry: &Entry, now: DateTime<Utc>) -> bool {
         let age = now.signed_duration_since(entry.fetched_at);
         age >= Duration::zero() && age < self.ttl
+    }
+}
+
+/// How long the set of every active client's web origins is reused at most.
+const ORIGINS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The web origins of every active client, for CORS preflights (Fetch Standard §4.8).
+///
+/// A preflight carries no body, so no client is named: it is answered for an origin that
+/// any active client registered. Anyone can send one, so each must cost little: the set
+/// is read from the database at most once per [`ORIGINS_REFRESH`], by one request while
+/// the others wait for it, whatever the number or the origins of the preflights. A new
+/// client's origins are answered at most that long after it was registered (at once
+/// for a change the admin API made here, which calls [`KnownOrigins::forget`]).
+///
+/// Timed with the monotonic clock rather than the server's [`Clock`]: a test that stops
+/// the clock must not freeze the set.
+pub struct KnownOrigins {
+    storage: Arc<dyn Storage>,
+    snapshot: tokio::sync::Mutex<Option<(std::time::Instant, Arc<HashSet<String>>)>>,
+}
+
+impl KnownOrigins {
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self { storage, snapshot: tokio::sync::Mutex::new(None) }
+    }
+
+    /// Has an active client registered `origin` (as a browser serialises it)?
+    pub async fn contains(&self, origin: &str) -> Result<bool, StorageError> {
+        let mut snapshot = self.snapshot.lock().await;
+        let origins = match &*snapshot {
+            Some((read_at, origins)) if read_at.elapsed() < ORIGINS_REFRESH => origins.clone(),
+            _ => {
+                let read_at = std::time::Instant::now();
+                let origins: HashSet<String> = self
+                    .storage
+                    .list_clients()
+                    .await?
+                    .iter()
+                    .filter(|client| !client.is_disabled())
+                    .flat_map(|client| client.web_origins.iter().map(|o| o.as_str().to_owned()))
+                    .collect();
+                let origins = Arc::new(origins);
+                *snapshot = Some((read_at, origins.clone()));
+                origins
+            }
+        };
+        Ok(origins.contains(origin))
+    }
+
+    /// Drops the set: the next preflight reads the database.
+    pub async fn forget(&self) {
+        *self.snapshot.lock().await = None;
     }
 }

@@ -9,6 +9,7 @@ use crate::domain::pkce::CodeChallenge;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
 use crate::domain::user::{User, UserId, Username};
+use crate::domain::web_origin::WebOrigin;
 use sqlx::types::Json;
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StorageError {
@@ -34,6 +35,8 @@ pub(super) struct ClientRow {
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
     pub dpop_bound_access_tokens: bool,
+    /// NULL: derived from the redirect URIs.
+    pub web_origins: Option<Json<Vec<String>>>,
     pub created_at: Timestamp,
     pub disabled_at: Option<Timestamp>,
 }
@@ -48,6 +51,10 @@ impl TryFrom<ClientRow> for Client {
             .map(|g| g.parse::<GrantType>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| corrupt("clients.grant_types", e))?;
+        let (web_origins, web_origins_explicit) = match row.web_origins {
+            Some(Json(stored)) => (stored.into_iter().map(WebOrigin::from_stored).collect(), true),
+            None => (WebOrigin::derive(&row.redirect_uris.0), false),
+        };
         Ok(Client {
             id: ClientId::parse(&row.id).map_err(|e| corrupt("clients.id", e))?,
             name: row.name,
@@ -73,6 +80,8 @@ impl TryFrom<ClientRow> for Client {
                 (Some(_), Some(_)) => return Err(corrupt("clients.jwks", "both jwks and jwks_uri are set")),
             },
             dpop_bound_access_tokens: row.dpop_bound_access_tokens,
+            web_origins,
+            web_origins_explicit,
             created_at: row.created_at.into(),
             disabled_at: row.disabled_at.map(Into::into),
         })

@@ -12,6 +12,7 @@ mod cli;
 mod client_cache;
 mod client_credentials;
 mod code_exchange;
+mod cors;
 mod crash_safety;
 mod discovery;
 mod dpop;

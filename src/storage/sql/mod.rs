@@ -199,7 +199,8 @@ macro_rules! client_columns {
     () => {
         "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, audiences, served_audiences, \
          may_introspect_any, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, \
-         require_pushed_authorization_requests, jwks, jwks_uri, dpop_bound_access_tokens, created_at, disabled_at"
+         require_pushed_authorization_requests, jwks, jwks_uri, dpop_bound_access_tokens, web_origins, created_at, \
+         disabled_at"
     };
 }
 macro_rules! user_columns {
@@ -211,6 +212,12 @@ macro_rules! key_columns {
     () => {
         "kid, algorithm, state, encrypted_private_key, public_jwk, created_at, activated_at, retired_at"
     };
+}
+
+/// The `web_origins` column: the registered list, or NULL when they are derived from the
+/// redirect URIs (and so follow them).
+fn stored_web_origins(client: &Client) -> Option<Json<Vec<&str>>> {
+    client.web_origins_explicit.then(|| Json(client.web_origins.iter().map(|o| o.as_str()).collect()))
 }
 
 fn conflict_as(error: StorageError, what: &'static str) -> StorageError {
@@ -320,7 +327,7 @@ impl ClientStore for SqlStorage {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $18)"
+            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $19)"
         );
         on_writer!(self, [client], pool => {
             let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
@@ -348,6 +355,7 @@ impl ClientStore for SqlStorage {
                     _ => None,
                 })
                 .bind(client.dpop_bound_access_tokens)
+                .bind(stored_web_origins(client))
                 .bind(Timestamp::from(client.created_at))
                 .bind(client.disabled_at.map(Timestamp::from))
                 .execute(pool)
@@ -391,7 +399,7 @@ impl ClientStore for SqlStorage {
         let sql = "UPDATE clients SET name = $2, scopes = $3, audiences = $4, served_audiences = $5, \
                    may_introspect_any = $6, redirect_uris = $7, post_logout_redirect_uris = $8, is_first_party = $9, \
                    always_issue_refresh_token = $10, require_pushed_authorization_requests = $11, \
-                   dpop_bound_access_tokens = $12, updated_at = $13 WHERE id = $1";
+                   dpop_bound_access_tokens = $12, web_origins = $13, updated_at = $14 WHERE id = $1";
         on_writer!(self, [client], pool => {
             let done = sqlx::query(sql)
                 .bind(client.id.as_str())
@@ -406,6 +414,7 @@ impl ClientStore for SqlStorage {
                 .bind(client.always_issue_refresh_token)
                 .bind(client.require_pushed_authorization_requests)
                 .bind(client.dpop_bound_access_tokens)
+                .bind(stored_web_origins(client))
                 .bind(Timestamp::from(now))
                 .execute(pool)
                 .await?;

@@ -5,6 +5,7 @@ use chrono::Utc;
 use tessera::domain::client::{AuthMethod, Client, ClientId, GrantType, KeySource};
 use tessera::domain::scope::ScopeSet;
 use tessera::domain::secret::GeneratedSecret;
+use tessera::domain::web_origin::WebOrigin;
 
 pub const WEB_APP_REDIRECT_URI: &str = "https://app.example.com/callback";
 
@@ -28,6 +29,8 @@ pub struct ClientSpec {
     pub keys: Option<KeySource>,
     /// RFC 9449 §5.2: token requests without a DPoP proof are refused.
     pub dpop_bound_access_tokens: bool,
+    /// Registered web origins (CORS); `None`: derived from the redirect URIs.
+    pub web_origins: Option<Vec<&'static str>>,
 }
 
 impl ClientSpec {
@@ -47,6 +50,7 @@ impl ClientSpec {
             require_pushed_authorization_requests: false,
             keys: None,
             dpop_bound_access_tokens: false,
+            web_origins: None,
         }
     }
 
@@ -100,6 +104,7 @@ pub async fn register(storage: &dyn tessera::storage::Storage, spec: ClientSpec)
     {
         let has_secret = !matches!(spec.auth_method, AuthMethod::None | AuthMethod::PrivateKeyJwt);
         let secret = has_secret.then(|| GeneratedSecret::generate("tcs_"));
+        let redirect_uris: Vec<String> = spec.redirect_uris.into_iter().map(String::from).collect();
         let client = Client {
             id: ClientId::generate(),
             name: "Test client".into(),
@@ -110,13 +115,18 @@ pub async fn register(storage: &dyn tessera::storage::Storage, spec: ClientSpec)
             audiences: spec.audiences.into_iter().map(String::from).collect(),
             served_audiences: spec.served_audiences.into_iter().map(String::from).collect(),
             may_introspect_any: spec.may_introspect_any,
-            redirect_uris: spec.redirect_uris.into_iter().map(String::from).collect(),
+            redirect_uris: redirect_uris.clone(),
             post_logout_redirect_uris: spec.post_logout_redirect_uris.into_iter().map(String::from).collect(),
             is_first_party: spec.is_first_party,
             always_issue_refresh_token: spec.always_issue_refresh_token,
             require_pushed_authorization_requests: spec.require_pushed_authorization_requests,
             keys: spec.keys,
             dpop_bound_access_tokens: spec.dpop_bound_access_tokens,
+            web_origins_explicit: spec.web_origins.is_some(),
+            web_origins: match spec.web_origins {
+                Some(origins) => origins.into_iter().map(|o| WebOrigin::parse(o, false).unwrap()).collect(),
+                None => WebOrigin::derive(&redirect_uris),
+            },
             created_at: Utc::now(),
             disabled_at: spec.disabled.then(Utc::now),
         };

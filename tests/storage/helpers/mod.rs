@@ -109,6 +109,8 @@ pub fn new_client(name: &str, created_at: DateTime<Utc>) -> Client {
         require_pushed_authorization_requests: false,
         keys: None,
         dpop_bound_access_tokens: true,
+        web_origins: vec![],
+        web_origins_explicit: false,
         created_at,
         disabled_at: None,
     }
