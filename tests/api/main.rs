@@ -7,6 +7,7 @@ mod attacks;
 mod authorization_code;
 mod authorize_errors;
 mod browser_login;
+mod browser_spa;
 mod cascades;
 mod cli;
 mod client_cache;
