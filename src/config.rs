@@ -60,6 +60,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub ssf: SsfSettings,
     pub par: ParSettings,
+    pub device: DeviceSettings,
     pub private_key_jwt: PrivateKeyJwtSettings,
     pub metrics: MetricsSettings,
     pub dpop: DpopSettings,
@@ -264,6 +265,28 @@ pub struct ParSettings {
     /// Unexpired pushed requests of all clients together.
     #[serde(deserialize_with = "count_within::<1, 1_000_000, _, _>")]
     pub max_total: u32,
+}
+
+/// The device authorization grant, RFC 8628 (`[device]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSettings {
+    /// How long a device code and its user code stay usable (§3.2 `expires_in`).
+    #[serde(deserialize_with = "lifetime_within::<{ 10 * SECOND }, HOUR, _>")]
+    pub lifetime: Lifetime,
+    /// The polling interval the device is told (§3.2 `interval`).
+    #[serde(deserialize_with = "lifetime_within::<SECOND, MINUTE, _>")]
+    pub interval: Lifetime,
+    /// Unexpired device authorization requests one client may have.
+    #[serde(deserialize_with = "count_within::<1, 10_000, _, _>")]
+    pub max_per_client: u32,
+    /// Unexpired device authorization requests of all clients together.
+    #[serde(deserialize_with = "count_within::<1, 1_000_000, _, _>")]
+    pub max_total: u32,
+    /// Wrong user codes one SSO session may enter within `login.failure_window` before the
+    /// verification page locks it (§5.1); a client IP may enter four times as many.
+    #[serde(deserialize_with = "count_within::<1, 100, _, _>")]
+    pub max_user_code_failures: u32,
 }
 
 /// `private_key_jwt` client authentication (`[private_key_jwt]`).
@@ -559,6 +582,22 @@ impl Issuer {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(format!("`{raw}` must not contain credentials"));
         }
+        // Every route is mounted below the path and the pages link to it, so it is kept to
+        // plain segments: nothing to percent-decode, nothing the router reads as a pattern
+        // (`{id}`), no empty segment. A trailing slash is dropped (OIDC Discovery §4.1 removes
+        // it before appending the well-known suffix, and `iss` is compared as a string).
+        let path = url.path().trim_end_matches('/');
+        let is_plain = |segment: &str| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        };
+        if !path.is_empty() && !path[1..].split('/').all(is_plain) {
+            return Err(format!(
+                "`{raw}`: the path must be plain segments of letters, digits and `-._~`, without empty segments, e.g. `https://example.com/auth`"
+            ));
+        }
         Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
     }
 
@@ -573,6 +612,25 @@ impl Issuer {
     /// An endpoint below the issuer, e.g. `endpoint("/token")`.
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.0)
+    }
+
+    /// The issuer's path: `""` for `https://example.com`, `"/auth"` for
+    /// `https://example.com/auth`. Every route is served below it.
+    pub fn path(&self) -> &str {
+        &self.0[self.origin().len()..]
+    }
+
+    /// Scheme, host and port: `https://example.com` for `https://example.com/auth`.
+    pub fn origin(&self) -> &str {
+        let after_scheme = self.0.find("://").map_or(0, |i| i + 3);
+        self.0[after_scheme..].find('/').map_or(&self.0, |i| &self.0[..after_scheme + i])
+    }
+
+    /// A well-known URL the RFC 8414 §3.1 way: `/.well-known/{suffix}` inserted between the
+    /// host and the issuer's path (`https://example.com/.well-known/{suffix}/auth`). The same
+    /// as appending it when the issuer has no path.
+    pub fn well_known(&self, suffix: &str) -> String {
+        format!("{}/.well-known/{suffix}{}", self.origin(), self.path())
     }
 }
 
@@ -1085,6 +1143,31 @@ mod tests {
     }
 
     #[test]
+    fn issuer_path_is_split_from_its_origin() {
+        let root = Issuer::parse("https://id.example:8443").unwrap();
+        assert_eq!((root.origin(), root.path()), ("https://id.example:8443", ""));
+        assert_eq!(
+            root.well_known("oauth-authorization-server"),
+            "https://id.example:8443/.well-known/oauth-authorization-server"
+        );
+        let pathed = Issuer::parse("https://id.example/auth/").unwrap();
+        assert_eq!((pathed.origin(), pathed.path()), ("https://id.example", "/auth"));
+        assert_eq!(pathed.well_known("ssf-configuration"), "https://id.example/.well-known/ssf-configuration/auth");
+        let deep = Issuer::parse("http://127.0.0.1:9/a/b.c").unwrap();
+        assert_eq!((deep.origin(), deep.path()), ("http://127.0.0.1:9", "/a/b.c"));
+    }
+
+    #[test]
+    fn issuer_path_with_odd_segments_is_rejected_by_name() {
+        for bad in
+            ["https://a.example/a//b", "https://a.example/%7Bid%7D", "https://a.example/a%2Fb", "https://a.example/a b"]
+        {
+            let error = with(&format!("issuer = \"{bad}\"")).unwrap_err().to_string();
+            assert!(error.contains("setting `issuer`") && error.contains("plain segments"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
     fn issuer_trailing_slash_is_normalised() {
         assert_eq!(Issuer::parse("https://id.example/").unwrap().as_str(), "https://id.example");
         assert_eq!(Issuer::parse("https://id.example/t/").unwrap().as_str(), "https://id.example/t");
@@ -1157,6 +1240,8 @@ mod tests {
         "ssf.push_timeout",
         "ssf.push_max_backoff",
         "par.lifetime",
+        "device.lifetime",
+        "device.interval",
         "dpop.proof_max_age",
         "dpop.nonce_lifetime",
         "http.shutdown_delay",
@@ -1173,6 +1258,9 @@ mod tests {
         ("ssf.max_events_per_poll", 1, 1000),
         ("par.max_per_client", 1, 10_000),
         ("par.max_total", 1, 1_000_000),
+        ("device.max_per_client", 1, 10_000),
+        ("device.max_total", 1, 1_000_000),
+        ("device.max_user_code_failures", 1, 100),
     ];
     const OTHER_SETTINGS: &[&str] = &[
         "issuer",

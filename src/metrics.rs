@@ -40,6 +40,9 @@ pub struct Metrics {
     pub ssf_streams: IntGaugeVec,
     pub ssf_backlog: IntGauge,
     pub ssf_oldest_undelivered: Gauge,
+    /// The issuer's path (`/auth`), taken off route templates so that a deployment under a
+    /// path reports `/token` like one at the root, and one dashboard fits both.
+    route_base: String,
 }
 
 /// Latency buckets from 0.5 ms to 10 s: a token costs about one RSA signature (~0.2 ms
@@ -136,11 +139,23 @@ impl Metrics {
                 .expect("valid"),
             ),
             registry,
+            route_base: String::new(),
         }
+    }
+
+    /// Route templates below `base` (the issuer's path, `""` at the root) are labelled
+    /// without it.
+    pub fn with_route_base(mut self, base: &str) -> Self {
+        self.route_base = base.to_owned();
+        self
     }
 
     /// Counts one answered request.
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let route = match route.strip_prefix(self.route_base.as_str()) {
+            Some(rest) if !self.route_base.is_empty() && rest.starts_with('/') => rest,
+            _ => route,
+        };
         self.http_requests.with_label_values(&[route, method, &status.to_string()]).inc();
         self.http_duration.with_label_values(&[route, method]).observe(seconds);
     }
@@ -183,6 +198,18 @@ mod tests {
             assert!(name.starts_with("tessera_"), "{name}");
             assert_eq!(name.ends_with("_total"), kind == "counter", "{line}");
         }
+    }
+
+    #[test]
+    fn routes_below_the_issuer_path_are_labelled_without_it() {
+        let metrics = Metrics::new().with_route_base("/auth");
+        metrics.observe_request("/auth/token", "POST", 200, 0.002);
+        metrics.observe_request("/.well-known/oauth-authorization-server/auth", "GET", 200, 0.002);
+        metrics.observe_request("/authx", "GET", 404, 0.002);
+        let text = metrics.render();
+        assert!(text.contains(r#"tessera_http_requests_total{method="POST",route="/token",status="200"} 1"#), "{text}");
+        assert!(text.contains(r#"route="/.well-known/oauth-authorization-server/auth""#), "{text}");
+        assert!(text.contains(r#"route="/authx""#), "{text}");
     }
 
     /// The sample dashboard (`deploy/grafana/tessera-dashboard.json`) queries only metrics

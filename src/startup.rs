@@ -1,6 +1,8 @@
 //! Composition root: storage, keys, token issuer and routes, wired once.
 
 use crate::admin::api::AdminSettings;
+use crate::authorization::device::DevicePolicy;
+use crate::authorization::pages;
 use crate::authorization::signed_form::FormSigner;
 use crate::authorization::FlowSettings;
 use crate::clock::{Clock, SystemClock};
@@ -30,7 +32,7 @@ use crate::tokens::TokenIssuer;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header::STRICT_TRANSPORT_SECURITY;
 use actix_web::middleware::{from_fn, Condition, DefaultHeaders};
-use actix_web::web::Data;
+use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use std::net::TcpListener;
@@ -59,6 +61,34 @@ fn strict_transport_security() -> DefaultHeaders {
     DefaultHeaders::new().add((STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
 }
 
+/// Every route of the public listener. A new route module goes in here, so that it
+/// follows the issuer's path like the others.
+fn routes(cfg: &mut ServiceConfig, is_ssf_enabled: bool) {
+    crate::oauth::routes(cfg);
+    crate::login::routes(cfg);
+    crate::admin::api::routes(cfg);
+    if is_ssf_enabled {
+        crate::ssf::routes(cfg);
+    }
+}
+
+/// Mounts [`routes`] below the issuer's path (`base`, e.g. `/auth`; empty at the root).
+/// A reverse proxy passes the path through unchanged, as with Keycloak's
+/// `--http-relative-path`: the server sees `/auth/token`, and anything outside the path is
+/// a 404, except what must live at the host's root: RFC 8414 §3.1's and SSF 1.0 §7.2's
+/// well-known URLs (suffix inserted before the path) and the health checks.
+fn mount(cfg: &mut ServiceConfig, base: &str, is_ssf_enabled: bool) {
+    if base.is_empty() {
+        routes(cfg, is_ssf_enabled);
+    } else {
+        cfg.service(web::scope(base).configure(|cfg| routes(cfg, is_ssf_enabled)));
+        crate::oauth::outside_the_path(cfg, base);
+        if is_ssf_enabled {
+            crate::ssf::outside_the_path(cfg, base);
+        }
+    }
+}
+
 impl Application {
     /// Binds `settings.bind` and builds the server.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -80,10 +110,11 @@ impl Application {
         let kek = Arc::new(kek);
         let flow_settings = Data::new(FlowSettings::from_settings(&settings));
         let forms = Data::new(FormSigner::new(&kek));
+        let device = Data::new(DevicePolicy::new(&settings, &kek));
         let login_settings = Data::new(LoginSettings::from_settings(&settings));
         let password_checks = Data::new(PasswordChecks::new(settings.login.max_concurrent_password_checks));
         let refresh = Data::new(RefreshPolicy::from_settings(&settings, kek.clone()));
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::new().with_route_base(settings.issuer.path()));
         let dpop = Data::new(DpopPolicy::new(&settings.dpop, &settings.issuer, &kek, clock.clone()));
         let housekeeping = housekeeping::spawn(
             storage.clone(),
@@ -154,8 +185,12 @@ impl Application {
         let password_checks_seen = password_checks.clone();
         let port = listener.local_addr()?.port();
         let is_https = settings.issuer.is_https();
+        let base_path = settings.issuer.path().to_owned();
         let mut server = HttpServer::new(move || {
             App::new()
+                // Innermost (registered first): the page it renders again then still gets
+                // the headers of the middleware outside it.
+                .wrap(Condition::new(!base_path.is_empty(), from_fn(pages::rebase_error_pages)))
                 .wrap(Condition::new(is_https, strict_transport_security()))
                 .wrap(from_fn(request_log::log_request))
                 .app_data(storage.clone())
@@ -166,6 +201,7 @@ impl Application {
                 .app_data(issuer.clone())
                 .app_data(discovery.clone())
                 .app_data(par.clone())
+                .app_data(device.clone())
                 .app_data(assertions.clone())
                 .app_data(jwks_max_age.clone())
                 .app_data(flow_settings.clone())
@@ -178,14 +214,7 @@ impl Application {
                 .app_data(transmitter.clone())
                 .app_data(emitter.clone())
                 .app_data(admin.clone())
-                .configure(crate::oauth::routes)
-                .configure(crate::login::routes)
-                .configure(crate::admin::api::routes)
-                .configure(|cfg| {
-                    if is_ssf_enabled {
-                        crate::ssf::routes(cfg)
-                    }
-                })
+                .configure(|cfg| mount(cfg, &base_path, is_ssf_enabled))
         });
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);

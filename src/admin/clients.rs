@@ -32,7 +32,8 @@ const MAX_VALUES: usize = 32;
 pub struct NewClient {
     /// Human-readable name, shown on consent pages (1 to 200 characters).
     pub name: String,
-    /// At least one of the grant types Tessera supports.
+    /// At least one of the grant types Tessera supports (`device_code` is accepted as short
+    /// for the RFC 8628 URN).
     #[schema(schema_with = grant_types_schema)]
     pub grant_types: Vec<String>,
     /// Space-separated scopes the client may request (its default when it requests none).
@@ -202,7 +203,11 @@ pub async fn create(
     }
     let mut grant_types = Vec::new();
     for raw in &new.grant_types {
-        let grant: GrantType = raw.trim().parse().map_err(invalid_as("grant_types"))?;
+        // `device_code` is short for RFC 8628's URN, which is the grant's only name on the wire.
+        let grant: GrantType = match raw.trim() {
+            "device_code" => GrantType::DeviceCode,
+            other => other.parse().map_err(invalid_as("grant_types"))?,
+        };
         if !grant_types.contains(&grant) {
             grant_types.push(grant);
         }

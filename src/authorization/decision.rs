@@ -77,6 +77,7 @@ pub async fn obtain(
     }
     let handle = save_consent_request(ctx, pending.clone(), &who.session.sid).await?;
     let page = ConsentPage {
+        base: &ctx.settings.base_path,
         client_name: &client.name,
         username: who.user.username.as_str(),
         pending: &handle.id,

@@ -8,6 +8,7 @@
 
 pub mod code;
 pub mod decision;
+pub mod device;
 pub mod pages;
 pub mod pending;
 pub mod redirect;
@@ -30,8 +31,11 @@ use std::future::{ready, Ready};
 /// no request can overflow them).
 pub struct FlowSettings {
     pub issuer: Issuer,
-    /// Cookies are `Secure` with the `__Host-` prefix when the issuer is https.
+    /// Cookies are `Secure` with a prefix when the issuer is https (`session`).
     pub is_https: bool,
+    /// The issuer's path (`""` or e.g. `"/auth"`): the pages link below it and the cookies
+    /// are scoped to it.
+    pub base_path: String,
     pub session_idle: Duration,
     pub session_absolute: Duration,
     pub code_ttl: Duration,
@@ -44,6 +48,7 @@ impl FlowSettings {
         Self {
             issuer: settings.issuer.clone(),
             is_https: settings.issuer.is_https(),
+            base_path: settings.issuer.path().to_owned(),
             session_idle: settings.sessions.idle_timeout.chrono(),
             session_absolute: settings.sessions.absolute_timeout.chrono(),
             code_ttl: settings.tokens.authorization_code_ttl.chrono(),

@@ -1,12 +1,17 @@
 //! Server-rendered pages (askama, auto-escaped), the security headers every page gets,
 //! and [`PageError`], the error of every browser endpoint: an HTML page, never JSON.
 
+use super::FlowSettings;
 use crate::http::form::FormError;
 use crate::storage::StorageError;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::web::Data;
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use askama::Template;
 use std::borrow::Cow;
@@ -14,6 +19,8 @@ use std::borrow::Cow;
 #[derive(Template)]
 #[template(path = "login.html")]
 pub struct LoginPage<'a> {
+    /// The issuer's path (`FlowSettings::base_path`): links and form actions start with it.
+    pub base: &'a str,
     pub client_name: &'a str,
     pub pending: &'a str,
     pub csrf_token: &'a str,
@@ -44,6 +51,7 @@ impl ScopeDescription {
 #[derive(Template)]
 #[template(path = "consent.html")]
 pub struct ConsentPage<'a> {
+    pub base: &'a str,
     pub client_name: &'a str,
     pub username: &'a str,
     pub pending: &'a str,
@@ -51,21 +59,60 @@ pub struct ConsentPage<'a> {
     pub scopes: Vec<ScopeDescription>,
 }
 
+/// The device verification page's code form (RFC 8628 §3.3).
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct DevicePage<'a> {
+    pub base: &'a str,
+    pub username: &'a str,
+    pub csrf_token: &'a str,
+    /// Prefilled from `verification_uri_complete`, or what was typed.
+    pub user_code: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// Approve or deny the device's request: who asks, for what, and the code to compare.
+#[derive(Template)]
+#[template(path = "device_confirm.html")]
+pub struct DeviceConfirmPage<'a> {
+    pub base: &'a str,
+    pub client_name: &'a str,
+    pub username: &'a str,
+    /// `XXXX-XXXX`, for the person to compare with the device's screen (§5.4).
+    pub user_code: &'a str,
+    pub pending: &'a str,
+    pub csrf_token: &'a str,
+    pub scopes: Vec<ScopeDescription>,
+}
+
+/// The end of the device verification: approved or denied.
+#[derive(Template)]
+#[template(path = "device_done.html")]
+pub struct DeviceDonePage<'a> {
+    pub base: &'a str,
+    pub title: &'a str,
+    pub message: &'a str,
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
+    pub base: &'a str,
     pub title: &'a str,
     pub message: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "logged_out.html")]
-pub struct LoggedOutPage;
+pub struct LoggedOutPage<'a> {
+    pub base: &'a str,
+}
 
 /// Asks before logging out when the request has no `id_token_hint`.
 #[derive(Template)]
 #[template(path = "logout_confirm.html")]
 pub struct LogoutConfirmPage<'a> {
+    pub base: &'a str,
     /// The request parameters carried through the confirmation form.
     pub fields: Vec<(&'a str, &'a str)>,
 }
@@ -106,9 +153,10 @@ pub fn render(status: StatusCode, page: &impl Template, form_target: Option<&str
     }
 }
 
-/// An error page (for browser endpoints, where JSON would help nobody).
-pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    render(status, &ErrorPage { title, message }, None)
+/// An error page (for browser endpoints, where JSON would help nobody); `base` is the
+/// issuer's path, which its stylesheet link starts with.
+pub fn error_page(base: &str, status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    render(status, &ErrorPage { base, title, message }, None)
 }
 
 type Text = Cow<'static, str>;
@@ -197,8 +245,44 @@ impl ResponseError for PageError {
             tracing::error!(error = ?cause, "browser request failed");
         }
         let (title, message) = self.title_and_message();
-        error_page(self.status_code(), title, message)
+        // No request here, so no issuer path: `rebase_error_pages` renders the page again
+        // with it when the issuer has one, from what is kept in the response's extensions
+        // (the error itself may be wrapped in another type by then, `AuthorizeError`).
+        let mut response = error_page("", self.status_code(), title, message);
+        response.extensions_mut().insert(PathlessErrorPage { title: title.to_owned(), message: message.to_owned() });
+        response
     }
+}
+
+/// An error page rendered without the issuer's path (`PageError::error_response`).
+struct PathlessErrorPage {
+    title: String,
+    message: String,
+}
+
+/// Middleware, for an issuer under a path: renders a [`PageError`]'s page again with the
+/// issuer's path, which `ResponseError::error_response` cannot know, so that its
+/// stylesheet link points below the path too. Headers set on the way (the request id,
+/// HSTS) are set outside this middleware, so none is lost.
+pub async fn rebase_error_pages(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let response = next.call(req).await?.map_into_boxed_body();
+    let page = {
+        let extensions = response.response().extensions();
+        let settings = response.request().app_data::<Data<FlowSettings>>();
+        match (extensions.get::<PathlessErrorPage>(), settings) {
+            (Some(page), Some(settings)) => {
+                Some(error_page(&settings.base_path, response.status(), &page.title, &page.message))
+            }
+            _ => None,
+        }
+    };
+    Ok(match page {
+        Some(page) => response.into_response(page),
+        None => response,
+    })
 }
 
 pub async fn stylesheet() -> HttpResponse {
@@ -216,6 +300,7 @@ mod tests {
     #[test]
     fn pages_escape_what_they_show() {
         let html = LoginPage {
+            base: "",
             client_name: "<script>x</script>",
             pending: "p",
             csrf_token: "c",

@@ -54,8 +54,14 @@ pub fn login_form(
     error: Option<&str>,
     status: StatusCode,
 ) -> HttpResponse {
-    let page =
-        LoginPage { client_name: &client.name, pending: &handle.id, csrf_token: &handle.csrf_token, username, error };
+    let page = LoginPage {
+        base: &ctx.settings.base_path,
+        client_name: &client.name,
+        pending: &handle.id,
+        csrf_token: &handle.csrf_token,
+        username,
+        error,
+    };
     // The login post may answer with a 303 to the client (consent already given, or a
     // first-party client); CSP `form-action` governs that redirect too, so the client's
     // origin must be allowed beside 'self' or Chromium blocks the final hop.

@@ -21,7 +21,9 @@ impl ClientRedirect {
     fn to(&self, params: &[(&str, &str)]) -> HttpResponse {
         let Ok(mut url) = Url::parse(&self.redirect_uri) else {
             // Registered URIs are validated as absolute URLs when the client is created.
+            let issuer = crate::config::Issuer::parse(&self.issuer);
             return pages::error_page(
+                issuer.as_ref().map_or("", |issuer| issuer.path()),
                 StatusCode::BAD_REQUEST,
                 "Invalid redirect URI",
                 "The application's redirect URI is not a valid URL.",

@@ -1,5 +1,6 @@
 //! The SSO session cookie: a random id (only its digest is stored), `HttpOnly`,
-//! `SameSite=Lax`, and `Secure` with the `__Host-` prefix when the issuer is https.
+//! `SameSite=Lax`, `Path` the issuer's path, and `Secure` with a name prefix when the
+//! issuer is https.
 
 use super::{Context, FlowSettings};
 use crate::domain::authorization::{Session, SessionId};
@@ -11,32 +12,54 @@ use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::HttpRequest;
 use chrono::{DateTime, Utc};
 
-/// Cookie names: the `__Host-` prefix (RFC 6265bis §4.1.3.2) needs `Secure`, so https only.
+/// Cookie names. Over https they carry a prefix the browser enforces (RFC 6265bis §4.1.3):
+/// `__Host-` (§4.1.3.2: `Secure`, no `Domain`, `Path=/`) at the root, so no other path or
+/// subdomain can set or shadow them. An issuer under a path scopes its cookies to that
+/// path, which `__Host-` forbids, so there it is `__Secure-` (§4.1.3.1: `Secure` only): a
+/// plain-http page on the same host still cannot set them, but another application on the
+/// same origin could, which is what sharing an origin means.
 pub fn session_cookie_name(settings: &FlowSettings) -> &'static str {
-    if settings.is_https {
-        "__Host-tessera_session"
-    } else {
-        "tessera_session"
+    match prefix(settings) {
+        Prefix::Host => "__Host-tessera_session",
+        Prefix::Secure => "__Secure-tessera_session",
+        Prefix::None => "tessera_session",
     }
 }
 
 pub fn csrf_cookie_name(settings: &FlowSettings) -> &'static str {
-    if settings.is_https {
-        "__Host-tessera_csrf"
-    } else {
-        "tessera_csrf"
+    match prefix(settings) {
+        Prefix::Host => "__Host-tessera_csrf",
+        Prefix::Secure => "__Secure-tessera_csrf",
+        Prefix::None => "tessera_csrf",
+    }
+}
+
+enum Prefix {
+    Host,
+    Secure,
+    None,
+}
+
+fn prefix(settings: &FlowSettings) -> Prefix {
+    match (settings.is_https, settings.base_path.is_empty()) {
+        (true, true) => Prefix::Host,
+        (true, false) => Prefix::Secure,
+        (false, _) => Prefix::None,
     }
 }
 
 /// A cookie with Tessera's attributes; `max_age` None makes a browser-session cookie.
+/// `Path` is the issuer's path: the browser sends the cookies to Tessera's pages only,
+/// never to other applications served on the same host.
 pub fn cookie(
     settings: &FlowSettings,
     name: &'static str,
     value: String,
     max_age: Option<time::Duration>,
 ) -> Cookie<'static> {
+    let path = if settings.base_path.is_empty() { "/".to_owned() } else { settings.base_path.clone() };
     let mut builder =
-        Cookie::build(name, value).path("/").http_only(true).same_site(SameSite::Lax).secure(settings.is_https);
+        Cookie::build(name, value).path(path).http_only(true).same_site(SameSite::Lax).secure(settings.is_https);
     if let Some(age) = max_age {
         builder = builder.max_age(age);
     }
@@ -120,4 +143,57 @@ pub async fn start(
     }
     let max_age = time::Duration::seconds(settings.session_absolute.num_seconds());
     Ok(Some((session, cookie(settings, session_cookie_name(settings), id.expose().to_owned(), Some(max_age)))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Issuer;
+
+    fn settings(issuer: &str) -> FlowSettings {
+        let issuer = Issuer::parse(issuer).unwrap();
+        FlowSettings {
+            is_https: issuer.is_https(),
+            base_path: issuer.path().to_owned(),
+            issuer,
+            session_idle: chrono::Duration::minutes(1),
+            session_absolute: chrono::Duration::minutes(2),
+            code_ttl: chrono::Duration::minutes(1),
+            par_required: false,
+        }
+    }
+
+    fn session_cookie(settings: &FlowSettings) -> Cookie<'static> {
+        cookie(settings, session_cookie_name(settings), "v".into(), None)
+    }
+
+    #[test]
+    fn an_https_root_issuer_keeps_the_host_prefix_and_the_root_path() {
+        let settings = settings("https://id.example");
+        let cookie = session_cookie(&settings);
+        assert_eq!(cookie.name(), "__Host-tessera_session");
+        assert_eq!(csrf_cookie_name(&settings), "__Host-tessera_csrf");
+        assert_eq!((cookie.path(), cookie.secure()), (Some("/"), Some(true)));
+        assert_eq!(cookie.domain(), None, "__Host- forbids Domain");
+    }
+
+    /// `__Host-` with `Path=/auth` would be refused by the browser (RFC 6265bis §4.1.3.2).
+    #[test]
+    fn an_https_issuer_under_a_path_uses_the_secure_prefix_and_its_path() {
+        let settings = settings("https://example.com/auth/");
+        let cookie = session_cookie(&settings);
+        assert_eq!(cookie.name(), "__Secure-tessera_session");
+        assert_eq!(csrf_cookie_name(&settings), "__Secure-tessera_csrf");
+        assert_eq!((cookie.path(), cookie.secure(), cookie.http_only()), (Some("/auth"), Some(true), Some(true)));
+        assert!(cookie.to_string().contains("Path=/auth"), "{cookie}");
+        let removal = removal(&settings, csrf_cookie_name(&settings));
+        assert_eq!((removal.name(), removal.path()), ("__Secure-tessera_csrf", Some("/auth")));
+    }
+
+    #[test]
+    fn an_http_issuer_has_no_prefix() {
+        let settings = settings("http://127.0.0.1:8080/auth");
+        let cookie = session_cookie(&settings);
+        assert_eq!((cookie.name(), cookie.path(), cookie.secure()), ("tessera_session", Some("/auth"), Some(false)));
+    }
 }

@@ -32,6 +32,13 @@ pub enum Purpose {
     LoginRequest,
     /// The logout confirmation form's CSRF token, bound to the session.
     LogoutConfirmation,
+    /// The sign-in form shown by the device verification page (RFC 8628 §3.3): where to
+    /// go back to after signing in.
+    DeviceLogin,
+    /// The device verification page's user-code form's CSRF token, bound to the session.
+    DeviceEntry,
+    /// The device approval form's CSRF token, bound to the session and the user code.
+    DeviceApproval,
 }
 
 impl Purpose {
@@ -39,6 +46,9 @@ impl Purpose {
         match self {
             Self::LoginRequest => b"login-request",
             Self::LogoutConfirmation => b"logout-confirmation",
+            Self::DeviceLogin => b"device-login",
+            Self::DeviceEntry => b"device-entry",
+            Self::DeviceApproval => b"device-approval",
         }
     }
 }
@@ -97,6 +107,32 @@ impl FormSigner {
         let state: LoginRequestState = serde_json::from_slice(&payload).ok()?;
         let request = state.into_pending()?;
         (request.expires_at > now).then_some(request)
+    }
+}
+
+/// A sign-in started at the device verification page: its CSRF token's digest, the user
+/// code to show again afterwards (canonical, already checked for shape only), and until
+/// when the form works.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeviceLoginState {
+    pub csrf_digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_code: Option<String>,
+    pub expires_at: i64,
+}
+
+impl FormSigner {
+    /// The device sign-in form's `pending` value.
+    pub fn seal_device_login(&self, state: &DeviceLoginState) -> String {
+        let payload = serde_json::to_vec(state).expect("the device login state serialises");
+        self.seal(Purpose::DeviceLogin, &payload)
+    }
+
+    /// The state a device sign-in form carries, if untouched and unexpired at `now`.
+    pub fn open_device_login(&self, value: &str, now: DateTime<Utc>) -> Option<DeviceLoginState> {
+        let payload = self.open(Purpose::DeviceLogin, value)?;
+        let state: DeviceLoginState = serde_json::from_slice(&payload).ok()?;
+        (state.expires_at > now.timestamp()).then_some(state)
     }
 }
 

@@ -42,7 +42,8 @@ pub struct CreateArgs {
     /// Human-readable name, shown on consent pages.
     #[arg(long)]
     name: String,
-    /// Allowed grant type (repeat or comma-separate): client_credentials, authorization_code, refresh_token.
+    /// Allowed grant type (repeat or comma-separate): client_credentials, authorization_code, refresh_token,
+    /// device_code (short for urn:ietf:params:oauth:grant-type:device_code, RFC 8628).
     #[arg(long = "grant", value_delimiter = ',', required = true)]
     grants: Vec<String>,
     /// Space-separated scopes the client may request (its default when it requests none).

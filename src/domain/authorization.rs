@@ -219,6 +219,11 @@ impl CodeRedemption {
 pub enum ThrottleSubject {
     Account(String),
     ClientIp(String),
+    /// An SSO session typing user codes at the device verification page (RFC 8628 §5.1):
+    /// counted apart from passwords, so neither budget spends the other.
+    DeviceSession(String),
+    /// A client IP typing user codes (its key as `ClientIp`'s).
+    DeviceIp(String),
 }
 
 impl ThrottleSubject {
@@ -235,14 +240,16 @@ impl ThrottleSubject {
         match self {
             Self::Account(name) => format!("account:{name}"),
             Self::ClientIp(ip) => format!("ip:{ip}"),
+            Self::DeviceSession(sid) => format!("device-session:{sid}"),
+            Self::DeviceIp(ip) => format!("device-ip:{ip}"),
         }
     }
 
     /// Failures plus attempts in flight allowed within one window.
     pub fn limit(&self, max_failures: u32) -> i64 {
         let factor = match self {
-            Self::Account(_) => 1,
-            Self::ClientIp(_) => Self::IP_FACTOR,
+            Self::Account(_) | Self::DeviceSession(_) => 1,
+            Self::ClientIp(_) | Self::DeviceIp(_) => Self::IP_FACTOR,
         };
         i64::from(max_failures.max(1)).saturating_mul(i64::from(factor))
     }

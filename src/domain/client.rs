@@ -52,16 +52,20 @@ pub enum GrantType {
     AuthorizationCode,
     ClientCredentials,
     RefreshToken,
+    /// RFC 8628 §3.4.
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] = [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken];
+    pub const ALL: [GrantType; 4] =
+        [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken, Self::DeviceCode];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AuthorizationCode => "authorization_code",
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 }
@@ -72,7 +76,10 @@ impl FromStr for GrantType {
         Self::ALL.into_iter().find(|g| g.as_str() == raw).ok_or_else(|| {
             InvalidParameter::new(
                 "grant_type",
-                format!("`{raw}` is not one of authorization_code, client_credentials, refresh_token"),
+                format!(
+                    "`{raw}` is not one of authorization_code, client_credentials, refresh_token, \
+                     urn:ietf:params:oauth:grant-type:device_code"
+                ),
             )
         })
     }

@@ -2,6 +2,7 @@
 
 pub mod authorization;
 pub mod client;
+pub mod device;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod refresh;

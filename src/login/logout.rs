@@ -123,7 +123,11 @@ async fn logout(
         // The confirmed post answers with a 303 to the registered post-logout URI, which
         // CSP `form-action` must allow, or Chromium blocks it.
         let form_target = target.as_deref().and_then(origin_of);
-        return Ok(pages::render(StatusCode::OK, &LogoutConfirmPage { fields }, form_target.as_deref()));
+        return Ok(pages::render(
+            StatusCode::OK,
+            &LogoutConfirmPage { base: &ctx.settings.base_path, fields },
+            form_target.as_deref(),
+        ));
     }
     if let Some(digest) = session_digest {
         let revocation = ctx.events.revocation(Reason::Logout, ctx.now());
@@ -141,7 +145,11 @@ async fn logout(
                 .insert_header((CACHE_CONTROL, "no-store"))
                 .finish()
         }
-        None => pages::render(StatusCode::OK, &LoggedOutPage, target.as_deref().and_then(origin_of).as_deref()),
+        None => pages::render(
+            StatusCode::OK,
+            &LoggedOutPage { base: &ctx.settings.base_path },
+            target.as_deref().and_then(origin_of).as_deref(),
+        ),
     };
     let settings = &ctx.settings;
     let _ = response.add_removal_cookie(&session::removal(settings, session::session_cookie_name(settings)));

@@ -1,7 +1,9 @@
-//! The login pages: sign-in (`/login`), consent (`/consent`) and logout (`/logout`), built
-//! on the browser flow in `authorization`.
+//! The login pages: sign-in (`/login`), consent (`/consent`), logout (`/logout`) and the
+//! device verification page (`/device`, RFC 8628 §3.3), built on the browser flow in
+//! `authorization`.
 
 pub mod consent;
+pub mod device;
 mod form;
 pub mod logout;
 pub mod sign_in;
@@ -42,6 +44,9 @@ impl LoginSettings {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/login", web::post().to(sign_in::post))
         .route("/consent", web::post().to(consent::post))
+        .route("/device", web::get().to(device::get))
+        .route("/device", web::post().to(device::post))
+        .route("/device/decision", web::post().to(device::decide))
         .route("/logout", web::get().to(logout::get))
         .route("/logout", web::post().to(logout::post))
         .route("/static/tessera.css", web::get().to(pages::stylesheet));

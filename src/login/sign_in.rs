@@ -1,13 +1,15 @@
 //! POST /login: checks the password (argon2id, off the async workers, bounded in number),
-//! throttles guessing, starts a fresh SSO session, then continues the authorization.
+//! throttles guessing, starts a fresh SSO session, then continues the authorization (or
+//! goes back to the device verification page that asked for the sign-in).
 
-use super::{throttle, CheckedForm, LoginSettings};
+use super::{device, throttle, CheckedForm, LoginSettings};
 use crate::authorization::decision::{self, SignedIn, ValidRequest};
 use crate::authorization::pages::PageError;
 use crate::authorization::pending::{login_form, without_csrf_cookie, PendingHandle};
 use crate::authorization::{session, Context};
 use crate::domain::authorization::{PendingAuthorization, ThrottleSubject};
 use crate::domain::client::Client;
+use crate::domain::secret::SecretDigest;
 use crate::domain::user::{User, Username};
 use crate::http::client_ip::client_ip;
 use crate::metrics::Metrics;
@@ -22,29 +24,61 @@ const LOGIN_FAILED: &str = "The username or password is incorrect.";
 const LOCKED: &str = "Too many failed attempts. Try again in a few minutes.";
 const BUSY: &str = "Too many sign-ins at this moment. Try again in a few seconds.";
 
-/// The authorization request a login form carries, opened: untouched and unexpired, issued
-/// with this form's CSRF token, for a client that is still enabled.
+/// What a sign-in continues to: an authorization request, or the device verification
+/// page (RFC 8628 §3.3) that sent the person here to sign in first.
+enum Continuation {
+    /// The authorization request the form carries, opened: untouched and unexpired,
+    /// issued with this form's CSRF token, for a client that is still enabled.
+    Authorization { pending: Box<PendingAuthorization>, client: Box<Client> },
+    /// Back to `/device`, with the user code it was opened with, if any.
+    Device { user_code: Option<String> },
+}
+
+/// A login form's request, opened, and the handle it was posted with.
 struct LoginRequest {
-    pending: PendingAuthorization,
+    continuation: Continuation,
     handle: PendingHandle,
-    client: Client,
 }
 
 impl LoginRequest {
     async fn open(ctx: &Context, form: &CheckedForm) -> Result<Self, PageError> {
+        let handle = PendingHandle { id: form.pending.clone(), csrf_token: form.csrf_token.clone() };
+        if let Some(device) = ctx.forms.open_device_login(&form.pending, ctx.now()) {
+            if !SecretDigest::from_stored(device.csrf_digest).matches(&form.csrf_token) {
+                return Err(PageError::Forged);
+            }
+            return Ok(Self { continuation: Continuation::Device { user_code: device.user_code }, handle });
+        }
         let pending = ctx.forms.open_login_request(&form.pending, ctx.now()).ok_or(PageError::Expired)?;
         if !pending.csrf_digest.matches(&form.csrf_token) {
             return Err(PageError::Forged);
         }
         let client = ctx.storage().find_client(&pending.client_id).await?;
         let client = client.filter(|c| !c.is_disabled()).ok_or(PageError::Expired)?;
-        let handle = PendingHandle { id: form.pending.clone(), csrf_token: form.csrf_token.clone() };
-        Ok(Self { pending, handle, client })
+        Ok(Self {
+            continuation: Continuation::Authorization { pending: Box::new(pending), client: Box::new(client) },
+            handle,
+        })
+    }
+
+    /// For the audit events: the client signed in to, `-` for the device page.
+    fn client_id(&self) -> &str {
+        match &self.continuation {
+            Continuation::Authorization { client, .. } => client.id.as_str(),
+            Continuation::Device { .. } => "-",
+        }
     }
 
     /// The same form again, for `username`, with `message` (wrong password, locked, busy).
     fn again(&self, ctx: &Context, username: &str, message: &str, status: StatusCode) -> HttpResponse {
-        login_form(ctx, &self.client, &self.handle, &self.pending.redirect_uri, username, Some(message), status)
+        match &self.continuation {
+            Continuation::Authorization { pending, client } => {
+                login_form(ctx, client, &self.handle, &pending.redirect_uri, username, Some(message), status)
+            }
+            Continuation::Device { .. } => {
+                device::device_login_form(ctx, &self.handle, username, Some(message), status)
+            }
+        }
     }
 }
 
@@ -74,7 +108,7 @@ pub async fn post(
     }
     let Some(reservation) = throttle::reserve(storage, &login, subjects, now).await? else {
         outcome("locked");
-        crate::audit!(info, "login", "locked", client_id = %request.client.id, client_ip = %ip);
+        crate::audit!(info, "login", "locked", client_id = %request.client_id(), client_ip = %ip);
         return Ok(again(LOCKED, StatusCode::TOO_MANY_REQUESTS));
     };
     // Bounded: beyond the bound, answer at once rather than queue. Taken after the
@@ -82,7 +116,7 @@ pub async fn post(
     let Some(permit) = checks.try_start() else {
         throttle::release(storage, reservation).await?;
         outcome("busy");
-        crate::audit!(info, "login", "busy", client_id = %request.client.id, client_ip = %ip);
+        crate::audit!(info, "login", "busy", client_id = %request.client_id(), client_ip = %ip);
         let mut busy = again(BUSY, StatusCode::TOO_MANY_REQUESTS);
         busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
         return Ok(busy);
@@ -96,7 +130,7 @@ pub async fn post(
     let user = checked?;
     settled?;
     let Some(user) = user else {
-        crate::audit!(info, "login", "failure", client_id = %request.client.id, client_ip = %ip,
+        crate::audit!(info, "login", "failure", client_id = %request.client_id(), client_ip = %ip,
             username_known = username.is_some());
         outcome("failure");
         return Ok(again(LOGIN_FAILED, StatusCode::UNAUTHORIZED));
@@ -136,11 +170,17 @@ async fn start_session(
         metrics.logins.with_label_values(&["failure"]).inc();
         return Ok(request.again(ctx, user.username.as_str(), LOGIN_FAILED, StatusCode::UNAUTHORIZED));
     };
-    crate::audit!(info, "login", "success", user_id = %user.id, client_id = %request.client.id, client_ip = %ip);
+    crate::audit!(info, "login", "success", user_id = %user.id, client_id = %request.client_id(), client_ip = %ip);
     metrics.logins.with_label_values(&["success"]).inc();
-    let who = SignedIn { session: &session, user, has_interacted: true };
-    let valid = ValidRequest { client: &request.client, pending: &request.pending };
-    let mut response = without_csrf_cookie(ctx, decision::obtain(ctx, &valid, who).await?);
+    let answer = match &request.continuation {
+        Continuation::Authorization { pending, client } => {
+            let who = SignedIn { session: &session, user, has_interacted: true };
+            let valid = ValidRequest { client, pending };
+            decision::obtain(ctx, &valid, who).await?
+        }
+        Continuation::Device { user_code } => device::after_sign_in(ctx, user_code.as_deref()),
+    };
+    let mut response = without_csrf_cookie(ctx, answer);
     let _ = response.add_cookie(&cookie);
     Ok(response)
 }

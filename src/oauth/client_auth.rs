@@ -44,7 +44,9 @@ impl FromRequest for AuthenticatedClient {
                     let checker = req.app_data::<Data<AssertionChecker>>().ok_or_else(|| {
                         OAuthError::Unexpected(anyhow::anyhow!("the client assertion checker is not configured"))
                     })?;
-                    let endpoint = checker.issuer.endpoint(req.path());
+                    // The request's path already holds the issuer's path (the routes are
+                    // mounted below it), so it goes after the origin, not the issuer.
+                    let endpoint = format!("{}{}", checker.issuer.origin(), req.path());
                     checker.authenticate(clients, &assertion, id.as_ref(), &endpoint).await?
                 }
                 presented => authenticate(clients, presented).await?,

@@ -1,6 +1,7 @@
 //! Provider metadata: OpenID Connect Discovery 1.0 §3 at `/.well-known/openid-configuration`
 //! and RFC 8414 §2 at `/.well-known/oauth-authorization-server`. Lists only what is
-//! implemented; serialised once at startup.
+//! implemented; serialised once at startup. Every URL in it is built from the issuer, so
+//! an issuer under a path (`https://example.com/auth`) names endpoints below that path.
 
 use crate::config::Issuer;
 use crate::tokens::dpop::DPOP_ALGORITHMS;
@@ -29,6 +30,8 @@ struct Metadata<'a> {
     introspection_endpoint: String,
     /// RFC 9126 §5.
     pushed_authorization_request_endpoint: String,
+    /// RFC 8628 §4.
+    device_authorization_endpoint: String,
     require_pushed_authorization_requests: bool,
     revocation_endpoint_auth_methods_supported: &'a [&'a str],
     introspection_endpoint_auth_methods_supported: &'a [&'a str],
@@ -56,7 +59,8 @@ struct Metadata<'a> {
     request_parameter_supported: bool,
     request_uri_parameter_supported: bool,
     /// Tessera's member (Discovery §3 allows others): where the OpenID Shared Signals
-    /// transmitter metadata is (SSF 1.0 §7.2), when the transmitter is on.
+    /// transmitter metadata is (SSF 1.0 §7.2: the well-known suffix inserted before the
+    /// issuer's path), when the transmitter is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     ssf_configuration_uri: Option<String>,
 }
@@ -73,6 +77,7 @@ impl Discovery {
             revocation_endpoint: issuer.endpoint("/revoke"),
             introspection_endpoint: issuer.endpoint("/introspect"),
             pushed_authorization_request_endpoint: issuer.endpoint("/par"),
+            device_authorization_endpoint: issuer.endpoint("/device_authorization"),
             require_pushed_authorization_requests: is_par_required,
             revocation_endpoint_auth_methods_supported: &[
                 "client_secret_basic",
@@ -91,7 +96,12 @@ impl Discovery {
             scopes_supported: &["openid", "profile", "email", "offline_access"],
             response_types_supported: &["code"],
             response_modes_supported: &["query"],
-            grant_types_supported: &["authorization_code", "client_credentials", "refresh_token"],
+            grant_types_supported: &[
+                "authorization_code",
+                "client_credentials",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:device_code",
+            ],
             token_endpoint_auth_methods_supported: &[
                 "client_secret_basic",
                 "client_secret_post",
@@ -124,7 +134,7 @@ impl Discovery {
             dpop_signing_alg_values_supported: DPOP_ALGORITHMS,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
-            ssf_configuration_uri: is_ssf_enabled.then(|| issuer.endpoint("/.well-known/ssf-configuration")),
+            ssf_configuration_uri: is_ssf_enabled.then(|| issuer.well_known("ssf-configuration")),
         };
         let body = serde_json::to_vec(&metadata).expect("metadata serialises");
         Self { body: Bytes::from(body) }

@@ -63,6 +63,18 @@ pub enum OAuthError {
     /// RFC 9449 §8: the proof must carry this server nonce, sent in `DPoP-Nonce`.
     #[error("use_dpop_nonce")]
     UseDpopNonce(String),
+    /// RFC 8628 §3.5: the person has not decided yet; poll again after the interval.
+    #[error("authorization_pending")]
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polled too soon; the interval is now this many seconds.
+    #[error("slow_down")]
+    SlowDown { interval_seconds: i64 },
+    /// RFC 8628 §3.5: the person denied the request.
+    #[error("access_denied: {0}")]
+    AccessDenied(Text),
+    /// RFC 8628 §3.5: the device code expired; start again.
+    #[error("expired_token")]
+    ExpiredToken,
     /// Shown to clients as `server_error`; the cause chain goes to the log only.
     #[error("server_error")]
     Unexpected(#[from] anyhow::Error),
@@ -89,6 +101,10 @@ impl OAuthError {
             Self::InvalidTarget(_) => "invalid_target",
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::UseDpopNonce(_) => "use_dpop_nonce",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown { .. } => "slow_down",
+            Self::AccessDenied(_) => "access_denied",
+            Self::ExpiredToken => "expired_token",
             Self::Unexpected(_) => "server_error",
         }
     }
@@ -104,7 +120,11 @@ impl OAuthError {
             | Self::InvalidTarget(d)
             | Self::TooManyRequests(d)
             | Self::AuthorizationRequest { description: d, .. }
-            | Self::InvalidDpopProof(d) => d,
+            | Self::InvalidDpopProof(d)
+            | Self::AccessDenied(d) => d,
+            Self::AuthorizationPending => "the user has not yet approved or denied the request",
+            Self::SlowDown { .. } => "polling too fast: the interval is now 5 seconds longer",
+            Self::ExpiredToken => "the device_code has expired; start a new device authorization request",
             Self::UseDpopNonce(_) => "the authorization server requires a nonce in the DPoP proof",
             Self::BodyTooLarge => "the request body is larger than 16 KiB",
             Self::MethodNotAllowed => "this endpoint accepts POST only",

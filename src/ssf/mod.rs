@@ -154,7 +154,16 @@ impl Drop for WaitPlace {
     }
 }
 
-/// The SSF routes (registered only when `ssf.enabled`).
+/// For an issuer under a path (`base`, e.g. `/auth`): the transmitter metadata where SSF
+/// 1.0 §7.2 puts it, the well-known suffix inserted between the host and the issuer's path
+/// (`/.well-known/ssf-configuration/auth`), outside the path (registered only when
+/// `ssf.enabled`).
+pub fn outside_the_path(cfg: &mut web::ServiceConfig, base: &str) {
+    cfg.route(&format!("/.well-known/ssf-configuration{base}"), web::get().to(metadata));
+}
+
+/// The SSF routes (registered only when `ssf.enabled`), below the issuer's path. The
+/// metadata is also served appended to the issuer, for receivers that look there.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/.well-known/ssf-configuration", web::get().to(metadata)).service(
         web::scope("/ssf")

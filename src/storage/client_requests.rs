@@ -60,7 +60,7 @@ pub trait ClientRequestStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError>;
 
-    /// Deletes expired pushed requests and assertion `jti`s, at most `batch` rows per
-    /// table; returns how many went.
+    /// Deletes expired pushed requests, assertion `jti`s and device authorization requests
+    /// (RFC 8628), at most `batch` rows per table; returns how many went.
     async fn purge_client_requests(&self, now: DateTime<Utc>, batch: i64) -> Result<u64, StorageError>;
 }

@@ -40,6 +40,7 @@
 
 pub mod client_cache;
 pub mod client_requests;
+pub mod device;
 mod revocations;
 mod rows;
 mod signals;
@@ -47,6 +48,7 @@ pub mod sql;
 pub mod timestamp;
 
 pub use client_requests::ClientRequestStore;
+pub use device::DeviceStore;
 pub use revocations::RevocationStore;
 pub use signals::{PendingSet, PushAttempt, PushOutcome, SignalStore, Verification};
 
@@ -355,6 +357,7 @@ pub trait Storage:
     + RevocationStore
     + SignalStore
     + ClientRequestStore
+    + DeviceStore
     + DpopProofStore
     + HealthCheck
 {
@@ -369,6 +372,7 @@ impl<T> Storage for T where
         + RevocationStore
         + SignalStore
         + ClientRequestStore
+        + DeviceStore
         + DpopProofStore
         + HealthCheck
 {

@@ -2,15 +2,25 @@
 //! lives, and the start of its family.
 
 use crate::config::Settings;
-use crate::domain::authorization::AuthorizationGrant;
+use crate::domain::authorization::{AuthorizationGrant, SessionId};
 use crate::domain::client::{Client, GrantType};
 use crate::domain::refresh::{FamilyId, TokenFamily, REFRESH_TOKEN_PREFIX};
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::{GeneratedSecret, SecretDigest};
+use crate::domain::user::UserId;
 use crate::keys::kek::KeyEncryptionKey;
 use crate::storage::{Storage, StorageError};
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
+
+/// What a new family comes from: the user, their session and sign-in time, the scope.
+#[derive(Clone, Copy)]
+pub struct FamilyOrigin<'a> {
+    pub user_id: &'a UserId,
+    pub sid: &'a SessionId,
+    pub scope: &'a ScopeSet,
+    pub auth_time: DateTime<Utc>,
+}
 
 pub struct RefreshPolicy {
     pub idle_ttl: Duration,
@@ -50,14 +60,44 @@ impl RefreshPolicy {
         dpop_jkt: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Option<(GeneratedSecret, TokenFamily)>, StorageError> {
+        let origin =
+            FamilyOrigin { user_id: &grant.user_id, sid: &grant.sid, scope: &grant.scope, auth_time: grant.auth_time };
+        let (token, family, idle_expires_at) = self.new_family(client, origin, dpop_jkt, now);
+        let created = storage.create_family_for_code(code, &family, &token.digest(), idle_expires_at).await?;
+        Ok(created.then_some((token, family)))
+    }
+
+    /// Creates the family of a redeemed device code (RFC 8628 §3.5), tied to the session
+    /// that approved it as a code's family is to its session; `None` when that session
+    /// ended meanwhile (`DeviceStore::create_family_for_session`).
+    pub async fn start_family_for_session(
+        &self,
+        storage: &dyn Storage,
+        client: &Client,
+        origin: FamilyOrigin<'_>,
+        dpop_jkt: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(GeneratedSecret, TokenFamily)>, StorageError> {
+        let (token, family, idle_expires_at) = self.new_family(client, origin, dpop_jkt, now);
+        let created = storage.create_family_for_session(&family, &token.digest(), idle_expires_at).await?;
+        Ok(created.then_some((token, family)))
+    }
+
+    fn new_family(
+        &self,
+        client: &Client,
+        origin: FamilyOrigin<'_>,
+        dpop_jkt: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> (GeneratedSecret, TokenFamily, DateTime<Utc>) {
         let token = GeneratedSecret::generate(REFRESH_TOKEN_PREFIX);
         let family = TokenFamily {
             id: FamilyId::generate(),
             client_id: client.id.clone(),
-            user_id: grant.user_id.clone(),
-            sid: grant.sid.clone(),
-            scope: grant.scope.clone(),
-            auth_time: grant.auth_time,
+            user_id: origin.user_id.clone(),
+            sid: origin.sid.clone(),
+            scope: origin.scope.clone(),
+            auth_time: origin.auth_time,
             created_at: now,
             last_used_at: now,
             absolute_expires_at: now + self.absolute_ttl,
@@ -65,7 +105,6 @@ impl RefreshPolicy {
             dpop_jkt: dpop_jkt.map(str::to_owned),
         };
         let idle_expires_at = (now + self.idle_ttl).min(family.absolute_expires_at);
-        let created = storage.create_family_for_code(code, &family, &token.digest(), idle_expires_at).await?;
-        Ok(created.then_some((token, family)))
+        (token, family, idle_expires_at)
     }
 }

@@ -102,6 +102,7 @@ async fn the_openapi_document_describes_every_route(app: &TestApp) {
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"), "OpenAPI 3.1: {}", document["openapi"]);
     assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert_eq!(document["security"], json!([{ "bearer": [] }]));
+    assert_eq!(document["servers"], json!([{ "url": app.address }]), "the paths are below the issuer");
     let expected = [
         ("get", "/admin/v1/clients"),
         ("post", "/admin/v1/clients"),
@@ -609,3 +610,13 @@ crate::backend_tests!(
     disabling_a_client_ends_its_tokens_and_is_signalled,
     concurrent_changes_and_rotations_leave_one_secret,
 );
+
+/// Under an issuer with a path the API is below it, and its document says so.
+mod at_a_path {
+    use super::*;
+
+    crate::path_issuer_tests!(
+        the_openapi_document_describes_every_route,
+        clients_are_registered_shown_changed_rotated_and_disabled
+    );
+}

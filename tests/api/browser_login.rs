@@ -35,7 +35,7 @@ const WHOLE_FLOW: Duration = Duration::from_secs(90);
 
 crate::backend_tests!(a_person_signs_in_and_out_of_an_app_in_a_real_browser);
 
-async fn a_person_signs_in_and_out_of_an_app_in_a_real_browser(app: &TestApp) {
+pub(crate) async fn a_person_signs_in_and_out_of_an_app_in_a_real_browser(app: &TestApp) {
     let backend = match app.settings.database_url {
         DatabaseUrl::Sqlite { .. } => "sqlite",
         DatabaseUrl::Postgres { .. } => "postgres",
@@ -88,6 +88,13 @@ async fn sign_in(browser: &Client, app: &TestApp, example: &ExampleApp, user: &U
     assert_eq!(browser.title().await.unwrap(), "Sign in · Tessera");
     assert_eq!(text(browser, Locator::Css("h1")).await, "Sign in");
     assert_eq!(text(browser, Locator::Css(".lead")).await, "to continue to Test client");
+    // The stylesheet loaded (below the issuer's path when it has one): a link to a missing
+    // one leaves no sheet in `document.styleSheets`.
+    let is_styled = browser
+        .execute("return document.styleSheets.length === 1 && document.styleSheets[0].cssRules.length > 0", vec![])
+        .await
+        .unwrap();
+    assert_eq!(is_styled, serde_json::json!(true), "the login page's stylesheet loads");
     save_screenshot(browser, &format!("login-page-{backend}.png")).await;
 
     username.send_keys(user.username.as_str()).await.unwrap();

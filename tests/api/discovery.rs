@@ -22,7 +22,12 @@ async fn openid_configuration_describes_what_is_implemented(app: &TestApp) {
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     assert_eq!(
         doc["grant_types_supported"],
-        serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
+        serde_json::json!([
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
@@ -43,10 +48,10 @@ async fn openid_configuration_describes_what_is_implemented(app: &TestApp) {
     assert!(doc["scopes_supported"].as_array().unwrap().contains(&serde_json::json!("offline_access")));
     assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
     assert_eq!(doc["subject_types_supported"], serde_json::json!(["public"]));
+    // RFC 8628 §4.
+    assert_eq!(doc["device_authorization_endpoint"], app.url("/device_authorization"));
     // Nothing advertised that does not exist yet.
-    for absent in ["registration_endpoint", "device_authorization_endpoint"] {
-        assert!(doc.get(absent).is_none(), "{absent} is advertised but not implemented");
-    }
+    assert!(doc.get("registration_endpoint").is_none(), "registration_endpoint is advertised but not implemented");
 }
 
 async fn oauth_authorization_server_metadata_matches(app: &TestApp) {

@@ -52,7 +52,7 @@ crate::backend_tests!(the_oauth2_crate_obtains_a_client_credentials_token, the_o
 
 /// The `openidconnect` crate as a relying party: discovery, authorization URL with PKCE
 /// and nonce, code exchange, ID-token verification (signature, nonce, at_hash), userinfo.
-mod openid_connect_relying_party {
+pub(crate) mod openid_connect_relying_party {
     use crate::helpers::browser::{form_tokens, PASSWORD};
     use crate::helpers::clients::{ClientSpec, WEB_APP_REDIRECT_URI};
     use crate::helpers::TestApp;
@@ -62,7 +62,7 @@ mod openid_connect_relying_party {
         PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
     };
 
-    async fn the_openidconnect_crate_completes_the_code_flow(app: &TestApp) {
+    pub(crate) async fn the_openidconnect_crate_completes_the_code_flow(app: &TestApp) {
         let registered = app.register_client(ClientSpec::web_app()).await;
         let user = app.create_user("olivia").await;
         let http = super::http_client();
@@ -183,7 +183,7 @@ mod other_languages {
 /// openid-client 6 (Node), an independent client, as a confidential client that
 /// authenticates with `private_key_jwt` (RFC 7523) and pushes its authorization requests
 /// (RFC 9126): it must accept every response Tessera gives.
-mod openid_client_node {
+pub(crate) mod openid_client_node {
     use crate::helpers::browser::{form_tokens, location, PASSWORD};
     use crate::helpers::clients::{ClientSpec, WEB_APP_REDIRECT_URI};
     use crate::helpers::TestApp;
@@ -228,7 +228,7 @@ mod openid_client_node {
         (STANDARD.encode(pkcs8.as_ref()), kid, json!({ "keys": [jwk] }).to_string())
     }
 
-    async fn openid_client_gets_a_token_with_private_key_jwt(app: &TestApp) {
+    pub(crate) async fn openid_client_gets_a_token_with_private_key_jwt(app: &TestApp) {
         let (pkcs8, kid, jwks) = client_key();
         let client = app
             .register_client(ClientSpec {
@@ -243,7 +243,7 @@ mod openid_client_node {
         assert_eq!(tokens["scope"], "invoices:read");
     }
 
-    async fn openid_client_pushes_its_request_and_redeems_the_code(app: &TestApp) {
+    pub(crate) async fn openid_client_pushes_its_request_and_redeems_the_code(app: &TestApp) {
         let (pkcs8, kid, jwks) = client_key();
         let client = app
             .register_client(ClientSpec {

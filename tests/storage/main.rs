@@ -1,5 +1,5 @@
 //! The storage contract suite: every method of every store (`ClientStore`, `UserStore`,
-//! `KeyStore`, `SessionStore`, `GrantStore`, `RefreshStore`, `RevocationStore`, `SignalStore`, `DpopProofStore`, `ClientRequestStore`, `HealthCheck`), through the
+//! `KeyStore`, `SessionStore`, `GrantStore`, `RefreshStore`, `RevocationStore`, `SignalStore`, `DpopProofStore`, `ClientRequestStore`, `DeviceStore`, `HealthCheck`), through the
 //! `Storage` that `storage::connect` returns, on a fresh database of each backend
 //! (`backend_tests!`, as in the API suite). One story per aggregate and rule, including the
 //! atomic guarantees under dozens of concurrent calls. One binary, so the crate links once.
@@ -10,6 +10,7 @@ mod client_requests;
 mod clients;
 mod codes;
 mod consents;
+mod device_codes;
 mod dpop;
 mod dropped_requests;
 mod health;

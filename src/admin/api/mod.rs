@@ -13,9 +13,10 @@ mod users;
 use crate::http::outbound::OutboundPolicy;
 use crate::keys::kek::KeyEncryptionKey;
 use crate::keys::rotation::RotationSchedule;
+use crate::tokens::TokenIssuer;
 use actix_web::http::header::CACHE_CONTROL;
 use actix_web::middleware::DefaultHeaders;
-use actix_web::web::{self, Bytes};
+use actix_web::web::{self, Data};
 use actix_web::HttpResponse;
 use auth::AdminCaller;
 use base64::Engine;
@@ -24,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::Server;
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 /// Largest request body: the largest member is a JWK Set of at most 16 KB.
@@ -42,7 +44,6 @@ pub struct AdminSettings {
 
 /// The admin routes: `/admin/openapi.json` and `/admin/v1/…`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let document = Bytes::from(ApiDoc::openapi().to_json().expect("the OpenAPI document serialises"));
     cfg.service(
         web::scope("/admin")
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
@@ -53,13 +54,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::PathConfig::default()
                     .error_handler(|error, _| ApiError::bad_request(format!("the path is not valid: {error}")).into()),
             )
-            .route(
-                "/openapi.json",
-                web::get().to(move || {
-                    let document = document.clone();
-                    async move { HttpResponse::Ok().content_type("application/json").body(document) }
-                }),
-            )
+            .route("/openapi.json", web::get().to(openapi))
             .service(
                 web::scope("/v1")
                     // Registrations, users and sessions are nobody's to cache on the way.
@@ -118,6 +113,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
+
+/// `GET /admin/openapi.json`: the document, with the issuer as its server, so the paths
+/// resolve below the issuer's path when it has one (`https://example.com/auth/admin/v1/…`).
+async fn openapi(issuer: Data<TokenIssuer>) -> HttpResponse {
+    let mut document = ApiDoc::openapi();
+    document.servers = Some(vec![Server::new(issuer.issuer.as_str())]);
+    HttpResponse::Ok().json(document)
+}
 
 /// The `bearer` security scheme every operation requires (RFC 6750).
 struct BearerAuth;

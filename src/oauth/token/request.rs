@@ -15,6 +15,8 @@ pub enum TokenRequest {
     RefreshToken { token: String, scope: Option<ScopeSet> },
     /// RFC 6749 §4.4.2.
     ClientCredentials { scope: Option<ScopeSet>, resources: Vec<String> },
+    /// RFC 8628 §3.4.
+    DeviceCode { device_code: String },
 }
 
 impl TokenRequest {
@@ -23,6 +25,7 @@ impl TokenRequest {
             Self::AuthorizationCode { .. } => GrantType::AuthorizationCode,
             Self::RefreshToken { .. } => GrantType::RefreshToken,
             Self::ClientCredentials { .. } => GrantType::ClientCredentials,
+            Self::DeviceCode { .. } => GrantType::DeviceCode,
         }
     }
 
@@ -40,6 +43,9 @@ impl TokenRequest {
             }
             Ok(GrantType::ClientCredentials) => {
                 Ok(Self::ClientCredentials { scope: scope(form)?, resources: resources(form)? })
+            }
+            Ok(GrantType::DeviceCode) => {
+                Ok(Self::DeviceCode { device_code: required(form, "device_code")?.to_owned() })
             }
             Err(_) => {
                 Err(OAuthError::UnsupportedGrantType(format!("grant_type `{grant_type}` is not supported").into()))

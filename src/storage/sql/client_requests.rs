@@ -118,6 +118,9 @@ impl ClientRequestStore for SqlStorage {
              (SELECT id_digest FROM pushed_authorization_requests WHERE expires_at < $1 LIMIT $2)",
             "DELETE FROM client_assertion_jtis WHERE jti_digest IN \
              (SELECT jti_digest FROM client_assertion_jtis WHERE expires_at < $1 LIMIT $2)",
+            // RFC 8628: an expired device code is answered `expired_token` until it goes.
+            "DELETE FROM device_codes WHERE device_code_digest IN \
+             (SELECT device_code_digest FROM device_codes WHERE expires_at < $1 LIMIT $2)",
         ];
         let now = Timestamp::from(now);
         let mut total = 0;

@@ -168,6 +168,7 @@ macro_rules! session_columns {
 }
 
 mod client_requests;
+mod device;
 mod dpop;
 mod grants;
 mod refresh;

@@ -42,6 +42,30 @@ macro_rules! database_tests {
     };
 }
 
+/// Like `backend_tests!`, with the issuer under `/auth` (`run_at`), as behind a reverse
+/// proxy that serves Tessera at a path.
+#[macro_export]
+macro_rules! path_issuer_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::helpers::test_app::run_at($crate::helpers::Backend::Sqlite, "/auth", super::$name).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::helpers::test_app::run_at($crate::helpers::Backend::Postgres, "/auth", super::$name).await
+                }
+            )*
+        }
+    };
+}
+
 /// Asserts an RFC 6749 §5.2 error response: status, JSON `error`, and `no-store`.
 pub async fn assert_oauth_error(response: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
     assert_eq!(response.status().as_u16(), status, "status for expected `{code}`");

@@ -18,8 +18,12 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 });
 
 pub struct TestApp {
-    /// `http://127.0.0.1:PORT`, which is also the issuer.
+    /// The issuer: `http://127.0.0.1:PORT`, or below a path (`http://127.0.0.1:PORT/auth`)
+    /// for a server spawned with one ([`run_at`]). [`TestApp::url`] builds on it, so the
+    /// helpers follow the path.
     pub address: String,
+    /// `http://127.0.0.1:PORT`, without the issuer's path: for what is served at the root.
+    pub origin: String,
     pub http: reqwest::Client,
     /// A second handle on the same database, for arranging test data.
     pub storage: Arc<dyn Storage>,
@@ -35,8 +39,14 @@ pub struct TestApp {
 /// Runs one test body on `backend`, then tears the server and database down
 /// (`backend_tests!`).
 pub async fn run(backend: Backend, test: impl AsyncFnOnce(&TestApp)) {
+    run_at(backend, "", test).await
+}
+
+/// Like [`run`], with the issuer under `path` (e.g. `/auth`), as behind a reverse proxy
+/// that serves Tessera at `https://example.com/auth` (`path_issuer_tests!`).
+pub async fn run_at(backend: Backend, path: &str, test: impl AsyncFnOnce(&TestApp)) {
     let Some(database) = TestDatabase::create(backend).await else { return };
-    let app = TestApp::spawn(&database, |_| {}).await.expect("the server starts");
+    let app = TestApp::spawn_with_path(test_settings(&database), path).await.expect("the server starts");
     test(&app).await;
     app.stop().await;
     database.drop_database().await;
@@ -69,10 +79,16 @@ impl TestApp {
         Self::spawn_with(settings).await
     }
 
-    pub async fn spawn_with(mut settings: Settings) -> anyhow::Result<Self> {
+    pub async fn spawn_with(settings: Settings) -> anyhow::Result<Self> {
+        Self::spawn_with_path(settings, "").await
+    }
+
+    /// Starts the server with its issuer under `path` (`""` for the root).
+    pub async fn spawn_with_path(mut settings: Settings, path: &str) -> anyhow::Result<Self> {
         LazyLock::force(&TRACING);
         let listener = TcpListener::bind("127.0.0.1:0")?;
-        let address = format!("http://{}", listener.local_addr()?);
+        let origin = format!("http://{}", listener.local_addr()?);
+        let address = format!("{origin}{path}");
         settings.issuer = Issuer::parse(&address).expect("issuer");
         let clock = Arc::new(ManualClock::default());
         let app = Application::with_clock(settings.clone(), listener, clock.clone()).await?;
@@ -82,7 +98,7 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped()); // the socket already listens: no sleep needed
         let storage = storage::connect(&settings.database_url, &settings.database).await?;
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build()?;
-        Ok(Self { address, http, storage, settings, kid, clock, metrics_address, handle })
+        Ok(Self { address, origin, http, storage, settings, kid, clock, metrics_address, handle })
     }
 
     /// The same server seen from another browser: its own cookie jar, shared with the
@@ -96,6 +112,7 @@ impl TestApp {
             .expect("a client");
         let browser = Self {
             address: self.address.clone(),
+            origin: self.origin.clone(),
             http,
             storage: self.storage.clone(),
             settings: self.settings.clone(),

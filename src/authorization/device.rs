@@ -1,0 +1,55 @@
+//! What the device authorization grant's endpoints share (RFC 8628): its settings, and the
+//! keyed digest user codes are stored under.
+//!
+//! Why a keyed digest: a user code has about 34 bits (§6.1), so a plain SHA-256 of it is
+//! reversed by trying every code. Under an HMAC key derived from the key-encryption key
+//! (as the DPoP nonces' key is), a copy of the database alone gives none of them away.
+
+use crate::config::Settings;
+use crate::domain::device::UserCode;
+use crate::domain::secret::SecretDigest;
+use crate::keys::kek::KeyEncryptionKey;
+use crate::storage::device::DeviceLimits;
+use aws_lc_rs::hmac;
+use chrono::Duration;
+use std::fmt::Write;
+
+/// The `[device]` settings and the user-code key, derived once at startup.
+pub struct DevicePolicy {
+    /// §3.2 `expires_in`.
+    pub lifetime: Duration,
+    /// §3.2 `interval`.
+    pub interval: Duration,
+    pub limits: DeviceLimits,
+    /// Wrong user codes a session may enter per `login.failure_window` (§5.1).
+    pub max_user_code_failures: u32,
+    /// §3.2 `verification_uri`: `{issuer}/device`.
+    pub verification_uri: String,
+    user_code_key: hmac::Key,
+}
+
+impl DevicePolicy {
+    pub fn new(settings: &Settings, kek: &KeyEncryptionKey) -> Self {
+        Self {
+            lifetime: settings.device.lifetime.chrono(),
+            interval: settings.device.interval.chrono(),
+            limits: DeviceLimits {
+                max_per_client: i64::from(settings.device.max_per_client),
+                max_total: i64::from(settings.device.max_total),
+            },
+            max_user_code_failures: settings.device.max_user_code_failures,
+            verification_uri: settings.issuer.endpoint("/device"),
+            user_code_key: kek.derive_hmac_key(b"tessera device user codes v1"),
+        }
+    }
+
+    /// The digest `code` is stored and looked up under: HMAC-SHA256, hex.
+    pub fn user_code_digest(&self, code: &UserCode) -> SecretDigest {
+        let tag = hmac::sign(&self.user_code_key, code.as_str().as_bytes());
+        let mut hex = String::with_capacity(64);
+        for byte in tag.as_ref() {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        SecretDigest::from_stored(hex)
+    }
+}
