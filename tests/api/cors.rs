@@ -83,6 +83,7 @@ async fn preflights_are_answered_for_origins_an_active_client_registered(app: &T
         ("/token", "POST", "Content-Type, Authorization, DPoP"),
         ("/revoke", "POST", "Content-Type, Authorization, DPoP"),
         ("/userinfo", "GET, POST", "Authorization, DPoP"),
+        ("/device_authorization", "POST", "Content-Type, Authorization, DPoP"),
     ] {
         for origin in [SPA, OTHER] {
             let response = preflight(app, path, origin, "POST").await;
@@ -211,6 +212,27 @@ async fn token_and_revoke_responses_name_only_the_requesting_clients_origin(app:
     // A request without Origin (not a browser's cross-origin call) gets no CORS headers.
     let plain = app.refresh(&spa, &refresh, None).await;
     assert_eq!(allowed_origin(plain.headers()), None);
+}
+
+/// RFC 8628 §3.1 from a browser app: the device authorization endpoint follows the same
+/// rule as `/token`.
+async fn device_authorization_names_only_the_requesting_clients_origin(app: &TestApp) {
+    let device = app
+        .register_client(ClientSpec {
+            auth_method: tessera::domain::client::AuthMethod::None,
+            grant_types: vec![tessera::domain::client::GrantType::DeviceCode],
+            redirect_uris: vec![],
+            web_origins: Some(vec![SPA]),
+            ..ClientSpec::web_app()
+        })
+        .await;
+    let mine = post_from(app, SPA, &device, "/device_authorization", &[("scope", "openid")]).await;
+    assert_eq!(mine.status(), 200);
+    assert_eq!(allowed_origin(mine.headers()), Some(SPA));
+    assert_no_credentials(mine.headers(), "device_authorization");
+    let elsewhere = post_from(app, OTHER, &device, "/device_authorization", &[("scope", "openid")]).await;
+    assert_eq!(elsewhere.status(), 200);
+    assert_eq!(allowed_origin(elsewhere.headers()), None);
 }
 
 async fn refresh_of(response: reqwest::Response) -> String {
@@ -407,6 +429,7 @@ crate::backend_tests!(
     concurrent_preflights_are_each_answered_right,
     token_and_revoke_responses_name_only_the_requesting_clients_origin,
     userinfo_names_the_origin_of_the_tokens_client,
+    device_authorization_names_only_the_requesting_clients_origin,
     discovery_and_jwks_are_readable_from_any_origin,
     the_cli_derives_web_origins_from_redirect_uris_or_takes_them,
     the_admin_api_registers_and_changes_web_origins,
