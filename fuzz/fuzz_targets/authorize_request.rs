@@ -36,6 +36,7 @@ fn client() -> &'static Client {
         dpop_bound_access_tokens: false,
         web_origins: vec![],
         web_origins_explicit: false,
+        first_party_spa: false,
         created_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
         disabled_at: None,
     })

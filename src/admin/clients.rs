@@ -86,6 +86,11 @@ pub struct NewClient {
     /// the https and loopback http redirect URIs. `*` and `null` are refused.
     #[serde(default)]
     pub web_origins: Option<Vec<String>>,
+    /// A first-party SPA: the refresh token is set in an `HttpOnly; SameSite=Strict`
+    /// cookie scoped to the token endpoint, never in the JSON body (needs the
+    /// `refresh_token` grant and a web origin).
+    #[serde(default)]
+    pub first_party_spa: bool,
 }
 
 /// A change to a client: each member given replaces the stored value; the others stay.
@@ -111,6 +116,7 @@ pub struct ClientPatch {
     /// Replaces the registered web origins (CORS); from then on they no longer follow the
     /// redirect URIs.
     pub web_origins: Option<Vec<String>>,
+    pub first_party_spa: Option<bool>,
 }
 
 /// A client as operators see it: never its secret (only its digest is stored).
@@ -139,6 +145,7 @@ pub struct ClientView {
     pub web_origins: Vec<String>,
     /// Whether `web_origins` were registered (true) or derived from the redirect URIs.
     pub web_origins_explicit: bool,
+    pub first_party_spa: bool,
     /// RFC 3339.
     pub created_at: String,
     pub disabled_at: Option<String>,
@@ -175,6 +182,7 @@ impl From<&Client> for ClientView {
             dpop_bound_access_tokens: client.dpop_bound_access_tokens,
             web_origins: client.web_origins.iter().map(|o| o.as_str().to_owned()).collect(),
             web_origins_explicit: client.web_origins_explicit,
+            first_party_spa: client.first_party_spa,
             created_at: client.created_at.to_rfc3339(),
             disabled_at: client.disabled_at.map(|t| t.to_rfc3339()),
         }
@@ -276,6 +284,7 @@ pub async fn create(
         dpop_bound_access_tokens: new.dpop_bound_access_tokens,
         web_origins,
         web_origins_explicit,
+        first_party_spa: new.first_party_spa,
         created_at: Utc::now(),
         disabled_at: None,
     };
@@ -316,6 +325,7 @@ pub async fn update(storage: &dyn Storage, id: &str, patch: ClientPatch) -> Resu
     client.is_first_party = patch.first_party.unwrap_or(client.is_first_party);
     client.always_issue_refresh_token = patch.always_issue_refresh_token.unwrap_or(client.always_issue_refresh_token);
     client.dpop_bound_access_tokens = patch.dpop_bound_access_tokens.unwrap_or(client.dpop_bound_access_tokens);
+    client.first_party_spa = patch.first_party_spa.unwrap_or(client.first_party_spa);
     client.require_pushed_authorization_requests =
         patch.require_pushed_authorization_requests.unwrap_or(client.require_pushed_authorization_requests);
     check_consistent(&client)?;
@@ -338,6 +348,16 @@ fn check_consistent(client: &Client) -> Result<(), ServiceError> {
     }
     if client.always_issue_refresh_token && !client.grant_types.contains(&GrantType::RefreshToken) {
         return Err(invalid("always_issue_refresh_token", "always_issue_refresh_token needs the refresh_token grant"));
+    }
+    if client.first_party_spa && !client.grant_types.contains(&GrantType::RefreshToken) {
+        return Err(invalid("first_party_spa", "first_party_spa needs the refresh_token grant"));
+    }
+    if client.first_party_spa && client.web_origins.is_empty() {
+        return Err(invalid(
+            "first_party_spa",
+            "first_party_spa needs a web origin (an https redirect URI, or web_origins): the refresh cookie is \
+             only accepted from one",
+        ));
     }
     if client.grant_types.contains(&GrantType::AuthorizationCode) && client.redirect_uris.is_empty() {
         return Err(invalid("redirect_uris", "the authorization_code grant needs at least one redirect URI"));

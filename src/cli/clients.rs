@@ -104,6 +104,10 @@ pub struct CreateArgs {
     /// https and loopback http redirect URIs; with it, only those given.
     #[arg(long = "web-origin")]
     web_origins: Vec<String>,
+    /// A first-party single-page app: its refresh token is set in an HttpOnly, SameSite=Strict
+    /// cookie scoped to the token endpoint instead of the JSON body (needs --grant refresh_token).
+    #[arg(long)]
+    first_party_spa: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -199,6 +203,7 @@ async fn create(args: CreateArgs, storage: &dyn Storage, outbound: OutboundPolic
         jwks,
         require_pushed_authorization_requests: args.require_par,
         web_origins: (!args.web_origins.is_empty()).then_some(args.web_origins),
+        first_party_spa: args.first_party_spa,
     };
     let (client, secret) = clients::create(storage, outbound, new).await.map_err(cli_error)?;
     if args.json {

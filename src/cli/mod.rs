@@ -187,6 +187,7 @@ fn cli_error(error: ServiceError) -> anyhow::Error {
                 "jwks_uri" => "--jwks-uri",
                 "jwks" => "--jwks-file",
                 "web_origins" => "--web-origin",
+                "first_party_spa" => "--first-party-spa",
                 "family_id" => "family id",
                 other => other,
             };

@@ -183,6 +183,10 @@ pub struct Client {
     /// `web_origins` was registered, rather than derived from the redirect URIs (and then
     /// follows them when they change).
     pub web_origins_explicit: bool,
+    /// A first-party single-page app whose refresh token lives in an `HttpOnly` cookie
+    /// scoped to the token endpoint instead of the JSON body, out of the reach of its
+    /// JavaScript (OAuth 2.0 for Browser-Based Apps §6.1's aim without a backend).
+    pub first_party_spa: bool,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
 }
@@ -268,6 +272,7 @@ mod tests {
             dpop_bound_access_tokens: false,
             web_origins: vec![],
             web_origins_explicit: false,
+            first_party_spa: false,
             created_at: Utc::now(),
             disabled_at: None,
         }

@@ -11,18 +11,20 @@
 //! A preflight has no body and names no client, so it is answered for an origin any active
 //! client registered ([`KnownOrigins`]); the actual request is then checked as above.
 //!
-//! `Access-Control-Allow-Credentials` is never sent: the app authenticates with PKCE,
-//! tokens and DPoP proofs in headers, never with the browser's cookies. Discovery and the
-//! JWK Set are public documents and answer `*`.
+//! `Access-Control-Allow-Credentials` is sent only at `/token` and `/revoke`, only for a
+//! first-party SPA's origins (its refresh token is a cookie there, `refresh_cookie`).
+//! Every other app authenticates with PKCE, tokens and DPoP proofs in headers, never with
+//! the browser's cookies. Discovery and the JWK Set are public documents and answer `*`.
 
+use super::refresh_cookie::CSRF_HEADER;
 use crate::domain::client::Client;
 use crate::domain::web_origin::MAX_ORIGIN_LEN;
 use crate::storage::client_cache::KnownOrigins;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{
-    HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ORIGIN, VARY,
+    HeaderValue, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ORIGIN, VARY,
 };
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
@@ -50,40 +52,65 @@ fn request_origin(req: &HttpRequest) -> Option<String> {
     (origin.len() <= MAX_ORIGIN_LEN && !origin.is_empty()).then(|| origin.to_owned())
 }
 
-/// Middleware for `/token`, `/revoke` and `/userinfo`: names the request's origin when it
-/// belongs to the client the handler recorded.
+/// Middleware for `/userinfo` and `/device_authorization`: names the request's origin
+/// when it belongs to the client the handler recorded.
 pub async fn allow_client_origin(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let mut response = next.call(req).await?;
+    let response = next.call(req).await?;
+    Ok(name_client_origin(response, false))
+}
+
+/// Middleware for `/token` and `/revoke`: as [`allow_client_origin`], and with
+/// `Access-Control-Allow-Credentials` for a first-party SPA, whose refresh cookie is set
+/// and read there.
+pub async fn allow_client_origin_with_cookie(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let response = next.call(req).await?;
+    Ok(name_client_origin(response, true))
+}
+
+fn name_client_origin<B>(mut response: ServiceResponse<B>, cookie_endpoint: bool) -> ServiceResponse<B> {
     let Some(origin) = request_origin(response.request()) else {
-        return Ok(response);
+        return response;
     };
-    let allowed = response
-        .request()
-        .extensions()
-        .get::<AnsweredClient>()
-        .is_some_and(|AnsweredClient(client)| client.has_web_origin(&origin));
+    let (allowed, credentials) = match response.request().extensions().get::<AnsweredClient>() {
+        Some(AnsweredClient(client)) if client.has_web_origin(&origin) => {
+            (true, cookie_endpoint && client.first_party_spa)
+        }
+        _ => (false, false),
+    };
     if allowed {
         if let Ok(value) = HeaderValue::from_str(&origin) {
             let headers = response.headers_mut();
             headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, value);
             headers.append(VARY, HeaderValue::from_static("Origin"));
             headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED));
+            if credentials {
+                headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            }
         }
     }
-    Ok(response)
+    response
 }
 
-/// `OPTIONS /token` and `OPTIONS /revoke`.
+/// `OPTIONS /token` and `OPTIONS /revoke`. A first-party SPA's origin may send its
+/// cookie and the refresh cookie's CSRF header.
 pub async fn preflight_token(req: HttpRequest, origins: web::Data<KnownOrigins>) -> HttpResponse {
-    preflight(&req, &origins, "POST", "Content-Type, Authorization, DPoP").await
+    preflight(&req, &origins, "POST", "Content-Type, Authorization, DPoP", true).await
+}
+
+/// `OPTIONS /device_authorization`.
+pub async fn preflight_device(req: HttpRequest, origins: web::Data<KnownOrigins>) -> HttpResponse {
+    preflight(&req, &origins, "POST", "Content-Type, Authorization, DPoP", false).await
 }
 
 /// `OPTIONS /userinfo`.
 pub async fn preflight_userinfo(req: HttpRequest, origins: web::Data<KnownOrigins>) -> HttpResponse {
-    preflight(&req, &origins, "GET, POST", "Authorization, DPoP").await
+    preflight(&req, &origins, "GET, POST", "Authorization, DPoP", false).await
 }
 
 /// 204 in every case; the CORS headers only for an origin an active client registered,
@@ -93,25 +120,32 @@ async fn preflight(
     origins: &KnownOrigins,
     methods: &'static str,
     headers: &'static str,
+    cookie_endpoint: bool,
 ) -> HttpResponse {
     let mut response = HttpResponse::NoContent();
     response.insert_header((VARY, "Origin"));
     let Some(origin) = request_origin(req) else {
         return response.finish();
     };
-    match origins.contains(&origin).await {
-        Ok(true) => {}
-        Ok(false) => return response.finish(),
+    let first_party_spa = match origins.lookup(&origin).await {
+        Ok(Some(first_party_spa)) => first_party_spa,
+        Ok(None) => return response.finish(),
         Err(error) => {
             // The preflight fails closed; the app sees a CORS error and may retry.
             tracing::warn!(%error, "cannot read the registered web origins for a CORS preflight");
             return response.finish();
         }
+    };
+    if cookie_endpoint && first_party_spa {
+        response
+            .insert_header((ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"))
+            .insert_header((ACCESS_CONTROL_ALLOW_HEADERS, format!("{headers}, {CSRF_HEADER}")));
+    } else {
+        response.insert_header((ACCESS_CONTROL_ALLOW_HEADERS, headers));
     }
     response
         .insert_header((ACCESS_CONTROL_ALLOW_ORIGIN, origin))
         .insert_header((ACCESS_CONTROL_ALLOW_METHODS, methods))
-        .insert_header((ACCESS_CONTROL_ALLOW_HEADERS, headers))
         .insert_header((ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE))
         .finish()
 }

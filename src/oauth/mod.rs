@@ -13,6 +13,7 @@ pub mod health;
 pub mod introspect;
 pub mod jwks;
 pub mod par;
+pub mod refresh_cookie;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;
@@ -39,7 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::resource("/token")
-                .wrap(from_fn(cors::allow_client_origin))
+                .wrap(from_fn(cors::allow_client_origin_with_cookie))
                 .route(web::post().to(token::post))
                 .route(web::method(Method::OPTIONS).to(cors::preflight_token))
                 .default_service(web::to(token::method_not_allowed)),
@@ -51,12 +52,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/device_authorization")
                 .wrap(from_fn(cors::allow_client_origin))
                 .route(web::post().to(device_authorization::post))
-                .route(web::method(Method::OPTIONS).to(cors::preflight_token))
+                .route(web::method(Method::OPTIONS).to(cors::preflight_device))
                 .default_service(web::to(token::method_not_allowed)),
         )
         .service(
             web::resource("/revoke")
-                .wrap(from_fn(cors::allow_client_origin))
+                .wrap(from_fn(cors::allow_client_origin_with_cookie))
                 .route(web::post().to(revoke::post))
                 .route(web::method(Method::OPTIONS).to(cors::preflight_token))
                 .default_service(web::to(token::method_not_allowed)),

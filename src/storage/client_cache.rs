@@ -22,7 +22,7 @@ use super::{Storage, StorageError};
 use crate::clock::Clock;
 use crate::domain::client::{Client, ClientId};
 use chrono::{DateTime, Duration, Utc};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// More distinct clients than this in one TTL (a scan of made-up ids cannot fill it:
@@ -122,7 +122,9 @@ const ORIGINS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// the clock must not freeze the set.
 pub struct KnownOrigins {
     storage: Arc<dyn Storage>,
-    snapshot: tokio::sync::Mutex<Option<(std::time::Instant, Arc<HashSet<String>>)>>,
+    /// Each origin, and whether a first-party SPA registered it (its refresh cookie makes
+    /// its calls credentialed).
+    snapshot: tokio::sync::Mutex<Option<(std::time::Instant, Arc<HashMap<String, bool>>)>>,
 }
 
 impl KnownOrigins {
@@ -130,27 +132,26 @@ impl KnownOrigins {
         Self { storage, snapshot: tokio::sync::Mutex::new(None) }
     }
 
-    /// Has an active client registered `origin` (as a browser serialises it)?
-    pub async fn contains(&self, origin: &str) -> Result<bool, StorageError> {
+    /// `None` when no active client registered `origin` (as a browser serialises it);
+    /// else whether a first-party SPA did.
+    pub async fn lookup(&self, origin: &str) -> Result<Option<bool>, StorageError> {
         let mut snapshot = self.snapshot.lock().await;
         let origins = match &*snapshot {
             Some((read_at, origins)) if read_at.elapsed() < ORIGINS_REFRESH => origins.clone(),
             _ => {
                 let read_at = std::time::Instant::now();
-                let origins: HashSet<String> = self
-                    .storage
-                    .list_clients()
-                    .await?
-                    .iter()
-                    .filter(|client| !client.is_disabled())
-                    .flat_map(|client| client.web_origins.iter().map(|o| o.as_str().to_owned()))
-                    .collect();
+                let mut origins: HashMap<String, bool> = HashMap::new();
+                for client in self.storage.list_clients().await?.iter().filter(|c| !c.is_disabled()) {
+                    for origin in &client.web_origins {
+                        *origins.entry(origin.as_str().to_owned()).or_default() |= client.first_party_spa;
+                    }
+                }
                 let origins = Arc::new(origins);
                 *snapshot = Some((read_at, origins.clone()));
                 origins
             }
         };
-        Ok(origins.contains(origin))
+        Ok(origins.get(origin).copied())
     }
 
     /// Drops the set: the next preflight reads the database.

@@ -37,6 +37,7 @@ pub(super) struct ClientRow {
     pub dpop_bound_access_tokens: bool,
     /// NULL: derived from the redirect URIs.
     pub web_origins: Option<Json<Vec<String>>>,
+    pub first_party_spa: bool,
     pub created_at: Timestamp,
     pub disabled_at: Option<Timestamp>,
 }
@@ -82,6 +83,7 @@ impl TryFrom<ClientRow> for Client {
             dpop_bound_access_tokens: row.dpop_bound_access_tokens,
             web_origins,
             web_origins_explicit,
+            first_party_spa: row.first_party_spa,
             created_at: row.created_at.into(),
             disabled_at: row.disabled_at.map(Into::into),
         })

@@ -31,6 +31,7 @@ mod logout;
 mod metrics;
 mod par;
 mod private_key_jwt;
+mod refresh_cookie;
 mod refresh_tokens;
 mod request_ids;
 mod revocation;

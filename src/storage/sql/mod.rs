@@ -200,7 +200,8 @@ macro_rules! client_columns {
     () => {
         "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, audiences, served_audiences, \
          may_introspect_any, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, \
-         require_pushed_authorization_requests, jwks, jwks_uri, dpop_bound_access_tokens, web_origins, created_at, \
+         require_pushed_authorization_requests, jwks, jwks_uri, dpop_bound_access_tokens, web_origins, first_party_spa, \
+         created_at, \
          disabled_at"
     };
 }
@@ -328,7 +329,7 @@ impl ClientStore for SqlStorage {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $19)"
+            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $20)"
         );
         on_writer!(self, [client], pool => {
             let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
@@ -357,6 +358,7 @@ impl ClientStore for SqlStorage {
                 })
                 .bind(client.dpop_bound_access_tokens)
                 .bind(stored_web_origins(client))
+                .bind(client.first_party_spa)
                 .bind(Timestamp::from(client.created_at))
                 .bind(client.disabled_at.map(Timestamp::from))
                 .execute(pool)
@@ -400,7 +402,8 @@ impl ClientStore for SqlStorage {
         let sql = "UPDATE clients SET name = $2, scopes = $3, audiences = $4, served_audiences = $5, \
                    may_introspect_any = $6, redirect_uris = $7, post_logout_redirect_uris = $8, is_first_party = $9, \
                    always_issue_refresh_token = $10, require_pushed_authorization_requests = $11, \
-                   dpop_bound_access_tokens = $12, web_origins = $13, updated_at = $14 WHERE id = $1";
+                   dpop_bound_access_tokens = $12, web_origins = $13, first_party_spa = $14, \
+                   updated_at = $15 WHERE id = $1";
         on_writer!(self, [client], pool => {
             let done = sqlx::query(sql)
                 .bind(client.id.as_str())
@@ -416,6 +419,7 @@ impl ClientStore for SqlStorage {
                 .bind(client.require_pushed_authorization_requests)
                 .bind(client.dpop_bound_access_tokens)
                 .bind(stored_web_origins(client))
+                .bind(client.first_party_spa)
                 .bind(Timestamp::from(now))
                 .execute(pool)
                 .await?;

@@ -31,6 +31,8 @@ pub struct ClientSpec {
     pub dpop_bound_access_tokens: bool,
     /// Registered web origins (CORS); `None`: derived from the redirect URIs.
     pub web_origins: Option<Vec<&'static str>>,
+    /// The refresh token in an HttpOnly cookie instead of the JSON body.
+    pub first_party_spa: bool,
 }
 
 impl ClientSpec {
@@ -51,6 +53,7 @@ impl ClientSpec {
             keys: None,
             dpop_bound_access_tokens: false,
             web_origins: None,
+            first_party_spa: false,
         }
     }
 
@@ -123,6 +126,7 @@ pub async fn register(storage: &dyn tessera::storage::Storage, spec: ClientSpec)
             keys: spec.keys,
             dpop_bound_access_tokens: spec.dpop_bound_access_tokens,
             web_origins_explicit: spec.web_origins.is_some(),
+            first_party_spa: spec.first_party_spa,
             web_origins: match spec.web_origins {
                 Some(origins) => origins.into_iter().map(|o| WebOrigin::parse(o, false).unwrap()).collect(),
                 None => WebOrigin::derive(&redirect_uris),

@@ -111,6 +111,7 @@ pub fn new_client(name: &str, created_at: DateTime<Utc>) -> Client {
         dpop_bound_access_tokens: true,
         web_origins: vec![],
         web_origins_explicit: false,
+        first_party_spa: false,
         created_at,
         disabled_at: None,
     }
