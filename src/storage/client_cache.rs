@@ -106,6 +106,9 @@ impl ClientCache {
     }
 }
 
+/// Each registered origin, and whether a first-party SPA registered it.
+type OriginMap = HashMap<String, bool>;
+
 /// How long the set of every active client's web origins is reused at most.
 const ORIGINS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -124,7 +127,7 @@ pub struct KnownOrigins {
     storage: Arc<dyn Storage>,
     /// Each origin, and whether a first-party SPA registered it (its refresh cookie makes
     /// its calls credentialed).
-    snapshot: tokio::sync::Mutex<Option<(std::time::Instant, Arc<HashMap<String, bool>>)>>,
+    snapshot: tokio::sync::Mutex<Option<(std::time::Instant, Arc<OriginMap>)>>,
 }
 
 impl KnownOrigins {

@@ -109,9 +109,11 @@ pub fn new_client(name: &str, created_at: DateTime<Utc>) -> Client {
         require_pushed_authorization_requests: false,
         keys: None,
         dpop_bound_access_tokens: true,
-        web_origins: vec![],
-        web_origins_explicit: false,
-        first_party_spa: false,
+        // Registered explicitly, so the round trip covers the column (derived origins are
+        // recomputed from the redirect URIs on read).
+        web_origins: vec![tessera::domain::web_origin::WebOrigin::parse("https://spa.example", false).unwrap()],
+        web_origins_explicit: true,
+        first_party_spa: true,
         created_at,
         disabled_at: None,
     }
