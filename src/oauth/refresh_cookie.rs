@@ -72,3 +72,24 @@ pub fn from_the_app(req: &HttpRequest, client: &Client) -> bool {
     let marked = req.headers().get(CSRF_HEADER).is_some_and(|v| v.as_bytes() == b"1");
     marked && origin.is_some_and(|origin| client.has_web_origin(origin))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_is_secure_and_prefixed_over_https_and_scoped_to_the_token_endpoint_below_the_issuer_path() {
+        let https = RefreshCookie::for_issuer(&Issuer::parse("https://id.example.com/auth").unwrap());
+        let cookie = https.holding("trt_x".into()).to_string();
+        assert!(cookie.starts_with("__Secure-tessera_refresh=trt_x"), "{cookie}");
+        for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/auth/token"] {
+            assert!(cookie.contains(attribute), "{attribute}: {cookie}");
+        }
+        let http = RefreshCookie::for_issuer(&Issuer::parse("http://127.0.0.1:8080").unwrap());
+        let cookie = http.holding("trt_x".into()).to_string();
+        assert!(cookie.starts_with("tessera_refresh=trt_x") && !cookie.contains("Secure"), "{cookie}");
+        assert!(cookie.contains("Path=/token"), "{cookie}");
+        let cleared = https.cleared().to_string();
+        assert!(cleared.contains("Max-Age=0") && cleared.contains("Path=/auth/token"), "{cleared}");
+    }
+}
