@@ -25,7 +25,7 @@ use crate::password::PasswordChecks;
 use crate::signals::backchannel::LogoutDispatcher;
 use crate::signals::push::Pusher;
 use crate::ssf::Transmitter;
-use crate::storage::client_cache::ClientCache;
+use crate::storage::client_cache::{ClientCache, KnownOrigins};
 use crate::storage::{self, Storage};
 use crate::tokens::dpop::DpopPolicy;
 use crate::tokens::refresh::RefreshPolicy;
@@ -188,6 +188,7 @@ impl Application {
         });
         let jwks_max_age = Data::new(JwksMaxAge(settings.keys.jwks_max_age.as_secs().min(u32::MAX as u64) as u32));
         let clients = Data::new(ClientCache::new(storage.clone(), clock.clone(), settings.database.client_cache_ttl.0));
+        let known_origins = Data::new(KnownOrigins::new(storage.clone()));
         let to_close = storage.clone();
         let storage = Data::from(storage);
         let clock: Data<dyn Clock> = Data::from(clock);
@@ -208,6 +209,7 @@ impl Application {
                 .wrap(from_fn(request_log::log_request))
                 .app_data(storage.clone())
                 .app_data(clients.clone())
+                .app_data(known_origins.clone())
                 .app_data(readiness.clone())
                 .app_data(metrics.clone())
                 .app_data(issuer.clone())

@@ -34,6 +34,11 @@ fn client() -> &'static Client {
         require_pushed_authorization_requests: false,
         keys: None,
         dpop_bound_access_tokens: false,
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: true,
+        web_origins: vec![],
+        web_origins_explicit: false,
+        first_party_spa: false,
         created_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
         disabled_at: None,
     })

@@ -8,6 +8,7 @@ use crate::domain::redirect_uri;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::GeneratedSecret;
 use crate::domain::signals::Reason;
+use crate::domain::web_origin::WebOrigin;
 use crate::http::outbound::OutboundPolicy;
 use crate::oauth::client_keys;
 use crate::signals::{backchannel, Emitter};
@@ -105,6 +106,16 @@ pub struct NewClient {
     #[serde(default = "yes")]
     #[schema(default = true)]
     pub backchannel_logout_session_required: bool,
+    /// Origins of the client's browser app (`scheme://host[:port]`), which may call
+    /// `/token`, `/revoke` and `/userinfo` from the browser (CORS). Absent: the origins of
+    /// the https and loopback http redirect URIs. `*` and `null` are refused.
+    #[serde(default)]
+    pub web_origins: Option<Vec<String>>,
+    /// A first-party SPA: the refresh token is set in an `HttpOnly; SameSite=Strict`
+    /// cookie scoped to the token endpoint, never in the JSON body (needs the
+    /// `refresh_token` grant and a web origin).
+    #[serde(default)]
+    pub first_party_spa: bool,
 }
 
 fn yes() -> bool {
@@ -134,6 +145,10 @@ pub struct ClientPatch {
     /// A new `backchannel_logout_uri`; `""` removes it.
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: Option<bool>,
+    /// Replaces the registered web origins (CORS); from then on they no longer follow the
+    /// redirect URIs.
+    pub web_origins: Option<Vec<String>>,
+    pub first_party_spa: Option<bool>,
 }
 
 /// A client as operators see it: never its secret (only its digest is stored).
@@ -160,6 +175,11 @@ pub struct ClientView {
     pub dpop_bound_access_tokens: bool,
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: bool,
+    /// The origins CORS answers name (registered, or derived from the redirect URIs).
+    pub web_origins: Vec<String>,
+    /// Whether `web_origins` were registered (true) or derived from the redirect URIs.
+    pub web_origins_explicit: bool,
+    pub first_party_spa: bool,
     /// RFC 3339.
     pub created_at: String,
     pub disabled_at: Option<String>,
@@ -196,6 +216,9 @@ impl From<&Client> for ClientView {
             dpop_bound_access_tokens: client.dpop_bound_access_tokens,
             backchannel_logout_uri: client.backchannel_logout_uri.clone(),
             backchannel_logout_session_required: client.backchannel_logout_session_required,
+            web_origins: client.web_origins.iter().map(|o| o.as_str().to_owned()).collect(),
+            web_origins_explicit: client.web_origins_explicit,
+            first_party_spa: client.first_party_spa,
             created_at: client.created_at.to_rfc3339(),
             disabled_at: client.disabled_at.map(|t| t.to_rfc3339()),
         }
@@ -268,6 +291,11 @@ pub async fn create(
             "a public client cannot use client_credentials (RFC 6749 §4.4): drop public or the grant",
         ));
     }
+    let redirect_uris = registered_uris(&new.redirect_uris, "redirect_uris", new.allow_insecure_http)?;
+    let (web_origins, web_origins_explicit) = match &new.web_origins {
+        Some(values) => (web_origins(values, new.allow_insecure_http)?, true),
+        None => (WebOrigin::derive(&redirect_uris), false),
+    };
     let has_secret = matches!(auth_method, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost);
     let secret = has_secret.then(|| GeneratedSecret::generate(CLIENT_SECRET_PREFIX));
     let client = Client {
@@ -280,7 +308,7 @@ pub async fn create(
         audiences: audiences(&new.audiences, "audiences")?,
         served_audiences: audiences(&new.served_audiences, "served_audiences")?,
         may_introspect_any: new.introspect_any,
-        redirect_uris: registered_uris(&new.redirect_uris, "redirect_uris", new.allow_insecure_http)?,
+        redirect_uris,
         post_logout_redirect_uris: registered_uris(
             &new.post_logout_redirect_uris,
             "post_logout_redirect_uris",
@@ -297,6 +325,9 @@ pub async fn create(
             .map(|raw| backchannel_logout_uri(raw, outbound))
             .transpose()?,
         backchannel_logout_session_required: new.backchannel_logout_session_required,
+        web_origins,
+        web_origins_explicit,
+        first_party_spa: new.first_party_spa,
         created_at: Utc::now(),
         disabled_at: None,
     };
@@ -334,6 +365,12 @@ pub async fn update(
     if let Some(values) = &patch.redirect_uris {
         client.redirect_uris = registered_uris(values, "redirect_uris", patch.allow_insecure_http)?;
     }
+    if let Some(values) = &patch.web_origins {
+        client.web_origins = web_origins(values, patch.allow_insecure_http)?;
+        client.web_origins_explicit = true;
+    } else if !client.web_origins_explicit {
+        client.web_origins = WebOrigin::derive(&client.redirect_uris);
+    }
     if let Some(values) = &patch.post_logout_redirect_uris {
         client.post_logout_redirect_uris =
             registered_uris(values, "post_logout_redirect_uris", patch.allow_insecure_http)?;
@@ -342,6 +379,7 @@ pub async fn update(
     client.is_first_party = patch.first_party.unwrap_or(client.is_first_party);
     client.always_issue_refresh_token = patch.always_issue_refresh_token.unwrap_or(client.always_issue_refresh_token);
     client.dpop_bound_access_tokens = patch.dpop_bound_access_tokens.unwrap_or(client.dpop_bound_access_tokens);
+    client.first_party_spa = patch.first_party_spa.unwrap_or(client.first_party_spa);
     client.require_pushed_authorization_requests =
         patch.require_pushed_authorization_requests.unwrap_or(client.require_pushed_authorization_requests);
     check_consistent(&client)?;
@@ -364,6 +402,16 @@ fn check_consistent(client: &Client) -> Result<(), ServiceError> {
     }
     if client.always_issue_refresh_token && !client.grant_types.contains(&GrantType::RefreshToken) {
         return Err(invalid("always_issue_refresh_token", "always_issue_refresh_token needs the refresh_token grant"));
+    }
+    if client.first_party_spa && !client.grant_types.contains(&GrantType::RefreshToken) {
+        return Err(invalid("first_party_spa", "first_party_spa needs the refresh_token grant"));
+    }
+    if client.first_party_spa && client.web_origins.is_empty() {
+        return Err(invalid(
+            "first_party_spa",
+            "first_party_spa needs a web origin (an https redirect URI, or web_origins): the refresh cookie is \
+             only accepted from one",
+        ));
     }
     if client.grant_types.contains(&GrantType::AuthorizationCode) && client.redirect_uris.is_empty() {
         return Err(invalid("redirect_uris", "the authorization_code grant needs at least one redirect URI"));
@@ -461,6 +509,21 @@ fn audiences(values: &[String], field: &'static str) -> Result<Vec<String>, Serv
         return Err(invalid(field, format!("at most {MAX_VALUES} values")));
     }
     values.iter().map(|a| parse_audience(a).map_err(invalid_as(field))).collect()
+}
+
+/// Parses each origin with [`WebOrigin::parse`], without duplicates.
+fn web_origins(values: &[String], allow_insecure_http: bool) -> Result<Vec<WebOrigin>, ServiceError> {
+    if values.len() > MAX_VALUES {
+        return Err(invalid("web_origins", format!("at most {MAX_VALUES} values")));
+    }
+    let mut origins: Vec<WebOrigin> = Vec::new();
+    for raw in values {
+        let origin = WebOrigin::parse(raw.trim(), allow_insecure_http).map_err(|e| invalid("web_origins", e.reason))?;
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(origins)
 }
 
 /// Checks each value with [`redirect_uri::parse_registered`], naming the field on failure.

@@ -106,6 +106,15 @@ pub struct CreateArgs {
     /// Whether the client needs `sid` in Logout Tokens (Tessera always sends it).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     backchannel_logout_session_required: bool,
+    /// An origin of the client's browser app, scheme://host[:port] (repeatable): it may call
+    /// /token, /revoke and /userinfo from the browser (CORS). Without it, the origins of the
+    /// https and loopback http redirect URIs; with it, only those given.
+    #[arg(long = "web-origin")]
+    web_origins: Vec<String>,
+    /// A first-party single-page app: its refresh token is set in an HttpOnly, SameSite=Strict
+    /// cookie scoped to the token endpoint instead of the JSON body (needs --grant refresh_token).
+    #[arg(long)]
+    first_party_spa: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -203,6 +212,8 @@ async fn create(args: CreateArgs, storage: &dyn Storage, outbound: UrlPolicies) 
         require_pushed_authorization_requests: args.require_par,
         backchannel_logout_uri: args.backchannel_logout_uri,
         backchannel_logout_session_required: args.backchannel_logout_session_required,
+        web_origins: (!args.web_origins.is_empty()).then_some(args.web_origins),
+        first_party_spa: args.first_party_spa,
     };
     let (client, secret) = clients::create(storage, outbound, new).await.map_err(cli_error)?;
     if args.json {
@@ -256,6 +267,10 @@ fn print_human(client: &Client, secret: Option<&GeneratedSecret>) {
     }
     if !client.redirect_uris.is_empty() {
         println!("redirect URIs: {}", client.redirect_uris.join(" "));
+    }
+    if !client.web_origins.is_empty() {
+        let origins: Vec<&str> = client.web_origins.iter().map(|o| o.as_str()).collect();
+        println!("web origins:   {}", origins.join(" "));
     }
     if client.dpop_bound_access_tokens {
         println!("DPoP:          required (RFC 9449)");

@@ -186,6 +186,8 @@ fn cli_error(error: ServiceError) -> anyhow::Error {
                 "token_endpoint_auth_method" => "--auth-method",
                 "jwks_uri" => "--jwks-uri",
                 "jwks" => "--jwks-file",
+                "web_origins" => "--web-origin",
+                "first_party_spa" => "--first-party-spa",
                 "family_id" => "family id",
                 other => other,
             };

@@ -2,6 +2,7 @@
 
 use super::scope::ScopeSet;
 use super::secret::SecretDigest;
+use super::web_origin::WebOrigin;
 use super::InvalidParameter;
 use chrono::{DateTime, Utc};
 use std::fmt;
@@ -181,6 +182,17 @@ pub struct Client {
     /// §2.2 `backchannel_logout_session_required`: the client needs `sid` in its Logout
     /// Tokens. Tessera always sends it; the flag is kept and shown for the RP's benefit.
     pub backchannel_logout_session_required: bool,
+    /// The origins its browser app runs on: CORS answers from `/token`, `/revoke` and
+    /// `/userinfo` name them (Fetch Standard §3.2). Derived from `redirect_uris` unless
+    /// registered explicitly ([`WebOrigin::derive`]).
+    pub web_origins: Vec<WebOrigin>,
+    /// `web_origins` was registered, rather than derived from the redirect URIs (and then
+    /// follows them when they change).
+    pub web_origins_explicit: bool,
+    /// A first-party single-page app whose refresh token lives in an `HttpOnly` cookie
+    /// scoped to the token endpoint instead of the JSON body, out of the reach of its
+    /// JavaScript (OAuth 2.0 for Browser-Based Apps §6.1's aim without a backend).
+    pub first_party_spa: bool,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
 }
@@ -195,6 +207,11 @@ impl Client {
 
     pub fn is_disabled(&self) -> bool {
         self.disabled_at.is_some()
+    }
+
+    /// Is `origin` (a request's `Origin` header) one of this client's web origins?
+    pub fn has_web_origin(&self, origin: &str) -> bool {
+        self.web_origins.iter().any(|o| o.as_str() == origin)
     }
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
@@ -261,6 +278,9 @@ mod tests {
             dpop_bound_access_tokens: false,
             backchannel_logout_uri: None,
             backchannel_logout_session_required: true,
+            web_origins: vec![],
+            web_origins_explicit: false,
+            first_party_spa: false,
             created_at: Utc::now(),
             disabled_at: None,
         }

@@ -10,6 +10,7 @@ pub mod scope;
 pub mod secret;
 pub mod signals;
 pub mod user;
+pub mod web_origin;
 
 /// A request parameter or CLI argument that did not parse; names the parameter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -51,6 +51,7 @@ impl FromRequest for AuthenticatedClient {
                 }
                 presented => authenticate(clients, presented).await?,
             };
+            super::cors::answered_client(&req, client.clone());
             Ok(Self { client, form })
         })
     }

@@ -149,6 +149,8 @@ impl Discovery {
 pub async fn get(discovery: web::Data<Discovery>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(3600)]))
+        // A public document: any browser app may read it (no credentials are involved).
+        .insert_header((actix_web::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .content_type("application/json")
         .body(discovery.body.clone())
 }

@@ -2,7 +2,7 @@
 //! so verifiers can revalidate cheaply.
 
 use crate::tokens::TokenIssuer;
-use actix_web::http::header::{CacheControl, CacheDirective, ETAG, IF_NONE_MATCH};
+use actix_web::http::header::{CacheControl, CacheDirective, ACCESS_CONTROL_ALLOW_ORIGIN, ETAG, IF_NONE_MATCH};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 /// How long verifiers may cache the JWKS (`keys.jwks_max_age`).
@@ -18,7 +18,9 @@ pub async fn get(req: HttpRequest, issuer: web::Data<TokenIssuer>, max_age: web:
             CacheDirective::MaxAge(max_age.0),
             CacheDirective::MustRevalidate,
         ]))
-        .insert_header((ETAG, keys.jwks_etag.as_str()));
+        .insert_header((ETAG, keys.jwks_etag.as_str()))
+        // Public keys: any browser app may read them (no credentials are involved).
+        .insert_header((ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
     if is_fresh {
         return response.finish();
     }

@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod client_assertion;
 pub mod client_auth;
 pub mod client_keys;
+pub mod cors;
 pub mod device_authorization;
 pub mod discovery;
 pub mod dpop;
@@ -12,10 +13,13 @@ pub mod health;
 pub mod introspect;
 pub mod jwks;
 pub mod par;
+pub mod refresh_cookie;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;
 
+use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::web;
 
 /// Below the issuer's path (`startup` mounts them there). The well-known documents are
@@ -27,11 +31,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jwks.json", web::get().to(jwks::get))
         .route("/authorize", web::get().to(authorize::get))
         .route("/authorize", web::post().to(authorize::post))
-        .route("/userinfo", web::get().to(userinfo::get))
-        .route("/userinfo", web::post().to(userinfo::get))
+        .service(
+            web::resource("/userinfo")
+                .wrap(from_fn(cors::allow_client_origin))
+                .route(web::get().to(userinfo::get))
+                .route(web::post().to(userinfo::get))
+                .route(web::method(Method::OPTIONS).to(cors::preflight_userinfo)),
+        )
         .service(
             web::resource("/token")
+                .wrap(from_fn(cors::allow_client_origin_with_cookie))
                 .route(web::post().to(token::post))
+                .route(web::method(Method::OPTIONS).to(cors::preflight_token))
                 .default_service(web::to(token::method_not_allowed)),
         )
         .service(
@@ -39,12 +50,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::resource("/device_authorization")
+                .wrap(from_fn(cors::allow_client_origin))
                 .route(web::post().to(device_authorization::post))
+                .route(web::method(Method::OPTIONS).to(cors::preflight_device))
                 .default_service(web::to(token::method_not_allowed)),
         )
         .service(
             web::resource("/revoke")
+                .wrap(from_fn(cors::allow_client_origin_with_cookie))
                 .route(web::post().to(revoke::post))
+                .route(web::method(Method::OPTIONS).to(cors::preflight_token))
                 .default_service(web::to(token::method_not_allowed)),
         )
         .service(

@@ -4,6 +4,7 @@
 
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
+use super::refresh_cookie::RefreshCookie;
 use crate::clock::Clock;
 use crate::domain::refresh::REFRESH_TOKEN_PREFIX;
 use crate::domain::secret::SecretDigest;
@@ -45,5 +46,12 @@ pub async fn post(
                 client_id = %client.id);
         }
     }
-    Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).finish())
+    let mut ok = HttpResponse::Ok();
+    ok.insert_header((CACHE_CONTROL, "no-store"));
+    // A first-party SPA's refresh cookie goes too: it ends the app's sign-in in this browser
+    // even when the app revoked its access token (the cookie never reaches /revoke).
+    if client.first_party_spa {
+        ok.cookie(RefreshCookie::for_issuer(&issuer.issuer).cleared());
+    }
+    Ok(ok.finish())
 }

@@ -2,10 +2,13 @@
 //! (RFC 6750 §2.1) or a DPoP-bound one with its proof (RFC 9449 §7). Claims by scope per
 //! §5.4. Errors per RFC 6750 §3, and RFC 9449 §7.1 for DPoP.
 
+use super::cors::answered_client;
 use super::dpop::userinfo_proof;
 use super::error::BearerError;
+use crate::domain::client::ClientId;
 use crate::domain::user::UserId;
 use crate::http::bearer::{access_token, Scheme};
+use crate::storage::client_cache::ClientCache;
 use crate::storage::Storage;
 use crate::tokens::dpop::DpopPolicy;
 use crate::tokens::live::{bound_jkt, live_access_token};
@@ -19,6 +22,7 @@ pub async fn get(
     storage: web::Data<dyn Storage>,
     issuer: web::Data<TokenIssuer>,
     dpop: web::Data<DpopPolicy>,
+    clients: web::Data<ClientCache>,
 ) -> Result<HttpResponse, BearerError> {
     let (scheme, token) = access_token(&req)?;
     let claims = live_access_token(token, &**storage, &issuer).await?;
@@ -29,21 +33,32 @@ pub async fn get(
         (Scheme::Dpop, None) => {
             return Err(BearerError::DpopInvalidToken("the access token is invalid, expired or revoked"))
         }
-        (scheme, Some(claims)) => match (scheme, bound_jkt(&claims)) {
-            // RFC 9449 §7.1: a bound token used as a bearer token is refused, or stealing it
-            // would be enough after all.
-            (Scheme::Bearer, Some(_)) => {
-                return Err(BearerError::DpopInvalidToken("the access token is DPoP-bound: use the DPoP scheme"))
+        (scheme, Some(claims)) => {
+            // CORS: the token's client is the one whose web origins may read the answer
+            // (also a DPoP or scope error, so the app can react to it).
+            if let Ok(id) = ClientId::parse(&claims.client_id) {
+                if let Some(found) = clients.get(&id).await? {
+                    answered_client(&req, found.client);
+                }
             }
-            (Scheme::Bearer, None) => claims,
-            (Scheme::Dpop, None) => {
-                return Err(BearerError::DpopInvalidToken("the access token is not DPoP-bound: use the Bearer scheme"))
+            match (scheme, bound_jkt(&claims)) {
+                // RFC 9449 §7.1: a bound token used as a bearer token is refused, or stealing it
+                // would be enough after all.
+                (Scheme::Bearer, Some(_)) => {
+                    return Err(BearerError::DpopInvalidToken("the access token is DPoP-bound: use the DPoP scheme"))
+                }
+                (Scheme::Bearer, None) => claims,
+                (Scheme::Dpop, None) => {
+                    return Err(BearerError::DpopInvalidToken(
+                        "the access token is not DPoP-bound: use the Bearer scheme",
+                    ))
+                }
+                (Scheme::Dpop, Some(jkt)) => {
+                    userinfo_proof(&req, token, jkt, &dpop, &**storage).await?;
+                    claims
+                }
             }
-            (Scheme::Dpop, Some(jkt)) => {
-                userinfo_proof(&req, token, jkt, &dpop, &**storage).await?;
-                claims
-            }
-        },
+        }
     };
     if !claims.scope.contains("openid") {
         return Err(BearerError::InsufficientScope("openid"));

@@ -105,3 +105,60 @@ impl ClientCache {
         age >= Duration::zero() && age < self.ttl
     }
 }
+
+/// Each registered origin, and whether a first-party SPA registered it.
+type OriginMap = HashMap<String, bool>;
+
+/// How long the set of every active client's web origins is reused at most.
+const ORIGINS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The web origins of every active client, for CORS preflights (Fetch Standard §4.8).
+///
+/// A preflight carries no body, so no client is named: it is answered for an origin that
+/// any active client registered. Anyone can send one, so each must cost little: the set
+/// is read from the database at most once per [`ORIGINS_REFRESH`], by one request while
+/// the others wait for it, whatever the number or the origins of the preflights. A new
+/// client's origins are answered at most that long after it was registered (at once
+/// for a change the admin API made here, which calls [`KnownOrigins::forget`]).
+///
+/// Timed with the monotonic clock rather than the server's [`Clock`]: a test that stops
+/// the clock must not freeze the set.
+pub struct KnownOrigins {
+    storage: Arc<dyn Storage>,
+    /// Each origin, and whether a first-party SPA registered it (its refresh cookie makes
+    /// its calls credentialed).
+    snapshot: tokio::sync::Mutex<Option<(std::time::Instant, Arc<OriginMap>)>>,
+}
+
+impl KnownOrigins {
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self { storage, snapshot: tokio::sync::Mutex::new(None) }
+    }
+
+    /// `None` when no active client registered `origin` (as a browser serialises it);
+    /// else whether a first-party SPA did.
+    pub async fn lookup(&self, origin: &str) -> Result<Option<bool>, StorageError> {
+        let mut snapshot = self.snapshot.lock().await;
+        let origins = match &*snapshot {
+            Some((read_at, origins)) if read_at.elapsed() < ORIGINS_REFRESH => origins.clone(),
+            _ => {
+                let read_at = std::time::Instant::now();
+                let mut origins: HashMap<String, bool> = HashMap::new();
+                for client in self.storage.list_clients().await?.iter().filter(|c| !c.is_disabled()) {
+                    for origin in &client.web_origins {
+                        *origins.entry(origin.as_str().to_owned()).or_default() |= client.first_party_spa;
+                    }
+                }
+                let origins = Arc::new(origins);
+                *snapshot = Some((read_at, origins.clone()));
+                origins
+            }
+        };
+        Ok(origins.get(origin).copied())
+    }
+
+    /// Drops the set: the next preflight reads the database.
+    pub async fn forget(&self) {
+        *self.snapshot.lock().await = None;
+    }
+}

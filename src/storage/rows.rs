@@ -9,6 +9,7 @@ use crate::domain::pkce::CodeChallenge;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
 use crate::domain::user::{User, UserId, Username};
+use crate::domain::web_origin::WebOrigin;
 use sqlx::types::Json;
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StorageError {
@@ -36,6 +37,9 @@ pub(super) struct ClientRow {
     pub dpop_bound_access_tokens: bool,
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: bool,
+    /// NULL: derived from the redirect URIs.
+    pub web_origins: Option<Json<Vec<String>>>,
+    pub first_party_spa: bool,
     pub created_at: Timestamp,
     pub disabled_at: Option<Timestamp>,
 }
@@ -50,6 +54,10 @@ impl TryFrom<ClientRow> for Client {
             .map(|g| g.parse::<GrantType>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| corrupt("clients.grant_types", e))?;
+        let (web_origins, web_origins_explicit) = match row.web_origins {
+            Some(Json(stored)) => (stored.into_iter().map(WebOrigin::from_stored).collect(), true),
+            None => (WebOrigin::derive(&row.redirect_uris.0), false),
+        };
         Ok(Client {
             id: ClientId::parse(&row.id).map_err(|e| corrupt("clients.id", e))?,
             name: row.name,
@@ -77,6 +85,9 @@ impl TryFrom<ClientRow> for Client {
             dpop_bound_access_tokens: row.dpop_bound_access_tokens,
             backchannel_logout_uri: row.backchannel_logout_uri,
             backchannel_logout_session_required: row.backchannel_logout_session_required,
+            web_origins,
+            web_origins_explicit,
+            first_party_spa: row.first_party_spa,
             created_at: row.created_at.into(),
             disabled_at: row.disabled_at.map(Into::into),
         })

@@ -29,7 +29,7 @@ use tessera::domain::user::User;
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The bound on every single wait: chromedriver and Chromium starting, a page, an element.
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 /// The bound on the whole browser session, so that nothing in it can hang the test run.
 const WHOLE_FLOW: Duration = Duration::from_secs(90);
 
@@ -174,7 +174,7 @@ async fn submit(browser: &Client, button: Element) {
 
 /// Waits (at most `WAIT`) for an element; on timeout, says where the browser is instead,
 /// and which CSP violations `submit` saw there.
-async fn wait_for(browser: &Client, locator: Locator<'_>, what: &str) -> Element {
+pub(crate) async fn wait_for(browser: &Client, locator: Locator<'_>, what: &str) -> Element {
     match browser.wait().at_most(WAIT).every(Duration::from_millis(100)).for_element(locator).await {
         Ok(element) => element,
         Err(error) => {
@@ -189,7 +189,7 @@ async fn wait_for(browser: &Client, locator: Locator<'_>, what: &str) -> Element
     }
 }
 
-async fn text(browser: &Client, locator: Locator<'_>) -> String {
+pub(crate) async fn text(browser: &Client, locator: Locator<'_>) -> String {
     let element = browser.find(locator).await.unwrap_or_else(|e| panic!("no {locator:?} on the page: {e}"));
     element.text().await.unwrap()
 }
@@ -213,7 +213,7 @@ fn artifacts_dir() -> PathBuf {
 
 /// A chromedriver child process on a free local port, with a fresh Chromium profile.
 /// Dropping it ends chromedriver and every browser process it started.
-struct ChromeDriver {
+pub(crate) struct ChromeDriver {
     child: Child,
     url: String,
     profile: TempDir,
@@ -221,7 +221,7 @@ struct ChromeDriver {
 
 impl ChromeDriver {
     /// `None` (after saying so) when Chromium is not installed, unless `CI` is set.
-    async fn start(backend: &str) -> Option<Self> {
+    pub(crate) async fn start(backend: &str) -> Option<Self> {
         let missing: Vec<&str> =
             [CHROMEDRIVER, CHROMIUM].into_iter().filter(|path| !Path::new(path).exists()).collect();
         if !missing.is_empty() {
@@ -280,7 +280,7 @@ impl ChromeDriver {
     }
 
     /// Starts headless Chromium with a fresh profile and no network beyond 127.0.0.1.
-    async fn open_browser(&self) -> Client {
+    pub(crate) async fn open_browser(&self) -> Client {
         let args = [
             "--headless",
             "--no-sandbox",

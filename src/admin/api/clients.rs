@@ -6,7 +6,7 @@ use super::{audited, cursor, json_body, AdminSettings, CursorKind, PageQuery};
 use crate::admin::clients::{self, ClientPatch, ClientView, ClientWithSecret, NewClient};
 use crate::domain::client::ClientId;
 use crate::signals::Emitter;
-use crate::storage::client_cache::ClientCache;
+use crate::storage::client_cache::{ClientCache, KnownOrigins};
 use crate::storage::Storage;
 use actix_web::web::{Bytes, Data, Path, Query};
 use actix_web::HttpResponse;
@@ -60,6 +60,7 @@ pub async fn create(
     caller: AdminCaller,
     storage: Data<dyn Storage>,
     settings: Data<AdminSettings>,
+    origins: Data<KnownOrigins>,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let result: Result<_, ApiError> = async {
@@ -70,6 +71,8 @@ pub async fn create(
     .await;
     let target = result.as_ref().map(|(c, _)| c.id.as_str().to_owned()).unwrap_or_default();
     let (client, secret) = audited(&caller, "client_create", &target, result)?;
+    // Its web origins are answered at once by this replica's preflights.
+    origins.forget().await;
     let view =
         ClientWithSecret { client: ClientView::from(&client), client_secret: secret.map(|s| s.expose().to_owned()) };
     Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(view))
@@ -105,6 +108,7 @@ pub async fn update(
     storage: Data<dyn Storage>,
     settings: Data<AdminSettings>,
     cache: Data<ClientCache>,
+    origins: Data<KnownOrigins>,
     id: Path<String>,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
@@ -114,6 +118,7 @@ pub async fn update(
     }
     .await;
     forget(&cache, &id);
+    origins.forget().await;
     let client = audited(&caller, "client_update", &id, result)?;
     Ok(HttpResponse::Ok().json(ClientView::from(&client)))
 }
@@ -134,6 +139,7 @@ pub async fn disable(
     storage: Data<dyn Storage>,
     events: Data<Emitter>,
     cache: Data<ClientCache>,
+    origins: Data<KnownOrigins>,
     id: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let result: Result<_, ApiError> = async {
@@ -142,6 +148,7 @@ pub async fn disable(
     }
     .await;
     forget(&cache, &id);
+    origins.forget().await;
     let client = audited(&caller, "client_disable", &id, result)?;
     Ok(HttpResponse::Ok().json(ClientView::from(&client)))
 }

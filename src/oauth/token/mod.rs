@@ -11,8 +11,11 @@ mod request;
 use super::client_auth::AuthenticatedClient;
 use super::dpop::token_request_proof;
 use super::error::{OAuthError, DPOP_NONCE};
+use super::refresh_cookie::{from_the_app, RefreshCookie, CSRF_HEADER};
 use crate::clock::Clock;
+use crate::domain::client::Client;
 use crate::domain::client::GrantType;
+use crate::http::form::FormParams;
 use crate::metrics::Metrics;
 use crate::signals::Emitter;
 use crate::storage::Storage;
@@ -78,7 +81,11 @@ pub async fn post(
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, OAuthError> {
     let AuthenticatedClient { client, form } = authenticated;
-    let request = TokenRequest::parse(&form)?;
+    let cookies = RefreshCookie::for_issuer(&issuer.issuer);
+    let request = match cookie_refresh(&req, &client, &form, &cookies)? {
+        Some(request) => request,
+        None => TokenRequest::parse(&form)?,
+    };
     let grant = request.grant_type();
     // After the client authenticated and the request parsed: only then is the proof's
     // jti recorded (RFC 9449 §11.1). A public client authenticates with its id alone, so
@@ -93,7 +100,7 @@ pub async fn post(
         metrics: &metrics,
         dpop_jkt: proof.as_ref().map(|p| p.jkt.as_str()),
     };
-    let response = match request {
+    let mut response = match request {
         TokenRequest::AuthorizationCode { code, redirect_uri, verifier } => {
             authorization_code::exchange(&client, &code, &redirect_uri, &verifier, &ctx).await?
         }
@@ -117,11 +124,41 @@ pub async fn post(
     }
     let mut ok = HttpResponse::Ok();
     ok.insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache"));
+    // A first-party SPA's refresh token goes into its cookie, never into the body its
+    // JavaScript reads.
+    if client.first_party_spa {
+        if let Some(token) = response.refresh_token.take() {
+            ok.cookie(cookies.holding(token));
+        }
+    }
     // RFC 9449 §8.2: the proof's nonce was the previous period's; hand over the current one.
     if let Some(nonce) = proof.and_then(|p| p.next_nonce) {
         ok.insert_header((DPOP_NONCE, nonce));
     }
     Ok(ok.json(response))
+}
+
+/// A first-party SPA's refresh without `refresh_token`: the token from its cookie, once the
+/// request proved it comes from the app (`refresh_cookie::from_the_app`). `None` for
+/// every other request.
+fn cookie_refresh(
+    req: &HttpRequest,
+    client: &Client,
+    form: &FormParams,
+    cookies: &RefreshCookie,
+) -> Result<Option<TokenRequest>, OAuthError> {
+    if !client.first_party_spa || form.get("grant_type") != Some("refresh_token") || form.get("refresh_token").is_some()
+    {
+        return Ok(None);
+    }
+    if !from_the_app(req, client) {
+        return Err(OAuthError::invalid_request(format!(
+            "a refresh with the refresh cookie must come from one of the client's web origins with {CSRF_HEADER}: 1"
+        )));
+    }
+    let token =
+        cookies.token(req).ok_or_else(|| OAuthError::InvalidGrant("no refresh_token, and no refresh cookie".into()))?;
+    TokenRequest::refresh_from_cookie(form, token).map(Some)
 }
 
 /// Any method but POST (RFC 6749 §3.2: "The client MUST use the HTTP POST method").

@@ -54,6 +54,14 @@ impl TokenRequest {
     }
 }
 
+impl TokenRequest {
+    /// A refresh with the token from a first-party SPA's cookie (`refresh_cookie`); the rest
+    /// of the request as in the form.
+    pub fn refresh_from_cookie(form: &FormParams, token: String) -> Result<Self, OAuthError> {
+        Ok(Self::RefreshToken { token, scope: scope(form)? })
+    }
+}
+
 fn required<'a>(form: &'a FormParams, name: &str) -> Result<&'a str, OAuthError> {
     form.get(name).ok_or_else(|| OAuthError::invalid_request(format!("missing {name}")))
 }

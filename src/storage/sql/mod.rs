@@ -203,7 +203,7 @@ macro_rules! client_columns {
         "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, audiences, served_audiences, \
          may_introspect_any, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, \
          require_pushed_authorization_requests, jwks, jwks_uri, dpop_bound_access_tokens, backchannel_logout_uri, \
-         backchannel_logout_session_required, created_at, disabled_at"
+         backchannel_logout_session_required, web_origins, first_party_spa, created_at, disabled_at"
     };
 }
 macro_rules! user_columns {
@@ -215,6 +215,12 @@ macro_rules! key_columns {
     () => {
         "kid, algorithm, state, encrypted_private_key, public_jwk, created_at, activated_at, retired_at"
     };
+}
+
+/// The `web_origins` column: the registered list, or NULL when they are derived from the
+/// redirect URIs (and so follow them).
+fn stored_web_origins(client: &Client) -> Option<Json<Vec<&str>>> {
+    client.web_origins_explicit.then(|| Json(client.web_origins.iter().map(|o| o.as_str()).collect()))
 }
 
 fn conflict_as(error: StorageError, what: &'static str) -> StorageError {
@@ -324,7 +330,7 @@ impl ClientStore for SqlStorage {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $20)"
+            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $22)"
         );
         on_writer!(self, [client], pool => {
             let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
@@ -354,6 +360,8 @@ impl ClientStore for SqlStorage {
                 .bind(client.dpop_bound_access_tokens)
                 .bind(client.backchannel_logout_uri.as_deref())
                 .bind(client.backchannel_logout_session_required)
+                .bind(stored_web_origins(client))
+                .bind(client.first_party_spa)
                 .bind(Timestamp::from(client.created_at))
                 .bind(client.disabled_at.map(Timestamp::from))
                 .execute(pool)
@@ -397,8 +405,9 @@ impl ClientStore for SqlStorage {
         let sql = "UPDATE clients SET name = $2, scopes = $3, audiences = $4, served_audiences = $5, \
                    may_introspect_any = $6, redirect_uris = $7, post_logout_redirect_uris = $8, is_first_party = $9, \
                    always_issue_refresh_token = $10, require_pushed_authorization_requests = $11, \
-                   dpop_bound_access_tokens = $12, updated_at = $13, backchannel_logout_uri = $14, \
-                   backchannel_logout_session_required = $15 WHERE id = $1";
+                   dpop_bound_access_tokens = $12, web_origins = $13, first_party_spa = $14, \
+                   updated_at = $15, backchannel_logout_uri = $16, backchannel_logout_session_required = $17 \
+                   WHERE id = $1";
         on_writer!(self, [client], pool => {
             let done = sqlx::query(sql)
                 .bind(client.id.as_str())
@@ -413,6 +422,8 @@ impl ClientStore for SqlStorage {
                 .bind(client.always_issue_refresh_token)
                 .bind(client.require_pushed_authorization_requests)
                 .bind(client.dpop_bound_access_tokens)
+                .bind(stored_web_origins(client))
+                .bind(client.first_party_spa)
                 .bind(Timestamp::from(now))
                 .bind(client.backchannel_logout_uri.as_deref())
                 .bind(client.backchannel_logout_session_required)

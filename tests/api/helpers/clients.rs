@@ -5,6 +5,7 @@ use chrono::Utc;
 use tessera::domain::client::{AuthMethod, Client, ClientId, GrantType, KeySource};
 use tessera::domain::scope::ScopeSet;
 use tessera::domain::secret::GeneratedSecret;
+use tessera::domain::web_origin::WebOrigin;
 
 pub const WEB_APP_REDIRECT_URI: &str = "https://app.example.com/callback";
 
@@ -30,6 +31,10 @@ pub struct ClientSpec {
     pub dpop_bound_access_tokens: bool,
     /// Back-Channel Logout 1.0 §2.2: where Logout Tokens are POSTed.
     pub backchannel_logout_uri: Option<String>,
+    /// Registered web origins (CORS); `None`: derived from the redirect URIs.
+    pub web_origins: Option<Vec<&'static str>>,
+    /// The refresh token in an HttpOnly cookie instead of the JSON body.
+    pub first_party_spa: bool,
 }
 
 impl ClientSpec {
@@ -50,6 +55,8 @@ impl ClientSpec {
             keys: None,
             dpop_bound_access_tokens: false,
             backchannel_logout_uri: None,
+            web_origins: None,
+            first_party_spa: false,
         }
     }
 
@@ -103,6 +110,7 @@ pub async fn register(storage: &dyn tessera::storage::Storage, spec: ClientSpec)
     {
         let has_secret = !matches!(spec.auth_method, AuthMethod::None | AuthMethod::PrivateKeyJwt);
         let secret = has_secret.then(|| GeneratedSecret::generate("tcs_"));
+        let redirect_uris: Vec<String> = spec.redirect_uris.into_iter().map(String::from).collect();
         let client = Client {
             id: ClientId::generate(),
             name: "Test client".into(),
@@ -113,7 +121,7 @@ pub async fn register(storage: &dyn tessera::storage::Storage, spec: ClientSpec)
             audiences: spec.audiences.into_iter().map(String::from).collect(),
             served_audiences: spec.served_audiences.into_iter().map(String::from).collect(),
             may_introspect_any: spec.may_introspect_any,
-            redirect_uris: spec.redirect_uris.into_iter().map(String::from).collect(),
+            redirect_uris: redirect_uris.clone(),
             post_logout_redirect_uris: spec.post_logout_redirect_uris.into_iter().map(String::from).collect(),
             is_first_party: spec.is_first_party,
             always_issue_refresh_token: spec.always_issue_refresh_token,
@@ -122,6 +130,12 @@ pub async fn register(storage: &dyn tessera::storage::Storage, spec: ClientSpec)
             dpop_bound_access_tokens: spec.dpop_bound_access_tokens,
             backchannel_logout_uri: spec.backchannel_logout_uri,
             backchannel_logout_session_required: true,
+            web_origins_explicit: spec.web_origins.is_some(),
+            first_party_spa: spec.first_party_spa,
+            web_origins: match spec.web_origins {
+                Some(origins) => origins.into_iter().map(|o| WebOrigin::parse(o, false).unwrap()).collect(),
+                None => WebOrigin::derive(&redirect_uris),
+            },
             created_at: Utc::now(),
             disabled_at: spec.disabled.then(Utc::now),
         };

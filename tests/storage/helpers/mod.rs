@@ -111,6 +111,11 @@ pub fn new_client(name: &str, created_at: DateTime<Utc>) -> Client {
         dpop_bound_access_tokens: true,
         backchannel_logout_uri: Some("https://app.example/backchannel-logout".to_owned()),
         backchannel_logout_session_required: false,
+        // Registered explicitly, so the round trip covers the column (derived origins are
+        // recomputed from the redirect URIs on read).
+        web_origins: vec![tessera::domain::web_origin::WebOrigin::parse("https://spa.example", false).unwrap()],
+        web_origins_explicit: true,
+        first_party_spa: true,
         created_at,
         disabled_at: None,
     }
