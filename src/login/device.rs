@@ -4,8 +4,8 @@
 //!
 //! - Signed in first: without an SSO session the page is the sign-in form, which comes
 //!   back here afterwards (`/login` opens its signed `DeviceLogin` state).
-//! - Guessing is throttled (§5.1): every wrong code counts against the session and the
-//!   client IP, with the login throttle's reservations and lockouts; past
+//! - Guessing is throttled (§5.1): every wrong code counts against the account (across
+//!   all its sessions), the session and the client IP, with the login throttle's reservations and lockouts; past
 //!   `device.max_user_code_failures` even the right code is refused until the lock ends.
 //! - A prefilled code is never acted on by itself (§5.4, remote phishing): the person
 //!   submits it, then sees the client, the scopes and the code, and allows or denies.
@@ -73,7 +73,14 @@ pub async fn post(
         ThrottleSubject::ClientIp(key) => ThrottleSubject::DeviceIp(key),
         other => other,
     };
-    let subjects = vec![ThrottleSubject::DeviceSession(session.sid.as_str().to_owned()), ip];
+    // The account's budget holds across its sessions (a new sign-in is no new budget);
+    // the IP's, `IP_FACTOR` times larger, bounds one client across accounts without
+    // locking out the people behind the same address at the first stranger's guesses.
+    let subjects = vec![
+        ThrottleSubject::DeviceAccount(session.user_id.as_str().to_owned()),
+        ThrottleSubject::DeviceSession(session.sid.as_str().to_owned()),
+        ip,
+    ];
     let Some(reservation) = throttle::reserve(storage, &settings, subjects, now).await? else {
         crate::audit!(warn, "device_user_code", "locked", user_id = %session.user_id, sid = %session.sid);
         return Ok(entry_page(&ctx, &session, &username, &echoed, Some(LOCKED), StatusCode::TOO_MANY_REQUESTS));

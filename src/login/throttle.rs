@@ -80,9 +80,10 @@ pub async fn settle_success(storage: &dyn Storage, reservation: Reservation) -> 
     for subject in &reservation.subjects {
         match subject {
             ThrottleSubject::Account(_) => storage.clear_throttle(&subject.key()).await?,
-            ThrottleSubject::ClientIp(_) | ThrottleSubject::DeviceSession(_) | ThrottleSubject::DeviceIp(_) => {
-                storage.release_attempt(&subject.key()).await?
-            }
+            ThrottleSubject::ClientIp(_)
+            | ThrottleSubject::DeviceSession(_)
+            | ThrottleSubject::DeviceIp(_)
+            | ThrottleSubject::DeviceAccount(_) => storage.release_attempt(&subject.key()).await?,
         }
     }
     Ok(())

@@ -258,6 +258,29 @@ async fn the_sixth_wrong_user_code_locks_the_session_even_for_the_right_code(app
     assert_eq!(other.enter_user_code(&entry, &user_code).await.status(), 200);
 }
 
+/// RFC 8628 §5.1: the budget of wrong codes is the account's, whatever its sessions; the
+/// IP's larger budget is not spent by it, so a bystander behind the address is checked.
+async fn signing_in_again_buys_no_new_user_code_guesses(app: &TestApp) {
+    let user = app.create_user("patient").await;
+    let mut checked = 0;
+    for _ in 0..4 {
+        let (browser, _) = app.other_browser();
+        let entry = browser.open_device_page(&user, None).await;
+        for _ in 0..5 {
+            match browser.enter_user_code(&entry, "BBBB-BBBB").await.status().as_u16() {
+                400 => checked += 1,
+                429 => {}
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    }
+    assert_eq!(checked, 5, "five wrong codes per account across its four sign-ins");
+    let (browser, _) = app.other_browser();
+    let bystander = app.create_user("bystander").await;
+    let entry = browser.open_device_page(&bystander, None).await;
+    assert_eq!(browser.enter_user_code(&entry, "BBBB-BBBB").await.status(), 400, "checked, not locked");
+}
+
 async fn the_decision_form_is_bound_to_its_session_and_code(app: &TestApp) {
     let client = app.register_client(ClientSpec::device_app()).await;
     let user = app.create_user("victim").await;
@@ -371,6 +394,7 @@ crate::backend_tests!(
     a_client_without_the_grant_is_unauthorized_client,
     forty_parallel_polls_of_an_approved_code_get_one_token_response,
     the_sixth_wrong_user_code_locks_the_session_even_for_the_right_code,
+    signing_in_again_buys_no_new_user_code_guesses,
     the_decision_form_is_bound_to_its_session_and_code,
     an_approval_whose_session_ended_is_access_denied,
     malformed_device_requests_get_rfc6749_json_errors,
