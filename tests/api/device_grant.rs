@@ -439,6 +439,53 @@ async fn a_client_at_its_bound_is_refused_and_nothing_is_stored(database: &TestD
     app.stop().await;
 }
 
+/// A stranger with a public client's id fills the share of its own network
+/// (`device.max_per_ip`), not the client's whole bound: a device elsewhere still asks.
+async fn one_network_fills_only_its_share_of_a_public_clients_device_requests(database: &TestDatabase) {
+    let app = TestApp::spawn(database, |s| {
+        s.http.trust_forwarded_headers = true;
+        s.device.max_per_ip = 3;
+    })
+    .await
+    .unwrap();
+    let spec = ClientSpec { auth_method: AuthMethod::None, ..ClientSpec::device_app() };
+    let public = app.register_client(spec).await;
+    let ask_from = |ip: &'static str| {
+        let (app, id) = (&app, public.id.as_str());
+        async move {
+            let form = [("client_id", id)];
+            app.http
+                .post(app.url("/device_authorization"))
+                .header("x-forwarded-for", ip)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let statuses = in_parallel(20, |_| async { ask_from("203.0.113.7").await.status().as_u16() }).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 17, "{statuses:?}");
+    assert_oauth_error(ask_from("203.0.113.7").await, 429, "invalid_request").await;
+    assert_eq!(ask_from("198.51.100.9").await.status(), 200, "another network still asks");
+    // IPv6 counts by /64.
+    for _ in 0..3 {
+        assert_eq!(ask_from("2001:db8:1:2::1").await.status(), 200);
+    }
+    assert_eq!(ask_from("2001:db8:1:2::ffff").await.status(), 429, "the same /64");
+    assert_eq!(ask_from("2001:db8:1:3::1").await.status(), 200, "another /64");
+    assert_eq!(app.count_rows("device_codes").await, 8);
+    // A confidential client authenticated: its requests are its own, not counted per IP.
+    let confidential = app.register_client(ClientSpec::device_app()).await;
+    for _ in 0..5 {
+        app.device_code(&confidential, None).await;
+    }
+    // Expired requests count no more.
+    app.clock.advance(Duration::seconds(601));
+    assert_eq!(ask_from("203.0.113.7").await.status(), 200);
+    app.stop().await;
+}
+
 /// The device grant's tokens count in `tessera_tokens_issued_total` under `device_code`.
 async fn device_tokens_are_counted_under_their_grant(database: &TestDatabase) {
     let app = TestApp::spawn(database, |s| s.metrics.bind = Some("127.0.0.1:0".parse().unwrap())).await.unwrap();
@@ -518,6 +565,7 @@ mod with_settings {
     use super::*;
     crate::database_tests!(
         a_client_at_its_bound_is_refused_and_nothing_is_stored,
+        one_network_fills_only_its_share_of_a_public_clients_device_requests,
         device_tokens_are_counted_under_their_grant,
         openid_client_completes_the_device_flow,
     );
