@@ -25,6 +25,7 @@ use crate::domain::device::{DeviceApproval, UserCode};
 use crate::domain::secret::GeneratedSecret;
 use crate::http::client_ip::client_ip;
 use crate::http::form::FormParams;
+use crate::metrics::Metrics;
 use actix_web::http::header::LOCATION;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -57,6 +58,7 @@ pub async fn post(
     ctx: Context,
     policy: web::Data<DevicePolicy>,
     login: web::Data<LoginSettings>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, PageError> {
     let session = signed_in(&req, &ctx).await?;
     if !ctx.forms.is_valid_tag(Purpose::DeviceEntry, session.sid.as_str().as_bytes(), &form.csrf_token) {
@@ -99,6 +101,7 @@ pub async fn post(
     let found = found?;
     settled?;
     let (Some(code), Some(request)) = (code, found) else {
+        metrics.device_user_code_failures.inc();
         crate::audit!(info, "device_user_code", "failure", user_id = %session.user_id, sid = %session.sid);
         return Ok(entry_page(&ctx, &session, &username, &echoed, Some(WRONG_CODE), StatusCode::BAD_REQUEST));
     };
