@@ -13,6 +13,7 @@
 //! ```text
 //! cli
 //! startup
+//! admin
 //! oauth login ssf housekeeping
 //! authorization
 //! tokens signals
@@ -26,6 +27,7 @@
 //!
 //! `domain` imports neither actix nor sqlx; `keys` and `tokens` import no actix.
 
+pub mod admin;
 pub mod audit;
 pub mod authorization;
 pub mod cli;

@@ -1,5 +1,6 @@
 //! Composition root: storage, keys, token issuer and routes, wired once.
 
+use crate::admin::api::AdminSettings;
 use crate::authorization::device::DevicePolicy;
 use crate::authorization::pages;
 use crate::authorization::signed_form::FormSigner;
@@ -65,6 +66,7 @@ fn strict_transport_security() -> DefaultHeaders {
 fn routes(cfg: &mut ServiceConfig, is_ssf_enabled: bool) {
     crate::oauth::routes(cfg);
     crate::login::routes(cfg);
+    crate::admin::api::routes(cfg);
     if is_ssf_enabled {
         crate::ssf::routes(cfg);
     }
@@ -131,6 +133,11 @@ impl Application {
         ));
         let transmitter = Data::new(Transmitter::new(&settings, keys.clone(), kek.clone()));
         let emitter = Data::new(transmitter.emitter.clone());
+        let admin = Data::new(AdminSettings {
+            kek: kek.clone(),
+            schedule: RotationSchedule::from_settings(&settings),
+            outbound: client_keys::outbound_policy(&settings),
+        });
         let mut background = vec![housekeeping];
         if settings.ssf.enabled {
             let pusher = Pusher {
@@ -204,6 +211,7 @@ impl Application {
                 .app_data(clock.clone())
                 .app_data(transmitter.clone())
                 .app_data(emitter.clone())
+                .app_data(admin.clone())
                 .configure(|cfg| mount(cfg, &base_path, is_ssf_enabled))
         });
         if settings.http.workers > 0 {

@@ -1,22 +1,16 @@
 //! `tessera client …`: register, inspect, disable clients and rotate their secrets.
 
-use super::{print_json, when};
-use crate::domain::client::{parse_audience, AuthMethod, Client, ClientId, ClientType, GrantType, KeySource};
-use crate::domain::redirect_uri;
-use crate::domain::scope::ScopeSet;
+use super::{cli_error, print_json, when};
+use crate::admin::clients::{self, ClientView, ClientWithSecret, NewClient};
+use crate::domain::client::{Client, KeySource};
 use crate::domain::secret::GeneratedSecret;
-use crate::domain::signals::Reason;
 use crate::http::outbound::OutboundPolicy;
 use crate::oauth::client_keys;
 use crate::signals::Emitter;
 use crate::storage::Storage;
 use anyhow::{bail, Context};
-use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde_json::json;
-
-/// Prefix of client secrets, so secret scanners can recognise leaked ones.
-pub const CLIENT_SECRET_PREFIX: &str = "tcs_";
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -126,9 +120,9 @@ pub async fn run(
     match command {
         ClientCommand::Create(args) => create(*args, storage, outbound).await,
         ClientCommand::List { json } => {
-            let clients = storage.list_clients().await?;
+            let clients = clients::list_all(storage).await.map_err(cli_error)?;
             if json {
-                return print_json(&json!(clients.iter().map(describe).collect::<Vec<_>>()));
+                return print_json(&clients.iter().map(ClientView::from).collect::<Vec<_>>());
             }
             if clients.is_empty() {
                 println!("No clients yet. Create one with `tessera client create --help`.");
@@ -141,34 +135,23 @@ pub async fn run(
             Ok(())
         }
         ClientCommand::Show { client_id, json } => {
-            let client = find(storage, &client_id).await?;
+            let client = clients::find(storage, &client_id).await.map_err(cli_error)?;
             if json {
-                return print_json(&describe(&client));
+                return print_json(&ClientView::from(&client));
             }
             print_human(&client, None);
             Ok(())
         }
         ClientCommand::Disable { client_id } => {
-            let id = ClientId::parse(&client_id)?;
-            if !storage.disable_client(&id, &events.revocation(Reason::ClientDisabled, Utc::now())).await? {
-                find(storage, &client_id).await?;
-                println!("Client {client_id} was already disabled.");
-            } else {
+            if clients::disable(storage, events, &client_id).await.map_err(cli_error)? {
                 println!("Client {client_id} is disabled.");
+            } else {
+                println!("Client {client_id} was already disabled.");
             }
             Ok(())
         }
         ClientCommand::RotateSecret { client_id, json } => {
-            let client = find(storage, &client_id).await?;
-            match client.auth_method {
-                AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {}
-                AuthMethod::PrivateKeyJwt => {
-                    bail!("client {client_id} authenticates with private_key_jwt: it has no secret")
-                }
-                AuthMethod::None => bail!("client {client_id} is public and has no secret"),
-            }
-            let secret = GeneratedSecret::generate(CLIENT_SECRET_PREFIX);
-            storage.set_client_secret(&client.id, &secret.digest(), Utc::now()).await?;
+            let (client, secret) = clients::rotate_secret(storage, &client_id).await.map_err(cli_error)?;
             if json {
                 return print_json(&json!({ "client_id": client.id.as_str(), "client_secret": secret.expose() }));
             }
@@ -182,89 +165,41 @@ pub async fn run(
 }
 
 async fn create(args: CreateArgs, storage: &dyn Storage, outbound: OutboundPolicy) -> anyhow::Result<()> {
-    let name = args.name.trim().to_owned();
-    if name.is_empty() || name.len() > 200 {
-        bail!("--name must be 1 to 200 characters");
-    }
-    let mut grant_types = Vec::new();
-    for raw in &args.grants {
-        // `device_code` is short for RFC 8628's URN, which is the grant's only name on the wire.
-        let grant: GrantType = match raw.trim() {
-            "device_code" => GrantType::DeviceCode,
-            other => other.parse()?,
-        };
-        if !grant_types.contains(&grant) {
-            grant_types.push(grant);
-        }
-    }
-    grant_types.sort();
-    let auth_method = if args.public {
-        AuthMethod::None
-    } else {
-        match args.auth_method.parse::<AuthMethod>()? {
-            AuthMethod::None => bail!("--auth-method none is for public clients: use --public"),
-            method => method,
-        }
-    };
-    let keys = match (auth_method, &args.jwks_uri, &args.jwks_file) {
-        (AuthMethod::PrivateKeyJwt, Some(uri), None) => Some(KeySource::Uri(
-            client_keys::check_jwks_uri(uri, outbound).map_err(|e| anyhow::anyhow!("--jwks-uri {e}"))?,
-        )),
-        (AuthMethod::PrivateKeyJwt, None, Some(path)) => {
+    let jwks = match &args.jwks_file {
+        Some(path) => {
             let text = read_bounded(path)?;
-            Some(KeySource::Jwks(client_keys::check_jwks(&text).map_err(|e| anyhow::anyhow!("--jwks-file {e}"))?))
+            if text.len() > client_keys::MAX_JWKS_BYTES {
+                bail!("--jwks-file is larger than {} bytes", client_keys::MAX_JWKS_BYTES);
+            }
+            Some(serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("--jwks-file is not JSON: {e}"))?)
         }
-        (AuthMethod::PrivateKeyJwt, _, _) => bail!("private_key_jwt needs exactly one of --jwks-uri and --jwks-file"),
-        (_, None, None) => None,
-        _ => bail!("--jwks-uri and --jwks-file are for --auth-method private_key_jwt"),
+        None => None,
     };
-    if args.public && grant_types.contains(&GrantType::ClientCredentials) {
-        bail!("a public client cannot use client_credentials (RFC 6749 §4.4): drop --public or the grant");
-    }
-    let scopes = ScopeSet::parse(&args.scope)?;
-    let audiences = args.audiences.iter().map(|a| parse_audience(a)).collect::<Result<Vec<_>, _>>()?;
-    let served_audiences = args.served_audiences.iter().map(|a| parse_audience(a)).collect::<Result<Vec<_>, _>>()?;
-    if args.public && (args.introspect_any || !served_audiences.is_empty()) {
-        bail!("--introspect-any and --serves-audience need a confidential client: a public client cannot introspect");
-    }
-    let redirect_uris = registered_uris(&args.redirect_uris, "--redirect-uri", args.allow_insecure_http)?;
-    let post_logout_redirect_uris =
-        registered_uris(&args.post_logout_redirect_uris, "--post-logout-redirect-uri", args.allow_insecure_http)?;
-    if args.always_refresh_token && !grant_types.contains(&GrantType::RefreshToken) {
-        bail!("--always-refresh-token needs --grant refresh_token");
-    }
-    if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
-        bail!("the authorization_code grant needs at least one --redirect-uri");
-    }
-    let has_secret = matches!(auth_method, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost);
-    let secret = has_secret.then(|| GeneratedSecret::generate(CLIENT_SECRET_PREFIX));
-    let client = Client {
-        id: ClientId::generate(),
-        name,
-        auth_method,
-        secret_digest: secret.as_ref().map(GeneratedSecret::digest),
-        grant_types,
-        scopes,
-        audiences,
-        served_audiences,
-        may_introspect_any: args.introspect_any,
-        redirect_uris,
-        post_logout_redirect_uris,
-        is_first_party: args.first_party,
+    let new = NewClient {
+        name: args.name,
+        grant_types: args.grants,
+        scope: args.scope,
+        audiences: args.audiences,
+        served_audiences: args.served_audiences,
+        introspect_any: args.introspect_any,
+        redirect_uris: args.redirect_uris,
+        post_logout_redirect_uris: args.post_logout_redirect_uris,
+        allow_insecure_http: args.allow_insecure_http,
+        first_party: args.first_party,
         always_issue_refresh_token: args.always_refresh_token,
-        require_pushed_authorization_requests: args.require_par,
-        keys,
         dpop_bound_access_tokens: args.dpop_bound_access_tokens,
-        created_at: Utc::now(),
-        disabled_at: None,
+        public: args.public,
+        token_endpoint_auth_method: (!args.public).then_some(args.auth_method),
+        jwks_uri: args.jwks_uri,
+        jwks,
+        require_pushed_authorization_requests: args.require_par,
     };
-    storage.insert_client(&client).await?;
+    let (client, secret) = clients::create(storage, outbound, new).await.map_err(cli_error)?;
     if args.json {
-        let mut value = describe(&client);
-        if let Some(secret) = &secret {
-            value["client_secret"] = json!(secret.expose());
-        }
-        return print_json(&value);
+        return print_json(&ClientWithSecret {
+            client: ClientView::from(&client),
+            client_secret: secret.as_ref().map(|s| s.expose().to_owned()),
+        });
     }
     print_human(&client, secret.as_ref());
     if secret.is_some() {
@@ -273,58 +208,16 @@ async fn create(args: CreateArgs, storage: &dyn Storage, outbound: OutboundPolic
     Ok(())
 }
 
-/// Reads a JWK Set file, refusing one larger than [`client_keys::MAX_JWKS_BYTES`].
+/// Reads a JWK Set file, at most one byte more than [`client_keys::MAX_JWKS_BYTES`]
+/// (enough to tell that it is too large).
 fn read_bounded(path: &std::path::Path) -> anyhow::Result<String> {
     use std::io::Read;
     let file = std::fs::File::open(path).with_context(|| format!("cannot read --jwks-file {}", path.display()))?;
     let mut text = String::new();
     file.take(client_keys::MAX_JWKS_BYTES as u64 + 1)
         .read_to_string(&mut text)
-        .with_context(|| format!("cannot read --jwks-file {} as UTF-8 text", path.display()))?;
+        .with_context(|| format!("cannot read --jwks-file {}", path.display()))?;
     Ok(text)
-}
-
-/// Checks each value with [`redirect_uri::parse_registered`], naming the flag on failure.
-fn registered_uris(values: &[String], flag: &str, allow_insecure_http: bool) -> anyhow::Result<Vec<String>> {
-    values
-        .iter()
-        .map(|raw| match redirect_uri::parse_registered(raw, allow_insecure_http) {
-            Ok(uri) => Ok(uri),
-            Err(e) => bail!("{flag} `{raw}` {}", e.reason),
-        })
-        .collect()
-}
-
-async fn find(storage: &dyn Storage, raw_id: &str) -> anyhow::Result<Client> {
-    let id = ClientId::parse(raw_id)?;
-    storage.find_client(&id).await?.with_context(|| format!("no client with id {raw_id}"))
-}
-
-fn describe(client: &Client) -> serde_json::Value {
-    json!({
-        "client_id": client.id.as_str(),
-        "name": client.name,
-        "client_type": match client.client_type() { ClientType::Confidential => "confidential", ClientType::Public => "public" },
-        "token_endpoint_auth_method": client.auth_method.as_str(),
-        "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-        "scope": client.scopes.to_string(),
-        "audiences": client.audiences,
-        "served_audiences": client.served_audiences,
-        "may_introspect_any": client.may_introspect_any,
-        "redirect_uris": client.redirect_uris,
-        "post_logout_redirect_uris": client.post_logout_redirect_uris,
-        "first_party": client.is_first_party,
-        "always_issue_refresh_token": client.always_issue_refresh_token,
-        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
-        "jwks_uri": match &client.keys { Some(KeySource::Uri(uri)) => Some(uri.as_str()), _ => None },
-        "jwks": match &client.keys {
-            Some(KeySource::Jwks(jwks)) => serde_json::from_str::<serde_json::Value>(jwks).ok(),
-            _ => None,
-        },
-        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
-        "created_at": client.created_at.to_rfc3339(),
-        "disabled_at": client.disabled_at.map(|t| t.to_rfc3339()),
-    })
 }
 
 fn print_human(client: &Client, secret: Option<&GeneratedSecret>) {

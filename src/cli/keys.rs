@@ -1,14 +1,13 @@
 //! `tessera keys list|rotate`: the signing keys in the database (public data only), and
 //! the next rotation step on demand (`--emergency` for a compromised key).
 
-use super::{print_json, when};
+use super::{cli_error, print_json, when};
+use crate::admin::keys::{self, KeyView};
 use crate::config::Settings;
 use crate::keys::kek::KeyEncryptionKey;
-use crate::keys::rotation::{self, RotationSchedule, Step};
+use crate::keys::rotation::{RotationSchedule, Step};
 use crate::storage::Storage;
-use chrono::Utc;
 use clap::Subcommand;
-use serde_json::json;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -37,11 +36,7 @@ pub async fn run(command: KeysCommand, storage: &dyn Storage, settings: &Setting
                 has_keys,
             )?;
             let schedule = RotationSchedule::from_settings(settings);
-            let steps = if emergency {
-                rotation::emergency(storage, &kek, &schedule, Utc::now()).await?
-            } else {
-                rotation::rotate_now(storage, &kek, &schedule, Utc::now()).await?
-            };
+            let steps = keys::rotate(storage, &kek, &schedule, emergency).await.map_err(cli_error)?;
             for step in steps {
                 match step {
                     Step::Published { kid, signs_from } => {
@@ -59,20 +54,9 @@ pub async fn run(command: KeysCommand, storage: &dyn Storage, settings: &Setting
             Ok(())
         }
         KeysCommand::List { json } => {
-            let keys = storage.list_signing_keys().await?;
+            let keys = keys::list(storage).await.map_err(cli_error)?;
             if json {
-                let list: Vec<_> = keys
-                    .iter()
-                    .map(|k| {
-                        json!({
-                            "kid": k.kid, "alg": k.algorithm, "state": k.state.as_str(),
-                            "created_at": k.created_at.to_rfc3339(),
-                            "activated_at": k.activated_at.map(|t| t.to_rfc3339()),
-                            "retired_at": k.retired_at.map(|t| t.to_rfc3339()),
-                        })
-                    })
-                    .collect();
-                return print_json(&json!(list));
+                return print_json(&keys.iter().map(KeyView::from).collect::<Vec<_>>());
             }
             if keys.is_empty() {
                 println!("No signing keys yet: the server creates the first one when it starts.");

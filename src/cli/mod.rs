@@ -8,6 +8,7 @@ mod sessions;
 mod streams;
 mod users;
 
+use crate::admin::ServiceError;
 use crate::config::{self, Settings};
 use crate::keys::kek::KekSource;
 use crate::signals::Emitter;
@@ -161,9 +162,38 @@ fn command_prefix() -> String {
 }
 
 /// Prints `value` as pretty JSON.
-fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// A service-layer error as the operator reads it: an invalid input is named by its
+/// command-line flag rather than its API member.
+fn cli_error(error: ServiceError) -> anyhow::Error {
+    match error {
+        ServiceError::Invalid { field, message } => {
+            let flag = match field {
+                "name" => "--name",
+                "grant_types" => "--grant",
+                "scope" => "--scope",
+                "audiences" => "--audience",
+                "served_audiences" => "--serves-audience",
+                "introspect_any" => "--introspect-any",
+                "redirect_uris" => "--redirect-uri",
+                "post_logout_redirect_uris" => "--post-logout-redirect-uri",
+                "always_issue_refresh_token" => "--always-refresh-token",
+                "public" => "--public",
+                "token_endpoint_auth_method" => "--auth-method",
+                "jwks_uri" => "--jwks-uri",
+                "jwks" => "--jwks-file",
+                "family_id" => "family id",
+                other => other,
+            };
+            anyhow::anyhow!("invalid {flag}: {message}")
+        }
+        ServiceError::Unexpected(cause) => cause,
+        other => anyhow::anyhow!("{other}"),
+    }
 }
 
 /// Formats an optional timestamp for human output.

@@ -1,15 +1,12 @@
 //! `tessera session …`: a user's logins as refresh-token families, and revoking them.
 
-use super::{print_json, when};
-use crate::domain::refresh::FamilyId;
-use crate::domain::signals::Reason;
-use crate::domain::user::Username;
+use super::{cli_error, print_json, when};
+use crate::admin::sessions::{self, FamilyView, Revoked};
 use crate::signals::Emitter;
 use crate::storage::Storage;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use chrono::Utc;
 use clap::Subcommand;
-use serde_json::json;
 
 #[derive(Debug, Subcommand)]
 pub enum SessionCommand {
@@ -33,27 +30,14 @@ pub enum SessionCommand {
 pub async fn run(command: SessionCommand, storage: &dyn Storage, events: &Emitter) -> anyhow::Result<()> {
     match command {
         SessionCommand::List { user, json } => {
-            let username = Username::parse(&user)?;
-            let user =
-                storage.find_user_by_username(&username).await?.with_context(|| format!("no user named {username}"))?;
-            let families = storage.list_families_of_user(&user.id).await?;
+            let user = super::users::user_named(storage, &user).await?;
+            let families = sessions::list(storage, &user).await.map_err(cli_error)?;
             let now = Utc::now();
             if json {
-                let list: Vec<_> = families
-                    .iter()
-                    .map(|f| {
-                        json!({
-                            "family_id": f.id.as_str(), "client_id": f.client_id.as_str(), "sid": f.sid.as_str(), "scope": f.scope.to_string(),
-                            "created_at": f.created_at.to_rfc3339(), "last_used_at": f.last_used_at.to_rfc3339(),
-                            "expires_at": f.absolute_expires_at.to_rfc3339(),
-                            "revoked_at": f.revoked_at.map(|t| t.to_rfc3339()), "active": f.is_active(now),
-                        })
-                    })
-                    .collect();
-                return print_json(&json!(list));
+                return print_json(&families.iter().map(|f| FamilyView::new(f, now)).collect::<Vec<_>>());
             }
             if families.is_empty() {
-                println!("{username} has no refresh-token families.");
+                println!("{} has no refresh-token families.", user.username);
             }
             for f in &families {
                 let state = if f.is_active(now) {
@@ -75,21 +59,15 @@ pub async fn run(command: SessionCommand, storage: &dyn Storage, events: &Emitte
             Ok(())
         }
         SessionCommand::Revoke { family_id: Some(id), user: None } => {
-            let id = FamilyId::parse(&id)?;
-            if storage.revoke_family(&id, &events.revocation(Reason::RevokedByOperator, Utc::now())).await? {
-                println!("Family {id} is revoked.");
-                Ok(())
-            } else if storage.find_family(&id).await?.is_some() {
-                println!("Family {id} was already revoked.");
-                Ok(())
-            } else {
-                bail!("no refresh-token family {id}")
+            match sessions::revoke_family(storage, events, &id).await.map_err(cli_error)? {
+                Revoked::Now => println!("Family {id} is revoked."),
+                Revoked::Already => println!("Family {id} was already revoked."),
             }
+            Ok(())
         }
         SessionCommand::Revoke { family_id: None, user: Some(user) } => {
             let user = super::users::user_named(storage, &user).await?;
-            let revocation = events.revocation(Reason::RevokedByOperator, Utc::now());
-            let revoked = storage.end_user_access(&user.id, &revocation).await?;
+            let revoked = sessions::revoke_all(storage, events, &user).await.map_err(cli_error)?;
             println!("{revoked} refresh-token families of {} revoked; their SSO sessions ended.", user.username);
             Ok(())
         }

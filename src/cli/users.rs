@@ -1,16 +1,13 @@
 //! `tessera user …`: accounts for the login pages. Passwords come from a prompt or from
 //! standard input (`--password-stdin`), never from argv, where `ps` and shell history see them.
 
-use super::print_json;
-use crate::domain::signals::Reason;
-use crate::domain::user::{parse_email, Password, User, UserId, Username};
-use crate::password;
+use super::{cli_error, print_json};
+use crate::admin::users::{self, NewUser, UserView};
+use crate::domain::user::{User, Username};
 use crate::signals::Emitter;
-use crate::storage::{Storage, StorageError};
+use crate::storage::Storage;
 use anyhow::{bail, Context};
-use chrono::Utc;
 use clap::Subcommand;
-use serde_json::json;
 use std::io::{BufRead, IsTerminal};
 
 #[derive(Debug, Subcommand)]
@@ -51,35 +48,21 @@ pub enum UserCommand {
 pub async fn run(command: UserCommand, storage: &dyn Storage, events: &Emitter) -> anyhow::Result<()> {
     match command {
         UserCommand::Create { username, email, name, password_stdin, json } => {
-            let username = Username::parse(&username)?;
-            let email = email.as_deref().map(parse_email).transpose()?;
+            // Checked before the password is asked for: no prompt for a name that is refused.
+            Username::parse(&username)?;
             let password = read_password(password_stdin)?;
-            let now = Utc::now();
-            let user = User {
-                id: UserId::generate(),
-                username,
-                email,
-                email_verified: false,
-                name: name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
-                password_hash: password::hash(password).await?,
-                created_at: now,
-                updated_at: now,
-                disabled_at: None,
-            };
-            match storage.insert_user(&user).await {
-                Err(StorageError::Conflict(_)) => bail!("username {} is taken", user.username),
-                other => other?,
-            }
+            let new = NewUser { username, email, name, password };
+            let user = users::create(storage, new).await.map_err(cli_error)?;
             if json {
-                return print_json(&describe(&user));
+                return print_json(&UserView::from(&user));
             }
             println!("User {} created (id {}).", user.username, user.id);
             Ok(())
         }
         UserCommand::List { json } => {
-            let users = storage.list_users().await?;
+            let users = users::list_all(storage).await.map_err(cli_error)?;
             if json {
-                return print_json(&json!(users.iter().map(describe).collect::<Vec<_>>()));
+                return print_json(&users.iter().map(UserView::from).collect::<Vec<_>>());
             }
             if users.is_empty() {
                 println!("No users yet. Create one with `tessera user create --help`.");
@@ -92,7 +75,7 @@ pub async fn run(command: UserCommand, storage: &dyn Storage, events: &Emitter) 
         }
         UserCommand::Disable { username } => {
             let user = user_named(storage, &username).await?;
-            if storage.disable_user(&user.id, &events.revocation(Reason::UserDisabled, Utc::now())).await? {
+            if users::disable(storage, events, &user).await.map_err(cli_error)? {
                 println!("User {} is disabled; their sessions, codes and refresh tokens are revoked.", user.username);
             } else {
                 println!("User {} was already disabled.", user.username);
@@ -101,7 +84,7 @@ pub async fn run(command: UserCommand, storage: &dyn Storage, events: &Emitter) 
         }
         UserCommand::Enable { username } => {
             let user = user_named(storage, &username).await?;
-            if storage.enable_user(&user.id, &events.revocation(Reason::UserEnabled, Utc::now())).await? {
+            if users::enable(storage, events, &user).await.map_err(cli_error)? {
                 println!("User {} is enabled.", user.username);
             } else {
                 println!("User {} was not disabled.", user.username);
@@ -110,11 +93,8 @@ pub async fn run(command: UserCommand, storage: &dyn Storage, events: &Emitter) 
         }
         UserCommand::SetPassword { username, password_stdin } => {
             let user = user_named(storage, &username).await?;
-            let hash = password::hash(read_password(password_stdin)?).await?;
-            let revocation = events.revocation(Reason::PasswordChanged, Utc::now());
-            if !storage.set_password_hash(&user.id, &hash, &revocation).await? {
-                bail!("no user named {}", user.username);
-            }
+            let password = read_password(password_stdin)?;
+            users::set_password(storage, events, &user, password).await.map_err(cli_error)?;
             println!(
                 "Password of {} changed; everything obtained with the old one (sessions, codes, refresh tokens) is revoked.",
                 user.username
@@ -126,11 +106,11 @@ pub async fn run(command: UserCommand, storage: &dyn Storage, events: &Emitter) 
 
 /// The user named `username`, or an error naming it.
 pub async fn user_named(storage: &dyn Storage, username: &str) -> anyhow::Result<User> {
-    let username = Username::parse(username)?;
-    storage.find_user_by_username(&username).await?.with_context(|| format!("no user named {username}"))
+    users::named(storage, username).await.map_err(cli_error)
 }
 
-fn read_password(from_stdin: bool) -> anyhow::Result<Password> {
+/// The password, from standard input or a prompt; checked by the service layer.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     let raw = if from_stdin {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
@@ -146,18 +126,5 @@ fn read_password(from_stdin: bool) -> anyhow::Result<Password> {
         }
         first
     };
-    Ok(Password::parse(raw)?)
-}
-
-fn describe(user: &User) -> serde_json::Value {
-    json!({
-        "id": user.id.as_str(),
-        "username": user.username.as_str(),
-        "email": user.email,
-        "name": user.name,
-        "created_at": user.created_at.to_rfc3339(),
-        "disabled_at": user.disabled_at.map(|t| t.to_rfc3339()),
-        "status": if user.disabled_at.is_some() { "disabled" } else { "active" },
-        "updated_at": user.updated_at.to_rfc3339(),
-    })
+    Ok(raw)
 }

@@ -8,7 +8,7 @@ use crate::domain::client::ClientId;
 use crate::domain::signals::Stream;
 use crate::http::bearer::bearer_token;
 use crate::storage::Storage;
-use crate::tokens::live::{bound_jkt, live_access_token};
+use crate::tokens::live::own_client_token;
 use crate::tokens::TokenIssuer;
 use actix_web::dev::Payload;
 use actix_web::web::Data;
@@ -63,25 +63,8 @@ impl FromRequest for Receiver {
             else {
                 return Err(SsfError::Unexpected(anyhow::anyhow!("the token issuer is not configured")));
             };
-            let invalid = SsfError::InvalidToken("the access token is invalid, expired or revoked");
-            let claims = live_access_token(token, &***storage, issuer).await?.ok_or(invalid)?;
-            // RFC 9449 §7.1: a DPoP-bound token is worth nothing without a proof of its key.
-            // These endpoints take Bearer tokens only, so a bound one is refused here rather
-            // than accepted from whoever holds it.
-            if bound_jkt(&claims).is_some() {
-                return Err(SsfError::InvalidToken("the access token is DPoP-bound: receivers use Bearer tokens"));
-            }
-            // A receiver acts for itself: a token from client credentials, meant for this
-            // issuer (RFC 9068 §4: the resource server checks `aud`; here, Tessera is it).
-            let is_client_token = claims.sid.is_none() && claims.sub == claims.client_id;
-            if !is_client_token {
-                return Err(SsfError::InvalidToken("a receiver authenticates with a client credentials token"));
-            }
-            if !claims.aud.iter().any(|aud| aud == issuer.issuer.as_str()) {
-                return Err(SsfError::InvalidToken("the access token is not meant for this issuer"));
-            }
-            let client_id = ClientId::parse(&claims.client_id)
-                .map_err(|_| SsfError::InvalidToken("the access token names no valid client"))?;
+            let (client_id, claims) =
+                own_client_token(token, &***storage, issuer).await?.map_err(SsfError::InvalidToken)?;
             Ok(Self { client_id, can_manage: claims.scope.contains(MANAGE), can_read: claims.scope.contains(READ) })
         })
     }

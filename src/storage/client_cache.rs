@@ -88,6 +88,12 @@ impl ClientCache {
         Ok(client)
     }
 
+    /// Drops the client's entry: the next lookup reads the database. The admin API calls
+    /// it after every change it makes, so this replica sees the change at once.
+    pub fn forget(&self, id: &ClientId) {
+        self.entries.write().unwrap_or_else(PoisonError::into_inner).remove(id);
+    }
+
     fn cached(&self, id: &ClientId) -> Option<Arc<Client>> {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let entry = entries.get(id)?;

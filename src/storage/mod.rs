@@ -87,6 +87,16 @@ pub trait ClientStore: Send + Sync {
     async fn insert_client(&self, client: &Client) -> Result<(), StorageError>;
     async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StorageError>;
     async fn list_clients(&self) -> Result<Vec<Client>, StorageError>;
+    /// Up to `limit` clients after the client `after` (all from the first when `None`),
+    /// in the order of `list_clients` (creation, then id): a keyset page that neither
+    /// skips nor repeats a client whatever is registered meanwhile. Empty when `after`
+    /// names no client.
+    async fn list_clients_page(&self, after: Option<&ClientId>, limit: i64) -> Result<Vec<Client>, StorageError>;
+    /// Writes the parts of a registration an operator may change (name, scope, audiences,
+    /// redirect URIs, flags), never its secret, grant types, keys or disabled mark: a
+    /// change made from an older read cannot undo a rotation or a disable. False when
+    /// there is no such client.
+    async fn update_client(&self, client: &Client, now: DateTime<Utc>) -> Result<bool, StorageError>;
     /// Returns false when no such client exists.
     async fn set_client_secret(
         &self,
@@ -102,6 +112,16 @@ pub trait UserStore: Send + Sync {
     async fn find_user_by_username(&self, username: &Username) -> Result<Option<User>, StorageError>;
     async fn find_user_by_id(&self, id: &UserId) -> Result<Option<User>, StorageError>;
     async fn list_users(&self) -> Result<Vec<User>, StorageError>;
+    /// Up to `limit` users with a username after `after`, by username.
+    async fn list_users_page(&self, after: Option<&Username>, limit: i64) -> Result<Vec<User>, StorageError>;
+    /// Sets a user's e-mail address and display name; false when there is no such user.
+    async fn update_user_profile(
+        &self,
+        id: &UserId,
+        email: Option<&str>,
+        name: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
 }
 
 /// A signing key as stored: the private half is encrypted (see `keys::kek`).
@@ -296,7 +316,9 @@ pub trait RefreshStore: Send + Sync {
         token: &SecretDigest,
     ) -> Result<Option<(RefreshTokenState, TokenFamily)>, StorageError>;
     async fn find_family(&self, id: &FamilyId) -> Result<Option<TokenFamily>, StorageError>;
-    async fn list_families_of_user(&self, user_id: &UserId) -> Result<Vec<TokenFamily>, StorageError>;
+    /// The user's newest `newest` families, oldest first (a user who logs in from many
+    /// places has many; what is shown is bounded).
+    async fn list_families_of_user(&self, user_id: &UserId, newest: i64) -> Result<Vec<TokenFamily>, StorageError>;
     /// Deletes sessions and the codes, tokens, families and DPoP proof records nobody can
     /// use any more, at most
     /// `batch` rows per table per call; returns how many rows went.

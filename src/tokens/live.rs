@@ -51,3 +51,37 @@ pub async fn live_access_token(
 pub fn bound_jkt(claims: &Claims) -> Option<&str> {
     claims.dpop_jkt()
 }
+
+/// The claims and client of a live access token that a client obtained for itself with
+/// client credentials, presented as a plain Bearer token, and meant for this issuer: what
+/// Tessera's own APIs (Shared Signals management, the admin API) accept. `Err` says why
+/// the token is not one (an RFC 6750 `invalid_token` description).
+///
+/// - RFC 9449 §7.1: a DPoP-bound token is worth nothing without a proof of its key; these
+///   APIs take Bearer tokens only, so a bound one is refused rather than accepted from
+///   whoever holds it.
+/// - The client acts for itself (`sub` is the client, no login session): a token a user
+///   delegated to a client gives the client no power of its own here.
+/// - RFC 9068 §4: the resource server checks `aud`; here Tessera is it.
+pub async fn own_client_token(
+    token: &str,
+    storage: &dyn Storage,
+    issuer: &TokenIssuer,
+) -> Result<Result<(ClientId, Claims), &'static str>, StorageError> {
+    let Some(claims) = live_access_token(token, storage, issuer).await? else {
+        return Ok(Err("the access token is invalid, expired or revoked"));
+    };
+    if bound_jkt(&claims).is_some() {
+        return Ok(Err("the access token is DPoP-bound: this API takes Bearer tokens"));
+    }
+    if claims.sid.is_some() || claims.sub != claims.client_id {
+        return Ok(Err("this API takes a token a client obtained with client credentials"));
+    }
+    if !claims.aud.iter().any(|aud| aud == issuer.issuer.as_str()) {
+        return Ok(Err("the access token is not meant for this issuer"));
+    }
+    let Ok(client_id) = ClientId::parse(&claims.client_id) else {
+        return Ok(Err("the access token names no valid client"));
+    };
+    Ok(Ok((client_id, claims)))
+}

@@ -1094,6 +1094,8 @@ async fn security_events_are_audited_with_their_request_id(database: &TestDataba
     let app = TestApp::spawn(database, |_| {}).await.expect("the in-process server starts");
     let web = app.register_client(ClientSpec::web_app()).await;
     let service = app.register_client(ClientSpec::service()).await;
+    let admin =
+        app.register_client(ClientSpec { scope: "tessera:admin", audiences: vec![], ..ClientSpec::service() }).await;
     app.create_user("audited").await;
     app.stop().await;
     let json_logs = [("TESSERA_LOG__FORMAT", "json"), ("TESSERA_LOG__FILTER", "info")];
@@ -1124,8 +1126,30 @@ async fn security_events_are_audited_with_their_request_id(database: &TestDataba
         .unwrap();
     assert_eq!(revoked.status(), 200);
 
+    // A change through the admin API: its actor is the admin client, with the request id.
+    let admin_token = client_token(&http, &server.address, &admin).await;
+    let rotated = http
+        .post(format!("{}/admin/v1/clients/{}/secret", server.address, service.id))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), 200);
+    let rotate_request_id = rotated.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let new_secret = rotated.json::<Value>().await.unwrap()["client_secret"].as_str().unwrap().to_owned();
+
     let output = server.output();
     let events = audit_events(&output);
+    let change = events
+        .iter()
+        .find(|e| e["event"] == "admin_change")
+        .unwrap_or_else(|| panic!("no admin_change event:\n{output}"));
+    assert_eq!(
+        (change["outcome"].as_str(), change["action"].as_str(), change["actor"].as_str(), change["target"].as_str()),
+        (Some("success"), Some("client_rotate_secret"), Some(admin.id.as_str()), Some(service.id.as_str()))
+    );
+    assert_eq!(change["span"]["request_id"], rotate_request_id.as_str(), "{change}");
+    assert!(!output.contains(&admin_token) && !output.contains(&new_secret), "no token or secret in the logs");
     let login = events.iter().find(|e| e["event"] == "login").unwrap_or_else(|| panic!("no login event:\n{output}"));
     assert_eq!(login["outcome"], "failure");
     assert_eq!(login["client_id"], web.id.as_str());

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod admin_api;
 mod attacks;
 mod authorization_code;
 mod authorize_errors;

@@ -61,7 +61,57 @@ async fn a_client_secret_is_replaced(db: &TestStorage) {
     assert!(!db.set_client_secret(&ClientId::generate(), &rotated, t(5)).await.unwrap());
 }
 
+async fn clients_are_paged_by_age_then_id(db: &TestStorage) {
+    // Two created at the same instant: the id breaks the tie, so no page repeats or skips one.
+    let mut clients =
+        vec![new_client("a", t(0)), new_client("b", t(10)), new_client("c", t(10)), new_client("d", t(20))];
+    for client in &clients {
+        db.insert_client(client).await.unwrap();
+    }
+    clients.sort_by(|x, y| (x.created_at, x.id.as_str()).cmp(&(y.created_at, y.id.as_str())));
+    let expected: Vec<&str> = clients.iter().map(|c| c.id.as_str()).collect();
+
+    let mut seen = vec![];
+    let mut after = None;
+    loop {
+        let page = db.list_clients_page(after.as_ref(), 3).await.unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        seen.extend(page.iter().map(|c| c.id.as_str().to_owned()));
+    }
+    assert_eq!(seen, expected);
+    let listed: Vec<String> = db.list_clients().await.unwrap().into_iter().map(|c| c.id.as_str().to_owned()).collect();
+    assert_eq!(listed, expected, "the same order as the full list");
+    assert!(db.list_clients_page(Some(&ClientId::generate()), 3).await.unwrap().is_empty(), "an unknown anchor");
+}
+
+async fn a_change_keeps_the_secret_and_the_disabled_mark(db: &TestStorage) {
+    let client = new_client("app", t(0));
+    db.insert_client(&client).await.unwrap();
+    // A change computed from a read taken before the rotation and the disable.
+    let mut changed = client.clone();
+    let rotated = SecretDigest::of("the new secret");
+    assert!(db.set_client_secret(&client.id, &rotated, t(5)).await.unwrap());
+    assert!(db.disable_client(&client.id, &revoke(Reason::ClientDisabled, t(6))).await.unwrap());
+    changed.name = "renamed".into();
+    changed.redirect_uris = vec!["https://app.example.com/new".into()];
+    changed.require_pushed_authorization_requests = true;
+
+    assert!(db.update_client(&changed, t(7)).await.unwrap());
+    let found = db.find_client(&client.id).await.unwrap().unwrap();
+    assert_eq!(found.name, "renamed");
+    assert_eq!(found.redirect_uris, ["https://app.example.com/new"]);
+    assert!(found.require_pushed_authorization_requests);
+    assert_eq!(found.secret_digest.unwrap().as_str(), rotated.as_str(), "the rotation stays");
+    assert_eq!(found.disabled_at, Some(t(6)), "the disable stays");
+    let unknown = tessera::domain::client::Client { id: ClientId::generate(), ..changed };
+    assert!(!db.update_client(&unknown, t(8)).await.unwrap());
+}
+
 crate::backend_tests!(
+    clients_are_paged_by_age_then_id,
+    a_change_keeps_the_secret_and_the_disabled_mark,
     a_client_reads_back_as_it_was_stored,
     clients_are_listed_oldest_first,
     a_taken_client_id_is_a_conflict,

@@ -41,10 +41,13 @@ async fn a_users_families_are_listed_oldest_first(db: &TestStorage) {
         db.create_family(family, &new_token().1, t(3600)).await.unwrap();
     }
 
-    let listed = db.list_families_of_user(&alice.id).await.unwrap();
+    let listed = db.list_families_of_user(&alice.id, 100).await.unwrap();
     assert_eq!(listed.len(), 2);
     assert_same(&listed[0], &older);
     assert_same(&listed[1], &newer);
+    let newest = db.list_families_of_user(&alice.id, 1).await.unwrap();
+    assert_eq!(newest.len(), 1, "bounded: the newest only");
+    assert_same(&newest[0], &newer);
 }
 
 async fn the_first_use_rotates_to_the_successor(db: &TestStorage) {
@@ -61,7 +64,7 @@ async fn the_first_use_rotates_to_the_successor(db: &TestStorage) {
     assert_eq!((successor.created_at, successor.idle_expires_at, successor.used_at), (t(10), t(3610), None));
     // A family's last use is its newest token's.
     assert_eq!(db.find_family(&family.id).await.unwrap().unwrap().last_used_at, t(10));
-    assert_eq!(db.list_families_of_user(&alice.id).await.unwrap()[0].last_used_at, t(10));
+    assert_eq!(db.list_families_of_user(&alice.id, 100).await.unwrap()[0].last_used_at, t(10));
 
     // The successor rotates in turn; its idle expiry is capped at the family's end.
     let second = Refresh { idle_ttl: Duration::days(30), ..Refresh::of(&first.successor_digest(), &client.id, t(20)) };

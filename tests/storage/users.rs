@@ -27,6 +27,29 @@ async fn users_are_listed_by_name(db: &TestStorage) {
     assert_eq!(listed, ["alice", "bob", "carol"]);
 }
 
+async fn users_are_paged_by_name(db: &TestStorage) {
+    for name in ["dave", "carol", "alice", "bob"] {
+        db.insert_user(&new_user(name)).await.unwrap();
+    }
+    let names = |users: Vec<User>| users.into_iter().map(|u| u.username.to_string()).collect::<Vec<_>>();
+    assert_eq!(names(db.list_users_page(None, 3).await.unwrap()), ["alice", "bob", "carol"]);
+    let after = Username::parse("carol").unwrap();
+    assert_eq!(names(db.list_users_page(Some(&after), 3).await.unwrap()), ["dave"]);
+    let after = Username::parse("dave").unwrap();
+    assert!(db.list_users_page(Some(&after), 3).await.unwrap().is_empty());
+}
+
+async fn a_profile_is_changed(db: &TestStorage) {
+    let user = new_user("alice");
+    db.insert_user(&user).await.unwrap();
+    assert!(db.update_user_profile(&user.id, Some("alice@example.org"), None, t(5)).await.unwrap());
+    let found = db.find_user_by_id(&user.id).await.unwrap().unwrap();
+    assert_eq!((found.email.as_deref(), found.name.as_deref()), (Some("alice@example.org"), None));
+    assert_eq!(found.updated_at, t(5));
+    assert_eq!(found.password_hash, user.password_hash, "the password stays");
+    assert!(!db.update_user_profile(&UserId::generate(), None, None, t(5)).await.unwrap());
+}
+
 async fn a_taken_username_is_a_conflict(db: &TestStorage) {
     let alice = new_user("alice");
     db.insert_user(&alice).await.unwrap();
@@ -65,6 +88,8 @@ async fn a_password_hash_is_replaced(db: &TestStorage) {
 }
 
 crate::backend_tests!(
+    users_are_paged_by_name,
+    a_profile_is_changed,
     a_user_reads_back_by_name_and_by_id,
     users_are_listed_by_name,
     a_taken_username_is_a_conflict,

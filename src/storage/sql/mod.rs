@@ -371,6 +371,49 @@ impl ClientStore for SqlStorage {
         rows.into_iter().map(Client::try_from).collect()
     }
 
+    async fn list_clients_page(&self, after: Option<&ClientId>, limit: i64) -> Result<Vec<Client>, StorageError> {
+        // Row values compare (created_at, id) as a pair, in both engines; the anchor's
+        // values are read in the same statement, so no timestamp travels in a cursor.
+        let first = concat!("SELECT ", client_columns!(), " FROM clients ORDER BY created_at, id LIMIT $1");
+        let next = concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE (created_at, id) > (SELECT created_at, id FROM clients WHERE id = $1) \
+             ORDER BY created_at, id LIMIT $2"
+        );
+        let rows: Vec<ClientRow> = on_pool!(self, pool => Ok(match after {
+            None => sqlx::query_as(first).bind(limit).fetch_all(pool).await?,
+            Some(after) => sqlx::query_as(next).bind(after.as_str()).bind(limit).fetch_all(pool).await?,
+        }))?;
+        rows.into_iter().map(Client::try_from).collect()
+    }
+
+    async fn update_client(&self, client: &Client, now: DateTime<Utc>) -> Result<bool, StorageError> {
+        let sql = "UPDATE clients SET name = $2, scopes = $3, audiences = $4, served_audiences = $5, \
+                   may_introspect_any = $6, redirect_uris = $7, post_logout_redirect_uris = $8, is_first_party = $9, \
+                   always_issue_refresh_token = $10, require_pushed_authorization_requests = $11, \
+                   dpop_bound_access_tokens = $12, updated_at = $13 WHERE id = $1";
+        on_writer!(self, [client], pool => {
+            let done = sqlx::query(sql)
+                .bind(client.id.as_str())
+                .bind(&client.name)
+                .bind(client.scopes.to_string())
+                .bind(Json(&client.audiences))
+                .bind(Json(&client.served_audiences))
+                .bind(client.may_introspect_any)
+                .bind(Json(&client.redirect_uris))
+                .bind(Json(&client.post_logout_redirect_uris))
+                .bind(client.is_first_party)
+                .bind(client.always_issue_refresh_token)
+                .bind(client.require_pushed_authorization_requests)
+                .bind(client.dpop_bound_access_tokens)
+                .bind(Timestamp::from(now))
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
     async fn set_client_secret(
         &self,
         id: &ClientId,
@@ -427,6 +470,34 @@ impl UserStore for SqlStorage {
         let sql = concat!("SELECT ", user_columns!(), " FROM users ORDER BY username");
         let rows: Vec<UserRow> = on_pool!(self, pool => Ok(sqlx::query_as(sql).fetch_all(pool).await?))?;
         rows.into_iter().map(User::try_from).collect()
+    }
+
+    async fn list_users_page(&self, after: Option<&Username>, limit: i64) -> Result<Vec<User>, StorageError> {
+        let first = concat!("SELECT ", user_columns!(), " FROM users ORDER BY username LIMIT $1");
+        let next = concat!("SELECT ", user_columns!(), " FROM users WHERE username > $1 ORDER BY username LIMIT $2");
+        let rows: Vec<UserRow> = on_pool!(self, pool => Ok(match after {
+            None => sqlx::query_as(first).bind(limit).fetch_all(pool).await?,
+            Some(after) => sqlx::query_as(next).bind(after.as_str()).bind(limit).fetch_all(pool).await?,
+        }))?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    async fn update_user_profile(
+        &self,
+        id: &UserId,
+        email: Option<&str>,
+        name: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        let sql = "UPDATE users SET email = $2, name = $3, updated_at = $4 WHERE id = $1";
+        // Owned copies: `on_writer!` copies borrowed references, not options of them.
+        let (email, name) = (email.map(str::to_owned), name.map(str::to_owned));
+        on_writer!(self, [id], pool => {
+            let done = sqlx::query(sql)
+                .bind(id.as_str()).bind(email.as_deref()).bind(name.as_deref()).bind(Timestamp::from(now))
+                .execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 }
 

@@ -452,14 +452,16 @@ impl RefreshStore for SqlStorage {
         row.map(TokenFamily::try_from).transpose()
     }
 
-    async fn list_families_of_user(&self, user_id: &UserId) -> Result<Vec<TokenFamily>, StorageError> {
+    async fn list_families_of_user(&self, user_id: &UserId, newest: i64) -> Result<Vec<TokenFamily>, StorageError> {
         let sql = concat!(
             "SELECT ",
             family_columns_with_last_use!(),
-            " FROM token_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id"
+            " FROM token_families f WHERE f.user_id = $1 ORDER BY f.created_at DESC, f.id DESC LIMIT $2"
         );
-        let rows: Vec<FamilyRow> =
-            on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(user_id.as_str()).fetch_all(pool).await?))?;
+        let mut rows: Vec<FamilyRow> = on_pool!(self, pool => {
+            Ok(sqlx::query_as(sql).bind(user_id.as_str()).bind(newest).fetch_all(pool).await?)
+        })?;
+        rows.reverse();
         rows.into_iter().map(TokenFamily::try_from).collect()
     }
 

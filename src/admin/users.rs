@@ -1,0 +1,184 @@
+//! Users who log in through Tessera: create, list, show, change, disable, enable, and set
+//! a password. Every change that ends access records its Shared Signals events.
+
+use super::error::{invalid_as, ServiceError};
+use super::Page;
+use crate::domain::signals::Reason;
+use crate::domain::user::{parse_email, Password, User, UserId, Username};
+use crate::password;
+use crate::signals::Emitter;
+use crate::storage::{Storage, StorageError};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Longest display name.
+const MAX_NAME: usize = 200;
+
+/// A user to create. The password is hashed (argon2id) and never stored or logged.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Display name (OIDC `name` claim).
+    #[serde(default)]
+    pub name: Option<String>,
+    pub password: String,
+}
+
+/// A change to a user's profile: each member given replaces the stored value.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+/// A new password for a user: everything obtained with the old one ends.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    pub password: String,
+}
+
+/// A user as operators see it: never the password hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// `active` or `disabled`.
+    pub status: &'static str,
+    pub created_at: String,
+    pub updated_at: String,
+    pub disabled_at: Option<String>,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.as_str().to_owned(),
+            username: user.username.as_str().to_owned(),
+            email: user.email.clone(),
+            name: user.name.clone(),
+            status: if user.disabled_at.is_some() { "disabled" } else { "active" },
+            created_at: user.created_at.to_rfc3339(),
+            updated_at: user.updated_at.to_rfc3339(),
+            disabled_at: user.disabled_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+pub async fn create(storage: &dyn Storage, new: NewUser) -> Result<User, ServiceError> {
+    let username = Username::parse(&new.username).map_err(invalid_as("username"))?;
+    let email = new.email.as_deref().map(parse_email).transpose().map_err(invalid_as("email"))?;
+    let password = Password::parse(new.password).map_err(invalid_as("password"))?;
+    let now = Utc::now();
+    let user = User {
+        id: UserId::generate(),
+        username,
+        email,
+        email_verified: false,
+        name: checked_name(new.name.as_deref())?,
+        password_hash: password::hash(password).await?,
+        created_at: now,
+        updated_at: now,
+        disabled_at: None,
+    };
+    match storage.insert_user(&user).await {
+        Err(StorageError::Conflict(_)) => Err(ServiceError::Conflict(format!("username {} is taken", user.username))),
+        other => Ok(other.map(|()| user)?),
+    }
+}
+
+/// Every user, by username (the CLI's list).
+pub async fn list_all(storage: &dyn Storage) -> Result<Vec<User>, ServiceError> {
+    Ok(storage.list_users().await?)
+}
+
+/// Up to `limit` users after the username `after`, by username.
+pub async fn list_page(storage: &dyn Storage, after: Option<&str>, limit: u32) -> Result<Page<User>, ServiceError> {
+    let after = match after {
+        Some(raw) => {
+            let refused = || ServiceError::invalid("cursor", "the cursor is not one this server gave");
+            let username = Username::parse(raw).map_err(|_| refused())?;
+            storage.find_user_by_username(&username).await?.ok_or_else(refused)?;
+            Some(username)
+        }
+        None => None,
+    };
+    let mut items = storage.list_users_page(after.as_ref(), i64::from(limit) + 1).await?;
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next = if more { items.last().map(|u| u.username.as_str().to_owned()) } else { None };
+    Ok(Page { items, next })
+}
+
+/// The user named `username`.
+pub async fn named(storage: &dyn Storage, username: &str) -> Result<User, ServiceError> {
+    let username = Username::parse(username).map_err(invalid_as("username"))?;
+    storage
+        .find_user_by_username(&username)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("user named", username.as_str()))
+}
+
+/// The user whose id is `id`.
+pub async fn by_id(storage: &dyn Storage, id: &str) -> Result<User, ServiceError> {
+    let user_id = UserId::parse(id).map_err(invalid_as("user_id"))?;
+    storage.find_user_by_id(&user_id).await?.ok_or_else(|| ServiceError::not_found("user", id))
+}
+
+pub async fn update(storage: &dyn Storage, user: &User, patch: UserPatch) -> Result<User, ServiceError> {
+    let email = match &patch.email {
+        Some(raw) => Some(parse_email(raw).map_err(invalid_as("email"))?),
+        None => user.email.clone(),
+    };
+    let name = match &patch.name {
+        Some(raw) => checked_name(Some(raw))?,
+        None => user.name.clone(),
+    };
+    let now = Utc::now();
+    if !storage.update_user_profile(&user.id, email.as_deref(), name.as_deref(), now).await? {
+        return Err(ServiceError::not_found("user", user.id.as_str()));
+    }
+    Ok(User { email, name, updated_at: now, ..user.clone() })
+}
+
+/// Disables a user and ends everything they obtained; false when they were disabled already.
+pub async fn disable(storage: &dyn Storage, events: &Emitter, user: &User) -> Result<bool, ServiceError> {
+    Ok(storage.disable_user(&user.id, &events.revocation(Reason::UserDisabled, Utc::now())).await?)
+}
+
+/// Enables a disabled user; false when they were not disabled.
+pub async fn enable(storage: &dyn Storage, events: &Emitter, user: &User) -> Result<bool, ServiceError> {
+    Ok(storage.enable_user(&user.id, &events.revocation(Reason::UserEnabled, Utc::now())).await?)
+}
+
+/// Sets a new password, ending everything obtained with the old one.
+pub async fn set_password(
+    storage: &dyn Storage,
+    events: &Emitter,
+    user: &User,
+    password: String,
+) -> Result<(), ServiceError> {
+    let password = Password::parse(password).map_err(invalid_as("password"))?;
+    let hash = password::hash(password).await?;
+    let revocation = events.revocation(Reason::PasswordChanged, Utc::now());
+    if !storage.set_password_hash(&user.id, &hash, &revocation).await? {
+        return Err(ServiceError::not_found("user named", user.username.as_str()));
+    }
+    Ok(())
+}
+
+/// A display name: trimmed, empty meaning none.
+fn checked_name(raw: Option<&str>) -> Result<Option<String>, ServiceError> {
+    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else { return Ok(None) };
+    if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(ServiceError::invalid("name", format!("at most {MAX_NAME} characters, no control characters")));
+    }
+    Ok(Some(name.to_owned()))
+}

@@ -1,0 +1,622 @@
+//! The admin REST API (`/admin/v1/…`) as an operator's script uses it: every operation,
+//! who may call it, pagination, errors as RFC 9457 problems, the effects of its changes
+//! at the protocol endpoints, and the OpenAPI document it is described by.
+
+use crate::helpers::browser::AuthorizeRequest;
+use crate::helpers::clients::{ClientSpec, TestClient, WEB_APP_REDIRECT_URI};
+use crate::helpers::dpop::DpopKey;
+use crate::helpers::refresh::{refresh_token, refreshed};
+use crate::helpers::{assert_oauth_error, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+
+const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
+
+/// An admin client (client credentials, scope `tessera:admin`, tokens meant for the
+/// issuer) and an access token of it.
+struct Admin {
+    client: TestClient,
+    token: String,
+}
+
+async fn admin(app: &TestApp) -> Admin {
+    let client =
+        app.register_client(ClientSpec { scope: "tessera:admin", audiences: vec![], ..ClientSpec::service() }).await;
+    let token = app.token_of(&client).await;
+    Admin { client, token }
+}
+
+impl Admin {
+    async fn call(&self, app: &TestApp, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
+        call(app, Some(&self.token), method, path, body).await
+    }
+
+    /// A call that must answer `status`; its JSON body (`Null` when empty).
+    async fn expect(&self, app: &TestApp, method: Method, path: &str, body: Option<Value>, status: u16) -> Value {
+        let response = self.call(app, method.clone(), path, body).await;
+        assert_eq!(response.headers()["cache-control"], "no-store", "{method} {path}");
+        let got = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(got, status, "{method} {path}: {text}");
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        }
+    }
+}
+
+async fn call(
+    app: &TestApp,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = app.http.request(method, app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("an admin API request")
+}
+
+/// Asserts an RFC 9457 problem with `status`; its body.
+async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status, "{body}");
+    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    body
+}
+
+/// Every operation of the document, as (method, path with its parameters filled in).
+fn operations(document: &Value) -> Vec<(Method, String)> {
+    let mut operations = vec![];
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let path = path
+                .replace("{client_id}", "0c3a2e1f-0000-4000-8000-000000000000")
+                .replace("{user_id}", "0c3a2e1f-0000-4000-8000-000000000001")
+                .replace("{family_id}", "no-such-family")
+                .replace("{stream_id}", "no-such-stream");
+            operations.push((method.to_uppercase().parse().unwrap(), path));
+        }
+    }
+    operations
+}
+
+async fn openapi(app: &TestApp) -> Value {
+    let response = app.http.get(app.url("/admin/openapi.json")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn the_openapi_document_describes_every_route(app: &TestApp) {
+    let document = openapi(app).await;
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"), "OpenAPI 3.1: {}", document["openapi"]);
+    assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(document["security"], json!([{ "bearer": [] }]));
+    assert_eq!(document["servers"], json!([{ "url": app.address }]), "the paths are below the issuer");
+    let expected = [
+        ("get", "/admin/v1/clients"),
+        ("post", "/admin/v1/clients"),
+        ("get", "/admin/v1/clients/{client_id}"),
+        ("patch", "/admin/v1/clients/{client_id}"),
+        ("post", "/admin/v1/clients/{client_id}/disable"),
+        ("post", "/admin/v1/clients/{client_id}/secret"),
+        ("get", "/admin/v1/users"),
+        ("post", "/admin/v1/users"),
+        ("get", "/admin/v1/users/{user_id}"),
+        ("patch", "/admin/v1/users/{user_id}"),
+        ("post", "/admin/v1/users/{user_id}/disable"),
+        ("post", "/admin/v1/users/{user_id}/enable"),
+        ("put", "/admin/v1/users/{user_id}/password"),
+        ("get", "/admin/v1/users/{user_id}/sessions"),
+        ("delete", "/admin/v1/users/{user_id}/sessions"),
+        ("delete", "/admin/v1/sessions/{family_id}"),
+        ("get", "/admin/v1/keys"),
+        ("post", "/admin/v1/keys/rotate"),
+        ("post", "/admin/v1/keys/emergency-rotate"),
+        ("get", "/admin/v1/streams"),
+        ("get", "/admin/v1/streams/{stream_id}"),
+        ("post", "/admin/v1/streams/{stream_id}/disable"),
+    ];
+    let documented: HashSet<(String, String)> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |m| (m.clone(), path.clone())))
+        .collect();
+    let routes: HashSet<(String, String)> = expected.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, routes, "the document and the routes are the same set");
+    // Each documented operation is routed: with no token it is refused as unauthenticated,
+    // never a 404 or 405 (which would mean the document describes a route that is not there).
+    for (method, path) in operations(&document) {
+        let response = call(app, None, method.clone(), &path, Some(json!({}))).await;
+        assert_eq!(response.status(), 401, "{method} {path}");
+    }
+}
+
+async fn every_route_refuses_callers_without_admin_power(app: &TestApp) {
+    let document = openapi(app).await;
+    let without_scope = app.register_client(ClientSpec { audiences: vec![], ..ClientSpec::service() }).await;
+    let without_scope = app.token_of(&without_scope).await;
+    for (method, path) in operations(&document) {
+        let missing = call(app, None, method.clone(), &path, None).await;
+        assert_eq!(missing.headers()["www-authenticate"], r#"Bearer realm="tessera-admin""#, "{method} {path}");
+        assert_problem(missing, 401).await;
+        let forged = call(app, Some("not-a-token"), method.clone(), &path, None).await;
+        let challenge = forged.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(challenge.contains(r#"error="invalid_token""#), "{method} {path}: {challenge}");
+        assert_problem(forged, 401).await;
+        let under_scoped = call(app, Some(&without_scope), method.clone(), &path, None).await;
+        let challenge = under_scoped.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(
+            challenge.contains(r#"error="insufficient_scope""#) && challenge.contains(r#"scope="tessera:admin""#),
+            "{method} {path}: {challenge}"
+        );
+        assert_problem(under_scoped, 403).await;
+    }
+}
+
+/// Admin power is a client's own: a user's token is refused even when the user granted
+/// the scope, as are a token meant for another audience and a DPoP-bound token sent as Bearer.
+async fn only_a_clients_own_bearer_token_for_this_issuer_is_admin(app: &TestApp) {
+    let web = app
+        .register_client(ClientSpec {
+            scope: "openid tessera:admin",
+            audiences: vec![],
+            is_first_party: true,
+            ..ClientSpec::web_app()
+        })
+        .await;
+    let user = app.create_user("operator").await;
+    let request = AuthorizeRequest {
+        scope: Some("openid tessera:admin".into()),
+        ..AuthorizeRequest::new(&web, WEB_APP_REDIRECT_URI)
+    };
+    let params = app.authorize_and_log_in(&request, &user).await;
+    let tokens: Value = app.exchange_code(&web, &params["code"], &request).await.json().await.unwrap();
+    let user_token = tokens["access_token"].as_str().unwrap();
+    let claims = app.verify_access_token(user_token, &app.address).await;
+    assert!(claims["scope"].as_str().unwrap().contains("tessera:admin"), "the user granted the scope: {claims}");
+    assert_problem(call(app, Some(user_token), Method::GET, "/admin/v1/clients", None).await, 401).await;
+
+    let elsewhere = app.register_client(ClientSpec { scope: "tessera:admin", ..ClientSpec::service() }).await;
+    let elsewhere = app.token_of(&elsewhere).await;
+    assert_problem(call(app, Some(&elsewhere), Method::GET, "/admin/v1/clients", None).await, 401).await;
+
+    let bound =
+        app.register_client(ClientSpec { scope: "tessera:admin", audiences: vec![], ..ClientSpec::service() }).await;
+    let key = DpopKey::es256();
+    let response = app.dpop_token_request(&bound, &[("grant_type", "client_credentials")], &key).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP");
+    let bound_token = body["access_token"].as_str().unwrap();
+    let refused = call(app, Some(bound_token), Method::GET, "/admin/v1/clients", None).await;
+    assert!(refused.headers()["www-authenticate"].to_str().unwrap().contains("DPoP-bound"));
+    assert_problem(refused, 401).await;
+
+    // The same client without the binding is admin: the refusals above are the checks'.
+    let plain = app.token_of(&bound).await;
+    assert_eq!(call(app, Some(&plain), Method::GET, "/admin/v1/clients", None).await.status(), 200);
+}
+
+async fn clients_are_registered_shown_changed_rotated_and_disabled(app: &TestApp) {
+    let admin = admin(app).await;
+    let created = admin
+        .expect(
+            app,
+            Method::POST,
+            "/admin/v1/clients",
+            Some(json!({ "name": "billing", "grant_types": ["client_credentials"], "scope": "invoices:read",
+                         "audiences": ["https://api.example.com"] })),
+            201,
+        )
+        .await;
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("tcs_"));
+    assert_eq!(created["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(app.client_credentials(&id, &secret, &[]).await.status(), 200, "the new client works");
+
+    let shown = admin.expect(app, Method::GET, &format!("/admin/v1/clients/{id}"), None, 200).await;
+    assert_eq!(shown["name"], "billing");
+    assert!(shown.get("client_secret").is_none(), "a secret is shown once");
+
+    let changed = admin
+        .expect(
+            app,
+            Method::PATCH,
+            &format!("/admin/v1/clients/{id}"),
+            Some(json!({ "name": "billing v2", "scope": "invoices:read invoices:write", "require_pushed_authorization_requests": true })),
+            200,
+        )
+        .await;
+    assert_eq!(changed["name"], "billing v2");
+    assert_eq!(changed["scope"], "invoices:read invoices:write");
+    let stored = admin.expect(app, Method::GET, &format!("/admin/v1/clients/{id}"), None, 200).await;
+    assert_eq!(stored["scope"], "invoices:read invoices:write", "stored, not only answered");
+    assert_eq!(stored["require_pushed_authorization_requests"], true);
+    let token = app.client_credentials(&id, &secret, &[("scope", "invoices:write")]).await;
+    assert_eq!(token.status(), 200, "the changed scope applies at once");
+
+    let rotated = admin.expect(app, Method::POST, &format!("/admin/v1/clients/{id}/secret"), None, 200).await;
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    assert_eq!(app.client_credentials(&id, &secret, &[]).await.status(), 401, "the old secret stops working now");
+    assert_eq!(app.client_credentials(&id, new_secret, &[]).await.status(), 200, "the new one works");
+
+    let disabled = admin.expect(app, Method::POST, &format!("/admin/v1/clients/{id}/disable"), None, 200).await;
+    assert!(disabled["disabled_at"].is_string());
+    assert_eq!(app.client_credentials(&id, new_secret, &[]).await.status(), 401, "a disabled client gets no token");
+    let again = admin.expect(app, Method::POST, &format!("/admin/v1/clients/{id}/disable"), None, 200).await;
+    assert_eq!(again["disabled_at"], disabled["disabled_at"], "disabling twice changes nothing");
+
+    let public = admin
+        .expect(
+            app,
+            Method::POST,
+            "/admin/v1/clients",
+            Some(json!({ "name": "spa", "grant_types": ["authorization_code"], "public": true,
+                         "redirect_uris": ["https://spa.example.com/cb"] })),
+            201,
+        )
+        .await;
+    assert!(public.get("client_secret").is_none());
+    let public_id = public["client_id"].as_str().unwrap();
+    let no_secret = admin.call(app, Method::POST, &format!("/admin/v1/clients/{public_id}/secret"), None).await;
+    assert_problem(no_secret, 409).await;
+    let missing = admin.call(app, Method::GET, "/admin/v1/clients/no-such-client", None).await;
+    assert_problem(missing, 404).await;
+}
+
+async fn invalid_requests_are_problems_naming_the_field(app: &TestApp) {
+    let admin = admin(app).await;
+    let before = app.storage.list_clients().await.unwrap().len();
+    for (body, field) in [
+        (
+            json!({ "name": "x", "grant_types": ["authorization_code"], "redirect_uris": ["javascript:alert(1)"] }),
+            "redirect_uris",
+        ),
+        (json!({ "name": "x", "grant_types": ["authorization_code"] }), "redirect_uris"),
+        (json!({ "name": "x", "grant_types": ["password"] }), "grant_types"),
+        (json!({ "name": "", "grant_types": ["client_credentials"] }), "name"),
+        (json!({ "name": "x", "grant_types": ["client_credentials"], "scope": "a\"b" }), "scope"),
+        (json!({ "name": "x", "grant_types": ["client_credentials"], "public": true }), "public"),
+        (
+            json!({ "name": "x", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt",
+                    "jwks_uri": "https://10.0.0.5/jwks.json" }),
+            "jwks_uri",
+        ),
+    ] {
+        let problem =
+            assert_problem(admin.call(app, Method::POST, "/admin/v1/clients", Some(body.clone())).await, 400).await;
+        assert_eq!(problem["field"], field, "{body}: {problem}");
+        assert!(problem["detail"].as_str().unwrap().starts_with(field), "{problem}");
+    }
+    let unknown = json!({ "name": "x", "grant_types": ["client_credentials"], "secret": "mine" });
+    let problem = assert_problem(admin.call(app, Method::POST, "/admin/v1/clients", Some(unknown)).await, 400).await;
+    assert!(problem["detail"].as_str().unwrap().contains("unknown field `secret`"), "{problem}");
+    let not_json = app
+        .http
+        .post(app.url("/admin/v1/clients"))
+        .bearer_auth(&admin.token)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(not_json, 400).await;
+    let huge = app
+        .http
+        .post(app.url("/admin/v1/clients"))
+        .bearer_auth(&admin.token)
+        .header("content-type", "application/json")
+        .body(format!("{{\"name\": \"{}\"}}", "x".repeat(100 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413, "bodies are bounded");
+    assert_eq!(app.storage.list_clients().await.unwrap().len(), before, "nothing stored for refused requests");
+
+    let patch = json!({ "redirect_uris": ["http://app.example.com/cb"] });
+    let id = &admin.client.id;
+    let problem =
+        assert_problem(admin.call(app, Method::PATCH, &format!("/admin/v1/clients/{id}"), Some(patch)).await, 400)
+            .await;
+    assert_eq!(problem["field"], "redirect_uris");
+    let problem = assert_problem(
+        admin.call(app, Method::PATCH, &format!("/admin/v1/clients/{id}"), Some(json!({ "grant_types": [] }))).await,
+        400,
+    )
+    .await;
+    assert!(problem["detail"].as_str().unwrap().contains("unknown field"), "grant types are fixed: {problem}");
+}
+
+async fn lists_are_paged_with_cursors(app: &TestApp) {
+    let admin = admin(app).await;
+    let mut ids: HashSet<String> = HashSet::from([admin.client.id.clone()]);
+    for n in 0..7 {
+        let body = json!({ "name": format!("service {n}"), "grant_types": ["client_credentials"] });
+        let created = admin.expect(app, Method::POST, "/admin/v1/clients", Some(body), 201).await;
+        ids.insert(created["client_id"].as_str().unwrap().to_owned());
+    }
+    let mut seen = vec![];
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => format!("/admin/v1/clients?limit=3&cursor={cursor}"),
+            None => "/admin/v1/clients?limit=3".to_owned(),
+        };
+        let page = admin.expect(app, Method::GET, &path, None, 200).await;
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().map(|c| c["client_id"].as_str().unwrap().to_owned()));
+        pages += 1;
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        // A client registered while paging is listed once, at the end (keyset, not offset).
+        if pages == 1 {
+            let body = json!({ "name": "late", "grant_types": ["client_credentials"] });
+            let late = admin.expect(app, Method::POST, "/admin/v1/clients", Some(body), 201).await;
+            ids.insert(late["client_id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(pages, 3, "9 clients, 3 per page");
+    assert_eq!(seen.len(), ids.len(), "no client twice: {seen:?}");
+    assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), ids, "every client once");
+
+    let first = admin.expect(app, Method::GET, "/admin/v1/clients?limit=3", None, 200).await;
+    let next = first["next"].as_str().unwrap();
+    let mut tampered = next.to_owned();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    for cursor in [tampered.as_str(), "not base64!", "dXNlcnM6YWxpY2U"] {
+        let path = format!("/admin/v1/clients?limit=3&cursor={cursor}");
+        let problem = assert_problem(admin.call(app, Method::GET, &path, None).await, 400).await;
+        assert_eq!(problem["field"], "cursor", "{cursor}: {problem}");
+    }
+    for limit in ["0", "201", "-1", "many"] {
+        let response = admin.call(app, Method::GET, &format!("/admin/v1/clients?limit={limit}"), None).await;
+        assert_problem(response, 400).await;
+    }
+    let everything = admin.expect(app, Method::GET, "/admin/v1/clients?limit=200", None, 200).await;
+    assert_eq!(everything["items"].as_array().unwrap().len(), ids.len());
+    assert!(everything["next"].is_null());
+
+    for name in ["ann", "bob", "cid", "dee", "eve"] {
+        app.create_user(name).await;
+    }
+    let page = admin.expect(app, Method::GET, "/admin/v1/users?limit=2", None, 200).await;
+    let names: Vec<_> = page["items"].as_array().unwrap().iter().map(|u| u["username"].clone()).collect();
+    assert_eq!(names, vec![json!("ann"), json!("bob")]);
+    let next = page["next"].as_str().unwrap();
+    let page = admin.expect(app, Method::GET, &format!("/admin/v1/users?limit=2&cursor={next}"), None, 200).await;
+    let names: Vec<_> = page["items"].as_array().unwrap().iter().map(|u| u["username"].clone()).collect();
+    assert_eq!(names, vec![json!("cid"), json!("dee")]);
+    // A clients cursor does not continue the users list.
+    let clients_cursor = first["next"].as_str().unwrap();
+    let response = admin.call(app, Method::GET, &format!("/admin/v1/users?cursor={clients_cursor}"), None).await;
+    assert_problem(response, 400).await;
+}
+
+async fn users_are_created_changed_disabled_enabled_and_given_passwords(app: &TestApp) {
+    let admin = admin(app).await;
+    let body = json!({ "username": "carol", "email": "carol@example.com", "name": "Carol", "password": "a long enough password" });
+    let created = admin.expect(app, Method::POST, "/admin/v1/users", Some(body.clone()), 201).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["status"], "active");
+    assert!(created.get("password").is_none() && created.get("password_hash").is_none());
+    let stored =
+        app.storage.find_user_by_id(&tessera::domain::user::UserId::parse(&id).unwrap()).await.unwrap().unwrap();
+    assert!(tessera::password::matches(&stored.password_hash, "a long enough password"));
+    assert_problem(admin.call(app, Method::POST, "/admin/v1/users", Some(body)).await, 409).await;
+    let short = json!({ "username": "dave", "password": "short" });
+    let problem = assert_problem(admin.call(app, Method::POST, "/admin/v1/users", Some(short)).await, 400).await;
+    assert_eq!(problem["field"], "password");
+
+    let shown = admin.expect(app, Method::GET, &format!("/admin/v1/users/{id}"), None, 200).await;
+    assert_eq!(shown["username"], "carol");
+    let changed = admin
+        .expect(app, Method::PATCH, &format!("/admin/v1/users/{id}"), Some(json!({ "name": "Carol C." })), 200)
+        .await;
+    assert_eq!((changed["name"].as_str(), changed["email"].as_str()), (Some("Carol C."), Some("carol@example.com")));
+    let bad_email = json!({ "email": "not an address" });
+    let problem =
+        assert_problem(admin.call(app, Method::PATCH, &format!("/admin/v1/users/{id}"), Some(bad_email)).await, 400)
+            .await;
+    assert_eq!(problem["field"], "email");
+
+    let disabled = admin.expect(app, Method::POST, &format!("/admin/v1/users/{id}/disable"), None, 200).await;
+    assert_eq!(disabled["status"], "disabled");
+    let enabled = admin.expect(app, Method::POST, &format!("/admin/v1/users/{id}/enable"), None, 200).await;
+    assert_eq!(enabled["status"], "active");
+
+    let new_password = json!({ "password": "another long password" });
+    admin.expect(app, Method::PUT, &format!("/admin/v1/users/{id}/password"), Some(new_password), 204).await;
+    let stored =
+        app.storage.find_user_by_id(&tessera::domain::user::UserId::parse(&id).unwrap()).await.unwrap().unwrap();
+    assert!(tessera::password::matches(&stored.password_hash, "another long password"));
+    assert_problem(admin.call(app, Method::GET, "/admin/v1/users/no-such-user", None).await, 404).await;
+}
+
+async fn revoking_sessions_ends_refresh(app: &TestApp) {
+    let admin = admin(app).await;
+    let client = app.register_client(ClientSpec::offline_app()).await;
+    let user = app.create_user("olga").await;
+    let phone = app.offline_login(&client, &user).await;
+    let laptop = app.offline_login(&client, &user).await;
+    let id = user.id.as_str();
+    let families = admin.expect(app, Method::GET, &format!("/admin/v1/users/{id}/sessions"), None, 200).await;
+    assert_eq!(families.as_array().unwrap().len(), 2);
+    let phone_claims =
+        app.verify_access_token(phone["access_token"].as_str().unwrap(), "https://api.example.com").await;
+    let fid = phone_claims["fid"].as_str().unwrap();
+    admin.expect(app, Method::DELETE, &format!("/admin/v1/sessions/{fid}"), None, 204).await;
+    assert_oauth_error(app.refresh(&client, &refresh_token(&phone), None).await, 400, "invalid_grant").await;
+    let laptop = refreshed(app, &client, &refresh_token(&laptop)).await;
+    assert_problem(admin.call(app, Method::DELETE, "/admin/v1/sessions/no-such-family", None).await, 404).await;
+
+    let revoked = admin.expect(app, Method::DELETE, &format!("/admin/v1/users/{id}/sessions"), None, 200).await;
+    assert_eq!(revoked["revoked"], 1);
+    assert_oauth_error(app.refresh(&client, &refresh_token(&laptop), None).await, 400, "invalid_grant").await;
+    let families = admin.expect(app, Method::GET, &format!("/admin/v1/users/{id}/sessions"), None, 200).await;
+    assert!(families.as_array().unwrap().iter().all(|f| f["active"] == false), "{families}");
+}
+
+async fn keys_are_listed_and_rotated(app: &TestApp) {
+    let admin = admin(app).await;
+    let keys = admin.expect(app, Method::GET, "/admin/v1/keys", None, 200).await;
+    assert_eq!(keys.as_array().unwrap().len(), 1);
+    assert_eq!(keys[0]["kid"], app.kid.as_str());
+    assert!(keys[0].get("encrypted_private_key").is_none());
+    let rotation = admin.expect(app, Method::POST, "/admin/v1/keys/rotate", None, 200).await;
+    assert_eq!(rotation["steps"][0]["step"], "published", "{rotation}");
+    let next = rotation["steps"][0]["kid"].as_str().unwrap();
+    let keys = admin.expect(app, Method::GET, "/admin/v1/keys", None, 200).await;
+    assert!(keys.as_array().unwrap().iter().any(|k| k["kid"] == next && k["state"] == "next"), "{keys}");
+    let emergency = admin.expect(app, Method::POST, "/admin/v1/keys/emergency-rotate", None, 200).await;
+    let steps = emergency["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["step"] == "promoted" && s["kid"] == next), "{emergency}");
+    let keys = app.storage.list_signing_keys().await.unwrap();
+    assert!(keys.iter().all(|k| k.kid != app.kid), "the compromised key is deleted");
+}
+
+async fn streams_are_listed_shown_and_disabled(app: &TestApp) {
+    let admin = admin(app).await;
+    let receiver = app.receiver().await;
+    let stream = app.poll_stream(&receiver).await;
+    let listed = admin.expect(app, Method::GET, "/admin/v1/streams", None, 200).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let mine =
+        admin.expect(app, Method::GET, &format!("/admin/v1/streams?receiver={}", receiver.client.id), None, 200).await;
+    assert_eq!(mine[0]["stream_id"], stream.as_str());
+    let shown = admin.expect(app, Method::GET, &format!("/admin/v1/streams/{stream}"), None, 200).await;
+    assert_eq!((shown["status"].as_str(), shown["delivery"].as_str()), (Some("enabled"), Some("poll")));
+    let disabled = admin
+        .expect(
+            app,
+            Method::POST,
+            &format!("/admin/v1/streams/{stream}/disable"),
+            Some(json!({ "reason": "maintenance" })),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (disabled["status"].as_str(), disabled["status_reason"].as_str()),
+        (Some("disabled"), Some("maintenance"))
+    );
+    assert_problem(admin.call(app, Method::GET, "/admin/v1/streams/no-such-stream", None).await, 404).await;
+}
+
+/// Disabling a client through the API ends its tokens and tells Shared Signals receivers,
+/// exactly as the CLI's `client disable` does.
+async fn disabling_a_client_ends_its_tokens_and_is_signalled(app: &TestApp) {
+    let admin = admin(app).await;
+    let receiver = app.receiver().await;
+    let stream = app.poll_stream(&receiver).await;
+    let client = app.register_client(ClientSpec::offline_app()).await;
+    let user = app.create_user("alice").await;
+    let tokens = app.offline_login(&client, &user).await;
+    admin.expect(app, Method::POST, &format!("/admin/v1/clients/{}/disable", client.id), None, 200).await;
+    assert_oauth_error(app.refresh(&client, &refresh_token(&tokens), None).await, 401, "invalid_client").await;
+    assert_eq!(
+        app.introspect(&admin_introspector(app).await, tokens["access_token"].as_str().unwrap()).await["active"],
+        false
+    );
+    let sets = app.drain(&receiver, &stream).await;
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    assert_eq!(sets[0].event_type, SESSION_REVOKED);
+    assert_eq!(
+        sets[0].subject(),
+        &json!({ "format": "complex", "application": { "format": "opaque", "id": client.id } })
+    );
+}
+
+async fn admin_introspector(app: &TestApp) -> TestClient {
+    app.register_client(ClientSpec { may_introspect_any: true, ..ClientSpec::service() }).await
+}
+
+/// Thirty changes and secret rotations of one client at once: none fails, and afterwards
+/// exactly one of the secrets handed out works (the last one written).
+async fn concurrent_changes_and_rotations_leave_one_secret(app: &TestApp) {
+    let admin = admin(app).await;
+    let created = admin
+        .expect(
+            app,
+            Method::POST,
+            "/admin/v1/clients",
+            Some(json!({ "name": "busy", "grant_types": ["client_credentials"] })),
+            201,
+        )
+        .await;
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let requests = (0..30).map(|n| {
+        let (admin, id) = (&admin, &id);
+        async move {
+            let response = if n % 2 == 0 {
+                admin.call(app, Method::POST, &format!("/admin/v1/clients/{id}/secret"), None).await
+            } else {
+                let body = json!({ "name": format!("busy {n}"), "scope": format!("scope{n}") });
+                admin.call(app, Method::PATCH, &format!("/admin/v1/clients/{id}"), Some(body)).await
+            };
+            let status = response.status().as_u16();
+            (n, status, response.json::<Value>().await.unwrap())
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let mut secrets = vec![created["client_secret"].as_str().unwrap().to_owned()];
+    for (n, status, body) in &answers {
+        assert_eq!(*status, 200, "request {n}: {body}");
+        if let Some(secret) = body["client_secret"].as_str() {
+            secrets.push(secret.to_owned());
+        }
+    }
+    assert_eq!(secrets.len(), 16);
+    let mut working = 0;
+    for secret in &secrets {
+        if app.client_credentials(&id, secret, &[]).await.status() == 200 {
+            working += 1;
+        }
+    }
+    assert_eq!(working, 1, "exactly one secret works");
+    let shown = admin.expect(app, Method::GET, &format!("/admin/v1/clients/{id}"), None, 200).await;
+    let n: u32 = shown["name"].as_str().unwrap().trim_start_matches("busy ").parse().unwrap();
+    assert_eq!(n % 2, 1, "the name of one of the changes: {shown}");
+}
+
+crate::backend_tests!(
+    the_openapi_document_describes_every_route,
+    every_route_refuses_callers_without_admin_power,
+    only_a_clients_own_bearer_token_for_this_issuer_is_admin,
+    clients_are_registered_shown_changed_rotated_and_disabled,
+    invalid_requests_are_problems_naming_the_field,
+    lists_are_paged_with_cursors,
+    users_are_created_changed_disabled_enabled_and_given_passwords,
+    revoking_sessions_ends_refresh,
+    keys_are_listed_and_rotated,
+    streams_are_listed_shown_and_disabled,
+    disabling_a_client_ends_its_tokens_and_is_signalled,
+    concurrent_changes_and_rotations_leave_one_secret,
+);
+
+/// Under an issuer with a path the API is below it, and its document says so.
+mod at_a_path {
+    use super::*;
+
+    crate::path_issuer_tests!(
+        the_openapi_document_describes_every_route,
+        clients_are_registered_shown_changed_rotated_and_disabled
+    );
+}
