@@ -1,4 +1,4 @@
--- Per-source bounds on what public clients' requests store. Lockstep with postgres/0013.
+-- Per-source bounds on what public clients' requests store. Lockstep with postgres/0014.
 -- A public client's id is all a stranger needs to push a request or ask for a device code,
 -- so besides the per-client bound each such row records its source: the SHA-256 of the
 -- client IP's network (the address for IPv4, the /64 for IPv6). Hashed so the rows show
