@@ -28,6 +28,9 @@ pub const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logo
 const LIFETIME: Duration = Duration::minutes(2);
 /// Attempts in flight at once, per replica.
 const IN_FLIGHT: usize = 32;
+/// Attempts in flight at once for one client, over all replicas (leased rows count): an
+/// RP whose endpoint hangs until the timeout holds no more places than this.
+const PER_CLIENT: i64 = 4;
 /// How often due retries are looked for when nothing wakes the dispatcher.
 const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -134,7 +137,7 @@ impl LogoutDispatcher {
         let now = self.clock.now();
         let lease = Duration::from_std(self.timeout).unwrap_or(Duration::MAX) + Duration::seconds(5);
         let room = i64::try_from(room).unwrap_or(i64::MAX);
-        Ok(self.storage.claim_logouts(now, now + lease, now - self.give_up_after, room).await?)
+        Ok(self.storage.claim_logouts(now, now + lease, now - self.give_up_after, room, PER_CLIENT).await?)
     }
 
     /// One attempt and its settlement. A settlement that fails leaves the lease to expire:

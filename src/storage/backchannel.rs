@@ -45,13 +45,15 @@ pub enum LogoutOutcome {
 #[async_trait]
 pub trait BackchannelStore: Send + Sync {
     /// Claims up to `limit` due Logout Tokens of enabled clients, created after
-    /// `created_after` (older ones are given up), leased until `lease_until`.
+    /// `created_after` (older ones are given up), leased until `lease_until`; at most
+    /// `per_client` of one client in flight at once, counting those already leased.
     async fn claim_logouts(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         created_after: DateTime<Utc>,
         limit: i64,
+        per_client: i64,
     ) -> Result<Vec<LogoutAttempt>, StorageError>;
 
     /// Settles a claimed attempt: deleted when delivered or dropped, rescheduled otherwise.

@@ -359,7 +359,56 @@ async fn the_admin_api_registers_and_changes_the_uri(app: &TestApp) {
     assert!(removed["backchannel_logout_uri"].is_null(), "{removed}");
 }
 
+/// One RP whose endpoint accepts connections and never answers, with 40 Logout Tokens owed,
+/// holds at most the per-client share of the dispatcher's places: another RP's token goes
+/// out while the hanging ones wait for their timeout (attacker review: unfair claims let a
+/// dead endpoint delay every RP's logouts by minutes).
+async fn a_hanging_rp_does_not_hold_up_the_others(app: &TestApp) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/backchannel-logout", hanging.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let held = Arc::new(Mutex::new(Vec::new()));
+    {
+        let (accepted, held) = (accepted.clone(), held.clone());
+        std::thread::spawn(move || {
+            for stream in hanging.incoming().flatten() {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                held.lock().unwrap().push(stream); // never answered, never closed
+            }
+        });
+    }
+    let slow = app.register_client(ClientSpec { backchannel_logout_uri: Some(url), ..ClientSpec::web_app() }).await;
+    let receiver = LogoutReceiver::start(vec![]);
+    let fine = app
+        .register_client(ClientSpec { backchannel_logout_uri: Some(receiver.url.clone()), ..ClientSpec::web_app() })
+        .await;
+
+    let (id_token, _) = sign_in(app, &slow, &app.create_user("hana").await).await;
+    let out = app.http.get(app.url("/logout")).query(&[("id_token_hint", id_token.as_str())]).send().await.unwrap();
+    assert!(out.status().is_success() || out.status().is_redirection(), "{}", out.status());
+    // 40 more owed to the hanging RP, due before anything else.
+    let copies = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40) \
+        INSERT INTO backchannel_logouts (jti, client_id, user_id, sid, created_at, attempts, next_attempt_at) \
+        SELECT b.jti || '.' || n.i, b.client_id, b.user_id, b.sid, b.created_at, 0, b.next_attempt_at \
+        FROM backchannel_logouts b, n WHERE b.client_id = ";
+    let copies = format!("{copies}'{}'", slow.id);
+    app.execute_sql(&copies, &copies).await;
+    assert_eq!(pending(app, &slow).await, 41);
+
+    let (id_token, _) = sign_in(app, &fine, &app.create_user("ivo").await).await;
+    let out = app.http.get(app.url("/logout")).query(&[("id_token_hint", id_token.as_str())]).send().await.unwrap();
+    assert!(out.status().is_success() || out.status().is_redirection(), "{}", out.status());
+    let tokens = receiver.wait_for(1, Duration::from_secs(4)).await;
+    assert_eq!(tokens.len(), 1, "the other RP is told while the hanging one times out");
+    let in_flight = accepted.load(Ordering::SeqCst);
+    assert!((1..=4).contains(&in_flight), "the hanging RP held {in_flight} places");
+    receiver.stop().await;
+}
+
 crate::backend_tests!(
+    a_hanging_rp_does_not_hold_up_the_others,
     the_admin_api_registers_and_changes_the_uri,
     housekeeping_caps_and_gives_up_undelivered_tokens,
     a_device_approved_in_the_session_is_told_too,

@@ -69,16 +69,26 @@ impl BackchannelStore for SqlStorage {
         lease_until: DateTime<Utc>,
         created_after: DateTime<Utc>,
         limit: i64,
+        per_client: i64,
     ) -> Result<Vec<LogoutAttempt>, StorageError> {
         // Claimed with a fresh lease id and read back by it, as `claim_pushes` does: on
         // PostgreSQL two replicas may pick the same rows; the second UPDATE waits on the row
         // lock, re-checks the lease condition against the committed row and claims nothing.
         // A disabled client is sent nothing (its rows are given up with time).
+        // Fair among clients, as `claim_pushes` is among receivers: one client has at most
+        // `per_client` attempts in flight (those leased already count), so an RP whose
+        // endpoint hangs until the timeout holds that many places, not every one, and the
+        // other RPs' Logout Tokens still go out at once. The window runs over what is due.
         let claim = "UPDATE backchannel_logouts SET lease = $1, leased_until = $2, attempts = attempts + 1 \
-             WHERE jti IN (SELECT b.jti FROM backchannel_logouts b JOIN clients c ON c.id = b.client_id \
+             WHERE jti IN (SELECT jti FROM ( \
+               SELECT b.jti, b.next_attempt_at, COALESCE(busy.n, 0) AS busy, \
+                 ROW_NUMBER() OVER (PARTITION BY b.client_id ORDER BY b.next_attempt_at, b.jti) AS in_client \
+               FROM backchannel_logouts b JOIN clients c ON c.id = b.client_id \
+               LEFT JOIN (SELECT client_id, COUNT(*) AS n FROM backchannel_logouts WHERE leased_until > $3 \
+                          GROUP BY client_id) busy ON busy.client_id = b.client_id \
                WHERE c.disabled_at IS NULL AND b.next_attempt_at <= $3 AND b.created_at > $4 \
                  AND (b.leased_until IS NULL OR b.leased_until <= $3) \
-               ORDER BY b.next_attempt_at LIMIT $5) \
+             ) fair WHERE fair.in_client + fair.busy <= $6 ORDER BY fair.next_attempt_at LIMIT $5) \
              AND (leased_until IS NULL OR leased_until <= $3)";
         let read = "SELECT b.jti, b.client_id, c.backchannel_logout_uri, b.user_id, b.sid, \
              CAST(b.attempts AS BIGINT) AS attempts \
@@ -89,7 +99,7 @@ impl BackchannelStore for SqlStorage {
             on_writer!(self, [lease], pool => {
                 let done = sqlx::query(claim)
                     .bind(lease).bind(Timestamp::from(lease_until)).bind(Timestamp::from(now))
-                    .bind(Timestamp::from(created_after)).bind(limit)
+                    .bind(Timestamp::from(created_after)).bind(limit).bind(per_client)
                     .execute(pool).await?;
                 Ok(done.rows_affected())
             })?
