@@ -596,6 +596,56 @@ async fn concurrent_changes_and_rotations_leave_one_secret(app: &TestApp) {
     assert_eq!(n % 2, 1, "the name of one of the changes: {shown}");
 }
 
+/// U+0000 (`%00` in a path or query, `\u0000` in JSON) is refused as the client's mistake it
+/// is: PostgreSQL's `text` cannot hold it and answers an error, which must never become a 500.
+async fn nul_characters_are_refused_not_server_errors(app: &TestApp) {
+    let admin = admin(app).await;
+    let body = json!({ "username": "nul", "email": "a\u{0}@b.example", "password": "a long enough password" });
+    let problem = assert_problem(admin.call(app, Method::POST, "/admin/v1/users", Some(body)).await, 400).await;
+    assert_eq!(problem["field"], "email", "{problem}");
+    let body = json!({ "username": "nul", "email": "nul@b.example", "password": "a long enough password" });
+    let created = admin.expect(app, Method::POST, "/admin/v1/users", Some(body), 201).await;
+    let user = created["id"].as_str().unwrap();
+    let patch = json!({ "email": "x\u{0}y@b.example" });
+    let problem =
+        assert_problem(admin.call(app, Method::PATCH, &format!("/admin/v1/users/{user}"), Some(patch)).await, 400)
+            .await;
+    assert_eq!(problem["field"], "email", "{problem}");
+    for (method, path) in [
+        (Method::GET, "/admin/v1/streams/a%00b"),
+        (Method::POST, "/admin/v1/streams/a%00b/disable"),
+        (Method::GET, "/admin/v1/clients/a%00b"),
+        (Method::GET, "/admin/v1/users/a%00b"),
+        (Method::GET, "/admin/v1/users/a%00b/sessions"),
+        (Method::DELETE, "/admin/v1/sessions/a%00b"),
+    ] {
+        let response = admin.call(app, method.clone(), path, None).await;
+        let status = response.status().as_u16();
+        assert!(status == 400 || status == 404, "{method} {path}: {status}");
+        assert_problem(response, status).await;
+    }
+
+    let receiver = app.receiver().await;
+    app.poll_stream(&receiver).await;
+    for (method, path, body) in [
+        (Method::GET, "/ssf/status?stream_id=a%00b", None),
+        (Method::GET, "/ssf/streams?stream_id=a%00b", None),
+        (Method::DELETE, "/ssf/streams?stream_id=a%00b", None),
+        (Method::POST, "/ssf/poll/a%00b", Some(json!({ "returnImmediately": true }))),
+        (Method::POST, "/ssf/status", Some(json!({ "stream_id": "a\u{0}b", "status": "disabled" }))),
+        (Method::PATCH, "/ssf/streams", Some(json!({ "stream_id": "a\u{0}b" }))),
+        (Method::POST, "/ssf/verify", Some(json!({ "stream_id": "a\u{0}b" }))),
+        (
+            Method::POST,
+            "/ssf/subjects/add",
+            Some(json!({ "stream_id": "a\u{0}b", "subject": { "format": "opaque", "id": "x" } })),
+        ),
+    ] {
+        let response = app.ssf(method.clone(), path, Some(&receiver.token), body).await;
+        assert_eq!(response.status(), 404, "{method} {path}: an unknown stream, not a server error");
+    }
+}
+
 crate::backend_tests!(
     the_openapi_document_describes_every_route,
     every_route_refuses_callers_without_admin_power,
@@ -609,6 +659,7 @@ crate::backend_tests!(
     streams_are_listed_shown_and_disabled,
     disabling_a_client_ends_its_tokens_and_is_signalled,
     concurrent_changes_and_rotations_leave_one_secret,
+    nul_characters_are_refused_not_server_errors,
 );
 
 /// Under an issuer with a path the API is below it, and its document says so.
