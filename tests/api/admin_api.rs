@@ -646,6 +646,36 @@ async fn nul_characters_are_refused_not_server_errors(app: &TestApp) {
     }
 }
 
+/// Taking `tessera:admin` from a client (its own PATCH here) ends its admin power at once,
+/// not when its current token expires.
+async fn an_admin_client_whose_scope_is_taken_away_is_refused_at_once(app: &TestApp) {
+    let admin = admin(app).await;
+    let other = self::admin(app).await;
+    let path = format!("/admin/v1/clients/{}", admin.client.id);
+    admin.expect(app, Method::PATCH, &path, Some(json!({ "scope": "reports:read" })), 200).await;
+    assert_problem(admin.call(app, Method::GET, "/admin/v1/clients", None).await, 403).await;
+    assert_problem(admin.call(app, Method::GET, &path, None).await, 403).await;
+    other.expect(app, Method::GET, "/admin/v1/clients", None, 200).await;
+}
+
+/// A scope taken from a client is not issued at its next refresh (RFC 6749 §6 lets the
+/// server narrow it); the grant itself survives, with what the client still may have.
+async fn refresh_issues_only_the_scope_the_client_still_has(app: &TestApp) {
+    let admin = admin(app).await;
+    let client = app.register_client(ClientSpec::offline_app()).await;
+    let user = app.create_user("sigrid").await;
+    let login = app.offline_login(&client, &user).await;
+    assert!(login["scope"].as_str().unwrap().split(' ').any(|s| s == "invoices:read"), "{login}");
+    let narrowed = json!({ "scope": "openid profile offline_access" });
+    admin.expect(app, Method::PATCH, &format!("/admin/v1/clients/{}", client.id), Some(narrowed), 200).await;
+    let refreshed = refreshed(app, &client, &refresh_token(&login)).await;
+    let mut scope: Vec<&str> = refreshed["scope"].as_str().unwrap().split(' ').collect();
+    scope.sort_unstable();
+    assert_eq!(scope, ["offline_access", "openid", "profile"], "{refreshed}");
+    let claims = app.verify_access_token(refreshed["access_token"].as_str().unwrap(), "https://api.example.com").await;
+    assert!(!claims["scope"].as_str().unwrap().contains("invoices:read"), "{claims}");
+}
+
 crate::backend_tests!(
     the_openapi_document_describes_every_route,
     every_route_refuses_callers_without_admin_power,
@@ -660,6 +690,8 @@ crate::backend_tests!(
     disabling_a_client_ends_its_tokens_and_is_signalled,
     concurrent_changes_and_rotations_leave_one_secret,
     nul_characters_are_refused_not_server_errors,
+    an_admin_client_whose_scope_is_taken_away_is_refused_at_once,
+    refresh_issues_only_the_scope_the_client_still_has,
 );
 
 /// Under an issuer with a path the API is below it, and its document says so.
