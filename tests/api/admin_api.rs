@@ -676,6 +676,50 @@ async fn refresh_issues_only_the_scope_the_client_still_has(app: &TestApp) {
     assert!(!claims["scope"].as_str().unwrap().contains("invoices:read"), "{claims}");
 }
 
+/// Two PATCHes of different fields racing on one client (and on one user) both take effect:
+/// the loser of the write is applied again to what the winner left, never written over it.
+async fn concurrent_patches_of_different_fields_are_both_kept(app: &TestApp) {
+    let admin = admin(app).await;
+    let created = admin
+        .expect(
+            app,
+            Method::POST,
+            "/admin/v1/clients",
+            Some(json!({ "name": "racy", "grant_types": ["client_credentials"] })),
+            201,
+        )
+        .await;
+    let client = format!("/admin/v1/clients/{}", created["client_id"].as_str().unwrap());
+    let body = json!({ "username": "racy", "password": "a long enough password" });
+    let user = admin.expect(app, Method::POST, "/admin/v1/users", Some(body), 201).await;
+    let user = format!("/admin/v1/users/{}", user["id"].as_str().unwrap());
+    for round in 0..20 {
+        let patches = [
+            (&client, json!({ "name": format!("n{round}") })),
+            (&client, json!({ "scope": format!("s{round}") })),
+            (&user, json!({ "name": format!("n{round}") })),
+            (&user, json!({ "email": format!("e{round}@example.com") })),
+        ];
+        let answers = futures_util::future::join_all(patches.iter().map(|(path, body)| async {
+            admin.call(app, Method::PATCH, path, Some(body.clone())).await.status().as_u16()
+        }))
+        .await;
+        assert_eq!(answers, [200; 4], "round {round}");
+        let shown = admin.expect(app, Method::GET, &client, None, 200).await;
+        assert_eq!(
+            (shown["name"].as_str(), shown["scope"].as_str()),
+            (Some(&*format!("n{round}")), Some(&*format!("s{round}"))),
+            "round {round}: {shown}"
+        );
+        let shown = admin.expect(app, Method::GET, &user, None, 200).await;
+        assert_eq!(
+            (shown["name"].as_str(), shown["email"].as_str()),
+            (Some(&*format!("n{round}")), Some(&*format!("e{round}@example.com"))),
+            "round {round}: {shown}"
+        );
+    }
+}
+
 crate::backend_tests!(
     the_openapi_document_describes_every_route,
     every_route_refuses_callers_without_admin_power,
@@ -692,6 +736,7 @@ crate::backend_tests!(
     nul_characters_are_refused_not_server_errors,
     an_admin_client_whose_scope_is_taken_away_is_refused_at_once,
     refresh_issues_only_the_scope_the_client_still_has,
+    concurrent_patches_of_different_fields_are_both_kept,
 );
 
 /// Under an issuer with a path the API is below it, and its document says so.
