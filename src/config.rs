@@ -266,6 +266,10 @@ pub struct ParSettings {
     /// Unexpired pushed requests of all clients together.
     #[serde(deserialize_with = "count_within::<1, 1_000_000, _, _>")]
     pub max_total: u32,
+    /// Unexpired pushed requests one public client may have from one client IP (an IPv6
+    /// /64): a stranger with the client's id fills this, not `max_per_client`.
+    #[serde(deserialize_with = "count_within::<1, 10_000, _, _>")]
+    pub max_per_ip: u32,
 }
 
 /// The device authorization grant, RFC 8628 (`[device]`).
@@ -284,8 +288,13 @@ pub struct DeviceSettings {
     /// Unexpired device authorization requests of all clients together.
     #[serde(deserialize_with = "count_within::<1, 1_000_000, _, _>")]
     pub max_total: u32,
-    /// Wrong user codes one SSO session may enter within `login.failure_window` before the
-    /// verification page locks it (§5.1); a client IP may enter four times as many.
+    /// Unexpired device authorization requests one public client may have from one client
+    /// IP (an IPv6 /64): a stranger with the client's id fills this, not `max_per_client`.
+    #[serde(deserialize_with = "count_within::<1, 10_000, _, _>")]
+    pub max_per_ip: u32,
+    /// Wrong user codes one account (across its SSO sessions) may enter within
+    /// `login.failure_window` before the verification page locks it (§5.1); a client IP may
+    /// enter four times as many.
     #[serde(deserialize_with = "count_within::<1, 100, _, _>")]
     pub max_user_code_failures: u32,
 }
@@ -1285,8 +1294,10 @@ mod tests {
         ("par.max_per_client", 1, 10_000),
         ("par.max_total", 1, 1_000_000),
         ("backchannel_logout.max_pending_per_client", 1, 1_000_000),
+        ("par.max_per_ip", 1, 10_000),
         ("device.max_per_client", 1, 10_000),
         ("device.max_total", 1, 1_000_000),
+        ("device.max_per_ip", 1, 10_000),
         ("device.max_user_code_failures", 1, 100),
     ];
     const OTHER_SETTINGS: &[&str] = &[

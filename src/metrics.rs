@@ -28,6 +28,9 @@ pub struct Metrics {
     /// reuse_detected (the family was revoked), invalid.
     pub refresh_rotations: IntCounterVec,
     pub code_replays: IntCounter,
+    /// Wrong user codes typed at the device verification page (RFC 8628 §5.1): a rise is
+    /// someone guessing.
+    pub device_user_code_failures: IntCounter,
     /// `outcome`: success, failure, locked (refused while locked out), busy (password checks
     /// at their bound).
     pub logins: IntCounterVec,
@@ -103,6 +106,11 @@ impl Metrics {
                 "backchannel_logout_deliveries_total",
                 "Back-Channel Logout Token deliveries by outcome (delivered, retry, dropped)",
                 &["outcome"],
+            ),
+            device_user_code_failures: register(
+                &registry,
+                IntCounter::new("device_user_code_failures_total", "Wrong user codes typed at the device page")
+                    .expect("valid"),
             ),
             logins: counter_vec(
                 "logins_total",

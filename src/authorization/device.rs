@@ -21,7 +21,11 @@ pub struct DevicePolicy {
     /// §3.2 `interval`.
     pub interval: Duration,
     pub limits: DeviceLimits,
-    /// Wrong user codes a session may enter per `login.failure_window` (§5.1).
+    /// Unexpired requests one public client may have from one client IP network.
+    pub max_per_ip: i64,
+    /// Take the client IP from `Forwarded` / `X-Forwarded-For` (behind a proxy only).
+    pub trust_forwarded_headers: bool,
+    /// Wrong user codes an account may enter per `login.failure_window` (§5.1).
     pub max_user_code_failures: u32,
     /// §3.2 `verification_uri`: `{issuer}/device`.
     pub verification_uri: String,
@@ -37,6 +41,8 @@ impl DevicePolicy {
                 max_per_client: i64::from(settings.device.max_per_client),
                 max_total: i64::from(settings.device.max_total),
             },
+            max_per_ip: i64::from(settings.device.max_per_ip),
+            trust_forwarded_headers: settings.http.trust_forwarded_headers,
             max_user_code_failures: settings.device.max_user_code_failures,
             verification_uri: settings.issuer.endpoint("/device"),
             user_code_key: kek.derive_hmac_key(b"tessera device user codes v1"),

@@ -121,7 +121,10 @@ pub struct LogoutConfirmPage<'a> {
 pub const STYLESHEET: &str = include_str!("../../templates/tessera.css");
 
 /// Headers for every HTML page: no inline script, no framing (clickjacking), no
-/// referrer (the URL may carry `state`), no caching. `form_target` is the origin a form
+/// referrer to other origins (the URL may carry `state`), no caching. `same-origin`, not
+/// `no-referrer`: under `no-referrer` browsers send `Origin: null` with the pages' own
+/// form posts, and the forms check `Origin` (`login::check_same_origin`). `base.html`'s
+/// `<meta name="referrer">` says the same, and must. `form_target` is the origin a form
 /// may redirect to after submission (CSP `form-action` also governs those redirects).
 pub fn secure_html(status: StatusCode, form_target: Option<&str>) -> HttpResponseBuilder {
     let form_action = match form_target {
@@ -136,7 +139,7 @@ pub fn secure_html(status: StatusCode, form_target: Option<&str>) -> HttpRespons
             format!("default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"),
         ))
         .insert_header((X_FRAME_OPTIONS, "DENY"))
-        .insert_header((REFERRER_POLICY, "no-referrer"))
+        .insert_header((REFERRER_POLICY, "same-origin"))
         .insert_header((X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((CACHE_CONTROL, "no-store"));
     response
@@ -178,6 +181,9 @@ pub enum PageError {
     /// The form's CSRF token does not match (403).
     #[error("the form's security token does not match")]
     Forged,
+    /// The browser says another site sent the form (`Origin`, `Sec-Fetch-Site`) (403).
+    #[error("the form was sent from another site")]
+    CrossSite,
     /// The body is not a form, or not a readable one (400).
     #[error("the form could not be read")]
     Unreadable,
@@ -206,6 +212,9 @@ impl PageError {
                 "Invalid form",
                 "The form's security token does not match. Go back to the application and start again.",
             ),
+            Self::CrossSite => {
+                ("Invalid form", "The form was sent from another site. Go back to the application and start again.")
+            }
             Self::Unreadable => ("Invalid form", "The form could not be read."),
             Self::Unexpected(_) => ("Something went wrong", "Tessera could not complete the request."),
         }
@@ -234,7 +243,7 @@ impl From<FormError> for PageError {
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Forged => StatusCode::FORBIDDEN,
+            Self::Forged | Self::CrossSite => StatusCode::FORBIDDEN,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

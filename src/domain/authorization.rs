@@ -224,6 +224,9 @@ pub enum ThrottleSubject {
     DeviceSession(String),
     /// A client IP typing user codes (its key as `ClientIp`'s).
     DeviceIp(String),
+    /// An account (its user id) typing user codes, whatever its sessions: signing in
+    /// again must not buy a fresh budget of guesses (RFC 8628 §5.1).
+    DeviceAccount(String),
 }
 
 impl ThrottleSubject {
@@ -242,13 +245,14 @@ impl ThrottleSubject {
             Self::ClientIp(ip) => format!("ip:{ip}"),
             Self::DeviceSession(sid) => format!("device-session:{sid}"),
             Self::DeviceIp(ip) => format!("device-ip:{ip}"),
+            Self::DeviceAccount(user_id) => format!("device-account:{user_id}"),
         }
     }
 
     /// Failures plus attempts in flight allowed within one window.
     pub fn limit(&self, max_failures: u32) -> i64 {
         let factor = match self {
-            Self::Account(_) | Self::DeviceSession(_) => 1,
+            Self::Account(_) | Self::DeviceSession(_) | Self::DeviceAccount(_) => 1,
             Self::ClientIp(_) | Self::DeviceIp(_) => Self::IP_FACTOR,
         };
         i64::from(max_failures.max(1)).saturating_mul(i64::from(factor))

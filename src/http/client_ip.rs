@@ -1,4 +1,5 @@
-//! The client's IP address, for login throttling.
+//! The client's IP address, for login throttling and the per-source bounds on what
+//! unauthenticated requests may store.
 
 use actix_web::HttpRequest;
 use std::net::{IpAddr, SocketAddr};
@@ -17,4 +18,19 @@ pub fn client_ip(req: &HttpRequest, trust_forwarded_headers: bool) -> Option<IpA
         }
     }
     req.peer_addr().map(|a| a.ip())
+}
+
+/// The network a client IP stands for: the address itself for IPv4, the /64 prefix for
+/// IPv6 (a client usually holds a whole /64; counting by address would give each of its
+/// 2^64 addresses a budget of its own). An IPv4-mapped IPv6 address is the IPv4 client it
+/// maps. `unknown` without an address.
+pub fn ip_prefix(ip: Option<IpAddr>) -> String {
+    match ip.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        None => "unknown".to_owned(),
+    }
 }

@@ -4,8 +4,8 @@
 //!
 //! - Signed in first: without an SSO session the page is the sign-in form, which comes
 //!   back here afterwards (`/login` opens its signed `DeviceLogin` state).
-//! - Guessing is throttled (§5.1): every wrong code counts against the session and the
-//!   client IP, with the login throttle's reservations and lockouts; past
+//! - Guessing is throttled (§5.1): every wrong code counts against the account (across
+//!   all its sessions), the session and the client IP, with the login throttle's reservations and lockouts; past
 //!   `device.max_user_code_failures` even the right code is refused until the lock ends.
 //! - A prefilled code is never acted on by itself (§5.4, remote phishing): the person
 //!   submits it, then sees the client, the scopes and the code, and allows or denies.
@@ -25,6 +25,7 @@ use crate::domain::device::{DeviceApproval, UserCode};
 use crate::domain::secret::GeneratedSecret;
 use crate::http::client_ip::client_ip;
 use crate::http::form::FormParams;
+use crate::metrics::Metrics;
 use actix_web::http::header::LOCATION;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -57,6 +58,7 @@ pub async fn post(
     ctx: Context,
     policy: web::Data<DevicePolicy>,
     login: web::Data<LoginSettings>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, PageError> {
     let session = signed_in(&req, &ctx).await?;
     if !ctx.forms.is_valid_tag(Purpose::DeviceEntry, session.sid.as_str().as_bytes(), &form.csrf_token) {
@@ -73,7 +75,14 @@ pub async fn post(
         ThrottleSubject::ClientIp(key) => ThrottleSubject::DeviceIp(key),
         other => other,
     };
-    let subjects = vec![ThrottleSubject::DeviceSession(session.sid.as_str().to_owned()), ip];
+    // The account's budget holds across its sessions (a new sign-in is no new budget);
+    // the IP's, `IP_FACTOR` times larger, bounds one client across accounts without
+    // locking out the people behind the same address at the first stranger's guesses.
+    let subjects = vec![
+        ThrottleSubject::DeviceAccount(session.user_id.as_str().to_owned()),
+        ThrottleSubject::DeviceSession(session.sid.as_str().to_owned()),
+        ip,
+    ];
     let Some(reservation) = throttle::reserve(storage, &settings, subjects, now).await? else {
         crate::audit!(warn, "device_user_code", "locked", user_id = %session.user_id, sid = %session.sid);
         return Ok(entry_page(&ctx, &session, &username, &echoed, Some(LOCKED), StatusCode::TOO_MANY_REQUESTS));
@@ -92,6 +101,7 @@ pub async fn post(
     let found = found?;
     settled?;
     let (Some(code), Some(request)) = (code, found) else {
+        metrics.device_user_code_failures.inc();
         crate::audit!(info, "device_user_code", "failure", user_id = %session.user_id, sid = %session.sid);
         return Ok(entry_page(&ctx, &session, &username, &echoed, Some(WRONG_CODE), StatusCode::BAD_REQUEST));
     };

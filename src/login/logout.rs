@@ -43,6 +43,11 @@ pub async fn post(
 ) -> Result<HttpResponse, PageError> {
     let params = form.map_err(|e| invalid(e.to_string()))?;
     let is_confirmed = params.get("confirm") == Some("yes");
+    // Only the confirmation form's post is checked for its origin: RP-Initiated Logout
+    // §2 lets a relying party's page post the request itself here, from its own origin.
+    if is_confirmed {
+        super::check_same_origin(&req, &ctx.settings.issuer)?;
+    }
     logout(&req, &params, is_confirmed, &ctx, &issuer).await
 }
 

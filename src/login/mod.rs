@@ -14,7 +14,7 @@ use crate::config::Settings;
 use actix_web::web;
 use chrono::Duration;
 
-pub use form::CheckedForm;
+pub use form::{check_same_origin, CheckedForm};
 
 /// How password guessing is throttled (`[login]` settings), derived once from `Settings`.
 pub struct LoginSettings {

@@ -10,24 +10,14 @@
 
 use super::LoginSettings;
 use crate::domain::authorization::ThrottleSubject;
+use crate::http::client_ip::ip_prefix;
 use crate::storage::{Storage, StorageError};
 use chrono::{DateTime, Duration, Utc};
 use std::net::IpAddr;
 
-/// The throttling subject of a client IP. An IPv6 client usually holds a whole /64, so
-/// it is counted by that prefix, not by address: otherwise each of its 2^64 addresses
-/// would get a budget of its own.
+/// The throttling subject of a client IP: its network ([`ip_prefix`], an IPv6 /64).
 pub fn ip_subject(ip: Option<IpAddr>) -> ThrottleSubject {
-    // Canonical first: an IPv4-mapped IPv6 address is the IPv4 client it maps.
-    let key = match ip.map(|ip| ip.to_canonical()) {
-        Some(IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Some(IpAddr::V4(v4)) => v4.to_string(),
-        None => "unknown".to_owned(),
-    };
-    ThrottleSubject::ClientIp(key)
+    ThrottleSubject::ClientIp(ip_prefix(ip))
 }
 
 /// Reserved attempts of one login: the account's (when the username is well-formed) and
@@ -80,9 +70,10 @@ pub async fn settle_success(storage: &dyn Storage, reservation: Reservation) -> 
     for subject in &reservation.subjects {
         match subject {
             ThrottleSubject::Account(_) => storage.clear_throttle(&subject.key()).await?,
-            ThrottleSubject::ClientIp(_) | ThrottleSubject::DeviceSession(_) | ThrottleSubject::DeviceIp(_) => {
-                storage.release_attempt(&subject.key()).await?
-            }
+            ThrottleSubject::ClientIp(_)
+            | ThrottleSubject::DeviceSession(_)
+            | ThrottleSubject::DeviceIp(_)
+            | ThrottleSubject::DeviceAccount(_) => storage.release_attempt(&subject.key()).await?,
         }
     }
     Ok(())

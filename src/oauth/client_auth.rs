@@ -4,8 +4,9 @@
 
 use super::client_assertion::{AssertionChecker, ASSERTION_TYPE};
 use super::error::OAuthError;
-use crate::domain::client::{AuthMethod, Client, ClientId};
+use crate::domain::client::{AuthMethod, Client, ClientId, ClientType};
 use crate::domain::secret::SecretDigest;
+use crate::http::client_ip::{client_ip, ip_prefix};
 use crate::http::form::{decode_component, FormParams};
 use crate::storage::client_cache::{ClientCache, Lookup};
 use actix_web::dev::Payload;
@@ -141,6 +142,14 @@ impl PresentedCredentials {
             (None, None) => Ok(Self::Nothing),
         }
     }
+}
+
+/// What a public client's request is counted under, for the per-IP bounds on the rows it
+/// may create (`par.max_per_ip`, `device.max_per_ip`): the digest of the client IP's
+/// network. `None` for a client that authenticated: its requests are its own.
+pub fn public_source(req: &HttpRequest, client: &Client, trust_forwarded_headers: bool) -> Option<SecretDigest> {
+    matches!(client.client_type(), ClientType::Public)
+        .then(|| SecretDigest::of(&ip_prefix(client_ip(req, trust_forwarded_headers))))
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, RFC 7617).

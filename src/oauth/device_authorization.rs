@@ -4,9 +4,11 @@
 //!
 //! Bounded: each client, and the server in total, may hold a set number of unexpired
 //! requests (`[device]`); past it the answer is 429 and nothing is stored. A public
-//! client's id is all a stranger needs, so that bound is what one client id can cost.
+//! client's id is all a stranger needs, so a public client's requests are also counted
+//! per client IP network (`device.max_per_ip`): one stranger fills its own share, not the
+//! client's whole `max_per_client`.
 
-use super::client_auth::AuthenticatedClient;
+use super::client_auth::{public_source, AuthenticatedClient};
 use super::error::OAuthError;
 use crate::authorization::device::DevicePolicy;
 use crate::clock::Clock;
@@ -14,10 +16,12 @@ use crate::domain::client::GrantType;
 use crate::domain::device::{DeviceRequest, DeviceStatus, UserCode};
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::GeneratedSecret;
+use crate::http::client_ip::client_ip;
+use crate::storage::client_requests::SourceBound;
 use crate::storage::device::DeviceRefused;
 use crate::storage::{Storage, StorageError};
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 /// Device codes are recognisable to secret scanners, like Tessera's other secrets.
@@ -28,6 +32,7 @@ pub const DEVICE_CODE_PREFIX: &str = "tdc_";
 const USER_CODE_DRAWS: usize = 4;
 
 pub async fn post(
+    req: HttpRequest,
     authenticated: AuthenticatedClient,
     storage: web::Data<dyn Storage>,
     clock: web::Data<dyn Clock>,
@@ -62,15 +67,21 @@ pub async fn post(
         next_poll_at: now,
     };
     let device_code = GeneratedSecret::generate(DEVICE_CODE_PREFIX);
+    let ip = client_ip(&req, policy.trust_forwarded_headers);
+    let source = public_source(&req, &client, policy.trust_forwarded_headers);
+    let bound = source.as_ref().map(|digest| SourceBound { digest, max: policy.max_per_ip });
     let mut draws = 0;
-    let user_code =
-        loop {
-            let user_code = UserCode::generate();
-            let digest = policy.user_code_digest(&user_code);
-            match storage.insert_device_request(&device_code.digest(), &digest, &request, policy.limits, now).await {
+    let user_code = loop {
+        let user_code = UserCode::generate();
+        let digest = policy.user_code_digest(&user_code);
+        match storage.insert_device_request(&device_code.digest(), &digest, &request, policy.limits, bound, now).await {
                 Ok(Ok(())) => break user_code,
                 Ok(Err(DeviceRefused::ClientLimit)) => return Err(OAuthError::TooManyRequests(
                     "the client has as many unexpired device authorization requests as allowed; use or let them expire"
+                        .into(),
+                )),
+                Ok(Err(DeviceRefused::SourceLimit)) => return Err(OAuthError::TooManyRequests(
+                    "this network has as many unexpired device authorization requests for the client as allowed; use or let them expire"
                         .into(),
                 )),
                 Ok(Err(DeviceRefused::TotalLimit)) => {
@@ -81,8 +92,9 @@ pub async fn post(
                 Err(StorageError::Conflict(_)) if draws + 1 < USER_CODE_DRAWS => draws += 1,
                 Err(error) => return Err(error.into()),
             }
-        };
-    crate::audit!(info, "device_authorization", "issued", client_id = %client.id);
+    };
+    let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    crate::audit!(info, "device_authorization", "issued", client_id = %client.id, ip = %ip);
     let shown = user_code.display();
     // §3.2; `no-store` as for token responses: the body carries the device code.
     Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache")).json(json!({

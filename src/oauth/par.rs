@@ -3,18 +3,22 @@
 //! browser to `/authorize` with (§4). The request is validated here exactly as `/authorize`
 //! validates it ([`parse_request`]), before anything is stored; what is stored is the
 //! validated request, under the digest of the `request_uri`'s random part.
+//!
+//! Bounded per client, in total, and for a public client (whose id is all a stranger
+//! needs) per client IP network (`par.max_per_ip`), so one stranger cannot take the
+//! client's whole `max_per_client` from everyone else.
 
 use super::authorize::{parse_request, RequestRefused};
-use super::client_auth::AuthenticatedClient;
+use super::client_auth::{public_source, AuthenticatedClient};
 use super::error::OAuthError;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::redirect_uri;
 use crate::domain::secret::{GeneratedSecret, SecretDigest};
-use crate::storage::client_requests::{PushLimits, PushRefused};
+use crate::storage::client_requests::{PushLimits, PushRefused, SourceBound};
 use crate::storage::Storage;
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 /// RFC 9126 §2.2: the `request_uri` is a URN; Tessera's are this prefix and 256 random bits.
@@ -24,6 +28,10 @@ pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 pub struct ParPolicy {
     pub lifetime: chrono::Duration,
     pub limits: PushLimits,
+    /// Unexpired pushed requests one public client may have from one client IP network.
+    pub max_per_ip: i64,
+    /// Take the client IP from `Forwarded` / `X-Forwarded-For` (behind a proxy only).
+    pub trust_forwarded_headers: bool,
 }
 
 impl ParPolicy {
@@ -34,6 +42,8 @@ impl ParPolicy {
                 max_per_client: i64::from(settings.par.max_per_client),
                 max_total: i64::from(settings.par.max_total),
             },
+            max_per_ip: i64::from(settings.par.max_per_ip),
+            trust_forwarded_headers: settings.http.trust_forwarded_headers,
         }
     }
 }
@@ -48,6 +58,7 @@ pub fn request_uri_digest(request_uri: &str) -> Option<SecretDigest> {
 }
 
 pub async fn post(
+    req: HttpRequest,
     authenticated: AuthenticatedClient,
     storage: web::Data<dyn Storage>,
     clock: web::Data<dyn Clock>,
@@ -82,11 +93,19 @@ pub async fn post(
     })?;
     request.expires_at = now + policy.lifetime;
     let random = GeneratedSecret::generate("");
-    match storage.insert_pushed_request(&random.digest(), &request, policy.limits, now).await? {
+    let source = public_source(&req, &client, policy.trust_forwarded_headers);
+    let bound = source.as_ref().map(|digest| SourceBound { digest, max: policy.max_per_ip });
+    match storage.insert_pushed_request(&random.digest(), &request, policy.limits, bound, now).await? {
         Ok(()) => {}
         Err(PushRefused::ClientLimit) => {
             return Err(OAuthError::TooManyRequests(
                 "the client has as many unexpired pushed authorization requests as allowed; use or let them expire"
+                    .into(),
+            ))
+        }
+        Err(PushRefused::SourceLimit) => {
+            return Err(OAuthError::TooManyRequests(
+                "this network has as many unexpired pushed authorization requests for the client as allowed; use or let them expire"
                     .into(),
             ))
         }

@@ -18,6 +18,17 @@ pub enum PushRefused {
     ClientLimit,
     /// The server holds `max_total` unexpired pushed requests already.
     TotalLimit,
+    /// The client has `SourceBound::max` unexpired pushed requests from this source already.
+    SourceLimit,
+}
+
+/// The bound on what one source (a client IP's network, as a digest) may leave on the
+/// server for one client: given for unauthenticated (public) clients, whose id alone lets a
+/// stranger fill `max_per_client` for everyone else.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceBound<'a> {
+    pub digest: &'a SecretDigest,
+    pub max: i64,
 }
 
 /// The bounds a pushed request must fit in.
@@ -32,12 +43,15 @@ pub trait ClientRequestStore: Send + Sync {
     /// Stores `request` (validated) under `id`, the digest of its `request_uri`'s random
     /// part, unless the client or the server is at its bound of unexpired pushed requests
     /// at `now`. Per client the bound is exact on both backends (the client's row is locked
-    /// first); the total may be passed by as many as push at the same instant.
+    /// first); the total may be passed by as many as push at the same instant. With a
+    /// `source`, also unless the client has `source.max` unexpired requests from it (exact
+    /// too, under the same lock).
     async fn insert_pushed_request(
         &self,
         id: &SecretDigest,
         request: &PendingAuthorization,
         limits: PushLimits,
+        source: Option<SourceBound<'_>>,
         now: DateTime<Utc>,
     ) -> Result<Result<(), PushRefused>, StorageError>;
 

@@ -3,6 +3,7 @@
 //! per client and in total by the insert itself, like pushed requests; the device code is
 //! stored as its SHA-256 digest, the user code as an HMAC (see `authorization::device`).
 
+use super::client_requests::SourceBound;
 use super::StorageError;
 use crate::domain::client::ClientId;
 use crate::domain::device::{DeviceApproval, DevicePoll, DeviceRequest};
@@ -18,6 +19,8 @@ pub enum DeviceRefused {
     ClientLimit,
     /// The server holds `max_total` unexpired requests already.
     TotalLimit,
+    /// The client has `SourceBound::max` unexpired requests from this source already.
+    SourceLimit,
 }
 
 /// The bounds a device authorization request must fit in.
@@ -31,14 +34,16 @@ pub struct DeviceLimits {
 pub trait DeviceStore: Send + Sync {
     /// Stores a pending `request` under the digests of its device code and user code,
     /// unless the client or the server is at its bound of unexpired requests at `now`
-    /// (exact per client: the client's row is locked first). `Err(Conflict)` when the user
-    /// code's digest is taken (the caller draws another code).
+    /// (exact per client: the client's row is locked first), or, with a `source`, the
+    /// client has `source.max` unexpired requests from it (exact too). `Err(Conflict)` when
+    /// the user code's digest is taken (the caller draws another code).
     async fn insert_device_request(
         &self,
         device_code: &SecretDigest,
         user_code: &SecretDigest,
         request: &DeviceRequest,
         limits: DeviceLimits,
+        source: Option<SourceBound<'_>>,
         now: DateTime<Utc>,
     ) -> Result<Result<(), DeviceRefused>, StorageError>;
 

@@ -258,6 +258,29 @@ async fn the_sixth_wrong_user_code_locks_the_session_even_for_the_right_code(app
     assert_eq!(other.enter_user_code(&entry, &user_code).await.status(), 200);
 }
 
+/// RFC 8628 §5.1: the budget of wrong codes is the account's, whatever its sessions; the
+/// IP's larger budget is not spent by it, so a bystander behind the address is checked.
+async fn signing_in_again_buys_no_new_user_code_guesses(app: &TestApp) {
+    let user = app.create_user("patient").await;
+    let mut checked = 0;
+    for _ in 0..4 {
+        let (browser, _) = app.other_browser();
+        let entry = browser.open_device_page(&user, None).await;
+        for _ in 0..5 {
+            match browser.enter_user_code(&entry, "BBBB-BBBB").await.status().as_u16() {
+                400 => checked += 1,
+                429 => {}
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    }
+    assert_eq!(checked, 5, "five wrong codes per account across its four sign-ins");
+    let (browser, _) = app.other_browser();
+    let bystander = app.create_user("bystander").await;
+    let entry = browser.open_device_page(&bystander, None).await;
+    assert_eq!(browser.enter_user_code(&entry, "BBBB-BBBB").await.status(), 400, "checked, not locked");
+}
+
 async fn the_decision_form_is_bound_to_its_session_and_code(app: &TestApp) {
     let client = app.register_client(ClientSpec::device_app()).await;
     let user = app.create_user("victim").await;
@@ -371,6 +394,7 @@ crate::backend_tests!(
     a_client_without_the_grant_is_unauthorized_client,
     forty_parallel_polls_of_an_approved_code_get_one_token_response,
     the_sixth_wrong_user_code_locks_the_session_even_for_the_right_code,
+    signing_in_again_buys_no_new_user_code_guesses,
     the_decision_form_is_bound_to_its_session_and_code,
     an_approval_whose_session_ended_is_access_denied,
     malformed_device_requests_get_rfc6749_json_errors,
@@ -412,6 +436,53 @@ async fn a_client_at_its_bound_is_refused_and_nothing_is_stored(database: &TestD
     // Expired requests do not count.
     app.clock.advance(Duration::seconds(601));
     app.device_code(&client, None).await;
+    app.stop().await;
+}
+
+/// A stranger with a public client's id fills the share of its own network
+/// (`device.max_per_ip`), not the client's whole bound: a device elsewhere still asks.
+async fn one_network_fills_only_its_share_of_a_public_clients_device_requests(database: &TestDatabase) {
+    let app = TestApp::spawn(database, |s| {
+        s.http.trust_forwarded_headers = true;
+        s.device.max_per_ip = 3;
+    })
+    .await
+    .unwrap();
+    let spec = ClientSpec { auth_method: AuthMethod::None, ..ClientSpec::device_app() };
+    let public = app.register_client(spec).await;
+    let ask_from = |ip: &'static str| {
+        let (app, id) = (&app, public.id.as_str());
+        async move {
+            let form = [("client_id", id)];
+            app.http
+                .post(app.url("/device_authorization"))
+                .header("x-forwarded-for", ip)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let statuses = in_parallel(20, |_| async { ask_from("203.0.113.7").await.status().as_u16() }).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 17, "{statuses:?}");
+    assert_oauth_error(ask_from("203.0.113.7").await, 429, "invalid_request").await;
+    assert_eq!(ask_from("198.51.100.9").await.status(), 200, "another network still asks");
+    // IPv6 counts by /64.
+    for _ in 0..3 {
+        assert_eq!(ask_from("2001:db8:1:2::1").await.status(), 200);
+    }
+    assert_eq!(ask_from("2001:db8:1:2::ffff").await.status(), 429, "the same /64");
+    assert_eq!(ask_from("2001:db8:1:3::1").await.status(), 200, "another /64");
+    assert_eq!(app.count_rows("device_codes").await, 8);
+    // A confidential client authenticated: its requests are its own, not counted per IP.
+    let confidential = app.register_client(ClientSpec::device_app()).await;
+    for _ in 0..5 {
+        app.device_code(&confidential, None).await;
+    }
+    // Expired requests count no more.
+    app.clock.advance(Duration::seconds(601));
+    assert_eq!(ask_from("203.0.113.7").await.status(), 200);
     app.stop().await;
 }
 
@@ -494,6 +565,7 @@ mod with_settings {
     use super::*;
     crate::database_tests!(
         a_client_at_its_bound_is_refused_and_nothing_is_stored,
+        one_network_fills_only_its_share_of_a_public_clients_device_requests,
         device_tokens_are_counted_under_their_grant,
         openid_client_completes_the_device_flow,
     );

@@ -254,7 +254,49 @@ async fn pushed_requests_are_bounded_per_client_and_in_total(database: &TestData
     app.stop().await;
 }
 
+/// A stranger with a public client's id fills the share of its own network
+/// (`par.max_per_ip`), not the client's whole bound: a push from elsewhere still succeeds.
+async fn one_network_fills_only_its_share_of_a_public_clients_pushes(database: &TestDatabase) {
+    let app = TestApp::spawn(database, |s| {
+        s.http.trust_forwarded_headers = true;
+        s.par.max_per_ip = 3;
+    })
+    .await
+    .unwrap();
+    let public = app.register_client(ClientSpec::public_app()).await;
+    let params = AuthorizeRequest::new(&public, WEB_APP_REDIRECT_URI).params();
+    let push_from = |ip: &'static str| {
+        let (app, params) = (&app, &params);
+        async move { app.http.post(app.url("/par")).header("x-forwarded-for", ip).form(params).send().await.unwrap() }
+    };
+    let statuses = in_parallel(20, |_| async { push_from("203.0.113.7").await.status().as_u16() }).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 17, "{statuses:?}");
+    assert_oauth_error(push_from("203.0.113.7").await, 429, "invalid_request").await;
+    assert_eq!(push_from("198.51.100.9").await.status(), 201, "another network still pushes");
+    // IPv6 counts by /64.
+    for _ in 0..3 {
+        assert_eq!(push_from("2001:db8:1:2::1").await.status(), 201);
+    }
+    assert_eq!(push_from("2001:db8:1:2::ffff").await.status(), 429, "the same /64");
+    assert_eq!(push_from("2001:db8:1:3::1").await.status(), 201, "another /64");
+    assert_eq!(app.count_rows("pushed_authorization_requests").await, 8);
+    // A confidential client authenticated: its pushes are its own, not counted per IP.
+    let confidential = app.register_client(ClientSpec::web_app()).await;
+    for _ in 0..5 {
+        app.pushed(&confidential, &AuthorizeRequest::new(&confidential, WEB_APP_REDIRECT_URI)).await;
+    }
+    // Expired pushes count no more.
+    app.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(push_from("203.0.113.7").await.status(), 201);
+    app.stop().await;
+}
+
 mod with_settings {
     use super::*;
-    crate::database_tests!(par_required_for_every_client, pushed_requests_are_bounded_per_client_and_in_total);
+    crate::database_tests!(
+        par_required_for_every_client,
+        pushed_requests_are_bounded_per_client_and_in_total,
+        one_network_fills_only_its_share_of_a_public_clients_pushes,
+    );
 }

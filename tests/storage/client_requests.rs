@@ -20,7 +20,7 @@ async fn a_pushed_request_is_claimed_once_by_its_client_before_it_expires(db: &T
     let pending =
         PendingAuthorization { csrf_digest: SecretDigest::from_stored(String::new()), ..new_pending(&client, t(60)) };
     let id = request_id();
-    assert_eq!(db.insert_pushed_request(&id, &pending, LIMITS, t(0)).await.unwrap(), Ok(()));
+    assert_eq!(db.insert_pushed_request(&id, &pending, LIMITS, None, t(0)).await.unwrap(), Ok(()));
     assert!(db.claim_pushed_request(&id, &other.id, t(1)).await.unwrap().is_none(), "another client's");
     assert!(db.claim_pushed_request(&id, &client.id, t(60)).await.unwrap().is_none(), "expired");
     assert!(db.claim_pushed_request(&request_id(), &client.id, t(1)).await.unwrap().is_none());
@@ -33,22 +33,25 @@ async fn pushed_requests_are_bounded_per_client_and_in_total(db: &TestStorage) {
     let (a, b) = (db.a_client().await, db.a_client().await);
     for _ in 0..3 {
         assert_eq!(
-            db.insert_pushed_request(&request_id(), &new_pending(&a, t(60)), LIMITS, t(0)).await.unwrap(),
+            db.insert_pushed_request(&request_id(), &new_pending(&a, t(60)), LIMITS, None, t(0)).await.unwrap(),
             Ok(())
         );
     }
-    let refused = db.insert_pushed_request(&request_id(), &new_pending(&a, t(60)), LIMITS, t(0)).await.unwrap();
+    let refused = db.insert_pushed_request(&request_id(), &new_pending(&a, t(60)), LIMITS, None, t(0)).await.unwrap();
     assert_eq!(refused, Err(PushRefused::ClientLimit));
     for _ in 0..2 {
         assert_eq!(
-            db.insert_pushed_request(&request_id(), &new_pending(&b, t(60)), LIMITS, t(0)).await.unwrap(),
+            db.insert_pushed_request(&request_id(), &new_pending(&b, t(60)), LIMITS, None, t(0)).await.unwrap(),
             Ok(())
         );
     }
-    let refused = db.insert_pushed_request(&request_id(), &new_pending(&b, t(60)), LIMITS, t(0)).await.unwrap();
+    let refused = db.insert_pushed_request(&request_id(), &new_pending(&b, t(60)), LIMITS, None, t(0)).await.unwrap();
     assert_eq!(refused, Err(PushRefused::TotalLimit));
     // Expired requests count no more, and housekeeping purges them.
-    assert_eq!(db.insert_pushed_request(&request_id(), &new_pending(&a, t(120)), LIMITS, t(60)).await.unwrap(), Ok(()));
+    assert_eq!(
+        db.insert_pushed_request(&request_id(), &new_pending(&a, t(120)), LIMITS, None, t(60)).await.unwrap(),
+        Ok(())
+    );
     assert_eq!(db.purge_client_requests(t(61), 100).await.unwrap(), 5);
 }
 
@@ -56,7 +59,8 @@ async fn concurrent_pushes_of_one_client_never_pass_its_bound(db: &TestStorage) 
     let client = db.a_client().await;
     let limits = PushLimits { max_per_client: 3, max_total: 1000 };
     let requests: Vec<_> = (0..RACERS).map(|_| (request_id(), new_pending(&client, t(60)))).collect();
-    let pushes = race(requests.iter().map(|(id, pending)| db.insert_pushed_request(id, pending, limits, t(0)))).await;
+    let pushes =
+        race(requests.iter().map(|(id, pending)| db.insert_pushed_request(id, pending, limits, None, t(0)))).await;
     let stored = pushes.into_iter().map(|push| push.unwrap()).filter(Result::is_ok).count();
     assert_eq!(stored, 3);
 }
@@ -64,7 +68,7 @@ async fn concurrent_pushes_of_one_client_never_pass_its_bound(db: &TestStorage) 
 async fn of_many_concurrent_claims_of_a_pushed_request_one_wins(db: &TestStorage) {
     let client = db.a_client().await;
     let id = request_id();
-    db.insert_pushed_request(&id, &new_pending(&client, t(60)), LIMITS, t(0)).await.unwrap().unwrap();
+    db.insert_pushed_request(&id, &new_pending(&client, t(60)), LIMITS, None, t(0)).await.unwrap().unwrap();
     let claims = race((0..RACERS).map(|_| db.claim_pushed_request(&id, &client.id, t(1)))).await;
     assert_eq!(claims.into_iter().map(|claim| claim.unwrap()).filter(Option::is_some).count(), 1);
 }

@@ -35,7 +35,7 @@ impl TestStorage {
     async fn a_device_request(&self, client: &Client) -> (SecretDigest, SecretDigest) {
         let (device, user) = (digest(), digest());
         assert_eq!(
-            self.insert_device_request(&device, &user, &new_request(client), LIMITS, t(0)).await.unwrap(),
+            self.insert_device_request(&device, &user, &new_request(client), LIMITS, None, t(0)).await.unwrap(),
             Ok(())
         );
         (device, user)
@@ -98,23 +98,23 @@ async fn requests_are_bounded_per_client_and_in_total(db: &TestStorage) {
     for _ in 0..3 {
         db.a_device_request(&a).await;
     }
-    let refused = db.insert_device_request(&digest(), &digest(), &new_request(&a), LIMITS, t(0)).await.unwrap();
+    let refused = db.insert_device_request(&digest(), &digest(), &new_request(&a), LIMITS, None, t(0)).await.unwrap();
     assert_eq!(refused, Err(DeviceRefused::ClientLimit));
     db.a_device_request(&b).await;
     db.a_device_request(&b).await;
-    let refused = db.insert_device_request(&digest(), &digest(), &new_request(&b), LIMITS, t(0)).await.unwrap();
+    let refused = db.insert_device_request(&digest(), &digest(), &new_request(&b), LIMITS, None, t(0)).await.unwrap();
     assert_eq!(refused, Err(DeviceRefused::TotalLimit));
     // A taken user code is a conflict: the endpoint draws another.
     let taken = digest();
     let later = DeviceRequest { expires_at: t(1200), ..new_request(&a) };
-    assert_eq!(db.insert_device_request(&digest(), &taken, &later, LIMITS, t(600)).await.unwrap(), Ok(()));
-    let clash = db.insert_device_request(&digest(), &taken, &later, LIMITS, t(600)).await;
+    assert_eq!(db.insert_device_request(&digest(), &taken, &later, LIMITS, None, t(600)).await.unwrap(), Ok(()));
+    let clash = db.insert_device_request(&digest(), &taken, &later, LIMITS, None, t(600)).await;
     assert!(matches!(clash, Err(tessera::storage::StorageError::Conflict(_))), "{clash:?}");
     // Concurrent requests of one client never pass its bound.
     let c = db.a_client().await;
     let limits = DeviceLimits { max_per_client: 3, max_total: 1000 };
     let keys: Vec<_> = (0..RACERS).map(|_| (digest(), digest(), new_request(&c))).collect();
-    let inserted = race(keys.iter().map(|(d, u, r)| db.insert_device_request(d, u, r, limits, t(0)))).await;
+    let inserted = race(keys.iter().map(|(d, u, r)| db.insert_device_request(d, u, r, limits, None, t(0)))).await;
     assert_eq!(inserted.into_iter().map(|i| i.unwrap()).filter(Result::is_ok).count(), 3);
 }
 

@@ -4,7 +4,7 @@ use super::SqlStorage;
 use crate::domain::authorization::PendingAuthorization;
 use crate::domain::client::ClientId;
 use crate::domain::secret::SecretDigest;
-use crate::storage::client_requests::{ClientRequestStore, PushLimits, PushRefused};
+use crate::storage::client_requests::{ClientRequestStore, PushLimits, PushRefused, SourceBound};
 use crate::storage::rows::PendingRow;
 use crate::storage::timestamp::Timestamp;
 use crate::storage::StorageError;
@@ -25,6 +25,7 @@ impl ClientRequestStore for SqlStorage {
         id: &SecretDigest,
         request: &PendingAuthorization,
         limits: PushLimits,
+        source: Option<SourceBound<'_>>,
         now: DateTime<Utc>,
     ) -> Result<Result<(), PushRefused>, StorageError> {
         // The no-op UPDATE takes the client's row lock on PostgreSQL (SQLite writes one at a
@@ -34,12 +35,18 @@ impl ClientRequestStore for SqlStorage {
         let insert = concat!(
             "INSERT INTO pushed_authorization_requests (id_digest, ",
             pushed_columns!(),
-            ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+            ", source_digest) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $15 \
              WHERE (SELECT COUNT(*) FROM pushed_authorization_requests WHERE client_id = $2 AND expires_at > $11) < $13 \
-               AND (SELECT COUNT(*) FROM pushed_authorization_requests WHERE expires_at > $11) < $14"
+               AND (SELECT COUNT(*) FROM pushed_authorization_requests WHERE expires_at > $11) < $14 \
+               AND ($15 IS NULL OR (SELECT COUNT(*) FROM pushed_authorization_requests \
+                    WHERE client_id = $2 AND source_digest = $15 AND expires_at > $11) < $16)"
         );
         let count_client =
             "SELECT COUNT(*) FROM pushed_authorization_requests WHERE client_id = $1 AND expires_at > $2";
+        let count_source = "SELECT COUNT(*) FROM pushed_authorization_requests \
+             WHERE client_id = $1 AND source_digest = $2 AND expires_at > $3";
+        let (source_digest, max_per_source) =
+            (source.map(|s| s.digest.as_str().to_owned()), source.map_or(0, |s| s.max));
         let now = Timestamp::from(now);
         on_writer!(self, [id, request], pool => {
             let mut tx = pool.begin().await?;
@@ -59,6 +66,8 @@ impl ClientRequestStore for SqlStorage {
                 .bind(Timestamp::from(request.expires_at))
                 .bind(limits.max_per_client)
                 .bind(limits.max_total)
+                .bind(&source_digest)
+                .bind(max_per_source)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
@@ -69,7 +78,21 @@ impl ClientRequestStore for SqlStorage {
             }
             let (of_client,): (i64,) =
                 sqlx::query_as(count_client).bind(request.client_id.as_str()).bind(now).fetch_one(&mut *tx).await?;
-            Ok(Err(if of_client >= limits.max_per_client { PushRefused::ClientLimit } else { PushRefused::TotalLimit }))
+            if of_client >= limits.max_per_client {
+                return Ok(Err(PushRefused::ClientLimit));
+            }
+            if let Some(digest) = &source_digest {
+                let (of_source,): (i64,) = sqlx::query_as(count_source)
+                    .bind(request.client_id.as_str())
+                    .bind(digest)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if of_source >= max_per_source {
+                    return Ok(Err(PushRefused::SourceLimit));
+                }
+            }
+            Ok(Err(PushRefused::TotalLimit))
         })
     }
 

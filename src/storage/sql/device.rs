@@ -8,6 +8,7 @@ use crate::domain::refresh::TokenFamily;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
 use crate::domain::user::UserId;
+use crate::storage::client_requests::SourceBound;
 use crate::storage::device::{DeviceLimits, DeviceRefused, DeviceStore};
 use crate::storage::timestamp::Timestamp;
 use crate::storage::StorageError;
@@ -79,6 +80,7 @@ impl DeviceStore for SqlStorage {
         user_code: &SecretDigest,
         request: &DeviceRequest,
         limits: DeviceLimits,
+        source: Option<SourceBound<'_>>,
         now: DateTime<Utc>,
     ) -> Result<Result<(), DeviceRefused>, StorageError> {
         // As for pushed requests: the no-op UPDATE takes the client's row lock on
@@ -87,11 +89,17 @@ impl DeviceStore for SqlStorage {
         let insert = concat!(
             "INSERT INTO device_codes (device_code_digest, user_code_digest, ",
             device_columns!(),
-            ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+            ", source_digest) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $13 \
              WHERE (SELECT COUNT(*) FROM device_codes WHERE client_id = $3 AND expires_at > $10) < $11 \
-               AND (SELECT COUNT(*) FROM device_codes WHERE expires_at > $10) < $12"
+               AND (SELECT COUNT(*) FROM device_codes WHERE expires_at > $10) < $12 \
+               AND ($13 IS NULL OR (SELECT COUNT(*) FROM device_codes \
+                    WHERE client_id = $3 AND source_digest = $13 AND expires_at > $10) < $14)"
         );
         let count_client = "SELECT COUNT(*) FROM device_codes WHERE client_id = $1 AND expires_at > $2";
+        let count_source =
+            "SELECT COUNT(*) FROM device_codes WHERE client_id = $1 AND source_digest = $2 AND expires_at > $3";
+        let (source_digest, max_per_source) =
+            (source.map(|s| s.digest.as_str().to_owned()), source.map_or(0, |s| s.max));
         let now = Timestamp::from(now);
         let outcome = on_writer!(self, [device_code, user_code, request], pool => {
             let mut tx = pool.begin().await?;
@@ -109,6 +117,8 @@ impl DeviceStore for SqlStorage {
                 .bind(now)
                 .bind(limits.max_per_client)
                 .bind(limits.max_total)
+                .bind(&source_digest)
+                .bind(max_per_source)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
@@ -119,7 +129,21 @@ impl DeviceStore for SqlStorage {
             }
             let (of_client,): (i64,) =
                 sqlx::query_as(count_client).bind(request.client_id.as_str()).bind(now).fetch_one(&mut *tx).await?;
-            Ok(Err(if of_client >= limits.max_per_client { DeviceRefused::ClientLimit } else { DeviceRefused::TotalLimit }))
+            if of_client >= limits.max_per_client {
+                return Ok(Err(DeviceRefused::ClientLimit));
+            }
+            if let Some(digest) = &source_digest {
+                let (of_source,): (i64,) = sqlx::query_as(count_source)
+                    .bind(request.client_id.as_str())
+                    .bind(digest)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if of_source >= max_per_source {
+                    return Ok(Err(DeviceRefused::SourceLimit));
+                }
+            }
+            Ok(Err(DeviceRefused::TotalLimit))
         });
         outcome.map_err(|e| conflict_as(e, "user code"))
     }

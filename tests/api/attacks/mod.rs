@@ -5,6 +5,7 @@
 
 mod code_replay;
 mod consent_forgery;
+mod cross_site_forms;
 mod login_form_replay;
 mod logout_forgery;
 mod oversized_requests;
