@@ -168,10 +168,13 @@ async fn apply(
         None => user.name.clone(),
     };
     let now = Utc::now();
-    if !storage.update_user_profile(&user.id, email.as_deref(), name.as_deref(), revision, now).await? {
+    // OpenID Connect Core §5.1 `email_verified`: a verification was of the old address; a
+    // new one is unverified until it is verified in turn.
+    let email_verified = user.email_verified && email == user.email;
+    if !storage.update_user_profile(&user.id, email.as_deref(), name.as_deref(), email_verified, revision, now).await? {
         return Ok(None);
     }
-    Ok(Some(User { email, name, updated_at: now, ..user.clone() }))
+    Ok(Some(User { email, email_verified, name, updated_at: now, ..user.clone() }))
 }
 
 /// Disables a user and ends everything they obtained; false when they were disabled already.

@@ -122,7 +122,7 @@ pub trait UserStore: Send + Sync {
     async fn list_users_page(&self, after: Option<&Username>, limit: i64) -> Result<Vec<User>, StorageError>;
     /// The user's revision, counted up by every [`UserStore::update_user_profile`].
     async fn user_revision(&self, id: &UserId) -> Result<Option<i64>, StorageError>;
-    /// Sets a user's e-mail address and display name if the user is still at `revision`
+    /// Sets a user's e-mail address, whether it is verified and display name if the user is still at `revision`
     /// (read before the user itself), bumping it; false when there is no such user or
     /// another change came first.
     async fn update_user_profile(
@@ -130,6 +130,7 @@ pub trait UserStore: Send + Sync {
         id: &UserId,
         email: Option<&str>,
         name: Option<&str>,
+        email_verified: bool,
         revision: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError>;

@@ -720,6 +720,34 @@ async fn concurrent_patches_of_different_fields_are_both_kept(app: &TestApp) {
     }
 }
 
+/// A verification was of the old address: a changed e-mail is unverified (OpenID Connect
+/// Core §5.1 `email_verified`); a change of the name alone keeps it verified.
+async fn changing_the_email_makes_it_unverified(app: &TestApp) {
+    use tessera::domain::user::{User, UserId, Username};
+    let admin = admin(app).await;
+    let now = chrono::Utc::now();
+    let user = User {
+        id: UserId::generate(),
+        username: Username::parse("verified").unwrap(),
+        email: Some("v@example.com".into()),
+        email_verified: true,
+        name: None,
+        password_hash: "not a hash".into(),
+        created_at: now,
+        updated_at: now,
+        disabled_at: None,
+    };
+    app.storage.insert_user(&user).await.unwrap();
+    let path = format!("/admin/v1/users/{}", user.id);
+    let verified = || async { app.storage.find_user_by_id(&user.id).await.unwrap().unwrap().email_verified };
+    admin.expect(app, Method::PATCH, &path, Some(json!({ "name": "Vera" })), 200).await;
+    assert!(verified().await, "a change of the name keeps the address verified");
+    admin.expect(app, Method::PATCH, &path, Some(json!({ "email": "v@example.com" })), 200).await;
+    assert!(verified().await, "the same address stays verified");
+    admin.expect(app, Method::PATCH, &path, Some(json!({ "email": "other@example.com" })), 200).await;
+    assert!(!verified().await, "a new address is unverified");
+}
+
 crate::backend_tests!(
     the_openapi_document_describes_every_route,
     every_route_refuses_callers_without_admin_power,
@@ -737,6 +765,7 @@ crate::backend_tests!(
     an_admin_client_whose_scope_is_taken_away_is_refused_at_once,
     refresh_issues_only_the_scope_the_client_still_has,
     concurrent_patches_of_different_fields_are_both_kept,
+    changing_the_email_makes_it_unverified,
 );
 
 /// Under an issuer with a path the API is below it, and its document says so.

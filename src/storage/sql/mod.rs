@@ -517,17 +517,19 @@ impl UserStore for SqlStorage {
         id: &UserId,
         email: Option<&str>,
         name: Option<&str>,
+        email_verified: bool,
         revision: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
-        let sql = "UPDATE users SET email = $2, name = $3, updated_at = $4, revision = revision + 1 \
-                   WHERE id = $1 AND revision = $5";
+        let sql = "UPDATE users SET email = $2, name = $3, updated_at = $4, revision = revision + 1, \
+                   email_verified = $6 WHERE id = $1 AND revision = $5";
         // Owned copies: `on_writer!` copies borrowed references, not options of them.
         let (email, name) = (email.map(str::to_owned), name.map(str::to_owned));
         on_writer!(self, [id], pool => {
             let done = sqlx::query(sql)
                 .bind(id.as_str()).bind(email.as_deref()).bind(name.as_deref()).bind(Timestamp::from(now))
                 .bind(revision)
+                .bind(email_verified)
                 .execute(pool).await?;
             Ok(done.rows_affected() == 1)
         })
