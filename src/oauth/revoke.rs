@@ -4,7 +4,7 @@
 
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
-use super::refresh_cookie::RefreshCookie;
+use super::refresh_cookie::{from_the_app, RefreshCookie};
 use crate::clock::Clock;
 use crate::domain::refresh::REFRESH_TOKEN_PREFIX;
 use crate::domain::secret::SecretDigest;
@@ -13,10 +13,11 @@ use crate::signals::Emitter;
 use crate::storage::Storage;
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::CACHE_CONTROL;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{TimeZone, Utc};
 
 pub async fn post(
+    req: HttpRequest,
     authenticated: AuthenticatedClient,
     storage: web::Data<dyn Storage>,
     issuer: web::Data<TokenIssuer>,
@@ -49,8 +50,9 @@ pub async fn post(
     let mut ok = HttpResponse::Ok();
     ok.insert_header((CACHE_CONTROL, "no-store"));
     // A first-party SPA's refresh cookie goes too: it ends the app's sign-in in this browser
-    // even when the app revoked its access token (the cookie never reaches /revoke).
-    if client.first_party_spa {
+    // even when the app revoked its access token (the cookie never reaches /revoke). Only
+    // for the app itself: another site's form post must not sign the person out.
+    if client.first_party_spa && from_the_app(&req, client) {
         ok.cookie(RefreshCookie::for_issuer(&issuer.issuer).cleared());
     }
     Ok(ok.finish())

@@ -162,8 +162,10 @@ try {
     location.assign(url);
   } else {
     const params = oauth.validateAuthResponse(as, client, here, sessionStorage.getItem('state'));
+    // Every token request of a first-party SPA carries the header (the CSRF defence).
     const exchange = await oauth.authorizationCodeGrantRequest(
-      as, client, oauth.None(), params, redirectUri, sessionStorage.getItem('verifier'), options);
+      as, client, oauth.None(), params, redirectUri, sessionStorage.getItem('verifier'),
+      { ...options, headers: { 'X-Tessera-Refresh': '1' } });
     const tokens = await oauth.processAuthorizationCodeResponse(as, client, exchange);
     const sub = oauth.getValidatedIdTokenClaims(tokens).sub;
     const userinfo = await oauth.processUserInfoResponse(

@@ -44,7 +44,30 @@ async fn log_in(app: &TestApp, client: &TestClient) -> (Value, String, String) {
     let user = app.create_user("dana").await;
     let request = AuthorizeRequest::new(client, WEB_APP_REDIRECT_URI);
     let params = app.authorize_and_log_in(&request, &user).await;
-    let response = app.exchange_code(client, &params["code"], &request).await;
+    let exchange = |origin: Option<&'static str>, marked: bool| {
+        let mut post = app.http.post(app.url("/token")).form(&[
+            ("grant_type", "authorization_code"),
+            ("code", params["code"].as_str()),
+            ("redirect_uri", request.redirect_uri.as_str()),
+            ("code_verifier", request.pkce.verifier.as_str()),
+            ("client_id", client.id.as_str()),
+        ]);
+        if let Some(origin) = origin {
+            post = post.header("Origin", origin);
+        }
+        if marked {
+            post = post.header("X-Tessera-Refresh", "1");
+        }
+        post.send()
+    };
+    // Every token request of a first-party SPA comes from the app: a form another site
+    // posts (no header) is refused before the code is used, and sets no cookie.
+    for (origin, marked) in [(Some("https://evil.example"), false), (Some(SPA), false), (None, false)] {
+        let refused = exchange(origin, marked).await.unwrap();
+        assert_eq!(refused.status(), 400, "{origin:?} {marked}");
+        assert!(refused.headers().get("set-cookie").is_none(), "{origin:?} {marked}");
+    }
+    let response = exchange(Some(SPA), true).await.unwrap();
     assert_eq!(response.status(), 200);
     let (value, header) = set_cookie(&response);
     (response.json().await.unwrap(), value, header)
@@ -107,19 +130,48 @@ async fn the_refresh_token_lives_in_an_http_only_cookie(app: &TestApp) {
     assert_eq!(reused.status(), 400);
     assert_eq!(reused.json::<Value>().await.unwrap()["error"], "invalid_grant");
 
-    // Revocation clears the cookie.
-    let revoked = app
-        .http
-        .post(app.url("/revoke"))
-        .header("Origin", SPA)
-        .form(&[("token", body["access_token"].as_str().unwrap()), ("client_id", client.id.as_str())])
-        .send()
-        .await
-        .unwrap();
+    // Revocation by the app clears the cookie; another site's form post does not.
+    let revoke = |marked: bool| {
+        let post = app
+            .http
+            .post(app.url("/revoke"))
+            .header("Origin", if marked { SPA } else { "https://evil.example" })
+            .form(&[("token", body["access_token"].as_str().unwrap()), ("client_id", client.id.as_str())]);
+        if marked {
+            post.header("X-Tessera-Refresh", "1").send()
+        } else {
+            post.send()
+        }
+    };
+    let cross_site = revoke(false).await.unwrap();
+    assert_eq!(cross_site.status(), 200);
+    assert!(cross_site.headers().get("set-cookie").is_none(), "another site cannot sign the person out");
+    let revoked = revoke(true).await.unwrap();
     assert_eq!(revoked.status(), 200);
     assert_eq!(revoked.headers()["access-control-allow-credentials"], "true");
     let (value, header) = set_cookie(&revoked);
     assert!(value.is_empty() && header.contains("Max-Age=0") && header.contains("Path=/token"), "{header}");
+}
+
+/// Login CSRF: another site's top-level form posts the attacker's own refresh token in the
+/// body. Were it answered, the response's Set-Cookie (allowed on a top-level navigation
+/// even with SameSite=Strict) would plant the attacker's sign-in in the victim's browser.
+async fn another_site_cannot_plant_a_refresh_cookie(app: &TestApp) {
+    let client = first_party_spa(app).await;
+    let (_, attackers, _) = log_in(app, &client).await;
+    let planted = app
+        .http
+        .post(app.url("/token"))
+        .header("Origin", "https://evil.example")
+        .form(&[("grant_type", "refresh_token"), ("client_id", client.id.as_str()), ("refresh_token", &attackers)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(planted.status(), 400);
+    assert!(planted.headers().get("set-cookie").is_none(), "no cookie planted");
+    assert_eq!(planted.json::<Value>().await.unwrap()["error"], "invalid_request");
+    // Refused before use: the attacker's token was not rotated.
+    assert_eq!(refresh_with_cookie(app, &client, &attackers, Some(SPA), true).await.status(), 200);
 }
 
 async fn only_a_first_party_spas_origin_gets_credentialed_cors(app: &TestApp) {
@@ -181,6 +233,7 @@ async fn the_cli_registers_first_party_spas_with_a_refresh_grant_and_an_origin(a
 
 crate::backend_tests!(
     the_refresh_token_lives_in_an_http_only_cookie,
+    another_site_cannot_plant_a_refresh_cookie,
     only_a_first_party_spas_origin_gets_credentialed_cors,
     the_cli_registers_first_party_spas_with_a_refresh_grant_and_an_origin,
 );

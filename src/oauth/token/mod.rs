@@ -81,6 +81,16 @@ pub async fn post(
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, OAuthError> {
     let AuthenticatedClient { client, form } = authenticated;
+    // A first-party SPA's answers set its refresh cookie, so every token request of such a
+    // client must come from its app, not only the cookie refreshes: a form another site
+    // posts (a top-level navigation, which may set SameSite=Strict cookies) could otherwise
+    // plant the poster's own refresh token in the victim's cookie (login CSRF). Checked
+    // before anything is used up: a refused code or refresh token stays as it was.
+    if client.first_party_spa && !from_the_app(&req, &client) {
+        return Err(OAuthError::invalid_request(format!(
+            "a first-party SPA's token requests must come from one of its web origins with {CSRF_HEADER}: 1"
+        )));
+    }
     let cookies = RefreshCookie::for_issuer(&issuer.issuer);
     let request = match cookie_refresh(&req, &client, &form, &cookies)? {
         Some(request) => request,
@@ -138,9 +148,9 @@ pub async fn post(
     Ok(ok.json(response))
 }
 
-/// A first-party SPA's refresh without `refresh_token`: the token from its cookie, once the
-/// request proved it comes from the app (`refresh_cookie::from_the_app`). `None` for
-/// every other request.
+/// A first-party SPA's refresh without `refresh_token`: the token from its cookie (the
+/// caller has checked that the request comes from the app, `refresh_cookie::from_the_app`).
+/// `None` for every other request.
 fn cookie_refresh(
     req: &HttpRequest,
     client: &Client,
@@ -150,11 +160,6 @@ fn cookie_refresh(
     if !client.first_party_spa || form.get("grant_type") != Some("refresh_token") || form.get("refresh_token").is_some()
     {
         return Ok(None);
-    }
-    if !from_the_app(req, client) {
-        return Err(OAuthError::invalid_request(format!(
-            "a refresh with the refresh cookie must come from one of the client's web origins with {CSRF_HEADER}: 1"
-        )));
     }
     let token =
         cookies.token(req).ok_or_else(|| OAuthError::InvalidGrant("no refresh_token, and no refresh cookie".into()))?;
