@@ -4,7 +4,7 @@
 
 use super::error::{invalid_as, ServiceError};
 use crate::domain::client::ClientId;
-use crate::domain::signals::{Delivery, Stream, StreamStatus};
+use crate::domain::signals::{parse_stream_id, Delivery, Stream, StreamStatus};
 use crate::signals::Emitter;
 use crate::storage::Storage;
 use chrono::Utc;
@@ -66,8 +66,11 @@ pub async fn list(storage: &dyn Storage, receiver: Option<&str>) -> Result<Vec<S
 }
 
 pub async fn find(storage: &dyn Storage, stream_id: &str) -> Result<Stream, ServiceError> {
-    if stream_id.is_empty() || stream_id.len() > 255 {
-        return Err(ServiceError::not_found("stream", stream_id.chars().take(64).collect::<String>()));
+    // An id that cannot be a stream's (control characters, too long) is unknown, never a query
+    // PostgreSQL refuses (it cannot hold U+0000); the echo is cleaned for the same reason.
+    if parse_stream_id(stream_id).is_err() {
+        let shown: String = stream_id.chars().filter(|c| !c.is_control()).take(64).collect();
+        return Err(ServiceError::not_found("stream", shown));
     }
     storage.find_stream(stream_id).await?.ok_or_else(|| ServiceError::not_found("stream", stream_id))
 }

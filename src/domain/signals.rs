@@ -581,6 +581,14 @@ impl Delivery {
     }
 }
 
+/// Checks a stream id presented from outside (a receiver's request, an admin path) before it
+/// reaches a lookup: PostgreSQL refuses U+0000 in `text` with an error, not a miss, so an
+/// unchecked `%00` would be a 500 instead of the unknown stream it is (SSF §8.1.1).
+pub fn parse_stream_id(raw: &str) -> Result<&str, super::InvalidParameter> {
+    super::parse_identifier("stream_id", raw)?;
+    Ok(raw)
+}
+
 /// A receiver's stream (SSF §8.1.1).
 #[derive(Clone, Debug)]
 pub struct Stream {

@@ -111,7 +111,9 @@ pub fn parse_email(raw: &str) -> Result<String, InvalidParameter> {
         && raw
             .split_once('@')
             .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
-        && !raw.chars().any(char::is_whitespace);
+        // Control characters are no part of an address (RFC 5321 §4.1.2), and PostgreSQL's
+        // `text` cannot hold U+0000 at all: refused here, not as a 500 from the database.
+        && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
     if valid {
         Ok(raw.to_owned())
     } else {

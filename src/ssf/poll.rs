@@ -57,7 +57,7 @@ pub async fn post(
 ) -> Result<HttpResponse, SsfError> {
     receiver.reads()?;
     let body: PollBody = if body.is_empty() { PollBody::default() } else { json_body(&body)? };
-    let stream = receiver.owns(storage.find_stream(&stream_id).await?)?;
+    let stream = receiver.find_stream(&**storage, &stream_id).await?;
     if !matches!(stream.delivery, Delivery::Poll) {
         return Err(SsfError::NotFound); // a push stream has no poll endpoint
     }

@@ -5,7 +5,7 @@
 
 use super::error::SsfError;
 use crate::domain::client::ClientId;
-use crate::domain::signals::Stream;
+use crate::domain::signals::{parse_stream_id, Stream};
 use crate::http::bearer::bearer_token;
 use crate::storage::Storage;
 use crate::tokens::live::own_client_token;
@@ -47,6 +47,13 @@ impl Receiver {
     /// The stream if it is this receiver's; another's is as unknown as a missing one.
     pub fn owns(&self, stream: Option<Stream>) -> Result<Stream, SsfError> {
         stream.filter(|s| s.receiver == self.client_id).ok_or(SsfError::NotFound)
+    }
+
+    /// The receiver's stream `stream_id`; an id that cannot be one (control characters, too
+    /// long) is as unknown as a missing stream rather than a query the database refuses.
+    pub async fn find_stream(&self, storage: &dyn Storage, stream_id: &str) -> Result<Stream, SsfError> {
+        let Ok(stream_id) = parse_stream_id(stream_id) else { return Err(SsfError::NotFound) };
+        self.owns(storage.find_stream(stream_id).await?)
     }
 }
 

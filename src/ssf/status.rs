@@ -36,7 +36,7 @@ pub async fn read(
 ) -> Result<HttpResponse, SsfError> {
     receiver.reads()?;
     let id = stream_id_query(req.query_string())?.ok_or_else(|| SsfError::invalid("stream_id is required"))?;
-    Ok(status_of(&receiver.owns(storage.find_stream(&id).await?)?))
+    Ok(status_of(&receiver.find_stream(&**storage, &id).await?))
 }
 
 /// POST (§8.1.2.2).
@@ -53,7 +53,7 @@ pub async fn update(
     if body.reason.as_ref().is_some_and(|r| r.len() > MAX_DESCRIPTION_LEN) {
         return Err(SsfError::invalid("reason is too long"));
     }
-    let mut stream = receiver.owns(storage.find_stream(&body.stream_id).await?)?;
+    let mut stream = receiver.find_stream(&**storage, &body.stream_id).await?;
     let now = clock.now();
     let seed_since = transmitter.emitter.seed_since(now);
     if !storage.set_stream_status(&stream.id, status, body.reason.as_deref(), now, seed_since, None).await? {

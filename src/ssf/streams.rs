@@ -162,7 +162,7 @@ pub async fn read(
     receiver.reads()?;
     match stream_id_query(req.query_string())? {
         Some(id) => {
-            let stream = receiver.owns(storage.find_stream(&id).await?)?;
+            let stream = receiver.find_stream(&**storage, &id).await?;
             Ok(answer(StatusCode::OK, describe(&transmitter, &stream)))
         }
         None => {
@@ -205,7 +205,7 @@ async fn change(
     receiver.manages()?;
     let body: StreamBody = json_body(&body)?;
     let id = body.stream_id.as_deref().ok_or_else(|| SsfError::invalid("stream_id is required"))?;
-    let mut stream = receiver.owns(storage.find_stream(id).await?)?;
+    let mut stream = receiver.find_stream(&**storage, id).await?;
     // Transmitter-supplied members may be sent back, but only as they are (§8.1.1.3);
     // `events_delivered` as it was before this change.
     let current = describe(&transmitter, &stream);
@@ -246,7 +246,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, SsfError> {
     receiver.manages()?;
     let id = stream_id_query(req.query_string())?.ok_or_else(|| SsfError::invalid("stream_id is required"))?;
-    let stream = receiver.owns(storage.find_stream(&id).await?)?;
+    let stream = receiver.find_stream(&**storage, &id).await?;
     storage.delete_stream(&stream.id).await?;
     tracing::info!(event = "ssf_stream_deleted", stream_id = %stream.id, client_id = %receiver.client_id,
         "Shared Signals stream deleted");

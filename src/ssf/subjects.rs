@@ -31,7 +31,7 @@ async fn check(receiver: &Receiver, body: &[u8], storage: &dyn Storage) -> Resul
     if !body.subject.get("format").is_some_and(Value::is_string) {
         return Err(SsfError::invalid("subject must be a subject identifier with a format (RFC 9493 §3)"));
     }
-    receiver.owns(storage.find_stream(&body.stream_id).await?)?;
+    receiver.find_stream(storage, &body.stream_id).await?;
     Ok(())
 }
 

@@ -31,7 +31,7 @@ pub async fn request(
     if body.state.as_ref().is_some_and(|s| s.len() > MAX_VALUE_LEN) {
         return Err(SsfError::invalid("state is too long"));
     }
-    let stream = receiver.owns(storage.find_stream(&body.stream_id).await?)?;
+    let stream = receiver.find_stream(&**storage, &body.stream_id).await?;
     let event = transmitter.emitter.stream_cause(clock.now()).verification(&stream.id, body.state.as_deref());
     match storage.request_verification(&event, transmitter.min_verification_interval).await? {
         Verification::Requested => Ok(HttpResponse::NoContent().insert_header((CACHE_CONTROL, "no-store")).finish()),

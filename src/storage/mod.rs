@@ -96,9 +96,13 @@ pub trait ClientStore: Send + Sync {
     async fn list_clients_page(&self, after: Option<&ClientId>, limit: i64) -> Result<Vec<Client>, StorageError>;
     /// Writes the parts of a registration an operator may change (name, scope, audiences,
     /// redirect URIs, flags), never its secret, grant types, keys or disabled mark: a
-    /// change made from an older read cannot undo a rotation or a disable. False when
-    /// there is no such client.
-    async fn update_client(&self, client: &Client, now: DateTime<Utc>) -> Result<bool, StorageError>;
+    /// change made from an older read cannot undo a rotation or a disable. Writes only if
+    /// the client is still at `revision` (read with [`ClientStore::client_revision`]
+    /// before the client itself) and bumps it: false when there is no such client or
+    /// another change came first, so concurrent changes never undo each other.
+    async fn update_client(&self, client: &Client, revision: i64, now: DateTime<Utc>) -> Result<bool, StorageError>;
+    /// The client's revision, counted up by every [`ClientStore::update_client`].
+    async fn client_revision(&self, id: &ClientId) -> Result<Option<i64>, StorageError>;
     /// Returns false when no such client exists.
     async fn set_client_secret(
         &self,
@@ -116,12 +120,18 @@ pub trait UserStore: Send + Sync {
     async fn list_users(&self) -> Result<Vec<User>, StorageError>;
     /// Up to `limit` users with a username after `after`, by username.
     async fn list_users_page(&self, after: Option<&Username>, limit: i64) -> Result<Vec<User>, StorageError>;
-    /// Sets a user's e-mail address and display name; false when there is no such user.
+    /// The user's revision, counted up by every [`UserStore::update_user_profile`].
+    async fn user_revision(&self, id: &UserId) -> Result<Option<i64>, StorageError>;
+    /// Sets a user's e-mail address, whether it is verified and display name if the user is still at `revision`
+    /// (read before the user itself), bumping it; false when there is no such user or
+    /// another change came first.
     async fn update_user_profile(
         &self,
         id: &UserId,
         email: Option<&str>,
         name: Option<&str>,
+        email_verified: bool,
+        revision: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError>;
 }

@@ -596,6 +596,158 @@ async fn concurrent_changes_and_rotations_leave_one_secret(app: &TestApp) {
     assert_eq!(n % 2, 1, "the name of one of the changes: {shown}");
 }
 
+/// U+0000 (`%00` in a path or query, `\u0000` in JSON) is refused as the client's mistake it
+/// is: PostgreSQL's `text` cannot hold it and answers an error, which must never become a 500.
+async fn nul_characters_are_refused_not_server_errors(app: &TestApp) {
+    let admin = admin(app).await;
+    let body = json!({ "username": "nul", "email": "a\u{0}@b.example", "password": "a long enough password" });
+    let problem = assert_problem(admin.call(app, Method::POST, "/admin/v1/users", Some(body)).await, 400).await;
+    assert_eq!(problem["field"], "email", "{problem}");
+    let body = json!({ "username": "nul", "email": "nul@b.example", "password": "a long enough password" });
+    let created = admin.expect(app, Method::POST, "/admin/v1/users", Some(body), 201).await;
+    let user = created["id"].as_str().unwrap();
+    let patch = json!({ "email": "x\u{0}y@b.example" });
+    let problem =
+        assert_problem(admin.call(app, Method::PATCH, &format!("/admin/v1/users/{user}"), Some(patch)).await, 400)
+            .await;
+    assert_eq!(problem["field"], "email", "{problem}");
+    for (method, path) in [
+        (Method::GET, "/admin/v1/streams/a%00b"),
+        (Method::POST, "/admin/v1/streams/a%00b/disable"),
+        (Method::GET, "/admin/v1/clients/a%00b"),
+        (Method::GET, "/admin/v1/users/a%00b"),
+        (Method::GET, "/admin/v1/users/a%00b/sessions"),
+        (Method::DELETE, "/admin/v1/sessions/a%00b"),
+    ] {
+        let response = admin.call(app, method.clone(), path, None).await;
+        let status = response.status().as_u16();
+        assert!(status == 400 || status == 404, "{method} {path}: {status}");
+        assert_problem(response, status).await;
+    }
+
+    let receiver = app.receiver().await;
+    app.poll_stream(&receiver).await;
+    for (method, path, body) in [
+        (Method::GET, "/ssf/status?stream_id=a%00b", None),
+        (Method::GET, "/ssf/streams?stream_id=a%00b", None),
+        (Method::DELETE, "/ssf/streams?stream_id=a%00b", None),
+        (Method::POST, "/ssf/poll/a%00b", Some(json!({ "returnImmediately": true }))),
+        (Method::POST, "/ssf/status", Some(json!({ "stream_id": "a\u{0}b", "status": "disabled" }))),
+        (Method::PATCH, "/ssf/streams", Some(json!({ "stream_id": "a\u{0}b" }))),
+        (Method::POST, "/ssf/verify", Some(json!({ "stream_id": "a\u{0}b" }))),
+        (
+            Method::POST,
+            "/ssf/subjects/add",
+            Some(json!({ "stream_id": "a\u{0}b", "subject": { "format": "opaque", "id": "x" } })),
+        ),
+    ] {
+        let response = app.ssf(method.clone(), path, Some(&receiver.token), body).await;
+        assert_eq!(response.status(), 404, "{method} {path}: an unknown stream, not a server error");
+    }
+}
+
+/// Taking `tessera:admin` from a client (its own PATCH here) ends its admin power at once,
+/// not when its current token expires.
+async fn an_admin_client_whose_scope_is_taken_away_is_refused_at_once(app: &TestApp) {
+    let admin = admin(app).await;
+    let other = self::admin(app).await;
+    let path = format!("/admin/v1/clients/{}", admin.client.id);
+    admin.expect(app, Method::PATCH, &path, Some(json!({ "scope": "reports:read" })), 200).await;
+    assert_problem(admin.call(app, Method::GET, "/admin/v1/clients", None).await, 403).await;
+    assert_problem(admin.call(app, Method::GET, &path, None).await, 403).await;
+    other.expect(app, Method::GET, "/admin/v1/clients", None, 200).await;
+}
+
+/// A scope taken from a client is not issued at its next refresh (RFC 6749 §6 lets the
+/// server narrow it); the grant itself survives, with what the client still may have.
+async fn refresh_issues_only_the_scope_the_client_still_has(app: &TestApp) {
+    let admin = admin(app).await;
+    let client = app.register_client(ClientSpec::offline_app()).await;
+    let user = app.create_user("sigrid").await;
+    let login = app.offline_login(&client, &user).await;
+    assert!(login["scope"].as_str().unwrap().split(' ').any(|s| s == "invoices:read"), "{login}");
+    let narrowed = json!({ "scope": "openid profile offline_access" });
+    admin.expect(app, Method::PATCH, &format!("/admin/v1/clients/{}", client.id), Some(narrowed), 200).await;
+    let refreshed = refreshed(app, &client, &refresh_token(&login)).await;
+    let mut scope: Vec<&str> = refreshed["scope"].as_str().unwrap().split(' ').collect();
+    scope.sort_unstable();
+    assert_eq!(scope, ["offline_access", "openid", "profile"], "{refreshed}");
+    let claims = app.verify_access_token(refreshed["access_token"].as_str().unwrap(), "https://api.example.com").await;
+    assert!(!claims["scope"].as_str().unwrap().contains("invoices:read"), "{claims}");
+}
+
+/// Two PATCHes of different fields racing on one client (and on one user) both take effect:
+/// the loser of the write is applied again to what the winner left, never written over it.
+async fn concurrent_patches_of_different_fields_are_both_kept(app: &TestApp) {
+    let admin = admin(app).await;
+    let created = admin
+        .expect(
+            app,
+            Method::POST,
+            "/admin/v1/clients",
+            Some(json!({ "name": "racy", "grant_types": ["client_credentials"] })),
+            201,
+        )
+        .await;
+    let client = format!("/admin/v1/clients/{}", created["client_id"].as_str().unwrap());
+    let body = json!({ "username": "racy", "password": "a long enough password" });
+    let user = admin.expect(app, Method::POST, "/admin/v1/users", Some(body), 201).await;
+    let user = format!("/admin/v1/users/{}", user["id"].as_str().unwrap());
+    for round in 0..20 {
+        let patches = [
+            (&client, json!({ "name": format!("n{round}") })),
+            (&client, json!({ "scope": format!("s{round}") })),
+            (&user, json!({ "name": format!("n{round}") })),
+            (&user, json!({ "email": format!("e{round}@example.com") })),
+        ];
+        let answers = futures_util::future::join_all(patches.iter().map(|(path, body)| async {
+            admin.call(app, Method::PATCH, path, Some(body.clone())).await.status().as_u16()
+        }))
+        .await;
+        assert_eq!(answers, [200; 4], "round {round}");
+        let shown = admin.expect(app, Method::GET, &client, None, 200).await;
+        assert_eq!(
+            (shown["name"].as_str(), shown["scope"].as_str()),
+            (Some(&*format!("n{round}")), Some(&*format!("s{round}"))),
+            "round {round}: {shown}"
+        );
+        let shown = admin.expect(app, Method::GET, &user, None, 200).await;
+        assert_eq!(
+            (shown["name"].as_str(), shown["email"].as_str()),
+            (Some(&*format!("n{round}")), Some(&*format!("e{round}@example.com"))),
+            "round {round}: {shown}"
+        );
+    }
+}
+
+/// A verification was of the old address: a changed e-mail is unverified (OpenID Connect
+/// Core §5.1 `email_verified`); a change of the name alone keeps it verified.
+async fn changing_the_email_makes_it_unverified(app: &TestApp) {
+    use tessera::domain::user::{User, UserId, Username};
+    let admin = admin(app).await;
+    let now = chrono::Utc::now();
+    let user = User {
+        id: UserId::generate(),
+        username: Username::parse("verified").unwrap(),
+        email: Some("v@example.com".into()),
+        email_verified: true,
+        name: None,
+        password_hash: "not a hash".into(),
+        created_at: now,
+        updated_at: now,
+        disabled_at: None,
+    };
+    app.storage.insert_user(&user).await.unwrap();
+    let path = format!("/admin/v1/users/{}", user.id);
+    let verified = || async { app.storage.find_user_by_id(&user.id).await.unwrap().unwrap().email_verified };
+    admin.expect(app, Method::PATCH, &path, Some(json!({ "name": "Vera" })), 200).await;
+    assert!(verified().await, "a change of the name keeps the address verified");
+    admin.expect(app, Method::PATCH, &path, Some(json!({ "email": "v@example.com" })), 200).await;
+    assert!(verified().await, "the same address stays verified");
+    admin.expect(app, Method::PATCH, &path, Some(json!({ "email": "other@example.com" })), 200).await;
+    assert!(!verified().await, "a new address is unverified");
+}
+
 crate::backend_tests!(
     the_openapi_document_describes_every_route,
     every_route_refuses_callers_without_admin_power,
@@ -609,6 +761,11 @@ crate::backend_tests!(
     streams_are_listed_shown_and_disabled,
     disabling_a_client_ends_its_tokens_and_is_signalled,
     concurrent_changes_and_rotations_leave_one_secret,
+    nul_characters_are_refused_not_server_errors,
+    an_admin_client_whose_scope_is_taken_away_is_refused_at_once,
+    refresh_issues_only_the_scope_the_client_still_has,
+    concurrent_patches_of_different_fields_are_both_kept,
+    changing_the_email_makes_it_unverified,
 );
 
 /// Under an issuer with a path the API is below it, and its document says so.

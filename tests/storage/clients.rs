@@ -98,7 +98,10 @@ async fn a_change_keeps_the_secret_and_the_disabled_mark(db: &TestStorage) {
     changed.redirect_uris = vec!["https://app.example.com/new".into()];
     changed.require_pushed_authorization_requests = true;
 
-    assert!(db.update_client(&changed, t(7)).await.unwrap());
+    let revision = db.client_revision(&client.id).await.unwrap().unwrap();
+    assert!(db.update_client(&changed, revision, t(7)).await.unwrap());
+    assert!(!db.update_client(&changed, revision, t(7)).await.unwrap(), "a change from a stale read is refused");
+    assert_eq!(db.client_revision(&client.id).await.unwrap(), Some(revision + 1));
     let found = db.find_client(&client.id).await.unwrap().unwrap();
     assert_eq!(found.name, "renamed");
     assert_eq!(found.redirect_uris, ["https://app.example.com/new"]);
@@ -106,7 +109,7 @@ async fn a_change_keeps_the_secret_and_the_disabled_mark(db: &TestStorage) {
     assert_eq!(found.secret_digest.unwrap().as_str(), rotated.as_str(), "the rotation stays");
     assert_eq!(found.disabled_at, Some(t(6)), "the disable stays");
     let unknown = tessera::domain::client::Client { id: ClientId::generate(), ..changed };
-    assert!(!db.update_client(&unknown, t(8)).await.unwrap());
+    assert!(!db.update_client(&unknown, 0, t(8)).await.unwrap());
 }
 
 crate::backend_tests!(

@@ -42,12 +42,14 @@ async fn users_are_paged_by_name(db: &TestStorage) {
 async fn a_profile_is_changed(db: &TestStorage) {
     let user = new_user("alice");
     db.insert_user(&user).await.unwrap();
-    assert!(db.update_user_profile(&user.id, Some("alice@example.org"), None, t(5)).await.unwrap());
+    assert!(db.update_user_profile(&user.id, Some("alice@example.org"), None, false, 0, t(5)).await.unwrap());
+    assert!(!db.update_user_profile(&user.id, Some("stale@example.org"), None, false, 0, t(5)).await.unwrap(), "stale");
+    assert_eq!(db.user_revision(&user.id).await.unwrap(), Some(1));
     let found = db.find_user_by_id(&user.id).await.unwrap().unwrap();
     assert_eq!((found.email.as_deref(), found.name.as_deref()), (Some("alice@example.org"), None));
     assert_eq!(found.updated_at, t(5));
     assert_eq!(found.password_hash, user.password_hash, "the password stays");
-    assert!(!db.update_user_profile(&UserId::generate(), None, None, t(5)).await.unwrap());
+    assert!(!db.update_user_profile(&UserId::generate(), None, None, false, 0, t(5)).await.unwrap());
 }
 
 async fn a_taken_username_is_a_conflict(db: &TestStorage) {

@@ -40,6 +40,13 @@ impl FromRequest for AdminCaller {
             if !claims.scope.contains(ADMIN_SCOPE) {
                 return Err(ApiError::InsufficientScope);
             }
+            // The token's scope is what the client held when it was issued; an operator who
+            // takes `tessera:admin` away (PATCH of the client's scope) must not have to wait
+            // for the token to expire, so the client's current registration decides too.
+            let client = storage.find_client(&client_id).await?;
+            if !client.is_some_and(|c| c.scopes.contains(ADMIN_SCOPE)) {
+                return Err(ApiError::InsufficientScope);
+            }
             Ok(Self { client_id })
         })
     }

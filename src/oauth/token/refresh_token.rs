@@ -75,7 +75,10 @@ pub async fn rotate(
             ))
         }
     };
-    let scope = requested.unwrap_or_else(|| family.scope.clone());
+    // A scope the operator has since taken from the client (admin PATCH) is no longer
+    // issued, as Keycloak does: the grant outlives the registration it was made under, its
+    // tokens do not. The family keeps its scope, so giving the scope back restores it.
+    let scope = requested.unwrap_or_else(|| family.scope.clone()).intersection(&client.scopes);
     // A disabled user's tokens come back `Invalid` from the rotation itself.
     issue(client, &family, &scope, refresh_token, ctx)
 }

@@ -401,13 +401,18 @@ impl ClientStore for SqlStorage {
         rows.into_iter().map(Client::try_from).collect()
     }
 
-    async fn update_client(&self, client: &Client, now: DateTime<Utc>) -> Result<bool, StorageError> {
+    async fn client_revision(&self, id: &ClientId) -> Result<Option<i64>, StorageError> {
+        let sql = "SELECT revision FROM clients WHERE id = $1";
+        on_pool!(self, pool => Ok(sqlx::query_scalar(sql).bind(id.as_str()).fetch_optional(pool).await?))
+    }
+
+    async fn update_client(&self, client: &Client, revision: i64, now: DateTime<Utc>) -> Result<bool, StorageError> {
         let sql = "UPDATE clients SET name = $2, scopes = $3, audiences = $4, served_audiences = $5, \
                    may_introspect_any = $6, redirect_uris = $7, post_logout_redirect_uris = $8, is_first_party = $9, \
                    always_issue_refresh_token = $10, require_pushed_authorization_requests = $11, \
                    dpop_bound_access_tokens = $12, web_origins = $13, first_party_spa = $14, \
-                   updated_at = $15, backchannel_logout_uri = $16, backchannel_logout_session_required = $17 \
-                   WHERE id = $1";
+                   updated_at = $15, backchannel_logout_uri = $16, backchannel_logout_session_required = $17, \
+                   revision = revision + 1 WHERE id = $1 AND revision = $18";
         on_writer!(self, [client], pool => {
             let done = sqlx::query(sql)
                 .bind(client.id.as_str())
@@ -427,6 +432,7 @@ impl ClientStore for SqlStorage {
                 .bind(Timestamp::from(now))
                 .bind(client.backchannel_logout_uri.as_deref())
                 .bind(client.backchannel_logout_session_required)
+                .bind(revision)
                 .execute(pool)
                 .await?;
             Ok(done.rows_affected() == 1)
@@ -501,19 +507,29 @@ impl UserStore for SqlStorage {
         rows.into_iter().map(User::try_from).collect()
     }
 
+    async fn user_revision(&self, id: &UserId) -> Result<Option<i64>, StorageError> {
+        let sql = "SELECT revision FROM users WHERE id = $1";
+        on_pool!(self, pool => Ok(sqlx::query_scalar(sql).bind(id.as_str()).fetch_optional(pool).await?))
+    }
+
     async fn update_user_profile(
         &self,
         id: &UserId,
         email: Option<&str>,
         name: Option<&str>,
+        email_verified: bool,
+        revision: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
-        let sql = "UPDATE users SET email = $2, name = $3, updated_at = $4 WHERE id = $1";
+        let sql = "UPDATE users SET email = $2, name = $3, updated_at = $4, revision = revision + 1, \
+                   email_verified = $6 WHERE id = $1 AND revision = $5";
         // Owned copies: `on_writer!` copies borrowed references, not options of them.
         let (email, name) = (email.map(str::to_owned), name.map(str::to_owned));
         on_writer!(self, [id], pool => {
             let done = sqlx::query(sql)
                 .bind(id.as_str()).bind(email.as_deref()).bind(name.as_deref()).bind(Timestamp::from(now))
+                .bind(revision)
+                .bind(email_verified)
                 .execute(pool).await?;
             Ok(done.rows_affected() == 1)
         })
