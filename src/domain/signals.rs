@@ -650,8 +650,12 @@ pub fn parse_events_requested(values: Vec<String>) -> Result<Vec<String>, Invali
     Ok(values)
 }
 
-/// A description cut to [`MAX_DESCRIPTION_LEN`] bytes at a character boundary.
-pub fn truncate_description(mut description: String) -> String {
+/// A description cut to [`MAX_DESCRIPTION_LEN`] bytes at a character boundary, without
+/// control characters other than line breaks and tabs: PostgreSQL refuses U+0000 in text
+/// (a 500 for a receiver's typo), and the rest has no place in a label shown to operators.
+pub fn truncate_description(description: String) -> String {
+    let mut description: String =
+        description.chars().filter(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t')).collect();
     if description.len() > MAX_DESCRIPTION_LEN {
         let mut end = MAX_DESCRIPTION_LEN;
         while !description.is_char_boundary(end) {
@@ -665,6 +669,11 @@ pub fn truncate_description(mut description: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptions_lose_control_characters_but_keep_line_breaks() {
+        assert_eq!(truncate_description("a\u{0}b\u{1b}[31m\nc\td".into()), "ab[31m\nc\td");
+    }
 
     #[test]
     fn subjects_serialise_as_ssf_and_rfc_9493_say() {

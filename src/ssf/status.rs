@@ -53,6 +53,10 @@ pub async fn update(
     if body.reason.as_ref().is_some_and(|r| r.len() > MAX_DESCRIPTION_LEN) {
         return Err(SsfError::invalid("reason is too long"));
     }
+    // PostgreSQL refuses U+0000 in text: a control character is the receiver's mistake, a 400.
+    if body.reason.as_ref().is_some_and(|r| r.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))) {
+        return Err(SsfError::invalid("reason must not contain control characters"));
+    }
     let mut stream = receiver.find_stream(&**storage, &body.stream_id).await?;
     let now = clock.now();
     let seed_since = transmitter.emitter.seed_since(now);

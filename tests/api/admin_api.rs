@@ -626,7 +626,15 @@ async fn nul_characters_are_refused_not_server_errors(app: &TestApp) {
     }
 
     let receiver = app.receiver().await;
-    app.poll_stream(&receiver).await;
+    let stream_id = app.poll_stream(&receiver).await;
+    // Free text a receiver stores: a description loses its control characters, a status
+    // reason with one is refused; neither reaches PostgreSQL with a NUL.
+    let receiver2 = app.receiver().await;
+    let config = app.create_stream(&receiver2, json!({ "description": "ours\u{0}\u{1b}" })).await;
+    assert_eq!(config["description"], "ours");
+    let reason = json!({ "stream_id": stream_id, "status": "paused", "reason": "a\u{0}b" });
+    let response = app.ssf(Method::POST, "/ssf/status", Some(&receiver.token), Some(reason)).await;
+    assert_eq!(response.status(), 400, "a NUL in the reason is the receiver's mistake");
     for (method, path, body) in [
         (Method::GET, "/ssf/status?stream_id=a%00b", None),
         (Method::GET, "/ssf/streams?stream_id=a%00b", None),
