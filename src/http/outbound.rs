@@ -66,8 +66,15 @@ fn reach_v4(ip: Ipv4Addr) -> Reach {
         Reach::Loopback
     } else if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() || a == 0 || a >= 240 {
         Reach::Never
-    } else if ip.is_private() || ip.is_link_local() || (a == 100 && (64..128).contains(&b)) {
-        // RFC 1918, 169.254/16 (where cloud metadata services answer), RFC 6598 shared space.
+    } else if ip.is_private()
+        || ip.is_link_local()
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && ip.octets()[2] == 0)
+        || (a == 198 && (18..20).contains(&b))
+    {
+        // RFC 1918, 169.254/16 (where cloud metadata services answer), RFC 6598 shared space,
+        // RFC 6890's 192.0.0/24 (protocol assignments, DS-Lite and NAT64 discovery) and RFC
+        // 2544's 198.18/15 (benchmarking networks, used inside data centres).
         Reach::Private
     } else {
         Reach::Public
@@ -85,6 +92,14 @@ fn reach_v6(ip: Ipv6Addr) -> Reach {
     } else if first == 0x2002 {
         // RFC 3056 6to4: the IPv4 address of the relay is embedded the same way.
         reach_v4(embedded(segments[1], segments[2]))
+    } else if segments[..6] == [0, 0, 0, 0, 0, 0] && (segments[6] != 0 || segments[7] > 1) {
+        // RFC 4291 §2.5.5.1 IPv4-compatible addresses (::a.b.c.d): deprecated, but some stacks
+        // still reach the IPv4 address they embed (::7f00:1 is 127.0.0.1).
+        reach_v4(embedded(segments[6], segments[7]))
+    } else if first == 0x2001 && segments[1] == 0 {
+        // RFC 4380 Teredo: a tunnel to an IPv4 address obfuscated in the address; no
+        // receiver needs one, and where it leads cannot be told from here.
+        Reach::Never
     } else if first == 0x64 && segments[1] == 0xff9b && segments[2] == 1 {
         // RFC 8215: NAT64 prefixes for local use, which translate into the local network.
         Reach::Private
@@ -92,8 +107,9 @@ fn reach_v6(ip: Ipv6Addr) -> Reach {
         Reach::Loopback
     } else if ip.is_unspecified() || ip.is_multicast() {
         Reach::Never
-    } else if (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80 {
-        // Unique local (RFC 4193) and link-local.
+    } else if (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80 || (first & 0xffc0) == 0xfec0 {
+        // Unique local (RFC 4193), link-local, and the deprecated site-local fec0::/10
+        // (RFC 3879), which old networks still route internally.
         Reach::Private
     } else {
         Reach::Public
@@ -232,6 +248,14 @@ mod tests {
             "64:ff9b:1::a00:5",
             "2002:7f00:1::",
             "2002:a9fe:a9fe::1",
+            "192.0.0.170",
+            "198.18.0.1",
+            "198.19.255.254",
+            "::7f00:1",
+            "::a9fe:a9fe",
+            "::0.0.1.0",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "fec0::1",
         ] {
             assert!(strict.check_address(ip.parse().unwrap()).is_err(), "{ip}");
         }
