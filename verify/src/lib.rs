@@ -94,6 +94,8 @@ mod error;
 pub mod fuzzing;
 #[cfg(feature = "fetch")]
 mod http;
+#[cfg(feature = "fetch")]
+mod introspection;
 pub mod jwk;
 mod jws;
 #[cfg(feature = "fetch")]
@@ -116,6 +118,9 @@ pub use error::DiscoveryError;
 #[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]
 pub use error::RevocationError;
 pub use error::{BuildError, DpopRequestError, FetchError, JwkError, JwksError, VerifyError};
+#[cfg(feature = "fetch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
+pub use introspection::Introspection;
 pub use jwk::{Jwk, KeySet};
 pub use jws::{JwsHeader, VerifiedJws};
 pub use policy::{AccessTokenPolicy, IdTokenPolicy};
