@@ -125,7 +125,7 @@ impl Claims {
         let token_type = raw.token_type.clone();
         let claims = raw.into_access_token_claims().map_err(IntrospectionParseError::Token)?;
         check_token_type(token_type.as_deref(), claims.dpop_jkt().is_some()).map_err(IntrospectionParseError::Token)?;
-        Ok(Introspected::Active(claims))
+        Ok(Introspected::Active(Box::new(claims)))
     }
 }
 
@@ -135,8 +135,9 @@ impl Claims {
 pub(crate) enum Introspected {
     /// `active` is not `true`: nothing else in the response counts.
     Inactive,
-    /// Live, with these claims (not yet checked against issuer, audience or time).
-    Active(Claims),
+    /// Live, with these claims (not yet checked against issuer, audience or time); boxed,
+    /// as they are many times the size of `Inactive`.
+    Active(Box<Claims>),
 }
 
 /// Why an introspection response was not read.

@@ -250,7 +250,7 @@ impl Introspector {
         }
         let body = read_body(&mut response, endpoint, MAX_RESPONSE_LEN).await.map_err(unavailable)?;
         match Claims::from_introspection(&body) {
-            Ok(Introspected::Active(claims)) => Ok(claims),
+            Ok(Introspected::Active(claims)) => Ok(*claims),
             Ok(Introspected::Inactive) => Err(VerifyError::Inactive),
             Err(IntrospectionParseError::NotJson(error)) => Err(unavailable(FetchError::invalid(endpoint, error))),
             Err(IntrospectionParseError::Token(error)) => Err(error),

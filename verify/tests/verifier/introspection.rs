@@ -126,11 +126,14 @@ async fn inactive_answers_are_refused_and_never_cached() {
     verifier.verify(&token).await.unwrap();
 }
 
+/// What an answer changes, and the refusal expected.
+type Case = (&'static str, Value, fn(&VerifyError) -> bool);
+
 #[tokio::test]
 async fn answers_that_fail_a_check_are_refused_and_not_cached() {
     let issuer = MockIssuer::start(&[&tessera_key()]);
     let verifier = builder(&issuer, introspection()).build().await.unwrap();
-    let cases: [(&str, Value, fn(&VerifyError) -> bool); 9] = [
+    let cases: [Case; 9] = [
         ("another issuer", json!({ "iss": "https://evil.example" }), |e| matches!(e, VerifyError::WrongIssuer)),
         ("no issuer", json!({ "iss": null }), |e| matches!(e, VerifyError::MissingClaim("iss"))),
         ("another audience", json!({ "aud": ["https://other.example"] }), |e| matches!(e, VerifyError::WrongAudience)),
