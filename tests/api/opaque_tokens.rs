@@ -8,6 +8,7 @@ use crate::attacks::in_parallel;
 use crate::helpers::browser::AuthorizeRequest;
 use crate::helpers::clients::{ClientSpec, TestClient, WEB_APP_REDIRECT_URI};
 use crate::helpers::dpop::DpopKey;
+use crate::helpers::node::run_script;
 use crate::helpers::TestApp;
 use aws_lc_rs::digest::{digest, SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -372,7 +373,25 @@ async fn a_device_grant_issues_opaque_tokens_too(app: &TestApp) {
     assert_eq!(userinfo["sub"], user.id.as_str());
 }
 
+/// openid-client 6 (Node), an independent client: it gets an opaque token, a resource
+/// server introspects it with `tokenIntrospection`, the service revokes it with
+/// `tokenRevocation`, and the next introspection says inactive.
+async fn openid_client_introspects_and_revokes_an_opaque_token(app: &TestApp) {
+    let service = app.register_client(opaque(ClientSpec::service())).await;
+    let api = resource_server(app).await;
+    let args = [app.address.as_str(), &service.id, service.secret(), &api.id, api.secret()];
+    let Some(summary) = run_script("opaque-client.mjs", &args).await else { return };
+    let token = summary["access_token"].as_str().unwrap();
+    assert!(is_opaque_access_token(token), "{summary}");
+    assert_eq!(summary["token_type"], "bearer", "openid-client lower-cases it: {summary}");
+    assert_eq!(summary["before"]["active"], true, "{summary}");
+    assert_eq!(summary["before"]["client_id"], service.id.as_str());
+    assert_eq!(summary["before"]["scope"], "invoices:read");
+    assert_eq!(summary["after"], INACTIVE(), "{summary}");
+}
+
 crate::backend_tests!(
+    openid_client_introspects_and_revokes_an_opaque_token,
     client_credentials_tokens_are_opaque_and_introspect_like_jwts,
     a_jwt_clients_tokens_stay_jwts,
     unknown_forged_or_altered_opaque_tokens_are_inactive,
