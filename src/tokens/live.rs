@@ -2,8 +2,10 @@
 //! what `/userinfo` and introspection both ask, so both say the same about a token.
 
 use super::TokenIssuer;
+use crate::domain::access_token::{is_opaque_access_token, OpaqueAccessToken};
 use crate::domain::client::ClientId;
 use crate::domain::refresh::FamilyId;
+use crate::domain::secret::SecretDigest;
 use crate::domain::user::UserId;
 use crate::storage::{Storage, StorageError};
 use tessera_verify::Claims;
@@ -19,7 +21,19 @@ pub async fn live_access_token(
     storage: &dyn Storage,
     issuer: &TokenIssuer,
 ) -> Result<Option<Claims>, StorageError> {
-    let Ok(claims) = issuer.verify_access_token(token) else { return Ok(None) };
+    let claims = if is_opaque_access_token(token) {
+        let now = issuer.clock.now();
+        match storage.find_opaque_access_token(&SecretDigest::of(token), now).await? {
+            Some(record) => match opaque_claims(record, issuer.issuer.as_str()) {
+                Some(claims) => claims,
+                None => return Ok(None),
+            },
+            None => return Ok(None),
+        }
+    } else {
+        let Ok(claims) = issuer.verify_access_token(token) else { return Ok(None) };
+        claims
+    };
     if storage.is_access_token_revoked(&claims.jti).await? {
         return Ok(None);
     }
@@ -43,6 +57,37 @@ pub async fn live_access_token(
         }
     }
     Ok(Some(claims))
+}
+
+/// The claims an opaque token's JWT form would have carried (RFC 9068 §2.2), so that
+/// every check and every answer after this point is the same for both formats.
+fn opaque_claims(record: OpaqueAccessToken, issuer: &str) -> Option<Claims> {
+    let mut claims = serde_json::json!({
+        "iss": issuer,
+        "sub": record.subject,
+        "aud": record.audiences,
+        "client_id": record.client_id.as_str(),
+        "iat": record.issued_at.timestamp(),
+        "exp": record.expires_at.timestamp(),
+        "jti": record.jti,
+    });
+    if !record.scope.is_empty() {
+        claims["scope"] = record.scope.to_string().into();
+    }
+    if let Some(sid) = record.sid {
+        claims["sid"] = sid.into();
+    }
+    if let Some(auth_time) = record.auth_time {
+        claims["auth_time"] = auth_time.timestamp().into();
+    }
+    if let Some(fid) = record.family_id {
+        claims["fid"] = fid.into();
+    }
+    if let Some(jkt) = record.dpop_jkt {
+        claims["cnf"] = serde_json::json!({ "jkt": jkt });
+    }
+    // Every member `from_trusted_json` requires is set above.
+    Claims::from_trusted_json(&claims).ok()
 }
 
 /// The `cnf.jkt` of a verified access token (RFC 9449 §6.1): the thumbprint of the DPoP

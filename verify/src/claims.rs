@@ -101,6 +101,15 @@ impl Claims {
         RawClaims::parse(json, Kind::AccessToken)?.into_access_token_claims()
     }
 
+    /// Claims from a claims set the caller already trusts, checking only presence and
+    /// types (the members RFC 9068 §2.2 requires): no signature, issuer, audience or time.
+    /// For an issuer that keeps what an opaque access token stands for and reads it back
+    /// (Tessera's own introspection), so that both token formats end up as one type.
+    pub fn from_trusted_json(claims: &serde_json::Value) -> Result<Self, VerifyError> {
+        let json = serde_json::to_vec(claims).map_err(|_| VerifyError::Malformed("the claims are not valid JSON"))?;
+        Self::from_json(&json)
+    }
+
     /// Reads an introspection response (RFC 7662 §2.2) about an opaque access token:
     /// [`Introspected::Inactive`] unless `active` is the JSON `true`; otherwise the claims,
     /// required as for a JWT access token (RFC 9068 §2.2), and `token_type` consistent with
