@@ -302,6 +302,17 @@ pub trait GrantStore: Send + Sync {
         idle_expires_at: DateTime<Utc>,
     ) -> Result<bool, StorageError>;
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StorageError>;
+    /// Whether nothing behind an access token has ended: its `jti` is not revoked, its
+    /// refresh-token `family` (if it has one) exists unrevoked, its `client` exists enabled,
+    /// and its `user` (none for a client's own token) exists enabled. One statement, one
+    /// round trip: what introspection and `/userinfo` ask on every call.
+    async fn access_token_standing(
+        &self,
+        jti: &str,
+        family: Option<&FamilyId>,
+        client: &ClientId,
+        user: Option<&UserId>,
+    ) -> Result<bool, StorageError>;
 }
 
 /// What a redeemed code issued.

@@ -14,8 +14,9 @@ use tessera_verify::Claims;
 /// `iss`, and nothing behind it revoked or disabled — the token (`jti`), its refresh
 /// family, its client, and its user (none for client credentials).
 ///
-/// The token's client is read from storage, not the client cache: disabling a client
-/// stops its tokens at once, where the cache would let them live for its TTL.
+/// Everything behind it is checked in one round trip (`access_token_standing`). The
+/// token's client is read from storage, not the client cache: disabling a client stops its
+/// tokens at once, where the cache would let them live for its TTL.
 pub async fn live_access_token(
     token: &str,
     storage: &dyn Storage,
@@ -34,27 +35,28 @@ pub async fn live_access_token(
         let Ok(claims) = issuer.verify_access_token(token) else { return Ok(None) };
         claims
     };
-    if storage.is_access_token_revoked(&claims.jti).await? {
-        return Ok(None);
-    }
-    if let Some(fid) = &claims.fid {
-        let Ok(fid) = FamilyId::parse(fid) else { return Ok(None) };
-        if storage.find_family(&fid).await?.is_none_or(|f| f.revoked_at.is_some()) {
-            return Ok(None);
-        }
-    }
     // Every token, a user's too, dies with its client: a disabled client must not keep
-    // acting for its users through the access tokens it still holds.
+    // acting for its users through the access tokens it still holds. The client is read
+    // from the database, not the client cache, so disabling it stops its tokens at once.
     let Ok(client_id) = ClientId::parse(&claims.client_id) else { return Ok(None) };
-    if storage.find_client(&client_id).await?.is_none_or(|c| c.is_disabled()) {
-        return Ok(None);
-    }
+    let family = match &claims.fid {
+        Some(fid) => match FamilyId::parse(fid) {
+            Ok(fid) => Some(fid),
+            Err(_) => return Ok(None),
+        },
+        None => None,
+    };
     let is_client_token = claims.sid.is_none() && claims.sub == claims.client_id;
-    if !is_client_token {
-        let Ok(user_id) = UserId::parse(&claims.sub) else { return Ok(None) };
-        if storage.find_user_by_id(&user_id).await?.is_none_or(|u| u.disabled_at.is_some()) {
-            return Ok(None);
+    let user = if is_client_token {
+        None
+    } else {
+        match UserId::parse(&claims.sub) {
+            Ok(user) => Some(user),
+            Err(_) => return Ok(None),
         }
+    };
+    if !storage.access_token_standing(&claims.jti, family.as_ref(), &client_id, user.as_ref()).await? {
+        return Ok(None);
     }
     Ok(Some(claims))
 }
