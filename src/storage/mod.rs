@@ -304,15 +304,23 @@ pub trait GrantStore: Send + Sync {
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StorageError>;
     /// Whether nothing behind an access token has ended: its `jti` is not revoked, its
     /// refresh-token `family` (if it has one) exists unrevoked, its `client` exists enabled,
-    /// and its `user` (none for a client's own token) exists enabled. One statement, one
-    /// round trip: what introspection and `/userinfo` ask on every call.
-    async fn access_token_standing(
-        &self,
-        jti: &str,
-        family: Option<&FamilyId>,
-        client: &ClientId,
-        user: Option<&UserId>,
-    ) -> Result<bool, StorageError>;
+    /// its `user` (none for a client's own token) exists enabled, and its SSO session
+    /// (`sid`, given for a user's token without a family) still exists: every cascade that
+    /// ends a session (logout, sign-in as someone else, a new password, revoking a user's
+    /// access) deletes it, so such a token ends with it as a family's tokens end with the
+    /// family. One statement, one round trip: what introspection and `/userinfo` ask on
+    /// every call.
+    async fn access_token_standing(&self, token: &TokenStanding<'_>) -> Result<bool, StorageError>;
+}
+
+/// What an access token depends on, for [`GrantStore::access_token_standing`].
+#[derive(Clone, Copy, Debug)]
+pub struct TokenStanding<'a> {
+    pub jti: &'a str,
+    pub family: Option<&'a FamilyId>,
+    pub client: &'a ClientId,
+    pub user: Option<&'a UserId>,
+    pub sid: Option<&'a str>,
 }
 
 /// What a redeemed code issued.

@@ -7,12 +7,12 @@ use crate::domain::client::ClientId;
 use crate::domain::refresh::FamilyId;
 use crate::domain::secret::SecretDigest;
 use crate::domain::user::UserId;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, TokenStanding};
 use tessera_verify::Claims;
 
 /// The claims of one of our access tokens if it is live: a valid signature, `exp` and
-/// `iss`, and nothing behind it revoked or disabled — the token (`jti`), its refresh
-/// family, its client, and its user (none for client credentials).
+/// `iss`, and nothing behind it revoked, disabled or ended — the token (`jti`), its
+/// refresh family, its client, its user and its SSO session (none for client credentials).
 ///
 /// Everything behind it is checked in one round trip (`access_token_standing`). The
 /// token's client is read from storage, not the client cache: disabling a client stops its
@@ -55,7 +55,17 @@ pub async fn live_access_token(
             Err(_) => return Ok(None),
         }
     };
-    if !storage.access_token_standing(&claims.jti, family.as_ref(), &client_id, user.as_ref()).await? {
+    let standing = TokenStanding {
+        jti: &claims.jti,
+        family: family.as_ref(),
+        client: &client_id,
+        user: user.as_ref(),
+        // A token of a family ends with its family, which every session-ending cascade
+        // revokes; the family outlives its session's expiry (offline access), so its tokens
+        // must not depend on the session row. A token without a family has only its session.
+        sid: if family.is_none() { claims.sid.as_deref() } else { None },
+    };
+    if !storage.access_token_standing(&standing).await? {
         return Ok(None);
     }
     Ok(Some(claims))

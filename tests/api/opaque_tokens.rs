@@ -219,6 +219,37 @@ async fn logout_ends_the_opaque_tokens_of_the_session(app: &TestApp) {
     assert_eq!(app.introspect(&client, &token).await, INACTIVE());
 }
 
+/// A token issued without a refresh token has no family: it ends with its SSO session,
+/// which every session-ending cascade deletes (logout, sign-in as someone else, a new
+/// password, revoking the user's access). For JWTs at Tessera's own endpoints too.
+async fn a_token_without_a_family_ends_with_its_session(app: &TestApp) {
+    for format in [AccessTokenFormat::Opaque, AccessTokenFormat::Jwt] {
+        let client = app.register_client(ClientSpec { access_token_format: format, ..ClientSpec::web_app() }).await;
+        // Logout, in a browser of its own.
+        let (browser, _) = app.other_browser();
+        let user = app.create_user(&format!("sid-{}", format.as_str())).await;
+        let request = AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI);
+        let params = browser.authorize_and_log_in(&request, &user).await;
+        let body = token_response(browser.exchange_code(&client, &params["code"], &request).await).await;
+        assert!(body.get("refresh_token").is_none(), "no family");
+        let token = access_token(&body);
+        assert_eq!(app.introspect(&client, &token).await["active"], true, "{format}");
+        let out = browser.log_out_confirmed(&[]).await;
+        assert!(out.status().is_success() || out.status().is_redirection(), "{}", out.status());
+        assert_eq!(app.introspect(&client, &token).await, INACTIVE(), "{format}: logged out");
+        assert_eq!(app.userinfo(&token).await.status(), 401, "{format}: logged out");
+
+        // Revoking the user's access (as a new password does).
+        let (browser, _) = app.other_browser();
+        let params = browser.authorize_and_log_in(&request, &user).await;
+        let token =
+            access_token(&token_response(browser.exchange_code(&client, &params["code"], &request).await).await);
+        assert_eq!(app.introspect(&client, &token).await["active"], true);
+        app.storage.end_user_access(&user.id, &app.revocation(Reason::RevokedByOperator)).await.unwrap();
+        assert_eq!(app.introspect(&client, &token).await, INACTIVE(), "{format}: the user's access revoked");
+    }
+}
+
 async fn a_replayed_code_revokes_the_opaque_token_it_issued(app: &TestApp) {
     let client = app.register_client(opaque(ClientSpec::web_app())).await;
     let user = app.create_user("rae").await;
@@ -389,6 +420,7 @@ crate::backend_tests!(
     a_users_opaque_token_revoked_is_refused_at_userinfo,
     every_cascade_that_ends_a_jwt_ends_an_opaque_token,
     logout_ends_the_opaque_tokens_of_the_session,
+    a_token_without_a_family_ends_with_its_session,
     a_replayed_code_revokes_the_opaque_token_it_issued,
     an_opaque_token_expires_with_its_lifetime,
     a_dpop_bound_opaque_token_needs_its_proof,

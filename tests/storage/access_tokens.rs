@@ -9,6 +9,7 @@ use tessera::domain::scope::ScopeSet;
 use tessera::domain::secret::SecretDigest;
 use tessera::domain::signals::Reason;
 use tessera::domain::user::UserId;
+use tessera::storage::TokenStanding;
 
 fn record(client: &Client, jti: &str, expires_at: i64) -> OpaqueAccessToken {
     OpaqueAccessToken {
@@ -85,8 +86,18 @@ async fn a_tokens_standing_follows_everything_behind_it(db: &TestStorage) {
     let alice = db.a_user("alice").await;
     let (_, session) = db.a_session(&alice).await;
     let (family, _) = db.a_family(&client, &session).await;
-    let standing = |jti: &'static str, family: Option<FamilyId>, client: ClientId, user: Option<UserId>| async move {
-        db.access_token_standing(jti, family.as_ref(), &client, user.as_ref()).await.unwrap()
+    let standing = |jti: &'static str, family: Option<FamilyId>, client: ClientId, user: Option<UserId>| {
+        let sid = session.sid.as_str().to_owned();
+        async move {
+            let standing = TokenStanding {
+                jti,
+                family: family.as_ref(),
+                client: &client,
+                user: user.as_ref(),
+                sid: user.as_ref().map(|_| sid.as_str()),
+            };
+            db.access_token_standing(&standing).await.unwrap()
+        }
     };
     let (fid, cid, uid) = (family.id.clone(), client.id.clone(), alice.id.clone());
     assert!(standing("j1", Some(fid.clone()), cid.clone(), Some(uid.clone())).await, "a user's token");
@@ -111,8 +122,27 @@ async fn a_tokens_standing_follows_everything_behind_it(db: &TestStorage) {
     assert!(!standing("j1", None, cid, None).await, "its client disabled");
 }
 
+/// A user's token without a family stands while its SSO session exists, and ends with it.
+async fn a_tokens_standing_follows_its_session(db: &TestStorage) {
+    let client = db.a_client().await;
+    let bob = db.a_user("bob").await;
+    let (id, session) = db.a_session(&bob).await;
+    let standing = |sid: String| {
+        let (client, user) = (&client.id, &bob.id);
+        async move {
+            let token = TokenStanding { jti: "j", family: None, client, user: Some(user), sid: Some(&sid) };
+            db.access_token_standing(&token).await.unwrap()
+        }
+    };
+    assert!(standing(session.sid.as_str().to_owned()).await);
+    assert!(!standing("no-such-session".into()).await);
+    db.end_session(&id, &revoke(Reason::Logout, t(5))).await.unwrap();
+    assert!(!standing(session.sid.as_str().to_owned()).await, "logged out");
+}
+
 crate::backend_tests!(
     a_tokens_standing_follows_everything_behind_it,
+    a_tokens_standing_follows_its_session,
     a_record_reads_back_as_written_until_it_expires,
     concurrent_issuance_stores_every_token,
     expired_records_are_purged_in_batches_and_live_ones_stay,
