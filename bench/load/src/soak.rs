@@ -67,18 +67,40 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .with_context(|| format!("no VmRSS for process {pid}"))
 }
 
-/// One connection of the mix.
-pub enum Mixed {
+/// One connection of the mix, counting its successes: the closed-loop peak is measured
+/// per kind (see [`even_mix_peak`]).
+pub struct Mixed {
+    kind: Kind,
+    ok: u64,
+}
+
+enum Kind {
     ClientCredentials(ClientCredentials),
     Refresh(RefreshChain),
 }
 
 impl Worker for Mixed {
     async fn request(&mut self) -> Result<(), String> {
-        match self {
-            Self::ClientCredentials(worker) => worker.request().await,
-            Self::Refresh(worker) => worker.request().await,
-        }
+        let result = match &mut self.kind {
+            Kind::ClientCredentials(worker) => worker.request().await,
+            Kind::Refresh(worker) => worker.request().await,
+        };
+        self.ok += u64::from(result.is_ok());
+        result
+    }
+}
+
+/// The peak of an even mix. A closed loop lets the fast kind (client_credentials) take
+/// more than its share, while a fixed rate gives every connection the same pace; so the
+/// even peak is every connection at the pace of the slowest kind's connections in the
+/// closed loop (a lower bound: throttling the fast kind frees some CPU for the slow one).
+/// `per_connection`: requests per second of one connection, per kind.
+pub fn even_mix_peak(connections: usize, per_connection: &[f64]) -> f64 {
+    let slowest = per_connection.iter().copied().fold(f64::INFINITY, f64::min);
+    if slowest.is_finite() {
+        connections as f64 * slowest
+    } else {
+        0.0
     }
 }
 
@@ -120,18 +142,36 @@ pub async fn run(setup: Setup) -> anyhow::Result<Value> {
     for i in 0..setup.connections {
         let target = &setup.targets[i % setup.targets.len()];
         // Even connections issue client_credentials tokens, odd ones rotate a chain each.
-        workers.push(if i % 2 == 0 {
-            Mixed::ClientCredentials(ClientCredentials::new(target, &setup.service.0, &setup.service.1, Some(setup.scope.as_str())))
+        let kind = if i % 2 == 0 {
+            Kind::ClientCredentials(ClientCredentials::new(
+                target,
+                &setup.service.0,
+                &setup.service.1,
+                Some(setup.scope.as_str()),
+            ))
         } else {
             let token = flows::start_chain(&mut conn, &setup.web, &session).await?;
-            Mixed::Refresh(RefreshChain::new(target, setup.web.clone(), session.clone(), token, None))
-        });
+            Kind::Refresh(RefreshChain::new(target, setup.web.clone(), session.clone(), token, None))
+        };
+        workers.push(Mixed { kind, ok: 0 });
     }
     let rss = |pids: &[u32]| pids.iter().map(|&pid| rss_kib(pid).unwrap_or(0)).sum::<u64>();
 
     let peak_plan = Plan { warmup: Duration::from_secs(1), duration: Duration::from_secs_f64(setup.peak_seconds), rate: None };
     let (peak, mut workers) = driver::run_keeping(workers, peak_plan).await;
-    let rate = setup.rate.unwrap_or(peak.rps / 2.0);
+    // Successes over the whole peak run, warm-up included, per connection of each kind.
+    let seconds = 1.0 + setup.peak_seconds;
+    let per_connection = |is_cc: bool| {
+        let of_kind: Vec<u64> = workers
+            .iter()
+            .filter(|w| matches!(w.kind, Kind::ClientCredentials(_)) == is_cc)
+            .map(|w| w.ok)
+            .collect();
+        of_kind.iter().sum::<u64>() as f64 / of_kind.len().max(1) as f64 / seconds
+    };
+    let (cc_per_connection, refresh_per_connection) = (per_connection(true), per_connection(false));
+    let even_peak = even_mix_peak(setup.connections, &[cc_per_connection, refresh_per_connection]);
+    let rate = setup.rate.unwrap_or(even_peak / 2.0);
     let rss_start = rss(&setup.pids);
 
     let mut minutes = Vec::with_capacity(setup.minutes);
@@ -168,6 +208,8 @@ pub async fn run(setup: Setup) -> anyhow::Result<Value> {
         "connections": setup.connections,
         "replicas": setup.targets.len(),
         "peak": peak,
+        "peak_per_connection": { "client_credentials": cc_per_connection, "refresh": refresh_per_connection },
+        "even_mix_peak": even_peak,
         "rate": rate,
         "minute_s": setup.minute.as_secs_f64(),
         "warmup_minutes": setup.warmup_minutes,
@@ -224,6 +266,13 @@ mod tests {
         assert_eq!(rss_verdict(&[10 * MIB], 0), None);
         assert_eq!(rss_verdict(&[10 * MIB, 10 * MIB], 1), None);
         assert!(rss_verdict(&[10 * MIB, 10 * MIB], 0).is_some());
+    }
+
+    #[test]
+    fn the_even_mix_runs_every_connection_at_the_slowest_kinds_pace() {
+        // 16 cc connections at 150/s each and 16 refresh connections at 40/s each.
+        assert_eq!(even_mix_peak(32, &[150.0, 40.0]), 32.0 * 40.0);
+        assert_eq!(even_mix_peak(32, &[]), 0.0);
     }
 
     #[test]

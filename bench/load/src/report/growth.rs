@@ -27,8 +27,10 @@ const REPLICA_SCENARIOS: &[(&str, &str)] = &[
 ];
 
 pub const LOGIN_TARGET: f64 = 0.8;
-/// A refusal is "at once" below this: the bound answers without waiting for a check.
-pub const REFUSED_P99_LIMIT_MS: f64 = 100.0;
+/// Successful logins' p99, in raw one-thread hash times, below which no queue built up.
+/// With two checks per core each takes about two hash times; a queue of 32 connections in
+/// front of 4 permits would make it about sixteen.
+pub const QUEUE_FREE_HASHES: f64 = 8.0;
 
 /// `measured / baseline` and whether it reaches `wanted` (the comparison every ratio
 /// target of this report makes). None without both numbers or with a zero baseline.
@@ -41,14 +43,27 @@ pub fn ratio_against(measured: Option<f64>, baseline: Option<f64>, wanted: f64) 
     Some((ratio, ratio >= wanted))
 }
 
-/// Excess logins are refused at once (429) rather than queued: some were refused, none
-/// failed, and the refusals' p99 is short. None when nothing exceeded the bound.
-pub fn excess_refused(summary: &Value) -> Option<bool> {
+/// Excess logins are refused (429) rather than queued: some were refused, none failed,
+/// refusals came back sooner than checks did (p99 against p99), and the checks that ran
+/// did not wait in a queue (p99 under [`QUEUE_FREE_HASHES`] raw hash times). None when
+/// nothing exceeded the bound or the hash time is unknown.
+pub fn excess_refused(summary: &Value, ms_per_hash: Option<f64>) -> Option<bool> {
     let refused = num(summary, "refused")?;
+    let ms_per_hash = ms_per_hash?;
     if refused == 0.0 {
         return None;
     }
-    Some(num(summary, "errors")? == 0.0 && num(summary, "refused_p99_ms")? < REFUSED_P99_LIMIT_MS)
+    let p99 = num(summary, "p99_ms")?;
+    Some(num(summary, "errors")? == 0.0 && num(summary, "refused_p99_ms")? < p99 && p99 < QUEUE_FREE_HASHES * ms_per_hash)
+}
+
+/// The argon2id baseline: the run at the start and the one at the end, the faster one
+/// (as with openssl: a busy moment can only lower the limit).
+fn best_argon2(dir: &Path) -> Option<Value> {
+    ["argon2.json", "argon2-end.json"]
+        .iter()
+        .filter_map(|file| read_json(&dir.join(file)))
+        .max_by(|a, b| num(a, "per_s").unwrap_or(0.0).total_cmp(&num(b, "per_s").unwrap_or(0.0)))
 }
 
 pub fn sections(dir: &Path, legs: &Map<String, Value>, checks: &mut Vec<Check>) -> anyhow::Result<(Value, String)> {
@@ -152,14 +167,16 @@ pub fn sections(dir: &Path, legs: &Map<String, Value>, checks: &mut Vec<Check>) 
     }
 
     // --- Logins -------------------------------------------------------------------------
-    let argon2 = read_json(&dir.join("argon2.json"));
+    let argon2 = best_argon2(dir);
+    let ms_per_hash = argon2.as_ref().and_then(|a| num(a, "ms_per_hash"));
     let argon2_rate = argon2.as_ref().and_then(|a| num(a, "per_s"));
     writeln!(md, "## Password logins\n")?;
     match &argon2 {
         Some(a) => writeln!(
             md,
             "Raw argon2id (the `argon2` crate, the parameters of the server's own hash: m = {} KiB, t = {}, \
-             p = {}) on {} threads: **{} hashes/s** ({} ms each). A login is `GET /authorize`, `POST /login` \
+             p = {}) on {} threads, the faster of the runs at the start and the end: **{} hashes/s** ({} ms \
+             each). A login is `GET /authorize`, `POST /login` \
              with the password, and the 303 with a code; a 429 (the bound on concurrent password checks) is \
              counted apart and its `Retry-After` honoured.\n",
             a["params"]["m_kib"],
@@ -201,14 +218,14 @@ pub fn sections(dir: &Path, legs: &Map<String, Value>, checks: &mut Vec<Check>) 
         ));
         checks.push(Check::new(
             format!("logins beyond the password-check bound, {name}"),
-            format!("answered 429 at once (p99 < {REFUSED_P99_LIMIT_MS:.0} ms), no errors"),
+            format!("429s, sooner than checks (p99), no queue (p99 < {QUEUE_FREE_HASHES} hash times), no errors"),
             format!(
                 "{:.0} × 429 (p99 {} ms), {:.0} errors",
                 num(login, "refused").unwrap_or(0.0),
                 fmt_ms(num(login, "refused_p99_ms").unwrap_or(0.0)),
                 num(login, "errors").unwrap_or(0.0)
             ),
-            excess_refused(login),
+            excess_refused(login, ms_per_hash),
         ));
         logins.insert((*key).into(), json!({ "ratio": ratio.map(|(r, _)| r) }));
     }
@@ -226,9 +243,11 @@ pub fn sections(dir: &Path, legs: &Map<String, Value>, checks: &mut Vec<Check>) 
         let errors = num(&soak, "errors").unwrap_or(0.0);
         writeln!(
             md,
-            "### {name}: {} minutes at {} req/s (half the mix's peak of {} req/s), {} connections\n",
+            "### {name}: {} minutes at {} req/s (half the even mix's peak of {} req/s; closed loop {} req/s), \
+             {} connections\n",
             soak["minutes"].as_array().map_or(0, Vec::len),
             fmt_rate(num(&soak, "rate").unwrap_or(0.0)),
+            fmt_rate(num(&soak, "even_mix_peak").unwrap_or(0.0)),
             fmt_rate(num(&soak["peak"], "rps").unwrap_or(0.0)),
             soak["connections"],
         )?;
@@ -333,14 +352,20 @@ mod tests {
     }
 
     #[test]
-    fn excess_logins_must_be_refused_at_once_and_without_errors() {
-        let quick = json!({ "refused": 120, "refused_p99_ms": 3.0, "errors": 0 });
-        assert_eq!(excess_refused(&quick), Some(true));
-        let queued = json!({ "refused": 120, "refused_p99_ms": 450.0, "errors": 0 });
-        assert_eq!(excess_refused(&queued), Some(false));
-        let failing = json!({ "refused": 120, "refused_p99_ms": 3.0, "errors": 2 });
-        assert_eq!(excess_refused(&failing), Some(false));
-        let under_the_bound = json!({ "refused": 0, "refused_p99_ms": 0.0, "errors": 0 });
-        assert_eq!(excess_refused(&under_the_bound), None);
+    fn excess_logins_must_be_refused_without_a_queue_or_errors() {
+        let hash = Some(50.0);
+        let bounded = json!({ "refused": 120, "refused_p99_ms": 80.0, "p99_ms": 190.0, "errors": 0 });
+        assert_eq!(excess_refused(&bounded, hash), Some(true));
+        // Checks waited in a queue: sixteen hash times.
+        let queued = json!({ "refused": 120, "refused_p99_ms": 80.0, "p99_ms": 800.0, "errors": 0 });
+        assert_eq!(excess_refused(&queued, hash), Some(false));
+        // Refusals as slow as checks: they waited for something too.
+        let slow_refusals = json!({ "refused": 120, "refused_p99_ms": 200.0, "p99_ms": 190.0, "errors": 0 });
+        assert_eq!(excess_refused(&slow_refusals, hash), Some(false));
+        let failing = json!({ "refused": 120, "refused_p99_ms": 80.0, "p99_ms": 190.0, "errors": 2 });
+        assert_eq!(excess_refused(&failing, hash), Some(false));
+        let under_the_bound = json!({ "refused": 0, "refused_p99_ms": 0.0, "p99_ms": 190.0, "errors": 0 });
+        assert_eq!(excess_refused(&under_the_bound, hash), None);
+        assert_eq!(excess_refused(&bounded, None), None);
     }
 }
