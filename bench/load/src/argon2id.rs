@@ -96,7 +96,12 @@ pub fn measure(params: Argon2Params, threads: usize, seconds: f64) -> anyhow::Re
                     let mut count = 0u64;
                     while started.elapsed() < duration {
                         hasher
-                            .hash_password_into_with_memory(b"correct horse battery staple", b"sixteen byte salt", &mut out, &mut memory)
+                            .hash_password_into_with_memory(
+                                b"correct horse battery staple",
+                                b"sixteen byte salt",
+                                &mut out,
+                                &mut memory,
+                            )
                             .expect("valid parameters hash");
                         count += 1;
                     }

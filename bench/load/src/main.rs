@@ -564,10 +564,21 @@ async fn load(command: Command) -> anyhow::Result<Value> {
             let client = login.web_client();
             let password: Arc<str> = login.password()?.into();
             let workers = (0..load.connections)
-                .map(|i| scenarios::Login::new(&targets[i % targets.len()], client.clone(), &login.username, password.clone()))
+                .map(|i| {
+                    scenarios::Login::new(
+                        &targets[i % targets.len()],
+                        client.clone(),
+                        &login.username,
+                        password.clone(),
+                    )
+                })
                 .collect();
             let summary = driver::run(workers, load.plan()).await;
-            with_setup(summary, "login", json!({ "scope": login.scope, "flow": "GET /authorize, POST /login, 303 with a code" }))
+            with_setup(
+                summary,
+                "login",
+                json!({ "scope": login.scope, "flow": "GET /authorize, POST /login, 303 with a code" }),
+            )
         }
         Command::Soak {
             load,

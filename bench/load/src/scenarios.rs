@@ -263,7 +263,9 @@ impl Worker for Login {
                 self.retry_after = Some(Duration::from_secs(seconds));
                 Err(format!("{REFUSED}429, Retry-After {seconds}"))
             }
-            flows::LoginAttempt::Refused { retry_after: None } => Err("429 without Retry-After: the login throttle".into()),
+            flows::LoginAttempt::Refused { retry_after: None } => {
+                Err("429 without Retry-After: the login throttle".into())
+            }
         }
     }
 

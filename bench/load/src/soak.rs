@@ -157,16 +157,14 @@ pub async fn run(setup: Setup) -> anyhow::Result<Value> {
     }
     let rss = |pids: &[u32]| pids.iter().map(|&pid| rss_kib(pid).unwrap_or(0)).sum::<u64>();
 
-    let peak_plan = Plan { warmup: Duration::from_secs(1), duration: Duration::from_secs_f64(setup.peak_seconds), rate: None };
+    let peak_plan =
+        Plan { warmup: Duration::from_secs(1), duration: Duration::from_secs_f64(setup.peak_seconds), rate: None };
     let (peak, mut workers) = driver::run_keeping(workers, peak_plan).await;
     // Successes over the whole peak run, warm-up included, per connection of each kind.
     let seconds = 1.0 + setup.peak_seconds;
     let per_connection = |is_cc: bool| {
-        let of_kind: Vec<u64> = workers
-            .iter()
-            .filter(|w| matches!(w.kind, Kind::ClientCredentials(_)) == is_cc)
-            .map(|w| w.ok)
-            .collect();
+        let of_kind: Vec<u64> =
+            workers.iter().filter(|w| matches!(w.kind, Kind::ClientCredentials(_)) == is_cc).map(|w| w.ok).collect();
         of_kind.iter().sum::<u64>() as f64 / of_kind.len().max(1) as f64 / seconds
     };
     let (cc_per_connection, refresh_per_connection) = (per_connection(true), per_connection(false));

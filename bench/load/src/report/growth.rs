@@ -54,7 +54,11 @@ pub fn excess_refused(summary: &Value, ms_per_hash: Option<f64>) -> Option<bool>
         return None;
     }
     let p99 = num(summary, "p99_ms")?;
-    Some(num(summary, "errors")? == 0.0 && num(summary, "refused_p99_ms")? < p99 && p99 < QUEUE_FREE_HASHES * ms_per_hash)
+    Some(
+        num(summary, "errors")? == 0.0
+            && num(summary, "refused_p99_ms")? < p99
+            && p99 < QUEUE_FREE_HASHES * ms_per_hash,
+    )
 }
 
 /// The argon2id baseline: the run at the start and the one at the end, the faster one
@@ -88,7 +92,10 @@ pub fn sections(dir: &Path, legs: &Map<String, Value>, checks: &mut Vec<Check>) 
             "### {name}: seeded at scale {} in {} s, {} MiB\n",
             seed.get("seed_scale").map(Value::to_string).unwrap_or_else(|| "?".into()),
             seed.get("seed_seconds").map(Value::to_string).unwrap_or_else(|| "?".into()),
-            seed.get("seed_db_bytes").and_then(Value::as_f64).map(|b| format!("{:.0}", b / 1048576.0)).unwrap_or_else(|| "?".into()),
+            seed.get("seed_db_bytes")
+                .and_then(Value::as_f64)
+                .map(|b| format!("{:.0}", b / 1048576.0))
+                .unwrap_or_else(|| "?".into()),
         )?;
         writeln!(big_md, "| Scenario | empty req/s | big req/s | big ÷ empty | big p99 ms | big errors | target |\n|---|---:|---:|---:|---:|---:|---|")?;
         for (stem, title, wanted) in BIG_SCENARIOS {
@@ -144,14 +151,24 @@ pub fn sections(dir: &Path, legs: &Map<String, Value>, checks: &mut Vec<Check>) 
                 if table == "housekeeping_interval" {
                     continue;
                 }
-                writeln!(big_md, "| `{table}` | {count} | {} |", after.get(table).map(Value::to_string).unwrap_or_default())?;
+                writeln!(
+                    big_md,
+                    "| `{table}` | {count} | {} |",
+                    after.get(table).map(Value::to_string).unwrap_or_default()
+                )?;
             }
             writeln!(big_md)?;
         }
         if let Ok(explain) = std::fs::read_to_string(big_dir.join("explain.md")) {
-            writeln!(big_md, "<details><summary>Query plans on the big {name} database</summary>\n\n{explain}\n</details>\n")?;
+            writeln!(
+                big_md,
+                "<details><summary>Query plans on the big {name} database</summary>\n\n{explain}\n</details>\n"
+            )?;
         }
-        out.insert(format!("big_{key}"), json!({ "seed": seed, "rows_before": before, "rows_after": after, "steps": steps }));
+        out.insert(
+            format!("big_{key}"),
+            json!({ "seed": seed, "rows_before": before, "rows_after": after, "steps": steps }),
+        );
     }
     writeln!(md, "## Big tables\n")?;
     if any_big {
@@ -212,7 +229,14 @@ pub fn sections(dir: &Path, legs: &Map<String, Value>, checks: &mut Vec<Check>) 
             format!("password logins, {name}"),
             format!("≥ {LOGIN_TARGET} × raw argon2id"),
             ratio
-                .map(|(r, _)| format!("{r:.2} × ({} vs {}), p99 {} ms", fmt_rate(rps.unwrap_or(0.0)), fmt_rate(argon2_rate.unwrap_or(0.0)), fmt_ms(num(login, "p99_ms").unwrap_or(0.0))))
+                .map(|(r, _)| {
+                    format!(
+                        "{r:.2} × ({} vs {}), p99 {} ms",
+                        fmt_rate(rps.unwrap_or(0.0)),
+                        fmt_rate(argon2_rate.unwrap_or(0.0)),
+                        fmt_ms(num(login, "p99_ms").unwrap_or(0.0))
+                    )
+                })
                 .unwrap_or_else(|| "—".into()),
             ratio.map(|(_, met)| met),
         ));
@@ -264,7 +288,12 @@ pub fn sections(dir: &Path, legs: &Map<String, Value>, checks: &mut Vec<Check>) 
                 num(minute, "rss_kib").unwrap_or(0.0) / 1024.0,
             )?;
         }
-        writeln!(md, "\nRule: {} (warm-up: {} minutes).\n", soak["rss_rule"].as_str().unwrap_or(""), soak["warmup_minutes"])?;
+        writeln!(
+            md,
+            "\nRule: {} (warm-up: {} minutes).\n",
+            soak["rss_rule"].as_str().unwrap_or(""),
+            soak["warmup_minutes"]
+        )?;
         checks.push(Check::new(
             format!("soak: RSS flat after the warm-up, {name}"),
             "last 10 min max ≤ first post-warm-up minute × 1.1 + 2 MiB".into(),
@@ -280,7 +309,12 @@ pub fn sections(dir: &Path, legs: &Map<String, Value>, checks: &mut Vec<Check>) 
             },
             verdict.get("is_flat").and_then(Value::as_bool),
         ));
-        checks.push(Check::new(format!("soak: zero errors, {name}"), "0".into(), format!("{errors:.0}"), Some(errors == 0.0)));
+        checks.push(Check::new(
+            format!("soak: zero errors, {name}"),
+            "0".into(),
+            format!("{errors:.0}"),
+            Some(errors == 0.0),
+        ));
         out.insert(format!("soak_{key}"), soak);
     }
     if !any_soak {
