@@ -3,6 +3,7 @@
 
 use super::error::{invalid_as, ServiceError};
 use super::Page;
+use crate::domain::access_token::AccessTokenFormat;
 use crate::domain::client::{parse_audience, AuthMethod, Client, ClientId, ClientType, GrantType, KeySource};
 use crate::domain::redirect_uri;
 use crate::domain::scope::ScopeSet;
@@ -116,10 +117,42 @@ pub struct NewClient {
     /// `refresh_token` grant and a web origin).
     #[serde(default)]
     pub first_party_spa: bool,
+    /// `jwt` (the default) or `opaque`.
+    #[serde(default)]
+    pub access_token_format: TokenFormat,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// What a client's access tokens are (README, "Choosing a token model").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenFormat {
+    /// RFC 9068 JWTs, verified by resource servers with the JWK Set.
+    #[default]
+    Jwt,
+    /// Random references, checked by introspection (RFC 7662) and revocable at once.
+    Opaque,
+}
+
+impl From<TokenFormat> for AccessTokenFormat {
+    fn from(format: TokenFormat) -> Self {
+        match format {
+            TokenFormat::Jwt => Self::Jwt,
+            TokenFormat::Opaque => Self::Opaque,
+        }
+    }
+}
+
+impl From<AccessTokenFormat> for TokenFormat {
+    fn from(format: AccessTokenFormat) -> Self {
+        match format {
+            AccessTokenFormat::Jwt => Self::Jwt,
+            AccessTokenFormat::Opaque => Self::Opaque,
+        }
+    }
 }
 
 /// A change to a client: each member given replaces the stored value; the others stay.
@@ -149,6 +182,8 @@ pub struct ClientPatch {
     /// redirect URIs.
     pub web_origins: Option<Vec<String>>,
     pub first_party_spa: Option<bool>,
+    /// Tokens issued from then on take the new format; those already issued keep theirs.
+    pub access_token_format: Option<TokenFormat>,
 }
 
 /// A client as operators see it: never its secret (only its digest is stored).
@@ -180,6 +215,7 @@ pub struct ClientView {
     /// Whether `web_origins` were registered (true) or derived from the redirect URIs.
     pub web_origins_explicit: bool,
     pub first_party_spa: bool,
+    pub access_token_format: TokenFormat,
     /// RFC 3339.
     pub created_at: String,
     pub disabled_at: Option<String>,
@@ -219,6 +255,7 @@ impl From<&Client> for ClientView {
             web_origins: client.web_origins.iter().map(|o| o.as_str().to_owned()).collect(),
             web_origins_explicit: client.web_origins_explicit,
             first_party_spa: client.first_party_spa,
+            access_token_format: client.access_token_format.into(),
             created_at: client.created_at.to_rfc3339(),
             disabled_at: client.disabled_at.map(|t| t.to_rfc3339()),
         }
@@ -328,6 +365,7 @@ pub async fn create(
         web_origins,
         web_origins_explicit,
         first_party_spa: new.first_party_spa,
+        access_token_format: new.access_token_format.into(),
         created_at: Utc::now(),
         disabled_at: None,
     };
@@ -396,6 +434,7 @@ fn apply(mut client: Client, patch: &ClientPatch, outbound: UrlPolicies) -> Resu
     client.always_issue_refresh_token = patch.always_issue_refresh_token.unwrap_or(client.always_issue_refresh_token);
     client.dpop_bound_access_tokens = patch.dpop_bound_access_tokens.unwrap_or(client.dpop_bound_access_tokens);
     client.first_party_spa = patch.first_party_spa.unwrap_or(client.first_party_spa);
+    client.access_token_format = patch.access_token_format.map_or(client.access_token_format, Into::into);
     client.require_pushed_authorization_requests =
         patch.require_pushed_authorization_requests.unwrap_or(client.require_pushed_authorization_requests);
     check_consistent(&client)?;

@@ -2,6 +2,7 @@
 
 use super::{cli_error, print_json, when};
 use crate::admin::clients::{self, ClientView, ClientWithSecret, NewClient, UrlPolicies};
+use crate::domain::access_token::AccessTokenFormat;
 use crate::domain::client::{Client, KeySource};
 use crate::domain::secret::GeneratedSecret;
 use crate::oauth::client_keys;
@@ -115,6 +116,10 @@ pub struct CreateArgs {
     /// cookie scoped to the token endpoint instead of the JSON body (needs --grant refresh_token).
     #[arg(long)]
     first_party_spa: bool,
+    /// What its access tokens are: jwt (RFC 9068, verified by resource servers with the JWK
+    /// Set) or opaque (random references, checked by introspection and revocable at once).
+    #[arg(long, value_name = "jwt|opaque", default_value = "jwt")]
+    access_token_format: AccessTokenFormat,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -214,6 +219,7 @@ async fn create(args: CreateArgs, storage: &dyn Storage, outbound: UrlPolicies) 
         backchannel_logout_session_required: args.backchannel_logout_session_required,
         web_origins: (!args.web_origins.is_empty()).then_some(args.web_origins),
         first_party_spa: args.first_party_spa,
+        access_token_format: args.access_token_format.into(),
     };
     let (client, secret) = clients::create(storage, outbound, new).await.map_err(cli_error)?;
     if args.json {
@@ -275,6 +281,7 @@ fn print_human(client: &Client, secret: Option<&GeneratedSecret>) {
     if client.dpop_bound_access_tokens {
         println!("DPoP:          required (RFC 9449)");
     }
+    println!("access tokens: {}", client.access_token_format);
     if let Some(uri) = &client.backchannel_logout_uri {
         println!("back-channel logout: {uri}");
     }

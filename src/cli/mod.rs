@@ -188,6 +188,7 @@ fn cli_error(error: ServiceError) -> anyhow::Error {
                 "jwks" => "--jwks-file",
                 "web_origins" => "--web-origin",
                 "first_party_spa" => "--first-party-spa",
+                "access_token_format" => "--access-token-format",
                 "family_id" => "family id",
                 other => other,
             };

@@ -1,5 +1,6 @@
 //! OAuth clients (RFC 6749 §2): their registration as stored, and the typed values in it.
 
+use super::access_token::AccessTokenFormat;
 use super::scope::ScopeSet;
 use super::secret::SecretDigest;
 use super::web_origin::WebOrigin;
@@ -193,6 +194,9 @@ pub struct Client {
     /// scoped to the token endpoint instead of the JSON body, out of the reach of its
     /// JavaScript (OAuth 2.0 for Browser-Based Apps §6.1's aim without a backend).
     pub first_party_spa: bool,
+    /// What its access tokens are: JWTs resource servers verify themselves, or opaque
+    /// references they introspect.
+    pub access_token_format: AccessTokenFormat,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
 }
@@ -281,6 +285,7 @@ mod tests {
             web_origins: vec![],
             web_origins_explicit: false,
             first_party_spa: false,
+            access_token_format: AccessTokenFormat::Jwt,
             created_at: Utc::now(),
             disabled_at: None,
         }

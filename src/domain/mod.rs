@@ -1,5 +1,6 @@
 //! Pure domain types: parsed at the edge, no I/O, no actix, no sqlx.
 
+pub mod access_token;
 pub mod authorization;
 pub mod client;
 pub mod device;

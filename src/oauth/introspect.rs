@@ -3,6 +3,8 @@
 //! reported only to a client that may see it (§4): an access token to its own client, to a
 //! resource server serving one of its audiences, or to one registered to introspect any
 //! token; a refresh token only to its own client. To any other it is just inactive.
+//! Access tokens of both formats (JWT and opaque, the client's `access_token_format`) are
+//! answered alike, from the same claims (`tokens::live`).
 
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
@@ -78,6 +80,14 @@ async fn access_token(
     }
     if let Some(sid) = claims.sid {
         body["sid"] = json!(sid);
+    }
+    // RFC 7662 §2.2 allows further members: the ones a resource server would read from the
+    // JWT, so a verifier maps an opaque token's answer to the same claims (`tessera-verify`).
+    if let Some(fid) = claims.fid {
+        body["fid"] = json!(fid);
+    }
+    if let Some(auth_time) = claims.extra.get("auth_time").filter(|t| t.is_i64()) {
+        body["auth_time"] = auth_time.clone();
     }
     Ok(Some(body))
 }

@@ -1,11 +1,13 @@
 //! Token revocation (RFC 7009), client-authenticated. A refresh token revokes its whole
-//! family; an access token is remembered as revoked until it expires. Unknown tokens,
+//! family; an access token, JWT or opaque, is remembered as revoked until it expires (an
+//! opaque one is inactive at the next introspection). Unknown tokens,
 //! and tokens of other clients, answer 200 and change nothing (§2.2).
 
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
 use super::refresh_cookie::{from_the_app, RefreshCookie};
 use crate::clock::Clock;
+use crate::domain::access_token::is_opaque_access_token;
 use crate::domain::refresh::REFRESH_TOKEN_PREFIX;
 use crate::domain::secret::SecretDigest;
 use crate::domain::signals::Reason;
@@ -14,7 +16,7 @@ use crate::storage::Storage;
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 
 pub async fn post(
     req: HttpRequest,
@@ -37,13 +39,10 @@ pub async fn post(
                     client_id = %client.id, user_id = %family.user_id);
             }
         }
-    } else if let Ok(claims) = issuer.verify_access_token(token) {
-        if claims.client_id == client.id.as_str() {
-            let expires_at = Utc.timestamp_opt(claims.exp, 0).single().unwrap_or(now);
-            storage
-                .revoke_access_token(&claims.jti, expires_at, &events.revocation(Reason::RevokedByClient, now))
-                .await?;
-            crate::audit!(info, "token_revoked", "success", token_kind = "access_token", jti = %claims.jti,
+    } else if let Some((jti, owner, expires_at)) = access_token(token, &**storage, &issuer, now).await? {
+        if owner == client.id.as_str() {
+            storage.revoke_access_token(&jti, expires_at, &events.revocation(Reason::RevokedByClient, now)).await?;
+            crate::audit!(info, "token_revoked", "success", token_kind = "access_token", jti = %jti,
                 client_id = %client.id);
         }
     }
@@ -56,4 +55,22 @@ pub async fn post(
         ok.cookie(RefreshCookie::for_issuer(&issuer.issuer).cleared());
     }
     Ok(ok.finish())
+}
+
+/// The `jti`, client and expiry of one of our access tokens, of either format: a JWT with
+/// our valid signature, or an opaque token we stored. Revoking either remembers its `jti`
+/// until it expires, so both end the same way (and report the same Shared Signals event).
+async fn access_token(
+    token: &str,
+    storage: &dyn Storage,
+    issuer: &TokenIssuer,
+    now: DateTime<Utc>,
+) -> Result<Option<(String, String, DateTime<Utc>)>, OAuthError> {
+    if is_opaque_access_token(token) {
+        let record = storage.find_opaque_access_token(&SecretDigest::of(token), now).await?;
+        return Ok(record.map(|r| (r.jti, r.client_id.as_str().to_owned(), r.expires_at)));
+    }
+    let Ok(claims) = issuer.verify_access_token(token) else { return Ok(None) };
+    let expires_at = Utc.timestamp_opt(claims.exp, 0).single().unwrap_or(now);
+    Ok(Some((claims.jti, claims.client_id, expires_at)))
 }

@@ -38,6 +38,7 @@
 //! both backends. A throttle reservation that is never settled, for one, holds its place
 //! until the window restarts.
 
+mod access_tokens;
 mod backchannel;
 pub mod client_cache;
 pub mod client_requests;
@@ -48,6 +49,7 @@ mod signals;
 pub mod sql;
 pub mod timestamp;
 
+pub use access_tokens::AccessTokenStore;
 pub use backchannel::{BackchannelStore, LogoutAttempt, LogoutOutcome};
 pub use client_requests::ClientRequestStore;
 pub use device::DeviceStore;
@@ -300,6 +302,17 @@ pub trait GrantStore: Send + Sync {
         idle_expires_at: DateTime<Utc>,
     ) -> Result<bool, StorageError>;
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StorageError>;
+    /// Whether nothing behind an access token has ended: its `jti` is not revoked, its
+    /// refresh-token `family` (if it has one) exists unrevoked, its `client` exists enabled,
+    /// and its `user` (none for a client's own token) exists enabled. One statement, one
+    /// round trip: what introspection and `/userinfo` ask on every call.
+    async fn access_token_standing(
+        &self,
+        jti: &str,
+        family: Option<&FamilyId>,
+        client: &ClientId,
+        user: Option<&UserId>,
+    ) -> Result<bool, StorageError>;
 }
 
 /// What a redeemed code issued.
@@ -331,8 +344,8 @@ pub trait RefreshStore: Send + Sync {
     /// The user's newest `newest` families, oldest first (a user who logs in from many
     /// places has many; what is shown is bounded).
     async fn list_families_of_user(&self, user_id: &UserId, newest: i64) -> Result<Vec<TokenFamily>, StorageError>;
-    /// Deletes sessions and the codes, tokens, families and DPoP proof records nobody can
-    /// use any more, at most
+    /// Deletes sessions and the codes, tokens (opaque access tokens too), families and
+    /// DPoP proof records nobody can use any more, at most
     /// `batch` rows per table per call; returns how many rows went.
     async fn purge_expired(&self, now: DateTime<Utc>, batch: i64) -> Result<u64, StorageError>;
 }
@@ -372,6 +385,7 @@ pub trait Storage:
     + DeviceStore
     + DpopProofStore
     + BackchannelStore
+    + AccessTokenStore
     + HealthCheck
 {
 }
@@ -388,6 +402,7 @@ impl<T> Storage for T where
         + DeviceStore
         + DpopProofStore
         + BackchannelStore
+        + AccessTokenStore
         + HealthCheck
 {
 }

@@ -42,6 +42,7 @@ pub(super) struct ClientRow {
     pub first_party_spa: bool,
     pub created_at: Timestamp,
     pub disabled_at: Option<Timestamp>,
+    pub access_token_format: String,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -88,6 +89,10 @@ impl TryFrom<ClientRow> for Client {
             web_origins,
             web_origins_explicit,
             first_party_spa: row.first_party_spa,
+            access_token_format: row
+                .access_token_format
+                .parse()
+                .map_err(|e| corrupt("clients.access_token_format", e))?,
             created_at: row.created_at.into(),
             disabled_at: row.disabled_at.map(Into::into),
         })

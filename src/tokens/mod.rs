@@ -8,18 +8,21 @@ pub mod refresh;
 
 use crate::clock::Clock;
 use crate::config::Issuer;
+use crate::domain::access_token::{AccessTokenFormat, OpaqueAccessToken, OPAQUE_ACCESS_TOKEN_PREFIX};
 use crate::domain::authorization::SessionId;
 use crate::domain::client::Client;
 use crate::domain::refresh::FamilyId;
 use crate::domain::scope::ScopeSet;
+use crate::domain::secret::GeneratedSecret;
 use crate::domain::user::UserId;
 use crate::keys::jws;
 use crate::keys::signing_keys::JwsType;
 use crate::keys::SigningKeys;
+use crate::storage::AccessTokenStore;
 use aws_lc_rs::digest::{digest, SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::Duration;
+use chrono::{Duration, TimeZone, Utc};
 use claims::{AccessTokenClaims, Audience, Confirmation, IdTokenClaims};
 use std::sync::Arc;
 use tessera_verify::{AccessTokenPolicy, IdTokenPolicy, VerifyError};
@@ -90,15 +93,32 @@ impl TokenIssuer {
         Self { issuer, access_token_ttl, id_token_ttl, keys, clock, access_tokens, id_token_hints }
     }
 
-    /// RFC 9068 §2.2 access token for `subject` (the user, or the client itself for
-    /// `client_credentials`), valid for `audience`.
-    pub fn access_token(&self, to: AccessTokenSubject<'_>) -> anyhow::Result<IssuedAccessToken> {
-        self.access_token_with_jti(new_jti(), to)
+    /// An access token for `subject` (the user, or the client itself for
+    /// `client_credentials`), valid for `audience`, in the client's `access_token_format`:
+    /// an RFC 9068 §2.2 JWT, or an opaque reference stored in `storage`.
+    pub async fn access_token(
+        &self,
+        storage: &dyn AccessTokenStore,
+        to: AccessTokenSubject<'_>,
+    ) -> anyhow::Result<IssuedAccessToken> {
+        self.access_token_with_jti(storage, new_jti(), to).await
     }
 
     /// [`access_token`](Self::access_token) with a `jti` chosen beforehand, so it can be
     /// recorded before the token exists (a code's redemption records it for revocation).
-    pub fn access_token_with_jti(&self, jti: String, to: AccessTokenSubject<'_>) -> anyhow::Result<IssuedAccessToken> {
+    pub async fn access_token_with_jti(
+        &self,
+        storage: &dyn AccessTokenStore,
+        jti: String,
+        to: AccessTokenSubject<'_>,
+    ) -> anyhow::Result<IssuedAccessToken> {
+        match to.client.access_token_format {
+            AccessTokenFormat::Jwt => self.jwt_access_token(jti, to),
+            AccessTokenFormat::Opaque => self.opaque_access_token(storage, jti, to).await,
+        }
+    }
+
+    fn jwt_access_token(&self, jti: String, to: AccessTokenSubject<'_>) -> anyhow::Result<IssuedAccessToken> {
         let now = self.clock.now().timestamp();
         let ttl = self.access_token_ttl.num_seconds();
         let scope = to.scope.to_string();
@@ -119,6 +139,42 @@ impl TokenIssuer {
         let keys = self.keys.snapshot();
         let token = jws::sign(&keys.current, JwsType::AccessToken, &claims)?;
         Ok(IssuedAccessToken { token, expires_in: ttl.unsigned_abs(), jti })
+    }
+
+    /// An opaque access token: 256 random bits, and a row holding what a JWT would carry
+    /// (the same `aud` rule: the issuer when the client has no audience). The token
+    /// itself is never stored, only its digest.
+    async fn opaque_access_token(
+        &self,
+        storage: &dyn AccessTokenStore,
+        jti: String,
+        to: AccessTokenSubject<'_>,
+    ) -> anyhow::Result<IssuedAccessToken> {
+        let now = self.clock.now();
+        // Whole seconds, as a JWT's NumericDates: introspection reports the same `iat`
+        // and `exp` whichever format a client uses.
+        let now = Utc.timestamp_opt(now.timestamp(), 0).single().unwrap_or(now);
+        let token = GeneratedSecret::generate(OPAQUE_ACCESS_TOKEN_PREFIX);
+        let audiences = match to.audience {
+            [] => vec![self.issuer.as_str().to_owned()],
+            some => some.to_vec(),
+        };
+        let record = OpaqueAccessToken {
+            jti: jti.clone(),
+            client_id: to.client.id.clone(),
+            subject: to.subject.to_owned(),
+            scope: to.scope.clone(),
+            audiences,
+            sid: to.session.map(|(sid, _)| sid.as_str().to_owned()),
+            auth_time: to.session.and_then(|(_, auth_time)| Utc.timestamp_opt(auth_time, 0).single()),
+            family_id: to.family.map(|fid| fid.as_str().to_owned()),
+            dpop_jkt: to.dpop_jkt.map(str::to_owned),
+            issued_at: now,
+            expires_at: now + self.access_token_ttl,
+        };
+        storage.insert_opaque_access_token(&token.digest(), &record).await?;
+        let expires_in = self.access_token_ttl.num_seconds().unsigned_abs();
+        Ok(IssuedAccessToken { token: token.expose().to_owned(), expires_in, jti })
     }
 
     /// An ID token when `scope` includes `openid` (OpenID Connect Core §3.1.3.3), else `None`.

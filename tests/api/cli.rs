@@ -225,6 +225,26 @@ async fn client_create_registers_clients_that_require_dpop(app: &TestApp) {
     assert_eq!(plain["dpop_bound_access_tokens"], false);
 }
 
+async fn client_create_chooses_the_access_token_format(app: &TestApp) {
+    let args = ["client", "create", "--name", "opaque-worker", "--grant", "client_credentials"];
+    let created = json(&tessera(app, &[&args[..], &["--access-token-format", "opaque", "--json"]].concat(), None));
+    assert_eq!(created["access_token_format"], "opaque");
+    let id = created["client_id"].as_str().unwrap();
+    let shown = json(&tessera(app, &["client", "show", id, "--json"], None));
+    assert_eq!(shown["access_token_format"], "opaque", "stored, not just printed");
+    let human = tessera(app, &["client", "show", id], None);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("access tokens: opaque"));
+    let body: Value =
+        app.client_credentials(id, created["client_secret"].as_str().unwrap(), &[]).await.json().await.unwrap();
+    assert!(body["access_token"].as_str().unwrap().starts_with("tat_"), "{body}");
+
+    let default = json(&tessera(app, &[&args[..], &["--json"]].concat(), None));
+    assert_eq!(default["access_token_format"], "jwt");
+    let refused = tessera(app, &[&args[..], &["--access-token-format", "paseto"]].concat(), None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("access-token-format"));
+}
+
 async fn users_are_created_with_a_password_from_stdin(app: &TestApp) {
     let created = json(&tessera(
         app,
@@ -432,6 +452,7 @@ crate::backend_tests!(
     client_create_refuses_dangerous_and_insecure_redirect_uris,
     client_create_registers_resource_servers_that_may_introspect,
     client_create_registers_clients_that_require_dpop,
+    client_create_chooses_the_access_token_format,
     users_are_created_with_a_password_from_stdin,
     keys_list_shows_the_current_key,
     operators_list_and_revoke_sessions,

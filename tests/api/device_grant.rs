@@ -6,10 +6,10 @@ use crate::attacks::in_parallel;
 use crate::helpers::browser::{form_tokens, location, PASSWORD};
 use crate::helpers::cli::tessera;
 use crate::helpers::clients::{ClientSpec, TestClient};
+use crate::helpers::node::{node_dir, node_ready};
 use crate::helpers::{assert_oauth_error, TestApp, TestDatabase};
 use chrono::Duration;
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use tessera::config::Lifetime;
 use tessera::domain::client::{AuthMethod, GrantType};
@@ -508,19 +508,11 @@ async fn device_tokens_are_counted_under_their_grant(database: &TestDatabase) {
     app.stop().await;
 }
 
-fn node_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node")
-}
-
 /// openid-client 6 as the device: `initiateDeviceAuthorization`, then
 /// `pollDeviceAuthorizationGrant` (which waits the interval and handles
 /// `authorization_pending` itself) while this test approves over HTTP.
 async fn openid_client_completes_the_device_flow(database: &TestDatabase) {
-    let ready = node_dir().join("node_modules/openid-client").is_dir()
-        && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !ready {
-        assert!(std::env::var_os("CI").is_none(), "node and openid-client must be installed in CI (npm ci)");
-        eprintln!("skipping the openid-client device check: Node or tests/interop/node/node_modules is missing");
+    if !node_ready("the openid-client device check") {
         return;
     }
     let app =

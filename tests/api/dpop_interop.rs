@@ -5,35 +5,14 @@
 
 use crate::helpers::browser::AuthorizeRequest;
 use crate::helpers::clients::{ClientSpec, WEB_APP_REDIRECT_URI};
+use crate::helpers::node::run_script;
 use crate::helpers::TestApp;
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::Command;
 use tessera::domain::client::AuthMethod;
 
-fn node_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node")
-}
-
-/// Runs `dpop-client.mjs` with `args`; `None` when Node or openid-client is missing outside CI.
-/// The script runs off the test's runtime: the server's database pool lives on that
-/// runtime (PostgreSQL), and a blocked runtime would leave every request hanging.
+/// Runs `dpop-client.mjs` with `args` (see `helpers::node::run_script`).
 async fn run(args: &[&str]) -> Option<Value> {
-    let ready = node_dir().join("node_modules/openid-client").is_dir()
-        && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !ready {
-        assert!(std::env::var_os("CI").is_none(), "node and openid-client must be installed in CI (npm ci)");
-        eprintln!("skipping the openid-client DPoP check: Node or tests/interop/node/node_modules is missing");
-        return None;
-    }
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node").arg(node_dir().join("dpop-client.mjs")).args(args).output().expect("node runs")
-    })
-    .await
-    .unwrap();
-    assert!(output.status.success(), "openid-client failed: {}", String::from_utf8_lossy(&output.stderr));
-    Some(serde_json::from_slice(&output.stdout).expect("a JSON summary"))
+    run_script("dpop-client.mjs", args).await
 }
 
 async fn cnf_jkt(app: &TestApp, token: &Value) -> Value {

@@ -186,33 +186,18 @@ mod other_languages {
 pub(crate) mod openid_client_node {
     use crate::helpers::browser::{form_tokens, location, PASSWORD};
     use crate::helpers::clients::{ClientSpec, WEB_APP_REDIRECT_URI};
+    use crate::helpers::node::run_script;
     use crate::helpers::TestApp;
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
     use base64::Engine;
     use serde_json::{json, Value};
-    use std::path::PathBuf;
     use tessera::domain::client::{AuthMethod, KeySource};
-    use tokio::process::Command;
 
-    fn node_dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node")
-    }
-
-    /// Runs `client.mjs` with `args`; `None` when Node or openid-client is missing outside CI.
-    /// Asynchronously: the server's PostgreSQL connections are driven by this test's runtime,
-    /// which a blocking wait would stop.
+    /// Runs `client.mjs` with `args` (see `helpers::node::run_script`).
     async fn run(args: &[&str]) -> Option<Value> {
-        if !node_dir().join("node_modules/openid-client").is_dir() {
-            assert!(std::env::var_os("CI").is_none(), "openid-client is missing in CI (.ci/run installs it)");
-            eprintln!("skipping the openid-client interop check: run .ci/run once to install its dependencies");
-            return None;
-        }
-        let output =
-            Command::new("node").arg(node_dir().join("client.mjs")).args(args).output().await.expect("node runs");
-        assert!(output.status.success(), "openid-client refused: {}", String::from_utf8_lossy(&output.stderr));
-        Some(serde_json::from_slice(&output.stdout).expect("JSON on stdout"))
+        run_script("client.mjs", args).await
     }
 
     /// A P-256 key: its PKCS#8 DER in base64 (for the script) and its public JWK Set.

@@ -30,6 +30,7 @@ mod jwks;
 mod key_rotation;
 mod logout;
 mod metrics;
+mod opaque_tokens;
 mod par;
 mod private_key_jwt;
 mod refresh_cookie;

@@ -100,6 +100,15 @@ impl Claims {
     pub(crate) fn from_json(json: &[u8]) -> Result<Self, VerifyError> {
         RawClaims::parse(json, Kind::AccessToken)?.into_access_token_claims()
     }
+
+    /// Claims from a claims set the caller already trusts, checking only presence and
+    /// types (the members RFC 9068 §2.2 requires): no signature, issuer, audience or time.
+    /// For an issuer that keeps what an opaque access token stands for and reads it back
+    /// (Tessera's own introspection), so that both token formats end up as one type.
+    pub fn from_trusted_json(claims: &serde_json::Value) -> Result<Self, VerifyError> {
+        let json = serde_json::to_vec(claims).map_err(|_| VerifyError::Malformed("the claims are not valid JSON"))?;
+        Self::from_json(&json)
+    }
 }
 
 /// The claims of an ID token (OpenID Connect Core §2) that passed every check, as read

@@ -92,18 +92,22 @@ pub async fn exchange(
     };
     let family_id = refresh.as_ref().map(|(_, family)| &family.id);
     let auth_time = grant.auth_time.timestamp();
-    let access = ctx.issuer.access_token_with_jti(
-        jti,
-        AccessTokenSubject {
-            subject: grant.user_id.as_str(),
-            client,
-            scope: &grant.scope,
-            audience: &client.audiences,
-            session: Some((&grant.sid, auth_time)),
-            family: family_id,
-            dpop_jkt: ctx.dpop_jkt,
-        },
-    )?;
+    let access = ctx
+        .issuer
+        .access_token_with_jti(
+            ctx.storage,
+            jti,
+            AccessTokenSubject {
+                subject: grant.user_id.as_str(),
+                client,
+                scope: &grant.scope,
+                audience: &client.audiences,
+                session: Some((&grant.sid, auth_time)),
+                family: family_id,
+                dpop_jkt: ctx.dpop_jkt,
+            },
+        )
+        .await?;
     let id_token = ctx.issuer.id_token_if_openid(
         &grant.scope,
         IdTokenSubject {

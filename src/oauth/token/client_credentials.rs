@@ -2,19 +2,19 @@
 //! for itself (`sub` = its client id). No refresh token (§4.4.3). With a DPoP proof, the
 //! token is bound to its key (RFC 9449 §5).
 
-use super::TokenResponse;
+use super::{GrantContext, TokenResponse};
 use crate::domain::client::{Client, ClientType, GrantType};
 use crate::domain::scope::ScopeSet;
 use crate::oauth::error::OAuthError;
-use crate::tokens::{AccessTokenSubject, TokenIssuer};
+use crate::tokens::AccessTokenSubject;
 
-pub fn issue(
+pub async fn issue(
     client: &Client,
     requested: Option<ScopeSet>,
     resources: &[String],
-    issuer: &TokenIssuer,
-    dpop_jkt: Option<&str>,
+    ctx: &GrantContext<'_>,
 ) -> Result<TokenResponse, OAuthError> {
+    let dpop_jkt = ctx.dpop_jkt;
     // §4.4: "The client credentials grant type MUST only be used by confidential clients."
     if client.client_type() == ClientType::Public || !client.allows_grant(GrantType::ClientCredentials) {
         return Err(OAuthError::UnauthorizedClient("the client may not use the client_credentials grant".into()));
@@ -35,15 +35,21 @@ pub fn issue(
         ));
     }
     let audience = if resources.is_empty() { &client.audiences[..] } else { resources };
-    let token = issuer.access_token(AccessTokenSubject {
-        subject: client.id.as_str(),
-        client,
-        scope: &scope,
-        audience,
-        session: None,
-        family: None,
-        dpop_jkt,
-    })?;
+    let token = ctx
+        .issuer
+        .access_token(
+            ctx.storage,
+            AccessTokenSubject {
+                subject: client.id.as_str(),
+                client,
+                scope: &scope,
+                audience,
+                session: None,
+                family: None,
+                dpop_jkt,
+            },
+        )
+        .await?;
     Ok(TokenResponse {
         access_token: token.token,
         token_type: super::token_type(dpop_jkt),

@@ -52,18 +52,22 @@ pub async fn exchange(client: &Client, device_code: &str, ctx: &GrantContext<'_>
     };
     let family_id = refresh.as_ref().map(|(_, family)| &family.id);
     let auth_time = auth_time.timestamp();
-    let access = ctx.issuer.access_token_with_jti(
-        new_jti(),
-        AccessTokenSubject {
-            subject: user_id.as_str(),
-            client,
-            scope: &scope,
-            audience: &client.audiences,
-            session: Some((&sid, auth_time)),
-            family: family_id,
-            dpop_jkt: ctx.dpop_jkt,
-        },
-    )?;
+    let access = ctx
+        .issuer
+        .access_token_with_jti(
+            ctx.storage,
+            new_jti(),
+            AccessTokenSubject {
+                subject: user_id.as_str(),
+                client,
+                scope: &scope,
+                audience: &client.audiences,
+                session: Some((&sid, auth_time)),
+                family: family_id,
+                dpop_jkt: ctx.dpop_jkt,
+            },
+        )
+        .await?;
     // No `nonce`: a device authorization request has none (RFC 8628 §3.1).
     let id_token = ctx.issuer.id_token_if_openid(
         &scope,

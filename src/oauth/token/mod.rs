@@ -116,7 +116,7 @@ pub async fn post(
         }
         TokenRequest::RefreshToken { token, scope } => refresh_token::rotate(&client, &token, scope, &ctx).await?,
         TokenRequest::ClientCredentials { scope, resources } => {
-            client_credentials::issue(&client, scope, &resources, &issuer, ctx.dpop_jkt)?
+            client_credentials::issue(&client, scope, &resources, &ctx).await?
         }
         TokenRequest::DeviceCode { device_code } => device_code::exchange(&client, &device_code, &ctx).await?,
     };

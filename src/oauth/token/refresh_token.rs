@@ -80,10 +80,10 @@ pub async fn rotate(
     // tokens do not. The family keeps its scope, so giving the scope back restores it.
     let scope = requested.unwrap_or_else(|| family.scope.clone()).intersection(&client.scopes);
     // A disabled user's tokens come back `Invalid` from the rotation itself.
-    issue(client, &family, &scope, refresh_token, ctx)
+    issue(client, &family, &scope, refresh_token, ctx).await
 }
 
-fn issue(
+async fn issue(
     client: &Client,
     family: &TokenFamily,
     scope: &ScopeSet,
@@ -91,15 +91,21 @@ fn issue(
     ctx: &GrantContext<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let auth_time = family.auth_time.timestamp();
-    let access = ctx.issuer.access_token(AccessTokenSubject {
-        subject: family.user_id.as_str(),
-        client,
-        scope,
-        audience: &client.audiences,
-        session: Some((&family.sid, auth_time)),
-        family: Some(&family.id),
-        dpop_jkt: ctx.dpop_jkt,
-    })?;
+    let access = ctx
+        .issuer
+        .access_token(
+            ctx.storage,
+            AccessTokenSubject {
+                subject: family.user_id.as_str(),
+                client,
+                scope,
+                audience: &client.audiences,
+                session: Some((&family.sid, auth_time)),
+                family: Some(&family.id),
+                dpop_jkt: ctx.dpop_jkt,
+            },
+        )
+        .await?;
     // OpenID Connect Core §12.2: an ID token may accompany a refresh; no nonce.
     let id_token = ctx.issuer.id_token_if_openid(
         scope,

@@ -2,8 +2,10 @@
 
 use super::SqlStorage;
 use crate::domain::authorization::{AuthorizationGrant, CodePresentation, CodeRedemption, StoredCode};
-use crate::domain::refresh::TokenFamily;
+use crate::domain::client::ClientId;
+use crate::domain::refresh::{FamilyId, TokenFamily};
 use crate::domain::secret::SecretDigest;
+use crate::domain::user::UserId;
 use crate::storage::rows::CodeRow;
 use crate::storage::timestamp::Timestamp;
 use crate::storage::{GrantStore, StorageError};
@@ -176,5 +178,27 @@ impl GrantStore for SqlStorage {
         let row: Option<(String,)> =
             on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(jti).fetch_optional(pool).await?))?;
         Ok(row.is_some())
+    }
+
+    async fn access_token_standing(
+        &self,
+        jti: &str,
+        family: Option<&FamilyId>,
+        client: &ClientId,
+        user: Option<&UserId>,
+    ) -> Result<bool, StorageError> {
+        // Four primary-key lookups in one statement: the round trips, not the lookups, are
+        // what an introspection costs (bench/README.md, Findings). `CAST(… AS TEXT)` types
+        // the NULL parameters for PostgreSQL.
+        let sql = "SELECT NOT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1) \
+                   AND (CAST($2 AS TEXT) IS NULL OR EXISTS \
+                        (SELECT 1 FROM token_families WHERE id = $2 AND revoked_at IS NULL)) \
+                   AND EXISTS (SELECT 1 FROM clients WHERE id = $3 AND disabled_at IS NULL) \
+                   AND (CAST($4 AS TEXT) IS NULL OR EXISTS \
+                        (SELECT 1 FROM users WHERE id = $4 AND disabled_at IS NULL))";
+        let (family, user) = (family.map(FamilyId::as_str), user.map(UserId::as_str));
+        on_pool!(self, pool => Ok(sqlx::query_scalar(sql)
+            .bind(jti).bind(family).bind(client.as_str()).bind(user)
+            .fetch_one(pool).await?))
     }
 }

@@ -167,6 +167,7 @@ macro_rules! session_columns {
     };
 }
 
+mod access_tokens;
 #[macro_use]
 mod backchannel;
 mod client_requests;
@@ -203,7 +204,8 @@ macro_rules! client_columns {
         "id, name, token_endpoint_auth_method, secret_digest, grant_types, scopes, audiences, served_audiences, \
          may_introspect_any, redirect_uris, post_logout_redirect_uris, is_first_party, always_issue_refresh_token, \
          require_pushed_authorization_requests, jwks, jwks_uri, dpop_bound_access_tokens, backchannel_logout_uri, \
-         backchannel_logout_session_required, web_origins, first_party_spa, created_at, disabled_at"
+         backchannel_logout_session_required, web_origins, first_party_spa, created_at, disabled_at, \
+         access_token_format"
     };
 }
 macro_rules! user_columns {
@@ -330,7 +332,7 @@ impl ClientStore for SqlStorage {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $22)"
+            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $22)"
         );
         on_writer!(self, [client], pool => {
             let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
@@ -364,6 +366,7 @@ impl ClientStore for SqlStorage {
                 .bind(client.first_party_spa)
                 .bind(Timestamp::from(client.created_at))
                 .bind(client.disabled_at.map(Timestamp::from))
+                .bind(client.access_token_format.as_str())
                 .execute(pool)
                 .await?;
             Ok(())
@@ -412,7 +415,7 @@ impl ClientStore for SqlStorage {
                    always_issue_refresh_token = $10, require_pushed_authorization_requests = $11, \
                    dpop_bound_access_tokens = $12, web_origins = $13, first_party_spa = $14, \
                    updated_at = $15, backchannel_logout_uri = $16, backchannel_logout_session_required = $17, \
-                   revision = revision + 1 WHERE id = $1 AND revision = $18";
+                   access_token_format = $19, revision = revision + 1 WHERE id = $1 AND revision = $18";
         on_writer!(self, [client], pool => {
             let done = sqlx::query(sql)
                 .bind(client.id.as_str())
@@ -433,6 +436,7 @@ impl ClientStore for SqlStorage {
                 .bind(client.backchannel_logout_uri.as_deref())
                 .bind(client.backchannel_logout_session_required)
                 .bind(revision)
+                .bind(client.access_token_format.as_str())
                 .execute(pool)
                 .await?;
             Ok(done.rows_affected() == 1)

@@ -471,7 +471,7 @@ impl RefreshStore for SqlStorage {
         // (long enough for introspection to say "inactive" rather than "unknown").
         let grace = Timestamp::from(now - chrono::Duration::days(1));
         let now = Timestamp::from(now);
-        let statements: [(&str, Timestamp); 9] = [
+        let statements: [(&str, Timestamp); 10] = [
             ("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL WHERE token_digest IN \
               (SELECT token_digest FROM refresh_tokens WHERE successor_sealed_until < $1 LIMIT $2)", now),
             ("DELETE FROM token_families WHERE id IN (SELECT id FROM token_families WHERE absolute_expires_at < $1 LIMIT $2)", now),
@@ -480,6 +480,8 @@ impl RefreshStore for SqlStorage {
             ("DELETE FROM pending_authorizations WHERE id_digest IN (SELECT id_digest FROM pending_authorizations WHERE expires_at < $1 LIMIT $2)", now),
             ("DELETE FROM sessions WHERE id_digest IN (SELECT id_digest FROM sessions WHERE expires_at < $1 LIMIT $2)", now),
             ("DELETE FROM revoked_access_tokens WHERE jti IN (SELECT jti FROM revoked_access_tokens WHERE expires_at < $1 LIMIT $2)", now),
+            ("DELETE FROM opaque_access_tokens WHERE token_digest IN (SELECT token_digest FROM opaque_access_tokens \
+              WHERE expires_at < $1 LIMIT $2)", now),
             ("DELETE FROM dpop_proofs WHERE proof_digest IN (SELECT proof_digest FROM dpop_proofs WHERE expires_at < $1 LIMIT $2)", now),
             ("DELETE FROM login_throttles WHERE subject IN (SELECT subject FROM login_throttles WHERE window_start < $1 \
               AND (locked_until IS NULL OR locked_until < $1) LIMIT $2)", grace),

@@ -2,6 +2,7 @@
 
 use super::TestApp;
 use chrono::Utc;
+use tessera::domain::access_token::AccessTokenFormat;
 use tessera::domain::client::{AuthMethod, Client, ClientId, GrantType, KeySource};
 use tessera::domain::scope::ScopeSet;
 use tessera::domain::secret::GeneratedSecret;
@@ -35,6 +36,8 @@ pub struct ClientSpec {
     pub web_origins: Option<Vec<&'static str>>,
     /// The refresh token in an HttpOnly cookie instead of the JSON body.
     pub first_party_spa: bool,
+    /// JWT (the default) or opaque access tokens.
+    pub access_token_format: AccessTokenFormat,
 }
 
 impl ClientSpec {
@@ -57,6 +60,7 @@ impl ClientSpec {
             backchannel_logout_uri: None,
             web_origins: None,
             first_party_spa: false,
+            access_token_format: AccessTokenFormat::Jwt,
         }
     }
 
@@ -132,6 +136,7 @@ pub async fn register(storage: &dyn tessera::storage::Storage, spec: ClientSpec)
             backchannel_logout_session_required: true,
             web_origins_explicit: spec.web_origins.is_some(),
             first_party_spa: spec.first_party_spa,
+            access_token_format: spec.access_token_format,
             web_origins: match spec.web_origins {
                 Some(origins) => origins.into_iter().map(|o| WebOrigin::parse(o, false).unwrap()).collect(),
                 None => WebOrigin::derive(&redirect_uris),

@@ -9,6 +9,7 @@ pub mod clients;
 pub mod dpop;
 pub mod example_app;
 pub mod logout;
+pub mod node;
 pub mod refresh;
 pub mod signals;
 pub mod sql;

@@ -116,6 +116,7 @@ pub fn new_client(name: &str, created_at: DateTime<Utc>) -> Client {
         web_origins: vec![tessera::domain::web_origin::WebOrigin::parse("https://spa.example", false).unwrap()],
         web_origins_explicit: true,
         first_party_spa: true,
+        access_token_format: tessera::domain::access_token::AccessTokenFormat::Opaque,
         created_at,
         disabled_at: None,
     }
