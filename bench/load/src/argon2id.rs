@@ -130,7 +130,8 @@ mod tests {
 
     #[test]
     fn the_servers_default_phc_string_gives_owasps_parameters() {
-        // What `tessera user create` writes with argon2 0.5's defaults.
+        // The shape `tessera user create` writes with argon2 0.5's defaults (this one is
+        // bench/seed's, whose output matches no password).
         let phc = "$argon2id$v=19$m=19456,t=2,p=1$c2VlZGVkLWJ5LWJlbmNo$3jvO6WybVz9hB3EoS1z1+Xq0VUZ3t2w2c5b9rWbDkTQ";
         assert_eq!(Argon2Params::parse_phc(phc).unwrap(), Argon2Params { m_kib: 19456, t: 2, p: 1, version: 19 });
     }

@@ -210,3 +210,21 @@ pub async fn run_keeping<W: Worker>(workers: Vec<W>, plan: Plan) -> (Summary, Ve
     };
     (summary, workers)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_counted_apart_from_successes_and_errors() {
+        let mut recorder = Recorder::default();
+        let done = Instant::now();
+        recorder.record(Duration::from_millis(5), Ok(()), done);
+        recorder.record(Duration::from_millis(1), Err(format!("{REFUSED}429, Retry-After 1")), done);
+        recorder.record(Duration::from_millis(2), Err("HTTP 500: boom".into()), done);
+        assert_eq!(recorder.latencies_us, [5000]);
+        assert_eq!(recorder.refused_us, [1000]);
+        assert_eq!(recorder.errors, 1);
+        assert_eq!(recorder.error_samples.keys().collect::<Vec<_>>(), ["HTTP 500: boom"]);
+    }
+}
