@@ -233,7 +233,7 @@ fn public_offline_app() -> ClientSpec {
 }
 
 /// Logs in at `client` and exchanges the code with a proof of `key` (or none).
-async fn offline_login_with(app: &TestApp, client: &TestClient, key: Option<&DpopKey>) -> Value {
+pub(crate) async fn offline_login_with(app: &TestApp, client: &TestClient, key: Option<&DpopKey>) -> Value {
     let user = app.create_user(&format!("user-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])).await;
     let request = AuthorizeRequest {
         scope: Some("openid profile offline_access invoices:read".into()),

@@ -5,6 +5,7 @@
 //! user or client, a replayed code, expiry. A JWT client is unaffected.
 
 use crate::attacks::in_parallel;
+use crate::dpop::offline_login_with;
 use crate::helpers::browser::AuthorizeRequest;
 use crate::helpers::clients::{ClientSpec, TestClient, WEB_APP_REDIRECT_URI};
 use crate::helpers::dpop::DpopKey;
@@ -255,20 +256,8 @@ async fn a_dpop_bound_opaque_token_needs_its_proof(app: &TestApp) {
     // A user's bound token at /userinfo: refused as Bearer, accepted with a proof whose
     // `ath` is the hash of the opaque string.
     let client = app.register_client(opaque(ClientSpec::offline_app())).await;
-    let user = app.create_user("dee").await;
-    let request = AuthorizeRequest {
-        scope: Some("openid offline_access invoices:read".into()),
-        ..AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI)
-    }
-    .with("prompt", "consent");
-    let params = app.authorize_and_log_in(&request, &user).await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", params["code"].as_str()),
-        ("redirect_uri", WEB_APP_REDIRECT_URI),
-        ("code_verifier", request.pkce.verifier.as_str()),
-    ];
-    let token = access_token(&token_response(app.dpop_token_request(&client, &form, &key).await).await);
+    let token = access_token(&offline_login_with(app, &client, Some(&key)).await);
+    assert!(is_opaque_access_token(&token));
     assert_eq!(app.userinfo(&token).await.status(), 401, "a bound token as Bearer");
     let other_key = DpopKey::es256();
     let wrong = app.userinfo_with("DPoP", &token, Some(&other_key.userinfo_proof(app, &token))).await;

@@ -7,8 +7,9 @@ use crate::helpers::TestApp;
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime};
 use tessera::clock::Clock;
+use tessera::domain::access_token::AccessTokenFormat;
 use tessera_verify::test_util::TestKey;
-use tessera_verify::{AccessTokenPolicy, IdTokenPolicy, KeySet, Verifier, VerifyError};
+use tessera_verify::{AccessTokenPolicy, IdTokenPolicy, Introspection, KeySet, Verifier, VerifyError};
 
 const AUDIENCE: &str = "https://api.example.com";
 
@@ -40,6 +41,53 @@ async fn a_client_credentials_token_verifies_through_discovery(app: &TestApp) {
     // The same token is refused by a service with another audience.
     let other = Verifier::builder(&app.address).audience("https://billing.example.com").build().await.unwrap();
     assert!(matches!(other.verify(token).await, Err(VerifyError::WrongAudience)));
+}
+
+async fn an_opaque_token_verifies_through_introspection(app: &TestApp) {
+    let service = app
+        .register_client(ClientSpec { access_token_format: AccessTokenFormat::Opaque, ..ClientSpec::service() })
+        .await;
+    let response = app.client_credentials(&service.id, service.secret(), &[("scope", "invoices:read")]).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let token = body["access_token"].as_str().expect("an access token");
+    assert!(token.starts_with("tat_"), "{token}");
+
+    // The resource server's own client serves the token's audience, so Tessera reveals it.
+    let api = app
+        .register_client(ClientSpec {
+            audiences: vec!["https://self.example.com"],
+            served_audiences: vec![AUDIENCE],
+            ..ClientSpec::service()
+        })
+        .await;
+    let introspection = Introspection::new(api.id.as_str(), api.secret()).cache_ttl(Duration::ZERO);
+    let verifier = Verifier::builder(&app.address).audience(AUDIENCE).introspection(introspection).build().await;
+    let verifier = verifier.expect("discovery publishes introspection_endpoint");
+    let claims = verifier.verify(token).await.expect("Tessera's opaque token verifies");
+    assert_eq!((claims.iss.as_str(), claims.sub.as_str()), (app.address.as_str(), service.id.as_str()));
+    assert_eq!(claims.client_id, service.id);
+    assert_eq!(claims.aud, [AUDIENCE]);
+    assert!(claims.scope.contains("invoices:read"));
+    assert!(claims.cnf.is_none() && claims.extra.is_empty(), "{claims:?}");
+
+    // A client that may not see the token learns nothing: inactive.
+    let stranger = app.register_client(ClientSpec::service()).await;
+    let introspection = Introspection::new(stranger.id.as_str(), stranger.secret());
+    let blind = Verifier::builder(&app.address).audience(AUDIENCE).introspection(introspection).build().await.unwrap();
+    assert!(matches!(blind.verify(token).await, Err(VerifyError::Inactive)));
+    // Wrong credentials are the verifier's problem, not the token's.
+    let introspection = Introspection::new(api.id.as_str(), "not the secret");
+    let wrong = Verifier::builder(&app.address).audience(AUDIENCE).introspection(introspection).build().await.unwrap();
+    let result = wrong.verify(token).await;
+    assert!(
+        matches!(&result, Err(VerifyError::IntrospectionUnavailable(e)) if e.status_code() == Some(401)),
+        "{result:?}"
+    );
+
+    // Revoked at Tessera: refused on the next introspection (no cache here).
+    assert_eq!(app.revoke(&service, token).await.status(), 200);
+    assert!(matches!(verifier.verify(token).await, Err(VerifyError::Inactive)));
 }
 
 async fn a_users_tokens_verify_with_the_synchronous_core(app: &TestApp) {
@@ -82,5 +130,6 @@ async fn a_users_tokens_verify_with_the_synchronous_core(app: &TestApp) {
 
 crate::backend_tests!(
     a_client_credentials_token_verifies_through_discovery,
+    an_opaque_token_verifies_through_introspection,
     a_users_tokens_verify_with_the_synchronous_core
 );

@@ -15,7 +15,10 @@
 //!   with the scopes `ssf.manage ssf.read`, to refuse revoked tokens;
 //! - `PUBLIC_URL` (unset): the URL clients reach this service at, e.g.
 //!   `http://127.0.0.1:8081`; when set, DPoP-bound tokens (RFC 9449) are accepted with
-//!   `Authorization: DPoP` and a proof for that URL.
+//!   `Authorization: DPoP` and a proof for that URL;
+//! - `INTROSPECTION_CLIENT_ID`, `INTROSPECTION_CLIENT_SECRET` (unset): a confidential
+//!   client registered with this service's audience; when set, Tessera's opaque access
+//!   tokens (`tat_…`) are accepted too, through token introspection (RFC 7662).
 //!
 //! Routes: `GET /invoices` needs `invoices:read`, `POST /invoices` needs
 //! `invoices:write`, `GET /health` is public and lists the cached key ids (and the
@@ -37,6 +40,10 @@ async fn main() -> std::io::Result<()> {
     let builder = match std::env::var("PUBLIC_URL") {
         Ok(public_url) => builder.dpop(public_url),
         Err(_) => builder,
+    };
+    let builder = match (std::env::var("INTROSPECTION_CLIENT_ID"), std::env::var("INTROSPECTION_CLIENT_SECRET")) {
+        (Ok(id), Ok(secret)) => builder.introspection(tessera_verify::Introspection::new(id, secret)),
+        _ => builder,
     };
     #[cfg(feature = "revocations")]
     let builder = match (std::env::var("SSF_CLIENT_ID"), std::env::var("SSF_CLIENT_SECRET")) {

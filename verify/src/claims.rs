@@ -109,6 +109,72 @@ impl Claims {
         let json = serde_json::to_vec(claims).map_err(|_| VerifyError::Malformed("the claims are not valid JSON"))?;
         Self::from_json(&json)
     }
+
+    /// Reads an introspection response (RFC 7662 §2.2) about an opaque access token:
+    /// [`Introspected::Inactive`] unless `active` is the JSON `true`; otherwise the claims,
+    /// required as for a JWT access token (RFC 9068 §2.2), and `token_type` consistent with
+    /// `cnf`. `active`, `token_type` and `username` are the response's, not the token's:
+    /// they never reach [`Claims::extra`]. Checks presence, types and consistency only.
+    // Only `fetch` introspects; the parser is tested whatever the features.
+    #[cfg_attr(not(feature = "fetch"), allow(dead_code))]
+    pub(crate) fn from_introspection(json: &[u8]) -> Result<Introspected, IntrospectionParseError> {
+        let raw = RawClaims::parse_with(json, Kind::Introspection).map_err(|error| match error.classify() {
+            // A JSON object with a member of the wrong type: what it says about the token is
+            // unusable, as for a JWT's claims.
+            serde_json::error::Category::Data => {
+                IntrospectionParseError::Token(VerifyError::Malformed("the introspection response has invalid members"))
+            }
+            // Not JSON at all (an HTML error page from a proxy …): the endpoint's fault.
+            _ => IntrospectionParseError::NotJson(error),
+        })?;
+        // §2.2: `active` is a boolean; a string "true" is not one, and we fail closed.
+        if raw.active != Some(Value::Bool(true)) {
+            return Ok(Introspected::Inactive);
+        }
+        let token_type = raw.token_type.clone();
+        let claims = raw.into_access_token_claims().map_err(IntrospectionParseError::Token)?;
+        check_token_type(token_type.as_deref(), claims.dpop_jkt().is_some()).map_err(IntrospectionParseError::Token)?;
+        Ok(Introspected::Active(Box::new(claims)))
+    }
+}
+
+/// What an introspection response says about a token (RFC 7662 §2.2).
+#[derive(Debug)]
+#[cfg_attr(not(feature = "fetch"), allow(dead_code))]
+pub(crate) enum Introspected {
+    /// `active` is not `true`: nothing else in the response counts.
+    Inactive,
+    /// Live, with these claims (not yet checked against issuer, audience or time); boxed,
+    /// as they are many times the size of `Inactive`.
+    Active(Box<Claims>),
+}
+
+/// Why an introspection response was not read.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "fetch"), allow(dead_code))]
+pub(crate) enum IntrospectionParseError {
+    /// Not JSON: the endpoint misbehaves.
+    NotJson(serde_json::Error),
+    /// JSON about a token that is refused: a member of the wrong type, a required claim
+    /// missing, `token_type` inconsistent with `cnf`.
+    Token(VerifyError),
+}
+
+/// `token_type` (RFC 7662 §2.2; the values of RFC 6749 §7.1, case-insensitive) must agree
+/// with `cnf.jkt`: a `DPoP` token without a key would otherwise pass for a bearer token
+/// (RFC 9449 §6.2), and a `Bearer` token with one is contradictory. Without `token_type`,
+/// `cnf` alone decides. Any other type (a refresh token …) is not an access token.
+#[cfg_attr(not(feature = "fetch"), allow(dead_code))]
+fn check_token_type(token_type: Option<&str>, has_jkt: bool) -> Result<(), VerifyError> {
+    match token_type {
+        None => Ok(()),
+        Some(t) if t.eq_ignore_ascii_case("DPoP") && has_jkt => Ok(()),
+        Some(t) if t.eq_ignore_ascii_case("Bearer") && !has_jkt => Ok(()),
+        Some(t) if t.eq_ignore_ascii_case("DPoP") || t.eq_ignore_ascii_case("Bearer") => {
+            Err(VerifyError::Malformed("the introspected token_type disagrees with cnf.jkt"))
+        }
+        Some(_) => Err(VerifyError::WrongType),
+    }
 }
 
 /// The claims of an ID token (OpenID Connect Core §2) that passed every check, as read
@@ -229,6 +295,9 @@ impl<'a> IntoIterator for &'a Scopes {
 enum Kind {
     AccessToken,
     IdToken,
+    /// An introspection response (RFC 7662 §2.2): an access token's claims, and `active`,
+    /// `token_type` and `username`.
+    Introspection,
 }
 
 /// Every member is optional here so that a missing one becomes `MissingClaim(name)`
@@ -250,6 +319,10 @@ struct RawClaims {
     nbf: Option<i64>,
     auth_time: Option<i64>,
     cnf: Option<Value>,
+    /// Only in introspection responses, where it is required (RFC 7662 §2.2); kept as any
+    /// JSON so that a non-boolean reads as inactive rather than as a parse failure.
+    active: Option<Value>,
+    token_type: Option<String>,
     extra: Map<String, Value>,
 }
 
@@ -257,10 +330,14 @@ impl RawClaims {
     /// Parses a JSON object in one pass; trailing characters are refused, as
     /// `serde_json::from_slice` does.
     fn parse(json: &[u8], kind: Kind) -> Result<Self, VerifyError> {
-        const MALFORMED: VerifyError = VerifyError::Malformed("the claims are not valid JSON");
+        Self::parse_with(json, kind).map_err(|_| VerifyError::Malformed("the claims are not valid JSON"))
+    }
+
+    /// [`parse`](Self::parse) with serde's error, which can quote the input: never shown.
+    fn parse_with(json: &[u8], kind: Kind) -> serde_json::Result<Self> {
         let mut deserializer = serde_json::Deserializer::from_slice(json);
-        let raw = deserializer.deserialize_map(RawClaimsVisitor { kind }).map_err(|_| MALFORMED)?;
-        deserializer.end().map_err(|_| MALFORMED)?;
+        let raw = deserializer.deserialize_map(RawClaimsVisitor { kind })?;
+        deserializer.end()?;
         Ok(raw)
     }
 
@@ -333,7 +410,7 @@ impl<'de> Visitor<'de> for RawClaimsVisitor {
             *slot = value;
             Ok(())
         }
-        use Kind::{AccessToken, IdToken};
+        use Kind::{IdToken, Introspection};
         let kind = self.kind;
         let mut raw = RawClaims::default();
         while let Some(name) = map.next_key::<ClaimName>()? {
@@ -345,11 +422,19 @@ impl<'de> Visitor<'de> for RawClaimsVisitor {
                 ClaimName::Exp => set(&mut raw.exp, map.next_value::<Option<NumericDate>>()?.map(|d| d.0), "exp")?,
                 ClaimName::Iat => set(&mut raw.iat, map.next_value::<Option<NumericDate>>()?.map(|d| d.0), "iat")?,
                 ClaimName::Nbf => set(&mut raw.nbf, map.next_value::<Option<NumericDate>>()?.map(|d| d.0), "nbf")?,
-                ClaimName::ClientId if kind == AccessToken => set(&mut raw.client_id, map.next_value()?, "client_id")?,
-                ClaimName::Scope if kind == AccessToken => set(&mut raw.scope, map.next_value()?, "scope")?,
-                ClaimName::Jti if kind == AccessToken => set(&mut raw.jti, map.next_value()?, "jti")?,
-                ClaimName::Fid if kind == AccessToken => set(&mut raw.fid, map.next_value()?, "fid")?,
-                ClaimName::Cnf if kind == AccessToken => set(&mut raw.cnf, map.next_value()?, "cnf")?,
+                ClaimName::ClientId if kind != IdToken => set(&mut raw.client_id, map.next_value()?, "client_id")?,
+                ClaimName::Scope if kind != IdToken => set(&mut raw.scope, map.next_value()?, "scope")?,
+                ClaimName::Jti if kind != IdToken => set(&mut raw.jti, map.next_value()?, "jti")?,
+                ClaimName::Fid if kind != IdToken => set(&mut raw.fid, map.next_value()?, "fid")?,
+                ClaimName::Cnf if kind != IdToken => set(&mut raw.cnf, map.next_value()?, "cnf")?,
+                ClaimName::Active if kind == Introspection => set(&mut raw.active, map.next_value()?, "active")?,
+                ClaimName::TokenType if kind == Introspection => {
+                    set(&mut raw.token_type, map.next_value()?, "token_type")?
+                }
+                // RFC 7662 §2.2: the resource owner's human-readable name, not a claim of the token.
+                ClaimName::Username if kind == Introspection => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
                 ClaimName::Nonce if kind == IdToken => set(&mut raw.nonce, map.next_value()?, "nonce")?,
                 ClaimName::Azp if kind == IdToken => set(&mut raw.azp, map.next_value()?, "azp")?,
                 ClaimName::AuthTime if kind == IdToken => {
@@ -383,6 +468,9 @@ enum ClaimName {
     Iat,
     Nbf,
     AuthTime,
+    Active,
+    TokenType,
+    Username,
     Other(String),
 }
 
@@ -405,6 +493,9 @@ impl ClaimName {
             Self::Iat => "iat",
             Self::Nbf => "nbf",
             Self::AuthTime => "auth_time",
+            Self::Active => "active",
+            Self::TokenType => "token_type",
+            Self::Username => "username",
         };
         name.to_owned()
     }
@@ -435,6 +526,9 @@ impl<'de> Deserialize<'de> for ClaimName {
                     "iat" => ClaimName::Iat,
                     "nbf" => ClaimName::Nbf,
                     "auth_time" => ClaimName::AuthTime,
+                    "active" => ClaimName::Active,
+                    "token_type" => ClaimName::TokenType,
+                    "username" => ClaimName::Username,
                     other => ClaimName::Other(other.to_owned()),
                 })
             }
@@ -666,6 +760,98 @@ mod tests {
         }
         let json = br#"{"iss":"a","sub":"u","aud":"c","exp":2,"iat":1,"sub":"v"}"#;
         assert!(matches!(IdTokenClaims::from_json(json), Err(VerifyError::Malformed(_))));
+    }
+
+    fn introspect(value: Value) -> Result<Introspected, IntrospectionParseError> {
+        Claims::from_introspection(&serde_json::to_vec(&value).unwrap())
+    }
+
+    fn introspection() -> Value {
+        let mut value = complete();
+        value["active"] = json!(true);
+        value["token_type"] = json!("Bearer");
+        value["username"] = json!("alice");
+        value["auth_time"] = json!(1);
+        value["fid"] = json!("family-1");
+        value
+    }
+
+    #[test]
+    fn an_active_introspection_response_maps_to_claims_without_its_own_members() {
+        let Ok(Introspected::Active(claims)) = introspect(introspection()) else { panic!("active") };
+        assert_eq!((claims.sub.as_str(), claims.client_id.as_str(), claims.jti.as_str()), ("s", "c", "j"));
+        assert_eq!(claims.fid.as_deref(), Some("family-1"));
+        // `active`, `token_type` and `username` describe the response, not the token.
+        assert_eq!(claims.extra.keys().collect::<Vec<_>>(), ["acr", "auth_time"]);
+    }
+
+    #[test]
+    fn only_the_json_true_is_active() {
+        for active in [json!(false), json!("true"), json!(1), Value::Null] {
+            let mut value = introspection();
+            value["active"] = active.clone();
+            assert!(matches!(introspect(value), Ok(Introspected::Inactive)), "{active}");
+        }
+        let mut value = introspection();
+        value.as_object_mut().unwrap().remove("active");
+        assert!(matches!(introspect(value), Ok(Introspected::Inactive)));
+        assert!(matches!(introspect(json!({ "active": false })), Ok(Introspected::Inactive)));
+        // A JWT may carry a claim named `active`; it is an ordinary claim there.
+        let mut jwt = complete();
+        jwt["active"] = json!(false);
+        assert_eq!(parse(jwt).unwrap().extra["active"], json!(false));
+    }
+
+    #[test]
+    fn an_active_response_needs_every_required_claim() {
+        for name in ["iss", "exp", "aud", "sub", "client_id", "iat", "jti"] {
+            let mut value = introspection();
+            value.as_object_mut().unwrap().remove(name);
+            let result = introspect(value);
+            assert!(
+                matches!(result, Err(IntrospectionParseError::Token(VerifyError::MissingClaim(n))) if n == name),
+                "{name}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_type_must_agree_with_the_confirmation() {
+        let bound = |token_type: Option<&str>, jkt: bool| {
+            let mut value = introspection();
+            match token_type {
+                Some(token_type) => value["token_type"] = json!(token_type),
+                None => _ = value.as_object_mut().unwrap().remove("token_type"),
+            }
+            if jkt {
+                value["cnf"] = json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" });
+            }
+            introspect(value)
+        };
+        assert!(matches!(bound(Some("DPoP"), true), Ok(Introspected::Active(c)) if c.dpop_jkt().is_some()));
+        assert!(matches!(bound(Some("dpop"), true), Ok(Introspected::Active(_))));
+        assert!(matches!(bound(Some("Bearer"), false), Ok(Introspected::Active(c)) if c.cnf.is_none()));
+        assert!(matches!(bound(None, true), Ok(Introspected::Active(_))));
+        assert!(matches!(bound(None, false), Ok(Introspected::Active(_))));
+        // A DPoP token reported without its key would pass for a bearer token.
+        let unbound_dpop = bound(Some("DPoP"), false);
+        assert!(matches!(unbound_dpop, Err(IntrospectionParseError::Token(VerifyError::Malformed(_)))));
+        assert!(matches!(bound(Some("Bearer"), true), Err(IntrospectionParseError::Token(VerifyError::Malformed(_)))));
+        let refresh = bound(Some("refresh_token"), false);
+        assert!(matches!(refresh, Err(IntrospectionParseError::Token(VerifyError::WrongType))));
+    }
+
+    #[test]
+    fn a_response_that_is_not_json_is_the_endpoints_fault() {
+        let html = Claims::from_introspection(b"<html>busy</html>");
+        assert!(matches!(html, Err(IntrospectionParseError::NotJson(_))));
+        let truncated = Claims::from_introspection(br#"{"active":true,"#);
+        assert!(matches!(truncated, Err(IntrospectionParseError::NotJson(_))));
+        let mut wrong = introspection();
+        wrong["exp"] = json!("soon");
+        assert!(matches!(introspect(wrong), Err(IntrospectionParseError::Token(VerifyError::Malformed(_)))));
+        let twice = br#"{"active":true,"active":false}"#;
+        assert!(matches!(Claims::from_introspection(twice), Err(IntrospectionParseError::Token(_))));
     }
 
     #[test]

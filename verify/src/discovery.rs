@@ -1,5 +1,5 @@
-//! Finding the `jwks_uri` through OpenID Connect Discovery 1.0 (§4), once, when the
-//! verifier is built.
+//! Finding the `jwks_uri` (and the `introspection_endpoint`, RFC 8414 §2) through OpenID
+//! Connect Discovery 1.0 (§4), once, when the verifier is built.
 
 use crate::http::{Fetched, HttpFetcher};
 use crate::{BuildError, DiscoveryError, FetchError};
@@ -15,6 +15,10 @@ struct ProviderMetadata {
     #[cfg_attr(not(feature = "revocations"), allow(dead_code))]
     #[serde(default)]
     token_endpoint: Option<String>,
+    /// RFC 8414 §2 (OAuth 2.0 Authorization Server Metadata), which Tessera publishes in
+    /// its OpenID discovery document too; only introspection needs it.
+    #[serde(default)]
+    introspection_endpoint: Option<String>,
 }
 
 /// What discovery tells a verifier.
@@ -23,6 +27,8 @@ pub(crate) struct Provider {
     /// As published, unchecked: only the revocation feed uses it, and checks it then.
     #[cfg_attr(not(feature = "revocations"), allow(dead_code))]
     pub token_endpoint: Option<String>,
+    /// As published, unchecked: only introspection uses it, and checks it then.
+    pub introspection_endpoint: Option<String>,
 }
 
 /// The `jwks_uri` (and `token_endpoint`) of `issuer`, after checking that the document
@@ -47,5 +53,9 @@ pub(crate) async fn discover(fetcher: &HttpFetcher, issuer: &str) -> Result<Prov
     if !matches!(jwks_uri.scheme(), "https" | "http") {
         return Err(DiscoveryError::JwksUriNotHttp { jwks_uri }.into());
     }
-    Ok(Provider { jwks_uri, token_endpoint: metadata.token_endpoint })
+    Ok(Provider {
+        jwks_uri,
+        token_endpoint: metadata.token_endpoint,
+        introspection_endpoint: metadata.introspection_endpoint,
+    })
 }

@@ -80,15 +80,35 @@ pub enum VerifyError {
     /// 503.
     #[error("the DPoP replay cache is full")]
     ReplayCacheFull,
+    /// The issuer's introspection endpoint (RFC 7662) said the opaque token is not active:
+    /// expired, revoked, unknown, or not to be revealed to this resource server (§2.2
+    /// answers all of these alike). Also when `active` is anything but the JSON `true`.
+    #[error("the token is not active")]
+    Inactive,
+    /// An opaque token could not be introspected: the endpoint is unreachable, timed out,
+    /// answered an error status (a 401 too: this verifier's credentials are wrong, not the
+    /// token), sent something that is not JSON, or as many introspection requests as
+    /// allowed were in flight for the whole HTTP timeout. Not the token's fault: the
+    /// actix-web extractor answers 503.
+    #[error("the issuer's introspection endpoint is unavailable")]
+    IntrospectionUnavailable(#[source] FetchError),
 }
 
 impl VerifyError {
     /// True when the token itself was refused (answer 401); false for
-    /// [`KeysUnavailable`](Self::KeysUnavailable) and
-    /// [`RevocationsUnavailable`](Self::RevocationsUnavailable), which are this side's
+    /// [`KeysUnavailable`](Self::KeysUnavailable),
+    /// [`RevocationsUnavailable`](Self::RevocationsUnavailable),
+    /// [`ReplayCacheFull`](Self::ReplayCacheFull) and
+    /// [`IntrospectionUnavailable`](Self::IntrospectionUnavailable), which are this side's
     /// problem (503).
     pub fn is_token_error(&self) -> bool {
-        !matches!(self, Self::KeysUnavailable(_) | Self::RevocationsUnavailable | Self::ReplayCacheFull)
+        !matches!(
+            self,
+            Self::KeysUnavailable(_)
+                | Self::RevocationsUnavailable
+                | Self::ReplayCacheFull
+                | Self::IntrospectionUnavailable(_)
+        )
     }
 
     /// A short text for clients: RFC 6750 §3 `error_description`, so it speaks of access
@@ -106,9 +126,11 @@ impl VerifyError {
             Self::WrongIssuer => "the access token was issued by another issuer",
             Self::WrongAudience => "the access token is not meant for this resource server",
             Self::MissingClaim(_) => "the access token lacks a required claim",
-            Self::KeysUnavailable(_) | Self::RevocationsUnavailable | Self::ReplayCacheFull => {
-                "the access token cannot be verified at the moment"
-            }
+            Self::KeysUnavailable(_)
+            | Self::RevocationsUnavailable
+            | Self::ReplayCacheFull
+            | Self::IntrospectionUnavailable(_) => "the access token cannot be verified at the moment",
+            Self::Inactive => "the access token is not active",
             Self::Revoked => "the access token has been revoked",
             Self::SenderConstrained => "the access token is DPoP-bound: present it with the DPoP scheme and a proof",
             Self::NotSenderConstrained => "the access token is not DPoP-bound: present it with the Bearer scheme",
@@ -177,6 +199,12 @@ pub enum BuildError {
     #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
     #[error("the JWK Set is unavailable")]
     KeySetUnavailable(#[source] FetchError),
+    /// The introspection endpoint, configured or published as `introspection_endpoint` in
+    /// the discovery document, is missing or not an `https` or `http` URL.
+    #[cfg(feature = "fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
+    #[error("unusable introspection endpoint: {0}")]
+    IntrospectionEndpoint(&'static str),
     /// The revocation feed could not be set up: the issuer has no usable Shared Signals
     /// transmitter, refused the receiver's credentials, or could not create its stream.
     #[cfg(feature = "revocations")]
@@ -305,6 +333,8 @@ enum FetchErrorKind {
     Status(u16),
     TooLarge(usize),
     Invalid(serde_json::Error),
+    /// This many requests were already in flight for the whole wait.
+    Busy(usize),
 }
 
 #[cfg_attr(not(feature = "fetch"), allow(dead_code))]
@@ -326,12 +356,16 @@ impl FetchError {
         Self::new(url, FetchErrorKind::Invalid(error))
     }
 
+    pub(crate) fn busy(url: &Url, in_flight: usize) -> Self {
+        Self::new(url, FetchErrorKind::Busy(in_flight))
+    }
+
     fn new(url: &Url, kind: FetchErrorKind) -> Self {
         Self(Arc::new(FetchErrorInner { method: "GET", url: url.clone(), kind }))
     }
 
     /// The same error for a request with another method than GET.
-    #[cfg(feature = "revocations")]
+    #[cfg(feature = "fetch")]
     pub(crate) fn with_method(mut self, method: &'static str) -> Self {
         match Arc::get_mut(&mut self.0) {
             Some(inner) => inner.method = method,
@@ -369,6 +403,9 @@ impl fmt::Display for FetchError {
             FetchErrorKind::Status(status) => write!(f, "{method} {url} answered HTTP {status}"),
             FetchErrorKind::TooLarge(limit) => write!(f, "{method} {url}: the document is larger than {limit} bytes"),
             FetchErrorKind::Invalid(_) => write!(f, "{url} is not the expected JSON document"),
+            FetchErrorKind::Busy(in_flight) => {
+                write!(f, "{method} {url}: {in_flight} requests stayed in flight for the whole timeout")
+            }
         }
     }
 }
@@ -383,6 +420,7 @@ impl fmt::Debug for FetchError {
             FetchErrorKind::Status(status) => debug.field("status", status),
             FetchErrorKind::TooLarge(limit) => debug.field("limit", limit),
             FetchErrorKind::Invalid(error) => debug.field("invalid", error),
+            FetchErrorKind::Busy(in_flight) => debug.field("busy", in_flight),
         };
         debug.finish()
     }
@@ -394,7 +432,7 @@ impl std::error::Error for FetchError {
             #[cfg(feature = "fetch")]
             FetchErrorKind::Request(error) => Some(error),
             FetchErrorKind::Invalid(error) => Some(error),
-            FetchErrorKind::Status(_) | FetchErrorKind::TooLarge(_) => None,
+            FetchErrorKind::Status(_) | FetchErrorKind::TooLarge(_) | FetchErrorKind::Busy(_) => None,
         }
     }
 }
@@ -440,6 +478,8 @@ mod tests {
             VerifyError::SenderConstrained,
             VerifyError::NotSenderConstrained,
             VerifyError::ReplayCacheFull,
+            VerifyError::Inactive,
+            VerifyError::IntrospectionUnavailable(FetchError::busy(&url, 16)),
         ];
         for error in all {
             let allowed = |b: u8| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E);
@@ -453,6 +493,8 @@ mod tests {
         assert!(!VerifyError::KeysUnavailable(FetchError::status(&url, 503)).is_token_error());
         assert!(!VerifyError::RevocationsUnavailable.is_token_error());
         assert!(!VerifyError::ReplayCacheFull.is_token_error());
+        assert!(!VerifyError::IntrospectionUnavailable(FetchError::status(&url, 401)).is_token_error());
+        assert!(VerifyError::Inactive.is_token_error());
         assert!(VerifyError::SenderConstrained.is_token_error());
         assert!(VerifyError::Revoked.is_token_error());
         assert!(VerifyError::UnknownKey.is_token_error());

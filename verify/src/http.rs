@@ -3,7 +3,9 @@
 //! that decide when to fetch again.
 
 use crate::FetchError;
-use reqwest::header::{HeaderMap, ACCEPT, AGE, CACHE_CONTROL, ETAG, IF_NONE_MATCH};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AGE, CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
 use std::time::Duration;
 use url::Url;
@@ -67,6 +69,16 @@ pub(crate) async fn read_body(
     Ok(body)
 }
 
+/// `client_secret_basic` (RFC 6749 §2.3.1): each part form-urlencoded, then Basic; marked
+/// sensitive so that no debug output shows it. `None` when it cannot be a header value.
+pub(crate) fn basic_credentials(client_id: &str, client_secret: &str) -> Option<HeaderValue> {
+    let encode = |part: &str| url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>();
+    let encoded = STANDARD.encode(format!("{}:{}", encode(client_id), encode(client_secret)));
+    let mut header = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    header.set_sensitive(true);
+    Some(header)
+}
+
 /// How long a response stays fresh (RFC 9111 §4.2.1): `max-age` minus `Age`; zero for
 /// `no-cache`/`no-store`; `None` when the response says nothing. A repeated `max-age`
 /// counts with its smallest value.
@@ -102,6 +114,14 @@ mod tests {
             headers.append(name, HeaderValue::from_static(value));
         }
         freshness(&headers)
+    }
+
+    #[test]
+    fn basic_credentials_are_form_encoded_first() {
+        let header = basic_credentials("my client", "s3cr:t/+").unwrap();
+        assert!(header.is_sensitive());
+        let encoded = header.to_str().unwrap().strip_prefix("Basic ").unwrap();
+        assert_eq!(STANDARD.decode(encoded).unwrap(), b"my+client:s3cr%3At%2F%2B");
     }
 
     #[test]

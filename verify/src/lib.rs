@@ -54,6 +54,18 @@
 //! thumbprint, and [`KeySet::verify_jws`] verifies a JWS (a `private_key_jwt` client
 //! assertion, RFC 7523) with a client's keys ([`KeySet::from_client_jwks`]).
 //!
+//! # Opaque tokens
+//!
+//! [`VerifierBuilder::introspection`] (the `fetch` feature) makes the verifier accept
+//! Tessera's opaque access tokens too (`tat_` and 43 base64url characters): it asks the
+//! issuer's introspection endpoint (RFC 7662) about each, as the confidential client that
+//! [`Introspection`] names, and caches active answers briefly (10 s unless set, never past
+//! `exp`, bounded in size), with a bound on requests in flight. The answer is checked as
+//! a JWT's claims are (issuer, audience, times, `cnf` and `token_type`, the deny set) and
+//! returned as the same [`Claims`]; [`VerifyError::Inactive`] when the issuer says the
+//! token is dead, [`VerifyError::IntrospectionUnavailable`] when it cannot be asked. Only
+//! a token of exactly that shape is ever sent; JWTs are verified locally as before.
+//!
 //! # Without the network
 //!
 //! [`VerifierBuilder::build_from_jwks`] builds a verifier from a JWK Set document instead
@@ -64,7 +76,7 @@
 //! # Features
 //!
 //! - `fetch` (default): discovery and JWK Set fetching with `reqwest`, which
-//!   `VerifierBuilder::build` needs. Without it the crate has no HTTP client, no
+//!   `VerifierBuilder::build` needs, and introspection of opaque tokens. Without it the crate has no HTTP client, no
 //!   Tokio, and no I/O at all.
 //! - `rustls-tls` (default) or `native-tls`: the TLS backend of `reqwest`; each turns on
 //!   `fetch`. `fetch` alone speaks plain HTTP only.
@@ -94,6 +106,8 @@ mod error;
 pub mod fuzzing;
 #[cfg(feature = "fetch")]
 mod http;
+#[cfg(feature = "fetch")]
+mod introspection;
 pub mod jwk;
 mod jws;
 #[cfg(feature = "fetch")]
@@ -116,6 +130,9 @@ pub use error::DiscoveryError;
 #[cfg_attr(docsrs, doc(cfg(feature = "revocations")))]
 pub use error::RevocationError;
 pub use error::{BuildError, DpopRequestError, FetchError, JwkError, JwksError, VerifyError};
+#[cfg(feature = "fetch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
+pub use introspection::Introspection;
 pub use jwk::{Jwk, KeySet};
 pub use jws::{JwsHeader, VerifiedJws};
 pub use policy::{AccessTokenPolicy, IdTokenPolicy};

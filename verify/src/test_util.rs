@@ -33,6 +33,7 @@
 //! # }
 //! ```
 
+mod introspection;
 mod signals;
 
 use crate::{Algorithm, Claims, IdTokenClaims, VerifyError};
@@ -304,6 +305,25 @@ pub fn access_token_payload(issuer: &str, audience: &str) -> Value {
     })
 }
 
+/// A fresh opaque access token shaped like Tessera's: `tat_` and 32 random bytes in
+/// base64url.
+pub fn opaque_token() -> String {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).expect("randomness");
+    format!("tat_{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Tessera's introspection answer (RFC 7662 §2.2) about a live opaque bearer token: the
+/// claims of [`access_token_payload`] with a fresh `jti`, `active` and `token_type`. For a
+/// DPoP-bound token, set `token_type` to `DPoP` and add `cnf`.
+pub fn introspection_response(issuer: &str, audience: &str) -> Value {
+    let mut response = access_token_payload(issuer, audience);
+    response["jti"] = random_id().into();
+    response["active"] = true.into();
+    response["token_type"] = "Bearer".into();
+    response
+}
+
 /// The claims of an ID token like Tessera's (OpenID Connect Core §2): issued now, valid
 /// for five minutes, for the client `client_id`, with a session id.
 pub fn id_token_payload(issuer: &str, client_id: &str) -> Value {
@@ -376,6 +396,7 @@ pub mod subject {
     }
 }
 
+pub use introspection::{INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET};
 pub use signals::{SecurityEvent, RECEIVER_ID, RECEIVER_SECRET};
 
 /// Adds `count` synthetic entries to the deny set of a verifier built with
@@ -392,6 +413,12 @@ pub fn fill_deny_set(verifier: &crate::Verifier, count: usize) -> Option<usize> 
 /// which is also its issuer identifier. It serves the JWK Set with
 /// `Cache-Control: public, max-age=900` and an ETag, answers `If-None-Match` with 304,
 /// can be told to fail, and counts requests.
+///
+/// Its token introspection endpoint (RFC 7662), `/introspect`, published as
+/// `introspection_endpoint`, answers the client [`INTROSPECTION_CLIENT_ID`] (any other gets
+/// 401) `{"active":false}` for every token but those given an answer with
+/// [`set_introspection`](Self::set_introspection); it can be made slow, failing or garbled,
+/// and counts requests and the most it had in flight at once.
 ///
 /// With [`enable_signals`](Self::enable_signals) it is also an OpenID Shared Signals
 /// transmitter, as Tessera is: a token endpoint for the client [`RECEIVER_ID`],
@@ -426,6 +453,7 @@ struct IssuerState {
     conditional_requests: AtomicUsize,
     not_modified: AtomicUsize,
     signals: signals::Transmitter,
+    introspection: introspection::Endpoint,
 }
 
 impl MockIssuer {
@@ -506,6 +534,47 @@ impl MockIssuer {
     /// JWK Set requests answered 304.
     pub fn not_modified(&self) -> usize {
         self.state.not_modified.load(Ordering::SeqCst)
+    }
+
+    /// What the introspection endpoint answers about `token` from now on: `response`, as
+    /// it is (see [`introspection_response`]).
+    pub fn set_introspection(&self, token: &str, response: Value) {
+        self.state.introspection.answer(token, response);
+    }
+
+    /// While not 200, the introspection endpoint answers every request with this status
+    /// (one of 400, 401, 429, 500, 502, 503) and an OAuth error body.
+    ///
+    /// # Panics
+    /// For another status.
+    pub fn set_introspection_status(&self, status: u16) {
+        self.state.introspection.set_status(status);
+    }
+
+    /// While set, the introspection endpoint answers 200 with HTML.
+    pub fn set_introspection_garbled(&self, is_garbled: bool) {
+        self.state.introspection.set_garbled(is_garbled);
+    }
+
+    /// How long the introspection endpoint takes to answer: no time unless set.
+    pub fn set_introspection_delay(&self, delay: Duration) {
+        self.state.introspection.set_delay(delay);
+    }
+
+    /// While set, the discovery document has no `introspection_endpoint` (the endpoint
+    /// still answers).
+    pub fn set_introspection_published(&self, is_published: bool) {
+        self.state.introspection.set_hidden(!is_published);
+    }
+
+    /// Every request to the introspection endpoint so far, whatever the answer.
+    pub fn introspection_requests(&self) -> usize {
+        self.state.introspection.requests()
+    }
+
+    /// The most introspection requests the endpoint was handling at once so far.
+    pub fn max_concurrent_introspections(&self) -> usize {
+        self.state.introspection.max_in_flight()
     }
 
     /// Turns on the Shared Signals transmitter, which signs SETs with `key` (publish it
@@ -635,6 +704,7 @@ fn answer(stream: TcpStream, state: &IssuerState) {
     let response = match (request.method.as_str(), request.path()) {
         ("GET", "/.well-known/openid-configuration") => discovery(state),
         ("GET", "/jwks.json") => jwks(state, request.header("if-none-match")),
+        ("POST", "/introspect") => state.introspection.handle(&request),
         _ => state.signals.handle(&state.issuer, &request),
     };
     let _ = (&stream).write_all(response.to_bytes().as_slice());
@@ -714,11 +784,14 @@ impl Response {
 
 fn discovery(state: &IssuerState) -> Response {
     let issuer = state.discovery_issuer.lock().expect("not poisoned").clone().unwrap_or_else(|| state.issuer.clone());
-    let body = json!({
+    let mut body = json!({
         "issuer": issuer,
         "jwks_uri": format!("{}/jwks.json", state.issuer),
         "token_endpoint": format!("{}/token", state.issuer),
     });
+    if !state.introspection.is_hidden() {
+        body["introspection_endpoint"] = format!("{}/introspect", state.issuer).into();
+    }
     Response { status: "200 OK", headers: vec![("content-type", "application/json".into())], body: body.to_string() }
 }
 

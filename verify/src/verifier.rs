@@ -52,6 +52,9 @@ struct Inner {
     #[cfg(feature = "revocations")]
     revocations: Option<crate::revocation::Handle>,
     dpop: Option<Dpop>,
+    /// Opaque access tokens, when configured.
+    #[cfg(feature = "fetch")]
+    introspector: Option<crate::introspection::Introspector>,
 }
 
 /// What checking DPoP-bound tokens needs (RFC 9449 §7).
@@ -94,6 +97,8 @@ impl Verifier {
             #[cfg(feature = "revocations")]
             revocations: None,
             dpop: None,
+            #[cfg(feature = "fetch")]
+            introspection: None,
         }
     }
 
@@ -178,7 +183,26 @@ impl Verifier {
 
     /// The token checks, whatever the token is bound to.
     async fn verify_any(&self, token: &str) -> Result<Claims, VerifyError> {
+        let claims = self.authentic_claims(token).await?;
+        #[cfg(feature = "revocations")]
+        if let Some(revocations) = &self.inner.revocations {
+            revocations.shared.check(&claims)?;
+        }
+        Ok(claims)
+    }
+
+    /// The claims of `token` once the issuer vouches for them (its signature, or its
+    /// introspection endpoint), checked against issuer, audience and time.
+    async fn authentic_claims(&self, token: &str) -> Result<Claims, VerifyError> {
         let inner = &*self.inner;
+        // An opaque token would fail as a JWS anyway (no dots): without introspection it is
+        // refused as `Malformed`, as before.
+        #[cfg(feature = "fetch")]
+        if let Some(introspector) = &inner.introspector {
+            if crate::introspection::is_opaque_token(token) {
+                return introspector.verify(token, &inner.policy, &*inner.clock).await;
+            }
+        }
         let mut buffer: HeaderBuffer = [0; HEADER_BUFFER_LEN];
         let token = inner.policy.open(token, &mut buffer)?;
         let claims = match &inner.keys {
@@ -189,10 +213,6 @@ impl Verifier {
                 inner.policy.finish(&token, &keys, inner.clock.now())?
             }
         };
-        #[cfg(feature = "revocations")]
-        if let Some(revocations) = &inner.revocations {
-            revocations.shared.check(&claims)?;
-        }
         Ok(claims)
     }
 
@@ -260,11 +280,14 @@ impl Verifier {
 
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Verifier")
+        let mut debug = f.debug_struct("Verifier");
+        debug
             .field("issuer", &self.issuer())
             .field("audiences", &self.audiences())
-            .field("algorithms", &self.inner.policy.allowed_algorithms())
-            .finish_non_exhaustive()
+            .field("algorithms", &self.inner.policy.allowed_algorithms());
+        #[cfg(feature = "fetch")]
+        debug.field("introspection_endpoint", &self.inner.introspector.as_ref().map(|i| i.endpoint().as_str()));
+        debug.finish_non_exhaustive()
     }
 }
 
@@ -286,6 +309,8 @@ pub struct VerifierBuilder {
     #[cfg(feature = "revocations")]
     revocations: Option<crate::Revocations>,
     dpop: Option<DpopSettings>,
+    #[cfg(feature = "fetch")]
+    introspection: Option<crate::Introspection>,
 }
 
 /// How [`VerifierBuilder::dpop`] configured DPoP.
@@ -453,6 +478,19 @@ impl VerifierBuilder {
         self
     }
 
+    /// Verifies Tessera's opaque access tokens (`tat_` and 43 base64url characters) through
+    /// the issuer's token introspection endpoint (RFC 7662), with a short cache: see
+    /// [`Introspection`](crate::Introspection). [`Verifier::verify`], [`Verifier::verify_dpop`]
+    /// and the actix-web extractor then take both kinds of token; a JWT is still verified
+    /// locally, and nothing else is ever sent to the endpoint. Only `build` can use it:
+    /// `build_from_jwks` refuses it, having no network.
+    #[cfg(feature = "fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
+    pub fn introspection(mut self, introspection: crate::Introspection) -> Self {
+        self.introspection = Some(introspection);
+        self
+    }
+
     /// Checks the settings, reads the issuer's discovery document (OpenID Connect
     /// Discovery 1.0 §4), and fetches its JWK Set. Fails when either is unreachable or
     /// invalid, so a misconfigured service stops at startup rather than refusing every
@@ -486,6 +524,15 @@ impl VerifierBuilder {
         };
         let fetcher = HttpFetcher { client, timeout: self.http_timeout };
         let provider = discovery::discover(&fetcher, policy.issuer()).await?;
+        let introspector = match self.introspection {
+            None => None,
+            Some(settings) => Some(crate::introspection::Introspector::new(
+                settings,
+                provider.introspection_endpoint.as_deref(),
+                fetcher.client.clone(),
+                self.http_timeout,
+            )?),
+        };
         #[allow(unused_mut)]
         let mut algorithms = policy.allowed_algorithms().to_vec();
         // SETs are RS256 (the CAEP interoperability profile §2.6), whatever access tokens
@@ -533,6 +580,7 @@ impl VerifierBuilder {
                 #[cfg(feature = "revocations")]
                 revocations,
                 dpop,
+                introspector,
             }),
         })
     }
@@ -556,6 +604,10 @@ impl VerifierBuilder {
         if self.revocations.is_some() {
             return Err(BuildError::Configuration("a revocation feed needs the network: use build()"));
         }
+        #[cfg(feature = "fetch")]
+        if self.introspection.is_some() {
+            return Err(BuildError::Configuration("introspection needs the network: use build()"));
+        }
         let keys = KeySet::from_jwks_for(jwks, policy.allowed_algorithms())?;
         // Nothing will ever add a key to this set.
         if keys.is_empty() {
@@ -570,6 +622,8 @@ impl VerifierBuilder {
                 #[cfg(feature = "revocations")]
                 revocations: None,
                 dpop,
+                #[cfg(feature = "fetch")]
+                introspector: None,
             }),
         })
     }
@@ -616,6 +670,8 @@ impl fmt::Debug for VerifierBuilder {
         #[cfg(feature = "revocations")]
         debug.field("revocations", &self.revocations);
         debug.field("dpop", &self.dpop);
+        #[cfg(feature = "fetch")]
+        debug.field("introspection", &self.introspection);
         debug.finish_non_exhaustive()
     }
 }

@@ -139,6 +139,38 @@ async fn unavailable_keys_get_503_without_a_challenge() {
 }
 
 #[actix_web::test]
+async fn opaque_tokens_get_200_401_or_503_as_introspection_says() {
+    use tessera_verify::test_util::{
+        introspection_response, opaque_token, INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET,
+    };
+    let key = tessera_key();
+    let issuer = MockIssuer::start(&[&key]);
+    let introspection = tessera_verify::Introspection::new(INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET);
+    let verifier = issuer.verifier().realm("invoices").introspection(introspection).build().await.unwrap();
+    let app = service!(verifier);
+    let get = |token: &str| {
+        test::TestRequest::get().uri("/invoices").insert_header((AUTHORIZATION, format!("Bearer {token}"))).to_request()
+    };
+    let live = opaque_token();
+    issuer.set_introspection(&live, introspection_response(issuer.issuer(), crate::support::AUDIENCE));
+    assert_eq!(test::call_service(&app, get(&live)).await.status(), 200);
+
+    let response = test::call_service(&app, get(&opaque_token())).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        challenge(&response),
+        r#"Bearer realm="invoices", error="invalid_token", error_description="the access token is not active""#
+    );
+
+    // The endpoint is down: not the token's fault (the live one is cached, so a new one).
+    issuer.set_introspection_status(503);
+    let response = test::call_service(&app, get(&opaque_token())).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().get(WWW_AUTHENTICATE).is_none());
+    assert_eq!(test::call_service(&app, get(&live)).await.status(), 200, "cached");
+}
+
+#[actix_web::test]
 async fn a_plain_verifier_in_app_data_works_too() {
     let f = fixture().await;
     let app =

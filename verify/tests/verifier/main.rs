@@ -8,6 +8,8 @@ mod dpop;
 mod extractor;
 mod interop;
 #[cfg(feature = "fetch")]
+mod introspection;
+#[cfg(feature = "fetch")]
 mod key_refresh;
 mod offline;
 #[cfg(feature = "revocations")]

@@ -161,6 +161,38 @@ async fn a_token_revocation_refuses_that_jti_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deny_set_applies_to_introspected_opaque_tokens() {
+    use tessera_verify::test_util::{
+        introspection_response, opaque_token, INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET,
+    };
+    let (issuer, key) = transmitter();
+    let introspection = tessera_verify::Introspection::new(INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET);
+    let verifier = issuer
+        .verifier()
+        .introspection(introspection)
+        .revocations(Revocations::poll(RECEIVER_ID, RECEIVER_SECRET))
+        .build()
+        .await
+        .unwrap();
+    let f = Fixture { issuer, key, verifier };
+    let opaque = |sid: &str, fid: &str| {
+        let token = opaque_token();
+        let mut answer = introspection_response(f.iss(), crate::support::AUDIENCE);
+        answer["sub"] = json!("u1");
+        answer["sid"] = json!(sid);
+        answer["fid"] = json!(fid);
+        f.issuer.set_introspection(&token, answer);
+        token
+    };
+    let (revoked, spared) = (opaque("s1", "f1"), opaque("s1", "f2"));
+    // Cached as active before the revocation arrives: the deny set still refuses it.
+    assert!(f.accepts(&revoked).await);
+    revoke(&f, SecurityEvent::session_revoked(subject::family(f.iss(), "u1", "s1", "f1"), now_f())).await;
+    assert!(!f.accepts(&revoked).await);
+    assert!(f.accepts(&spared).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_events_revoke_as_tessera_means_them() {
     let f = fixture(|r| r).await;
     let earlier = f.token(json!({ "sub": "u1", "sid": "s1", "iat": now() - 10 }));
