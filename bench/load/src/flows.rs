@@ -6,7 +6,7 @@ use crate::http::{basic_auth, Conn};
 use anyhow::{bail, Context};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hyper::header::{HeaderName, HeaderValue, COOKIE};
+use hyper::header::{HeaderName, HeaderValue, COOKIE, RETRY_AFTER};
 use std::collections::BTreeMap;
 
 /// A confidential client registered for the authorization code grant.
@@ -97,13 +97,23 @@ fn random_state() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Logs in with the password once; returns the session and the first code.
-pub async fn log_in(
+/// What one password login came to.
+pub enum LoginAttempt {
+    /// The session's cookies and the code of the redirect to the client.
+    SignedIn(Session, PreparedCode),
+    /// 429: the password-check bound (`Retry-After`, seconds) or the throttle (`None`).
+    Refused { retry_after: Option<u64> },
+}
+
+/// One full password login: `GET /authorize` (the login page, its `pending` and CSRF
+/// fields and cookie), then `POST /login` with the credentials, which redirects to the
+/// client with a code (a first-party client needs no consent).
+pub async fn attempt_login(
     conn: &mut Conn,
     client: &WebClient,
     username: &str,
     password: &str,
-) -> anyhow::Result<(Session, PreparedCode)> {
+) -> anyhow::Result<LoginAttempt> {
     let (verifier, challenge) = pkce();
     let state = random_state();
     let page = conn.get(&authorize_path(client, &challenge, &state), &[]).await?;
@@ -117,6 +127,10 @@ pub async fn log_in(
     let csrf = hidden_field(&html, "csrf_token").context("the login page has no `csrf_token` field")?;
     let form = [("pending", pending.as_str()), ("csrf_token", &csrf), ("username", username), ("password", password)];
     let response = conn.post_form("/login", &[(COOKIE, cookie_header(&jar)?)], &form).await?;
+    if response.status == 429 {
+        let retry_after = response.headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok());
+        return Ok(LoginAttempt::Refused { retry_after });
+    }
     if response.status != 303 {
         bail!(
             "POST /login should redirect to the client (a first-party client needs no consent): {}",
@@ -125,7 +139,20 @@ pub async fn log_in(
     }
     jar.extend(response.set_cookies().map(|(name, value)| (name.to_owned(), value.to_owned())));
     let code = code_from_redirect(response.location().context("303 without Location")?, &state)?;
-    Ok((Session { cookie: cookie_header(&jar)? }, PreparedCode { code, verifier }))
+    Ok(LoginAttempt::SignedIn(Session { cookie: cookie_header(&jar)? }, PreparedCode { code, verifier }))
+}
+
+/// Logs in with the password once; returns the session and the first code.
+pub async fn log_in(
+    conn: &mut Conn,
+    client: &WebClient,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<(Session, PreparedCode)> {
+    match attempt_login(conn, client, username, password).await? {
+        LoginAttempt::SignedIn(session, code) => Ok((session, code)),
+        LoginAttempt::Refused { retry_after } => bail!("POST /login was refused (429, Retry-After {retry_after:?})"),
+    }
 }
 
 /// One more code through the SSO session: no password, no page.

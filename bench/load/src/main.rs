@@ -5,6 +5,7 @@
 //! `report` turns a run directory of such files into `bench/results/latest.{md,json}`.
 //! See bench/README.md.
 
+mod argon2id;
 mod awslc;
 mod driver;
 mod flows;
@@ -14,6 +15,7 @@ mod report;
 mod revocation;
 mod scenarios;
 mod signed;
+mod soak;
 mod verify;
 
 use anyhow::Context;
@@ -48,6 +50,17 @@ enum Command {
         seconds: f64,
         #[arg(long, default_value_t = 1)]
         threads: usize,
+    },
+    /// The raw argon2id rate with the parameters of a PHC string the server wrote: the
+    /// baseline of the login scenario.
+    Argon2 {
+        /// A password hash from the server's `users.password_hash` (only its parameters count).
+        #[arg(long)]
+        phc: String,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
     },
     /// Prints a free TCP port on 127.0.0.1.
     FreePort,
@@ -122,6 +135,43 @@ enum Command {
         prepare_seconds: f64,
         #[arg(long, default_value_t = 30_000)]
         max_codes: usize,
+    },
+    /// Scenario 8: full password logins, GET /authorize → login form → POST /login → code;
+    /// 429s (the password-check bound) are counted apart, and their Retry-After honoured.
+    Login {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[command(flatten)]
+        login: LoginArgs,
+    },
+    /// The long run: a client_credentials + refresh mix at half its measured peak, with
+    /// RSS of --pid, errors and p99 every minute.
+    Soak {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[command(flatten)]
+        login: LoginArgs,
+        /// The client_credentials client.
+        #[arg(long)]
+        service_id: String,
+        #[arg(long)]
+        service_secret: String,
+        #[arg(long, default_value = "api:read api:write")]
+        service_scope: String,
+        #[arg(long, default_value_t = 30)]
+        minutes: usize,
+        /// Minutes not judged for RSS growth (default: a sixth of the run).
+        #[arg(long)]
+        warmup_minutes: Option<usize>,
+        /// Seconds of a "minute" (60; shorter only to try the command out).
+        #[arg(long, default_value_t = 60.0)]
+        minute_seconds: f64,
+        /// Seconds of the closed-loop run that measures the peak.
+        #[arg(long, default_value_t = 10.0)]
+        peak_seconds: f64,
+        /// The server process(es) whose RSS is sampled; repeat for replicas (summed).
+        #[arg(long = "pid")]
+        pids: Vec<u32>,
     },
     /// Scenario 4: POST /introspect of a valid client_credentials access token.
     Introspect {
@@ -201,7 +251,8 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct LoadArgs {
-    /// The server, e.g. http://127.0.0.1:8080 (loopback only).
+    /// The server, e.g. http://127.0.0.1:8080 (loopback only). Several, comma-separated
+    /// (replicas on one database): connection i goes to URL i mod N, round robin.
     #[arg(long)]
     url: String,
     /// Concurrent connections (one worker each).
@@ -222,6 +273,12 @@ struct LoadArgs {
 }
 
 impl LoadArgs {
+    fn targets(&self) -> anyhow::Result<Vec<Target>> {
+        let targets = self.url.split(',').map(Target::parse).collect::<anyhow::Result<Vec<_>>>()?;
+        anyhow::ensure!(!targets.is_empty(), "--url names no server");
+        Ok(targets)
+    }
+
     fn plan(&self) -> Plan {
         Plan {
             warmup: Duration::from_secs_f64(self.warmup),
@@ -281,6 +338,10 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Report { dir, markdown, json } => report::write(&dir, &markdown, &json),
+        Command::Argon2 { phc, threads, seconds } => {
+            let params = argon2id::Argon2Params::parse_phc(&phc)?;
+            print(&serde_json::to_value(argon2id::measure(params, threads, seconds)?)?)
+        }
         Command::ClientKey { pkcs8, jwks } => signed::write_client_key(&pkcs8, &jwks),
         Command::Wait { url, path, timeout } => {
             let target = Target::parse(&url)?;
@@ -354,6 +415,8 @@ fn main() -> anyhow::Result<()> {
                 | Command::Refresh { load, .. }
                 | Command::Code { load, .. }
                 | Command::Introspect { load, .. }
+                | Command::Login { load, .. }
+                | Command::Soak { load, .. }
                 | Command::Get { load, .. } => load.threads,
                 _ => 1,
             };
@@ -379,11 +442,11 @@ fn with_setup(summary: Summary, scenario: &str, setup: Value) -> anyhow::Result<
 async fn load(command: Command) -> anyhow::Result<Value> {
     match command {
         Command::ClientCredentials { load, client, scope } => {
-            let target = Target::parse(&load.url)?;
+            let targets = load.targets()?;
             let workers = (0..load.connections)
-                .map(|_| {
+                .map(|i| {
                     scenarios::ClientCredentials::new(
-                        &target,
+                        &targets[i % targets.len()],
                         &client.client_id,
                         &client.client_secret,
                         scope.as_deref(),
@@ -416,23 +479,26 @@ async fn load(command: Command) -> anyhow::Result<Value> {
             with_setup(driver::run(workers, load.plan()).await, "get", json!({ "path": path }))
         }
         Command::Introspect { load, client } => {
-            let target = Target::parse(&load.url)?;
-            let mut conn = Conn::new(&target);
+            let targets = load.targets()?;
+            let mut conn = Conn::new(&targets[0]);
             let auth = http::basic_auth(&client.client_id, &client.client_secret);
             let response = conn.post_form("/token", &[auth], &[("grant_type", "client_credentials")]).await?;
             anyhow::ensure!(response.status == 200, "no token to introspect: {}", response.excerpt());
             let token = response.json()?["access_token"].as_str().context("access_token")?.to_owned();
             let workers = (0..load.connections)
-                .map(|_| scenarios::Introspect::new(&target, &client.client_id, &client.client_secret, &token))
+                .map(|i| {
+                    let target = &targets[i % targets.len()];
+                    scenarios::Introspect::new(target, &client.client_id, &client.client_secret, &token)
+                })
                 .collect();
             let summary = driver::run(workers, load.plan()).await;
             with_setup(summary, "introspect", json!({ "token": "client_credentials access token" }))
         }
         Command::Refresh { load, login, refresh_scope } => {
-            let target = Target::parse(&load.url)?;
+            let targets = load.targets()?;
             let client = login.web_client();
             let started = std::time::Instant::now();
-            let mut conn = Conn::new(&target);
+            let mut conn = Conn::new(&targets[0]);
             let (session, first) = flows::log_in(&mut conn, &client, &login.username, &login.password()?).await?;
             let session = Arc::new(session);
             // Each connection carries its own chain (its own token family).
@@ -445,8 +511,10 @@ async fn load(command: Command) -> anyhow::Result<Value> {
             let prepare_s = started.elapsed().as_secs_f64();
             let workers: Vec<_> = tokens
                 .into_iter()
-                .map(|token| {
-                    scenarios::RefreshChain::new(&target, client.clone(), session.clone(), token, refresh_scope.clone())
+                .enumerate()
+                .map(|(i, token)| {
+                    let target = &targets[i % targets.len()];
+                    scenarios::RefreshChain::new(target, client.clone(), session.clone(), token, refresh_scope.clone())
                 })
                 .collect();
             let summary = driver::run(workers, load.plan()).await;
@@ -458,7 +526,8 @@ async fn load(command: Command) -> anyhow::Result<Value> {
             )
         }
         Command::Code { load, login, prepare_seconds, max_codes } => {
-            let target = Target::parse(&load.url)?;
+            let targets = load.targets()?;
+            let target = targets[0].clone();
             let client = login.web_client();
             let mut conn = Conn::new(&target);
             let (session, _) = flows::log_in(&mut conn, &client, &login.username, &login.password()?).await?;
@@ -477,8 +546,11 @@ async fn load(command: Command) -> anyhow::Result<Value> {
             for (i, code) in codes.into_iter().enumerate() {
                 shares[i % load.connections].push(code);
             }
-            let workers =
-                shares.into_iter().map(|codes| scenarios::CodeExchange::new(&target, &client, codes)).collect();
+            let workers = shares
+                .into_iter()
+                .enumerate()
+                .map(|(i, codes)| scenarios::CodeExchange::new(&targets[i % targets.len()], &client, codes))
+                .collect();
             let summary = driver::run(workers, load.plan()).await;
             with_setup(
                 summary,
@@ -486,6 +558,56 @@ async fn load(command: Command) -> anyhow::Result<Value> {
                 json!({ "scope": login.scope, "codes_prepared": prepared, "prepare_s": took.as_secs_f64(),
                         "prepare_rate": prepared as f64 / took.as_secs_f64() }),
             )
+        }
+        Command::Login { load, login } => {
+            let targets = load.targets()?;
+            let client = login.web_client();
+            let password: Arc<str> = login.password()?.into();
+            let workers = (0..load.connections)
+                .map(|i| {
+                    scenarios::Login::new(
+                        &targets[i % targets.len()],
+                        client.clone(),
+                        &login.username,
+                        password.clone(),
+                    )
+                })
+                .collect();
+            let summary = driver::run(workers, load.plan()).await;
+            with_setup(
+                summary,
+                "login",
+                json!({ "scope": login.scope, "flow": "GET /authorize, POST /login, 303 with a code" }),
+            )
+        }
+        Command::Soak {
+            load,
+            login,
+            service_id,
+            service_secret,
+            service_scope,
+            minutes,
+            warmup_minutes,
+            minute_seconds,
+            peak_seconds,
+            pids,
+        } => {
+            let setup = soak::Setup {
+                targets: load.targets()?,
+                connections: load.connections,
+                service: (service_id, service_secret),
+                scope: service_scope,
+                web: login.web_client(),
+                username: login.username.clone(),
+                password: login.password()?,
+                minutes,
+                warmup_minutes: warmup_minutes.unwrap_or_else(|| soak::default_warmup(minutes)),
+                minute: Duration::from_secs_f64(minute_seconds),
+                peak_seconds,
+                rate: load.rate,
+                pids,
+            };
+            soak::run(setup).await
         }
         _ => unreachable!("handled in main"),
     }

@@ -7,6 +7,8 @@ use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 use std::path::Path;
 
+mod growth;
+
 /// The load steps of one backend leg, in report order: file stem, title, RSA operations
 /// per request ("sign" or "verify"), and how many.
 const SCENARIOS: &[(&str, &str, &str, u32)] = &[
@@ -20,14 +22,14 @@ const SCENARIOS: &[(&str, &str, &str, u32)] = &[
     ("discovery", "5b. `GET /.well-known/openid-configuration`", "", 0),
 ];
 
-const LEGS: &[(&str, &str)] = &[("sqlite", "SQLite"), ("postgres", "PostgreSQL")];
+pub(crate) const LEGS: &[(&str, &str)] = &[("sqlite", "SQLite"), ("postgres", "PostgreSQL")];
 
-fn read_json(path: &Path) -> Option<Value> {
+pub(crate) fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
 /// `key=value` lines.
-fn read_kv(path: &Path) -> Map<String, Value> {
+pub(crate) fn read_kv(path: &Path) -> Map<String, Value> {
     let mut map = Map::new();
     if let Ok(text) = std::fs::read_to_string(path) {
         for line in text.lines() {
@@ -45,11 +47,11 @@ fn read_kv(path: &Path) -> Map<String, Value> {
     map
 }
 
-fn num(value: &Value, key: &str) -> Option<f64> {
+pub(crate) fn num(value: &Value, key: &str) -> Option<f64> {
     value.get(key)?.as_f64()
 }
 
-fn fmt_rate(x: f64) -> String {
+pub(crate) fn fmt_rate(x: f64) -> String {
     if x >= 100.0 {
         format!("{x:.0}")
     } else {
@@ -57,7 +59,7 @@ fn fmt_rate(x: f64) -> String {
     }
 }
 
-fn fmt_ms(x: f64) -> String {
+pub(crate) fn fmt_ms(x: f64) -> String {
     if x >= 10.0 {
         format!("{x:.1}")
     } else {
@@ -65,7 +67,7 @@ fn fmt_ms(x: f64) -> String {
     }
 }
 
-struct Check {
+pub(crate) struct Check {
     name: String,
     target: String,
     measured: String,
@@ -73,6 +75,10 @@ struct Check {
 }
 
 impl Check {
+    pub(crate) fn new(name: String, target: String, measured: String, met: Option<bool>) -> Self {
+        Self { name, target, measured, met }
+    }
+
     fn verdict(&self) -> &'static str {
         match self.met {
             Some(true) => "**met**",
@@ -105,9 +111,10 @@ pub fn write(dir: &Path, markdown_path: &Path, json_path: &Path) -> anyhow::Resu
         if let Ok(reason) = std::fs::read_to_string(leg_dir.join("skipped.txt")) {
             leg.insert("skipped".into(), json!(reason.trim()));
         }
-        for (stem, _, _, _) in SCENARIOS {
+        // The login scenario (issue 16) has its own section, not a row of the table.
+        for stem in SCENARIOS.iter().map(|(stem, ..)| *stem).chain(["login"]) {
             if let Some(value) = read_json(&leg_dir.join(format!("{stem}.json"))) {
-                leg.insert((*stem).into(), value);
+                leg.insert(stem.into(), value);
             }
         }
         leg.insert("memory".into(), Value::Object(read_kv(&leg_dir.join("memory.txt"))));
@@ -184,6 +191,9 @@ pub fn write(dir: &Path, markdown_path: &Path, json_path: &Path) -> anyhow::Resu
         "openssl verify/s",
     ));
 
+    // Issue 16: how cost grows (big tables, logins, the long run, two replicas).
+    let (growth_json, growth_md) = growth::sections(dir, &legs, &mut checks)?;
+
     let checks_json: Vec<Value> = checks
         .iter()
         .map(|c| json!({ "name": c.name, "target": c.target, "measured": c.measured, "met": c.met }))
@@ -197,6 +207,7 @@ pub fn write(dir: &Path, markdown_path: &Path, json_path: &Path) -> anyhow::Resu
         "legs": legs,
         "verify": verify,
         "targets": checks_json,
+        "growth": growth_json,
     });
     std::fs::write(json_path, serde_json::to_string_pretty(&document)? + "\n")?;
 
@@ -433,7 +444,8 @@ pub fn write(dir: &Path, markdown_path: &Path, json_path: &Path) -> anyhow::Resu
             setups.join("; ")
         )?;
     }
-    writeln!(md, "Raw numbers: `bench/results/latest.json`.")?;
+    md.push_str(&growth_md);
+    writeln!(md, "Raw numbers: `{}`.", json_path.display())?;
     std::fs::write(markdown_path, md)?;
     Ok(())
 }
@@ -458,7 +470,7 @@ fn best_of(dir: &Path, stem: &str) -> Option<(Value, Vec<Value>)> {
     Some((best, runs))
 }
 
-fn ratio_check(name: String, measured: Option<f64>, baseline: f64, wanted: f64, unit: &str) -> Check {
+pub(crate) fn ratio_check(name: String, measured: Option<f64>, baseline: f64, wanted: f64, unit: &str) -> Check {
     match measured {
         Some(value) => Check {
             name,

@@ -1,6 +1,6 @@
 //! The load steps: one `Worker` per scenario, plus the preparation the stateful ones need.
 
-use crate::driver::Worker;
+use crate::driver::{Worker, REFUSED};
 use crate::flows::{self, PreparedCode, Session, WebClient};
 use crate::http::{basic_auth, encode_form, form_content_type, Conn, Response, Target};
 use bytes::Bytes;
@@ -233,4 +233,43 @@ pub async fn prepare_codes(
         codes.extend(task.await??);
     }
     Ok((codes, started.elapsed()))
+}
+
+/// Full password logins (issue 16): `GET /authorize` → login form → `POST /login` → code,
+/// each one an argon2id check on the server. A 429 is counted as refused, and the worker
+/// honours its `Retry-After` as a browser would; a 429 without one (the throttle's lockout,
+/// not the password-check bound) is an error: the harness raises `login.max_failures` so
+/// that the throttle stays out of the measurement.
+pub struct Login {
+    conn: Conn,
+    client: Arc<WebClient>,
+    username: String,
+    password: Arc<str>,
+    retry_after: Option<Duration>,
+}
+
+impl Login {
+    pub fn new(target: &Target, client: Arc<WebClient>, username: &str, password: Arc<str>) -> Self {
+        Self { conn: Conn::new(target), client, username: username.to_owned(), password, retry_after: None }
+    }
+}
+
+impl Worker for Login {
+    async fn request(&mut self) -> Result<(), String> {
+        let attempt = flows::attempt_login(&mut self.conn, &self.client, &self.username, &self.password).await;
+        match attempt.map_err(|e| format!("{e:#}"))? {
+            flows::LoginAttempt::SignedIn(..) => Ok(()),
+            flows::LoginAttempt::Refused { retry_after: Some(seconds) } => {
+                self.retry_after = Some(Duration::from_secs(seconds));
+                Err(format!("{REFUSED}429, Retry-After {seconds}"))
+            }
+            flows::LoginAttempt::Refused { retry_after: None } => {
+                Err("429 without Retry-After: the login throttle".into())
+            }
+        }
+    }
+
+    fn backoff(&mut self) -> Option<Duration> {
+        self.retry_after.take()
+    }
 }
