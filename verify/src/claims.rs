@@ -105,6 +105,10 @@ impl Claims {
     /// types (the members RFC 9068 §2.2 requires): no signature, issuer, audience or time.
     /// For an issuer that keeps what an opaque access token stands for and reads it back
     /// (Tessera's own introspection), so that both token formats end up as one type.
+    ///
+    /// Not for resource servers: a `Claims` otherwise means a verified token, and this
+    /// verifies nothing. Hidden from the documentation for that reason.
+    #[doc(hidden)]
     pub fn from_trusted_json(claims: &serde_json::Value) -> Result<Self, VerifyError> {
         let json = serde_json::to_vec(claims).map_err(|_| VerifyError::Malformed("the claims are not valid JSON"))?;
         Self::from_json(&json)

@@ -34,6 +34,13 @@ const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 const DEFAULT_MAX_IN_FLIGHT: usize = 16;
 /// Largest introspection response read: a token's claims are a few hundred bytes.
 const MAX_RESPONSE_LEN: usize = 64 * 1024;
+/// The longest a verification waits for a free request slot: past it the token is answered
+/// unavailable at once. Short, so that a flood of made-up opaque tokens holding every slot
+/// costs real requests a quick 503 rather than a queue as long as the HTTP timeout.
+const MAX_SLOT_WAIT: Duration = Duration::from_millis(250);
+/// How often, at most, a full cache is swept for expired answers: a sweep walks every
+/// entry under the lock, so it must not run on every insert.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Whether `token` has the shape of a Tessera opaque access token: `tat_` and the
 /// base64url encoding, without padding, of exactly 32 bytes. Only such tokens are sent to
@@ -115,9 +122,9 @@ impl Introspection {
     }
 
     /// How many introspection requests may be in flight at once: 16 unless set; at least
-    /// one. A verification that needs one more waits for a free slot at most the HTTP
-    /// timeout, then fails with [`VerifyError::IntrospectionUnavailable`]: never an
-    /// unbounded queue.
+    /// one. A verification that needs one more waits for a free slot at most 250 ms (or
+    /// the HTTP timeout, if shorter), then fails with
+    /// [`VerifyError::IntrospectionUnavailable`]: never a long queue.
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.max_in_flight = max;
         self
@@ -158,6 +165,7 @@ impl Introspector {
         published: Option<&str>,
         client: reqwest::Client,
         timeout: Duration,
+        issuer_is_https: bool,
     ) -> Result<Self, BuildError> {
         if settings.client_id.is_empty() {
             return Err(BuildError::Configuration("introspection needs a client id"));
@@ -172,6 +180,13 @@ impl Introspector {
             .ok()
             .filter(|url| matches!(url.scheme(), "https" | "http"))
             .ok_or(BuildError::IntrospectionEndpoint("the introspection endpoint is not an http(s) URL"))?;
+        // Our client secret and every token travel to it: never in clear text from an
+        // issuer that is itself served over https (a development issuer on http may).
+        if issuer_is_https && endpoint.scheme() != "https" {
+            return Err(BuildError::IntrospectionEndpoint(
+                "the issuer is https, so the introspection endpoint must be",
+            ));
+        }
         let credentials = basic_credentials(&settings.client_id, &settings.client_secret)
             .ok_or(BuildError::Configuration("the introspection credentials cannot be sent"))?;
         Ok(Self {
@@ -217,7 +232,8 @@ impl Introspector {
     async fn introspect(&self, token: &str) -> Result<Claims, VerifyError> {
         let endpoint = &self.endpoint;
         let unavailable = |error: FetchError| VerifyError::IntrospectionUnavailable(error.with_method("POST"));
-        let Ok(Ok(_permit)) = tokio::time::timeout(self.timeout, self.in_flight.acquire()).await else {
+        let wait = self.timeout.min(MAX_SLOT_WAIT);
+        let Ok(Ok(_permit)) = tokio::time::timeout(wait, self.in_flight.acquire()).await else {
             return Err(unavailable(FetchError::busy(endpoint, self.max_in_flight)));
         };
         let form = url::form_urlencoded::Serializer::new(String::new())
@@ -281,6 +297,8 @@ struct Cache {
     ttl: Duration,
     capacity: usize,
     entries: Mutex<HashMap<CacheKey, Entry>>,
+    /// When a full cache was last swept (under the `entries` lock).
+    last_sweep: Mutex<Option<Instant>>,
 }
 
 struct Entry {
@@ -298,7 +316,7 @@ impl Entry {
 
 impl Cache {
     fn new(ttl: Duration, capacity: usize) -> Self {
-        Self { ttl, capacity, entries: Mutex::new(HashMap::new()) }
+        Self { ttl, capacity, entries: Mutex::new(HashMap::new()), last_sweep: Mutex::new(None) }
     }
 
     fn get(&self, key: &CacheKey, now: SystemTime) -> Option<Claims> {
@@ -319,6 +337,11 @@ impl Cache {
         let entry = Entry { claims: claims.clone(), cached_at: Instant::now() };
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= self.capacity && !entries.contains_key(&key) {
+            let mut last_sweep = self.last_sweep.lock().unwrap_or_else(PoisonError::into_inner);
+            if last_sweep.is_some_and(|at| at.elapsed() < SWEEP_INTERVAL) {
+                return;
+            }
+            *last_sweep = Some(Instant::now());
             entries.retain(|_, entry| entry.is_alive(self.ttl, now));
             // Refusing to cache costs this token a request next time; growing would let a
             // holder of many live tokens take the memory.
@@ -343,6 +366,17 @@ mod tests {
 
     fn token(fill: char) -> String {
         format!("tat_{}", fill.to_string().repeat(42) + "A")
+    }
+
+    #[test]
+    fn an_https_issuer_introspects_over_https_only() {
+        let build = |endpoint: &str, issuer_is_https: bool| {
+            let settings = Introspection::new("api", "secret").endpoint(endpoint);
+            Introspector::new(settings, None, reqwest::Client::new(), Duration::from_secs(1), issuer_is_https)
+        };
+        assert!(matches!(build("http://id.example.com/introspect", true), Err(BuildError::IntrospectionEndpoint(_))));
+        assert!(build("https://id.example.com/introspect", true).is_ok());
+        assert!(build("http://127.0.0.1:8080/introspect", false).is_ok(), "a development issuer on http");
     }
 
     #[test]

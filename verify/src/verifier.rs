@@ -526,12 +526,29 @@ impl VerifierBuilder {
         let provider = discovery::discover(&fetcher, policy.issuer()).await?;
         let introspector = match self.introspection {
             None => None,
-            Some(settings) => Some(crate::introspection::Introspector::new(
-                settings,
-                provider.introspection_endpoint.as_deref(),
-                fetcher.client.clone(),
-                self.http_timeout,
-            )?),
+            Some(settings) => {
+                // The request carries a bearer credential in its body and ours in a header:
+                // it must go to the endpoint and nowhere else, so never follow a redirect
+                // (reqwest would re-send the body of a 307/308 to any host). A caller's own
+                // client is used as given (README: disable redirects on it).
+                let client = match &self.http_client {
+                    Some(client) => client.clone(),
+                    None => reqwest::Client::builder()
+                        .user_agent(user_agent)
+                        .pool_max_idle_per_host(0)
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()
+                        .map_err(BuildError::HttpClient)?,
+                };
+                let issuer_is_https = policy.issuer().starts_with("https://");
+                Some(crate::introspection::Introspector::new(
+                    settings,
+                    provider.introspection_endpoint.as_deref(),
+                    client,
+                    self.http_timeout,
+                    issuer_is_https,
+                )?)
+            }
         };
         #[allow(unused_mut)]
         let mut algorithms = policy.allowed_algorithms().to_vec();

@@ -224,26 +224,8 @@ async fn no_more_than_max_in_flight_requests_are_open_at_once() {
         let verifier = verifier.clone();
         verifications.spawn(async move { verifier.verify(&token).await });
     }
-    while let Some(result) = verifications.join_next().await {
-        result.unwrap().unwrap();
-    }
-    assert_eq!(issuer.introspection_requests(), 40);
-    assert_eq!(issuer.max_concurrent_introspections(), 4, "as many as allowed, and no more");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn waiting_for_a_free_slot_ends_with_the_http_timeout() {
-    let issuer = MockIssuer::start(&[&tessera_key()]);
-    let settings = introspection().max_in_flight(1);
-    let verifier = builder(&issuer, settings).http_timeout(Duration::from_millis(1000)).build().await.unwrap();
-    // Each request takes 0.8 s of the 1 s timeout: the second waits 0.8 s for the slot and
-    // gets it; the third would wait 1.6 s, and gives up at 1 s.
-    issuer.set_introspection_delay(Duration::from_millis(800));
-    let mut verifications = JoinSet::new();
-    for _ in 0..3 {
-        let (verifier, token) = (verifier.clone(), live_token(&issuer, json!({})));
-        verifications.spawn(async move { verifier.verify(&token).await });
-    }
+    // Each request holds its slot 150 ms and a waiting one gives up after 250 ms: the
+    // first rounds are answered, the rest refused as busy; none is queued for longer.
     let (mut accepted, mut busy) = (0, 0);
     while let Some(result) = verifications.join_next().await {
         match result.unwrap() {
@@ -252,7 +234,41 @@ async fn waiting_for_a_free_slot_ends_with_the_http_timeout() {
             Err(other) => panic!("{other:?}"),
         }
     }
-    assert!(accepted >= 1 && busy >= 1, "{accepted} accepted, {busy} refused as busy");
+    assert_eq!(accepted + busy, 40);
+    assert!(accepted >= 4 && busy >= 1, "{accepted} accepted, {busy} refused as busy");
+    assert_eq!(issuer.introspection_requests(), accepted, "a refused verification sends nothing");
+    assert_eq!(issuer.max_concurrent_introspections(), 4, "as many as allowed, and no more");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_free_slot_is_short() {
+    let issuer = MockIssuer::start(&[&tessera_key()]);
+    let settings = introspection().max_in_flight(1);
+    let verifier = builder(&issuer, settings).http_timeout(Duration::from_millis(3000)).build().await.unwrap();
+    // The one slot is held for 1.5 s: the two others give up after 250 ms, long before the
+    // HTTP timeout, so a flood that holds every slot costs real tokens a quick 503.
+    issuer.set_introspection_delay(Duration::from_millis(1500));
+    let mut verifications = JoinSet::new();
+    let (first, token) = (verifier.clone(), live_token(&issuer, json!({})));
+    verifications.spawn(async move { (first.verify(&token).await, std::time::Instant::now()) });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    for _ in 0..2 {
+        let (verifier, token) = (verifier.clone(), live_token(&issuer, json!({})));
+        verifications.spawn(async move { (verifier.verify(&token).await, std::time::Instant::now()) });
+    }
+    let (mut accepted, mut busy) = (0, 0);
+    while let Some(result) = verifications.join_next().await {
+        match result.unwrap() {
+            (Ok(_), _) => accepted += 1,
+            (Err(VerifyError::IntrospectionUnavailable(e)), at) if e.to_string().contains("in flight") => {
+                assert!(at.duration_since(started) < Duration::from_millis(1000), "refused quickly");
+                busy += 1;
+            }
+            (Err(other), _) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((accepted, busy), (1, 2));
     assert_eq!(issuer.max_concurrent_introspections(), 1);
 }
 
