@@ -762,6 +762,20 @@ impl Request {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
+
+    /// The client id and secret of `Authorization: Basic`, each form-decoded (RFC 6749
+    /// §2.3.1: `client_secret_basic` form-encodes both before base64); `None` without the
+    /// header, a part `None` when it does not decode.
+    fn basic_credentials(&self) -> Option<(Option<String>, Option<String>)> {
+        let credentials = self
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Basic "))
+            .and_then(|b| STANDARD.decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok())?;
+        // `form_urlencoded::parse` reads `a+b%2F` as the key `a b/`: a form decoder.
+        let decode = |part: &str| url::form_urlencoded::parse(part.as_bytes()).next().map(|(k, _)| k.into_owned());
+        credentials.split_once(':').map(|(id, secret)| (decode(id), decode(secret)))
+    }
 }
 
 struct Response {

@@ -3,8 +3,6 @@
 //! told about, and whatever a test set for the others; slow, failing or garbled on demand.
 
 use super::{Request, Response};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -94,15 +92,8 @@ impl Endpoint {
 }
 
 fn answer(settings: &Settings, request: &Request) -> Response {
-    // RFC 7662 §2.1 with `client_secret_basic` (RFC 6749 §2.3.1: each part form-encoded).
-    let credentials = request
-        .header("authorization")
-        .and_then(|h| h.strip_prefix("Basic "))
-        .and_then(|b| STANDARD.decode(b).ok())
-        .and_then(|b| String::from_utf8(b).ok());
-    // `form_urlencoded::parse` reads `a+b%2F` as the key `a b/`: a form decoder.
-    let decode = |part: &str| url::form_urlencoded::parse(part.as_bytes()).next().map(|(k, _)| k.into_owned());
-    let pair = credentials.as_deref().and_then(|c| c.split_once(':')).map(|(id, secret)| (decode(id), decode(secret)));
+    // RFC 7662 §2.1 with `client_secret_basic`.
+    let pair = request.basic_credentials();
     if pair != Some((Some(INTROSPECTION_CLIENT_ID.into()), Some(INTROSPECTION_CLIENT_SECRET.into()))) {
         return json_response("401 Unauthorized", json!({ "error": "invalid_client" }));
     }

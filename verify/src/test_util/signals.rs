@@ -5,8 +5,6 @@
 //! history that new streams are seeded with.
 
 use super::{Request, Response, TestKey};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -268,18 +266,10 @@ impl State {
         token.and_then(|token| self.tokens.get(token)).is_some_and(|expires| *expires > Instant::now())
     }
 
-    /// RFC 6749 §4.4 with `client_secret_basic` (§2.3.1: each part form-encoded).
+    /// RFC 6749 §4.4 with `client_secret_basic`.
     fn token(&mut self, request: &Request) -> Response {
         self.token_requests += 1;
-        let credentials = request
-            .header("authorization")
-            .and_then(|h| h.strip_prefix("Basic "))
-            .and_then(|b| STANDARD.decode(b).ok())
-            .and_then(|b| String::from_utf8(b).ok());
-        // `form_urlencoded::parse` reads `a+b%2F` as the key `a b/`: a form decoder.
-        let decode = |part: &str| url::form_urlencoded::parse(part.as_bytes()).next().map(|(k, _)| k.into_owned());
-        let pair =
-            credentials.as_deref().and_then(|c| c.split_once(':')).map(|(id, secret)| (decode(id), decode(secret)));
+        let pair = request.basic_credentials();
         let is_receiver = pair == Some((Some(RECEIVER_ID.into()), Some(RECEIVER_SECRET.into())));
         if !is_receiver {
             return json_response("401 Unauthorized", json!({ "error": "invalid_client" }));
