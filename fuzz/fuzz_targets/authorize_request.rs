@@ -39,6 +39,7 @@ fn client() -> &'static Client {
         web_origins: vec![],
         web_origins_explicit: false,
         first_party_spa: false,
+        access_token_format: tessera::domain::access_token::AccessTokenFormat::Jwt,
         created_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
         disabled_at: None,
     })
