@@ -41,6 +41,8 @@ pub struct Metrics {
     /// Read at scrape time.
     pub password_checks_in_flight: IntGauge,
     pub db_connections: IntGaugeVec,
+    /// SQLite only: writes waiting for the one writer connection or running on it.
+    pub db_writes_queued: IntGauge,
     pub signing_key_age: Gauge,
     pub next_rotation_step: Gauge,
     pub ssf_streams: IntGaugeVec,
@@ -130,6 +132,14 @@ impl Metrics {
                 "db_pool_connections",
                 "Database pool connections by state (in_use, idle)",
                 &["state"],
+            ),
+            db_writes_queued: register(
+                &registry,
+                IntGauge::new(
+                    "db_writes_queued",
+                    "SQLite: writes waiting for the one writer connection or running on it (0 on PostgreSQL)",
+                )
+                .expect("valid"),
             ),
             signing_key_age: register(
                 &registry,

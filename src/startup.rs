@@ -370,9 +370,12 @@ impl Scrape {
 
     async fn read_state(&self) {
         let metrics = &self.metrics;
-        let (open, idle) = self.storage.pool_connections();
-        metrics.db_connections.with_label_values(&["idle"]).set(idle as i64);
-        metrics.db_connections.with_label_values(&["in_use"]).set(i64::from(open) - idle as i64);
+        let pool = self.storage.pool_state();
+        metrics.db_connections.with_label_values(&["idle"]).set(pool.idle as i64);
+        metrics.db_connections.with_label_values(&["in_use"]).set(i64::from(pool.open) - pool.idle as i64);
+        if let Some(queued) = pool.writes_queued {
+            metrics.db_writes_queued.set(queued as i64);
+        }
         metrics.password_checks_in_flight.set(self.password_checks.in_flight() as i64);
         let now = chrono::Utc::now();
         let seconds = |d: chrono::Duration| d.num_milliseconds() as f64 / 1000.0;

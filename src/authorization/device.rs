@@ -9,7 +9,7 @@ use crate::config::Settings;
 use crate::domain::device::UserCode;
 use crate::domain::secret::SecretDigest;
 use crate::keys::kek::KeyEncryptionKey;
-use crate::storage::device::DeviceLimits;
+use crate::storage::client_requests::RequestLimits;
 use aws_lc_rs::hmac;
 use chrono::Duration;
 use std::fmt::Write;
@@ -20,7 +20,7 @@ pub struct DevicePolicy {
     pub lifetime: Duration,
     /// §3.2 `interval`.
     pub interval: Duration,
-    pub limits: DeviceLimits,
+    pub limits: RequestLimits,
     /// Unexpired requests one public client may have from one client IP network.
     pub max_per_ip: i64,
     /// Take the client IP from `Forwarded` / `X-Forwarded-For` (behind a proxy only).
@@ -37,7 +37,7 @@ impl DevicePolicy {
         Self {
             lifetime: settings.device.lifetime.chrono(),
             interval: settings.device.interval.chrono(),
-            limits: DeviceLimits {
+            limits: RequestLimits {
                 max_per_client: i64::from(settings.device.max_per_client),
                 max_total: i64::from(settings.device.max_total),
             },

@@ -17,8 +17,7 @@ use crate::domain::device::{DeviceRequest, DeviceStatus, UserCode};
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::GeneratedSecret;
 use crate::http::client_ip::client_ip;
-use crate::storage::client_requests::SourceBound;
-use crate::storage::device::DeviceRefused;
+use crate::storage::client_requests::{BoundRefused, SourceBound};
 use crate::storage::{Storage, StorageError};
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -76,15 +75,15 @@ pub async fn post(
         let digest = policy.user_code_digest(&user_code);
         match storage.insert_device_request(&device_code.digest(), &digest, &request, policy.limits, bound, now).await {
                 Ok(Ok(())) => break user_code,
-                Ok(Err(DeviceRefused::ClientLimit)) => return Err(OAuthError::TooManyRequests(
+                Ok(Err(BoundRefused::ClientLimit)) => return Err(OAuthError::TooManyRequests(
                     "the client has as many unexpired device authorization requests as allowed; use or let them expire"
                         .into(),
                 )),
-                Ok(Err(DeviceRefused::SourceLimit)) => return Err(OAuthError::TooManyRequests(
+                Ok(Err(BoundRefused::SourceLimit)) => return Err(OAuthError::TooManyRequests(
                     "this network has as many unexpired device authorization requests for the client as allowed; use or let them expire"
                         .into(),
                 )),
-                Ok(Err(DeviceRefused::TotalLimit)) => {
+                Ok(Err(BoundRefused::TotalLimit)) => {
                     return Err(OAuthError::TooManyRequests(
                         "the server holds as many device authorization requests as allowed; try again shortly".into(),
                     ))

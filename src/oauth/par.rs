@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::redirect_uri;
 use crate::domain::secret::{GeneratedSecret, SecretDigest};
-use crate::storage::client_requests::{PushLimits, PushRefused, SourceBound};
+use crate::storage::client_requests::{BoundRefused, RequestLimits, SourceBound};
 use crate::storage::Storage;
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -27,7 +27,7 @@ pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 /// The settings of the endpoint, from `[par]`.
 pub struct ParPolicy {
     pub lifetime: chrono::Duration,
-    pub limits: PushLimits,
+    pub limits: RequestLimits,
     /// Unexpired pushed requests one public client may have from one client IP network.
     pub max_per_ip: i64,
     /// Take the client IP from `Forwarded` / `X-Forwarded-For` (behind a proxy only).
@@ -38,7 +38,7 @@ impl ParPolicy {
     pub fn from_settings(settings: &Settings) -> Self {
         Self {
             lifetime: settings.par.lifetime.chrono(),
-            limits: PushLimits {
+            limits: RequestLimits {
                 max_per_client: i64::from(settings.par.max_per_client),
                 max_total: i64::from(settings.par.max_total),
             },
@@ -97,19 +97,19 @@ pub async fn post(
     let bound = source.as_ref().map(|digest| SourceBound { digest, max: policy.max_per_ip });
     match storage.insert_pushed_request(&random.digest(), &request, policy.limits, bound, now).await? {
         Ok(()) => {}
-        Err(PushRefused::ClientLimit) => {
+        Err(BoundRefused::ClientLimit) => {
             return Err(OAuthError::TooManyRequests(
                 "the client has as many unexpired pushed authorization requests as allowed; use or let them expire"
                     .into(),
             ))
         }
-        Err(PushRefused::SourceLimit) => {
+        Err(BoundRefused::SourceLimit) => {
             return Err(OAuthError::TooManyRequests(
                 "this network has as many unexpired pushed authorization requests for the client as allowed; use or let them expire"
                     .into(),
             ))
         }
-        Err(PushRefused::TotalLimit) => {
+        Err(BoundRefused::TotalLimit) => {
             return Err(OAuthError::TooManyRequests(
                 "the server holds as many pushed authorization requests as allowed; try again shortly".into(),
             ))

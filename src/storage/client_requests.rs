@@ -11,14 +11,15 @@ use crate::domain::secret::SecretDigest;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-/// Why a pushed request was not stored.
+/// Why a bounded request (a pushed authorization request, a device authorization request)
+/// was not stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PushRefused {
-    /// The client has `max_per_client` unexpired pushed requests already.
+pub enum BoundRefused {
+    /// The client has `max_per_client` unexpired requests already.
     ClientLimit,
-    /// The server holds `max_total` unexpired pushed requests already.
+    /// The server holds `max_total` unexpired requests already.
     TotalLimit,
-    /// The client has `SourceBound::max` unexpired pushed requests from this source already.
+    /// The client has `SourceBound::max` unexpired requests from this source already.
     SourceLimit,
 }
 
@@ -31,9 +32,9 @@ pub struct SourceBound<'a> {
     pub max: i64,
 }
 
-/// The bounds a pushed request must fit in.
+/// The bounds a pushed or device authorization request must fit in.
 #[derive(Clone, Copy, Debug)]
-pub struct PushLimits {
+pub struct RequestLimits {
     pub max_per_client: i64,
     pub max_total: i64,
 }
@@ -50,10 +51,10 @@ pub trait ClientRequestStore: Send + Sync {
         &self,
         id: &SecretDigest,
         request: &PendingAuthorization,
-        limits: PushLimits,
+        limits: RequestLimits,
         source: Option<SourceBound<'_>>,
         now: DateTime<Utc>,
-    ) -> Result<Result<(), PushRefused>, StorageError>;
+    ) -> Result<Result<(), BoundRefused>, StorageError>;
 
     /// Takes (deletes and returns, in one statement) the pushed request `id` of `client`, if
     /// unexpired at `now`: of concurrent uses exactly one gets it (RFC 9126 §4, single use).

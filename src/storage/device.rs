@@ -3,7 +3,7 @@
 //! per client and in total by the insert itself, like pushed requests; the device code is
 //! stored as its SHA-256 digest, the user code as an HMAC (see `authorization::device`).
 
-use super::client_requests::SourceBound;
+use super::client_requests::{BoundRefused, RequestLimits, SourceBound};
 use super::StorageError;
 use crate::domain::client::ClientId;
 use crate::domain::device::{DeviceApproval, DevicePoll, DeviceRequest};
@@ -11,24 +11,6 @@ use crate::domain::refresh::TokenFamily;
 use crate::domain::secret::SecretDigest;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-
-/// Why a device authorization request was not stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeviceRefused {
-    /// The client has `max_per_client` unexpired requests already.
-    ClientLimit,
-    /// The server holds `max_total` unexpired requests already.
-    TotalLimit,
-    /// The client has `SourceBound::max` unexpired requests from this source already.
-    SourceLimit,
-}
-
-/// The bounds a device authorization request must fit in.
-#[derive(Clone, Copy, Debug)]
-pub struct DeviceLimits {
-    pub max_per_client: i64,
-    pub max_total: i64,
-}
 
 #[async_trait]
 pub trait DeviceStore: Send + Sync {
@@ -42,10 +24,10 @@ pub trait DeviceStore: Send + Sync {
         device_code: &SecretDigest,
         user_code: &SecretDigest,
         request: &DeviceRequest,
-        limits: DeviceLimits,
+        limits: RequestLimits,
         source: Option<SourceBound<'_>>,
         now: DateTime<Utc>,
-    ) -> Result<Result<(), DeviceRefused>, StorageError>;
+    ) -> Result<Result<(), BoundRefused>, StorageError>;
 
     /// The pending, unexpired request of `user_code`, for the verification page.
     async fn find_device_request(

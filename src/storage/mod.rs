@@ -301,7 +301,6 @@ pub trait GrantStore: Send + Sync {
         token: &SecretDigest,
         idle_expires_at: DateTime<Utc>,
     ) -> Result<bool, StorageError>;
-    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StorageError>;
     /// Whether nothing behind an access token has ended: its `jti` is not revoked, its
     /// refresh-token `family` (if it has one) exists unrevoked, its `client` exists enabled,
     /// its `user` (none for a client's own token) exists enabled, and its SSO session
@@ -311,6 +310,18 @@ pub trait GrantStore: Send + Sync {
     /// family. One statement, one round trip: what introspection and `/userinfo` ask on
     /// every call.
     async fn access_token_standing(&self, token: &TokenStanding<'_>) -> Result<bool, StorageError>;
+}
+
+/// What [`HealthCheck::pool_state`] reports.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolState {
+    /// Open connections: the read pool's on SQLite.
+    pub open: u32,
+    pub idle: usize,
+    /// SQLite: writes waiting for the one writer connection or running on it, the wait
+    /// every SQLite write goes through. `None` on PostgreSQL, where sqlx 0.8's pool does
+    /// not say how many tasks wait for a connection.
+    pub writes_queued: Option<usize>,
 }
 
 /// What an access token depends on, for [`GrantStore::access_token_standing`].
@@ -372,9 +383,8 @@ pub trait DpopProofStore: Send + Sync {
 pub trait HealthCheck: Send + Sync {
     /// One round trip to the database, for `/readyz`.
     async fn ping(&self) -> Result<(), StorageError>;
-    /// The connection pool's open and idle connections (the read pool on SQLite), for the
-    /// metrics.
-    fn pool_connections(&self) -> (u32, usize);
+    /// The connection pool's state, for the metrics.
+    fn pool_state(&self) -> PoolState;
     /// Closes the connections once the server has stopped: the SQLite writer finishes the
     /// writes queued on it first.
     async fn close(&self);

@@ -52,6 +52,14 @@ impl<'a> Audience<'a> {
             many => Self::Many(many),
         }
     }
+
+    /// The audiences as a list, as an opaque token's record stores them.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![(*one).to_owned()],
+            Self::Many(many) => many.to_vec(),
+        }
+    }
 }
 
 /// OpenID Connect Core §2 and §3.1.3.6 ID token claims.

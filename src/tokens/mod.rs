@@ -155,16 +155,12 @@ impl TokenIssuer {
         // and `exp` whichever format a client uses.
         let now = Utc.timestamp_opt(now.timestamp(), 0).single().unwrap_or(now);
         let token = GeneratedSecret::generate(OPAQUE_ACCESS_TOKEN_PREFIX);
-        let audiences = match to.audience {
-            [] => vec![self.issuer.as_str().to_owned()],
-            some => some.to_vec(),
-        };
         let record = OpaqueAccessToken {
             jti: jti.clone(),
             client_id: to.client.id.clone(),
             subject: to.subject.to_owned(),
             scope: to.scope.clone(),
-            audiences,
+            audiences: claims::Audience::from_slice(to.audience, self.issuer.as_str()).to_vec(),
             sid: to.session.map(|(sid, _)| sid.as_str().to_owned()),
             auth_time: to.session.and_then(|(_, auth_time)| Utc.timestamp_opt(auth_time, 0).single()),
             family_id: to.family.map(|fid| fid.as_str().to_owned()),

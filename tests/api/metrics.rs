@@ -74,6 +74,7 @@ async fn metrics_count_exactly_what_happened(database: &TestDatabase) {
     // State read at scrape time.
     assert_eq!(after[&format!("tessera_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))], 1.0);
     assert!(after[r#"tessera_db_pool_connections{state="idle"}"#] >= 0.0);
+    assert!(after["tessera_db_writes_queued"] >= 0.0, "exported (SQLite counts its writer queue, PostgreSQL 0)");
     assert!(after["tessera_signing_key_age_seconds"] >= 0.0);
     assert!(after["tessera_signing_key_next_rotation_step_seconds"] > 0.0);
     assert_eq!(after["tessera_ssf_backlog_events"], 0.0, "no receiver, nothing owed");

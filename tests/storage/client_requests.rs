@@ -5,9 +5,9 @@
 use crate::helpers::{assert_same, new_pending, race, t, TestStorage, RACERS};
 use tessera::domain::authorization::PendingAuthorization;
 use tessera::domain::secret::SecretDigest;
-use tessera::storage::client_requests::{PushLimits, PushRefused};
+use tessera::storage::client_requests::{BoundRefused, RequestLimits};
 
-const LIMITS: PushLimits = PushLimits { max_per_client: 3, max_total: 5 };
+const LIMITS: RequestLimits = RequestLimits { max_per_client: 3, max_total: 5 };
 
 fn request_id() -> SecretDigest {
     SecretDigest::of(&uuid::Uuid::new_v4().to_string())
@@ -38,7 +38,7 @@ async fn pushed_requests_are_bounded_per_client_and_in_total(db: &TestStorage) {
         );
     }
     let refused = db.insert_pushed_request(&request_id(), &new_pending(&a, t(60)), LIMITS, None, t(0)).await.unwrap();
-    assert_eq!(refused, Err(PushRefused::ClientLimit));
+    assert_eq!(refused, Err(BoundRefused::ClientLimit));
     for _ in 0..2 {
         assert_eq!(
             db.insert_pushed_request(&request_id(), &new_pending(&b, t(60)), LIMITS, None, t(0)).await.unwrap(),
@@ -46,7 +46,7 @@ async fn pushed_requests_are_bounded_per_client_and_in_total(db: &TestStorage) {
         );
     }
     let refused = db.insert_pushed_request(&request_id(), &new_pending(&b, t(60)), LIMITS, None, t(0)).await.unwrap();
-    assert_eq!(refused, Err(PushRefused::TotalLimit));
+    assert_eq!(refused, Err(BoundRefused::TotalLimit));
     // Expired requests count no more, and housekeeping purges them.
     assert_eq!(
         db.insert_pushed_request(&request_id(), &new_pending(&a, t(120)), LIMITS, None, t(60)).await.unwrap(),
@@ -57,7 +57,7 @@ async fn pushed_requests_are_bounded_per_client_and_in_total(db: &TestStorage) {
 
 async fn concurrent_pushes_of_one_client_never_pass_its_bound(db: &TestStorage) {
     let client = db.a_client().await;
-    let limits = PushLimits { max_per_client: 3, max_total: 1000 };
+    let limits = RequestLimits { max_per_client: 3, max_total: 1000 };
     let requests: Vec<_> = (0..RACERS).map(|_| (request_id(), new_pending(&client, t(60)))).collect();
     let pushes =
         race(requests.iter().map(|(id, pending)| db.insert_pushed_request(id, pending, limits, None, t(0)))).await;

@@ -9,9 +9,9 @@ use tessera::domain::client::Client;
 use tessera::domain::device::{DeviceApproval, DevicePoll, DeviceRequest, DeviceStatus};
 use tessera::domain::secret::SecretDigest;
 use tessera::domain::signals::Reason;
-use tessera::storage::device::{DeviceLimits, DeviceRefused};
+use tessera::storage::client_requests::{BoundRefused, RequestLimits};
 
-const LIMITS: DeviceLimits = DeviceLimits { max_per_client: 3, max_total: 5 };
+const LIMITS: RequestLimits = RequestLimits { max_per_client: 3, max_total: 5 };
 
 fn digest() -> SecretDigest {
     SecretDigest::of(&uuid::Uuid::new_v4().to_string())
@@ -99,11 +99,11 @@ async fn requests_are_bounded_per_client_and_in_total(db: &TestStorage) {
         db.a_device_request(&a).await;
     }
     let refused = db.insert_device_request(&digest(), &digest(), &new_request(&a), LIMITS, None, t(0)).await.unwrap();
-    assert_eq!(refused, Err(DeviceRefused::ClientLimit));
+    assert_eq!(refused, Err(BoundRefused::ClientLimit));
     db.a_device_request(&b).await;
     db.a_device_request(&b).await;
     let refused = db.insert_device_request(&digest(), &digest(), &new_request(&b), LIMITS, None, t(0)).await.unwrap();
-    assert_eq!(refused, Err(DeviceRefused::TotalLimit));
+    assert_eq!(refused, Err(BoundRefused::TotalLimit));
     // A taken user code is a conflict: the endpoint draws another.
     let taken = digest();
     let later = DeviceRequest { expires_at: t(1200), ..new_request(&a) };
@@ -112,7 +112,7 @@ async fn requests_are_bounded_per_client_and_in_total(db: &TestStorage) {
     assert!(matches!(clash, Err(tessera::storage::StorageError::Conflict(_))), "{clash:?}");
     // Concurrent requests of one client never pass its bound.
     let c = db.a_client().await;
-    let limits = DeviceLimits { max_per_client: 3, max_total: 1000 };
+    let limits = RequestLimits { max_per_client: 3, max_total: 1000 };
     let keys: Vec<_> = (0..RACERS).map(|_| (digest(), digest(), new_request(&c))).collect();
     let inserted = race(keys.iter().map(|(d, u, r)| db.insert_device_request(d, u, r, limits, None, t(0)))).await;
     assert_eq!(inserted.into_iter().map(|i| i.unwrap()).filter(Result::is_ok).count(), 3);

@@ -4,7 +4,7 @@ use super::SqlStorage;
 use crate::domain::authorization::PendingAuthorization;
 use crate::domain::client::ClientId;
 use crate::domain::secret::SecretDigest;
-use crate::storage::client_requests::{ClientRequestStore, PushLimits, PushRefused, SourceBound};
+use crate::storage::client_requests::{BoundRefused, ClientRequestStore, RequestLimits, SourceBound};
 use crate::storage::rows::PendingRow;
 use crate::storage::timestamp::Timestamp;
 use crate::storage::StorageError;
@@ -24,10 +24,10 @@ impl ClientRequestStore for SqlStorage {
         &self,
         id: &SecretDigest,
         request: &PendingAuthorization,
-        limits: PushLimits,
+        limits: RequestLimits,
         source: Option<SourceBound<'_>>,
         now: DateTime<Utc>,
-    ) -> Result<Result<(), PushRefused>, StorageError> {
+    ) -> Result<Result<(), BoundRefused>, StorageError> {
         // The no-op UPDATE takes the client's row lock on PostgreSQL (SQLite writes one at a
         // time anyway), so one client's concurrent pushes count one after another and its
         // bound holds exactly.
@@ -76,23 +76,7 @@ impl ClientRequestStore for SqlStorage {
                 tx.commit().await?;
                 return Ok(Ok(()));
             }
-            let (of_client,): (i64,) =
-                sqlx::query_as(count_client).bind(request.client_id.as_str()).bind(now).fetch_one(&mut *tx).await?;
-            if of_client >= limits.max_per_client {
-                return Ok(Err(PushRefused::ClientLimit));
-            }
-            if let Some(digest) = &source_digest {
-                let (of_source,): (i64,) = sqlx::query_as(count_source)
-                    .bind(request.client_id.as_str())
-                    .bind(digest)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if of_source >= max_per_source {
-                    return Ok(Err(PushRefused::SourceLimit));
-                }
-            }
-            Ok(Err(PushRefused::TotalLimit))
+            Ok(Err(refused_bound!(tx, count_client, count_source, request.client_id.as_str(), now, limits, &source_digest, max_per_source)))
         })
     }
 

@@ -8,8 +8,8 @@ use crate::domain::refresh::TokenFamily;
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::SecretDigest;
 use crate::domain::user::UserId;
-use crate::storage::client_requests::SourceBound;
-use crate::storage::device::{DeviceLimits, DeviceRefused, DeviceStore};
+use crate::storage::client_requests::{BoundRefused, RequestLimits, SourceBound};
+use crate::storage::device::DeviceStore;
 use crate::storage::timestamp::Timestamp;
 use crate::storage::StorageError;
 use async_trait::async_trait;
@@ -79,10 +79,10 @@ impl DeviceStore for SqlStorage {
         device_code: &SecretDigest,
         user_code: &SecretDigest,
         request: &DeviceRequest,
-        limits: DeviceLimits,
+        limits: RequestLimits,
         source: Option<SourceBound<'_>>,
         now: DateTime<Utc>,
-    ) -> Result<Result<(), DeviceRefused>, StorageError> {
+    ) -> Result<Result<(), BoundRefused>, StorageError> {
         // As for pushed requests: the no-op UPDATE takes the client's row lock on
         // PostgreSQL, so one client's concurrent requests count one after another.
         let lock_client = "UPDATE clients SET updated_at = updated_at WHERE id = $1";
@@ -127,23 +127,7 @@ impl DeviceStore for SqlStorage {
                 tx.commit().await?;
                 return Ok(Ok(()));
             }
-            let (of_client,): (i64,) =
-                sqlx::query_as(count_client).bind(request.client_id.as_str()).bind(now).fetch_one(&mut *tx).await?;
-            if of_client >= limits.max_per_client {
-                return Ok(Err(DeviceRefused::ClientLimit));
-            }
-            if let Some(digest) = &source_digest {
-                let (of_source,): (i64,) = sqlx::query_as(count_source)
-                    .bind(request.client_id.as_str())
-                    .bind(digest)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if of_source >= max_per_source {
-                    return Ok(Err(DeviceRefused::SourceLimit));
-                }
-            }
-            Ok(Err(DeviceRefused::TotalLimit))
+            Ok(Err(refused_bound!(tx, count_client, count_source, request.client_id.as_str(), now, limits, &source_digest, max_per_source)))
         });
         outcome.map_err(|e| conflict_as(e, "user code"))
     }

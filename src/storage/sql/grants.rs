@@ -172,13 +172,6 @@ impl GrantStore for SqlStorage {
         })
     }
 
-    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StorageError> {
-        let sql = "SELECT jti FROM revoked_access_tokens WHERE jti = $1";
-        let row: Option<(String,)> =
-            on_pool!(self, pool => Ok(sqlx::query_as(sql).bind(jti).fetch_optional(pool).await?))?;
-        Ok(row.is_some())
-    }
-
     async fn access_token_standing(&self, token: &TokenStanding<'_>) -> Result<bool, StorageError> {
         // Five key lookups in one statement: the round trips, not the lookups, are what an
         // introspection costs. `CAST(… AS TEXT)` types the NULL parameters for PostgreSQL.

@@ -68,6 +68,31 @@ macro_rules! on_writer {
     };
 }
 
+/// Which bound refused a bounded insert (`insert_pushed_request`, `insert_device_request`),
+/// asked inside its transaction after the conditional INSERT stored nothing: the client's
+/// count first (`$count_client`: client id, now), then the source's (`$count_source`:
+/// client id, source digest, now) if one was given, else the total.
+macro_rules! refused_bound {
+    ($tx:ident, $count_client:expr, $count_source:expr, $client_id:expr, $now:expr, $limits:expr, $source_digest:expr, $max_per_source:expr) => {{
+        use $crate::storage::client_requests::BoundRefused;
+        let (of_client,): (i64,) =
+            sqlx::query_as($count_client).bind($client_id).bind($now).fetch_one(&mut *$tx).await?;
+        if of_client >= $limits.max_per_client {
+            BoundRefused::ClientLimit
+        } else if let Some(digest) = $source_digest {
+            let (of_source,): (i64,) =
+                sqlx::query_as($count_source).bind($client_id).bind(digest).bind($now).fetch_one(&mut *$tx).await?;
+            if of_source >= $max_per_source {
+                BoundRefused::SourceLimit
+            } else {
+                BoundRefused::TotalLimit
+            }
+        } else {
+            BoundRefused::TotalLimit
+        }
+    }};
+}
+
 /// Fixes the output of a macro body to `Result<T, StorageError>`, so that `?` converts
 /// driver errors and `return Err(StorageError::…)` needs no annotation.
 fn body<T, F: Future<Output = Result<T, StorageError>>>(body: F) -> F {
@@ -614,10 +639,16 @@ impl HealthCheck for SqlStorage {
         SqlStorage::close(self).await
     }
 
-    fn pool_connections(&self) -> (u32, usize) {
+    fn pool_state(&self) -> crate::storage::PoolState {
         match &self.backend {
-            Backend::Sqlite { reads, .. } => (reads.size(), reads.num_idle()),
-            Backend::Postgres(pool) => (pool.size(), pool.num_idle()),
+            Backend::Sqlite { reads, writer } => crate::storage::PoolState {
+                open: reads.size(),
+                idle: reads.num_idle(),
+                writes_queued: Some(writer.queued()),
+            },
+            Backend::Postgres(pool) => {
+                crate::storage::PoolState { open: pool.size(), idle: pool.num_idle(), writes_queued: None }
+            }
         }
     }
 }

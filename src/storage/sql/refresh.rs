@@ -10,7 +10,9 @@
 //!
 //! On PostgreSQL the common case, a first use that succeeds, is first tried as one
 //! statement ([`CLAIM_AND_INSERT`]): a round trip per statement cost more CPU than the
-//! RSA signature (bench/README.md, Findings 4). Only when it claims nothing does the
+//! RSA signature (bench/README.md, Findings 4). On SQLite, without a requested scope, as
+//! one transaction in one round trip ([`SQLITE_CLAIM_AND_INSERT`], finding 13). Only when
+//! it claims nothing does the
 //! transaction run, to tell why (unknown, dead, another client's, too wide a scope,
 //! a retry inside the window, or reuse).
 
@@ -188,6 +190,70 @@ const CLAIM_AND_INSERT: &str = concat!(
      SELECT * FROM claimed"
 );
 
+/// SQLite's first try, the same case as [`CLAIM_AND_INSERT`] (whose WHERE clause this
+/// mirrors; change the three together with [`refresh::decide`]) without a requested
+/// scope: claim, insert the successor, read the family, as one transaction sent to the
+/// connection in one round trip. SQLite has no data-modifying CTEs, but sqlx's SQLite
+/// driver runs every statement of a query text in one command on its connection thread,
+/// binding `$N` by number in each.
+///
+/// Why: every SQLite write waits for the one writer (`storage::sql::writer`), and what a
+/// rotation holds it for is mostly thread hand-offs between the writer thread and the
+/// connection's thread, two per statement: with BEGIN, claim, read, insert and COMMIT sent
+/// one by one, refresh rotation left 45 % of the two cores idle at 1,600 rotations/s while
+/// every rotation queued for the writer (bench/README.md finding 13).
+///
+/// The successor's row is the proof of the claim: its digest is fresh (256 random bits),
+/// so the INSERT finds the presented token carrying it only if this UPDATE set it, and the
+/// SELECT finds the successor only if this INSERT stored it.
+const SQLITE_CLAIM_AND_INSERT: &str = concat!(
+    "BEGIN IMMEDIATE; \
+     UPDATE refresh_tokens SET used_at = $2, successor_digest = $3, successor_sealed = $4, successor_sealed_until = $5 \
+     WHERE token_digest = $1 AND used_at IS NULL AND idle_expires_at > $2 AND EXISTS ( \
+       SELECT 1 FROM token_families f JOIN users u ON u.id = f.user_id \
+       WHERE f.id = refresh_tokens.family_id AND f.client_id = $6 AND f.revoked_at IS NULL \
+         AND f.absolute_expires_at > $2 AND u.disabled_at IS NULL \
+         AND (u.credentials_changed_at IS NULL OR u.credentials_changed_at <= f.auth_time) \
+         AND (f.dpop_jkt IS NULL OR f.dpop_jkt = $8)); \
+     INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) \
+       SELECT $3, f.id, $2, MIN($7, f.absolute_expires_at) FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id \
+       WHERE t.token_digest = $1 AND t.successor_digest = $3; \
+     SELECT ",
+    family_columns!(),
+    " FROM token_families f JOIN refresh_tokens s ON s.family_id = f.id WHERE s.token_digest = $3 AND s.created_at = $2; \
+     COMMIT"
+);
+
+/// Runs [`SQLITE_CLAIM_AND_INSERT`] on the writer connection; `None` when it claimed
+/// nothing (and so changed nothing).
+async fn claim_in_one_round_trip(
+    pool: &sqlx::SqlitePool,
+    c: &Claim<'_>,
+) -> Result<Option<TokenFamily>, StorageError> {
+    let mut connection = pool.acquire().await?;
+    let claimed: Result<Vec<FamilyRow>, sqlx::Error> = sqlx::query_as(SQLITE_CLAIM_AND_INSERT)
+        .bind(c.presented.as_str())
+        .bind(Timestamp::from(c.now))
+        .bind(c.successor.as_str())
+        .bind(c.sealed.as_ref().map(|(sealed, _)| &**sealed))
+        .bind(c.sealed.as_ref().map(|(_, until)| *until))
+        .bind(c.client_id.as_str())
+        .bind(Timestamp::from(c.idle_expires_at))
+        .bind(c.dpop_jkt.as_deref())
+        .fetch_all(&mut *connection)
+        .await;
+    match claimed {
+        Ok(rows) => rows.into_iter().next().map(TokenFamily::try_from).transpose(),
+        Err(error) => {
+            // A statement failed after BEGIN (the disk, say): sqlx does not know of the
+            // transaction the text opened, so the connection goes rather than carry it
+            // into the next write. Closing it rolls the transaction back.
+            connection.close_on_drop();
+            Err(error.into())
+        }
+    }
+}
+
 /// Busy (SQLite 5, 517, 6) or serialization/deadlock (PostgreSQL 40001, 40P01): try again.
 fn is_retryable(error: &StorageError) -> bool {
     match error {
@@ -203,6 +269,7 @@ fn is_retryable(error: &StorageError) -> bool {
 /// PostgreSQL an attempt copies nothing; on SQLite the attempt moves to the writer
 /// thread, which may outlive the request, and [`ToWriter`] copies what it borrows then,
 /// once. The successor's digest is computed here for both.
+#[derive(Clone)]
 struct Claim<'a> {
     presented: Cow<'a, SecretDigest>,
     successor: SecretDigest,
@@ -317,10 +384,22 @@ impl SqlStorage {
     /// [`refresh::decide`], and carry the decision out: insert the successor (Rotate),
     /// revoke the family (RevokeFamily), or change nothing (the rest roll back).
     async fn rotate_once(&self, claim: Claim<'_>) -> Result<Rotation, StorageError> {
-        if let Backend::Postgres(pool) = &self.backend {
-            if let Some(family) = claim_in_one_statement(pool, &claim).await? {
-                return Ok(Rotation::Rotated(family));
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                if let Some(family) = claim_in_one_statement(pool, &claim).await? {
+                    return Ok(Rotation::Rotated(family));
+                }
             }
+            // Only without a requested scope: SQLite has no arrays to compare scopes with in
+            // SQL, and narrowing the scope at refresh is the rare case.
+            Backend::Sqlite { writer, .. } if claim.requested_scope.is_none() => {
+                let c = claim.clone().to_writer();
+                let claimed = writer.run(move |pool| async move { claim_in_one_round_trip(&pool, &c).await }).await?;
+                if let Some(family) = claimed {
+                    return Ok(Rotation::Rotated(family));
+                }
+            }
+            Backend::Sqlite { .. } => {}
         }
         let (rotation, owed) = on_writer!(self, [claim], pool => {
             let c = &claim;

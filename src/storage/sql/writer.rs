@@ -28,6 +28,8 @@
 use crate::storage::StorageError;
 use sqlx::SqlitePool;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 use tracing::Instrument;
@@ -40,6 +42,18 @@ pub struct Writer {
     thread: Handle,
     /// Dropped with the storage: the thread's runtime then stops.
     _stop: oneshot::Sender<()>,
+    /// Writes handed to the thread and not finished: the queue every SQLite write waits
+    /// in, exported as `tessera_db_writes_queued`.
+    queued: Arc<AtomicUsize>,
+}
+
+/// Counts a write out of [`Writer::queued`] when it ends, however it ends.
+struct Queued(Arc<AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Writer {
@@ -53,7 +67,7 @@ impl Writer {
                 let _ = stopped.await;
             })
         })?;
-        Ok(Self { connection, thread, _stop: stop })
+        Ok(Self { connection, thread, _stop: stop, queued: Arc::default() })
     }
 
     /// Runs `work` on the writer thread, on the writer connection, and waits for its
@@ -65,7 +79,13 @@ impl Writer {
         F: Future<Output = Result<T, StorageError>> + Send + 'static,
         T: Send + 'static,
     {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let queued = Queued(self.queued.clone());
         let work = work(self.connection.clone()).instrument(tracing::Span::current());
+        let work = async move {
+            let _queued = queued;
+            work.await
+        };
         // Cancelled only once the storage is dropped (the runtime stopped); a panic in
         // `work` is reported as an error rather than taking the HTTP worker down with it.
         self.thread.spawn(work).await.unwrap_or_else(|join| {
@@ -74,6 +94,11 @@ impl Writer {
             }
             Err(StorageError::WriterStopped)
         })
+    }
+
+    /// Writes waiting for the writer or running on it now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     pub async fn close(&self) {
@@ -107,6 +132,24 @@ mod tests {
     async fn writer() -> Writer {
         let connection = sqlx::pool::PoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
         Writer::start(connection).unwrap()
+    }
+
+    #[tokio::test]
+    async fn writes_are_counted_while_they_wait_or_run() {
+        let writer = writer().await;
+        let (release, released) = oneshot::channel::<()>();
+        let (started, running) = oneshot::channel::<()>();
+        let held = writer.run(move |_| async move {
+            let _ = started.send(());
+            let _ = released.await;
+            Ok(())
+        });
+        let held = tokio::spawn(async move { held.await });
+        running.await.unwrap();
+        assert_eq!(writer.queued(), 1, "the running write");
+        release.send(()).unwrap();
+        held.await.unwrap().unwrap();
+        assert_eq!(writer.queued(), 0, "done");
     }
 
     #[tokio::test]

@@ -27,7 +27,7 @@ use tessera::domain::scope::ScopeSet;
 use tessera::domain::secret::SecretDigest;
 use tessera::domain::signals::{Reason, Revocation};
 use tessera::domain::user::{User, UserId, Username};
-use tessera::storage::{self, Storage};
+use tessera::storage::{self, Storage, TokenStanding};
 
 /// How many calls the concurrency checks make at once: well past the pool size (8), so
 /// calls queue for connections as well as race in the database.
@@ -300,6 +300,13 @@ impl TestStorage {
         let client = new_client("app", t(0));
         self.insert_client(&client).await.unwrap();
         client
+    }
+
+    /// Whether a client's own access token `jti` of `client` stands: the revocation list as
+    /// introspection reads it.
+    pub async fn jti_stands(&self, jti: &str, client: &Client) -> bool {
+        let token = TokenStanding { jti, family: None, client: &client.id, user: None, sid: None };
+        self.access_token_standing(&token).await.unwrap()
     }
 
     /// A stored, enabled user.
