@@ -289,7 +289,29 @@ async fn a_bound_family_rotates_only_with_its_key(db: &TestStorage) {
     assert_eq!(outcome(&db.rotate(&with(Some("key-one"), &token, t(20))).await), "reused");
 }
 
+/// A rotation whose successor cannot be stored (here: its digest is taken, as a full disk
+/// would refuse it) fails as a whole: the presented token stays unused, and the next
+/// write, the same rotation with another successor, goes through. On SQLite this is the
+/// one-round-trip transaction stopping between its statements.
+async fn a_rotation_that_fails_halfway_changes_nothing(db: &TestStorage) {
+    let client = db.a_client().await;
+    let alice = db.a_user("alice").await;
+    let (_, session) = db.a_session(&alice).await;
+    let (_, token) = db.a_family(&client, &session).await;
+    let doomed = Refresh::of(&token, &client.id, t(10));
+    let taken = SecretDigest::of(&doomed.successor);
+    db.create_family(&new_family(&client, &session), &taken, t(3600)).await.unwrap();
+
+    assert!(db.rotate_refresh_token(&doomed.request()).await.is_err(), "the successor's insert fails");
+    assert_eq!(used_at(db, &token).await, None, "the claim was rolled back with it");
+    let Rotation::Rotated(_) = db.rotate(&Refresh::of(&token, &client.id, t(11))).await else {
+        panic!("the writer is free, and the token still rotates")
+    };
+    assert_eq!(used_at(db, &token).await, Some(t(11)));
+}
+
 crate::backend_tests!(
+    a_rotation_that_fails_halfway_changes_nothing,
     a_bound_family_rotates_only_with_its_key,
     a_family_and_its_first_token_read_back,
     a_users_families_are_listed_oldest_first,

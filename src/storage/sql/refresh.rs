@@ -11,10 +11,10 @@
 //! On PostgreSQL the common case, a first use that succeeds, is first tried as one
 //! statement ([`CLAIM_AND_INSERT`]): a round trip per statement cost more CPU than the
 //! RSA signature (bench/README.md, Findings 4). On SQLite, without a requested scope, as
-//! one transaction in one round trip ([`SQLITE_CLAIM_AND_INSERT`], finding 13). Only when
-//! it claims nothing does the
-//! transaction run, to tell why (unknown, dead, another client's, too wide a scope,
-//! a retry inside the window, or reuse).
+//! one transaction in one round trip ([`SQLITE_CLAIM_AND_INSERT`], finding 13), which also
+//! settles every outcome that writes nothing. Only what these leave open (and on SQLite a
+//! presentation that narrows the scope) goes to the transaction, which tells why (unknown,
+//! dead, another client's, too wide a scope, a retry inside the window, or reuse).
 
 use super::writer::ToWriter;
 use super::{Backend, SqlStorage};
@@ -120,17 +120,27 @@ struct TokenStateRow {
     successor_used_at: Option<Timestamp>,
 }
 
+/// The columns of a [`TokenRow`] (with `token_from!`).
+macro_rules! token_columns {
+    () => {
+        concat!(
+            "t.created_at AS token_created_at, t.used_at, t.idle_expires_at, t.successor_sealed, \
+             t.successor_sealed_until, s.created_at AS successor_created_at, s.used_at AS successor_used_at, \
+             (u.disabled_at IS NOT NULL OR u.credentials_changed_at > f.auth_time) AS is_user_withdrawn, ",
+            family_columns!()
+        )
+    };
+}
+macro_rules! token_from {
+    () => {
+        " FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id \
+         LEFT JOIN refresh_tokens s ON s.token_digest = t.successor_digest \
+         WHERE t.token_digest = $1"
+    };
+}
 /// Every fact the rotation decision weighs, the successor's use included (a primary-key
 /// lookup, in the same statement).
-const TOKEN_QUERY: &str = concat!(
-    "SELECT t.created_at AS token_created_at, t.used_at, t.idle_expires_at, t.successor_sealed, \
-     t.successor_sealed_until, s.created_at AS successor_created_at, s.used_at AS successor_used_at, \
-     (u.disabled_at IS NOT NULL OR u.credentials_changed_at > f.auth_time) AS is_user_withdrawn, ",
-    family_columns!(),
-    " FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id \
-     LEFT JOIN refresh_tokens s ON s.token_digest = t.successor_digest \
-     WHERE t.token_digest = $1"
-);
+const TOKEN_QUERY: &str = concat!("SELECT ", token_columns!(), token_from!());
 
 /// The presented token as it was before this presentation, and the sealed successor kept
 /// for a retry. The claim changes the row only where the token was unused: then it was
@@ -170,7 +180,8 @@ fn presented_state(row: TokenStateRow, claimed: bool) -> (PresentedState, Option
 /// [`RotationDecision::Rotate`], written out in SQL so that the common case costs one
 /// round trip: it claims exactly that case and nothing else. Every other case (and
 /// Rotate too, had the two ever disagreed) falls through to the transaction, which reads
-/// the facts and lets `decide` tell them apart. Change the two together; the
+/// the facts and lets `decide` tell them apart. Change it, `SQLITE_CLAIM_AND_INSERT` and
+/// `decide` together; the
 /// `refresh_tokens` API tests cover each case on PostgreSQL through this path.
 const CLAIM_AND_INSERT: &str = concat!(
     "WITH claimed AS ( \
@@ -190,22 +201,26 @@ const CLAIM_AND_INSERT: &str = concat!(
      SELECT * FROM claimed"
 );
 
-/// SQLite's first try, the same case as [`CLAIM_AND_INSERT`] (whose WHERE clause this
-/// mirrors; change the three together with [`refresh::decide`]) without a requested
-/// scope: claim, insert the successor, read the family, as one transaction sent to the
-/// connection in one round trip. SQLite has no data-modifying CTEs, but sqlx's SQLite
-/// driver runs every statement of a query text in one command on its connection thread,
-/// binding `$N` by number in each.
+/// SQLite's first try, without a requested scope: the claim of [`CLAIM_AND_INSERT`] (whose
+/// WHERE clause this mirrors: change the three together with [`refresh::decide`]), the
+/// successor's insert, and [`TOKEN_QUERY`]'s facts with whether this claim rotated, as one
+/// transaction sent to the connection in one round trip. SQLite has no data-modifying
+/// CTEs, but sqlx's SQLite driver runs every statement of a query text in one command on
+/// its connection's thread, binding `$N` by number in each.
 ///
 /// Why: every SQLite write waits for the one writer (`storage::sql::writer`), and what a
-/// rotation holds it for is mostly thread hand-offs between the writer thread and the
-/// connection's thread, two per statement: with BEGIN, claim, read, insert and COMMIT sent
-/// one by one, refresh rotation left 45 % of the two cores idle at 1,600 rotations/s while
-/// every rotation queued for the writer (bench/README.md finding 13).
+/// rotation holds it for is mostly hand-offs between the writer thread and the
+/// connection's thread, two per statement. With BEGIN, claim, read, insert and COMMIT sent
+/// one by one, refresh rotation left 45 % of the two cores idle at 1,590 rotations/s while
+/// rotations queued for the writer; in one round trip, 2,630/s (bench/README.md finding 13).
 ///
 /// The successor's row is the proof of the claim: its digest is fresh (256 random bits),
-/// so the INSERT finds the presented token carrying it only if this UPDATE set it, and the
-/// SELECT finds the successor only if this INSERT stored it.
+/// so the INSERT finds the presented token carrying it only if this UPDATE set it, and
+/// `rotated` is true only if this INSERT stored it. When nothing was claimed the facts are
+/// those the transaction path would read (nothing changed), so [`refresh::decide`] settles
+/// every case that writes nothing (a retry, an invalid or unknown token, a wrong DPoP key)
+/// without a second trip to the writer; only reuse (and Rotate, had SQL and `decide` ever
+/// disagreed) goes on to the transaction.
 const SQLITE_CLAIM_AND_INSERT: &str = concat!(
     "BEGIN IMMEDIATE; \
      UPDATE refresh_tokens SET used_at = $2, successor_digest = $3, successor_sealed = $4, successor_sealed_until = $5 \
@@ -219,19 +234,25 @@ const SQLITE_CLAIM_AND_INSERT: &str = concat!(
        SELECT $3, f.id, $2, MIN($7, f.absolute_expires_at) FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id \
        WHERE t.token_digest = $1 AND t.successor_digest = $3; \
      SELECT ",
-    family_columns!(),
-    " FROM token_families f JOIN refresh_tokens s ON s.family_id = f.id WHERE s.token_digest = $3 AND s.created_at = $2; \
-     COMMIT"
+    token_columns!(),
+    ", EXISTS (SELECT 1 FROM refresh_tokens n WHERE n.token_digest = $3) AS rotated",
+    token_from!(),
+    "; COMMIT"
 );
 
-/// Runs [`SQLITE_CLAIM_AND_INSERT`] on the writer connection; `None` when it claimed
-/// nothing (and so changed nothing).
-async fn claim_in_one_round_trip(
-    pool: &sqlx::SqlitePool,
-    c: &Claim<'_>,
-) -> Result<Option<TokenFamily>, StorageError> {
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    #[sqlx(flatten)]
+    token: TokenRow,
+    rotated: bool,
+}
+
+/// What [`SQLITE_CLAIM_AND_INSERT`] settled: `None` when the transaction path must decide.
+async fn claim_in_one_round_trip(pool: &sqlx::SqlitePool, c: &Claim<'_>) -> Result<Option<Rotation>, StorageError> {
     let mut connection = pool.acquire().await?;
-    let claimed: Result<Vec<FamilyRow>, sqlx::Error> = sqlx::query_as(SQLITE_CLAIM_AND_INSERT)
+    // `fetch_all`, never `fetch_optional`/`fetch_one`: those stop the text at the first row,
+    // before its COMMIT, and would leave the transaction open on the writer connection.
+    let rows: Result<Vec<ClaimRow>, sqlx::Error> = sqlx::query_as(SQLITE_CLAIM_AND_INSERT)
         .bind(c.presented.as_str())
         .bind(Timestamp::from(c.now))
         .bind(c.successor.as_str())
@@ -242,15 +263,49 @@ async fn claim_in_one_round_trip(
         .bind(c.dpop_jkt.as_deref())
         .fetch_all(&mut *connection)
         .await;
-    match claimed {
-        Ok(rows) => rows.into_iter().next().map(TokenFamily::try_from).transpose(),
+    let row = match rows {
+        Ok(rows) => rows.into_iter().next(),
         Err(error) => {
-            // A statement failed after BEGIN (the disk, say): sqlx does not know of the
-            // transaction the text opened, so the connection goes rather than carry it
-            // into the next write. Closing it rolls the transaction back.
-            connection.close_on_drop();
-            Err(error.into())
+            // A statement failed (the disk, a busy lock held by another process): the text
+            // stops there, and if its BEGIN ran the transaction is still open, unknown to
+            // sqlx. Roll it back; should even that fail, the connection goes (closing it
+            // rolls back) rather than carry the transaction into the next write.
+            if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *connection).await {
+                if !rollback.to_string().contains("no transaction is active") {
+                    connection.close_on_drop();
+                }
+            }
+            return Err(error.into());
         }
+    };
+    // No row: no such token, as the transaction path would find.
+    let Some(ClaimRow { token: row, rotated }) = row else { return Ok(Some(Rotation::Invalid)) };
+    let family = TokenFamily::try_from(row.family)?;
+    if rotated {
+        return Ok(Some(Rotation::Rotated(family)));
+    }
+    let (presented, sealed) = presented_state(row.state, false);
+    let presentation =
+        Presentation { client_id: &c.client_id, requested_scope: None, now: c.now, dpop_jkt: c.dpop_jkt.as_deref() };
+    let decision =
+        refresh::decide(&presented, &FamilyState::of(&family, row.is_user_withdrawn.unwrap_or(false)), &presentation);
+    Ok(unwritten(decision, family, sealed))
+}
+
+/// The outcome of a decision that writes nothing; `None` for Rotate and RevokeFamily.
+fn unwritten(decision: RotationDecision, family: TokenFamily, sealed: Option<Vec<u8>>) -> Option<Rotation> {
+    match decision {
+        RotationDecision::Retry => {
+            // Nothing was claimed (the token was used), so nothing to roll back.
+            let successor_sealed = sealed.expect("decide retries only while a sealed successor is kept");
+            Some(Rotation::Retried { family, successor_sealed })
+        }
+        // Another client's presentation, a dead family, an idle-expired token or too wide a
+        // scope changes nothing.
+        RotationDecision::Invalid => Some(Rotation::Invalid),
+        RotationDecision::ScopeExceeded => Some(Rotation::ScopeExceeded),
+        RotationDecision::WrongDpopKey => Some(Rotation::WrongDpopKey),
+        RotationDecision::Rotate | RotationDecision::RevokeFamily => None,
     }
 }
 
@@ -379,8 +434,9 @@ impl<'a> FamiliesOf<'a> {
 }
 
 impl SqlStorage {
-    /// One rotation attempt. On PostgreSQL, [`CLAIM_AND_INSERT`] first; then (and on
-    /// SQLite, where it runs on the writer thread) the transaction: claim, read the facts,
+    /// One rotation attempt. On PostgreSQL, [`CLAIM_AND_INSERT`] first; on SQLite without a
+    /// requested scope, [`SQLITE_CLAIM_AND_INSERT`]; then what they left open, in the
+    /// transaction (on SQLite on the writer thread): claim, read the facts,
     /// [`refresh::decide`], and carry the decision out: insert the successor (Rotate),
     /// revoke the family (RevokeFamily), or change nothing (the rest roll back).
     async fn rotate_once(&self, claim: Claim<'_>) -> Result<Rotation, StorageError> {
@@ -394,9 +450,9 @@ impl SqlStorage {
             // SQL, and narrowing the scope at refresh is the rare case.
             Backend::Sqlite { writer, .. } if claim.requested_scope.is_none() => {
                 let c = claim.clone().to_writer();
-                let claimed = writer.run(move |pool| async move { claim_in_one_round_trip(&pool, &c).await }).await?;
-                if let Some(family) = claimed {
-                    return Ok(Rotation::Rotated(family));
+                let settled = writer.run(move |pool| async move { claim_in_one_round_trip(&pool, &c).await }).await?;
+                if let Some(rotation) = settled {
+                    return Ok(rotation);
                 }
             }
             Backend::Sqlite { .. } => {}
@@ -446,11 +502,6 @@ impl SqlStorage {
                 // Unused, yet not claimed: the row appeared after the claim looked (PostgreSQL,
                 // READ COMMITTED). Only the claim rotates; this presentation changes nothing.
                 RotationDecision::Rotate => Ok((Rotation::Invalid, 0)),
-                RotationDecision::Retry => {
-                    // Nothing was claimed (the token was used), so nothing to roll back.
-                    let successor_sealed = sealed.expect("decide retries only while a sealed successor is kept");
-                    Ok((Rotation::Retried { family, successor_sealed }, 0))
-                }
                 RotationDecision::RevokeFamily => {
                     // RFC 9700 §4.14.2: a used token presented again: revoke the whole family,
                     // and tell the receivers (its session-revoked event, in this transaction).
@@ -465,11 +516,8 @@ impl SqlStorage {
                     tx.commit().await?;
                     Ok((Rotation::Reused(family), owed))
                 }
-                // Dropping the transaction rolls the claim back: another client's presentation,
-                // a dead family, an idle-expired token or too wide a scope changes nothing.
-                RotationDecision::Invalid => Ok((Rotation::Invalid, 0)),
-                RotationDecision::ScopeExceeded => Ok((Rotation::ScopeExceeded, 0)),
-                RotationDecision::WrongDpopKey => Ok((Rotation::WrongDpopKey, 0)),
+                // The rest writes nothing: dropping the transaction rolls any claim back.
+                decision => Ok((unwritten(decision, family, sealed).expect("Rotate and RevokeFamily are matched above"), 0)),
             }
         })?;
         self.wake_if(owed);

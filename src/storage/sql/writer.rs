@@ -136,20 +136,42 @@ mod tests {
 
     #[tokio::test]
     async fn writes_are_counted_while_they_wait_or_run() {
-        let writer = writer().await;
+        let writer = std::sync::Arc::new(writer().await);
         let (release, released) = oneshot::channel::<()>();
         let (started, running) = oneshot::channel::<()>();
-        let held = writer.run(move |_| async move {
-            let _ = started.send(());
-            let _ = released.await;
-            Ok(())
+        // The first write holds the one connection until released; the second waits for it.
+        let first = writer.clone();
+        let first = tokio::spawn(async move {
+            first
+                .run(move |pool| async move {
+                    let _connection = pool.acquire().await?;
+                    let _ = started.send(());
+                    let _ = released.await;
+                    Ok(())
+                })
+                .await
         });
-        let held = tokio::spawn(async move { held.await });
         running.await.unwrap();
-        assert_eq!(writer.queued(), 1, "the running write");
+        let second = writer.clone();
+        let second = tokio::spawn(async move {
+            second
+                .run(|pool| async move {
+                    let _connection = pool.acquire().await?;
+                    Ok(())
+                })
+                .await
+        });
+        for _ in 0..1000 {
+            if writer.queued() == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert_eq!(writer.queued(), 2, "one running, one waiting");
         release.send(()).unwrap();
-        held.await.unwrap().unwrap();
-        assert_eq!(writer.queued(), 0, "done");
+        first.await.unwrap().unwrap();
+        second.await.unwrap().unwrap();
+        assert_eq!(writer.queued(), 0, "both done");
     }
 
     #[tokio::test]
