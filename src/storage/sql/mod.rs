@@ -260,6 +260,17 @@ fn conflict_as(error: StorageError, what: &'static str) -> StorageError {
 /// A pooled connection idle for longer than this is pinged before it is handed out.
 const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// `PRAGMA cache_size` of each SQLite read connection: 256 KiB (negative: KiB), against
+/// SQLite's default of 2 MiB, which the writer keeps. Why: each connection's page cache
+/// grows to its size and stays there, and with the default 32 readers that is up to 64 MiB
+/// that fills slowly: under the soak's steady token load the process grew by 2 MiB a
+/// minute for the whole half hour, all of it SQLite's page caches (heaptrack;
+/// bench/README.md finding 14). A memory bound is what an operator plans for, and the
+/// readers' point lookups need the upper levels of a few B-trees, not megabytes; the OS
+/// caches the file. So: at most 2 MiB + 256 KiB × `database.max_connections` of SQLite
+/// page cache.
+const READ_CACHE_SIZE: &str = "-256";
+
 /// Pool settings both backends share. sqlx pings every connection before handing it out
 /// by default: a second round trip for every query, which on PostgreSQL doubled the
 /// database work of a refresh-token rotation. Tessera pings only connections that sat
@@ -283,11 +294,11 @@ impl SqlStorage {
                     sqlite_files::prepare(path)?;
                 }
                 let options = options.clone().busy_timeout(settings.sqlite_busy_timeout.0);
-                let open = |max: u32| {
+                let open = |max: u32, options: sqlx::sqlite::SqliteConnectOptions| {
                     pool_options::<sqlx::Sqlite>()
                         .max_connections(max)
                         .acquire_timeout(settings.acquire_timeout.0)
-                        .connect_with(options.clone())
+                        .connect_with(options)
                 };
                 let failed = || {
                     format!("cannot open the SQLite database {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and the directory's permissions")
@@ -295,9 +306,12 @@ impl SqlStorage {
                 // The writer's pool has exactly one connection (see `writer`). An in-memory
                 // database exists per connection, so there it is the only one, which then
                 // also does the reads.
-                let writes = open(1).await.with_context(failed)?;
+                let writes = open(1, options.clone()).await.with_context(failed)?;
                 let reads = match path {
-                    Some(_) => open(settings.max_connections).await.with_context(failed)?,
+                    Some(_) => {
+                        let options = options.clone().pragma("cache_size", READ_CACHE_SIZE);
+                        open(settings.max_connections, options).await.with_context(failed)?
+                    }
                     None => writes.clone(),
                 };
                 let writer = writer::Writer::start(writes).context("cannot start the SQLite writer thread")?;
@@ -650,5 +664,35 @@ impl HealthCheck for SqlStorage {
                 crate::storage::PoolState { open: pool.size(), idle: pool.num_idle(), writes_queued: None }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Lifetime, Window};
+
+    #[tokio::test]
+    async fn sqlite_readers_keep_a_small_page_cache_and_the_writer_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::parse(&format!("sqlite://{}/t.db?mode=rwc", dir.path().display())).unwrap();
+        let settings = DatabaseSettings {
+            max_connections: 2,
+            acquire_timeout: Lifetime(std::time::Duration::from_secs(10)),
+            sqlite_busy_timeout: Lifetime(std::time::Duration::from_secs(5)),
+            client_cache_ttl: Window(std::time::Duration::ZERO),
+            password: None,
+            password_file: None,
+        };
+        let storage = SqlStorage::connect(&url, &settings).await.unwrap();
+        let Backend::Sqlite { reads, writer } = &storage.backend else { panic!("a SQLite URL") };
+        let cache_size = "PRAGMA cache_size";
+        let read: i64 = sqlx::query_scalar(cache_size).fetch_one(reads).await.unwrap();
+        assert_eq!(read.to_string(), READ_CACHE_SIZE);
+        let written: i64 = writer
+            .run(move |pool| async move { Ok(sqlx::query_scalar(cache_size).fetch_one(&pool).await?) })
+            .await
+            .unwrap();
+        assert_eq!(written, -2000, "SQLite's default: 2 MiB");
     }
 }
