@@ -201,6 +201,19 @@ const CLAIM_AND_INSERT: &str = concat!(
      SELECT * FROM claimed"
 );
 
+/// Binds $1–$5, what every claim of a [`Claim`] starts with: the presented token's digest,
+/// the time, the successor's digest, and the sealed successor with until when it is kept.
+macro_rules! bind_claim {
+    ($query:expr, $claim:expr) => {
+        $query
+            .bind($claim.presented.as_str())
+            .bind(Timestamp::from($claim.now))
+            .bind($claim.successor.as_str())
+            .bind($claim.sealed.as_ref().map(|(sealed, _)| &**sealed))
+            .bind($claim.sealed.as_ref().map(|(_, until)| *until))
+    };
+}
+
 /// SQLite's first try, without a requested scope: the claim of [`CLAIM_AND_INSERT`] (whose
 /// WHERE clause this mirrors: change the three together with [`refresh::decide`]), the
 /// successor's insert, and [`TOKEN_QUERY`]'s facts with whether this claim rotated, as one
@@ -252,12 +265,7 @@ async fn claim_in_one_round_trip(pool: &sqlx::SqlitePool, c: &Claim<'_>) -> Resu
     let mut connection = pool.acquire().await?;
     // `fetch_all`, never `fetch_optional`/`fetch_one`: those stop the text at the first row,
     // before its COMMIT, and would leave the transaction open on the writer connection.
-    let rows: Result<Vec<ClaimRow>, sqlx::Error> = sqlx::query_as(SQLITE_CLAIM_AND_INSERT)
-        .bind(c.presented.as_str())
-        .bind(Timestamp::from(c.now))
-        .bind(c.successor.as_str())
-        .bind(c.sealed.as_ref().map(|(sealed, _)| &**sealed))
-        .bind(c.sealed.as_ref().map(|(_, until)| *until))
+    let rows: Result<Vec<ClaimRow>, sqlx::Error> = bind_claim!(sqlx::query_as(SQLITE_CLAIM_AND_INSERT), c)
         .bind(c.client_id.as_str())
         .bind(Timestamp::from(c.idle_expires_at))
         .bind(c.dpop_jkt.as_deref())
@@ -382,12 +390,7 @@ impl ToWriter for Claim<'_> {
 /// PostgreSQL's first try: [`CLAIM_AND_INSERT`]; `None` when it claimed nothing.
 async fn claim_in_one_statement(pool: &sqlx::PgPool, c: &Claim<'_>) -> Result<Option<TokenFamily>, StorageError> {
     let scope: Option<Vec<&str>> = c.requested_scope.as_ref().map(|scope| scope.iter().collect());
-    let claimed: Option<FamilyRow> = sqlx::query_as(CLAIM_AND_INSERT)
-        .bind(c.presented.as_str())
-        .bind(Timestamp::from(c.now))
-        .bind(c.successor.as_str())
-        .bind(c.sealed.as_ref().map(|(sealed, _)| &**sealed))
-        .bind(c.sealed.as_ref().map(|(_, until)| *until))
+    let claimed: Option<FamilyRow> = bind_claim!(sqlx::query_as(CLAIM_AND_INSERT), c)
         .bind(c.client_id.as_str())
         .bind(scope)
         .bind(Timestamp::from(c.idle_expires_at))
@@ -466,14 +469,9 @@ impl SqlStorage {
             // where it was unset (exactly one of N concurrent presentations does) and
             // decides nothing: it records the successor in the same statement, and if the
             // decision is not Rotate, the transaction is dropped and all of it rolls back.
-            let claimed = sqlx::query(
+            let claimed = bind_claim!(sqlx::query(
                 "UPDATE refresh_tokens SET used_at = $2, successor_digest = $3, successor_sealed = $4, successor_sealed_until = $5 \
-                 WHERE token_digest = $1 AND used_at IS NULL")
-                .bind(c.presented.as_str())
-                .bind(now)
-                .bind(c.successor.as_str())
-                .bind(c.sealed.as_ref().map(|(sealed, _)| &**sealed))
-                .bind(c.sealed.as_ref().map(|(_, until)| *until))
+                 WHERE token_digest = $1 AND used_at IS NULL"), c)
                 .execute(&mut *tx).await?.rows_affected() == 1;
             let Some(row) = sqlx::query_as::<_, TokenRow>(TOKEN_QUERY).bind(c.presented.as_str()).fetch_optional(&mut *tx).await? else {
                 return Ok((Rotation::Invalid, 0)); // unknown token
