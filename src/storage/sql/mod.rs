@@ -271,16 +271,6 @@ const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 /// page cache.
 const READ_CACHE_SIZE: &str = "-256";
 
-// PostgreSQL connections start with `plan_cache_mode = force_generic_plan` (a startup
-// option, no extra round trip). Why: sqlx prepares every statement once per connection, but
-// PostgreSQL's default (`auto`) plans a statement afresh on every execution while custom
-// plans look cheaper than the generic one, and they always do for statements with
-// `$n IS NULL OR …` branches (the access token's standing, the refresh claim), which a
-// custom plan folds away. Profiled under introspection, planning was 15 % of all CPU and
-// a third of PostgreSQL's (bench/README.md finding 15). Every hot statement here is a
-// key lookup whose plan does not depend on the values; the purges order by their cutoff's
-// index, so their generic plan is that index too.
-
 /// Pool settings both backends share. sqlx pings every connection before handing it out
 /// by default: a second round trip for every query, which on PostgreSQL doubled the
 /// database work of a refresh-token rotation. Tessera pings only connections that sat
@@ -345,7 +335,7 @@ impl SqlStorage {
                 let pool = pool_options::<sqlx::Postgres>()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout.0)
-                    .connect_with(options.clone().options([("plan_cache_mode", "force_generic_plan")]))
+                    .connect_with(options.clone())
                     .await
                     .map_err(scrubbed)
                     .with_context(|| format!("cannot connect to PostgreSQL at {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and that the server is running and reachable"))?;
@@ -708,19 +698,5 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(written, -2000, "SQLite's default: 2 MiB");
-    }
-
-    /// PostgreSQL plans each statement once per connection (see the comment above
-    /// `pool_options`). Runs where the suite's PostgreSQL is (always in CI); connecting
-    /// creates nothing.
-    #[tokio::test]
-    async fn postgres_connections_keep_generic_plans() {
-        let Ok(admin) = std::env::var("TESSERA_TEST_POSTGRES_URL") else { return };
-        let url = DatabaseUrl::parse(&admin).unwrap();
-        let settings = settings(1);
-        let storage = SqlStorage::connect(&url, &settings).await.unwrap();
-        let Backend::Postgres(pool) = &storage.backend else { panic!("a PostgreSQL URL") };
-        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(pool).await.unwrap();
-        assert_eq!(mode, "force_generic_plan");
     }
 }
