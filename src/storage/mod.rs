@@ -369,14 +369,26 @@ pub trait RefreshStore: Send + Sync {
     async fn purge_expired(&self, now: DateTime<Utc>, batch: i64) -> Result<u64, StorageError>;
 }
 
+/// How many expired proof records each new record deletes: more than one, so that the
+/// expired records shrink while proofs keep coming, whatever the rate.
+pub const EXPIRED_PROOFS_TAKEN_PER_RECORD: i64 = 2;
+
 /// DPoP proofs already accepted (RFC 9449 §11.1), shared by every replica.
 #[async_trait]
 pub trait DpopProofStore: Send + Sync {
     /// Records an accepted proof (`proof`: a digest of its key's thumbprint and its `jti`)
-    /// until `expires_at`, when its `iat` stops being acceptable anyway. One statement
-    /// (`INSERT … ON CONFLICT DO NOTHING`): true for the first presentation, false for
-    /// every other, however many race.
-    async fn record_dpop_proof(&self, proof: &SecretDigest, expires_at: DateTime<Utc>) -> Result<bool, StorageError>;
+    /// until `expires_at`, when its `iat` stops being acceptable anyway. The insert is
+    /// `INSERT … ON CONFLICT DO NOTHING`: true for the first presentation, false for every
+    /// other, however many race. In the same round trip it deletes up to
+    /// [`EXPIRED_PROOFS_TAKEN_PER_RECORD`] records expired before `now`, so that the table
+    /// a stranger can feed (a proof is recorded before the grant is checked) never outgrows
+    /// its purge, however slowly housekeeping gets its turn under load.
+    async fn record_dpop_proof(
+        &self,
+        proof: &SecretDigest,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
 }
 
 #[async_trait]

@@ -188,7 +188,7 @@ impl DpopPolicy {
         let expires_at = issued.max(now) + window;
         // The jkt is base64url, so the space cannot occur in it: one digest per key and jti.
         let record = SecretDigest::of(&format!("{} {}", verified.jkt, verified.jti));
-        if !proofs.record_dpop_proof(&record, expires_at).await? {
+        if !proofs.record_dpop_proof(&record, expires_at, now).await? {
             return Err(ProofError::Invalid("the DPoP proof was already used (RFC 9449 §11.1)".into()));
         }
         Ok(AcceptedProof { jkt: verified.jkt, next_nonce })

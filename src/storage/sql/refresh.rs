@@ -227,9 +227,10 @@ macro_rules! bind_claim {
 /// one by one, refresh rotation left 45 % of the two cores idle at 1,590 rotations/s while
 /// rotations queued for the writer; in one round trip, 2,630/s (bench/README.md finding 13).
 ///
-/// The successor's row is the proof of the claim: its digest is fresh (256 random bits),
-/// so the INSERT finds the presented token carrying it only if this UPDATE set it, and
-/// `rotated` is true only if this INSERT stored it. When nothing was claimed the facts are
+/// The successor's row is the proof of the claim: the INSERT finds the presented token
+/// carrying the successor's digest only if this UPDATE set it (the digest is fresh, 256
+/// random bits; were it ever not, the primary key would fail the text), and `rotated` is
+/// `changes() = 1`: the INSERT, the last write before the SELECT, stored a row. When nothing was claimed the facts are
 /// those the transaction path would read (nothing changed), so [`refresh::decide`] settles
 /// every case that writes nothing (a retry, an invalid or unknown token, a wrong DPoP key)
 /// without a second trip to the writer; only reuse (and Rotate, had SQL and `decide` ever
@@ -248,7 +249,7 @@ const SQLITE_CLAIM_AND_INSERT: &str = concat!(
        WHERE t.token_digest = $1 AND t.successor_digest = $3; \
      SELECT ",
     token_columns!(),
-    ", EXISTS (SELECT 1 FROM refresh_tokens n WHERE n.token_digest = $3) AS rotated",
+    ", changes() = 1 AS rotated",
     token_from!(),
     "; COMMIT"
 );
@@ -293,10 +294,11 @@ async fn claim_in_one_round_trip(pool: &sqlx::SqlitePool, c: &Claim<'_>) -> Resu
         return Ok(Some(Rotation::Rotated(family)));
     }
     let (presented, sealed) = presented_state(row.state, false);
-    let presentation =
-        Presentation { client_id: &c.client_id, requested_scope: None, now: c.now, dpop_jkt: c.dpop_jkt.as_deref() };
-    let decision =
-        refresh::decide(&presented, &FamilyState::of(&family, row.is_user_withdrawn.unwrap_or(false)), &presentation);
+    let decision = refresh::decide(
+        &presented,
+        &FamilyState::of(&family, row.is_user_withdrawn.unwrap_or(false)),
+        &c.presentation(),
+    );
     Ok(unwritten(decision, family, sealed))
 }
 
@@ -363,6 +365,16 @@ impl<'a> Claim<'a> {
             idle_expires_at: req.now + req.idle_ttl,
             reuse: Cow::Borrowed(req.reuse),
             dpop_jkt: req.dpop_jkt.map(Cow::Borrowed),
+        }
+    }
+
+    /// What [`refresh::decide`] weighs of this presentation.
+    fn presentation(&self) -> Presentation<'_> {
+        Presentation {
+            client_id: &self.client_id,
+            requested_scope: self.requested_scope.as_deref(),
+            now: self.now,
+            dpop_jkt: self.dpop_jkt.as_deref(),
         }
     }
 }
@@ -479,13 +491,7 @@ impl SqlStorage {
             let is_user_disabled = row.is_user_withdrawn.unwrap_or(false);
             let (presented, sealed) = presented_state(row.state, claimed);
             let family = TokenFamily::try_from(row.family)?;
-            let presentation = Presentation {
-                client_id: &c.client_id,
-                requested_scope: c.requested_scope.as_deref(),
-                now: c.now,
-                dpop_jkt: c.dpop_jkt.as_deref(),
-            };
-            match refresh::decide(&presented, &FamilyState::of(&family, is_user_disabled), &presentation) {
+            match refresh::decide(&presented, &FamilyState::of(&family, is_user_disabled), &c.presentation()) {
                 RotationDecision::Rotate if claimed => {
                     // Four statements in all (claim, read, insert, commit): the rotation's cost
                     // is round trips, so nothing else happens in here. A family's last use is
