@@ -369,8 +369,8 @@ pub trait RefreshStore: Send + Sync {
     async fn purge_expired(&self, now: DateTime<Utc>, batch: i64) -> Result<u64, StorageError>;
 }
 
-/// How many expired proof records each new record deletes: more than one, so that the
-/// expired records shrink while proofs keep coming, whatever the rate.
+/// How many expired proof records each new record deletes on SQLite: more than one, so
+/// that the expired records shrink while proofs keep coming, whatever the rate.
 pub const EXPIRED_PROOFS_TAKEN_PER_RECORD: i64 = 2;
 
 /// DPoP proofs already accepted (RFC 9449 §11.1), shared by every replica.
@@ -379,15 +379,22 @@ pub trait DpopProofStore: Send + Sync {
     /// Records an accepted proof (`proof`: a digest of its key's thumbprint and its `jti`)
     /// until `expires_at`, when its `iat` stops being acceptable anyway. The insert is
     /// `INSERT … ON CONFLICT DO NOTHING`: true for the first presentation, false for every
-    /// other, however many race. In the same round trip it deletes up to
-    /// [`EXPIRED_PROOFS_TAKEN_PER_RECORD`] records expired before `now`, so that the table
-    /// a stranger can feed (a proof is recorded before the grant is checked) never outgrows
-    /// its purge, however slowly housekeeping gets its turn under load.
+    /// other while the record is kept, however many race.
+    ///
+    /// On SQLite the same round trip deletes up to [`EXPIRED_PROOFS_TAKEN_PER_RECORD`]
+    /// records that expired before `trim_before`, so that a table anyone naming a public
+    /// client can feed never outgrows its purge, however seldom housekeeping gets the one
+    /// writer under load. The caller passes a cutoff a whole acceptance window in the
+    /// past, so that a replica whose clock runs behind (or whose window is longer) never
+    /// finds a record gone that it would still need. PostgreSQL's purge has connections of
+    /// its own, and there the trim only left dead index entries for every request to walk
+    /// while a long snapshot was open (the review of this change measured 16 → 35 ms), so
+    /// PostgreSQL only inserts.
     async fn record_dpop_proof(
         &self,
         proof: &SecretDigest,
         expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
+        trim_before: DateTime<Utc>,
     ) -> Result<bool, StorageError>;
 }
 

@@ -126,9 +126,11 @@ impl DpopPolicy {
     }
 
     /// Checks `proof` (RFC 9449 §4.3) against `expected`, then the nonce (§8), then records
-    /// it so that it is accepted once (§11.1). The caller has authenticated whoever
+    /// it so that it is accepted once (§11.1). The caller has established whoever
     /// presents it (the client, or a live access token), so rows are only ever created for
-    /// known parties, each kept for the `iat` window only.
+    /// known parties, each kept for the `iat` window only; but a public client is anyone
+    /// who names it, so on SQLite each record also trims expired ones
+    /// (`DpopProofStore::record_dpop_proof`).
     pub async fn accept(
         &self,
         proof: &str,
@@ -187,8 +189,11 @@ impl DpopPolicy {
         let issued = DateTime::from_timestamp(verified.iat, 0).unwrap_or(now);
         let expires_at = issued.max(now) + window;
         // The jkt is base64url, so the space cannot occur in it: one digest per key and jti.
+        // Only records expired a whole window ago are trimmed: a replica whose clock runs
+        // behind this one's, or whose window is longer, by less than that still finds the
+        // records it needs.
         let record = SecretDigest::of(&format!("{} {}", verified.jkt, verified.jti));
-        if !proofs.record_dpop_proof(&record, expires_at, now).await? {
+        if !proofs.record_dpop_proof(&record, expires_at, now - window).await? {
             return Err(ProofError::Invalid("the DPoP proof was already used (RFC 9449 §11.1)".into()));
         }
         Ok(AcceptedProof { jkt: verified.jkt, next_nonce })

@@ -36,6 +36,7 @@ pub const RACERS: usize = 32;
 /// The store under test, on its own fresh database.
 pub struct TestStorage {
     storage: Arc<dyn Storage>,
+    pub backend: Backend,
 }
 
 impl Deref for TestStorage {
@@ -58,7 +59,7 @@ pub async fn run(backend: Backend, test: impl AsyncFnOnce(&TestStorage)) {
         password_file: None,
     };
     let storage = storage::connect(&url, &settings).await.expect("the storage opens and migrates");
-    test(&TestStorage { storage }).await;
+    test(&TestStorage { storage, backend }).await;
     database.drop_database().await;
 }
 
