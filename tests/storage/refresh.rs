@@ -310,7 +310,35 @@ async fn a_rotation_that_fails_halfway_changes_nothing(db: &TestStorage) {
     assert_eq!(used_at(db, &token).await, Some(t(11)));
 }
 
+/// On SQLite concurrent rotations go to the writer together, as one transaction: one of
+/// them failing must fail alone, and the rest rotate.
+async fn among_concurrent_rotations_one_failing_halfway_fails_alone(db: &TestStorage) {
+    let client = db.a_client().await;
+    let alice = db.a_user("alice").await;
+    let (_, session) = db.a_session(&alice).await;
+    let mut tokens = Vec::new();
+    for _ in 0..16 {
+        tokens.push(db.a_family(&client, &session).await.1);
+    }
+    let refreshes: Vec<Refresh> = tokens.iter().map(|token| Refresh::of(token, &client.id, t(10))).collect();
+    // The last one's successor is taken: queued behind the others, it shares their group.
+    let doomed = refreshes.last().unwrap();
+    db.create_family(&new_family(&client, &session), &doomed.successor_digest(), t(3600)).await.unwrap();
+
+    let requests: Vec<_> = refreshes.iter().map(Refresh::request).collect();
+    let outcomes = race(requests.iter().map(|request| db.rotate_refresh_token(request))).await;
+    let (failed, rotated): (Vec<_>, Vec<_>) = outcomes.iter().partition(|outcome| outcome.is_err());
+    assert_eq!(failed.len(), 1, "only the doomed rotation fails");
+    assert!(outcomes.last().unwrap().is_err(), "and it is the doomed one");
+    assert!(rotated.iter().all(|outcome| matches!(outcome, Ok(Rotation::Rotated(_)))), "the rest rotate");
+    assert_eq!(used_at(db, &tokens[15]).await, None, "the doomed claim was rolled back");
+    for token in &tokens[..15] {
+        assert_eq!(used_at(db, token).await, Some(t(10)));
+    }
+}
+
 crate::backend_tests!(
+    among_concurrent_rotations_one_failing_halfway_fails_alone,
     a_rotation_that_fails_halfway_changes_nothing,
     a_bound_family_rotates_only_with_its_key,
     a_family_and_its_first_token_read_back,

@@ -211,7 +211,8 @@ enum Backend {
     /// Reads go to `reads`, a pool of `max_connections` (in WAL mode they never wait for
     /// the writer); every statement that writes goes through `writer`, which owns the one
     /// writer connection and the thread that drives it.
-    Sqlite { reads: SqlitePool, writer: writer::Writer },
+    /// Refresh rotations wait in `rotations` to go to the writer several at a time.
+    Sqlite { reads: SqlitePool, writer: writer::Writer, rotations: std::sync::Arc<refresh::RotationQueue> },
     /// One pool for everything: PostgreSQL serves concurrent writers itself.
     Postgres(PgPool),
 }
@@ -315,7 +316,7 @@ impl SqlStorage {
                     None => writes.clone(),
                 };
                 let writer = writer::Writer::start(writes).context("cannot start the SQLite writer thread")?;
-                Backend::Sqlite { reads, writer }
+                Backend::Sqlite { reads, writer, rotations: Default::default() }
             }
             DatabaseUrl::Postgres { options, .. } => {
                 // The driver's error chain, scrubbed of the URL's secrets: no driver
@@ -356,7 +357,7 @@ impl SqlStorage {
 
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { reads, writer } => {
+            Backend::Sqlite { reads, writer, .. } => {
                 writer.close().await;
                 reads.close().await
             }
@@ -655,7 +656,7 @@ impl HealthCheck for SqlStorage {
 
     fn pool_state(&self) -> crate::storage::PoolState {
         match &self.backend {
-            Backend::Sqlite { reads, writer } => crate::storage::PoolState {
+            Backend::Sqlite { reads, writer, .. } => crate::storage::PoolState {
                 open: reads.size(),
                 idle: reads.num_idle(),
                 writes_queued: Some(writer.queued()),
@@ -689,7 +690,7 @@ mod tests {
         let url = DatabaseUrl::parse(&format!("sqlite://{}/t.db?mode=rwc", dir.path().display())).unwrap();
         let settings = settings(2);
         let storage = SqlStorage::connect(&url, &settings).await.unwrap();
-        let Backend::Sqlite { reads, writer } = &storage.backend else { panic!("a SQLite URL") };
+        let Backend::Sqlite { reads, writer, .. } = &storage.backend else { panic!("a SQLite URL") };
         let cache_size = "PRAGMA cache_size";
         let read: i64 = sqlx::query_scalar(cache_size).fetch_one(reads).await.unwrap();
         assert_eq!(read.to_string(), READ_CACHE_SIZE);

@@ -10,11 +10,12 @@
 //!
 //! On PostgreSQL the common case, a first use that succeeds, is first tried as one
 //! statement ([`CLAIM_AND_INSERT`]): a round trip per statement cost more CPU than the
-//! RSA signature (bench/README.md, Findings 4). On SQLite, without a requested scope, as
-//! one transaction in one round trip ([`SQLITE_CLAIM_AND_INSERT`], finding 13), which also
-//! settles every outcome that writes nothing. Only what these leave open (and on SQLite a
-//! presentation that narrows the scope) goes to the transaction, which tells why (unknown,
-//! dead, another client's, too wide a scope, a retry inside the window, or reuse).
+//! RSA signature (bench/README.md, Findings 4). On SQLite, without a requested scope,
+//! several rotations go to the writer as one transaction in one round trip ([`together`],
+//! findings 13 and 17), which also settles every outcome that writes nothing. Only what
+//! these leave open (and on SQLite a presentation that narrows the scope) goes to the
+//! transaction, which tells why (unknown, dead, another client's, too wide a scope, a
+//! retry inside the window, or reuse).
 
 use super::writer::ToWriter;
 use super::{Backend, SqlStorage};
@@ -180,7 +181,7 @@ fn presented_state(row: TokenStateRow, claimed: bool) -> (PresentedState, Option
 /// [`RotationDecision::Rotate`], written out in SQL so that the common case costs one
 /// round trip: it claims exactly that case and nothing else. Every other case (and
 /// Rotate too, had the two ever disagreed) falls through to the transaction, which reads
-/// the facts and lets `decide` tell them apart. Change it, `SQLITE_CLAIM_AND_INSERT` and
+/// the facts and lets `decide` tell them apart. Change it, `together::CLAIM` and
 /// `decide` together; the
 /// `refresh_tokens` API tests cover each case on PostgreSQL through this path.
 const CLAIM_AND_INSERT: &str = concat!(
@@ -214,93 +215,8 @@ macro_rules! bind_claim {
     };
 }
 
-/// SQLite's first try, without a requested scope: the claim of [`CLAIM_AND_INSERT`] (whose
-/// WHERE clause this mirrors: change the three together with [`refresh::decide`]), the
-/// successor's insert, and [`TOKEN_QUERY`]'s facts with whether this claim rotated, as one
-/// transaction sent to the connection in one round trip. SQLite has no data-modifying
-/// CTEs, but sqlx's SQLite driver runs every statement of a query text in one command on
-/// its connection's thread, binding `$N` by number in each.
-///
-/// Why: every SQLite write waits for the one writer (`storage::sql::writer`), and what a
-/// rotation holds it for is mostly hand-offs between the writer thread and the
-/// connection's thread, two per statement. With BEGIN, claim, read, insert and COMMIT sent
-/// one by one, refresh rotation left 45 % of the two cores idle at 1,590 rotations/s while
-/// rotations queued for the writer; in one round trip, 2,630/s (bench/README.md finding 13).
-///
-/// The successor's row is the proof of the claim: the INSERT finds the presented token
-/// carrying the successor's digest only if this UPDATE set it (the digest is fresh, 256
-/// random bits; were it ever not, the primary key would fail the text), and `rotated` is
-/// `changes() = 1`: the INSERT, the last write before the SELECT, stored a row. When nothing was claimed the facts are
-/// those the transaction path would read (nothing changed), so [`refresh::decide`] settles
-/// every case that writes nothing (a retry, an invalid or unknown token, a wrong DPoP key)
-/// without a second trip to the writer; only reuse (and Rotate, had SQL and `decide` ever
-/// disagreed) goes on to the transaction.
-const SQLITE_CLAIM_AND_INSERT: &str = concat!(
-    "BEGIN IMMEDIATE; \
-     UPDATE refresh_tokens SET used_at = $2, successor_digest = $3, successor_sealed = $4, successor_sealed_until = $5 \
-     WHERE token_digest = $1 AND used_at IS NULL AND idle_expires_at > $2 AND EXISTS ( \
-       SELECT 1 FROM token_families f JOIN users u ON u.id = f.user_id \
-       WHERE f.id = refresh_tokens.family_id AND f.client_id = $6 AND f.revoked_at IS NULL \
-         AND f.absolute_expires_at > $2 AND u.disabled_at IS NULL \
-         AND (u.credentials_changed_at IS NULL OR u.credentials_changed_at <= f.auth_time) \
-         AND (f.dpop_jkt IS NULL OR f.dpop_jkt = $8)); \
-     INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) \
-       SELECT $3, f.id, $2, MIN($7, f.absolute_expires_at) FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id \
-       WHERE t.token_digest = $1 AND t.successor_digest = $3; \
-     SELECT ",
-    token_columns!(),
-    ", changes() = 1 AS rotated",
-    token_from!(),
-    "; COMMIT"
-);
-
-#[derive(sqlx::FromRow)]
-struct ClaimRow {
-    #[sqlx(flatten)]
-    token: TokenRow,
-    rotated: bool,
-}
-
-/// What [`SQLITE_CLAIM_AND_INSERT`] settled: `None` when the transaction path must decide.
-async fn claim_in_one_round_trip(pool: &sqlx::SqlitePool, c: &Claim<'_>) -> Result<Option<Rotation>, StorageError> {
-    let mut connection = pool.acquire().await?;
-    // `fetch_all`, never `fetch_optional`/`fetch_one`: those stop the text at the first row,
-    // before its COMMIT, and would leave the transaction open on the writer connection.
-    let rows: Result<Vec<ClaimRow>, sqlx::Error> = bind_claim!(sqlx::query_as(SQLITE_CLAIM_AND_INSERT), c)
-        .bind(c.client_id.as_str())
-        .bind(Timestamp::from(c.idle_expires_at))
-        .bind(c.dpop_jkt.as_deref())
-        .fetch_all(&mut *connection)
-        .await;
-    let row = match rows {
-        Ok(rows) => rows.into_iter().next(),
-        Err(error) => {
-            // A statement failed (the disk, a busy lock held by another process): the text
-            // stops there, and if its BEGIN ran the transaction is still open, unknown to
-            // sqlx. Roll it back; should even that fail, the connection goes (closing it
-            // rolls back) rather than carry the transaction into the next write.
-            if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *connection).await {
-                if !rollback.to_string().contains("no transaction is active") {
-                    connection.close_on_drop();
-                }
-            }
-            return Err(error.into());
-        }
-    };
-    // No row: no such token, as the transaction path would find.
-    let Some(ClaimRow { token: row, rotated }) = row else { return Ok(Some(Rotation::Invalid)) };
-    let family = TokenFamily::try_from(row.family)?;
-    if rotated {
-        return Ok(Some(Rotation::Rotated(family)));
-    }
-    let (presented, sealed) = presented_state(row.state, false);
-    let decision = refresh::decide(
-        &presented,
-        &FamilyState::of(&family, row.is_user_withdrawn.unwrap_or(false)),
-        &c.presentation(),
-    );
-    Ok(unwritten(decision, family, sealed))
-}
+mod together;
+pub(super) use together::RotationQueue;
 
 /// The outcome of a decision that writes nothing; `None` for Rotate and RevokeFamily.
 fn unwritten(decision: RotationDecision, family: TokenFamily, sealed: Option<Vec<u8>>) -> Option<Rotation> {
@@ -450,7 +366,8 @@ impl<'a> FamiliesOf<'a> {
 
 impl SqlStorage {
     /// One rotation attempt. On PostgreSQL, [`CLAIM_AND_INSERT`] first; on SQLite without a
-    /// requested scope, [`SQLITE_CLAIM_AND_INSERT`]; then what they left open, in the
+    /// requested scope, with the rotations waiting beside it ([`together`]); then what they
+    /// left open, in the
     /// transaction (on SQLite on the writer thread): claim, read the facts,
     /// [`refresh::decide`], and carry the decision out: insert the successor (Rotate),
     /// revoke the family (RevokeFamily), or change nothing (the rest roll back).
@@ -463,10 +380,8 @@ impl SqlStorage {
             }
             // Only without a requested scope: SQLite has no arrays to compare scopes with in
             // SQL, and narrowing the scope at refresh is the rare case.
-            Backend::Sqlite { writer, .. } if claim.requested_scope.is_none() => {
-                let c = claim.clone().to_writer();
-                let settled = writer.run(move |pool| async move { claim_in_one_round_trip(&pool, &c).await }).await?;
-                if let Some(rotation) = settled {
+            Backend::Sqlite { writer, rotations, .. } if claim.requested_scope.is_none() => {
+                if let Some(rotation) = rotations.settle(writer, claim.clone().to_writer()).await? {
                     return Ok(rotation);
                 }
             }

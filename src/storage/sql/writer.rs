@@ -48,7 +48,7 @@ pub struct Writer {
 }
 
 /// Counts a write out of [`Writer::queued`] when it ends, however it ends.
-struct Queued(Arc<AtomicUsize>);
+pub(in crate::storage::sql) struct Queued(Arc<AtomicUsize>);
 
 impl Drop for Queued {
     fn drop(&mut self) {
@@ -94,6 +94,31 @@ impl Writer {
             }
             Err(StorageError::WriterStopped)
         })
+    }
+
+    /// Starts `work` on the writer thread, on the writer connection, without waiting for
+    /// it: for work that hands its outcomes out itself (`refresh::together`). It runs in
+    /// no request's span, since it may serve several.
+    pub fn submit<F, W>(&self, work: W)
+    where
+        W: FnOnce(SqlitePool) -> F,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let queued = Queued(self.queued.clone());
+        let work = work(self.connection.clone());
+        // A panic ends only the task; its outcomes' senders are dropped with it.
+        drop(self.thread.spawn(async move {
+            let _queued = queued;
+            work.await
+        }));
+    }
+
+    /// Counts a write that waits for the writer elsewhere first (a rotation in
+    /// `refresh::together`'s queue) into [`Writer::queued`] until the guard is dropped.
+    pub(in crate::storage::sql) fn count_queued(&self) -> Queued {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        Queued(self.queued.clone())
     }
 
     /// Writes waiting for the writer or running on it now.
