@@ -12,19 +12,31 @@
 //! lone rotation at once. (bench/README.md finding 17 has the numbers.)
 //!
 //! Sound because the statements of a group run one after the other in one transaction,
-//! exactly as the same rotations would one transaction each in that order: a token
-//! presented twice in one group is claimed by the first and found used by the second
-//! (a retry inside the window, or reuse). If any statement fails (the disk, a successor's
-//! digest taken) the group is rolled back and each of its rotations runs again alone, so
-//! one failure is reported to its own rotation and changes nothing for the rest.
+//! as the same rotations would one transaction each in that order: a token presented
+//! twice in one group is claimed by the first and found used by the second (a retry
+//! inside the window, or reuse), and a token and its successor in one group rotate in
+//! turn. One difference: reuse is not settled in the group. It goes on to its own
+//! transaction after the group commits, so a rotation of the same family later in the
+//! group still succeeds, and the family (with what that rotation issued) is revoked just
+//! after: the order "that rotation, then the reuse", as valid for requests that overlap.
+//!
+//! Failures: if a statement of the group breaks a constraint (a successor's digest
+//! taken) the group is rolled back and each of its rotations runs again alone, so only
+//! that one fails. Any other failure (the lock held by another process, the disk) fails
+//! the whole group with an error the rotation retries, rather than multiply the wait by
+//! eight. Each row is decoded in its own rotation's settlement, so a row that cannot be
+//! read, which can only show after the COMMIT, fails its own rotation and no other.
+//! Rotations whose caller went away before their group was taken are dropped unrun (the
+//! token stays as it was), and the queue refuses new rotations past [`MOST_WAITING`].
 
-use super::{presented_state, unwritten, Claim, TokenRow};
+use super::{presented_state, unwritten, Claim};
 use crate::domain::refresh::{self, FamilyState, Rotation, TokenFamily};
 use crate::storage::sql::writer::{Queued, Writer};
 use crate::storage::timestamp::Timestamp;
 use crate::storage::StorageError;
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{FromRow, Row, Sqlite, SqlitePool};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use tokio::sync::oneshot;
 
@@ -32,6 +44,11 @@ use tokio::sync::oneshot;
 /// cached on the writer connection (three statements per rotation), so this also bounds
 /// that cache: 8 texts, 108 statements.
 pub(in crate::storage::sql) const MOST_TOGETHER: usize = 8;
+
+/// The most rotations waiting for the writer; past it a rotation is refused with an error
+/// it retries after a pause. Every waiting rotation is an HTTP request in flight, so
+/// connection limits bound it too; this bounds it whatever they are.
+const MOST_WAITING: usize = 4096;
 
 /// How many `$n` each rotation binds: what [`bind_claim!`] binds ($1–$5), the client ($6),
 /// the successor's idle expiry ($7) and the DPoP key's thumbprint ($8).
@@ -67,12 +84,13 @@ const FACTS: &str = concat!(token_columns!(), ", changes() = 1 AS rotated", toke
 
 #[derive(sqlx::FromRow)]
 struct ClaimRow {
-    /// Which rotation of the group the row answers: its place in the group.
-    claim: i64,
     #[sqlx(flatten)]
-    token: TokenRow,
+    token: super::TokenRow,
     rotated: bool,
 }
+
+/// Which rotation of the group a row answers: its place, the `claim` column.
+const PLACE: &str = "claim";
 
 /// What one rotation learns: settled, or `None` when the transaction path must decide.
 type Settled = Result<Option<Rotation>, StorageError>;
@@ -101,6 +119,9 @@ impl RotationQueue {
         let (settled, outcome) = oneshot::channel();
         let schedule = {
             let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            if waiting.rotations.len() >= MOST_WAITING {
+                return Err(try_again());
+            }
             waiting.rotations.push((claim, settled, writer.count_queued()));
             !std::mem::replace(&mut waiting.drain_scheduled, true)
         };
@@ -108,15 +129,18 @@ impl RotationQueue {
             let queue = Arc::clone(self);
             writer.submit(move |pool| queue.drain(pool));
         }
-        // The sender is dropped unsent only if the drain never ran: the storage stopped.
+        // The sender is dropped unsent only if the drain never ran it: the storage stopped,
+        // or the drain panicked.
         outcome.await.unwrap_or(Err(StorageError::WriterStopped))
     }
 
-    /// Takes up to [`MOST_TOGETHER`] waiting rotations; says whether more wait (then the
-    /// drain stays scheduled and goes on).
-    fn take(&self) -> (Vec<Waiter>, bool) {
+    /// Takes up to [`MOST_TOGETHER`] waiting rotations whose callers still wait (the rest are
+    /// dropped unrun), or all of them with `all`; says whether more wait (then the drain
+    /// stays scheduled and goes on).
+    fn take(&self, all: bool) -> (Vec<Waiter>, bool) {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = waiting.rotations.len().min(MOST_TOGETHER);
+        waiting.rotations.retain(|(_, settled, _)| !settled.is_closed());
+        let count = if all { waiting.rotations.len() } else { waiting.rotations.len().min(MOST_TOGETHER) };
         let group: Vec<_> = waiting.rotations.drain(..count).collect();
         let more = !waiting.rotations.is_empty();
         waiting.drain_scheduled = more;
@@ -127,41 +151,29 @@ impl RotationQueue {
     /// connection, so that what arrived while it queued goes too, and gives the connection
     /// back between groups, so other writes take their turn in between.
     async fn drain(self: Arc<Self>, pool: SqlitePool) {
-        // Should this task panic, the next rotation to arrive schedules a drain again.
         let _reset = ResetOnUnwind(&self);
         loop {
             let connection = pool.acquire().await;
-            let (group, more) = self.take();
+            // The writer connection is gone or timed out: every waiting rotation learns
+            // it at once, as a lone write would have, rather than eight per timeout.
+            let (group, more) = self.take(connection.is_err());
+            if group.is_empty() {
+                if more {
+                    continue;
+                }
+                return;
+            }
             let mut connection = match connection {
                 Ok(connection) => connection,
                 Err(error) => {
-                    // The writer connection is gone or timed out: every rotation taken
-                    // learns it, as a lone write would have.
                     for (_, settled, _) in group {
                         let _ = settled.send(Err(same_pool_error(&error)));
-                    }
-                    if more {
-                        continue;
                     }
                     return;
                 }
             };
             let claims: Vec<&Claim<'_>> = group.iter().map(|(claim, _, _)| claim).collect();
-            let outcomes = match claim_together(&mut connection, &claims).await {
-                Ok(outcomes) => outcomes,
-                // Run each again alone: only the one that fails fails.
-                Err(_) if claims.len() > 1 => {
-                    let mut outcomes = Vec::with_capacity(claims.len());
-                    for claim in &claims {
-                        outcomes.push(match claim_together(&mut connection, &[claim]).await {
-                            Ok(mut alone) => alone.pop().expect("one outcome per claim"),
-                            Err(error) => Err(error),
-                        });
-                    }
-                    outcomes
-                }
-                Err(error) => vec![Err(error)],
-            };
+            let outcomes = run_group(&mut connection, &claims).await;
             drop(connection);
             for ((_, settled, _), outcome) in group.into_iter().zip(outcomes) {
                 let _ = settled.send(outcome); // the caller may have gone away
@@ -171,6 +183,38 @@ impl RotationQueue {
             }
         }
     }
+}
+
+/// Runs `claims` as one group and settles each; a group that broke a constraint runs
+/// again one rotation at a time (see the module comment).
+async fn run_group(connection: &mut PoolConnection<Sqlite>, claims: &[&Claim<'_>]) -> Vec<Settled> {
+    let failure = match claim_together(connection, claims).await {
+        Ok(outcomes) => return outcomes,
+        Err(failure) => failure,
+    };
+    let is_constraint = matches!(&failure.error,
+        sqlx::Error::Database(db) if !matches!(db.kind(), sqlx::error::ErrorKind::Other));
+    if claims.len() == 1 || !is_constraint || !failure.rolled_back {
+        // The first learns what failed; the rest of a group retry after a pause.
+        if claims.len() > 1 {
+            tracing::warn!(error = %failure.error, rotations = claims.len(), "a group of refresh rotations failed");
+        }
+        let mut first = Some(StorageError::from(failure.error));
+        return claims.iter().map(|_| Err(first.take().unwrap_or_else(try_again))).collect();
+    }
+    let mut outcomes = Vec::with_capacity(claims.len());
+    for claim in claims {
+        outcomes.push(match claim_together(connection, &[claim]).await {
+            Ok(mut alone) => alone.pop().expect("one outcome per claim"),
+            Err(failure) => Err(failure.error.into()),
+        });
+    }
+    outcomes
+}
+
+/// The error a rotation retries after a pause (`is_retryable`): the writer was busy.
+fn try_again() -> StorageError {
+    StorageError::Database(sqlx::Error::PoolTimedOut)
 }
 
 /// A pool's failure to hand out the writer connection, once for each rotation that waited
@@ -183,14 +227,17 @@ fn same_pool_error(error: &sqlx::Error) -> StorageError {
     }
 }
 
-/// Marks no drain scheduled when a drain unwinds, so that rotations are not left waiting
-/// for a drain that is gone.
+/// When a drain unwinds: marks no drain scheduled and drops the waiting rotations'
+/// senders, so that each learns the writer stopped rather than wait for a drain that is
+/// gone.
 struct ResetOnUnwind<'a>(&'a RotationQueue);
 
 impl Drop for ResetOnUnwind<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.waiting.lock().unwrap_or_else(PoisonError::into_inner).drain_scheduled = false;
+            let mut waiting = self.0.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            waiting.drain_scheduled = false;
+            waiting.rotations.clear();
         }
     }
 }
@@ -233,14 +280,20 @@ fn renumbered(sql: &str, offset: usize) -> String {
     out + rest
 }
 
+/// Why a group's text failed, and whether its transaction was rolled back.
+struct GroupFailure {
+    error: sqlx::Error,
+    rolled_back: bool,
+}
+
 /// Sends `claims` (1 to [`MOST_TOGETHER`]) as one transaction in one round trip and settles
 /// each. On error the transaction is rolled back, and the connection closed should even
 /// that fail, so that no transaction is carried into the next write.
 async fn claim_together(
     connection: &mut PoolConnection<Sqlite>,
     claims: &[&Claim<'_>],
-) -> Result<Vec<Settled>, StorageError> {
-    let mut query = sqlx::query_as::<_, ClaimRow>(text(claims.len()));
+) -> Result<Vec<Settled>, GroupFailure> {
+    let mut query = sqlx::query(text(claims.len()));
     for c in claims {
         query = bind_claim!(query, c)
             .bind(c.client_id.as_str())
@@ -249,33 +302,43 @@ async fn claim_together(
     }
     // `fetch_all`, never `fetch_optional`/`fetch_one`: those stop the text at the first row,
     // before its COMMIT, and would leave the transaction open on the writer connection.
+    // Rows are decoded later, each by its own rotation.
     let rows = match query.fetch_all(&mut **connection).await {
         Ok(rows) => rows,
         Err(error) => {
             // A statement failed: the text stops there, and if its BEGIN ran the
             // transaction is still open, unknown to sqlx. Roll it back; should even that
             // fail, the connection goes (closing it rolls back).
-            if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut **connection).await {
-                if !rollback.to_string().contains("no transaction is active") {
-                    connection.close_on_drop();
+            let rolled_back = match sqlx::query("ROLLBACK").execute(&mut **connection).await {
+                Ok(_) => true,
+                Err(rollback) => {
+                    let none_open = rollback.to_string().contains("no transaction is active");
+                    if !none_open {
+                        connection.close_on_drop();
+                    }
+                    none_open
                 }
-            }
-            return Err(error.into());
+            };
+            return Err(GroupFailure { error, rolled_back });
         }
     };
-    let mut by_place: Vec<Option<ClaimRow>> = claims.iter().map(|_| None).collect();
+    let mut by_place: Vec<Result<Option<SqliteRow>, StorageError>> = claims.iter().map(|_| Ok(None)).collect();
     for row in rows {
-        let place = usize::try_from(row.claim).ok().filter(|place| *place < claims.len());
-        let place = place.ok_or_else(|| StorageError::Corrupt(format!("a claim numbered {}", row.claim)))?;
-        by_place[place] = Some(row);
+        let place = row.try_get::<i64, _>(PLACE).ok().and_then(|place| usize::try_from(place).ok());
+        match place.and_then(|place| by_place.get_mut(place)) {
+            Some(slot @ Ok(None)) => *slot = Ok(Some(row)),
+            Some(slot) => *slot = Err(StorageError::Corrupt("two rows for one refresh rotation".into())),
+            None => tracing::error!("a row for no refresh rotation of the group"),
+        }
     }
-    Ok(claims.iter().zip(by_place).map(|(c, row)| settle(c, row)).collect())
+    Ok(claims.iter().zip(by_place).map(|(c, row)| settle(c, row?)).collect())
 }
 
 /// One rotation's outcome from its row; no row: no such token, as the transaction path
 /// would find.
-fn settle(c: &Claim<'_>, row: Option<ClaimRow>) -> Settled {
-    let Some(ClaimRow { token: row, rotated, .. }) = row else { return Ok(Some(Rotation::Invalid)) };
+fn settle(c: &Claim<'_>, row: Option<SqliteRow>) -> Settled {
+    let Some(row) = row else { return Ok(Some(Rotation::Invalid)) };
+    let ClaimRow { token: row, rotated } = ClaimRow::from_row(&row)?;
     let family = TokenFamily::try_from(row.family)?;
     if rotated {
         return Ok(Some(Rotation::Rotated(family)));
@@ -289,6 +352,201 @@ fn settle(c: &Claim<'_>, row: Option<ClaimRow>) -> Settled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{DatabaseSettings, DatabaseUrl, Lifetime, Window};
+    use crate::domain::client::ClientId;
+    use crate::domain::refresh::{FamilyId, RotationRequest};
+    use crate::domain::secret::SecretDigest;
+    use crate::domain::signals::{Reason, Revocation};
+    use crate::storage::sql::{Backend, SqlStorage};
+    use crate::storage::RefreshStore;
+    use chrono::{DateTime, Duration, Utc};
+
+    /// A rotation as the token endpoint asks for it, owning what the request borrows.
+    struct Presented {
+        token: SecretDigest,
+        successor: String,
+        sealed: Vec<u8>,
+    }
+
+    impl Presented {
+        fn of(token: &str, successor: &str) -> Self {
+            Self {
+                token: SecretDigest::of(token),
+                successor: successor.to_owned(),
+                sealed: format!("sealed {successor}").into_bytes(),
+            }
+        }
+
+        fn request<'a>(
+            &'a self,
+            client: &'a ClientId,
+            now: DateTime<Utc>,
+            reuse: &'a Revocation,
+        ) -> RotationRequest<'a> {
+            RotationRequest {
+                presented: &self.token,
+                client_id: client,
+                now,
+                successor: &self.successor,
+                successor_sealed: &self.sealed,
+                idle_ttl: Duration::hours(1),
+                retry_window: Duration::seconds(10),
+                requested_scope: None,
+                reuse,
+                dpop_jkt: None,
+            }
+        }
+    }
+
+    async fn storage(dir: &tempfile::TempDir) -> Arc<SqlStorage> {
+        let url = DatabaseUrl::parse(&format!("sqlite://{}/t.db?mode=rwc", dir.path().display())).unwrap();
+        let settings = DatabaseSettings {
+            max_connections: 4,
+            acquire_timeout: Lifetime(std::time::Duration::from_secs(10)),
+            sqlite_busy_timeout: Lifetime(std::time::Duration::from_secs(5)),
+            client_cache_ttl: Window(std::time::Duration::ZERO),
+            password: None,
+            password_file: None,
+        };
+        let storage = SqlStorage::connect(&url, &settings).await.unwrap();
+        storage.migrate().await.unwrap();
+        Arc::new(storage)
+    }
+
+    fn writer(storage: &SqlStorage) -> &Writer {
+        let Backend::Sqlite { writer, .. } = &storage.backend else { panic!("a SQLite URL") };
+        writer
+    }
+
+    /// A client, a user, and three families: `a` with its live token `a1`, `b` with `b1`,
+    /// and `c`, whose `c0` was used an hour ago for `c1`.
+    async fn seed(storage: &SqlStorage, client: &ClientId, now: DateTime<Utc>) {
+        let (client, now) = (client.as_str().to_owned(), Timestamp::from(now));
+        let hour_ago = Timestamp::from(now.0 - Duration::hours(1));
+        let later = Timestamp::from(now.0 + Duration::days(1));
+        writer(storage)
+            .run(move |pool| async move {
+                sqlx::query(
+                    "INSERT INTO clients (id, name, token_endpoint_auth_method, grant_types, scopes, audiences, \
+                     redirect_uris, created_at, updated_at) VALUES ($1, 'c', 'none', '[]', '[]', '[]', '[]', $2, $2)",
+                )
+                .bind(&client)
+                .bind(now)
+                .execute(&pool)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO users (id, username, password_hash, created_at, updated_at) VALUES ('u', 'u', 'x', $1, $1)",
+                )
+                .bind(now)
+                .execute(&pool)
+                .await?;
+                for family in ["a", "b", "c"] {
+                    sqlx::query(
+                        "INSERT INTO token_families (id, client_id, user_id, sid, scope, auth_time, created_at, \
+                         last_used_at, absolute_expires_at) VALUES ($1, $2, 'u', 's', 'offline_access', $3, $3, $3, $4)",
+                    )
+                    .bind(family)
+                    .bind(&client)
+                    .bind(hour_ago)
+                    .bind(later)
+                    .execute(&pool)
+                    .await?;
+                }
+                let tokens = [("a1", "a", None), ("b1", "b", None), ("c0", "c", Some("c1")), ("c1", "c", None)];
+                for (token, family, successor) in tokens {
+                    let used = successor.map(|_| hour_ago);
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at, used_at, \
+                         successor_digest) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(SecretDigest::of(token).as_str())
+                    .bind(family)
+                    .bind(hour_ago)
+                    .bind(later)
+                    .bind(used)
+                    .bind(successor.map(|s| SecretDigest::of(s).as_str().to_owned()))
+                    .execute(&pool)
+                    .await?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Six rotations queued while the writer is held, so that one drain takes them as one
+    /// group: each settles as it would have alone, in the order they came.
+    #[tokio::test]
+    async fn a_group_settles_each_rotation_as_one_after_another_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = storage(&dir).await;
+        let client = ClientId::parse("client").unwrap();
+        let now = Utc::now();
+        seed(&storage, &client, now).await;
+
+        // Hold the writer connection until the six rotations and their drain wait for it.
+        let (held, is_held) = oneshot::channel();
+        let (release, released) = oneshot::channel::<()>();
+        let holder = {
+            let storage = Arc::clone(&storage);
+            tokio::spawn(async move {
+                writer(&storage)
+                    .run(move |pool| async move {
+                        let _connection = pool.acquire().await?;
+                        let _ = held.send(());
+                        let _ = released.await;
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        is_held.await.unwrap();
+
+        let presented = [
+            Presented::of("a1", "a2"),  // rotates
+            Presented::of("a1", "a2'"), // the same token again: a retry, with a2
+            Presented::of("b1", "b2"),  // rotates
+            Presented::of("b2", "b3"),  // the successor just issued: rotates in turn
+            Presented::of("c0", "c1'"), // used an hour ago: reuse
+            Presented::of("c1", "c2"),  // the reused token's successor: rotates, then its family is revoked
+        ];
+        let count = presented.len();
+        let rotations = {
+            let (storage, client) = (Arc::clone(&storage), client.clone());
+            tokio::spawn(async move {
+                let reuse = Revocation::new(Reason::RefreshTokenReused, now, None);
+                let requests: Vec<_> = presented.iter().map(|p| p.request(&client, now, &reuse)).collect();
+                let outcomes =
+                    futures_util::future::join_all(requests.iter().map(|r| storage.rotate_refresh_token(r))).await;
+                outcomes.into_iter().map(Result::unwrap).collect::<Vec<_>>()
+            })
+        };
+        let expected_queue = 1 + count + 1; // the holder, the rotations, their drain
+        while writer(&storage).queued() < expected_queue {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap();
+        let outcomes = rotations.await.unwrap();
+
+        let names: Vec<_> = outcomes.iter().map(name).collect();
+        assert_eq!(names, ["rotated", "retried", "rotated", "rotated", "reused", "rotated"]);
+        let Rotation::Retried { successor_sealed, .. } = &outcomes[1] else { unreachable!() };
+        assert_eq!(successor_sealed, b"sealed a2", "the retry gets the first presentation's successor");
+        let c = storage.find_family(&FamilyId::parse("c").unwrap()).await.unwrap().unwrap();
+        assert!(c.revoked_at.is_some(), "the reuse revoked its family after the group");
+    }
+
+    fn name(rotation: &Rotation) -> &'static str {
+        match rotation {
+            Rotation::Rotated(_) => "rotated",
+            Rotation::Retried { .. } => "retried",
+            Rotation::Reused(_) => "reused",
+            Rotation::Invalid => "invalid",
+            Rotation::ScopeExceeded => "scope exceeded",
+            Rotation::WrongDpopKey => "wrong DPoP key",
+        }
+    }
 
     #[test]
     fn binds_are_renumbered_past_the_earlier_rotations() {
