@@ -669,11 +669,12 @@ impl HealthCheck for SqlStorage {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::storage::sql) mod tests {
     use super::*;
     use crate::config::{Lifetime, Window};
 
-    fn settings(max_connections: u32) -> DatabaseSettings {
+    /// Settings for a test's own database.
+    pub(in crate::storage::sql) fn settings(max_connections: u32) -> DatabaseSettings {
         DatabaseSettings {
             max_connections,
             acquire_timeout: Lifetime(std::time::Duration::from_secs(10)),

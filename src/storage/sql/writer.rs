@@ -121,6 +121,21 @@ impl Writer {
         Queued(self.queued.clone())
     }
 
+    /// Takes the writer connection and holds it until the returned sender fires or is
+    /// dropped; returns once it holds it. For tests of what waits for the writer.
+    #[cfg(test)]
+    pub(in crate::storage::sql) async fn hold_connection(&self) -> oneshot::Sender<()> {
+        let (held, is_held) = oneshot::channel();
+        let (release, released) = oneshot::channel::<()>();
+        self.submit(move |pool| async move {
+            let _connection = pool.acquire().await;
+            let _ = held.send(());
+            let _ = released.await;
+        });
+        is_held.await.expect("the writer thread runs");
+        release
+    }
+
     /// Writes waiting for the writer or running on it now.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
@@ -162,21 +177,8 @@ mod tests {
     #[tokio::test]
     async fn writes_are_counted_while_they_wait_or_run() {
         let writer = std::sync::Arc::new(writer().await);
-        let (release, released) = oneshot::channel::<()>();
-        let (started, running) = oneshot::channel::<()>();
         // The first write holds the one connection until released; the second waits for it.
-        let first = writer.clone();
-        let first = tokio::spawn(async move {
-            first
-                .run(move |pool| async move {
-                    let _connection = pool.acquire().await?;
-                    let _ = started.send(());
-                    let _ = released.await;
-                    Ok(())
-                })
-                .await
-        });
-        running.await.unwrap();
+        let release = writer.hold_connection().await;
         let second = writer.clone();
         let second = tokio::spawn(async move {
             second
@@ -194,7 +196,6 @@ mod tests {
         }
         assert_eq!(writer.queued(), 2, "one running, one waiting");
         release.send(()).unwrap();
-        first.await.unwrap().unwrap();
         second.await.unwrap().unwrap();
         assert_eq!(writer.queued(), 0, "both done");
     }

@@ -352,7 +352,7 @@ fn settle(c: &Claim<'_>, row: Option<SqliteRow>) -> Settled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DatabaseSettings, DatabaseUrl, Lifetime, Window};
+    use crate::config::DatabaseUrl;
     use crate::domain::client::ClientId;
     use crate::domain::refresh::{FamilyId, RotationRequest};
     use crate::domain::secret::SecretDigest;
@@ -400,14 +400,7 @@ mod tests {
 
     async fn storage(dir: &tempfile::TempDir) -> Arc<SqlStorage> {
         let url = DatabaseUrl::parse(&format!("sqlite://{}/t.db?mode=rwc", dir.path().display())).unwrap();
-        let settings = DatabaseSettings {
-            max_connections: 4,
-            acquire_timeout: Lifetime(std::time::Duration::from_secs(10)),
-            sqlite_busy_timeout: Lifetime(std::time::Duration::from_secs(5)),
-            client_cache_ttl: Window(std::time::Duration::ZERO),
-            password: None,
-            password_file: None,
-        };
+        let settings = crate::storage::sql::tests::settings(4);
         let storage = SqlStorage::connect(&url, &settings).await.unwrap();
         storage.migrate().await.unwrap();
         Arc::new(storage)
@@ -485,22 +478,7 @@ mod tests {
         seed(&storage, &client, now).await;
 
         // Hold the writer connection until the six rotations and their drain wait for it.
-        let (held, is_held) = oneshot::channel();
-        let (release, released) = oneshot::channel::<()>();
-        let holder = {
-            let storage = Arc::clone(&storage);
-            tokio::spawn(async move {
-                writer(&storage)
-                    .run(move |pool| async move {
-                        let _connection = pool.acquire().await?;
-                        let _ = held.send(());
-                        let _ = released.await;
-                        Ok(())
-                    })
-                    .await
-            })
-        };
-        is_held.await.unwrap();
+        let release = writer(&storage).hold_connection().await;
 
         let presented = [
             Presented::of("a1", "a2"),  // rotates
@@ -526,7 +504,6 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         release.send(()).unwrap();
-        holder.await.unwrap().unwrap();
         let outcomes = rotations.await.unwrap();
 
         let names: Vec<_> = outcomes.iter().map(name).collect();
