@@ -99,6 +99,9 @@ type Settled = Result<Option<Rotation>, StorageError>;
 #[derive(Default)]
 pub(in crate::storage::sql) struct RotationQueue {
     waiting: Mutex<Waiting>,
+    /// The size of every group sent, for the tests to see that groups form.
+    #[cfg(test)]
+    groups: Mutex<Vec<usize>>,
 }
 
 /// A rotation waiting: what it claims, where its outcome goes, and its place in the
@@ -120,7 +123,11 @@ impl RotationQueue {
         let schedule = {
             let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
             if waiting.rotations.len() >= MOST_WAITING {
-                return Err(try_again());
+                // Those whose caller left do not count against the bound.
+                waiting.rotations.retain(|(_, settled, _)| !settled.is_closed());
+                if waiting.rotations.len() >= MOST_WAITING {
+                    return Err(try_again());
+                }
             }
             waiting.rotations.push((claim, settled, writer.count_queued()));
             !std::mem::replace(&mut waiting.drain_scheduled, true)
@@ -158,10 +165,7 @@ impl RotationQueue {
             // it at once, as a lone write would have, rather than eight per timeout.
             let (group, more) = self.take(connection.is_err());
             if group.is_empty() {
-                if more {
-                    continue;
-                }
-                return;
+                return; // every waiting caller left: `take` found nothing more either
             }
             let mut connection = match connection {
                 Ok(connection) => connection,
@@ -173,6 +177,8 @@ impl RotationQueue {
                 }
             };
             let claims: Vec<&Claim<'_>> = group.iter().map(|(claim, _, _)| claim).collect();
+            #[cfg(test)]
+            self.groups.lock().unwrap_or_else(PoisonError::into_inner).push(claims.len());
             let outcomes = run_group(&mut connection, &claims).await;
             drop(connection);
             for ((_, settled, _), outcome) in group.into_iter().zip(outcomes) {
@@ -192,8 +198,10 @@ async fn run_group(connection: &mut PoolConnection<Sqlite>, claims: &[&Claim<'_>
         Ok(outcomes) => return outcomes,
         Err(failure) => failure,
     };
+    // SQLITE_CONSTRAINT (19), whatever its extended code (unique, primary key, foreign
+    // key, not null, check, trigger, datatype).
     let is_constraint = matches!(&failure.error,
-        sqlx::Error::Database(db) if !matches!(db.kind(), sqlx::error::ErrorKind::Other));
+        sqlx::Error::Database(db) if db.code().and_then(|code| code.parse::<i32>().ok()).is_some_and(|code| code & 0xff == 19));
     if claims.len() == 1 || !is_constraint || !failure.rolled_back {
         // The first learns what failed; the rest of a group retry after a pause.
         if claims.len() > 1 {
@@ -500,11 +508,17 @@ mod tests {
             })
         };
         let expected_queue = 1 + count + 1; // the holder, the rotations, their drain
-        while writer(&storage).queued() < expected_queue {
+        for _ in 0..1000 {
+            if writer(&storage).queued() == expected_queue {
+                break;
+            }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+        assert_eq!(writer(&storage).queued(), expected_queue, "every rotation waits behind the held writer");
         release.send(()).unwrap();
         let outcomes = rotations.await.unwrap();
+        let Backend::Sqlite { rotations, .. } = &storage.backend else { unreachable!() };
+        assert_eq!(*rotations.groups.lock().unwrap(), [count], "the six went as one group");
 
         let names: Vec<_> = outcomes.iter().map(name).collect();
         assert_eq!(names, ["rotated", "retried", "rotated", "rotated", "reused", "rotated"]);
