@@ -367,8 +367,7 @@ impl<'a> FamiliesOf<'a> {
 impl SqlStorage {
     /// One rotation attempt. On PostgreSQL, [`CLAIM_AND_INSERT`] first; on SQLite without a
     /// requested scope, with the rotations waiting beside it ([`together`]); then what they
-    /// left open, in the
-    /// transaction (on SQLite on the writer thread): claim, read the facts,
+    /// left open, in the transaction (on SQLite on the writer thread): claim, read the facts,
     /// [`refresh::decide`], and carry the decision out: insert the successor (Rotate),
     /// revoke the family (RevokeFamily), or change nothing (the rest roll back).
     async fn rotate_once(&self, claim: Claim<'_>) -> Result<Rotation, StorageError> {
