@@ -24,18 +24,35 @@ use sqlx::types::Json;
 use sqlx::{PgPool, SqlitePool};
 use std::future::Future;
 
-/// Runs `$body`, a read, with `$pool` bound to the read pool of whichever backend this
-/// storage has. The body is expanded once per backend, so each expansion is type-checked
-/// against its driver; it is an `async` block on both, evaluating to
-/// `Result<_, StorageError>`.
+/// Runs `$body`, a read, with `$pool` bound to a read connection of whichever backend this
+/// storage has (`&mut SqliteConnection` or `&mut PgConnection`: a body that uses it twice
+/// reborrows it, `&mut *pool`). The connection comes from `kept` and, if the body returned
+/// `Ok`, is kept for the next read rather than handed back to the pool (see `kept`): so a
+/// body is one or more plain statements and never begins a transaction. The body is
+/// expanded once per backend, so each expansion is type-checked against its driver; it is
+/// an `async` block on both, evaluating to `Result<_, StorageError>`.
 macro_rules! on_pool {
     ($storage:expr, $pool:ident => $body:expr) => {
         match &$storage.backend {
-            $crate::storage::sql::Backend::Sqlite { reads: $pool, .. } => {
-                $crate::storage::sql::body(async { $body }).await
-            }
-            $crate::storage::sql::Backend::Postgres($pool) => $crate::storage::sql::body(async { $body }).await,
+            $crate::storage::sql::Backend::Sqlite { kept, .. } => on_kept!(kept, $pool => $body),
+            $crate::storage::sql::Backend::Postgres { kept, .. } => on_kept!(kept, $pool => $body),
         }
+    };
+}
+
+/// One arm of `on_pool!`: `$body` on a connection from `$kept`, kept again if it read `Ok`.
+macro_rules! on_kept {
+    ($kept:ident, $pool:ident => $body:expr) => {
+        $crate::storage::sql::body(async {
+            let mut held = $kept.take().await?;
+            let $pool = held.connection();
+            let read = $crate::storage::sql::body(async { $body }).await;
+            if read.is_ok() {
+                held.completed();
+            }
+            read
+        })
+        .await
     };
 }
 
@@ -63,7 +80,9 @@ macro_rules! on_writer {
                     })
                     .await
             }
-            $crate::storage::sql::Backend::Postgres($pool) => $crate::storage::sql::body(async { $body }).await,
+            $crate::storage::sql::Backend::Postgres { pool: $pool, .. } => {
+                $crate::storage::sql::body(async { $body }).await
+            }
         }
     };
 }
@@ -199,6 +218,7 @@ mod client_requests;
 mod device;
 mod dpop;
 mod grants;
+mod kept;
 mod refresh;
 mod revocations;
 mod sessions;
@@ -212,9 +232,16 @@ enum Backend {
     /// the writer); every statement that writes goes through `writer`, which owns the one
     /// writer connection and the thread that drives it.
     /// Refresh rotations wait in `rotations` to go to the writer several at a time.
-    Sqlite { reads: SqlitePool, writer: writer::Writer, rotations: std::sync::Arc<refresh::RotationQueue> },
-    /// One pool for everything: PostgreSQL serves concurrent writers itself.
-    Postgres(PgPool),
+    /// `kept` keeps some of the read connections between reads (see `kept`).
+    Sqlite {
+        reads: SqlitePool,
+        kept: kept::Kept<sqlx::Sqlite>,
+        writer: writer::Writer,
+        rotations: std::sync::Arc<refresh::RotationQueue>,
+    },
+    /// One pool for everything: PostgreSQL serves concurrent writers itself. Reads go
+    /// through `kept`, which keeps some of its connections between reads.
+    Postgres { pool: PgPool, kept: kept::Kept<sqlx::Postgres> },
 }
 
 pub struct SqlStorage {
@@ -308,15 +335,16 @@ impl SqlStorage {
                 // database exists per connection, so there it is the only one, which then
                 // also does the reads.
                 let writes = open(1, options.clone()).await.with_context(failed)?;
-                let reads = match path {
+                let (reads, kept) = match path {
                     Some(_) => {
                         let options = options.clone().pragma("cache_size", READ_CACHE_SIZE);
-                        open(settings.max_connections, options).await.with_context(failed)?
+                        let reads = open(settings.max_connections, options).await.with_context(failed)?;
+                        (reads.clone(), kept::Kept::new(reads, settings.max_connections, false))
                     }
-                    None => writes.clone(),
+                    None => (writes.clone(), kept::Kept::new(writes.clone(), 1, true)),
                 };
                 let writer = writer::Writer::start(writes).context("cannot start the SQLite writer thread")?;
-                Backend::Sqlite { reads, writer, rotations: Default::default() }
+                Backend::Sqlite { reads, kept, writer, rotations: Default::default() }
             }
             DatabaseUrl::Postgres { options, .. } => {
                 // The driver's error chain, scrubbed of the URL's secrets: no driver
@@ -340,7 +368,8 @@ impl SqlStorage {
                     .await
                     .map_err(scrubbed)
                     .with_context(|| format!("cannot connect to PostgreSQL at {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and that the server is running and reachable"))?;
-                Backend::Postgres(pool)
+                let kept = kept::Kept::new(pool.clone(), settings.max_connections, false);
+                Backend::Postgres { pool, kept }
             }
         };
         Ok(Self { backend, events: signals::EventsSignal::new() })
@@ -350,18 +379,26 @@ impl SqlStorage {
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.backend {
             Backend::Sqlite { reads, .. } => sqlx::migrate!("./migrations/sqlite").run(reads).await,
-            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+            Backend::Postgres { pool, .. } => sqlx::migrate!("./migrations/postgres").run(pool).await,
         }
         .context("running database migrations")
     }
 
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { reads, writer, .. } => {
+            Backend::Sqlite { reads, kept, writer, .. } => {
                 writer.close().await;
-                reads.close().await
+                // `close()` marks the pool closed before it waits, so no read keeps its
+                // connection after `release_all`; the pool waits for the kept ones.
+                let closing = reads.close();
+                kept.release_all();
+                closing.await
             }
-            Backend::Postgres(pool) => pool.close().await,
+            Backend::Postgres { pool, kept } => {
+                let closing = pool.close();
+                kept.release_all();
+                closing.await
+            }
         }
     }
 }
@@ -656,14 +693,17 @@ impl HealthCheck for SqlStorage {
 
     fn pool_state(&self) -> crate::storage::PoolState {
         match &self.backend {
-            Backend::Sqlite { reads, writer, .. } => crate::storage::PoolState {
+            // Kept connections are idle, though checked out of the pool.
+            Backend::Sqlite { reads, kept, writer, .. } => crate::storage::PoolState {
                 open: reads.size(),
-                idle: reads.num_idle(),
+                idle: reads.num_idle() + kept.count(),
                 writes_queued: Some(writer.queued()),
             },
-            Backend::Postgres(pool) => {
-                crate::storage::PoolState { open: pool.size(), idle: pool.num_idle(), writes_queued: None }
-            }
+            Backend::Postgres { pool, kept } => crate::storage::PoolState {
+                open: pool.size(),
+                idle: pool.num_idle() + kept.count(),
+                writes_queued: None,
+            },
         }
     }
 }

@@ -322,7 +322,7 @@ impl SignalStore for SqlStorage {
         on_pool!(self, pool => {
             let streams: Vec<(String, i64)> =
                 sqlx::query_as("SELECT status, COUNT(*) FROM ssf_streams GROUP BY status ORDER BY status")
-                    .fetch_all(pool)
+                    .fetch_all(&mut *pool)
                     .await?;
             let (backlog, oldest): (i64, Option<Timestamp>) = sqlx::query_as(
                 "SELECT COUNT(*), MIN(e.occurred_at) FROM ssf_deliveries d JOIN ssf_events e ON e.id = d.event_id",
@@ -614,7 +614,7 @@ impl SignalStore for SqlStorage {
     }
 
     fn events_signal(&self) -> watch::Receiver<u64> {
-        if let Backend::Postgres(pool) = &self.backend {
+        if let Backend::Postgres { pool, .. } = &self.backend {
             let (pool, sender) = (pool.clone(), Arc::downgrade(&self.events.sender));
             self.events.listening.call_once(|| {
                 tokio::spawn(relay_notifications(pool, sender));
