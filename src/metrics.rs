@@ -130,7 +130,7 @@ impl Metrics {
             ),
             db_connections: gauge_vec(
                 "db_pool_connections",
-                "Database pool connections by state (in_use, idle)",
+                "Database pool connections by state (in_use, idle, kept: idle, held for the next read)",
                 &["state"],
             ),
             db_writes_queued: register(

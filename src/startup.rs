@@ -371,8 +371,11 @@ impl Scrape {
     async fn read_state(&self) {
         let metrics = &self.metrics;
         let pool = self.storage.pool_state();
-        metrics.db_connections.with_label_values(&["idle"]).set(pool.idle as i64);
-        metrics.db_connections.with_label_values(&["in_use"]).set(i64::from(pool.open) - pool.idle as i64);
+        // Read apart, so `open` may lag a connection behind: never below zero.
+        let (idle, kept) = (pool.idle as i64, pool.kept as i64);
+        metrics.db_connections.with_label_values(&["idle"]).set(idle);
+        metrics.db_connections.with_label_values(&["kept"]).set(kept);
+        metrics.db_connections.with_label_values(&["in_use"]).set((i64::from(pool.open) - idle - kept).max(0));
         if let Some(queued) = pool.writes_queued {
             metrics.db_writes_queued.set(queued as i64);
         }

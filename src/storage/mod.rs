@@ -317,7 +317,10 @@ pub trait GrantStore: Send + Sync {
 pub struct PoolState {
     /// Open connections: the read pool's on SQLite.
     pub open: u32,
+    /// Idle in the pool.
     pub idle: usize,
+    /// Idle, but kept out of the pool for the next read (`sql::kept`).
+    pub kept: usize,
     /// SQLite: writes waiting for the one writer connection or running on it, the wait
     /// every SQLite write goes through. `None` on PostgreSQL, where sqlx 0.8's pool does
     /// not say how many tasks wait for a connection.

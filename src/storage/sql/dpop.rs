@@ -37,7 +37,8 @@ impl DpopProofStore for SqlStorage {
         // one insert stores a row; the rest do nothing and learn it was a replay.
         let (expires_at, trim_before) = (Timestamp::from(expires_at), Timestamp::from(trim_before));
         match &self.backend {
-            Backend::Postgres { pool, .. } => {
+            Backend::Postgres { kept, .. } => {
+                let pool = kept.pool_for_write();
                 let done = sqlx::query(RECORD_POSTGRES).bind(proof.as_str()).bind(expires_at).execute(pool).await?;
                 Ok(done.rows_affected() == 1)
             }

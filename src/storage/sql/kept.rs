@@ -5,44 +5,47 @@
 //! On PostgreSQL that ping is a second round trip per statement (a lone `Sync` answered by
 //! `ReadyForQuery`) and on SQLite a second hand-off to the connection's thread. Measured
 //! with sqlx patched not to ping: PostgreSQL introspection +10–44 % (bench/README.md,
-//! finding 20). After a read that completed, the ping learns nothing: the driver has just
-//! read `ReadyForQuery` (or SQLite's thread answered), so the connection is known to be
-//! idle and healthy.
+//! findings 20–21). After a read that completed, the ping learns nothing: the driver has
+//! just read `ReadyForQuery` (or SQLite's thread answered), so the connection is known to
+//! be idle and healthy.
 //!
 //! So a read takes a connection from here first, and one that completed is kept here for
 //! the next read, still checked out of the pool. Every other ending goes through the pool's
 //! own release, ping included: a read that failed or was cancelled part-way (its future
-//! dropped), a connection with bytes still to send (a rollback queued by a dropped
-//! transaction: reads open none, but the pool is where such a thing is flushed), one kept
-//! longer than [`KEPT_AT_MOST_FOR`], and every connection once the pool is closing.
+//! dropped), a connection with bytes still to send or a transaction open (a rollback
+//! queued by a dropped transaction, a transaction leaked: reads open none, but the pool is
+//! where such a thing is flushed), one out of the pool for [`Kept::at_most_for`] since it
+//! was taken from it (so each goes back, is pinged and meets the pool's `max_lifetime` that
+//! often), and every connection once the pool is closing.
 //!
-//! Kept connections are idle but count against the pool's `max_connections`, so at most
-//! [`Kept::most`] are kept: a quarter of the pool, so that writes (PostgreSQL has one pool
-//! for both) and other reads always find the rest. An in-memory SQLite database has one
-//! connection shared with the writer, so there nothing is kept.
+//! Kept connections are idle but count against the pool's `max_connections`, so at most a
+//! quarter of the pool is kept, and none while the pool has nothing left to give: a read
+//! that completes then hands its connection back, and a write on PostgreSQL (one pool for
+//! both) hands back all kept ones first ([`Kept::pool_for_write`]). An in-memory SQLite
+//! database has one connection, shared with the writer: nothing is kept there.
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Database, Pool};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// A kept connection older than this goes back through the pool, whose release ping tests
-/// it, and whose `max_lifetime` and idle checks then apply to it again.
-pub(super) const KEPT_AT_MOST_FOR: Duration = Duration::from_secs(30);
-
 pub(super) struct Kept<DB: Database> {
     pool: Pool<DB>,
-    /// Connections that completed their last read, newest last, with when they did.
+    /// Connections that completed their last read, newest last, each with when it was
+    /// taken from the pool.
     kept: Mutex<Vec<(PoolConnection<DB>, Instant)>>,
     most: usize,
+    max_connections: u32,
+    at_most_for: Duration,
 }
 
 impl<DB: Database> Kept<DB> {
-    /// Keeps up to a quarter of `max_connections` of `pool` between reads; `shared` (the
-    /// pool is the SQLite writer's one connection) keeps none.
-    pub(super) fn new(pool: Pool<DB>, max_connections: u32, shared: bool) -> Self {
+    /// Keeps up to a quarter of `max_connections` of `pool` between reads, each for at most
+    /// `at_most_for` since it was taken from the pool; `shared` (the pool is the SQLite
+    /// writer's one connection) keeps none.
+    pub(super) fn new(pool: Pool<DB>, max_connections: u32, shared: bool, at_most_for: Duration) -> Self {
         let most = if shared { 0 } else { max_connections as usize / 4 };
-        Self { pool, kept: Mutex::new(Vec::with_capacity(most)), most }
+        Self { pool, kept: Mutex::new(Vec::with_capacity(most)), most, max_connections, at_most_for }
     }
 
     /// How many connections are kept now (idle, though checked out of the pool).
@@ -50,19 +53,40 @@ impl<DB: Database> Kept<DB> {
         self.lock().len()
     }
 
-    /// A connection for one read: the newest kept one, or one from the pool.
+    /// A connection for one read: the newest kept one, or one from the pool. Kept ones out
+    /// of the pool for too long go back to it first.
     pub(super) async fn take(&self) -> Result<Held<'_, DB>, sqlx::Error> {
-        let newest = self.lock().pop();
-        let connection = match newest {
-            Some((connection, since)) if since.elapsed() < KEPT_AT_MOST_FOR => connection,
-            // Older ones are older still: all go back through the pool's release.
-            stale => {
-                let older = std::mem::take(&mut *self.lock());
-                drop((stale, older));
-                self.pool.acquire().await?
-            }
+        let (newest, old) = {
+            let mut kept = self.lock();
+            // Kept again and again, a connection can be older than those behind it: each is
+            // looked at. Allocates only when one is to go.
+            let now = Instant::now();
+            let fresh = |(_, taken): &(PoolConnection<DB>, Instant)| now.duration_since(*taken) < self.at_most_for;
+            let old: Vec<_> = if kept.iter().all(fresh) {
+                Vec::new()
+            } else {
+                let (fresh, old) = std::mem::take(&mut *kept).into_iter().partition(fresh);
+                *kept = fresh;
+                old
+            };
+            (kept.pop(), old)
         };
-        Ok(Held { connection: Some(connection), kept: self })
+        drop(old); // outside the lock: each hands itself back, on a task of its own
+        let (connection, taken) = match newest {
+            Some(kept) => kept,
+            None => (self.pool.acquire().await?, Instant::now()),
+        };
+        Ok(Held { connection: Some(connection), taken, kept: self })
+    }
+
+    /// The pool, for a write on PostgreSQL (which has one pool for reads and writes): if
+    /// the pool has nothing left to give, the kept connections go back to it first, so a
+    /// write never waits for a connection that sits here idle.
+    pub(super) fn pool_for_write(&self) -> &Pool<DB> {
+        if self.drained() {
+            self.release_all();
+        }
+        &self.pool
     }
 
     /// Hands every kept connection back to the pool; `close()` waits for them, and
@@ -70,6 +94,12 @@ impl<DB: Database> Kept<DB> {
     pub(super) fn release_all(&self) {
         let kept = std::mem::take(&mut *self.lock());
         drop(kept);
+    }
+
+    /// Every connection the pool may open is open, and none is idle in it: whoever asks it
+    /// next waits.
+    fn drained(&self) -> bool {
+        self.pool.size() >= self.max_connections && self.pool.num_idle() == 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(PoolConnection<DB>, Instant)>> {
@@ -83,6 +113,8 @@ impl<DB: Database> Kept<DB> {
 /// before anyone else gets it.
 pub(super) struct Held<'a, DB: Database> {
     connection: Option<PoolConnection<DB>>,
+    /// When the connection was taken from the pool (not from `kept`).
+    taken: Instant,
     kept: &'a Kept<DB>,
 }
 
@@ -92,17 +124,17 @@ impl<DB: Database> Held<'_, DB> {
     }
 
     /// The read completed: keep the connection for the next one if it is idle, there is
-    /// room, and the pool is not closing.
+    /// room, the pool has connections to spare, and it is not closing.
     pub(super) fn completed(mut self) {
         let Some(connection) = self.connection.take() else { return };
-        if connection.should_flush() {
-            return; // dropped: the pool's release sends what is queued
+        if connection.should_flush() || connection.is_in_transaction() || self.kept.drained() {
+            return; // dropped: the pool's release sends what is queued, and pings
         }
         let mut kept = self.kept.lock();
         // Under the lock, so that `release_all` after `close()` marked the pool closed
         // cannot miss a connection kept at the same moment.
         if kept.len() < self.kept.most && !self.kept.pool.is_closed() {
-            kept.push((connection, Instant::now()));
+            kept.push((connection, self.taken));
         }
     }
 }
@@ -111,7 +143,8 @@ impl<DB: Database> Drop for Kept<DB> {
     fn drop(&mut self) {
         // A `PoolConnection` hands itself back on a task of the current runtime, and
         // panics where there is none (a storage dropped after its runtime): there the kept
-        // connections are closed here instead.
+        // connections are closed here instead. `detach` spawns nothing while the pool's
+        // `min_connections` is 0, as `pool_options` leaves it.
         if tokio::runtime::Handle::try_current().is_err() {
             let kept = std::mem::take(self.kept.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner));
             for (connection, _) in kept {
@@ -127,6 +160,8 @@ mod tests {
     use sqlx::pool::PoolOptions;
 
     const MAX: u32 = 8;
+    /// Longer than any test: nothing goes back for its age unless a test says so.
+    const LONG: Duration = Duration::from_secs(600);
 
     async fn sqlite() -> (tempfile::TempDir, Pool<sqlx::Sqlite>) {
         let dir = tempfile::tempdir().unwrap();
@@ -136,16 +171,8 @@ mod tests {
         (dir, pool)
     }
 
-    /// The test database's server, as in `tests/`: required in CI, else skipped.
     async fn postgres() -> Option<Pool<sqlx::Postgres>> {
-        let url = match std::env::var("TESSERA_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => url,
-            _ if std::env::var_os("CI").is_some() => panic!("TESSERA_TEST_POSTGRES_URL is not set in CI"),
-            _ => {
-                eprintln!("skipped: TESSERA_TEST_POSTGRES_URL is not set");
-                return None;
-            }
-        };
+        let url = super::super::tests::postgres_url()?;
         Some(PoolOptions::new().max_connections(MAX).connect(&url).await.unwrap())
     }
 
@@ -185,7 +212,7 @@ mod tests {
 
     on_both! {
         a_completed_read_keeps_its_connection_out_of_the_pool_for_the_next(pool) {
-            let kept = Kept::new(pool.clone(), MAX, false);
+            let kept = Kept::new(pool.clone(), MAX, false, LONG);
             let mut held = kept.take().await.unwrap();
             let one: i64 = sqlx::query_scalar("SELECT CAST(1 AS BIGINT)").fetch_one(held.connection()).await.unwrap();
             assert_eq!(one, 1);
@@ -201,7 +228,7 @@ mod tests {
         }
 
         a_failed_read_goes_back_through_the_pool(pool) {
-            let kept = Kept::new(pool.clone(), MAX, false);
+            let kept = Kept::new(pool.clone(), MAX, false, LONG);
             let mut held = kept.take().await.unwrap();
             assert!(sqlx::query("SELECT * FROM no_such_table").execute(held.connection()).await.is_err());
             drop(held);
@@ -210,7 +237,7 @@ mod tests {
         }
 
         a_cancelled_read_is_not_kept_and_leaves_nothing_for_the_next(pool) {
-            let kept = Kept::new(pool.clone(), MAX, false);
+            let kept = Kept::new(pool.clone(), MAX, false, LONG);
             // A read that returns many rows, dropped after the first: its connection still
             // has rows on the way, and is not the next read's to see.
             let many = "WITH RECURSIVE n(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM n WHERE i < 100000) SELECT i FROM n";
@@ -231,7 +258,8 @@ mod tests {
         }
 
         at_most_a_quarter_of_the_pool_is_kept_and_the_rest_stays_free(pool) {
-            let kept = std::sync::Arc::new(Kept::new(pool.clone(), MAX, false));
+            let kept = std::sync::Arc::new(Kept::new(pool.clone(), MAX, false, LONG));
+            // Dozens at once: each gets its own answer, and no more than the quarter stays.
             let reads = (0..40i64).map(|i| {
                 let kept = kept.clone();
                 tokio::spawn(async move {
@@ -243,8 +271,18 @@ mod tests {
             });
             let got: Vec<i64> = futures_util::future::join_all(reads).await.into_iter().map(Result::unwrap).collect();
             assert_eq!(got, (0..40).collect::<Vec<_>>());
+            assert!(kept.count() <= MAX as usize / 4);
+            // Six reads at once, all completing while the pool could still open two more:
+            // the quarter is kept, and the rest is the pool's, to be taken at once, now.
+            let mut held = Vec::new();
+            for _ in 0..6 {
+                held.push(kept.take().await.unwrap());
+            }
+            for mut one in held {
+                sqlx::query("SELECT 1").execute(one.connection()).await.unwrap();
+                one.completed();
+            }
             assert_eq!(kept.count(), MAX as usize / 4);
-            // The other three quarters are the pool's: all can be taken at once, now.
             let mut others = Vec::new();
             for _ in 0..MAX as usize - kept.count() {
                 others.push(tokio::time::timeout(Duration::from_secs(5), pool.acquire()).await.unwrap().unwrap());
@@ -252,7 +290,7 @@ mod tests {
         }
 
         shared_keeps_nothing(pool) {
-            let kept = Kept::new(pool.clone(), MAX, true);
+            let kept = Kept::new(pool.clone(), MAX, true, LONG);
             let mut held = kept.take().await.unwrap();
             sqlx::query("SELECT 1").execute(held.connection()).await.unwrap();
             held.completed();
@@ -260,8 +298,63 @@ mod tests {
             until_idle(&pool, 1).await;
         }
 
+        a_connection_out_of_the_pool_too_long_goes_back_even_behind_a_fresh_one(pool) {
+            let kept = Kept::new(pool.clone(), MAX, false, Duration::from_millis(200));
+            let mut old = kept.take().await.unwrap();
+            sqlx::query("SELECT 1").execute(old.connection()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut fresh = kept.take().await.unwrap();
+            sqlx::query("SELECT 1").execute(fresh.connection()).await.unwrap();
+            old.completed();
+            fresh.completed();
+            assert_eq!(kept.count(), 2, "kept in that order: the old one first, the fresh one last");
+            let _next = kept.take().await.unwrap();
+            assert_eq!(kept.count(), 0, "the fresh one taken, the old one gone back to the pool");
+            until_idle(&pool, 1).await;
+        }
+
+        a_read_that_completes_while_the_pool_has_nothing_left_hands_its_connection_back(pool) {
+            let kept = Kept::new(pool.clone(), MAX, false, LONG);
+            let mut others = Vec::new();
+            for _ in 1..MAX {
+                others.push(pool.acquire().await.unwrap());
+            }
+            let mut held = kept.take().await.unwrap();
+            sqlx::query("SELECT 1").execute(held.connection()).await.unwrap();
+            held.completed();
+            assert_eq!(kept.count(), 0, "whoever asks the pool next must not wait for it");
+            until_idle(&pool, 1).await;
+        }
+
+        a_write_gets_back_the_kept_connections_when_the_pool_has_nothing_left(pool) {
+            let kept = Kept::new(pool.clone(), MAX, false, LONG);
+            let (mut first, mut second) = (kept.take().await.unwrap(), kept.take().await.unwrap());
+            sqlx::query("SELECT 1").execute(first.connection()).await.unwrap();
+            sqlx::query("SELECT 1").execute(second.connection()).await.unwrap();
+            first.completed();
+            second.completed();
+            assert_eq!(kept.count(), 2);
+            let mut others = Vec::new();
+            for _ in 2..MAX {
+                others.push(pool.acquire().await.unwrap());
+            }
+            let write = kept.pool_for_write();
+            assert_eq!(kept.count(), 0);
+            let connection = tokio::time::timeout(Duration::from_secs(2), write.acquire()).await;
+            assert!(connection.expect("a write does not wait for idle kept connections").is_ok());
+        }
+
+        a_connection_left_in_a_transaction_is_not_kept(pool) {
+            let kept = Kept::new(pool.clone(), MAX, false, LONG);
+            let mut held = kept.take().await.unwrap();
+            let tx = held.connection().begin().await.unwrap();
+            std::mem::forget(tx); // neither committed nor rolled back: still open
+            held.completed();
+            assert_eq!(kept.count(), 0);
+        }
+
         closing_hands_back_the_kept_connections_and_keeps_no_more(pool) {
-            let kept = Kept::new(pool.clone(), MAX, false);
+            let kept = Kept::new(pool.clone(), MAX, false, LONG);
             let mut first = kept.take().await.unwrap();
             let mut second = kept.take().await.unwrap();
             sqlx::query("SELECT 1").execute(first.connection()).await.unwrap();
@@ -280,7 +373,7 @@ mod tests {
     #[tokio::test]
     async fn a_postgres_connection_with_a_rollback_queued_is_not_kept() {
         let Some(pool) = postgres().await else { return };
-        let kept = Kept::new(pool.clone(), MAX, false);
+        let kept = Kept::new(pool.clone(), MAX, false, LONG);
         let mut held = kept.take().await.unwrap();
         let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(held.connection()).await.unwrap();
         let mut tx = held.connection().begin().await.unwrap();

@@ -47,8 +47,11 @@ macro_rules! on_kept {
             let mut held = $kept.take().await?;
             let $pool = held.connection();
             let read = $crate::storage::sql::body(async { $body }).await;
-            if read.is_ok() {
-                held.completed();
+            match &read {
+                Ok(_) => held.completed(),
+                // The database may have gone away (a restart, a failover): the others go
+                // back through the pool's ping too rather than fail a read each.
+                Err(_) => $kept.release_all(),
             }
             read
         })
@@ -80,7 +83,8 @@ macro_rules! on_writer {
                     })
                     .await
             }
-            $crate::storage::sql::Backend::Postgres { pool: $pool, .. } => {
+            $crate::storage::sql::Backend::Postgres { kept, .. } => {
+                let $pool = kept.pool_for_write();
                 $crate::storage::sql::body(async { $body }).await
             }
         }
@@ -339,9 +343,9 @@ impl SqlStorage {
                     Some(_) => {
                         let options = options.clone().pragma("cache_size", READ_CACHE_SIZE);
                         let reads = open(settings.max_connections, options).await.with_context(failed)?;
-                        (reads.clone(), kept::Kept::new(reads, settings.max_connections, false))
+                        (reads.clone(), kept::Kept::new(reads, settings.max_connections, false, PING_AFTER_IDLE))
                     }
-                    None => (writes.clone(), kept::Kept::new(writes.clone(), 1, true)),
+                    None => (writes.clone(), kept::Kept::new(writes.clone(), 1, true, PING_AFTER_IDLE)),
                 };
                 let writer = writer::Writer::start(writes).context("cannot start the SQLite writer thread")?;
                 Backend::Sqlite { reads, kept, writer, rotations: Default::default() }
@@ -368,7 +372,7 @@ impl SqlStorage {
                     .await
                     .map_err(scrubbed)
                     .with_context(|| format!("cannot connect to PostgreSQL at {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and that the server is running and reachable"))?;
-                let kept = kept::Kept::new(pool.clone(), settings.max_connections, false);
+                let kept = kept::Kept::new(pool.clone(), settings.max_connections, false, PING_AFTER_IDLE);
                 Backend::Postgres { pool, kept }
             }
         };
@@ -693,15 +697,16 @@ impl HealthCheck for SqlStorage {
 
     fn pool_state(&self) -> crate::storage::PoolState {
         match &self.backend {
-            // Kept connections are idle, though checked out of the pool.
             Backend::Sqlite { reads, kept, writer, .. } => crate::storage::PoolState {
                 open: reads.size(),
-                idle: reads.num_idle() + kept.count(),
+                idle: reads.num_idle(),
+                kept: kept.count(),
                 writes_queued: Some(writer.queued()),
             },
             Backend::Postgres { pool, kept } => crate::storage::PoolState {
                 open: pool.size(),
-                idle: pool.num_idle() + kept.count(),
+                idle: pool.num_idle(),
+                kept: kept.count(),
                 writes_queued: None,
             },
         }
@@ -712,6 +717,7 @@ impl HealthCheck for SqlStorage {
 pub(in crate::storage::sql) mod tests {
     use super::*;
     use crate::config::{Lifetime, Window};
+    use sqlx::Connection;
 
     /// Settings for a test's own database.
     pub(in crate::storage::sql) fn settings(max_connections: u32) -> DatabaseSettings {
@@ -723,6 +729,50 @@ pub(in crate::storage::sql) mod tests {
             password: None,
             password_file: None,
         }
+    }
+
+    /// The test database's server, as in `tests/`: required in CI, else skipped (`None`).
+    pub(in crate::storage::sql) fn postgres_url() -> Option<String> {
+        match std::env::var("TESSERA_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ if std::env::var_os("CI").is_some() => panic!("TESSERA_TEST_POSTGRES_URL is not set in CI"),
+            _ => {
+                eprintln!("skipped: TESSERA_TEST_POSTGRES_URL is not set");
+                None
+            }
+        }
+    }
+
+    /// A restart of PostgreSQL breaks every kept connection at once: the first read after
+    /// it fails, and the ones after it get connections the pool tested or opened.
+    #[tokio::test]
+    async fn after_its_connections_are_cut_one_read_fails_and_the_next_ones_work() {
+        let Some(admin) = postgres_url() else { return };
+        let name = format!("tessera_kept_{}", std::process::id());
+        let separator = if admin.contains('?') { '&' } else { '?' };
+        let url = DatabaseUrl::parse(&format!("{admin}{separator}application_name={name}")).unwrap();
+        let storage = SqlStorage::connect(&url, &settings(8)).await.unwrap();
+        let Backend::Postgres { kept, .. } = &storage.backend else { panic!("a PostgreSQL URL") };
+        let (mut first, mut second) = (kept.take().await.unwrap(), kept.take().await.unwrap());
+        sqlx::query("SELECT 1").execute(first.connection()).await.unwrap();
+        sqlx::query("SELECT 1").execute(second.connection()).await.unwrap();
+        first.completed();
+        second.completed();
+        assert_eq!(kept.count(), 2);
+        let mut other = sqlx::PgConnection::connect(&admin).await.unwrap();
+        let cut: Vec<bool> =
+            sqlx::query_scalar("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
+                .bind(&name)
+                .fetch_all(&mut other)
+                .await
+                .unwrap();
+        assert_eq!(cut, [true, true]);
+        assert!(storage.ping().await.is_err(), "the read on a cut connection fails");
+        assert_eq!(kept.count(), 0, "and the other kept one goes back to be tested");
+        for _ in 0..3 {
+            storage.ping().await.expect("then reads get working connections");
+        }
+        storage.close().await;
     }
 
     #[tokio::test]

@@ -372,8 +372,8 @@ impl SqlStorage {
     /// revoke the family (RevokeFamily), or change nothing (the rest roll back).
     async fn rotate_once(&self, claim: Claim<'_>) -> Result<Rotation, StorageError> {
         match &self.backend {
-            Backend::Postgres { pool, .. } => {
-                if let Some(family) = claim_in_one_statement(pool, &claim).await? {
+            Backend::Postgres { kept, .. } => {
+                if let Some(family) = claim_in_one_statement(kept.pool_for_write(), &claim).await? {
                     return Ok(Rotation::Rotated(family));
                 }
             }
