@@ -155,7 +155,7 @@ impl<DB: Database> Drop for Kept<DB> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use sqlx::pool::PoolOptions;
 
@@ -174,6 +174,23 @@ mod tests {
     async fn postgres() -> Option<Pool<sqlx::Postgres>> {
         let url = super::super::tests::postgres_url()?;
         Some(PoolOptions::new().max_connections(MAX).connect(&url).await.unwrap())
+    }
+
+    /// Takes `n` connections at once, runs a statement on each and completes them, in
+    /// the order taken: up to the quarter is then kept.
+    pub(in crate::storage::sql) async fn keep<DB: Database>(kept: &Kept<DB>, n: usize)
+    where
+        for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+        for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    {
+        let mut held = Vec::new();
+        for _ in 0..n {
+            held.push(kept.take().await.unwrap());
+        }
+        for mut one in held {
+            sqlx::query("SELECT 1").execute(one.connection()).await.unwrap();
+            one.completed();
+        }
     }
 
     /// Waits (bounded) until the pool has `idle` idle connections: a connection handed
@@ -274,14 +291,7 @@ mod tests {
             assert!(kept.count() <= MAX as usize / 4);
             // Six reads at once, all completing while the pool could still open two more:
             // the quarter is kept, and the rest is the pool's, to be taken at once, now.
-            let mut held = Vec::new();
-            for _ in 0..6 {
-                held.push(kept.take().await.unwrap());
-            }
-            for mut one in held {
-                sqlx::query("SELECT 1").execute(one.connection()).await.unwrap();
-                one.completed();
-            }
+            keep(&*kept, 6).await;
             assert_eq!(kept.count(), MAX as usize / 4);
             let mut others = Vec::new();
             for _ in 0..MAX as usize - kept.count() {
@@ -328,11 +338,7 @@ mod tests {
 
         a_write_gets_back_the_kept_connections_when_the_pool_has_nothing_left(pool) {
             let kept = Kept::new(pool.clone(), MAX, false, LONG);
-            let (mut first, mut second) = (kept.take().await.unwrap(), kept.take().await.unwrap());
-            sqlx::query("SELECT 1").execute(first.connection()).await.unwrap();
-            sqlx::query("SELECT 1").execute(second.connection()).await.unwrap();
-            first.completed();
-            second.completed();
+            keep(&kept, 2).await;
             assert_eq!(kept.count(), 2);
             let mut others = Vec::new();
             for _ in 2..MAX {

@@ -753,11 +753,7 @@ pub(in crate::storage::sql) mod tests {
         let url = DatabaseUrl::parse(&format!("{admin}{separator}application_name={name}")).unwrap();
         let storage = SqlStorage::connect(&url, &settings(8)).await.unwrap();
         let Backend::Postgres { kept, .. } = &storage.backend else { panic!("a PostgreSQL URL") };
-        let (mut first, mut second) = (kept.take().await.unwrap(), kept.take().await.unwrap());
-        sqlx::query("SELECT 1").execute(first.connection()).await.unwrap();
-        sqlx::query("SELECT 1").execute(second.connection()).await.unwrap();
-        first.completed();
-        second.completed();
+        kept::tests::keep(kept, 2).await;
         assert_eq!(kept.count(), 2);
         let mut other = sqlx::PgConnection::connect(&admin).await.unwrap();
         let cut: Vec<bool> =
