@@ -58,17 +58,7 @@ impl<DB: Database> Kept<DB> {
     pub(super) async fn take(&self) -> Result<Held<'_, DB>, sqlx::Error> {
         let (newest, old) = {
             let mut kept = self.lock();
-            // Kept again and again, a connection can be older than those behind it: each is
-            // looked at. Allocates only when one is to go.
-            let now = Instant::now();
-            let fresh = |(_, taken): &(PoolConnection<DB>, Instant)| now.duration_since(*taken) < self.at_most_for;
-            let old: Vec<_> = if kept.iter().all(fresh) {
-                Vec::new()
-            } else {
-                let (fresh, old) = std::mem::take(&mut *kept).into_iter().partition(fresh);
-                *kept = fresh;
-                old
-            };
+            let old = self.stale(&mut kept);
             (kept.pop(), old)
         };
         drop(old); // outside the lock: each hands itself back, on a task of its own
@@ -79,14 +69,32 @@ impl<DB: Database> Kept<DB> {
         Ok(Held { connection: Some(connection), taken, kept: self })
     }
 
-    /// The pool, for a write on PostgreSQL (which has one pool for reads and writes): if
-    /// the pool has nothing left to give, the kept connections go back to it first, so a
-    /// write never waits for a connection that sits here idle.
+    /// The pool, for a write on PostgreSQL (which has one pool for reads and writes): kept
+    /// connections out of the pool for too long go back to it, and if the pool has nothing
+    /// left to give, all of them, so a write does not wait for one that sits here idle.
     pub(super) fn pool_for_write(&self) -> &Pool<DB> {
         if self.drained() {
             self.release_all();
+        } else {
+            let old = self.stale(&mut self.lock());
+            drop(old);
         }
         &self.pool
+    }
+
+    /// Takes out of `kept` the connections out of the pool for `at_most_for`, to be
+    /// dropped after the lock (each hands itself back to the pool). Kept again and again,
+    /// a connection can be older than those behind it: each is looked at. Allocates only
+    /// when one is to go.
+    fn stale(&self, kept: &mut Vec<(PoolConnection<DB>, Instant)>) -> Vec<(PoolConnection<DB>, Instant)> {
+        let now = Instant::now();
+        let fresh = |(_, taken): &(PoolConnection<DB>, Instant)| now.duration_since(*taken) < self.at_most_for;
+        if kept.iter().all(fresh) {
+            return Vec::new();
+        }
+        let (fresh, old) = std::mem::take(kept).into_iter().partition(fresh);
+        *kept = fresh;
+        old
     }
 
     /// Hands every kept connection back to the pool; `close()` waits for them, and
@@ -105,6 +113,24 @@ impl<DB: Database> Kept<DB> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(PoolConnection<DB>, Instant)>> {
         // The lock guards only pushes and pops: a panic cannot leave the list half-changed.
         self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Did a read fail because its connection did (the server restarted, failed over, or cut
+/// it), rather than its statement? Then the other kept connections likely did too, and go
+/// back to be tested. A statement's own error (say, a value the database's encoding
+/// cannot hold) says nothing about them: a stranger who can cause one must not make every
+/// request send the kept connections back.
+pub(super) fn connection_lost(error: &crate::storage::StorageError) -> bool {
+    let crate::storage::StorageError::Database(error) = error else { return false };
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL's classes 08 (connection exception) and 57 (operator intervention:
+        // 57P01 terminated by an administrator, 57P02 crash shutdown, 57P03 starting up).
+        sqlx::Error::Database(database) => database
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| pg.code().starts_with("08") || pg.code().starts_with("57")),
+        _ => false,
     }
 }
 
@@ -193,11 +219,11 @@ pub(super) mod tests {
         }
     }
 
-    /// Waits (bounded) until the pool has `idle` idle connections: a connection handed
-    /// back goes through the release on a task of its own.
+    /// Waits (bounded) until the pool has at least `idle` idle connections: a connection
+    /// handed back goes through the release on a task of its own.
     async fn until_idle<DB: Database>(pool: &Pool<DB>, idle: usize) {
         for _ in 0..500 {
-            if pool.num_idle() == idle {
+            if pool.num_idle() >= idle {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -289,8 +315,10 @@ pub(super) mod tests {
             let got: Vec<i64> = futures_util::future::join_all(reads).await.into_iter().map(Result::unwrap).collect();
             assert_eq!(got, (0..40).collect::<Vec<_>>());
             assert!(kept.count() <= MAX as usize / 4);
-            // Six reads at once, all completing while the pool could still open two more:
-            // the quarter is kept, and the rest is the pool's, to be taken at once, now.
+            // Once the pool has taken back what was not kept, six reads at once leave it
+            // two idle connections as they complete: the quarter is kept, and the rest is
+            // the pool's, to be taken at once, now.
+            until_idle(&pool, pool.size() as usize - kept.count()).await;
             keep(&*kept, 6).await;
             assert_eq!(kept.count(), MAX as usize / 4);
             let mut others = Vec::new();
@@ -309,10 +337,11 @@ pub(super) mod tests {
         }
 
         a_connection_out_of_the_pool_too_long_goes_back_even_behind_a_fresh_one(pool) {
-            let kept = Kept::new(pool.clone(), MAX, false, Duration::from_millis(200));
+            // Long enough that a stalled machine does not age the fresh one too.
+            let kept = Kept::new(pool.clone(), MAX, false, Duration::from_secs(2));
             let mut old = kept.take().await.unwrap();
             sqlx::query("SELECT 1").execute(old.connection()).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_millis(2500)).await;
             let mut fresh = kept.take().await.unwrap();
             sqlx::query("SELECT 1").execute(fresh.connection()).await.unwrap();
             old.completed();
@@ -374,6 +403,20 @@ pub(super) mod tests {
             assert_eq!(kept.count(), 0);
             tokio::time::timeout(Duration::from_secs(5), closing).await.expect("close() waits for no kept connection");
         }
+    }
+
+    #[tokio::test]
+    async fn only_a_failed_connection_sends_the_kept_ones_back() {
+        use crate::storage::StorageError;
+        let (_dir, pool) = sqlite().await;
+        let statement = sqlx::query("SELECT * FROM no_such_table").execute(&pool).await.unwrap_err();
+        assert!(!connection_lost(&StorageError::Database(statement)));
+        assert!(!connection_lost(&StorageError::Corrupt("a row".into())));
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(connection_lost(&StorageError::Database(io)));
+        let Some(pg) = postgres().await else { return };
+        let statement = sqlx::query("SELECT * FROM no_such_table").execute(&pg).await.unwrap_err();
+        assert!(!connection_lost(&StorageError::Database(statement)), "42P01 is the statement's");
     }
 
     #[tokio::test]

@@ -51,7 +51,11 @@ macro_rules! on_kept {
                 Ok(_) => held.completed(),
                 // The database may have gone away (a restart, a failover): the others go
                 // back through the pool's ping too rather than fail a read each.
-                Err(_) => $kept.release_all(),
+                Err(error) => {
+                    if $crate::storage::sql::kept::connection_lost(error) {
+                        $kept.release_all()
+                    }
+                }
             }
             read
         })
