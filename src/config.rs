@@ -171,8 +171,9 @@ pub struct LoginSettings {
     pub lockout: Lifetime,
     #[serde(deserialize_with = "lifetime_within::<SECOND, DAY, _>")]
     pub max_lockout: Lifetime,
-    /// Password checks (argon2id, 19 MiB each) that may run at once; 0 means two per
-    /// core. A login beyond it is answered 429 with `Retry-After` instead of queueing.
+    /// Password checks (argon2id) admitted at once; 0 means two per core. One per core
+    /// computes (19 MiB each), the others wait for a core. A login beyond it is answered
+    /// 429 with `Retry-After` instead of queueing.
     #[serde(deserialize_with = "count_within::<0, 1024, _, _>")]
     pub max_concurrent_password_checks: usize,
 }

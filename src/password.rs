@@ -42,49 +42,83 @@ pub fn matches(stored: &str, candidate: &str) -> bool {
     PasswordHash::new(stored).is_ok_and(|parsed| hasher().verify_password(candidate.as_bytes(), &parsed).is_ok())
 }
 
-/// The bound on password checks running at once. A check beyond it is refused at once
+/// The bound on password checks admitted at once. A check beyond it is refused at once
 /// (the caller answers 429 with `Retry-After`), not queued: a queue would only move the
 /// memory and the wait elsewhere.
+///
+/// Of the admitted checks, at most one per core computes at a time; the others wait for a
+/// core's slot (at most `max` − cores of them, each for at most a hash time or two). With
+/// two admitted per core all computing at once, the kernel time-sliced four 15 ms hashes
+/// on two cores: every hash paid context switches and refilled caches, and Tessera spent
+/// about 4 ms per login beyond a raw check (bench/README.md, Findings 24). Admitting
+/// fewer instead left cores idle between logins, since a refused one comes back only
+/// after its `Retry-After`.
 pub struct PasswordChecks {
     permits: Arc<Semaphore>,
+    slots: Arc<Slots>,
+    max: usize,
+}
+
+/// Where admitted checks compute: one slot per core, each with argon2's working memory.
+struct Slots {
+    cores: Arc<Semaphore>,
     /// Argon2's working memory, handed back by finished checks for the next ones: at most
-    /// one buffer per permit. Reused rather than freed because glibc's malloc, once it has
+    /// one buffer per slot. Reused rather than freed because glibc's malloc, once it has
     /// freed one 19 MiB block, serves the next ones from per-thread arenas that keep them:
     /// with argon2 allocating its own, 46 checks (at most 4 at once) left the server at
     /// 800 MiB (bench/README.md, `login-burst`).
-    memory: Arc<Mutex<Vec<WorkingMemory>>>,
-    max: usize,
+    memory: Mutex<Vec<WorkingMemory>>,
 }
 
 /// Argon2's blocks (19 MiB with the default parameters).
 type WorkingMemory = Vec<Block>;
 
-/// One running check's place and working memory; both are given back when it ends.
+/// One admitted check's place; given back when it ends.
 pub struct CheckPermit {
-    memory: WorkingMemory,
-    returned_to: Arc<Mutex<Vec<WorkingMemory>>>,
-    // A field, so dropped after `drop` has returned the memory: no new check can start
-    // (and allocate) while the memory is on its way back.
+    slots: Arc<Slots>,
     _held: OwnedSemaphorePermit,
 }
 
-impl Drop for CheckPermit {
+/// A computing check's slot and working memory; both are given back when it ends.
+struct Computing {
+    memory: WorkingMemory,
+    slots: Arc<Slots>,
+    // A field, so dropped after `drop` has returned the memory: no other check can take
+    // the slot (and allocate) while the memory is on its way back.
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for Computing {
     fn drop(&mut self) {
         let memory = std::mem::take(&mut self.memory);
         if memory.capacity() > 0 {
-            self.returned_to.lock().unwrap_or_else(PoisonError::into_inner).push(memory);
+            self.slots.memory.lock().unwrap_or_else(PoisonError::into_inner).push(memory);
         }
     }
 }
 
+impl CheckPermit {
+    /// Waits for a core's slot (see [`PasswordChecks`]) and takes a working memory.
+    async fn compute(&self) -> anyhow::Result<Computing> {
+        let slot = self.slots.cores.clone().acquire_owned().await.context("the password check slots are closed")?;
+        let memory = self.slots.memory.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_default();
+        Ok(Computing { memory, slots: self.slots.clone(), _slot: slot })
+    }
+}
+
 impl PasswordChecks {
-    /// `max` checks at once; 0 means two per core.
+    /// `max` checks admitted at once (0: two per core), one per core computing.
     pub fn new(max: usize) -> Self {
-        let max = if max == 0 { 2 * std::thread::available_parallelism().map_or(1, |n| n.get()) } else { max };
-        Self { permits: Arc::new(Semaphore::new(max)), memory: Arc::default(), max }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_cores(if max == 0 { 2 * cores } else { max }, cores)
     }
 
-    /// Checks running now (for the metrics).
+    fn with_cores(max: usize, cores: usize) -> Self {
+        let slots = Slots { cores: Arc::new(Semaphore::new(cores.clamp(1, max.max(1)))), memory: Mutex::default() };
+        Self { permits: Arc::new(Semaphore::new(max)), slots: Arc::new(slots), max }
+    }
+
+    /// Checks admitted now, computing or waiting for a slot (for the metrics).
     pub fn in_flight(&self) -> usize {
         self.max - self.permits.available_permits()
     }
@@ -92,20 +126,21 @@ impl PasswordChecks {
     /// A place for one check, or `None` when all are taken.
     pub fn try_start(&self) -> Option<CheckPermit> {
         let held = self.permits.clone().try_acquire_owned().ok()?;
-        let memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_default();
-        Some(CheckPermit { memory, returned_to: self.memory.clone(), _held: held })
+        Some(CheckPermit { slots: self.slots.clone(), _held: held })
     }
 }
 
-/// Verifies `candidate` against `stored` (or the dummy hash when `None`). The permit moves
-/// into the blocking task, so it is held until argon2 finishes even if the request that
-/// started it is dropped.
-pub async fn verify(mut permit: CheckPermit, stored: Option<String>, candidate: String) -> anyhow::Result<bool> {
+/// Verifies `candidate` against `stored` (or the dummy hash when `None`), once a core's
+/// slot is free. The permit and the slot move into the blocking task, so both are held
+/// until argon2 finishes even if the request that started it is dropped.
+pub async fn verify(permit: CheckPermit, stored: Option<String>, candidate: String) -> anyhow::Result<bool> {
+    let mut computing = permit.compute().await?;
     tokio::task::spawn_blocking(move || {
+        let _admitted = permit;
         let is_known = stored.is_some();
         let phc = stored.unwrap_or_else(|| DUMMY_HASH.clone());
         let parsed = PasswordHash::new(&phc).map_err(|e| anyhow::anyhow!("stored password hash is invalid: {e}"))?;
-        let matches = verify_in(&mut permit.memory, &parsed, candidate.as_bytes());
+        let matches = verify_in(&mut computing.memory, &parsed, candidate.as_bytes());
         Ok(is_known && matches)
     })
     .await
@@ -184,10 +219,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn working_memory_is_reused_and_kept_for_at_most_as_many_checks_as_may_run() {
+    async fn working_memory_is_reused_and_kept_for_at_most_as_many_checks_as_compute() {
         let phc = hash(Password::parse("correct horse".into()).unwrap()).await.unwrap();
-        let checks = PasswordChecks::new(2);
-        let kept = || checks.memory.lock().unwrap().iter().map(|m| m.capacity()).collect::<Vec<_>>();
+        let checks = PasswordChecks::with_cores(2, 2);
+        let kept = || checks.slots.memory.lock().unwrap().iter().map(|m| m.capacity()).collect::<Vec<_>>();
         let (first, second) = (checks.try_start().unwrap(), checks.try_start().unwrap());
         let (a, b) = tokio::join!(
             verify(first, Some(phc.clone()), "wrong horse".into()),
@@ -201,8 +236,25 @@ mod tests {
             assert!(verify(checks.try_start().unwrap(), None, "guess".into()).await.is_ok_and(|ok| !ok));
         }
         assert_eq!(kept().len(), 2, "sequential checks reuse a kept buffer rather than add one");
-        let held: Vec<_> = std::iter::from_fn(|| checks.try_start()).collect();
-        assert_eq!((held.len(), kept().len()), (2, 0), "each running check holds one buffer");
+    }
+
+    /// Admitted beyond the cores, checks wait for a slot rather than compute at once: eight
+    /// admitted on two slots all finish, and no more than two working memories ever exist
+    /// (each check that computed while two others did would have allocated a third).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn admitted_checks_beyond_the_cores_wait_for_a_slot() {
+        let phc = hash(Password::parse("correct horse".into()).unwrap()).await.unwrap();
+        let checks = PasswordChecks::with_cores(8, 2);
+        let permits: Vec<_> = std::iter::from_fn(|| checks.try_start()).collect();
+        assert_eq!(permits.len(), 8);
+        assert!(checks.try_start().is_none(), "admission is still bounded");
+        let results = futures_util::future::join_all(
+            permits.into_iter().map(|permit| verify(permit, Some(phc.clone()), "correct horse".into())),
+        )
+        .await;
+        assert!(results.into_iter().all(|r| r.unwrap()));
+        assert_eq!(checks.slots.memory.lock().unwrap().len(), 2, "two slots, two buffers");
+        assert_eq!(checks.in_flight(), 0);
     }
 
     #[test]

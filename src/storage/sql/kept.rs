@@ -48,6 +48,12 @@ impl<DB: Database> Kept<DB> {
         Self { pool, kept: Mutex::new(Vec::with_capacity(most)), most, max_connections, at_most_for }
     }
 
+    /// The pool the connections come from (and go back to), for what does not go through
+    /// the kept ones: migrations, closing, its counters.
+    pub(super) fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
     /// How many connections are kept now (idle, though checked out of the pool).
     pub(super) fn count(&self) -> usize {
         self.lock().len()
@@ -102,6 +108,14 @@ impl<DB: Database> Kept<DB> {
     pub(super) fn release_all(&self) {
         let kept = std::mem::take(&mut *self.lock());
         drop(kept);
+    }
+
+    /// Closes the pool. `close()` marks the pool closed before it waits, so no read keeps
+    /// its connection after `release_all`, and the pool waits for the kept ones it gets back.
+    pub(super) async fn close(&self) {
+        let closing = self.pool.close();
+        self.release_all();
+        closing.await
     }
 
     /// Every connection the pool may open is open, and none is idle in it: whoever asks it

@@ -21,7 +21,6 @@ use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{PgPool, SqlitePool};
 use std::future::Future;
 
 /// Runs `$body`, a read, with `$pool` bound to a read connection of whichever backend this
@@ -236,20 +235,16 @@ mod writer;
 
 /// The database, as one of its two kinds.
 enum Backend {
-    /// Reads go to `reads`, a pool of `max_connections` (in WAL mode they never wait for
-    /// the writer); every statement that writes goes through `writer`, which owns the one
+    /// Reads go through `kept`, over a pool of `max_connections` (in WAL mode they never
+    /// wait for the writer), some of whose connections it keeps between reads (see
+    /// `kept`); every statement that writes goes through `writer`, which owns the one
     /// writer connection and the thread that drives it.
     /// Refresh rotations wait in `rotations` to go to the writer several at a time.
-    /// `kept` keeps some of the read connections between reads (see `kept`).
-    Sqlite {
-        reads: SqlitePool,
-        kept: kept::Kept<sqlx::Sqlite>,
-        writer: writer::Writer,
-        rotations: std::sync::Arc<refresh::RotationQueue>,
-    },
-    /// One pool for everything: PostgreSQL serves concurrent writers itself. Reads go
-    /// through `kept`, which keeps some of its connections between reads.
-    Postgres { pool: PgPool, kept: kept::Kept<sqlx::Postgres> },
+    Sqlite { kept: kept::Kept<sqlx::Sqlite>, writer: writer::Writer, rotations: std::sync::Arc<refresh::RotationQueue> },
+    /// One pool for everything (`kept.pool()`): PostgreSQL serves concurrent writers
+    /// itself. Reads go through `kept`, which keeps some of its connections between reads;
+    /// writes take the pool from it ([`kept::Kept::pool_for_write`]).
+    Postgres { kept: kept::Kept<sqlx::Postgres> },
 }
 
 pub struct SqlStorage {
@@ -343,16 +338,16 @@ impl SqlStorage {
                 // database exists per connection, so there it is the only one, which then
                 // also does the reads.
                 let writes = open(1, options.clone()).await.with_context(failed)?;
-                let (reads, kept) = match path {
+                let kept = match path {
                     Some(_) => {
                         let options = options.clone().pragma("cache_size", READ_CACHE_SIZE);
                         let reads = open(settings.max_connections, options).await.with_context(failed)?;
-                        (reads.clone(), kept::Kept::new(reads, settings.max_connections, false, PING_AFTER_IDLE))
+                        kept::Kept::new(reads, settings.max_connections, false, PING_AFTER_IDLE)
                     }
-                    None => (writes.clone(), kept::Kept::new(writes.clone(), 1, true, PING_AFTER_IDLE)),
+                    None => kept::Kept::new(writes.clone(), 1, true, PING_AFTER_IDLE),
                 };
                 let writer = writer::Writer::start(writes).context("cannot start the SQLite writer thread")?;
-                Backend::Sqlite { reads, kept, writer, rotations: Default::default() }
+                Backend::Sqlite { kept, writer, rotations: Default::default() }
             }
             DatabaseUrl::Postgres { options, .. } => {
                 // The driver's error chain, scrubbed of the URL's secrets: no driver
@@ -376,8 +371,7 @@ impl SqlStorage {
                     .await
                     .map_err(scrubbed)
                     .with_context(|| format!("cannot connect to PostgreSQL at {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and that the server is running and reachable"))?;
-                let kept = kept::Kept::new(pool.clone(), settings.max_connections, false, PING_AFTER_IDLE);
-                Backend::Postgres { pool, kept }
+                Backend::Postgres { kept: kept::Kept::new(pool, settings.max_connections, false, PING_AFTER_IDLE) }
             }
         };
         Ok(Self { backend, events: signals::EventsSignal::new() })
@@ -386,27 +380,19 @@ impl SqlStorage {
     /// Applies pending migrations from `migrations/<backend>/` (embedded at build time).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.backend {
-            Backend::Sqlite { reads, .. } => sqlx::migrate!("./migrations/sqlite").run(reads).await,
-            Backend::Postgres { pool, .. } => sqlx::migrate!("./migrations/postgres").run(pool).await,
+            Backend::Sqlite { kept, .. } => sqlx::migrate!("./migrations/sqlite").run(kept.pool()).await,
+            Backend::Postgres { kept } => sqlx::migrate!("./migrations/postgres").run(kept.pool()).await,
         }
         .context("running database migrations")
     }
 
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { reads, kept, writer, .. } => {
+            Backend::Sqlite { kept, writer, .. } => {
                 writer.close().await;
-                // `close()` marks the pool closed before it waits, so no read keeps its
-                // connection after `release_all`; the pool waits for the kept ones.
-                let closing = reads.close();
-                kept.release_all();
-                closing.await
+                kept.close().await
             }
-            Backend::Postgres { pool, kept } => {
-                let closing = pool.close();
-                kept.release_all();
-                closing.await
-            }
+            Backend::Postgres { kept } => kept.close().await,
         }
     }
 }
@@ -701,15 +687,15 @@ impl HealthCheck for SqlStorage {
 
     fn pool_state(&self) -> crate::storage::PoolState {
         match &self.backend {
-            Backend::Sqlite { reads, kept, writer, .. } => crate::storage::PoolState {
-                open: reads.size(),
-                idle: reads.num_idle(),
+            Backend::Sqlite { kept, writer, .. } => crate::storage::PoolState {
+                open: kept.pool().size(),
+                idle: kept.pool().num_idle(),
                 kept: kept.count(),
                 writes_queued: Some(writer.queued()),
             },
-            Backend::Postgres { pool, kept } => crate::storage::PoolState {
-                open: pool.size(),
-                idle: pool.num_idle(),
+            Backend::Postgres { kept } => crate::storage::PoolState {
+                open: kept.pool().size(),
+                idle: kept.pool().num_idle(),
                 kept: kept.count(),
                 writes_queued: None,
             },
@@ -781,9 +767,9 @@ pub(in crate::storage::sql) mod tests {
         let url = DatabaseUrl::parse(&format!("sqlite://{}/t.db?mode=rwc", dir.path().display())).unwrap();
         let settings = settings(2);
         let storage = SqlStorage::connect(&url, &settings).await.unwrap();
-        let Backend::Sqlite { reads, writer, .. } = &storage.backend else { panic!("a SQLite URL") };
+        let Backend::Sqlite { kept, writer, .. } = &storage.backend else { panic!("a SQLite URL") };
         let cache_size = "PRAGMA cache_size";
-        let read: i64 = sqlx::query_scalar(cache_size).fetch_one(reads).await.unwrap();
+        let read: i64 = sqlx::query_scalar(cache_size).fetch_one(kept.pool()).await.unwrap();
         assert_eq!(read.to_string(), READ_CACHE_SIZE);
         let written: i64 = writer
             .run(move |pool| async move { Ok(sqlx::query_scalar(cache_size).fetch_one(&pool).await?) })
