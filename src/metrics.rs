@@ -126,7 +126,11 @@ impl Metrics {
             ),
             password_checks_in_flight: register(
                 &registry,
-                IntGauge::new("password_checks_in_flight", "argon2id password checks running now").expect("valid"),
+                IntGauge::new(
+                    "password_checks_in_flight",
+                    "argon2id password checks admitted now, computing or waiting for a core",
+                )
+                .expect("valid"),
             ),
             db_connections: gauge_vec(
                 "db_pool_connections",

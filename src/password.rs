@@ -1,7 +1,7 @@
 //! Human passwords: argon2id (RFC 9106), always on the blocking pool so a burst of
-//! logins cannot stall the async workers that issue tokens, and at most
-//! [`PasswordChecks`] at a time, each in working memory it reuses, so a burst cannot
-//! exhaust memory either (19 MiB each; the blocking pool has 512 threads).
+//! logins cannot stall the async workers that issue tokens, at most [`PasswordChecks`]
+//! admitted and one per core computing, each in working memory it reuses, so a burst
+//! cannot exhaust memory either (19 MiB each; the blocking pool has 512 threads).
 
 use crate::domain::user::Password;
 use anyhow::Context;
@@ -43,11 +43,11 @@ pub fn matches(stored: &str, candidate: &str) -> bool {
 }
 
 /// The bound on password checks admitted at once. A check beyond it is refused at once
-/// (the caller answers 429 with `Retry-After`), not queued: a queue would only move the
-/// memory and the wait elsewhere.
+/// (the caller answers 429 with `Retry-After`): the only queue is the admitted checks'.
 ///
 /// Of the admitted checks, at most one per core computes at a time; the others wait for a
-/// core's slot (at most `max` − cores of them, each for at most a hash time or two). With
+/// core's slot, first come first served: at most `max` − cores of them, each for at most
+/// (`max` − cores) ÷ cores hash times (one with the default of two per core). With
 /// two admitted per core all computing at once, the kernel time-sliced four 15 ms hashes
 /// on two cores: every hash paid context switches and refilled caches, and Tessera spent
 /// about 4 ms per login beyond a raw check (bench/README.md, Findings 24). Admitting
@@ -136,12 +136,17 @@ impl PasswordChecks {
 pub async fn verify(permit: CheckPermit, stored: Option<String>, candidate: String) -> anyhow::Result<bool> {
     let mut computing = permit.compute().await?;
     tokio::task::spawn_blocking(move || {
-        let _admitted = permit;
         let is_known = stored.is_some();
         let phc = stored.unwrap_or_else(|| DUMMY_HASH.clone());
-        let parsed = PasswordHash::new(&phc).map_err(|e| anyhow::anyhow!("stored password hash is invalid: {e}"))?;
-        let matches = verify_in(&mut computing.memory, &parsed, candidate.as_bytes());
-        Ok(is_known && matches)
+        let matches = match PasswordHash::new(&phc) {
+            Ok(parsed) => Ok(verify_in(&mut computing.memory, &parsed, candidate.as_bytes())),
+            Err(e) => Err(anyhow::anyhow!("stored password hash is invalid: {e}")),
+        };
+        // The slot and its memory first, then the admitted place: a check admitted next
+        // finds the memory back.
+        drop(computing);
+        drop(permit);
+        Ok(is_known && matches?)
     })
     .await
     .context("password verification task")?
@@ -255,6 +260,26 @@ mod tests {
         assert!(results.into_iter().all(|r| r.unwrap()));
         assert_eq!(checks.slots.memory.lock().unwrap().len(), 2, "two slots, two buffers");
         assert_eq!(checks.in_flight(), 0);
+    }
+
+    /// A check waiting for a slot holds its admitted place (so it counts in `in_flight`)
+    /// but no working memory; dropped while waiting, it gives the place back.
+    #[tokio::test]
+    async fn a_waiting_check_holds_its_place_and_no_memory_until_it_computes() {
+        let checks = PasswordChecks::with_cores(3, 2);
+        let (first, second, third) =
+            (checks.try_start().unwrap(), checks.try_start().unwrap(), checks.try_start().unwrap());
+        let (a, b) = (first.compute().await.unwrap(), second.compute().await.unwrap());
+        let mut waiting = Box::pin(third.compute());
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), &mut waiting).await;
+        assert!(waited.is_err(), "both slots are taken: the third waits");
+        assert_eq!(checks.in_flight(), 3);
+        assert_eq!(a.memory.capacity() + b.memory.capacity(), 0, "no buffer was there to take");
+        drop(waiting);
+        drop(third);
+        assert_eq!(checks.in_flight(), 2, "the waiting one gave its place back");
+        drop((a, b));
+        assert_eq!(checks.slots.cores.available_permits(), 2, "and the computing ones their slots");
     }
 
     #[test]

@@ -139,6 +139,7 @@ impl Application {
             kek: kek.clone(),
             schedule: RotationSchedule::from_settings(&settings),
             outbound: crate::admin::clients::UrlPolicies::from_settings(&settings),
+            trust_forwarded_headers: settings.http.trust_forwarded_headers,
         });
         let mut background = vec![housekeeping];
         if settings.ssf.enabled {

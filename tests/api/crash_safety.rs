@@ -1096,6 +1096,7 @@ async fn security_events_are_audited_with_their_request_id(database: &TestDataba
     let service = app.register_client(ClientSpec::service()).await;
     let admin =
         app.register_client(ClientSpec { scope: "tessera:admin", audiences: vec![], ..ClientSpec::service() }).await;
+    let not_admin = app.register_client(ClientSpec { audiences: vec![], ..ClientSpec::service() }).await;
     app.create_user("audited").await;
     app.stop().await;
     let json_logs = [("TESSERA_LOG__FORMAT", "json"), ("TESSERA_LOG__FILTER", "info")];
@@ -1137,6 +1138,21 @@ async fn security_events_are_audited_with_their_request_id(database: &TestDataba
     assert_eq!(rotated.status(), 200);
     let rotate_request_id = rotated.headers()["x-request-id"].to_str().unwrap().to_owned();
     let new_secret = rotated.json::<Value>().await.unwrap()["client_secret"].as_str().unwrap().to_owned();
+    // Refused callers of the admin API: a forged token, and a client without the scope.
+    let forged = http
+        .get(format!("{}/admin/v1/clients", server.address))
+        .bearer_auth("a-forged-admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let under_scoped = http
+        .get(format!("{}/admin/v1/clients", server.address))
+        .bearer_auth(&client_token(&http, &server.address, &not_admin).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(under_scoped.status(), 403);
 
     let output = server.output();
     let events = audit_events(&output);
@@ -1150,6 +1166,17 @@ async fn security_events_are_audited_with_their_request_id(database: &TestDataba
     );
     assert_eq!(change["span"]["request_id"], rotate_request_id.as_str(), "{change}");
     assert!(!output.contains(&admin_token) && !output.contains(&new_secret), "no token or secret in the logs");
+    let refused: Vec<_> = events.iter().filter(|e| e["event"] == "admin_auth").collect();
+    assert_eq!(refused.len(), 2, "one event per refused admin call:\n{output}");
+    assert_eq!(
+        (refused[0]["outcome"].as_str(), refused[0]["reason"].as_str(), refused[0]["client_ip"].as_str()),
+        (Some("refused"), Some("invalid_token"), Some("127.0.0.1"))
+    );
+    assert_eq!(
+        (refused[1]["reason"].as_str(), refused[1]["client_id"].as_str(), refused[1]["level"].as_str()),
+        (Some("insufficient_scope"), Some(not_admin.id.as_str()), Some("WARN"))
+    );
+    assert!(!output.contains("a-forged-admin-token"), "no presented token in the logs");
     let login = events.iter().find(|e| e["event"] == "login").unwrap_or_else(|| panic!("no login event:\n{output}"));
     assert_eq!(login["outcome"], "failure");
     assert_eq!(login["client_id"], web.id.as_str());

@@ -39,6 +39,8 @@ pub struct AdminSettings {
     pub kek: Arc<KeyEncryptionKey>,
     pub schedule: RotationSchedule,
     pub outbound: crate::admin::clients::UrlPolicies,
+    /// `http.trust_forwarded_headers`: the client IP of the audit events.
+    pub trust_forwarded_headers: bool,
 }
 
 /// The admin routes: `/admin/openapi.json` and `/admin/v1/…`.
