@@ -267,19 +267,22 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_check_holds_its_place_and_no_memory_until_it_computes() {
         let checks = PasswordChecks::with_cores(3, 2);
+        let stored = || checks.slots.memory.lock().unwrap().len();
+        checks.slots.memory.lock().unwrap().extend((0..3).map(|_| vec![Block::default(); 8]));
         let (first, second, third) =
             (checks.try_start().unwrap(), checks.try_start().unwrap(), checks.try_start().unwrap());
         let (a, b) = (first.compute().await.unwrap(), second.compute().await.unwrap());
+        assert_eq!(stored(), 1, "each computing check took a buffer");
         let mut waiting = Box::pin(third.compute());
         let waited = tokio::time::timeout(std::time::Duration::from_millis(50), &mut waiting).await;
         assert!(waited.is_err(), "both slots are taken: the third waits");
-        assert_eq!(checks.in_flight(), 3);
-        assert_eq!(a.memory.capacity() + b.memory.capacity(), 0, "no buffer was there to take");
+        assert_eq!((checks.in_flight(), stored()), (3, 1), "admitted, and holding no buffer");
         drop(waiting);
         drop(third);
         assert_eq!(checks.in_flight(), 2, "the waiting one gave its place back");
         drop((a, b));
         assert_eq!(checks.slots.cores.available_permits(), 2, "and the computing ones their slots");
+        assert_eq!(stored(), 3, "and their buffers");
     }
 
     #[test]

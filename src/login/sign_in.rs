@@ -121,25 +121,12 @@ pub async fn post(
         busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
         return Ok(busy);
     };
-    // Spawned, so that the reservation is settled even if this request's future is
-    // dropped while its check waits for a core or runs: a reservation never settled would
-    // count against the account and the IP for the rest of the window. (actix-web runs a
-    // handler to its end when the client goes away, a test showed; a graceful stop that
-    // reaches its timeout drops the futures still running.)
-    let settlement = tokio::spawn({
-        let (storage, login) = (ctx.storage.clone(), login.clone());
-        async move {
-            let checked = check_password(&**storage, permit, username.as_ref(), password_raw).await;
-            let settled = match &checked {
-                Ok(Some(_)) => throttle::settle_success(&**storage, reservation).await,
-                Ok(None) => throttle::settle_failure(&**storage, &login, reservation, now).await,
-                Err(_) => throttle::release(&**storage, reservation).await,
-            };
-            (checked, settled, username)
-        }
-    });
-    let (checked, settled, username) =
-        settlement.await.map_err(|e| anyhow::anyhow!("the password check task failed: {e}"))?;
+    let checked = check_password(storage, permit, username.as_ref(), password_raw).await;
+    let settled = match &checked {
+        Ok(Some(_)) => throttle::settle_success(storage, reservation).await,
+        Ok(None) => throttle::settle_failure(storage, &login, reservation, now).await,
+        Err(_) => throttle::release(storage, reservation).await,
+    };
     let user = checked?;
     settled?;
     let Some(user) = user else {

@@ -1138,7 +1138,9 @@ async fn security_events_are_audited_with_their_request_id(database: &TestDataba
     assert_eq!(rotated.status(), 200);
     let rotate_request_id = rotated.headers()["x-request-id"].to_str().unwrap().to_owned();
     let new_secret = rotated.json::<Value>().await.unwrap()["client_secret"].as_str().unwrap().to_owned();
-    // Refused callers of the admin API: a forged token, and a client without the scope.
+    // Refused callers of the admin API: no token, a forged one, a client without the scope.
+    let missing = http.get(format!("{}/admin/v1/clients", server.address)).send().await.unwrap();
+    assert_eq!(missing.status(), 401);
     let forged = http
         .get(format!("{}/admin/v1/clients", server.address))
         .bearer_auth("a-forged-admin-token")
@@ -1146,6 +1148,7 @@ async fn security_events_are_audited_with_their_request_id(database: &TestDataba
         .await
         .unwrap();
     assert_eq!(forged.status(), 401);
+    let forged_request_id = forged.headers()["x-request-id"].to_str().unwrap().to_owned();
     let under_scoped = http
         .get(format!("{}/admin/v1/clients", server.address))
         .bearer_auth(&client_token(&http, &server.address, &not_admin).await)
@@ -1167,13 +1170,18 @@ async fn security_events_are_audited_with_their_request_id(database: &TestDataba
     assert_eq!(change["span"]["request_id"], rotate_request_id.as_str(), "{change}");
     assert!(!output.contains(&admin_token) && !output.contains(&new_secret), "no token or secret in the logs");
     let refused: Vec<_> = events.iter().filter(|e| e["event"] == "admin_auth").collect();
-    assert_eq!(refused.len(), 2, "one event per refused admin call:\n{output}");
+    assert_eq!(refused.len(), 3, "one event per refused admin call:\n{output}");
     assert_eq!(
-        (refused[0]["outcome"].as_str(), refused[0]["reason"].as_str(), refused[0]["client_ip"].as_str()),
-        (Some("refused"), Some("invalid_token"), Some("127.0.0.1"))
+        (refused[0]["outcome"].as_str(), refused[0]["reason"].as_str()),
+        (Some("refused"), Some("missing_token"))
     );
     assert_eq!(
-        (refused[1]["reason"].as_str(), refused[1]["client_id"].as_str(), refused[1]["level"].as_str()),
+        (refused[1]["outcome"].as_str(), refused[1]["reason"].as_str(), refused[1]["client_ip"].as_str()),
+        (Some("refused"), Some("invalid_token"), Some("127.0.0.1"))
+    );
+    assert_eq!(refused[1]["span"]["request_id"], forged_request_id.as_str(), "{}", refused[1]);
+    assert_eq!(
+        (refused[2]["reason"].as_str(), refused[2]["client_id"].as_str(), refused[2]["level"].as_str()),
         (Some("insufficient_scope"), Some(not_admin.id.as_str()), Some("WARN"))
     );
     assert!(!output.contains("a-forged-admin-token"), "no presented token in the logs");
