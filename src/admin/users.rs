@@ -28,12 +28,25 @@ pub struct NewUser {
     pub password: String,
 }
 
-/// A change to a user's profile: each member given replaces the stored value.
+/// A change to a user's profile, as a JSON merge patch (RFC 7396 §2): each member given
+/// replaces the stored value, `null` removes it, an absent member leaves it alone.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
-    pub email: Option<String>,
-    pub name: Option<String>,
+    /// `null` removes the address (and with it `email_verified`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub email: Option<Option<String>>,
+    /// `null` removes the display name.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub name: Option<Option<String>>,
+}
+
+/// A member that is present: `Some(None)` for `null`, `Some(Some(..))` for a value
+/// (an absent one is `None` through `#[serde(default)]`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
 }
 
 /// A new password for a user: everything obtained with the old one ends.
@@ -160,11 +173,12 @@ async fn apply(
     revision: i64,
 ) -> Result<Option<User>, ServiceError> {
     let email = match &patch.email {
-        Some(raw) => Some(parse_email(raw).map_err(invalid_as("email"))?),
+        Some(Some(raw)) => Some(parse_email(raw).map_err(invalid_as("email"))?),
+        Some(None) => None,
         None => user.email.clone(),
     };
     let name = match &patch.name {
-        Some(raw) => checked_name(Some(raw))?,
+        Some(raw) => checked_name(raw.as_deref())?,
         None => user.name.clone(),
     };
     let now = Utc::now();

@@ -432,6 +432,16 @@ async fn users_are_created_changed_disabled_enabled_and_given_passwords(app: &Te
         .expect(app, Method::PATCH, &format!("/admin/v1/users/{id}"), Some(json!({ "name": "Carol C." })), 200)
         .await;
     assert_eq!((changed["name"].as_str(), changed["email"].as_str()), (Some("Carol C."), Some("carol@example.com")));
+    // RFC 7396: `null` removes a member, an absent one stays.
+    let cleared =
+        admin.expect(app, Method::PATCH, &format!("/admin/v1/users/{id}"), Some(json!({ "email": null })), 200).await;
+    assert_eq!((cleared["email"].clone(), cleared["name"].as_str()), (Value::Null, Some("Carol C.")));
+    let stored =
+        app.storage.find_user_by_id(&tessera::domain::user::UserId::parse(&id).unwrap()).await.unwrap().unwrap();
+    assert_eq!((stored.email, stored.email_verified), (None, false));
+    let renamed =
+        admin.expect(app, Method::PATCH, &format!("/admin/v1/users/{id}"), Some(json!({ "name": null })), 200).await;
+    assert_eq!(renamed["name"], Value::Null);
     let bad_email = json!({ "email": "not an address" });
     let problem =
         assert_problem(admin.call(app, Method::PATCH, &format!("/admin/v1/users/{id}"), Some(bad_email)).await, 400)
