@@ -91,9 +91,11 @@ impl EventsSignal {
     }
 }
 
-/// Relays `NOTIFY`s to the waiters of this process until the storage is dropped. A lost
-/// connection may have swallowed notifications, so reconnecting wakes every waiter too
-/// (each re-reads what it is owed; long polls also end on their own time-out).
+/// Relays `NOTIFY`s to the waiters of this process until the storage is dropped or
+/// closed. A lost connection may have swallowed notifications, so reconnecting wakes every
+/// waiter too (each re-reads what it is owed; long polls also end on their own time-out).
+/// Once the pool is closed (a graceful stop) a lost listener is expected: it ends quietly
+/// instead of warning and retrying.
 async fn relay_notifications(pool: sqlx::PgPool, sender: Weak<watch::Sender<u64>>) {
     let mut delay = std::time::Duration::from_millis(100);
     loop {
@@ -114,6 +116,7 @@ async fn relay_notifications(pool: sqlx::PgPool, sender: Weak<watch::Sender<u64>
                         // The connection closed; the next call reconnects (and the loop
                         // wakes the waiters, for whatever was missed).
                         Ok(None) => {}
+                        Err(_) if pool.is_closed() => return,
                         Err(error) => {
                             tracing::warn!(error = %error, "the Shared Signals listener lost PostgreSQL; reconnecting");
                             break;
@@ -121,9 +124,10 @@ async fn relay_notifications(pool: sqlx::PgPool, sender: Weak<watch::Sender<u64>
                     }
                 }
             }
+            Err(_) if pool.is_closed() => return,
             Err(error) => tracing::warn!(error = %error, "cannot listen for Shared Signals notifications; retrying"),
         }
-        if sender.strong_count() == 0 {
+        if sender.strong_count() == 0 || pool.is_closed() {
             return;
         }
         tokio::time::sleep(delay).await;
@@ -665,5 +669,27 @@ impl SignalStore for SqlStorage {
             })?;
         }
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A graceful stop closes the pool: the relay then ends, rather than warning that it
+    /// lost PostgreSQL and retrying for as long as the process lives.
+    #[tokio::test]
+    async fn the_relay_ends_quietly_when_the_pool_is_closed() {
+        let Some(url) = crate::storage::sql::tests::postgres_url() else { return };
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let sender = Arc::new(watch::channel(0u64).0);
+        let mut woken = sender.subscribe();
+        let relay = tokio::spawn(relay_notifications(pool.clone(), Arc::downgrade(&sender)));
+        // Connected and listening: it wakes the waiters once it is.
+        tokio::time::timeout(Duration::from_secs(10), woken.changed()).await.expect("it listens").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), pool.close()).await.expect("the pool closes");
+        tokio::time::timeout(Duration::from_secs(5), relay).await.expect("and the relay ends").unwrap();
+        drop(sender);
     }
 }
