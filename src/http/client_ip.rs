@@ -20,6 +20,11 @@ pub fn client_ip(req: &HttpRequest, trust_forwarded_headers: bool) -> Option<IpA
     req.peer_addr().map(|a| a.ip())
 }
 
+/// A client IP as audit events show it: the address, or `unknown` without one.
+pub fn shown(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
 /// The network a client IP stands for: the address itself for IPv4, the /64 prefix for
 /// IPv6 (a client usually holds a whole /64; counting by address would give each of its
 /// 2^64 addresses a budget of its own). An IPv4-mapped IPv6 address is the IPv4 client it

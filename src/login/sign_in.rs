@@ -11,7 +11,7 @@ use crate::domain::authorization::{PendingAuthorization, ThrottleSubject};
 use crate::domain::client::Client;
 use crate::domain::secret::SecretDigest;
 use crate::domain::user::{User, Username};
-use crate::http::client_ip::client_ip;
+use crate::http::client_ip::{self, client_ip};
 use crate::metrics::Metrics;
 use crate::password::{self, PasswordChecks};
 use crate::storage::Storage;
@@ -102,7 +102,7 @@ pub async fn post(
     // stranger cannot fill the table with one row per made-up account.
     let ip = client_ip(&req, login.trust_forwarded_headers);
     let mut subjects = vec![throttle::ip_subject(ip)];
-    let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let ip = client_ip::shown(ip);
     if let Some(username) = &username {
         subjects.push(ThrottleSubject::account(username.as_str()));
     }

@@ -16,7 +16,7 @@ use crate::domain::client::GrantType;
 use crate::domain::device::{DeviceRequest, DeviceStatus, UserCode};
 use crate::domain::scope::ScopeSet;
 use crate::domain::secret::GeneratedSecret;
-use crate::http::client_ip::client_ip;
+use crate::http::client_ip::{self, client_ip};
 use crate::storage::client_requests::{BoundRefused, SourceBound};
 use crate::storage::{Storage, StorageError};
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
@@ -92,7 +92,7 @@ pub async fn post(
                 Err(error) => return Err(error.into()),
             }
     };
-    let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let ip = client_ip::shown(ip);
     crate::audit!(info, "device_authorization", "issued", client_id = %client.id, ip = %ip);
     let shown = user_code.display();
     // §3.2; `no-store` as for token responses: the body carries the device code.

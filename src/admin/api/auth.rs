@@ -10,7 +10,7 @@ use super::problem::{ApiError, ADMIN_SCOPE};
 use super::AdminSettings;
 use crate::domain::client::ClientId;
 use crate::http::bearer::bearer_token;
-use crate::http::client_ip::client_ip;
+use crate::http::client_ip;
 use crate::storage::Storage;
 use crate::tokens::live::own_client_token;
 use crate::tokens::TokenIssuer;
@@ -86,7 +86,7 @@ fn audit_refusal(req: &HttpRequest, refusal: &Refusal) {
         ApiError::NotFound(_) | ApiError::Conflict(_) | ApiError::Unexpected(_) => return,
     };
     let trust_forwarded_headers = req.app_data::<Data<AdminSettings>>().is_some_and(|a| a.trust_forwarded_headers);
-    let ip = client_ip(req, trust_forwarded_headers).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let ip = client_ip::shown(client_ip::client_ip(req, trust_forwarded_headers));
     match &refusal.client_id {
         Some(client_id) => {
             crate::audit!(warn, "admin_auth", "refused", reason, client_id = %client_id, client_ip = %ip)
