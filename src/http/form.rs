@@ -132,6 +132,12 @@ impl ResponseError for FormError {
 
 /// Decodes one form-urlencoded component: `+` is a space, `%XX` a byte; the result must be UTF-8.
 pub fn decode_component(raw: &[u8]) -> Result<String, &'static str> {
+    // Most components have nothing to decode (a JWT, a client id, a base64url secret): one
+    // copy and one UTF-8 check instead of a push per byte, which was 2 % of an
+    // introspection's CPU with an 800-byte token (bench/README.md finding 26).
+    if !raw.iter().any(|b| matches!(b, b'+' | b'%')) {
+        return String::from_utf8(raw.to_vec()).map_err(|_| "not valid UTF-8");
+    }
     let mut bytes = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -216,6 +222,15 @@ mod tests {
         assert_eq!(form.get("b"), Some("/zé"));
         assert_eq!(form.get("c"), None, "empty values count as omitted (RFC 6749 §3.1)");
         assert_eq!(form.get("d"), None);
+    }
+
+    #[test]
+    fn components_without_escapes_decode_to_themselves() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_~";
+        assert_eq!(decode_component(jwt.as_bytes()).unwrap(), jwt);
+        assert_eq!(decode_component("é".as_bytes()).unwrap(), "é");
+        assert_eq!(decode_component(b"").unwrap(), "");
+        assert!(decode_component(b"a\xffb").is_err());
     }
 
     #[test]
