@@ -122,6 +122,49 @@ async fn a_tokens_standing_follows_everything_behind_it(db: &TestStorage) {
     assert!(!standing("j1", None, cid, None).await, "its client disabled");
 }
 
+/// Standing checks made at once, of the four shapes tokens have (a client's own; a user's
+/// with a family; with a session; with neither) and of every reason to end, each get
+/// their own answer (on PostgreSQL they share statements: a mix-up of places or of a
+/// shape's test would cross the answers).
+async fn concurrent_standing_checks_each_get_their_own_answer(db: &TestStorage) {
+    let client = db.a_client().await;
+    let alice = db.a_user("alice").await;
+    let (_, session) = db.a_session(&alice).await;
+    let (family, _) = db.a_family(&client, &session).await;
+    let (revoked_family, _) = db.a_family(&client, &session).await;
+    db.revoke_family(&revoked_family.id, &revoke(Reason::RevokedByClient, t(1))).await.unwrap();
+    db.revoke_access_token("revoked", t(600), &revoke(Reason::RevokedByClient, t(1))).await.unwrap();
+    let (stranger, nobody) = (ClientId::generate(), UserId::generate());
+    let disabled_client = db.a_client().await;
+    db.disable_client(&disabled_client.id, &revoke(Reason::ClientDisabled, t(1))).await.unwrap();
+    let bob = db.a_user("bob").await;
+    db.disable_user(&bob.id, &revoke(Reason::UserDisabled, t(1))).await.unwrap();
+    let sid = session.sid.as_str();
+    let token = |jti, family, client, user, sid| TokenStanding { jti, family, client, user, sid };
+    let cases = [
+        (token("j", Some(&family.id), &client.id, Some(&alice.id), None), true),
+        (token("j", None, &client.id, None, None), true),
+        (token("j", None, &client.id, Some(&alice.id), Some(sid)), true),
+        (token("revoked", None, &client.id, None, None), false),
+        (token("j", Some(&revoked_family.id), &client.id, Some(&alice.id), None), false),
+        (token("j", None, &stranger, None, None), false),
+        (token("j", None, &client.id, Some(&nobody), None), false),
+        (token("j", None, &client.id, Some(&alice.id), Some("no-such-session")), false),
+        (token("j", None, &disabled_client.id, None, None), false),
+        (token("j", None, &client.id, Some(&bob.id), None), false),
+    ];
+    for _ in 0..3 {
+        let answers = race((0..RACERS).map(|i| {
+            let (token, _) = &cases[i % cases.len()];
+            async move { db.access_token_standing(token).await.unwrap() }
+        }))
+        .await;
+        for (i, answer) in answers.into_iter().enumerate() {
+            assert_eq!(answer, cases[i % cases.len()].1, "case {}", i % cases.len());
+        }
+    }
+}
+
 /// A user's token without a family stands while its SSO session exists, and ends with it.
 async fn a_tokens_standing_follows_its_session(db: &TestStorage) {
     let client = db.a_client().await;
@@ -142,6 +185,7 @@ async fn a_tokens_standing_follows_its_session(db: &TestStorage) {
 
 crate::backend_tests!(
     a_tokens_standing_follows_everything_behind_it,
+    concurrent_standing_checks_each_get_their_own_answer,
     a_tokens_standing_follows_its_session,
     a_record_reads_back_as_written_until_it_expires,
     concurrent_issuance_stores_every_token,

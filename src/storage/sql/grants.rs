@@ -1,6 +1,6 @@
 //! `GrantStore` over either pool (see `on_pool!` and `on_writer!`).
 
-use super::SqlStorage;
+use super::{Backend, SqlStorage};
 use crate::domain::authorization::{AuthorizationGrant, CodePresentation, CodeRedemption, StoredCode};
 use crate::domain::refresh::TokenFamily;
 use crate::domain::secret::SecretDigest;
@@ -173,7 +173,11 @@ impl GrantStore for SqlStorage {
 
     async fn access_token_standing(&self, token: &TokenStanding<'_>) -> Result<bool, StorageError> {
         // Up to five key lookups in one statement: the round trips, not the lookups, are
-        // what an introspection costs.
+        // what an introspection costs. On PostgreSQL, concurrent checks share one
+        // statement (`standing`).
+        if let Backend::Postgres { kept, standing } = &self.backend {
+            return standing.check(kept, token).await;
+        }
         let sql = standing_sql(token.family.is_some(), token.user.is_some(), token.sid.is_some());
         on_pool!(self, pool => {
             let mut query = sqlx::query_scalar(sql).bind(token.jti).bind(token.client.as_str());
@@ -197,7 +201,7 @@ impl GrantStore for SqlStorage {
 /// than the generic one, and PostgreSQL planned the prepared statement afresh on every
 /// call: 15 % of all CPU under introspection (bench/README.md finding 15). Without them
 /// PostgreSQL settles on the generic plan after five calls, as for every other statement.
-fn standing_sql(family: bool, user: bool, sid: bool) -> &'static str {
+pub(super) fn standing_sql(family: bool, user: bool, sid: bool) -> &'static str {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
         (0..8)

@@ -231,6 +231,7 @@ mod revocations;
 mod sessions;
 mod signals;
 mod sqlite_files;
+mod standing;
 mod writer;
 
 /// The database, as one of its two kinds.
@@ -244,7 +245,8 @@ enum Backend {
     /// One pool for everything (`kept.pool()`): PostgreSQL serves concurrent writers
     /// itself. Reads go through `kept`, which keeps some of its connections between reads;
     /// writes take the pool from it ([`kept::Kept::pool_for_write`]).
-    Postgres { kept: kept::Kept<sqlx::Postgres> },
+    /// Standing checks wait in `standing` to go to PostgreSQL several at a time.
+    Postgres { kept: kept::Kept<sqlx::Postgres>, standing: standing::StandingQueue },
 }
 
 pub struct SqlStorage {
@@ -371,7 +373,10 @@ impl SqlStorage {
                     .await
                     .map_err(scrubbed)
                     .with_context(|| format!("cannot connect to PostgreSQL at {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and that the server is running and reachable"))?;
-                Backend::Postgres { kept: kept::Kept::new(pool, settings.max_connections, false, PING_AFTER_IDLE) }
+                Backend::Postgres {
+                    kept: kept::Kept::new(pool, settings.max_connections, false, PING_AFTER_IDLE),
+                    standing: Default::default(),
+                }
             }
         };
         Ok(Self { backend, events: signals::EventsSignal::new() })
@@ -381,7 +386,7 @@ impl SqlStorage {
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.backend {
             Backend::Sqlite { kept, .. } => sqlx::migrate!("./migrations/sqlite").run(kept.pool()).await,
-            Backend::Postgres { kept } => sqlx::migrate!("./migrations/postgres").run(kept.pool()).await,
+            Backend::Postgres { kept, .. } => sqlx::migrate!("./migrations/postgres").run(kept.pool()).await,
         }
         .context("running database migrations")
     }
@@ -392,7 +397,7 @@ impl SqlStorage {
                 writer.close().await;
                 kept.close().await
             }
-            Backend::Postgres { kept } => kept.close().await,
+            Backend::Postgres { kept, .. } => kept.close().await,
         }
     }
 }
@@ -693,7 +698,7 @@ impl HealthCheck for SqlStorage {
                 kept: kept.count(),
                 writes_queued: Some(writer.queued()),
             },
-            Backend::Postgres { kept } => crate::storage::PoolState {
+            Backend::Postgres { kept, .. } => crate::storage::PoolState {
                 open: kept.pool().size(),
                 idle: kept.pool().num_idle(),
                 kept: kept.count(),

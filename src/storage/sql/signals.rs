@@ -618,7 +618,7 @@ impl SignalStore for SqlStorage {
     }
 
     fn events_signal(&self) -> watch::Receiver<u64> {
-        if let Backend::Postgres { kept } = &self.backend {
+        if let Backend::Postgres { kept, .. } = &self.backend {
             let (pool, sender) = (kept.pool().clone(), Arc::downgrade(&self.events.sender));
             self.events.listening.call_once(|| {
                 tokio::spawn(relay_notifications(pool, sender));
