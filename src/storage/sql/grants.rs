@@ -175,24 +175,44 @@ impl GrantStore for SqlStorage {
         // Up to five key lookups in one statement: the round trips, not the lookups, are
         // what an introspection costs. On PostgreSQL, concurrent checks share one
         // statement (`standing`).
-        if let Backend::Postgres { kept, standing } = &self.backend {
-            return standing.check(kept, token).await;
+        match &self.backend {
+            Backend::Postgres { kept, standing } => standing.check(kept, token).await,
+            Backend::Sqlite { kept, .. } => {
+                let query = || {
+                    standing_query(
+                        token.jti,
+                        token.client.as_str(),
+                        token.family.map(|family| family.as_str()),
+                        token.user.map(|user| user.as_str()),
+                        token.sid,
+                    )
+                };
+                on_kept!(kept, pool => Ok(query().fetch_one(pool).await?))
+            }
         }
-        let sql = standing_sql(token.family.is_some(), token.user.is_some(), token.sid.is_some());
-        on_pool!(self, pool => {
-            let mut query = sqlx::query_scalar(sql).bind(token.jti).bind(token.client.as_str());
-            if let Some(family) = token.family {
-                query = query.bind(family.as_str());
-            }
-            if let Some(user) = token.user {
-                query = query.bind(user.as_str());
-            }
-            if let Some(sid) = token.sid {
-                query = query.bind(sid);
-            }
-            Ok(query.fetch_one(pool).await?)
-        })
     }
+}
+
+/// The standing statement for a token of this shape (see [`standing_sql`]), with the
+/// `jti`, the client, then the family, user and session it names bound in order.
+pub(super) fn standing_query<'q, DB>(
+    jti: &'q str,
+    client: &'q str,
+    family: Option<&'q str>,
+    user: Option<&'q str>,
+    sid: Option<&'q str>,
+) -> sqlx::query::QueryScalar<'q, DB, bool, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    (bool,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let sql = standing_sql(family.is_some(), user.is_some(), sid.is_some());
+    let mut query = sqlx::query_scalar(sql);
+    for value in [Some(jti), Some(client), family, user, sid].into_iter().flatten() {
+        query = query.bind(value);
+    }
+    query
 }
 
 /// The standing statement for each shape of token (which of family, user and session it
@@ -201,7 +221,7 @@ impl GrantStore for SqlStorage {
 /// than the generic one, and PostgreSQL planned the prepared statement afresh on every
 /// call: 15 % of all CPU under introspection (bench/README.md finding 15). Without them
 /// PostgreSQL settles on the generic plan after five calls, as for every other statement.
-pub(super) fn standing_sql(family: bool, user: bool, sid: bool) -> &'static str {
+fn standing_sql(family: bool, user: bool, sid: bool) -> &'static str {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
         (0..8)

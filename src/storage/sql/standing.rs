@@ -24,7 +24,7 @@
 //! still, and sees it. SQLite keeps its statement per token: there a lookup costs under
 //! a microsecond and the cost is the hand-off to its connection's thread (finding 26).
 
-use super::grants::standing_sql;
+use super::grants::standing_query;
 use super::kept::Kept;
 use crate::storage::{StorageError, TokenStanding};
 use sqlx::Postgres;
@@ -290,12 +290,14 @@ impl StandingQueue {
 /// (a lone introspection's median latency was 0.05–0.1 ms lower), which is what an idle
 /// server sends.
 async fn lone(kept: &Kept<Postgres>, check: &Check) -> Result<bool, StorageError> {
-    let sql = standing_sql(check.family.is_some(), check.user.is_some(), check.sid.is_some());
     on_kept!(kept, pool => {
-        let mut query = sqlx::query_scalar(sql).bind(&check.jti).bind(&check.client);
-        for optional in [&check.family, &check.user, &check.sid].into_iter().flatten() {
-            query = query.bind(optional);
-        }
+        let query = standing_query(
+            &check.jti,
+            &check.client,
+            check.family.as_deref(),
+            check.user.as_deref(),
+            check.sid.as_deref(),
+        );
         Ok(query.fetch_one(pool).await?)
     })
 }
