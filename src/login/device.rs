@@ -12,7 +12,8 @@
 //! - The forms carry CSRF tokens bound to the session (and, for the decision, to the
 //!   code) by the form signer's HMAC, double-submitted in the CSRF cookie as everywhere.
 
-use super::{throttle, CheckedForm, LoginSettings};
+use super::throttle::{self, Settle};
+use super::{CheckedForm, LoginSettings};
 use crate::authorization::device::DevicePolicy;
 use crate::authorization::pages::{
     self, DeviceConfirmPage, DeviceDonePage, DevicePage, LoginPage, PageError, ScopeDescription,
@@ -83,26 +84,36 @@ pub async fn post(
         ThrottleSubject::DeviceSession(session.sid.as_str().to_owned()),
         ip,
     ];
-    let Some(reservation) = throttle::reserve(storage, &settings, subjects, now).await? else {
+    let code = UserCode::parse(typed);
+    let digest = code.as_ref().map(|code| policy.user_code_digest(code));
+    let (user_id, sid, task_metrics) = (session.user_id.clone(), session.sid.clone(), metrics.clone());
+    let found = throttle::attempt(ctx.storage.clone(), settings, subjects, now, move |storage| async move {
+        let found = match &digest {
+            Some(digest) => storage.find_device_request(digest, now).await,
+            None => Ok(None),
+        };
+        // A right code releases its place and clears nothing: an attacker who asks for
+        // codes of its own (a public client's id is enough) cannot wash its failures away.
+        let settle = match &found {
+            Ok(Some(_)) | Err(_) => Settle::Release,
+            Ok(None) => {
+                // Recorded here, not by the handler: a guess whose client hung up counts as
+                // a failure, so it leaves its trace as one.
+                task_metrics.device_user_code_failures.inc();
+                crate::audit!(info, "device_user_code", "failure", user_id = %user_id, sid = %sid);
+                Settle::Failure
+            }
+        };
+        (settle, found)
+    })
+    .await?;
+    let Some(found) = found else {
         crate::audit!(warn, "device_user_code", "locked", user_id = %session.user_id, sid = %session.sid);
         return Ok(entry_page(&ctx, &session, &username, &echoed, Some(LOCKED), StatusCode::TOO_MANY_REQUESTS));
     };
-    let code = UserCode::parse(typed);
-    let found = match &code {
-        Some(code) => storage.find_device_request(&policy.user_code_digest(code), now).await,
-        None => Ok(None),
-    };
-    // A right code releases its place and clears nothing: an attacker who asks for codes
-    // of its own (a public client's id is enough) cannot wash its failures away.
-    let settled = match &found {
-        Ok(Some(_)) | Err(_) => throttle::release(storage, reservation).await,
-        Ok(None) => throttle::settle_failure(storage, &settings, reservation, now).await,
-    };
     let found = found?;
-    settled?;
     let (Some(code), Some(request)) = (code, found) else {
-        metrics.device_user_code_failures.inc();
-        crate::audit!(info, "device_user_code", "failure", user_id = %session.user_id, sid = %session.sid);
+        // Recorded by the check.
         return Ok(entry_page(&ctx, &session, &username, &echoed, Some(WRONG_CODE), StatusCode::BAD_REQUEST));
     };
     let client = storage.find_client(&request.client_id).await?.filter(|c| !c.is_disabled());

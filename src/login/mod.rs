@@ -17,6 +17,7 @@ use chrono::Duration;
 pub use form::{check_same_origin, CheckedForm};
 
 /// How password guessing is throttled (`[login]` settings), derived once from `Settings`.
+#[derive(Clone)]
 pub struct LoginSettings {
     /// Failed checks for one account within `failure_window` before it is locked (a client
     /// IP gets `ThrottleSubject::IP_FACTOR` times as many).

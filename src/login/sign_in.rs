@@ -2,7 +2,8 @@
 //! throttles guessing, starts a fresh SSO session, then continues the authorization (or
 //! goes back to the device verification page that asked for the sign-in).
 
-use super::{device, throttle, CheckedForm, LoginSettings};
+use super::throttle::{self, Settle};
+use super::{device, CheckedForm, LoginSettings};
 use crate::authorization::decision::{self, SignedIn, ValidRequest};
 use crate::authorization::pages::PageError;
 use crate::authorization::pending::{login_form, without_csrf_cookie, PendingHandle};
@@ -92,7 +93,6 @@ pub async fn post(
 ) -> Result<HttpResponse, PageError> {
     let outcome = |outcome: &str| metrics.logins.with_label_values(&[outcome]).inc();
     let request = LoginRequest::open(&ctx, &form).await?;
-    let storage = ctx.storage();
     let username_raw = form.params.get("username").unwrap_or_default();
     let password_raw = form.params.get("password").unwrap_or_default().to_owned();
     let again = |message: &str, status: StatusCode| request.again(&ctx, username_raw, message, status);
@@ -106,34 +106,45 @@ pub async fn post(
     if let Some(username) = &username {
         subjects.push(ThrottleSubject::account(username.as_str()));
     }
-    let Some(reservation) = throttle::reserve(storage, &login, subjects, now).await? else {
+    let username_known = username.is_some();
+    let (client_id, shown_ip, task_metrics) = (request.client_id().to_owned(), ip.clone(), metrics.clone());
+    let checked =
+        throttle::attempt(ctx.storage.clone(), login.get_ref().clone(), subjects, now, move |storage| async move {
+            // Bounded: beyond the bound, answer at once rather than queue. Taken after the
+            // reservation, so requests the throttle refuses never hold a place.
+            let Some(permit) = checks.try_start() else {
+                return (Settle::Release, None);
+            };
+            let checked = check_password(storage.get_ref(), permit, username.as_ref(), password_raw).await;
+            let settle = match &checked {
+                Ok(Some(_)) => Settle::Success,
+                Ok(None) => {
+                    // Recorded here, not by the handler: a guess whose client hung up counts
+                    // as a failure, so it leaves its trace as one.
+                    crate::audit!(info, "login", "failure", client_id = %client_id, client_ip = %shown_ip,
+                        username_known);
+                    task_metrics.logins.with_label_values(&["failure"]).inc();
+                    Settle::Failure
+                }
+                Err(_) => Settle::Release,
+            };
+            (settle, Some(checked))
+        })
+        .await?;
+    let Some(checked) = checked else {
         outcome("locked");
         crate::audit!(info, "login", "locked", client_id = %request.client_id(), client_ip = %ip);
         return Ok(again(LOCKED, StatusCode::TOO_MANY_REQUESTS));
     };
-    // Bounded: beyond the bound, answer at once rather than queue. Taken after the
-    // reservation, so requests the throttle refuses never hold a place.
-    let Some(permit) = checks.try_start() else {
-        throttle::release(storage, reservation).await?;
+    let Some(checked) = checked else {
         outcome("busy");
         crate::audit!(info, "login", "busy", client_id = %request.client_id(), client_ip = %ip);
         let mut busy = again(BUSY, StatusCode::TOO_MANY_REQUESTS);
         busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
         return Ok(busy);
     };
-    let checked = check_password(storage, permit, username.as_ref(), password_raw).await;
-    let settled = match &checked {
-        Ok(Some(_)) => throttle::settle_success(storage, reservation).await,
-        Ok(None) => throttle::settle_failure(storage, &login, reservation, now).await,
-        Err(_) => throttle::release(storage, reservation).await,
-    };
-    let user = checked?;
-    settled?;
-    let Some(user) = user else {
-        crate::audit!(info, "login", "failure", client_id = %request.client_id(), client_ip = %ip,
-            username_known = username.is_some());
-        outcome("failure");
-        return Ok(again(LOGIN_FAILED, StatusCode::UNAUTHORIZED));
+    let Some(user) = checked? else {
+        return Ok(again(LOGIN_FAILED, StatusCode::UNAUTHORIZED)); // recorded by the check
     };
     start_session(&req, &ctx, &request, &user, &metrics, &ip).await
 }

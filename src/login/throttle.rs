@@ -7,84 +7,159 @@
 //! argon2 run let 40 parallel posts for one account all pass a check made before any of
 //! them had failed; now at most `max_failures` checks run for one account in any burst,
 //! and at most `IP_FACTOR` times that for one client IP.
+//!
+//! Reserving, checking and settling run in a task of their own ([`attempt`]), so an
+//! attempt settles whatever happens to its request.
 
 use super::LoginSettings;
 use crate::domain::authorization::ThrottleSubject;
 use crate::http::client_ip::ip_prefix;
 use crate::storage::{Storage, StorageError};
+use actix_web::web::Data;
 use chrono::{DateTime, Duration, Utc};
+use std::future::Future;
 use std::net::IpAddr;
+use tracing::Instrument;
 
 /// The throttling subject of a client IP: its network ([`ip_prefix`], an IPv6 /64).
 pub fn ip_subject(ip: Option<IpAddr>) -> ThrottleSubject {
     ThrottleSubject::ClientIp(ip_prefix(ip))
 }
 
-/// Reserved attempts of one login: the account's (when the username is well-formed) and
-/// the client IP's.
-pub struct Reservation {
+/// How an attempt's check ended, so how its reservation is settled.
+pub enum Settle {
+    /// The password was right: the account starts afresh; the IP keeps its failures (or an
+    /// attacker could clear its IP's count by signing in to an account of its own).
+    Success,
+    /// Wrong: a failure for every subject, and a lock for those at their limit.
+    Failure,
+    /// Nothing was checked, or the check says nothing about a guess: the places go back.
+    Release,
+}
+
+/// Reserves a place for every subject, runs `check`, and settles as it says: `None`,
+/// without running `check`, when a subject is locked or at its limit.
+///
+/// All three run in a task of their own, so the reservation is settled even when the
+/// request goes away: actix drops a handler whose client resets its connection, and a
+/// reservation dropped with it kept its place until the failure window ran out, so
+/// `max_failures` posts that hung up at once locked the account for that window without
+/// a single failure (`tests/api/attacks/password_guessing.rs`). What the check records
+/// (a failure's audit event) belongs in `check` for the same reason. A task does what its
+/// request would have done had its client waited for the answer: one reservation, and at
+/// most one password check under the bound of [`crate::password::PasswordChecks`].
+pub async fn attempt<T, Checked>(
+    storage: Data<dyn Storage>,
+    settings: LoginSettings,
     subjects: Vec<ThrottleSubject>,
+    now: DateTime<Utc>,
+    check: impl FnOnce(Data<dyn Storage>) -> Checked + Send + 'static,
+) -> anyhow::Result<Option<T>>
+where
+    T: Send + 'static,
+    Checked: Future<Output = (Settle, T)> + Send,
+{
+    let settled = tokio::spawn(
+        async move {
+            let Some(reservation) = reserve(storage.clone(), &settings, subjects, now).await? else {
+                return Ok(None);
+            };
+            let (settle, checked) = check(storage).await;
+            reservation.settle(settle, &settings, now).await?;
+            Ok::<_, StorageError>(Some(checked))
+        }
+        // The request's span goes along: its audit events carry the request id.
+        .instrument(tracing::Span::current()),
+    );
+    Ok(settled.await??)
 }
 
 /// Reserves one password check for every subject, or none: `None` when any is locked or
 /// at its limit (the ones already reserved are released).
-pub async fn reserve(
-    storage: &dyn Storage,
+async fn reserve(
+    storage: Data<dyn Storage>,
     settings: &LoginSettings,
     subjects: Vec<ThrottleSubject>,
     now: DateTime<Utc>,
 ) -> Result<Option<Reservation>, StorageError> {
     let cutoff = now - settings.failure_window;
-    for (index, subject) in subjects.iter().enumerate() {
+    let mut reservation = Reservation { storage, held: Vec::with_capacity(subjects.len()) };
+    for subject in subjects {
         let limit = subject.limit(settings.max_failures);
-        if !storage.reserve_attempt(&subject.key(), limit, now, cutoff).await? {
-            for reserved in &subjects[..index] {
-                storage.release_attempt(&reserved.key()).await?;
+        match reservation.storage.reserve_attempt(&subject.key(), limit, now, cutoff).await {
+            Ok(true) => reservation.held.push(subject),
+            Ok(false) => {
+                reservation.settle(Settle::Release, settings, now).await?;
+                return Ok(None);
             }
-            return Ok(None);
+            Err(error) => {
+                let _ = reservation.settle(Settle::Release, settings, now).await; // the first error is the one to tell
+                return Err(error);
+            }
         }
     }
-    Ok(Some(Reservation { subjects }))
+    Ok(Some(reservation))
 }
 
-/// The password was wrong: count a failure for each subject, and lock those at the limit.
-pub async fn settle_failure(
-    storage: &dyn Storage,
-    settings: &LoginSettings,
-    reservation: Reservation,
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    for subject in &reservation.subjects {
-        let failures = storage.settle_failure(&subject.key()).await?;
-        let limit = subject.limit(settings.max_failures);
-        if failures >= limit {
-            storage.lock(&subject.key(), now + lockout_delay(settings, failures - limit)).await?;
+/// The places one attempt holds: the account's (when the username is well-formed) and the
+/// client IP's, or the device flow's three. Dropped with places still held (a panic in the
+/// check, the runtime stopping), it gives them back from a task of its own.
+struct Reservation {
+    storage: Data<dyn Storage>,
+    /// The subjects whose places are still held; each leaves once it is settled.
+    held: Vec<ThrottleSubject>,
+}
+
+impl Reservation {
+    /// Settles every place held. An error on one subject does not keep the others' places:
+    /// every subject is tried, and the first error is returned.
+    async fn settle(
+        mut self,
+        settle: Settle,
+        settings: &LoginSettings,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let mut first_error = None;
+        while let Some(subject) = self.held.last() {
+            let key = subject.key();
+            let settled = match (&settle, subject) {
+                (Settle::Failure, _) => match self.storage.settle_failure(&key).await {
+                    Ok(failures) => {
+                        let limit = subject.limit(settings.max_failures);
+                        if failures >= limit {
+                            self.storage.lock(&key, now + lockout_delay(settings, failures - limit)).await
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    Err(error) => Err(error),
+                },
+                (Settle::Success, ThrottleSubject::Account(_)) => self.storage.clear_throttle(&key).await,
+                (Settle::Success | Settle::Release, _) => self.storage.release_attempt(&key).await,
+            };
+            self.held.pop();
+            if let Err(error) = settled {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let (storage, held) = (self.storage.clone(), std::mem::take(&mut self.held));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for subject in held {
+                    let _ = storage.release_attempt(&subject.key()).await; // nothing is left to tell
+                }
+            });
         }
     }
-    Ok(())
-}
-
-/// The password was right: the account starts afresh; the IP keeps its failures (or an
-/// attacker could clear its IP's count by signing in to an account of its own).
-pub async fn settle_success(storage: &dyn Storage, reservation: Reservation) -> Result<(), StorageError> {
-    for subject in &reservation.subjects {
-        match subject {
-            ThrottleSubject::Account(_) => storage.clear_throttle(&subject.key()).await?,
-            ThrottleSubject::ClientIp(_)
-            | ThrottleSubject::DeviceSession(_)
-            | ThrottleSubject::DeviceIp(_)
-            | ThrottleSubject::DeviceAccount(_) => storage.release_attempt(&subject.key()).await?,
-        }
-    }
-    Ok(())
-}
-
-/// Nothing was checked (an internal error): give the places back.
-pub async fn release(storage: &dyn Storage, reservation: Reservation) -> Result<(), StorageError> {
-    for subject in &reservation.subjects {
-        storage.release_attempt(&subject.key()).await?;
-    }
-    Ok(())
 }
 
 /// `lockout` doubled once per failure past the limit, at most `max_lockout`; saturating,

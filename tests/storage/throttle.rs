@@ -2,7 +2,12 @@
 //! failures plus checks in flight never pass the limit, however many arrive at once.
 
 use crate::helpers::{race, t, TestStorage, RACERS};
+use actix_web::web::Data;
 use chrono::{DateTime, Utc};
+use std::time::Duration;
+use tessera::domain::authorization::ThrottleSubject;
+use tessera::login::throttle::{attempt, Settle};
+use tessera::login::LoginSettings;
 
 /// The failure window is ten minutes.
 async fn reserve(db: &TestStorage, subject: &str, limit: i64, now: DateTime<Utc>) -> bool {
@@ -102,6 +107,35 @@ async fn concurrent_failures_are_all_counted(db: &TestStorage) {
     assert_eq!(counts, (1..=RACERS as i64).collect::<Vec<_>>());
 }
 
+/// An attempt whose check panics (or whose task is dropped) still gives its places back:
+/// its reservation releases them from a task of its own.
+async fn an_attempt_whose_check_panics_gives_its_places_back(db: &TestStorage) {
+    let settings = LoginSettings {
+        max_failures: 1,
+        failure_window: chrono::Duration::minutes(10),
+        lockout: chrono::Duration::seconds(30),
+        max_lockout: chrono::Duration::minutes(15),
+        trust_forwarded_headers: false,
+    };
+    let subjects = vec![ThrottleSubject::ClientIp("192.0.2.1".into()), ThrottleSubject::account("alice")];
+    let panicked = attempt(Data::from(db.shared()), settings, subjects, t(0), |_| async {
+        if true {
+            panic!("the check went wrong");
+        }
+        (Settle::Release, ())
+    })
+    .await;
+    assert!(panicked.is_err(), "a panic is an error for the request, not a crash");
+    // The account's one place comes back.
+    for _ in 0..500 {
+        if reserve(db, "account:alice", 1, t(1)).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the account's place was never given back");
+}
+
 crate::backend_tests!(
     reservations_stop_at_the_limit_and_a_release_gives_one_back,
     failures_count_against_the_limit,
@@ -111,4 +145,5 @@ crate::backend_tests!(
     a_window_that_started_before_the_cutoff_restarts,
     of_many_concurrent_attempts_only_the_limit_is_reserved,
     concurrent_failures_are_all_counted,
+    an_attempt_whose_check_panics_gives_its_places_back,
 );

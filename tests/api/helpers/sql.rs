@@ -8,15 +8,19 @@ use tessera::config::DatabaseUrl;
 impl TestApp {
     /// `SELECT COUNT(*) FROM table`.
     pub async fn count_rows(&self, table: &str) -> i64 {
-        let sql = format!("SELECT COUNT(*) FROM {table}");
+        self.query_i64(&format!("SELECT COUNT(*) FROM {table}")).await
+    }
+
+    /// The one integer that `sql`, written the same in both dialects, answers.
+    pub async fn query_i64(&self, sql: &str) -> i64 {
         match &self.settings.database_url {
             DatabaseUrl::Sqlite { options, .. } => {
                 let mut connection = sqlx::SqliteConnection::connect_with(options).await.unwrap();
-                sqlx::query_scalar::<_, i64>(&sql).fetch_one(&mut connection).await.unwrap()
+                sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut connection).await.unwrap()
             }
             DatabaseUrl::Postgres { options, .. } => {
                 let mut connection = sqlx::PgConnection::connect_with(options).await.unwrap();
-                sqlx::query_scalar::<_, i64>(&sql).fetch_one(&mut connection).await.unwrap()
+                sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut connection).await.unwrap()
             }
         }
     }

@@ -39,6 +39,13 @@ pub struct TestStorage {
     pub backend: Backend,
 }
 
+impl TestStorage {
+    /// The storage itself, shared: for code that keeps a handle on it.
+    pub fn shared(&self) -> Arc<dyn Storage> {
+        self.storage.clone()
+    }
+}
+
 impl Deref for TestStorage {
     type Target = dyn Storage;
     fn deref(&self) -> &(dyn Storage + 'static) {
