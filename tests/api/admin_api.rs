@@ -324,7 +324,8 @@ async fn invalid_requests_are_problems_naming_the_field(app: &TestApp) {
         .send()
         .await
         .unwrap();
-    assert_eq!(huge.status(), 413, "bodies are bounded");
+    let problem = assert_problem(huge, 413).await; // bounded, and a problem like every error
+    assert!(problem["detail"].as_str().unwrap().contains("65536"), "{problem}");
     assert_eq!(app.storage.list_clients().await.unwrap().len(), before, "nothing stored for refused requests");
 
     let patch = json!({ "redirect_uris": ["http://app.example.com/cb"] });
@@ -339,6 +340,25 @@ async fn invalid_requests_are_problems_naming_the_field(app: &TestApp) {
     )
     .await;
     assert!(problem["detail"].as_str().unwrap().contains("unknown field"), "grant types are fixed: {problem}");
+}
+
+/// What actix answers before a handler runs (no such route, a method the resource lacks)
+/// is a problem like every other error, and a 405 keeps its `Allow` header.
+async fn unrouted_requests_are_problems_too(app: &TestApp) {
+    let admin = admin(app).await;
+    for path in ["/admin/v1/no-such-collection", "/admin/v1/clients/x/y/z", "/admin/no-such-version"] {
+        let problem = assert_problem(admin.call(app, Method::GET, path, None).await, 404).await;
+        assert_eq!(problem["type"], "about:blank", "{path}: {problem}");
+    }
+    let refused = admin.call(app, Method::PUT, "/admin/v1/clients", Some(json!({}))).await;
+    let allow = refused.headers().get("allow").map(|allow| allow.to_str().unwrap().to_owned());
+    let problem = assert_problem(refused, 405).await;
+    let allow = allow.expect("a 405 says which methods the resource takes (RFC 9110 §15.5.6)");
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    assert!(problem["detail"].as_str().unwrap().contains("Allow"), "{problem}");
+    // The API's own problems are not rewritten on the way out.
+    let own = assert_problem(admin.call(app, Method::GET, "/admin/v1/users/no-such-user", None).await, 404).await;
+    assert!(own["detail"].as_str().unwrap().contains("no-such-user"), "{own}");
 }
 
 async fn lists_are_paged_with_cursors(app: &TestApp) {
@@ -772,6 +792,7 @@ crate::backend_tests!(
     only_a_clients_own_bearer_token_for_this_issuer_is_admin,
     clients_are_registered_shown_changed_rotated_and_disabled,
     invalid_requests_are_problems_naming_the_field,
+    unrouted_requests_are_problems_too,
     lists_are_paged_with_cursors,
     users_are_created_changed_disabled_enabled_and_given_passwords,
     revoking_sessions_ends_refresh,

@@ -14,7 +14,7 @@ use crate::keys::kek::KeyEncryptionKey;
 use crate::keys::rotation::RotationSchedule;
 use crate::tokens::TokenIssuer;
 use actix_web::http::header::CACHE_CONTROL;
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
 use actix_web::web::{self, Data};
 use actix_web::HttpResponse;
 use auth::AdminCaller;
@@ -47,6 +47,7 @@ pub struct AdminSettings {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin")
+            .wrap(ErrorHandlers::new().default_handler(problem::from_framework))
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 ApiError::bad_request(format!("the query string is not valid: {error}")).into()

@@ -4,9 +4,11 @@
 use crate::admin::error::ServiceError;
 use crate::http::bearer::NoBearer;
 use crate::storage::StorageError;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -48,6 +50,64 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'static str>,
+}
+
+/// The media type of every error the API answers (RFC 9457 §3).
+const PROBLEM_JSON: &str = "application/problem+json";
+
+impl Problem {
+    fn new(status: StatusCode, detail: String, field: Option<&'static str>) -> Self {
+        Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail,
+            field,
+        }
+    }
+
+    /// A builder for this problem's response: its status, its media type, never cached.
+    fn builder(&self) -> HttpResponseBuilder {
+        let mut response =
+            HttpResponse::build(StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+        response.insert_header((CACHE_CONTROL, "no-store")).insert_header((CONTENT_TYPE, PROBLEM_JSON));
+        response
+    }
+
+    fn body(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Errors actix answers before any handler of the API runs come as problems too: a path
+/// no route matches (404), a method the resource lacks (405, whose `Allow` header is
+/// kept), a body over the bound (413). Actix answers them in plain text or with no body,
+/// and a client of the API should parse one kind of error (RFC 9457 §3). The `ErrorHandlers`
+/// middleware of the `/admin` scope calls this for every error response; the API's own
+/// problems pass through unchanged.
+pub(super) fn from_framework<B>(response: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    if response.headers().get(CONTENT_TYPE).is_some_and(|media| media == PROBLEM_JSON) {
+        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+    }
+    let status = response.status();
+    let detail = match status {
+        StatusCode::NOT_FOUND => "no resource of the admin API has this path".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "the resource does not take this method; the Allow header lists those it takes".to_owned()
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => format!("the body is larger than {} bytes", super::BODY_LIMIT),
+        other => other.canonical_reason().unwrap_or("the request failed").to_lowercase(),
+    };
+    let problem = Problem::new(status, detail, None);
+    let mut builder = problem.builder();
+    for (name, value) in response.headers() {
+        if name != CONTENT_TYPE && name != CONTENT_LENGTH && name != CACHE_CONTROL {
+            builder.append_header((name.clone(), value.clone()));
+        }
+    }
+    let (request, _) = response.into_parts();
+    let replaced = ServiceResponse::new(request, builder.body(problem.body()));
+    Ok(ErrorHandlerResponse::Response(replaced.map_into_right_body()))
 }
 
 impl ApiError {
@@ -100,9 +160,16 @@ impl ResponseError for ApiError {
         if let Self::Unexpected(cause) = self {
             tracing::error!(error = ?cause, "admin API request failed");
         }
-        let status = self.status_code();
-        let mut response = HttpResponse::build(status);
-        response.insert_header((CACHE_CONTROL, "no-store")).insert_header((CONTENT_TYPE, "application/problem+json"));
+        let detail = match self {
+            Self::Unexpected(_) => "the server could not complete the request".to_owned(),
+            other => other.to_string(),
+        };
+        let field = match self {
+            Self::BadRequest { field, .. } => *field,
+            _ => None,
+        };
+        let problem = Problem::new(self.status_code(), detail, field);
+        let mut response = problem.builder();
         match self {
             Self::MissingToken => {
                 response.insert_header((WWW_AUTHENTICATE, r#"Bearer realm="tessera-admin""#));
@@ -121,21 +188,6 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        let detail = match self {
-            Self::Unexpected(_) => "the server could not complete the request".to_owned(),
-            other => other.to_string(),
-        };
-        let field = match self {
-            Self::BadRequest { field, .. } => *field,
-            _ => None,
-        };
-        let body = Problem {
-            kind: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            detail,
-            field,
-        };
-        response.body(serde_json::to_string(&body).unwrap_or_default())
+        response.body(problem.body())
     }
 }
