@@ -112,6 +112,7 @@ impl Application {
         let flow_settings = Data::new(FlowSettings::from_settings(&settings));
         let forms = Data::new(FormSigner::new(&kek));
         let device = Data::new(DevicePolicy::new(&settings, &kek));
+        let par = Data::new(ParPolicy::from_settings(&settings, &kek));
         let login_settings = Data::new(LoginSettings::from_settings(&settings));
         let password_checks = Data::new(PasswordChecks::new(settings.login.max_concurrent_password_checks));
         let refresh = Data::new(RefreshPolicy::from_settings(&settings, kek.clone()));
@@ -179,7 +180,6 @@ impl Application {
         );
         background.push(key_refresher);
         let discovery = Data::new(Discovery::new(&settings.issuer, is_ssf_enabled, settings.par.required));
-        let par = Data::new(ParPolicy::from_settings(&settings));
         let assertions = Data::new(AssertionChecker {
             issuer: settings.issuer.clone(),
             keys: ClientKeys::new(client_keys::outbound_policy(&settings))

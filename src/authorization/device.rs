@@ -12,7 +12,6 @@ use crate::keys::kek::KeyEncryptionKey;
 use crate::storage::client_requests::RequestLimits;
 use aws_lc_rs::hmac;
 use chrono::Duration;
-use std::fmt::Write;
 
 /// The `[device]` settings and the user-code key, derived once at startup.
 pub struct DevicePolicy {
@@ -25,6 +24,8 @@ pub struct DevicePolicy {
     pub max_per_ip: i64,
     /// Take the client IP from `Forwarded` / `X-Forwarded-For` (behind a proxy only).
     pub trust_forwarded_headers: bool,
+    /// Keys the digest of a public client's network (`oauth::client_auth::public_source`).
+    pub source_key: hmac::Key,
     /// Wrong user codes an account may enter per `login.failure_window` (§5.1).
     pub max_user_code_failures: u32,
     /// §3.2 `verification_uri`: `{issuer}/device`.
@@ -46,16 +47,12 @@ impl DevicePolicy {
             max_user_code_failures: settings.device.max_user_code_failures,
             verification_uri: settings.issuer.endpoint("/device"),
             user_code_key: kek.derive_hmac_key(b"tessera device user codes v1"),
+            source_key: kek.derive_hmac_key(b"tessera device request sources v1"),
         }
     }
 
     /// The digest `code` is stored and looked up under: HMAC-SHA256, hex.
     pub fn user_code_digest(&self, code: &UserCode) -> SecretDigest {
-        let tag = hmac::sign(&self.user_code_key, code.as_str().as_bytes());
-        let mut hex = String::with_capacity(64);
-        for byte in tag.as_ref() {
-            let _ = write!(hex, "{byte:02x}");
-        }
-        SecretDigest::from_stored(hex)
+        SecretDigest::keyed(&self.user_code_key, code.as_str().as_bytes())
     }
 }

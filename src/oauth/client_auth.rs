@@ -13,6 +13,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest};
+use aws_lc_rs::hmac;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use futures_util::future::LocalBoxFuture;
@@ -146,10 +147,19 @@ impl PresentedCredentials {
 
 /// What a public client's request is counted under, for the per-IP bounds on the rows it
 /// may create (`par.max_per_ip`, `device.max_per_ip`): the digest of the client IP's
-/// network. `None` for a client that authenticated: its requests are its own.
-pub fn public_source(req: &HttpRequest, client: &Client, trust_forwarded_headers: bool) -> Option<SecretDigest> {
+/// network, keyed by `key` (derived from the key-encryption key, so the same on every
+/// replica). Keyed because an IPv4 address has 32 bits: a plain SHA-256 of one is undone
+/// by trying them all, and the table would hold the address of everyone who started a
+/// login on a public client. `None` for a client that authenticated: its requests are its
+/// own.
+pub fn public_source(
+    req: &HttpRequest,
+    client: &Client,
+    trust_forwarded_headers: bool,
+    key: &hmac::Key,
+) -> Option<SecretDigest> {
     matches!(client.client_type(), ClientType::Public)
-        .then(|| SecretDigest::of(&ip_prefix(client_ip(req, trust_forwarded_headers))))
+        .then(|| SecretDigest::keyed(key, ip_prefix(client_ip(req, trust_forwarded_headers)).as_bytes()))
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, RFC 7617).

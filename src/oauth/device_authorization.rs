@@ -67,7 +67,7 @@ pub async fn post(
     };
     let device_code = GeneratedSecret::generate(DEVICE_CODE_PREFIX);
     let ip = client_ip(&req, policy.trust_forwarded_headers);
-    let source = public_source(&req, &client, policy.trust_forwarded_headers);
+    let source = public_source(&req, &client, policy.trust_forwarded_headers, &policy.source_key);
     let bound = source.as_ref().map(|digest| SourceBound { digest, max: policy.max_per_ip });
     let mut draws = 0;
     let user_code = loop {

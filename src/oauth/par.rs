@@ -15,10 +15,12 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::redirect_uri;
 use crate::domain::secret::{GeneratedSecret, SecretDigest};
+use crate::keys::kek::KeyEncryptionKey;
 use crate::storage::client_requests::{BoundRefused, RequestLimits, SourceBound};
 use crate::storage::Storage;
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{web, HttpRequest, HttpResponse};
+use aws_lc_rs::hmac;
 use serde_json::json;
 
 /// RFC 9126 §2.2: the `request_uri` is a URN; Tessera's are this prefix and 256 random bits.
@@ -32,10 +34,12 @@ pub struct ParPolicy {
     pub max_per_ip: i64,
     /// Take the client IP from `Forwarded` / `X-Forwarded-For` (behind a proxy only).
     pub trust_forwarded_headers: bool,
+    /// Keys the digest of a public client's network ([`public_source`]).
+    pub source_key: hmac::Key,
 }
 
 impl ParPolicy {
-    pub fn from_settings(settings: &Settings) -> Self {
+    pub fn from_settings(settings: &Settings, kek: &KeyEncryptionKey) -> Self {
         Self {
             lifetime: settings.par.lifetime.chrono(),
             limits: RequestLimits {
@@ -44,6 +48,7 @@ impl ParPolicy {
             },
             max_per_ip: i64::from(settings.par.max_per_ip),
             trust_forwarded_headers: settings.http.trust_forwarded_headers,
+            source_key: kek.derive_hmac_key(b"tessera PAR request sources v1"),
         }
     }
 }
@@ -93,7 +98,7 @@ pub async fn post(
     })?;
     request.expires_at = now + policy.lifetime;
     let random = GeneratedSecret::generate("");
-    let source = public_source(&req, &client, policy.trust_forwarded_headers);
+    let source = public_source(&req, &client, policy.trust_forwarded_headers, &policy.source_key);
     let bound = source.as_ref().map(|digest| SourceBound { digest, max: policy.max_per_ip });
     match storage.insert_pushed_request(&random.digest(), &request, policy.limits, bound, now).await? {
         Ok(()) => {}

@@ -475,6 +475,8 @@ async fn one_network_fills_only_its_share_of_a_public_clients_device_requests(da
     assert_eq!(ask_from("2001:db8:1:2::ffff").await.status(), 429, "the same /64");
     assert_eq!(ask_from("2001:db8:1:3::1").await.status(), 200, "another /64");
     assert_eq!(app.count_rows("device_codes").await, 8);
+    let networks = ["203.0.113.7", "198.51.100.9", "2001:db8:1:2::/64", "2001:db8:1:3::/64"];
+    app.assert_sources_keyed("device_codes", &networks).await;
     // A confidential client authenticated: its requests are its own, not counted per IP.
     let confidential = app.register_client(ClientSpec::device_app()).await;
     for _ in 0..5 {

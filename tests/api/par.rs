@@ -281,6 +281,8 @@ async fn one_network_fills_only_its_share_of_a_public_clients_pushes(database: &
     assert_eq!(push_from("2001:db8:1:2::ffff").await.status(), 429, "the same /64");
     assert_eq!(push_from("2001:db8:1:3::1").await.status(), 201, "another /64");
     assert_eq!(app.count_rows("pushed_authorization_requests").await, 8);
+    let networks = ["203.0.113.7", "198.51.100.9", "2001:db8:1:2::/64", "2001:db8:1:3::/64"];
+    app.assert_sources_keyed("pushed_authorization_requests", &networks).await;
     // A confidential client authenticated: its pushes are its own, not counted per IP.
     let confidential = app.register_client(ClientSpec::web_app()).await;
     for _ in 0..5 {

@@ -25,6 +25,19 @@ impl TestApp {
         }
     }
 
+    /// Asserts that `table` counts public clients' rows under one digest per network of
+    /// `networks` (as `ip_prefix` writes them), and that none is the plain SHA-256 of its
+    /// network, which anyone holding the table could undo by trying every address.
+    pub async fn assert_sources_keyed(&self, table: &str, networks: &[&str]) {
+        let distinct = format!("SELECT COUNT(DISTINCT source_digest) FROM {table} WHERE source_digest IS NOT NULL");
+        assert_eq!(self.query_i64(&distinct).await, networks.len() as i64, "one digest per network");
+        for network in networks {
+            let plain = tessera::domain::secret::SecretDigest::of(network);
+            let sql = format!("SELECT COUNT(*) FROM {table} WHERE source_digest = '{}'", plain.as_str());
+            assert_eq!(self.query_i64(&sql).await, 0, "{network} is stored under an unkeyed digest");
+        }
+    }
+
     /// Runs `sqlite` or `postgres`, whichever the server uses.
     pub async fn execute_sql(&self, sqlite: &str, postgres: &str) {
         match &self.settings.database_url {
