@@ -48,6 +48,8 @@ pub struct Metrics {
     pub ssf_streams: IntGaugeVec,
     pub ssf_backlog: IntGauge,
     pub ssf_oldest_undelivered: Gauge,
+    pub backchannel_logout_backlog: IntGauge,
+    pub backchannel_logout_oldest_undelivered: Gauge,
     /// The issuer's path (`/auth`), taken off route templates so that a deployment under a
     /// path reports `/token` like one at the root, and one dashboard fits both.
     route_base: String,
@@ -165,6 +167,22 @@ impl Metrics {
                 Gauge::new(
                     "ssf_oldest_undelivered_event_age_seconds",
                     "Age of the oldest Shared Signals event not yet acknowledged or delivered (delivery lag)",
+                )
+                .expect("valid"),
+            ),
+            backchannel_logout_backlog: register(
+                &registry,
+                IntGauge::new(
+                    "backchannel_logout_backlog_tokens",
+                    "Back-channel Logout Tokens owed to clients, neither delivered nor given up",
+                )
+                .expect("valid"),
+            ),
+            backchannel_logout_oldest_undelivered: register(
+                &registry,
+                Gauge::new(
+                    "backchannel_logout_oldest_undelivered_age_seconds",
+                    "Age of the oldest Back-channel Logout Token not yet delivered (delivery lag)",
                 )
                 .expect("valid"),
             ),

@@ -396,6 +396,14 @@ impl Scrape {
             Ok(None) => {}
             Err(error) => tracing::warn!(error = %error, "metrics: cannot read the signing keys"),
         }
+        match self.storage.logout_stats().await {
+            Ok(stats) => {
+                metrics.backchannel_logout_backlog.set(stats.backlog);
+                let lag = stats.oldest_owed.map_or(0.0, |at| seconds(now - at).max(0.0));
+                metrics.backchannel_logout_oldest_undelivered.set(lag);
+            }
+            Err(error) => tracing::warn!(error = %error, "metrics: cannot read the back-channel logout outbox"),
+        }
         if self.is_ssf_enabled {
             match self.storage.signal_stats().await {
                 Ok(stats) => {

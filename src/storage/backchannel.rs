@@ -17,6 +17,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 /// A Logout Token owed to one client, claimed for one attempt.
+/// What the Logout Token outbox holds, for the metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogoutStats {
+    /// Logout Tokens owed and neither delivered nor given up.
+    pub backlog: i64,
+    /// When the oldest of them was created: the delivery lag.
+    pub oldest_owed: Option<DateTime<Utc>>,
+}
+
 #[derive(Clone, Debug)]
 pub struct LogoutAttempt {
     /// The token's `jti`: the same on every attempt.
@@ -61,6 +70,10 @@ pub trait BackchannelStore: Send + Sync {
 
     /// The Logout Tokens owed to `client` (not yet delivered), for operators and tests.
     async fn count_pending_logouts(&self, client: &ClientId) -> Result<i64, StorageError>;
+
+    /// Every client's owed Logout Tokens, for the metrics: one aggregate query over a table
+    /// housekeeping keeps bounded (`backchannel_logout.max_per_client` per client).
+    async fn logout_stats(&self) -> Result<LogoutStats, StorageError>;
 
     /// Deletes, at most `batch` rows per statement: Logout Tokens created before
     /// `give_up_before`, those beyond the newest `max_per_client` of a client, and the

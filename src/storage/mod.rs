@@ -50,7 +50,7 @@ pub mod sql;
 pub mod timestamp;
 
 pub use access_tokens::AccessTokenStore;
-pub use backchannel::{BackchannelStore, LogoutAttempt, LogoutOutcome};
+pub use backchannel::{BackchannelStore, LogoutAttempt, LogoutOutcome, LogoutStats};
 pub use client_requests::ClientRequestStore;
 pub use device::DeviceStore;
 pub use revocations::RevocationStore;

@@ -421,6 +421,50 @@ crate::backend_tests!(
     discovery_advertises_back_channel_logout,
 );
 
+mod with_metrics {
+    use super::*;
+    use crate::metrics::scrape;
+
+    /// The outbox is on the metrics: how many Logout Tokens are owed and how long the
+    /// oldest has waited, so an operator sees an RP that stopped taking them.
+    async fn the_undelivered_logout_tokens_are_a_metric(database: &TestDatabase) {
+        let app = TestApp::spawn(database, |s| s.metrics.bind = Some("127.0.0.1:0".parse().unwrap())).await.unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}/backchannel-logout");
+        let client =
+            app.register_client(ClientSpec { backchannel_logout_uri: Some(url), ..ClientSpec::web_app() }).await;
+        let user = app.create_user("mo").await;
+        let (id_token, _) = sign_in(&app, &client, &user).await;
+        let before = scrape(&app).await;
+        assert_eq!(before["tessera_backchannel_logout_backlog_tokens"], 0.0);
+        assert_eq!(before["tessera_backchannel_logout_oldest_undelivered_age_seconds"], 0.0);
+        let out = app.http.get(app.url("/logout")).query(&[("id_token_hint", id_token.as_str())]).send().await.unwrap();
+        assert!(out.status().is_success() || out.status().is_redirection(), "{}", out.status());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let owed = scrape(&app).await;
+        assert_eq!(owed["tessera_backchannel_logout_backlog_tokens"], 1.0, "the RP is down: owed");
+        let lag = owed["tessera_backchannel_logout_oldest_undelivered_age_seconds"];
+        assert!((0.25..60.0).contains(&lag), "the oldest has waited since the logout: {lag}");
+
+        let end = LogoutReceiver::start_on(port, vec![]);
+        let mut backlog = 1.0;
+        for _ in 0..20 {
+            app.clock.advance(chrono::Duration::minutes(6)); // past the back-off
+            end.wait_for(1, Duration::from_millis(1000)).await;
+            backlog = scrape(&app).await["tessera_backchannel_logout_backlog_tokens"];
+            if backlog == 0.0 {
+                break;
+            }
+        }
+        assert_eq!(backlog, 0.0, "delivered: nothing owed");
+        assert_eq!(end.received().len(), 1);
+        end.stop().await;
+        app.stop().await;
+    }
+
+    crate::database_tests!(the_undelivered_logout_tokens_are_a_metric);
+}
+
 mod replicas {
     use super::*;
 

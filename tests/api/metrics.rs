@@ -8,7 +8,7 @@ use crate::helpers::{TestApp, TestDatabase};
 use std::collections::HashMap;
 
 /// `name{labels}` → value, from the text exposition format.
-async fn scrape(app: &TestApp) -> HashMap<String, f64> {
+pub async fn scrape(app: &TestApp) -> HashMap<String, f64> {
     let url = format!("{}/metrics", app.metrics_address.as_deref().expect("metrics.bind is set"));
     let response = reqwest::get(url).await.unwrap();
     assert_eq!(response.status(), 200);

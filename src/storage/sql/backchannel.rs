@@ -5,7 +5,7 @@ use super::SqlStorage;
 use crate::domain::authorization::SessionId;
 use crate::domain::client::ClientId;
 use crate::domain::user::UserId;
-use crate::storage::backchannel::{BackchannelStore, LogoutAttempt, LogoutOutcome};
+use crate::storage::backchannel::{BackchannelStore, LogoutAttempt, LogoutOutcome, LogoutStats};
 use crate::storage::timestamp::Timestamp;
 use crate::storage::StorageError;
 use async_trait::async_trait;
@@ -146,6 +146,14 @@ impl BackchannelStore for SqlStorage {
     async fn count_pending_logouts(&self, client: &ClientId) -> Result<i64, StorageError> {
         let sql = "SELECT COUNT(*) FROM backchannel_logouts WHERE client_id = $1";
         on_pool!(self, pool => Ok(sqlx::query_scalar(sql).bind(client.as_str()).fetch_one(pool).await?))
+    }
+
+    async fn logout_stats(&self) -> Result<LogoutStats, StorageError> {
+        let sql = "SELECT COUNT(*), MIN(created_at) FROM backchannel_logouts";
+        on_pool!(self, pool => {
+            let (backlog, oldest): (i64, Option<Timestamp>) = sqlx::query_as(sql).fetch_one(pool).await?;
+            Ok(LogoutStats { backlog, oldest_owed: oldest.map(Into::into) })
+        })
     }
 
     async fn purge_logouts(
