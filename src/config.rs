@@ -64,6 +64,7 @@ pub struct Settings {
     pub private_key_jwt: PrivateKeyJwtSettings,
     pub backchannel_logout: BackchannelLogoutSettings,
     pub metrics: MetricsSettings,
+    pub admin: AdminApiSettings,
     pub dpop: DpopSettings,
 }
 
@@ -74,6 +75,40 @@ pub struct MetricsSettings {
     /// Where `/metrics` is served, on its own listener; `""` (the default) serves none.
     #[serde(deserialize_with = "optional_socket_addr")]
     pub bind: Option<SocketAddr>,
+}
+
+/// The admin API (`[admin]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminApiSettings {
+    /// `"public"`, `"off"` or an address of its own (`admin.listen`).
+    pub listen: AdminListen,
+}
+
+/// Where the admin API is served (`admin.listen`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminListen {
+    /// On the public listener, below the issuer's path.
+    Public,
+    /// Nowhere.
+    Off,
+    /// On a listener of its own, at its root, and not on the public one.
+    Own(SocketAddr),
+}
+
+impl<'de> Deserialize<'de> for AdminListen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        match raw.trim() {
+            "public" => Ok(Self::Public),
+            "off" => Ok(Self::Off),
+            address => address.parse().map(Self::Own).map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "`{raw}` is neither \"public\", \"off\" nor an address and port such as 127.0.0.1:9091"
+                ))
+            }),
+        }
+    }
 }
 
 fn optional_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
@@ -555,6 +590,16 @@ impl Settings {
                 "setting `metrics.bind` must be another port than `bind`: metrics are never served on the public listener"
                     .into(),
             ));
+        }
+        if let AdminListen::Own(admin) = self.admin.listen {
+            let taken = [Some(self.bind), self.metrics.bind].into_iter().flatten();
+            if admin.port() != 0 && taken.map(|other| other.port()).any(|port| port == admin.port()) {
+                return Err(ConfigError(
+                    "setting `admin.listen` must be another port than `bind` and `metrics.bind`: an admin listener \
+                     of its own shares no port (or \"public\" to serve the admin API on the public listener)"
+                        .into(),
+                ));
+            }
         }
         let keys = &self.keys;
         if keys.rotation_margin.0 < keys.refresh_interval.0 {
@@ -1245,6 +1290,22 @@ mod tests {
         assert!(error.contains("keys.rsa_bits"), "{error}");
     }
 
+    #[test]
+    fn the_admin_listener_is_public_off_or_its_own_port() {
+        assert_eq!(with("").unwrap().admin.listen, AdminListen::Public);
+        assert_eq!(with("[admin]\nlisten = \"off\"").unwrap().admin.listen, AdminListen::Off);
+        let own = with("[admin]\nlisten = \"127.0.0.1:9091\"").unwrap().admin.listen;
+        assert_eq!(own, AdminListen::Own("127.0.0.1:9091".parse().unwrap()));
+        let error = with("[admin]\nlisten = \"everywhere\"").unwrap_err().to_string();
+        assert!(error.contains("admin.listen") && error.contains("everywhere"), "{error}");
+        let error = with("bind = \"0.0.0.0:8080\"\n[admin]\nlisten = \"127.0.0.1:8080\"").unwrap_err().to_string();
+        assert!(error.contains("setting `admin.listen`"), "{error}");
+        let error =
+            with("[metrics]\nbind = \"127.0.0.1:9100\"\n[admin]\nlisten = \"127.0.0.1:9100\"").unwrap_err().to_string();
+        assert!(error.contains("setting `admin.listen`"), "{error}");
+        assert!(with("[admin]\nlisten = \"127.0.0.1:0\"").is_ok(), "port 0 picks a free port");
+    }
+
     /// Every duration setting of config/default.toml; the test below checks this list
     /// against the file, so a new one cannot be left out.
     const DURATION_SETTINGS: &[&str] = &[
@@ -1319,6 +1380,7 @@ mod tests {
         "backchannel_logout.allow_loopback_uri",
         "backchannel_logout.allow_private_uri",
         "metrics.bind",
+        "admin.listen",
         "dpop.require_nonce",
     ];
 

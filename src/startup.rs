@@ -1,12 +1,12 @@
 //! Composition root: storage, keys, token issuer and routes, wired once.
 
-use crate::admin::api::AdminSettings;
+use crate::admin::api::{AdminSettings, DocumentServer};
 use crate::authorization::device::DevicePolicy;
 use crate::authorization::pages;
 use crate::authorization::signed_form::FormSigner;
 use crate::authorization::FlowSettings;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Settings;
+use crate::config::{AdminListen, Settings};
 use crate::housekeeping;
 use crate::http::readiness::Readiness;
 use crate::http::request_log;
@@ -47,6 +47,8 @@ pub struct Application {
     storage: Arc<dyn Storage>,
     /// The `/metrics` listener's port, when `metrics.bind` is set.
     metrics_port: Option<u16>,
+    /// The admin API's own listener's port, when `admin.listen` is an address.
+    admin_port: Option<u16>,
     pub kid: String,
     pub kek_source: KekSource,
     /// Housekeeping and key refresh; stopped with the server.
@@ -64,10 +66,12 @@ fn strict_transport_security() -> DefaultHeaders {
 
 /// Every route of the public listener. A new route module goes in here, so that it
 /// follows the issuer's path like the others.
-fn routes(cfg: &mut ServiceConfig, is_ssf_enabled: bool) {
+fn routes(cfg: &mut ServiceConfig, is_ssf_enabled: bool, admin: AdminListen) {
     crate::oauth::routes(cfg);
     crate::login::routes(cfg);
-    crate::admin::api::routes(cfg);
+    if admin == AdminListen::Public {
+        crate::admin::api::routes(cfg, DocumentServer::Issuer);
+    }
     if is_ssf_enabled {
         crate::ssf::routes(cfg);
     }
@@ -78,11 +82,11 @@ fn routes(cfg: &mut ServiceConfig, is_ssf_enabled: bool) {
 /// `--http-relative-path`: the server sees `/auth/token`, and anything outside the path is
 /// a 404, except what must live at the host's root: RFC 8414 §3.1's and SSF 1.0 §7.2's
 /// well-known URLs (suffix inserted before the path) and the health checks.
-fn mount(cfg: &mut ServiceConfig, base: &str, is_ssf_enabled: bool) {
+fn mount(cfg: &mut ServiceConfig, base: &str, is_ssf_enabled: bool, admin: AdminListen) {
     if base.is_empty() {
-        routes(cfg, is_ssf_enabled);
+        routes(cfg, is_ssf_enabled, admin);
     } else {
-        cfg.service(web::scope(base).configure(|cfg| routes(cfg, is_ssf_enabled)));
+        cfg.service(web::scope(base).configure(|cfg| routes(cfg, is_ssf_enabled, admin)));
         crate::oauth::outside_the_path(cfg, base);
         if is_ssf_enabled {
             crate::ssf::outside_the_path(cfg, base);
@@ -201,14 +205,10 @@ impl Application {
         let port = listener.local_addr()?.port();
         let is_https = settings.issuer.is_https();
         let base_path = settings.issuer.path().to_owned();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                // Innermost (registered first): the page it renders again then still gets
-                // the headers of the middleware outside it.
-                .wrap(Condition::new(!base_path.is_empty(), from_fn(pages::rebase_error_pages)))
-                .wrap(Condition::new(is_https, strict_transport_security()))
-                .wrap(from_fn(request_log::log_request))
-                .app_data(storage.clone())
+        let admin_listen = settings.admin.listen;
+        // What every handler may extract, on the public listener and the admin API's own.
+        let shared = move |cfg: &mut ServiceConfig| {
+            cfg.app_data(storage.clone())
                 .app_data(clients.clone())
                 .app_data(known_origins.clone())
                 .app_data(readiness.clone())
@@ -228,8 +228,18 @@ impl Application {
                 .app_data(clock.clone())
                 .app_data(transmitter.clone())
                 .app_data(emitter.clone())
-                .app_data(admin.clone())
-                .configure(|cfg| mount(cfg, &base_path, is_ssf_enabled))
+                .app_data(admin.clone());
+        };
+        let shared_with_admin = shared.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                // Innermost (registered first): the page it renders again then still gets
+                // the headers of the middleware outside it.
+                .wrap(Condition::new(!base_path.is_empty(), from_fn(pages::rebase_error_pages)))
+                .wrap(Condition::new(is_https, strict_transport_security()))
+                .wrap(from_fn(request_log::log_request))
+                .configure(shared.clone())
+                .configure(|cfg| mount(cfg, &base_path, is_ssf_enabled, admin_listen))
         });
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);
@@ -251,21 +261,30 @@ impl Application {
             }
             None => (None, None),
         };
+        let (admin_server, admin_port) = match admin_listen {
+            AdminListen::Own(bind) => {
+                let (server, port) = serve_admin(bind, shared_with_admin)?;
+                (Some(server), Some(port))
+            }
+            AdminListen::Public | AdminListen::Off => (None, None),
+        };
         let stopper = Stopper {
-            metrics: metrics_server.as_ref().map(Server::handle),
+            others: [&metrics_server, &admin_server].into_iter().flatten().map(Server::handle).collect(),
             handle: server.handle(),
             transmitter: stopping,
             readiness: readiness_flag,
             shutdown_delay: settings.http.shutdown_delay.0,
         };
-        if let Some(metrics_server) = metrics_server {
-            background.push(tokio::spawn(async move {
-                if let Err(error) = metrics_server.await {
-                    tracing::error!(error = %error, "the metrics listener failed");
-                }
-            }));
+        for (other, name) in [(metrics_server, "metrics"), (admin_server, "admin API")] {
+            if let Some(other) = other {
+                background.push(tokio::spawn(async move {
+                    if let Err(error) = other.await {
+                        tracing::error!(error = %error, "the {name} listener failed");
+                    }
+                }));
+            }
         }
-        Ok(Self { port, server, stopper, storage: to_close, metrics_port, kid, kek_source, background })
+        Ok(Self { port, server, stopper, storage: to_close, metrics_port, admin_port, kid, kek_source, background })
     }
 
     pub fn port(&self) -> u16 {
@@ -275,6 +294,11 @@ impl Application {
     /// The port `/metrics` is served on, when `metrics.bind` is set.
     pub fn metrics_port(&self) -> Option<u16> {
         self.metrics_port
+    }
+
+    /// The port of the admin API's own listener, when `admin.listen` is an address.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_port
     }
 
     /// Stops the server from elsewhere (tests).
@@ -312,7 +336,8 @@ impl Application {
 #[derive(Clone)]
 pub struct Stopper {
     handle: ServerHandle,
-    metrics: Option<ServerHandle>,
+    /// The listeners of `/metrics` and of the admin API, when they have their own.
+    others: Vec<ServerHandle>,
     transmitter: Data<Transmitter>,
     readiness: Data<Readiness>,
     shutdown_delay: std::time::Duration,
@@ -331,10 +356,34 @@ impl Stopper {
     pub async fn stop(&self, graceful: bool) {
         self.transmitter.stop_waiting();
         self.handle.stop(graceful).await;
-        if let Some(metrics) = &self.metrics {
-            metrics.stop(graceful).await;
+        for other in &self.others {
+            other.stop(graceful).await;
         }
     }
+}
+
+/// The admin API on a listener of its own (`admin.listen` an address), at its root: not
+/// below the issuer's path, which is the public URL's, and without the public listener's
+/// pages. One worker: admin calls are few, and each waits on the database, not the CPU
+/// (a password it sets is hashed off the workers).
+fn serve_admin(
+    bind: std::net::SocketAddr,
+    shared: impl Fn(&mut ServiceConfig) + Clone + Send + 'static,
+) -> anyhow::Result<(Server, u16)> {
+    let listener = TcpListener::bind(bind)
+        .with_context(|| format!("cannot listen on {bind} for the admin API (setting `admin.listen`)"))?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(request_log::log_request))
+            .configure(shared.clone())
+            .configure(|cfg| crate::admin::api::routes(cfg, DocumentServer::Root))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok((server, port))
 }
 
 /// What `/metrics` reads when scraped, besides the counters: the state gauges.

@@ -9,7 +9,7 @@ mod streams;
 mod users;
 
 use crate::admin::ServiceError;
-use crate::config::{self, Settings};
+use crate::config::{self, AdminListen, Settings};
 use crate::keys::kek::KekSource;
 use crate::signals::Emitter;
 use crate::startup::Application;
@@ -127,6 +127,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let issuer = settings.issuer.clone();
     let database = settings.database_url.to_string();
     let bind = settings.bind;
+    let (admin_listen, metrics_bind) = (settings.admin.listen, settings.metrics.bind);
     let app = Application::build(settings).await?;
     if let KekSource::Generated(path) = &app.kek_source {
         tracing::warn!(
@@ -135,12 +136,26 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let me = command_prefix();
+    // The other listeners, with the port the OS gave when the setting said 0.
+    let elsewhere = |address: std::net::SocketAddr, port: Option<u16>| {
+        std::net::SocketAddr::new(address.ip(), port.unwrap_or(address.port()))
+    };
+    let admin_api = match admin_listen {
+        AdminListen::Public => format!("{issuer}/admin/v1"),
+        AdminListen::Off => "off (admin.listen)".to_owned(),
+        AdminListen::Own(address) => format!("http://{}/admin/v1", elsewhere(address, app.admin_port())),
+    };
+    let metrics = metrics_bind.map_or("off (metrics.bind)".to_owned(), |address| {
+        format!("http://{}/metrics", elsewhere(address, app.metrics_port()))
+    });
     println!(
         "Tessera is listening on http://{bind}\n  \
          issuer:      {issuer}\n  \
          discovery:   {issuer}/.well-known/openid-configuration\n  \
          database:    {database}\n  \
-         signing key: {kid}\n\
+         signing key: {kid}\n  \
+         admin API:   {admin_api}\n  \
+         metrics:     {metrics}\n\
          Create a first client (its secret is printed once):\n  \
          {me} client create --name my-service --grant client_credentials --scope \"api:read\" --audience https://api.example.com\n\
          Then get a token:\n  \

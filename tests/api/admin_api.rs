@@ -816,3 +816,85 @@ mod at_a_path {
         clients_are_registered_shown_changed_rotated_and_disabled
     );
 }
+
+/// `admin.listen`: the API on a listener of its own, or nowhere.
+mod listeners {
+    use super::*;
+    use crate::helpers::TestDatabase;
+    use tessera::config::AdminListen;
+
+    /// On its own listener the API is served at the root with its document and still
+    /// needs a token; the public listener has none of it, and the admin listener none of
+    /// the public routes.
+    async fn the_admin_api_can_have_a_listener_of_its_own(database: &TestDatabase) {
+        let own = |s: &mut tessera::config::Settings| s.admin.listen = AdminListen::Own("127.0.0.1:0".parse().unwrap());
+        let app = TestApp::spawn(database, own).await.unwrap();
+        let admin = admin(&app).await;
+        let there = app.admin_address.clone().expect("the admin listener's address");
+        let get = |path: &str, token: Option<&str>| {
+            let mut request = app.http.get(format!("{there}{path}"));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        let listed = get("/admin/v1/clients", Some(&admin.token)).await.unwrap();
+        assert_eq!(listed.status(), 200);
+        assert_eq!(listed.headers()["cache-control"], "no-store");
+        let body: Value = listed.json().await.unwrap();
+        assert!(body["items"].as_array().unwrap().iter().any(|c| c["client_id"] == admin.client.id.as_str()), "{body}");
+        let created = app
+            .http
+            .post(format!("{there}/admin/v1/users"))
+            .bearer_auth(&admin.token)
+            .json(&json!({ "username": "olga", "password": "correct horse battery staple" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201, "changes are made there too");
+        let olga = tessera::domain::user::Username::parse("olga").unwrap();
+        assert!(app.storage.find_user_by_username(&olga).await.unwrap().is_some());
+        assert_problem(get("/admin/v1/clients", None).await.unwrap(), 401).await;
+        let document: Value = get("/admin/openapi.json", None).await.unwrap().json().await.unwrap();
+        assert_eq!(document["servers"][0]["url"], "/", "relative to the listener it was fetched from");
+        assert!(document["paths"]["/admin/v1/clients"].is_object());
+        assert_problem(get("/admin/v1/no-such-collection", Some(&admin.token)).await.unwrap(), 404).await;
+
+        for path in ["/admin/v1/clients", "/admin/openapi.json"] {
+            let public = admin.call(&app, Method::GET, path, None).await;
+            assert_eq!(public.status(), 404, "{path} is not on the public listener");
+        }
+        for path in ["/.well-known/openid-configuration", "/jwks.json", "/healthz"] {
+            assert_eq!(get(path, None).await.unwrap().status(), 404, "{path} is not on the admin listener");
+        }
+        app.stop().await;
+    }
+
+    async fn the_admin_api_can_be_off(database: &TestDatabase) {
+        let app = TestApp::spawn(database, |s| s.admin.listen = AdminListen::Off).await.unwrap();
+        let admin = admin(&app).await;
+        assert!(app.admin_address.is_none());
+        for path in ["/admin/v1/clients", "/admin/openapi.json"] {
+            assert_eq!(admin.call(&app, Method::GET, path, None).await.status(), 404, "{path}");
+        }
+        app.stop().await;
+    }
+
+    /// A port already taken stops startup naming the setting.
+    async fn a_taken_admin_port_stops_startup_naming_the_setting(database: &TestDatabase) {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = taken.local_addr().unwrap();
+        let error = TestApp::spawn(database, |s| s.admin.listen = AdminListen::Own(address))
+            .await
+            .err()
+            .expect("startup stops")
+            .to_string();
+        assert!(error.contains("admin.listen") && error.contains(&address.to_string()), "{error}");
+    }
+
+    crate::database_tests!(
+        the_admin_api_can_have_a_listener_of_its_own,
+        the_admin_api_can_be_off,
+        a_taken_admin_port_stops_startup_naming_the_setting,
+    );
+}

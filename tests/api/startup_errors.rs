@@ -34,6 +34,7 @@ fn invalid_settings_stop_startup_naming_the_setting() {
         ("TESSERA_DATABASE_URL", "mysql://db/tessera", "database_url"),
         ("TESSERA_KEYS__RSA_BITS", "1024", "keys.rsa_bits"),
         ("TESSERA_NO_SUCH_SETTING", "1", "no_such_setting"),
+        ("TESSERA_ADMIN__LISTEN", "everywhere", "admin.listen"),
     ];
     for (name, value, setting) in cases {
         let (ok, stderr) = migrate_with(&[(name, value)], &[]);

@@ -43,11 +43,22 @@ pub struct AdminSettings {
     pub trust_forwarded_headers: bool,
 }
 
+/// What the OpenAPI document names as its server (`admin.listen`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocumentServer {
+    /// On the public listener: the issuer, below whose path the API is mounted.
+    Issuer,
+    /// On a listener of its own, at its root: `/`, relative to where the document was
+    /// fetched (OpenAPI 3.1 §4.8.5), since no setting names that listener's public URL.
+    Root,
+}
+
 /// The admin routes: `/admin/openapi.json` and `/admin/v1/…`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut web::ServiceConfig, server: DocumentServer) {
     cfg.service(
         web::scope("/admin")
             .wrap(ErrorHandlers::new().default_handler(problem::from_framework))
+            .app_data(Data::new(server))
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 ApiError::bad_request(format!("the query string is not valid: {error}")).into()
@@ -116,11 +127,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 )]
 pub struct ApiDoc;
 
-/// `GET /admin/openapi.json`: the document, with the issuer as its server, so the paths
-/// resolve below the issuer's path when it has one (`https://example.com/auth/admin/v1/…`).
-async fn openapi(issuer: Data<TokenIssuer>) -> HttpResponse {
+/// `GET /admin/openapi.json`: the document, with the issuer as its server on the public
+/// listener, so the paths resolve below the issuer's path when it has one
+/// (`https://example.com/auth/admin/v1/…`), and `/` on the API's own listener.
+async fn openapi(issuer: Data<TokenIssuer>, server: Data<DocumentServer>) -> HttpResponse {
     let mut document = ApiDoc::openapi();
-    document.servers = Some(vec![Server::new(issuer.issuer.as_str())]);
+    let url = match **server {
+        DocumentServer::Issuer => issuer.issuer.as_str(),
+        DocumentServer::Root => "/",
+    };
+    document.servers = Some(vec![Server::new(url)]);
     HttpResponse::Ok().json(document)
 }
 

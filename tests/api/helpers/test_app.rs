@@ -33,6 +33,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// `http://127.0.0.1:PORT` of `/metrics`, when `metrics.bind` is set.
     pub metrics_address: Option<String>,
+    /// `http://127.0.0.1:PORT` of the admin API's own listener, when `admin.listen` is one.
+    pub admin_address: Option<String>,
     handle: tessera::startup::Stopper,
 }
 
@@ -95,10 +97,11 @@ impl TestApp {
         let handle = app.stopper();
         let kid = app.kid.clone();
         let metrics_address = app.metrics_port().map(|port| format!("http://127.0.0.1:{port}"));
+        let admin_address = app.admin_port().map(|port| format!("http://127.0.0.1:{port}"));
         tokio::spawn(app.run_until_stopped()); // the socket already listens: no sleep needed
         let storage = storage::connect(&settings.database_url, &settings.database).await?;
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build()?;
-        Ok(Self { address, origin, http, storage, settings, kid, clock, metrics_address, handle })
+        Ok(Self { address, origin, http, storage, settings, kid, clock, metrics_address, admin_address, handle })
     }
 
     /// The same server seen from another browser: its own cookie jar, shared with the
@@ -119,6 +122,7 @@ impl TestApp {
             kid: self.kid.clone(),
             clock: self.clock.clone(),
             metrics_address: self.metrics_address.clone(),
+            admin_address: self.admin_address.clone(),
             handle: self.handle.clone(),
         };
         (browser, jar)
