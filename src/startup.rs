@@ -255,6 +255,7 @@ impl Application {
                     schedule: RotationSchedule::from_settings(&settings),
                     password_checks: password_checks_seen,
                     is_ssf_enabled,
+                    logouts_give_up_after: settings.backchannel_logout.give_up_after.chrono(),
                 };
                 let (server, port) = scrape.serve(bind)?;
                 (Some(server), Some(port))
@@ -393,6 +394,8 @@ struct Scrape {
     schedule: RotationSchedule,
     password_checks: Data<PasswordChecks>,
     is_ssf_enabled: bool,
+    /// `backchannel_logout.give_up_after`: older Logout Tokens are not counted as owed.
+    logouts_give_up_after: chrono::Duration,
 }
 
 impl Scrape {
@@ -445,7 +448,7 @@ impl Scrape {
             Ok(None) => {}
             Err(error) => tracing::warn!(error = %error, "metrics: cannot read the signing keys"),
         }
-        match self.storage.logout_stats().await {
+        match self.storage.logout_stats(now - self.logouts_give_up_after).await {
             Ok(stats) => {
                 metrics.backchannel_logout_backlog.set(stats.backlog);
                 let lag = stats.oldest_owed.map_or(0.0, |at| seconds(now - at).max(0.0));

@@ -16,7 +16,6 @@ use crate::domain::user::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-/// A Logout Token owed to one client, claimed for one attempt.
 /// What the Logout Token outbox holds, for the metrics.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogoutStats {
@@ -26,6 +25,7 @@ pub struct LogoutStats {
     pub oldest_owed: Option<DateTime<Utc>>,
 }
 
+/// A Logout Token owed to one client, claimed for one attempt.
 #[derive(Clone, Debug)]
 pub struct LogoutAttempt {
     /// The token's `jti`: the same on every attempt.
@@ -71,9 +71,11 @@ pub trait BackchannelStore: Send + Sync {
     /// The Logout Tokens owed to `client` (not yet delivered), for operators and tests.
     async fn count_pending_logouts(&self, client: &ClientId) -> Result<i64, StorageError>;
 
-    /// Every client's owed Logout Tokens, for the metrics: one aggregate query over a table
-    /// housekeeping keeps bounded (`backchannel_logout.max_per_client` per client).
-    async fn logout_stats(&self) -> Result<LogoutStats, StorageError>;
+    /// The Logout Tokens that will still be sent, for the metrics: of enabled clients, and
+    /// created after `created_after` (those before are given up, as `claim_logouts`
+    /// skips them). One aggregate query over a table housekeeping keeps bounded
+    /// (`backchannel_logout.max_pending_per_client` per client).
+    async fn logout_stats(&self, created_after: DateTime<Utc>) -> Result<LogoutStats, StorageError>;
 
     /// Deletes, at most `batch` rows per statement: Logout Tokens created before
     /// `give_up_before`, those beyond the newest `max_per_client` of a client, and the

@@ -445,6 +445,20 @@ mod with_metrics {
         assert_eq!(owed["tessera_backchannel_logout_backlog_tokens"], 1.0, "the RP is down: owed");
         let lag = owed["tessera_backchannel_logout_oldest_undelivered_age_seconds"];
         assert!((0.25..60.0).contains(&lag), "the oldest has waited since the logout: {lag}");
+        // A disabled client is sent nothing: its tokens are not owed.
+        let disable = |sqlite: &str, postgres: &str| {
+            let id = &client.id;
+            (
+                format!("UPDATE clients SET disabled_at = {sqlite} WHERE id = '{id}'"),
+                format!("UPDATE clients SET disabled_at = {postgres} WHERE id = '{id}'"),
+            )
+        };
+        let (sqlite, postgres) = disable("1", "now()");
+        app.execute_sql(&sqlite, &postgres).await;
+        assert_eq!(scrape(&app).await["tessera_backchannel_logout_backlog_tokens"], 0.0, "a disabled client's");
+        let (sqlite, postgres) = disable("NULL", "NULL");
+        app.execute_sql(&sqlite, &postgres).await;
+        assert_eq!(scrape(&app).await["tessera_backchannel_logout_backlog_tokens"], 1.0);
 
         let end = LogoutReceiver::start_on(port, vec![]);
         let mut backlog = 1.0;

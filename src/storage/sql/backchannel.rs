@@ -148,10 +148,15 @@ impl BackchannelStore for SqlStorage {
         on_pool!(self, pool => Ok(sqlx::query_scalar(sql).bind(client.as_str()).fetch_one(pool).await?))
     }
 
-    async fn logout_stats(&self) -> Result<LogoutStats, StorageError> {
-        let sql = "SELECT COUNT(*), MIN(created_at) FROM backchannel_logouts";
+    async fn logout_stats(&self, created_after: DateTime<Utc>) -> Result<LogoutStats, StorageError> {
+        // What `claim_logouts` would ever claim: a disabled client's and given-up tokens
+        // wait only for housekeeping to delete them, and would hold the lag up for days.
+        let sql = "SELECT COUNT(*), MIN(b.created_at) FROM backchannel_logouts b JOIN clients c ON c.id = b.client_id \
+                   WHERE c.disabled_at IS NULL AND b.created_at > $1";
+        let created_after = Timestamp::from(created_after);
         on_pool!(self, pool => {
-            let (backlog, oldest): (i64, Option<Timestamp>) = sqlx::query_as(sql).fetch_one(pool).await?;
+            let (backlog, oldest): (i64, Option<Timestamp>) =
+                sqlx::query_as(sql).bind(created_after).fetch_one(pool).await?;
             Ok(LogoutStats { backlog, oldest_owed: oldest.map(Into::into) })
         })
     }
