@@ -12,7 +12,7 @@
 //! - The forms carry CSRF tokens bound to the session (and, for the decision, to the
 //!   code) by the form signer's HMAC, double-submitted in the CSRF cookie as everywhere.
 
-use super::throttle::{self, Settle};
+use super::throttle::{self, Attempted, Settle};
 use super::{CheckedForm, LoginSettings};
 use crate::authorization::device::DevicePolicy;
 use crate::authorization::pages::{
@@ -27,12 +27,13 @@ use crate::domain::secret::GeneratedSecret;
 use crate::http::client_ip::client_ip;
 use crate::http::form::FormParams;
 use crate::metrics::Metrics;
-use actix_web::http::header::LOCATION;
+use actix_web::http::header::{HeaderValue, LOCATION, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 const WRONG_CODE: &str = "That code is not valid or has expired. Check the code on your device and try again.";
 const LOCKED: &str = "Too many wrong codes. Try again in a few minutes.";
+const BUSY: &str = "Too many codes are being checked at this moment. Try again in a few seconds.";
 
 /// How long the sign-in form shown by this page stays usable.
 const LOGIN_FORM_LIFETIME: chrono::Duration = chrono::Duration::minutes(15);
@@ -87,29 +88,54 @@ pub async fn post(
     let code = UserCode::parse(typed);
     let digest = code.as_ref().map(|code| policy.user_code_digest(code));
     let (user_id, sid, task_metrics) = (session.user_id.clone(), session.sid.clone(), metrics.clone());
-    let found = throttle::attempt(ctx.storage.clone(), settings, subjects, now, move |storage| async move {
-        let found = match &digest {
-            Some(digest) => storage.find_device_request(digest, now).await,
-            None => Ok(None),
-        };
-        // A right code releases its place and clears nothing: an attacker who asks for
-        // codes of its own (a public client's id is enough) cannot wash its failures away.
-        let settle = match &found {
-            Ok(Some(_)) | Err(_) => Settle::Release,
-            Ok(None) => {
-                // Recorded here, not by the handler: a guess whose client hung up counts as
-                // a failure, so it leaves its trace as one.
-                task_metrics.device_user_code_failures.inc();
-                crate::audit!(info, "device_user_code", "failure", user_id = %user_id, sid = %sid);
-                Settle::Failure
-            }
-        };
-        (settle, found)
-    })
+    let gone = (session.user_id.clone(), session.sid.clone());
+    // A right code whose client hung up before its answer: nothing approved, but the
+    // guess was right, so it leaves a trace as a wrong one does.
+    let abandoned = move |found: Result<Option<_>, _>| {
+        if let Ok(Some(_)) = found {
+            let (user_id, sid) = gone;
+            crate::audit!(warn, "device_user_code", "abandoned", user_id = %user_id, sid = %sid);
+        }
+    };
+    let attempted = throttle::attempt(
+        ctx.storage.clone(),
+        settings,
+        subjects,
+        now,
+        move |storage| async move {
+            let found = match &digest {
+                Some(digest) => storage.find_device_request(digest, now).await,
+                None => Ok(None),
+            };
+            // A right code releases its place and clears nothing: an attacker who asks for
+            // codes of its own (a public client's id is enough) cannot wash its failures away.
+            let settle = match &found {
+                Ok(Some(_)) | Err(_) => Settle::Release,
+                Ok(None) => {
+                    // Recorded here, not by the handler: a guess whose client hung up counts as
+                    // a failure, so it leaves its trace as one.
+                    task_metrics.device_user_code_failures.inc();
+                    crate::audit!(info, "device_user_code", "failure", user_id = %user_id, sid = %sid);
+                    Settle::Failure
+                }
+            };
+            (settle, found)
+        },
+        abandoned,
+    )
     .await?;
-    let Some(found) = found else {
-        crate::audit!(warn, "device_user_code", "locked", user_id = %session.user_id, sid = %session.sid);
-        return Ok(entry_page(&ctx, &session, &username, &echoed, Some(LOCKED), StatusCode::TOO_MANY_REQUESTS));
+    let found = match attempted {
+        Attempted::Checked(found) => found,
+        Attempted::Locked => {
+            crate::audit!(warn, "device_user_code", "locked", user_id = %session.user_id, sid = %session.sid);
+            return Ok(entry_page(&ctx, &session, &username, &echoed, Some(LOCKED), StatusCode::TOO_MANY_REQUESTS));
+        }
+        Attempted::Busy => {
+            crate::audit!(info, "device_user_code", "busy", user_id = %session.user_id, sid = %session.sid);
+            let mut busy = entry_page(&ctx, &session, &username, &echoed, Some(BUSY), StatusCode::TOO_MANY_REQUESTS);
+            busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            return Ok(busy);
+        }
     };
     let found = found?;
     let (Some(code), Some(request)) = (code, found) else {
@@ -268,5 +294,6 @@ fn throttle_settings(policy: &DevicePolicy, login: &LoginSettings) -> LoginSetti
         lockout: login.lockout,
         max_lockout: login.max_lockout,
         trust_forwarded_headers: login.trust_forwarded_headers,
+        attempts_in_flight: login.attempts_in_flight.clone(),
     }
 }

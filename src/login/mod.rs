@@ -13,6 +13,8 @@ use crate::authorization::pages;
 use crate::config::Settings;
 use actix_web::web;
 use chrono::Duration;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 pub use form::{check_same_origin, CheckedForm};
 
@@ -28,6 +30,9 @@ pub struct LoginSettings {
     pub max_lockout: Duration,
     /// Take the client IP from `Forwarded` / `X-Forwarded-For` (behind a proxy only).
     pub trust_forwarded_headers: bool,
+    /// Attempts running now, login and device forms together, at most
+    /// [`throttle::MAX_ATTEMPTS_IN_FLIGHT`].
+    pub attempts_in_flight: Arc<Semaphore>,
 }
 
 impl LoginSettings {
@@ -38,6 +43,7 @@ impl LoginSettings {
             lockout: settings.login.lockout.chrono(),
             max_lockout: settings.login.max_lockout.chrono(),
             trust_forwarded_headers: settings.http.trust_forwarded_headers,
+            attempts_in_flight: Arc::new(Semaphore::new(throttle::MAX_ATTEMPTS_IN_FLIGHT)),
         }
     }
 }

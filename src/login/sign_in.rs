@@ -2,7 +2,7 @@
 //! throttles guessing, starts a fresh SSO session, then continues the authorization (or
 //! goes back to the device verification page that asked for the sign-in).
 
-use super::throttle::{self, Settle};
+use super::throttle::{self, Attempted, Settle};
 use super::{device, CheckedForm, LoginSettings};
 use crate::authorization::decision::{self, SignedIn, ValidRequest};
 use crate::authorization::pages::PageError;
@@ -108,8 +108,22 @@ pub async fn post(
     }
     let username_known = username.is_some();
     let (client_id, shown_ip, task_metrics) = (request.client_id().to_owned(), ip.clone(), metrics.clone());
-    let checked =
-        throttle::attempt(ctx.storage.clone(), login.get_ref().clone(), subjects, now, move |storage| async move {
+    let gone = (request.client_id().to_owned(), ip.clone(), metrics.clone());
+    // A right password whose client hung up before its answer: no session, so no
+    // `success` event, but the password was checked and the account's count cleared.
+    let abandoned = move |checked: Option<anyhow::Result<Option<User>>>| {
+        if let Some(Ok(Some(user))) = checked {
+            let (client_id, ip, metrics) = gone;
+            crate::audit!(warn, "login", "abandoned", client_id = %client_id, client_ip = %ip, user_id = %user.id);
+            metrics.logins.with_label_values(&["abandoned"]).inc();
+        }
+    };
+    let attempted = throttle::attempt(
+        ctx.storage.clone(),
+        login.get_ref().clone(),
+        subjects,
+        now,
+        move |storage| async move {
             // Bounded: beyond the bound, answer at once rather than queue. Taken after the
             // reservation, so requests the throttle refuses never hold a place.
             let Some(permit) = checks.try_start() else {
@@ -129,19 +143,25 @@ pub async fn post(
                 Err(_) => Settle::Release,
             };
             (settle, Some(checked))
-        })
-        .await?;
-    let Some(checked) = checked else {
-        outcome("locked");
-        crate::audit!(info, "login", "locked", client_id = %request.client_id(), client_ip = %ip);
-        return Ok(again(LOCKED, StatusCode::TOO_MANY_REQUESTS));
-    };
-    let Some(checked) = checked else {
-        outcome("busy");
-        crate::audit!(info, "login", "busy", client_id = %request.client_id(), client_ip = %ip);
-        let mut busy = again(BUSY, StatusCode::TOO_MANY_REQUESTS);
-        busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        return Ok(busy);
+        },
+        abandoned,
+    )
+    .await?;
+    let checked = match attempted {
+        Attempted::Checked(Some(checked)) => checked,
+        Attempted::Locked => {
+            outcome("locked");
+            crate::audit!(info, "login", "locked", client_id = %request.client_id(), client_ip = %ip);
+            return Ok(again(LOCKED, StatusCode::TOO_MANY_REQUESTS));
+        }
+        // Too many attempts in flight, or too many password checks: nothing was checked.
+        Attempted::Busy | Attempted::Checked(None) => {
+            outcome("busy");
+            crate::audit!(info, "login", "busy", client_id = %request.client_id(), client_ip = %ip);
+            let mut busy = again(BUSY, StatusCode::TOO_MANY_REQUESTS);
+            busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            return Ok(busy);
+        }
     };
     let Some(user) = checked? else {
         return Ok(again(LOGIN_FAILED, StatusCode::UNAUTHORIZED)); // recorded by the check

@@ -19,6 +19,7 @@ use actix_web::web::Data;
 use chrono::{DateTime, Duration, Utc};
 use std::future::Future;
 use std::net::IpAddr;
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 /// The throttling subject of a client IP: its network ([`ip_prefix`], an IPv6 /64).
@@ -37,8 +38,24 @@ pub enum Settle {
     Release,
 }
 
-/// Reserves a place for every subject, runs `check`, and settles as it says: `None`,
-/// without running `check`, when a subject is locked or at its limit.
+/// The most attempts running at once in one process, login and device forms together.
+/// A client that hangs up no longer takes its attempt's work with it (see [`attempt`]),
+/// so without a bound a stranger resetting connections as fast as it opens them would
+/// pile up tasks, each with its throttle writes, on the database. Far above what the
+/// password checks' own bound lets compute (`login.max_concurrent_password_checks`).
+pub const MAX_ATTEMPTS_IN_FLIGHT: usize = 256;
+
+/// What became of an attempt.
+pub enum Attempted<T> {
+    /// Its places were reserved, `check` ran and they were settled: what it returned.
+    Checked(T),
+    /// A subject is locked or at its limit: nothing was checked.
+    Locked,
+    /// [`MAX_ATTEMPTS_IN_FLIGHT`] attempts are running: nothing was reserved or checked.
+    Busy,
+}
+
+/// Reserves a place for every subject, runs `check`, and settles as it says.
 ///
 /// All three run in a task of their own, so the reservation is settled even when the
 /// request goes away: actix drops a handler whose client resets its connection, and a
@@ -48,30 +65,52 @@ pub enum Settle {
 /// (a failure's audit event) belongs in `check` for the same reason. A task does what its
 /// request would have done had its client waited for the answer: one reservation, and at
 /// most one password check under the bound of [`crate::password::PasswordChecks`].
+///
+/// When the request has gone by the time the check is settled, its answer goes to
+/// `abandoned` instead: a right password whose client hung up was still checked, and an
+/// attacker who hangs up after each guess would otherwise learn from the throttle's
+/// counts which one was right without leaving the trace of a successful login.
 pub async fn attempt<T, Checked>(
     storage: Data<dyn Storage>,
     settings: LoginSettings,
     subjects: Vec<ThrottleSubject>,
     now: DateTime<Utc>,
     check: impl FnOnce(Data<dyn Storage>) -> Checked + Send + 'static,
-) -> anyhow::Result<Option<T>>
+    abandoned: impl FnOnce(T) + Send + 'static,
+) -> anyhow::Result<Attempted<T>>
 where
     T: Send + 'static,
     Checked: Future<Output = (Settle, T)> + Send,
 {
-    let settled = tokio::spawn(
+    let Ok(slot) = settings.attempts_in_flight.clone().try_acquire_owned() else {
+        return Ok(Attempted::Busy);
+    };
+    let (answer, answered) = oneshot::channel();
+    tokio::spawn(
         async move {
-            let Some(reservation) = reserve(storage.clone(), &settings, subjects, now).await? else {
-                return Ok(None);
-            };
-            let (settle, checked) = check(storage).await;
-            reservation.settle(settle, &settings, now).await?;
-            Ok::<_, StorageError>(Some(checked))
+            let _slot = slot; // held until the attempt is settled
+            let settled = async {
+                let Some(reservation) = reserve(storage.clone(), &settings, subjects, now).await? else {
+                    return Ok(None);
+                };
+                let (settle, checked) = check(storage).await;
+                reservation.settle(settle, &settings, now).await?;
+                Ok::<_, StorageError>(Some(checked))
+            }
+            .await;
+            if let Err(Ok(Some(checked))) = answer.send(settled) {
+                abandoned(checked);
+            }
         }
         // The request's span goes along: its audit events carry the request id.
         .instrument(tracing::Span::current()),
     );
-    Ok(settled.await??)
+    match answered.await {
+        Ok(settled) => Ok(settled?.map_or(Attempted::Locked, Attempted::Checked)),
+        // The task ended without an answer: it panicked (its reservation gave the places
+        // back as it was dropped).
+        Err(_) => Err(anyhow::anyhow!("a login attempt's task ended without settling")),
+    }
 }
 
 /// Reserves one password check for every subject, or none: `None` when any is locked or
@@ -103,7 +142,9 @@ async fn reserve(
 
 /// The places one attempt holds: the account's (when the username is well-formed) and the
 /// client IP's, or the device flow's three. Dropped with places still held (a panic in the
-/// check, the runtime stopping), it gives them back from a task of its own.
+/// check), it gives them back from a task of its own. A process that stops mid-attempt
+/// cannot: its places stay held until the failure window starts afresh (at most
+/// `login.failure_window`), the one case where a place outlives its attempt.
 struct Reservation {
     storage: Data<dyn Storage>,
     /// The subjects whose places are still held; each leaves once it is settled.

@@ -4,10 +4,12 @@
 use crate::helpers::{race, t, TestStorage, RACERS};
 use actix_web::web::Data;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 use std::time::Duration;
 use tessera::domain::authorization::ThrottleSubject;
-use tessera::login::throttle::{attempt, Settle};
+use tessera::login::throttle::{attempt, Attempted, Settle};
 use tessera::login::LoginSettings;
+use tokio::sync::Semaphore;
 
 /// The failure window is ten minutes.
 async fn reserve(db: &TestStorage, subject: &str, limit: i64, now: DateTime<Utc>) -> bool {
@@ -107,24 +109,28 @@ async fn concurrent_failures_are_all_counted(db: &TestStorage) {
     assert_eq!(counts, (1..=RACERS as i64).collect::<Vec<_>>());
 }
 
-/// An attempt whose check panics (or whose task is dropped) still gives its places back:
-/// its reservation releases them from a task of its own.
-async fn an_attempt_whose_check_panics_gives_its_places_back(db: &TestStorage) {
-    let settings = LoginSettings {
-        max_failures: 1,
+fn settings(max_failures: u32, attempts_in_flight: usize) -> LoginSettings {
+    LoginSettings {
+        max_failures,
         failure_window: chrono::Duration::minutes(10),
         lockout: chrono::Duration::seconds(30),
         max_lockout: chrono::Duration::minutes(15),
         trust_forwarded_headers: false,
-    };
+        attempts_in_flight: Arc::new(Semaphore::new(attempts_in_flight)),
+    }
+}
+
+/// An attempt whose check panics (or whose task is dropped) still gives its places back:
+/// its reservation releases them from a task of its own.
+async fn an_attempt_whose_check_panics_gives_its_places_back(db: &TestStorage) {
     let subjects = vec![ThrottleSubject::ClientIp("192.0.2.1".into()), ThrottleSubject::account("alice")];
-    let panicked = attempt(Data::from(db.shared()), settings, subjects, t(0), |_| async {
+    let check = |_| async {
         if true {
             panic!("the check went wrong");
         }
         (Settle::Release, ())
-    })
-    .await;
+    };
+    let panicked = attempt(Data::from(db.shared()), settings(1, 8), subjects, t(0), check, |()| {}).await;
     assert!(panicked.is_err(), "a panic is an error for the request, not a crash");
     // The account's one place comes back.
     for _ in 0..500 {
@@ -134,6 +140,47 @@ async fn an_attempt_whose_check_panics_gives_its_places_back(db: &TestStorage) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the account's place was never given back");
+}
+
+/// Attempts in flight are bounded: past the bound one is refused before it reserves
+/// anything, and the bound's places come back as attempts end. A client that hangs up no
+/// longer ends its attempt's work, so only this bounds what resets can pile up.
+async fn attempts_beyond_the_bound_are_busy_and_reserve_nothing(db: &TestStorage) {
+    let shared = settings(5, 2);
+    let storage: Data<dyn tessera::storage::Storage> = Data::from(db.shared());
+    let subject = |n: usize| vec![ThrottleSubject::account(&format!("user{n}"))];
+    let (release, held) = tokio::sync::watch::channel(false);
+    let mut running = Vec::new();
+    for n in 0..2 {
+        let mut held = held.clone();
+        let check = move |_| async move {
+            let _ = held.wait_for(|released| *released).await;
+            (Settle::Release, n)
+        };
+        running.push(tokio::spawn(attempt(storage.clone(), shared.clone(), subject(n), t(0), check, |_| {})));
+    }
+    // Both hold their places (a limit of one is then full): the bound is taken.
+    for n in 0..2 {
+        let key = format!("account:user{n}");
+        let mut tries = 0;
+        while reserve(db, &key, 1, t(0)).await {
+            db.release_attempt(&key).await.unwrap();
+            tries += 1;
+            assert!(tries < 500, "attempt {n} never reserved its place");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let refused =
+        attempt(storage.clone(), shared.clone(), subject(2), t(0), |_| async { (Settle::Release, 2) }, |_| {});
+    assert!(matches!(refused.await.unwrap(), Attempted::Busy), "the third is refused while two run");
+    assert!(reserve(db, "account:user2", 1, t(0)).await, "and reserved nothing");
+    db.release_attempt("account:user2").await.unwrap();
+    release.send(true).unwrap();
+    for handle in running {
+        assert!(matches!(handle.await.unwrap().unwrap(), Attempted::Checked(_)));
+    }
+    let admitted = attempt(storage, shared, subject(3), t(0), |_| async { (Settle::Release, 3) }, |_| {});
+    assert!(matches!(admitted.await.unwrap(), Attempted::Checked(3)), "the bound's places came back");
 }
 
 crate::backend_tests!(
@@ -146,4 +193,5 @@ crate::backend_tests!(
     of_many_concurrent_attempts_only_the_limit_is_reserved,
     concurrent_failures_are_all_counted,
     an_attempt_whose_check_panics_gives_its_places_back,
+    attempts_beyond_the_bound_are_busy_and_reserve_nothing,
 );

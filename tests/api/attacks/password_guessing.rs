@@ -5,8 +5,8 @@
 use super::{in_parallel, login_form};
 use crate::helpers::browser::PASSWORD;
 use crate::helpers::browser::{form_tokens, AuthorizeRequest};
-use crate::helpers::clients::ClientSpec;
 use crate::helpers::clients::WEB_APP_REDIRECT_URI;
+use crate::helpers::clients::{ClientSpec, TestClient};
 use crate::helpers::{TestApp, TestDatabase};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -83,22 +83,13 @@ async fn password_checks_beyond_the_bound_are_refused_at_once_with_retry_after(d
     app.stop().await;
 }
 
-/// A login whose client hangs up while its password is checked still settles its
-/// reservation. Before, actix dropped the handler with the connection and its place stayed
-/// taken until the failure window ran out: `max_failures` posts that hang up at once
-/// locked the account for that window, the right password included, at the cost of no
-/// failure at all.
-async fn logins_whose_client_hangs_up_still_give_their_places_back(database: &TestDatabase) {
-    let app = TestApp::spawn(database, |s| {
-        s.login.max_concurrent_password_checks = 64;
-        s.login.max_failures = 8;
-    })
-    .await
-    .unwrap();
-    let client = app.register_client(ClientSpec { is_first_party: true, ..ClientSpec::web_app() }).await;
+/// Posts `password` for the account `hangs-up` (whose hash is made forty times as costly
+/// as the server's, 0.3-1 s a check) `login.max_failures` times at once, each from a
+/// client that resets its connection once every post holds its place; returns when every
+/// place is given back. Before, actix dropped the handler with the connection and its
+/// place stayed taken until the failure window ran out.
+async fn posts_whose_clients_hang_up(app: &TestApp, client: &TestClient, password: &str) {
     app.create_user("hangs-up").await;
-    // A hash forty times as costly as the server's (0.3-1 s a check), so that every post
-    // is still being checked, or waiting for a core, when its client hangs up.
     let slow = argon2::Argon2::new(
         argon2::Algorithm::Argon2id,
         argon2::Version::V0x13,
@@ -112,7 +103,7 @@ async fn logins_whose_client_hangs_up_still_give_their_places_back(database: &Te
     let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let page = browser
         .get(app.url("/authorize"))
-        .query(&AuthorizeRequest::new(&client, WEB_APP_REDIRECT_URI).params())
+        .query(&AuthorizeRequest::new(client, WEB_APP_REDIRECT_URI).params())
         .send()
         .await
         .unwrap();
@@ -128,7 +119,7 @@ async fn logins_whose_client_hangs_up_still_give_their_places_back(database: &Te
             ("pending", tokens.pending.as_str()),
             ("csrf_token", &tokens.csrf_token),
             ("username", "hangs-up"),
-            ("password", PASSWORD),
+            ("password", password),
         ])
         .finish();
     let url = reqwest::Url::parse(&app.url("/login")).unwrap();
@@ -164,8 +155,46 @@ async fn logins_whose_client_hangs_up_still_give_their_places_back(database: &Te
         assert!(Instant::now() < deadline, "places held after the clients hung up: {}", in_flight().await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn hanging_up_app(database: &TestDatabase) -> (TestApp, TestClient) {
+    let app = TestApp::spawn(database, |s| {
+        s.login.max_concurrent_password_checks = 64;
+        s.login.max_failures = 8;
+        s.metrics.bind = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await
+    .unwrap();
+    let client = app.register_client(ClientSpec { is_first_party: true, ..ClientSpec::web_app() }).await;
+    (app, client)
+}
+
+/// Right passwords whose clients hang up give their places back, so `max_failures` of
+/// them do not lock the account (they did, at the cost of no failure at all); and each is
+/// recorded as `abandoned`, or an attacker could learn which guess was right from the
+/// throttle's counts without leaving the trace of a login.
+async fn logins_whose_client_hangs_up_still_give_their_places_back(database: &TestDatabase) {
+    let (app, client) = hanging_up_app(database).await;
+    let before = crate::metrics::scrape(&app).await;
+    posts_whose_clients_hang_up(&app, &client, PASSWORD).await;
+    let after = crate::metrics::scrape(&app).await;
+    let abandoned = r#"tessera_logins_total{outcome="abandoned"}"#;
+    let recorded = after.get(abandoned).copied().unwrap_or(0.0) - before.get(abandoned).copied().unwrap_or(0.0);
+    assert_eq!(recorded, app.settings.login.max_failures as f64, "every right password checked is recorded");
     let response = app.submit_login(&login_form(&app, &client).await, "hangs-up", PASSWORD).await;
     assert_eq!(response.status(), 303, "the account is not locked");
+    app.stop().await;
+}
+
+/// Wrong passwords whose clients hang up are failures all the same: hanging up after each
+/// guess does not spare the guesser the lock.
+async fn wrong_guesses_whose_client_hangs_up_still_count(database: &TestDatabase) {
+    let (app, client) = hanging_up_app(database).await;
+    posts_whose_clients_hang_up(&app, &client, "not-the-password").await;
+    let failures = "SELECT COALESCE(MAX(failures), 0) FROM login_throttles WHERE subject = 'account:hangs-up'";
+    assert_eq!(app.query_i64(failures).await, app.settings.login.max_failures as i64);
+    let response = app.submit_login(&login_form(&app, &client).await, "hangs-up", PASSWORD).await;
+    assert_eq!(response.status(), 429, "the account is locked, the right password included");
     app.stop().await;
 }
 
@@ -198,4 +227,5 @@ crate::database_tests!(
     one_ip_spraying_many_accounts_checks_at_most_four_times_max_failures,
     password_checks_beyond_the_bound_are_refused_at_once_with_retry_after,
     logins_whose_client_hangs_up_still_give_their_places_back,
+    wrong_guesses_whose_client_hangs_up_still_count,
 );
