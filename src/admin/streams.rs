@@ -3,6 +3,7 @@
 //! stream-updated event (SSF §8.1.5).
 
 use super::error::{invalid_as, ServiceError};
+use super::Page;
 use crate::domain::client::ClientId;
 use crate::domain::signals::{parse_stream_id, Delivery, Stream, StreamStatus};
 use crate::signals::Emitter;
@@ -63,6 +64,28 @@ pub struct DisableStream {
 pub async fn list(storage: &dyn Storage, receiver: Option<&str>) -> Result<Vec<Stream>, ServiceError> {
     let receiver = receiver.map(ClientId::parse).transpose().map_err(invalid_as("receiver"))?;
     Ok(storage.list_streams(receiver.as_ref()).await?)
+}
+
+/// A page of every stream, or of one receiver's, oldest first (the admin API's list).
+pub async fn list_page(
+    storage: &dyn Storage,
+    receiver: Option<&str>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Page<Stream>, ServiceError> {
+    let receiver = receiver.map(ClientId::parse).transpose().map_err(invalid_as("receiver"))?;
+    let not_given = || ServiceError::invalid("cursor", "the cursor is not one this server gave");
+    if let Some(after) = after {
+        if parse_stream_id(after).is_err() || storage.find_stream(after).await?.is_none() {
+            return Err(not_given());
+        }
+    }
+    // One more than asked: whether there is a next page, without a second query.
+    let mut items = storage.list_streams_page(receiver.as_ref(), after, i64::from(limit) + 1).await?;
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next = if more { items.last().map(|stream| stream.id.clone()) } else { None };
+    Ok(Page { items, next })
 }
 
 pub async fn find(storage: &dyn Storage, stream_id: &str) -> Result<Stream, ServiceError> {

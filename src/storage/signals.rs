@@ -88,6 +88,14 @@ pub trait SignalStore: Send + Sync {
     async fn find_stream(&self, id: &str) -> Result<Option<Stream>, StorageError>;
     /// The streams of one receiver, or all, oldest first.
     async fn list_streams(&self, receiver: Option<&ClientId>) -> Result<Vec<Stream>, StorageError>;
+    /// At most `limit` of those streams, after the stream `after` in the same order
+    /// (keyset: a page neither repeats nor skips a stream when others are created).
+    async fn list_streams_page(
+        &self,
+        receiver: Option<&ClientId>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Stream>, StorageError>;
     /// Stores the receiver-supplied configuration of `stream` (events requested, delivery,
     /// description) and its activity; false when it does not exist.
     async fn update_stream(&self, stream: &Stream) -> Result<bool, StorageError>;

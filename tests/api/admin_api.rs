@@ -431,6 +431,53 @@ async fn lists_are_paged_with_cursors(app: &TestApp) {
     assert_problem(response, 400).await;
 }
 
+/// Streams are paged like clients and users, with or without `receiver`, and a cursor of
+/// another list is refused.
+async fn streams_are_paged_with_cursors(app: &TestApp) {
+    let admin = admin(app).await;
+    let (one, two) = (app.receiver().await, app.receiver().await);
+    let mut ids = HashSet::new();
+    for receiver in [&one, &two, &one, &two, &one] {
+        ids.insert(app.poll_stream(receiver).await);
+    }
+    let page_through = |filter: String| {
+        let admin = &admin;
+        async move {
+            let (mut seen, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+            loop {
+                let mut path = format!("/admin/v1/streams?limit=2{filter}");
+                if let Some(cursor) = &cursor {
+                    path.push_str(&format!("&cursor={cursor}"));
+                }
+                let page = admin.expect(app, Method::GET, &path, None, 200).await;
+                let items = page["items"].as_array().unwrap();
+                assert!(items.len() <= 2, "{page}");
+                seen.extend(items.iter().map(|s| s["stream_id"].as_str().unwrap().to_owned()));
+                pages += 1;
+                match page["next"].as_str() {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => return (seen, pages),
+                }
+            }
+        }
+    };
+    let (all, pages) = page_through(String::new()).await;
+    assert_eq!((all.len(), pages), (5, 3), "5 streams, 2 per page: {all:?}");
+    assert_eq!(all.iter().cloned().collect::<HashSet<_>>(), ids, "each stream once");
+    let (of_one, pages) = page_through(format!("&receiver={}", one.client.id)).await;
+    assert_eq!((of_one.len(), pages), (3, 2), "{of_one:?}");
+    app.create_user("first").await;
+    app.create_user("second").await;
+    let users = admin.expect(app, Method::GET, "/admin/v1/users?limit=1", None, 200).await;
+    let users_cursor = users["next"].as_str().expect("two users, one per page").to_owned();
+    for cursor in [users_cursor.as_str(), "not base64!", "c3RyZWFtczpuby1zdWNo"] {
+        let path = format!("/admin/v1/streams?limit=2&cursor={cursor}");
+        let problem = assert_problem(admin.call(app, Method::GET, &path, None).await, 400).await;
+        assert_eq!(problem["field"], "cursor", "{cursor}: {problem}");
+    }
+    assert_problem(admin.call(app, Method::GET, "/admin/v1/streams?limit=0", None).await, 400).await;
+}
+
 async fn users_are_created_changed_disabled_enabled_and_given_passwords(app: &TestApp) {
     let admin = admin(app).await;
     let body = json!({ "username": "carol", "email": "carol@example.com", "name": "Carol", "password": "a long enough password" });
@@ -528,10 +575,11 @@ async fn streams_are_listed_shown_and_disabled(app: &TestApp) {
     let receiver = app.receiver().await;
     let stream = app.poll_stream(&receiver).await;
     let listed = admin.expect(app, Method::GET, "/admin/v1/streams", None, 200).await;
-    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert!(listed.get("next").is_none_or(Value::is_null), "one page: {listed}");
     let mine =
         admin.expect(app, Method::GET, &format!("/admin/v1/streams?receiver={}", receiver.client.id), None, 200).await;
-    assert_eq!(mine[0]["stream_id"], stream.as_str());
+    assert_eq!(mine["items"][0]["stream_id"], stream.as_str());
     let shown = admin.expect(app, Method::GET, &format!("/admin/v1/streams/{stream}"), None, 200).await;
     assert_eq!((shown["status"].as_str(), shown["delivery"].as_str()), (Some("enabled"), Some("poll")));
     let disabled = admin
@@ -798,6 +846,7 @@ crate::backend_tests!(
     revoking_sessions_ends_refresh,
     keys_are_listed_and_rotated,
     streams_are_listed_shown_and_disabled,
+    streams_are_paged_with_cursors,
     disabling_a_client_ends_its_tokens_and_is_signalled,
     concurrent_changes_and_rotations_leave_one_secret,
     nul_characters_are_refused_not_server_errors,

@@ -178,6 +178,7 @@ pub struct PageQuery {
 enum CursorKind {
     Clients,
     Users,
+    Streams,
 }
 
 impl CursorKind {
@@ -185,6 +186,7 @@ impl CursorKind {
         match self {
             Self::Clients => "clients:",
             Self::Users => "users:",
+            Self::Streams => "streams:",
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::auth::AdminCaller;
 use super::problem::{ApiError, Problem};
-use super::{audited, optional_json_body, AdminSettings, Revoked};
+use super::{audited, cursor, optional_json_body, AdminSettings, CursorKind, PageQuery, Revoked};
 use crate::admin::keys::{self, KeyView, StepView};
 use crate::admin::sessions::{self, FamilyView};
 use crate::admin::streams::{self, DisableStream, StreamView};
@@ -145,20 +145,33 @@ async fn rotate(
     Ok(HttpResponse::Ok().json(Rotation { steps: steps.iter().map(StepView::from).collect() }))
 }
 
-/// `?receiver=` of the stream list.
+/// `?receiver=&limit=&cursor=` of the stream list (the paging of [`PageQuery`]).
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Only the streams of this receiver (client id).
     pub receiver: Option<String>,
+    /// Items per page, 1 to 200 (50 when not given).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
 }
 
-/// List Shared Signals streams, all or one receiver's.
+/// A page of streams, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamPage {
+    pub items: Vec<StreamView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next: Option<String>,
+}
+
+/// List Shared Signals streams, all or one receiver's, a page at a time.
 #[utoipa::path(get, path = "/admin/v1/streams", tag = "streams", params(StreamQuery),
     responses(
-        (status = 200, description = "The streams", body = Vec<StreamView>),
-        (status = 400, description = "Not a client id", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of streams", body = StreamPage),
+        (status = 400, description = "Not a client id, or a bad limit or cursor", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks tessera:admin", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -167,9 +180,11 @@ pub async fn list_streams(
     storage: Data<dyn Storage>,
     query: Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let list: Vec<_> =
-        streams::list(&**storage, query.receiver.as_deref()).await?.iter().map(StreamView::from).collect();
-    Ok(HttpResponse::Ok().json(list))
+    let paging = PageQuery { limit: query.limit, cursor: query.cursor.clone() };
+    let (limit, after) = paging.parse(CursorKind::Streams)?;
+    let page = streams::list_page(&**storage, query.receiver.as_deref(), after.as_deref(), limit).await?;
+    let items = page.items.iter().map(StreamView::from).collect();
+    Ok(HttpResponse::Ok().json(StreamPage { items, next: cursor(CursorKind::Streams, page.next) }))
 }
 
 /// Show one stream.

@@ -356,6 +356,33 @@ impl SignalStore for SqlStorage {
         rows.into_iter().map(Stream::try_from).collect()
     }
 
+    async fn list_streams_page(
+        &self,
+        receiver: Option<&ClientId>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Stream>, StorageError> {
+        // As `list_clients_page`: the anchor's (created_at, id) is read in the statement.
+        let first = concat!(
+            "SELECT ",
+            stream_columns!(),
+            " FROM ssf_streams s WHERE ($1 IS NULL OR s.receiver_id = $1) ORDER BY s.created_at, s.id LIMIT $2"
+        );
+        let next = concat!(
+            "SELECT ",
+            stream_columns!(),
+            " FROM ssf_streams s WHERE ($1 IS NULL OR s.receiver_id = $1) \
+             AND (s.created_at, s.id) > (SELECT a.created_at, a.id FROM ssf_streams a WHERE a.id = $2) \
+             ORDER BY s.created_at, s.id LIMIT $3"
+        );
+        let receiver = receiver.map(ClientId::as_str);
+        let rows: Vec<StreamRow> = on_pool!(self, pool => Ok(match after {
+            None => sqlx::query_as(first).bind(receiver).bind(limit).fetch_all(pool).await?,
+            Some(after) => sqlx::query_as(next).bind(receiver).bind(after).bind(limit).fetch_all(pool).await?,
+        }))?;
+        rows.into_iter().map(Stream::try_from).collect()
+    }
+
     async fn update_stream(&self, stream: &Stream) -> Result<bool, StorageError> {
         let sql = "UPDATE ssf_streams SET events_requested = $2, event_mask = $3, delivery_method = $4, \
                    endpoint_url = $5, authorization_header_sealed = $6, description = $7, updated_at = $8, \
