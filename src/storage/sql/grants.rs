@@ -1,5 +1,6 @@
 //! `GrantStore` over either pool (see `on_pool!` and `on_writer!`).
 
+use super::standing::Reader;
 use super::{Backend, SqlStorage};
 use crate::domain::authorization::{AuthorizationGrant, CodePresentation, CodeRedemption, StoredCode};
 use crate::domain::refresh::TokenFamily;
@@ -173,22 +174,11 @@ impl GrantStore for SqlStorage {
 
     async fn access_token_standing(&self, token: &TokenStanding<'_>) -> Result<bool, StorageError> {
         // Up to five key lookups in one statement: the round trips, not the lookups, are
-        // what an introspection costs. On PostgreSQL, concurrent checks share one
-        // statement (`standing`).
+        // what an introspection costs, so concurrent checks share one statement
+        // (`standing`).
         match &self.backend {
-            Backend::Postgres { kept, standing } => standing.check(kept, token).await,
-            Backend::Sqlite { kept, .. } => {
-                let query = || {
-                    standing_query(
-                        token.jti,
-                        token.client.as_str(),
-                        token.family.map(|family| family.as_str()),
-                        token.user.map(|user| user.as_str()),
-                        token.sid,
-                    )
-                };
-                on_kept!(kept, pool => Ok(query().fetch_one(pool).await?))
-            }
+            Backend::Postgres { kept, standing } => standing.check(Reader::Postgres(kept), token).await,
+            Backend::Sqlite { kept, standing, .. } => standing.check(Reader::Sqlite(kept), token).await,
         }
     }
 }

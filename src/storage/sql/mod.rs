@@ -241,7 +241,13 @@ enum Backend {
     /// `kept`); every statement that writes goes through `writer`, which owns the one
     /// writer connection and the thread that drives it.
     /// Refresh rotations wait in `rotations` to go to the writer several at a time.
-    Sqlite { kept: kept::Kept<sqlx::Sqlite>, writer: writer::Writer, rotations: std::sync::Arc<refresh::RotationQueue> },
+    /// Standing checks wait in `standing` to go to a reader several at a time.
+    Sqlite {
+        kept: kept::Kept<sqlx::Sqlite>,
+        writer: writer::Writer,
+        rotations: std::sync::Arc<refresh::RotationQueue>,
+        standing: standing::StandingQueue,
+    },
     /// One pool for everything (`kept.pool()`): PostgreSQL serves concurrent writers
     /// itself. Reads go through `kept`, which keeps some of its connections between reads;
     /// writes take the pool from it ([`kept::Kept::pool_for_write`]).
@@ -349,7 +355,7 @@ impl SqlStorage {
                     None => kept::Kept::new(writes.clone(), 1, true, PING_AFTER_IDLE),
                 };
                 let writer = writer::Writer::start(writes).context("cannot start the SQLite writer thread")?;
-                Backend::Sqlite { kept, writer, rotations: Default::default() }
+                Backend::Sqlite { kept, writer, rotations: Default::default(), standing: Default::default() }
             }
             DatabaseUrl::Postgres { options, .. } => {
                 // The driver's error chain, scrubbed of the URL's secrets: no driver

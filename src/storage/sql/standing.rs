@@ -1,4 +1,4 @@
-//! PostgreSQL access-token standing checks, several to one statement.
+//! Access-token standing checks, several to one statement.
 //!
 //! Every introspection, `/userinfo` call and Tessera API call asks whether the token's
 //! `jti`, family, client, user and session still stand (`access_token_standing`). On
@@ -21,13 +21,17 @@
 //!
 //! Sound because a check waits only for a statement that has not started: one that
 //! arrives after a revocation committed is answered by a statement that starts later
-//! still, and sees it. SQLite keeps its statement per token: there a lookup costs under
-//! a microsecond and the cost is the hand-off to its connection's thread (finding 26).
+//! still, and sees it (on SQLite too: each statement reads the newest committed WAL
+//! state when it starts).
+//!
+//! SQLite shares statements the same way, for another reason: there a lookup costs under
+//! a microsecond and the cost is the hand-off to and from the reader connection's thread
+//! (finding 26), paid once per statement instead of once per check.
 
 use super::grants::standing_query;
 use super::kept::Kept;
 use crate::storage::{StorageError, TokenStanding};
-use sqlx::Postgres;
+use sqlx::{Postgres, Sqlite};
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -71,6 +75,26 @@ const TOGETHER: &str = "SELECT t.place, \
      FROM (SELECT i AS place, ($1::text[])[i] AS jti, ($2::text[])[i] AS client, ($3::text[])[i] AS family, \
              ($4::text[])[i] AS usr, ($5::text[])[i] AS sid \
            FROM generate_subscripts($1::text[], 1) AS i) AS t";
+
+/// SQLite's statement for any number of checks: the checks are one JSON array of
+/// `[jti, client, family, user, sid]` arrays (`null` for what a token does not name), read
+/// by `json_each`, whose `key` is the check's place from 0. Each lookup is one on a key,
+/// as in [`TOGETHER`] and the per-shape statements of `grants.rs`.
+const TOGETHER_SQLITE: &str = "SELECT t.key, \
+       (SELECT r.jti FROM revoked_access_tokens r WHERE r.jti = t.value ->> 0) IS NULL \
+       AND (SELECT c.disabled_at IS NULL FROM clients c WHERE c.id = t.value ->> 1) IS TRUE \
+       AND (t.value ->> 2 IS NULL \
+            OR (SELECT f.revoked_at IS NULL FROM token_families f WHERE f.id = t.value ->> 2) IS TRUE) \
+       AND (t.value ->> 3 IS NULL OR (SELECT u.disabled_at IS NULL FROM users u WHERE u.id = t.value ->> 3) IS TRUE) \
+       AND (t.value ->> 4 IS NULL OR (SELECT 1 FROM sessions s WHERE s.sid = t.value ->> 4) IS NOT NULL) \
+     FROM json_each($1) AS t";
+
+/// The pool a queue's statements go to: a queue serves one backend.
+#[derive(Clone, Copy)]
+pub(in crate::storage::sql) enum Reader<'a> {
+    Postgres(&'a Kept<Postgres>),
+    Sqlite(&'a Kept<Sqlite>),
+}
 
 /// A check as it waits: what it asks, owned.
 struct Check {
@@ -147,7 +171,7 @@ impl StandingQueue {
     }
 
     /// Whether `token` still stands, answered together with the checks waiting.
-    pub(super) async fn check(&self, kept: &Kept<Postgres>, token: &TokenStanding<'_>) -> Result<bool, StorageError> {
+    pub(super) async fn check(&self, kept: Reader<'_>, token: &TokenStanding<'_>) -> Result<bool, StorageError> {
         let turn = {
             let mut waiting = self.lock();
             let stuck = waiting.running_since.is_some_and(|since| since.elapsed() >= self.patience);
@@ -184,13 +208,13 @@ impl StandingQueue {
     }
 
     /// `token` in a statement of its own.
-    async fn alone(&self, kept: &Kept<Postgres>, token: &TokenStanding<'_>) -> Result<bool, StorageError> {
+    async fn alone(&self, kept: Reader<'_>, token: &TokenStanding<'_>) -> Result<bool, StorageError> {
         Ok(self.run(kept, vec![Check::from(token)]).await?[0])
     }
 
     /// Runs one statement for `own` and up to [`MOST_TOGETHER`] − 1 waiting checks, then
     /// hands the lead on (also if this future is dropped part-way: `_leading`).
-    async fn lead(&self, kept: &Kept<Postgres>, own: Check, _leading: Leading<'_>) -> Result<bool, StorageError> {
+    async fn lead(&self, kept: Reader<'_>, own: Check, _leading: Leading<'_>) -> Result<bool, StorageError> {
         let together: Vec<Waiter> = {
             let mut waiting = self.lock();
             waiting.running_since = Some(Instant::now());
@@ -224,35 +248,21 @@ impl StandingQueue {
     }
 
     /// One statement for `checks`: their standings, in order.
-    async fn run(&self, kept: &Kept<Postgres>, checks: Vec<Check>) -> Result<Vec<bool>, StorageError> {
+    async fn run(&self, kept: Reader<'_>, checks: Vec<Check>) -> Result<Vec<bool>, StorageError> {
         #[cfg(test)]
         self.sizes.lock().unwrap_or_else(PoisonError::into_inner).push(checks.len());
         if let [check] = checks.as_slice() {
             return Ok(vec![lone(kept, check).await?]);
         }
         let count = checks.len();
-        let mut jtis = Vec::with_capacity(count);
-        let mut clients = Vec::with_capacity(count);
-        let mut families = Vec::with_capacity(count);
-        let mut users = Vec::with_capacity(count);
-        let mut sids = Vec::with_capacity(count);
-        for check in checks {
-            jtis.push(check.jti);
-            clients.push(check.client);
-            families.push(check.family);
-            users.push(check.user);
-            sids.push(check.sid);
-        }
-        let rows: Vec<(i32, bool)> = on_kept!(kept, pool => {
-            Ok(sqlx::query_as(TOGETHER)
-                .bind(&jtis).bind(&clients).bind(&families).bind(&users).bind(&sids)
-                .fetch_all(pool)
-                .await?)
-        })?;
-        // `place` counts from 1 (an array subscript); one row per check, whatever the order.
+        let rows: Vec<(i64, bool)> = match kept {
+            Reader::Postgres(kept) => together_postgres(kept, checks).await?,
+            Reader::Sqlite(kept) => together_sqlite(kept, checks).await?,
+        };
+        // One row per check, whatever the order; `place` counts from 0.
         let mut standings = vec![None; count];
         for (place, standing) in rows {
-            match usize::try_from(place).ok().and_then(|place| standings.get_mut(place.wrapping_sub(1))) {
+            match usize::try_from(place).ok().and_then(|place| standings.get_mut(place)) {
                 Some(slot @ None) => *slot = Some(standing),
                 _ => return Err(StorageError::Corrupt("the standing statement answered a check twice or none".into())),
             }
@@ -286,20 +296,61 @@ impl StandingQueue {
     }
 }
 
+/// [`TOGETHER`] for `checks` (at least two): each one's place, from 0, and standing.
+async fn together_postgres(kept: &Kept<Postgres>, checks: Vec<Check>) -> Result<Vec<(i64, bool)>, StorageError> {
+    let count = checks.len();
+    let mut jtis = Vec::with_capacity(count);
+    let mut clients = Vec::with_capacity(count);
+    let mut families = Vec::with_capacity(count);
+    let mut users = Vec::with_capacity(count);
+    let mut sids = Vec::with_capacity(count);
+    for check in checks {
+        jtis.push(check.jti);
+        clients.push(check.client);
+        families.push(check.family);
+        users.push(check.user);
+        sids.push(check.sid);
+    }
+    let rows: Vec<(i32, bool)> = on_kept!(kept, pool => {
+        Ok(sqlx::query_as(TOGETHER)
+            .bind(&jtis).bind(&clients).bind(&families).bind(&users).bind(&sids)
+            .fetch_all(pool)
+            .await?)
+    })?;
+    // An array subscript counts from 1.
+    Ok(rows.into_iter().map(|(subscript, standing)| (i64::from(subscript) - 1, standing)).collect())
+}
+
+/// [`TOGETHER_SQLITE`] for `checks` (at least two): each one's place, from 0, and standing.
+async fn together_sqlite(kept: &Kept<Sqlite>, checks: Vec<Check>) -> Result<Vec<(i64, bool)>, StorageError> {
+    let array: Vec<[Option<String>; 5]> = checks
+        .into_iter()
+        .map(|check| [Some(check.jti), Some(check.client), check.family, check.user, check.sid])
+        .collect();
+    let json = serde_json::to_string(&array).map_err(|error| StorageError::Corrupt(error.to_string()))?;
+    on_kept!(kept, pool => Ok(sqlx::query_as(TOGETHER_SQLITE).bind(&json).fetch_all(pool).await?))
+}
+
 /// One check alone, in the statement for its shape: cheaper than [`TOGETHER`] for one
 /// (a lone introspection's median latency was 0.05–0.1 ms lower), which is what an idle
 /// server sends.
-async fn lone(kept: &Kept<Postgres>, check: &Check) -> Result<bool, StorageError> {
-    on_kept!(kept, pool => {
-        let query = standing_query(
-            &check.jti,
-            &check.client,
-            check.family.as_deref(),
-            check.user.as_deref(),
-            check.sid.as_deref(),
-        );
-        Ok(query.fetch_one(pool).await?)
-    })
+async fn lone(kept: Reader<'_>, check: &Check) -> Result<bool, StorageError> {
+    // A macro, not a closure: the query's type differs per backend.
+    macro_rules! query {
+        () => {
+            standing_query(
+                &check.jti,
+                &check.client,
+                check.family.as_deref(),
+                check.user.as_deref(),
+                check.sid.as_deref(),
+            )
+        };
+    }
+    match kept {
+        Reader::Postgres(kept) => on_kept!(kept, pool => Ok(query!().fetch_one(pool).await?)),
+        Reader::Sqlite(kept) => on_kept!(kept, pool => Ok(query!().fetch_one(pool).await?)),
+    }
 }
 
 /// Held while leading: hands the lead on when the statement is done or the leader's future
@@ -413,9 +464,37 @@ mod tests {
         connection.close().await.unwrap();
     }
 
-    fn queue(storage: &SqlStorage) -> (&Kept<Postgres>, &StandingQueue) {
-        let Backend::Postgres { kept, standing } = &storage.backend else { panic!("a PostgreSQL URL") };
-        (kept, standing)
+    fn queue(storage: &SqlStorage) -> (Reader<'_>, &StandingQueue) {
+        match &storage.backend {
+            Backend::Postgres { kept, standing } => (Reader::Postgres(kept), standing),
+            Backend::Sqlite { kept, standing, .. } => (Reader::Sqlite(kept), standing),
+        }
+    }
+
+    /// A fresh, migrated SQLite database with one client and one revoked jti, as
+    /// [`database`]; the directory holds the file.
+    async fn sqlite_database() -> (SqlStorage, tempfile::TempDir, ClientId) {
+        let dir = tempfile::tempdir().unwrap();
+        let raw_url = format!("sqlite://{}/standing.db?mode=rwc", dir.path().display());
+        let storage =
+            SqlStorage::connect(&DatabaseUrl::parse(&raw_url).unwrap(), &sql_tests::settings(8)).await.unwrap();
+        storage.migrate().await.unwrap();
+        let client = ClientId::generate();
+        let mut connection = sqlx::SqliteConnection::connect(&raw_url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO clients (id, name, token_endpoint_auth_method, grant_types, scopes, audiences, \
+             redirect_uris, created_at, updated_at) VALUES ($1, 'c', 'none', '[]', '[]', '[]', '[]', 0, 0)",
+        )
+        .bind(client.as_str())
+        .execute(&mut connection)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ('revoked', 4102444800000)")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        connection.close().await.unwrap();
+        (storage, dir, client)
     }
 
     /// Hundreds of checks at once, of every answer: they share statements of up to
@@ -424,6 +503,20 @@ mod tests {
     #[tokio::test]
     async fn concurrent_checks_share_statements_and_each_gets_its_own_answer() {
         let Some((storage, name, client, _)) = database().await else { return };
+        concurrent_checks(&storage, &client).await;
+        drop_database(storage, &name).await;
+    }
+
+    /// The same on SQLite, whose statement reads the checks from JSON.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_checks_share_sqlite_statements_and_each_gets_its_own_answer() {
+        let (storage, _dir, client) = sqlite_database().await;
+        concurrent_checks(&storage, &client).await;
+        storage.close().await;
+    }
+
+    async fn concurrent_checks(storage: &SqlStorage, client: &ClientId) {
+        let client = client.clone();
         let stranger = ClientId::generate();
         let jtis: Vec<String> = (0..200).map(|i| if i % 3 == 0 { "revoked".into() } else { format!("j{i}") }).collect();
         let checks = jtis.iter().enumerate().map(|(i, jti)| {
@@ -437,11 +530,10 @@ mod tests {
         for (i, standing) in futures_util::future::join_all(checks).await {
             assert_eq!(standing, i % 3 != 0 && i % 4 != 1, "check {i}");
         }
-        let sizes = queue(&storage).1.sizes();
+        let sizes = queue(storage).1.sizes();
         assert_eq!(sizes.iter().sum::<usize>(), 200, "every check answered once: {sizes:?}");
         assert!(sizes.contains(&MOST_TOGETHER), "checks went together, as many as allowed: {sizes:?}");
         assert!(sizes.iter().all(|&size| size <= MOST_TOGETHER), "{sizes:?}");
-        drop_database(storage, &name).await;
     }
 
     /// A leader whose caller goes away mid-statement leaves no one stranded: the checks
