@@ -11,7 +11,7 @@ use crate::authorization::{session, Context};
 use crate::domain::authorization::{PendingAuthorization, ThrottleSubject};
 use crate::domain::client::Client;
 use crate::domain::secret::SecretDigest;
-use crate::domain::user::{User, Username};
+use crate::domain::user::{User, UserId, Username};
 use crate::http::client_ip::{self, client_ip};
 use crate::metrics::Metrics;
 use crate::password::{self, PasswordChecks};
@@ -157,7 +157,8 @@ pub async fn post(
         // Too many attempts in flight, or too many password checks: nothing was checked.
         Attempted::Busy | Attempted::Checked(None) => {
             outcome("busy");
-            crate::audit!(info, "login", "busy", client_id = %request.client_id(), client_ip = %ip);
+            let bound = if matches!(attempted, Attempted::Busy) { "attempts" } else { "password_checks" };
+            crate::audit!(info, "login", "busy", client_id = %request.client_id(), client_ip = %ip, bound);
             let mut busy = again(BUSY, StatusCode::TOO_MANY_REQUESTS);
             busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
             return Ok(busy);
@@ -166,7 +167,29 @@ pub async fn post(
     let Some(user) = checked? else {
         return Ok(again(LOGIN_FAILED, StatusCode::UNAUTHORIZED)); // recorded by the check
     };
-    start_session(&req, &ctx, &request, &user, &metrics, &ip).await
+    let mut unrecorded =
+        Unrecorded(Some((request.client_id().to_owned(), ip.clone(), user.id.clone(), metrics.clone())));
+    start_session(&req, &ctx, &request, &user, &metrics, &ip, &mut unrecorded).await
+}
+
+/// A verified password not yet recorded as a login: dropped so (its client hung up while
+/// the session was being started), it records `login abandoned`, as a check whose client
+/// hung up earlier does (`throttle::attempt`).
+struct Unrecorded(Option<(String, String, UserId, web::Data<Metrics>)>);
+
+impl Unrecorded {
+    fn recorded(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unrecorded {
+    fn drop(&mut self) {
+        if let Some((client_id, ip, user_id, metrics)) = self.0.take() {
+            crate::audit!(warn, "login", "abandoned", client_id = %client_id, client_ip = %ip, user_id = %user_id);
+            metrics.logins.with_label_values(&["abandoned"]).inc();
+        }
+    }
 }
 
 /// The user if `candidate` is their password and they are enabled. Unknown and disabled
@@ -193,10 +216,13 @@ async fn start_session(
     user: &User,
     metrics: &Metrics,
     ip: &str,
+    unrecorded: &mut Unrecorded,
 ) -> Result<HttpResponse, PageError> {
     // Whatever session the cookie names is replaced: no need to load or touch it first.
     let previous = session::cookie_digest(req, &ctx.settings);
-    let Some((session, cookie)) = session::start(ctx, user, previous.as_ref(), ctx.now()).await? else {
+    let started = session::start(ctx, user, previous.as_ref(), ctx.now()).await;
+    unrecorded.recorded(); // by what follows, or by the error's log
+    let Some((session, cookie)) = started? else {
         // The password changed (or the user was disabled) while it was being checked.
         metrics.logins.with_label_values(&["failure"]).inc();
         return Ok(request.again(ctx, user.username.as_str(), LOGIN_FAILED, StatusCode::UNAUTHORIZED));

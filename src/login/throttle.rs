@@ -45,13 +45,22 @@ pub enum Settle {
 /// password checks' own bound lets compute (`login.max_concurrent_password_checks`).
 pub const MAX_ATTEMPTS_IN_FLIGHT: usize = 256;
 
+/// How long an attempt waits for one of the [`MAX_ATTEMPTS_IN_FLIGHT`] places, first come
+/// first served, before it is refused as busy. Waiting, not refusing at once: a stranger
+/// keeping hundreds of quick attempts in flight (a locked IP's are refused after one
+/// write) would otherwise have every other login refused; waiting, each gets its turn
+/// among them. A request that waits holds its connection, and one whose client hangs up
+/// stops waiting, so the waiting are bounded by the connections, as before the bound.
+const PLACE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What became of an attempt.
 pub enum Attempted<T> {
     /// Its places were reserved, `check` ran and they were settled: what it returned.
     Checked(T),
     /// A subject is locked or at its limit: nothing was checked.
     Locked,
-    /// [`MAX_ATTEMPTS_IN_FLIGHT`] attempts are running: nothing was reserved or checked.
+    /// [`MAX_ATTEMPTS_IN_FLIGHT`] attempts ran for all of [`PLACE_PATIENCE`]: nothing was
+    /// reserved or checked.
     Busy,
 }
 
@@ -69,7 +78,8 @@ pub enum Attempted<T> {
 /// When the request has gone by the time the check is settled, its answer goes to
 /// `abandoned` instead: a right password whose client hung up was still checked, and an
 /// attacker who hangs up after each guess would otherwise learn from the throttle's
-/// counts which one was right without leaving the trace of a successful login.
+/// counts which one was right without leaving the trace of a successful login. So does
+/// the answer of a check whose settling failed (the request then gets the error).
 pub async fn attempt<T, Checked>(
     storage: Data<dyn Storage>,
     settings: LoginSettings,
@@ -82,24 +92,35 @@ where
     T: Send + 'static,
     Checked: Future<Output = (Settle, T)> + Send,
 {
-    let Ok(slot) = settings.attempts_in_flight.clone().try_acquire_owned() else {
+    let places = settings.attempts_in_flight.clone();
+    let Ok(Ok(slot)) = tokio::time::timeout(PLACE_PATIENCE, places.acquire_owned()).await else {
         return Ok(Attempted::Busy);
     };
     let (answer, answered) = oneshot::channel();
     tokio::spawn(
         async move {
             let _slot = slot; // held until the attempt is settled
+            let mut abandoned = Some(abandoned);
             let settled = async {
                 let Some(reservation) = reserve(storage.clone(), &settings, subjects, now).await? else {
                     return Ok(None);
                 };
                 let (settle, checked) = check(storage).await;
-                reservation.settle(settle, &settings, now).await?;
-                Ok::<_, StorageError>(Some(checked))
+                match reservation.settle(settle, &settings, now).await {
+                    Ok(()) => Ok(Some(checked)),
+                    Err(error) => {
+                        if let Some(abandoned) = abandoned.take() {
+                            abandoned(checked);
+                        }
+                        Err(error)
+                    }
+                }
             }
             .await;
             if let Err(Ok(Some(checked))) = answer.send(settled) {
-                abandoned(checked);
+                if let Some(abandoned) = abandoned.take() {
+                    abandoned(checked);
+                }
             }
         }
         // The request's span goes along: its audit events carry the request id.

@@ -172,10 +172,15 @@ async fn attempts_beyond_the_bound_are_busy_and_reserve_nothing(db: &TestStorage
     }
     let refused =
         attempt(storage.clone(), shared.clone(), subject(2), t(0), |_| async { (Settle::Release, 2) }, |_| {});
-    assert!(matches!(refused.await.unwrap(), Attempted::Busy), "the third is refused while two run");
+    assert!(matches!(refused.await.unwrap(), Attempted::Busy), "the third waits, then is refused while two run");
     assert!(reserve(db, "account:user2", 1, t(0)).await, "and reserved nothing");
     db.release_attempt("account:user2").await.unwrap();
+    // One that waits gets its turn as soon as a place is free.
+    let fourth = |_| async { (Settle::Release, 4) };
+    let waiting = tokio::spawn(attempt(storage.clone(), shared.clone(), subject(4), t(0), fourth, |_| {}));
+    tokio::time::sleep(Duration::from_millis(200)).await;
     release.send(true).unwrap();
+    assert!(matches!(waiting.await.unwrap().unwrap(), Attempted::Checked(4)), "admitted when a place came back");
     for handle in running {
         assert!(matches!(handle.await.unwrap().unwrap(), Attempted::Checked(_)));
     }
