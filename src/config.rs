@@ -592,13 +592,14 @@ impl Settings {
             ));
         }
         if let AdminListen::Own(admin) = self.admin.listen {
-            let taken = [Some(self.bind), self.metrics.bind].into_iter().flatten();
-            if admin.port() != 0 && taken.map(|other| other.port()).any(|port| port == admin.port()) {
-                return Err(ConfigError(
-                    "setting `admin.listen` must be another port than `bind` and `metrics.bind`: an admin listener \
-                     of its own shares no port (or \"public\" to serve the admin API on the public listener)"
-                        .into(),
-                ));
+            let taken = [("bind", Some(self.bind)), ("metrics.bind", self.metrics.bind)];
+            for (setting, other) in taken {
+                if admin.port() != 0 && other.is_some_and(|other| other.port() == admin.port()) {
+                    return Err(ConfigError(format!(
+                        "setting `admin.listen` must be another port than `{setting}`: an admin listener of its \
+                         own shares no port (or \"public\" to serve the admin API on the public listener)"
+                    )));
+                }
             }
         }
         let keys = &self.keys;

@@ -1,6 +1,6 @@
 //! Composition root: storage, keys, token issuer and routes, wired once.
 
-use crate::admin::api::{AdminSettings, DocumentServer};
+use crate::admin::api::{AdminSettings, ApiListener};
 use crate::authorization::device::DevicePolicy;
 use crate::authorization::pages;
 use crate::authorization::signed_form::FormSigner;
@@ -53,6 +53,9 @@ pub struct Application {
     pub kek_source: KekSource,
     /// Housekeeping and key refresh; stopped with the server.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// The listeners of `/metrics` and of the admin API, when they have their own: waited
+    /// for, not aborted, so that their requests in flight finish too.
+    side_servers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// `Strict-Transport-Security` on every response when the issuer is https (RFC 6797 §6.1):
@@ -70,7 +73,7 @@ fn routes(cfg: &mut ServiceConfig, is_ssf_enabled: bool, admin: AdminListen) {
     crate::oauth::routes(cfg);
     crate::login::routes(cfg);
     if admin == AdminListen::Public {
-        crate::admin::api::routes(cfg, DocumentServer::Issuer);
+        crate::admin::api::routes(cfg, ApiListener::Public);
     }
     if is_ssf_enabled {
         crate::ssf::routes(cfg);
@@ -264,7 +267,7 @@ impl Application {
         };
         let (admin_server, admin_port) = match admin_listen {
             AdminListen::Own(bind) => {
-                let (server, port) = serve_admin(bind, shared_with_admin)?;
+                let (server, port) = serve_admin(bind, settings.http.shutdown_timeout.0, shared_with_admin)?;
                 (Some(server), Some(port))
             }
             AdminListen::Public | AdminListen::Off => (None, None),
@@ -276,16 +279,28 @@ impl Application {
             readiness: readiness_flag,
             shutdown_delay: settings.http.shutdown_delay.0,
         };
+        let mut side_servers = Vec::new();
         for (other, name) in [(metrics_server, "metrics"), (admin_server, "admin API")] {
             if let Some(other) = other {
-                background.push(tokio::spawn(async move {
+                side_servers.push(tokio::spawn(async move {
                     if let Err(error) = other.await {
                         tracing::error!(error = %error, "the {name} listener failed");
                     }
                 }));
             }
         }
-        Ok(Self { port, server, stopper, storage: to_close, metrics_port, admin_port, kid, kek_source, background })
+        Ok(Self {
+            port,
+            server,
+            stopper,
+            storage: to_close,
+            metrics_port,
+            admin_port,
+            kid,
+            kek_source,
+            background,
+            side_servers,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -322,6 +337,15 @@ impl Application {
         });
         let result = self.server.await;
         signals.abort();
+        // Stopped with the public listener by the stopper (a stop already under way ends
+        // as it began), or now, gracefully, when the public listener ended by itself; an
+        // admin call in flight finishes before the database closes.
+        for other in &self.stopper.others {
+            other.stop(true).await;
+        }
+        for side in self.side_servers {
+            let _ = side.await;
+        }
         for task in &self.background {
             task.abort();
         }
@@ -353,13 +377,12 @@ impl Stopper {
         tokio::time::sleep(self.shutdown_delay).await;
     }
 
-    /// Stops accepting; when `graceful`, requests in flight get `http.shutdown_timeout`.
+    /// Stops accepting on every listener at once; when `graceful`, requests in flight get
+    /// `http.shutdown_timeout` (the public listener's and the admin API's alike).
     pub async fn stop(&self, graceful: bool) {
         self.transmitter.stop_waiting();
-        self.handle.stop(graceful).await;
-        for other in &self.others {
-            other.stop(graceful).await;
-        }
+        let listeners = std::iter::once(&self.handle).chain(&self.others);
+        futures_util::future::join_all(listeners.map(|listener| listener.stop(graceful))).await;
     }
 }
 
@@ -367,8 +390,11 @@ impl Stopper {
 /// below the issuer's path, which is the public URL's, and without the public listener's
 /// pages. One worker: admin calls are few, and each waits on the database, not the CPU
 /// (a password it sets is hashed off the workers).
+/// Its health checks are there too, as on Hydra's admin port, for a probe that reaches
+/// only the private network.
 fn serve_admin(
     bind: std::net::SocketAddr,
+    shutdown_timeout: std::time::Duration,
     shared: impl Fn(&mut ServiceConfig) + Clone + Send + 'static,
 ) -> anyhow::Result<(Server, u16)> {
     let listener = TcpListener::bind(bind)
@@ -378,9 +404,12 @@ fn serve_admin(
         App::new()
             .wrap(from_fn(request_log::log_request))
             .configure(shared.clone())
-            .configure(|cfg| crate::admin::api::routes(cfg, DocumentServer::Root))
+            .configure(|cfg| crate::admin::api::routes(cfg, ApiListener::Own))
+            .route("/healthz", web::get().to(crate::oauth::health::healthz))
+            .route("/readyz", web::get().to(crate::oauth::health::readyz))
     })
     .workers(1)
+    .shutdown_timeout(shutdown_timeout.as_secs())
     .disable_signals()
     .listen(listener)?
     .run();

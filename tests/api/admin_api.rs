@@ -913,10 +913,46 @@ mod listeners {
             let public = admin.call(&app, Method::GET, path, None).await;
             assert_eq!(public.status(), 404, "{path} is not on the public listener");
         }
-        for path in ["/.well-known/openid-configuration", "/jwks.json", "/healthz"] {
+        for path in ["/.well-known/openid-configuration", "/jwks.json", "/token", "/authorize"] {
             assert_eq!(get(path, None).await.unwrap().status(), 404, "{path} is not on the admin listener");
         }
+        for path in ["/healthz", "/readyz"] {
+            assert_eq!(get(path, None).await.unwrap().status(), 200, "{path}: health checks are there too");
+        }
         app.stop().await;
+    }
+
+    /// A graceful stop lets an admin call in flight on the API's own listener finish, as
+    /// on the public one: a rotated secret, shown once, must reach its caller.
+    async fn a_graceful_stop_finishes_admin_calls_in_flight(database: &TestDatabase) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let own = |s: &mut tessera::config::Settings| s.admin.listen = AdminListen::Own("127.0.0.1:0".parse().unwrap());
+        let app = TestApp::spawn(database, own).await.unwrap();
+        let admin = admin(&app).await;
+        let there = app.admin_address.clone().unwrap();
+        let body = json!({ "username": "late", "password": "correct horse battery staple" }).to_string();
+        let head = format!(
+            "POST /admin/v1/users HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            there.trim_start_matches("http://"),
+            admin.token,
+            body.len()
+        );
+        let mut connection = tokio::net::TcpStream::connect(there.trim_start_matches("http://")).await.unwrap();
+        connection.write_all(head.as_bytes()).await.unwrap();
+        connection.write_all(&body.as_bytes()[..10]).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await; // the call is in flight
+        let stopping = tokio::spawn({
+            let (app, _) = app.other_browser();
+            async move { app.stop().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await; // the public listener has stopped
+        connection.write_all(&body.as_bytes()[10..]).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), connection.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 201"), "the call finished: {answer:?}");
+        stopping.await.unwrap();
     }
 
     async fn the_admin_api_can_be_off(database: &TestDatabase) {
@@ -945,5 +981,6 @@ mod listeners {
         the_admin_api_can_have_a_listener_of_its_own,
         the_admin_api_can_be_off,
         a_taken_admin_port_stops_startup_naming_the_setting,
+        a_graceful_stop_finishes_admin_calls_in_flight,
     );
 }

@@ -7,7 +7,7 @@
 //! is the Shared Signals receivers' (`tokens::live::own_client_token`), plus the scope.
 
 use super::problem::{ApiError, ADMIN_SCOPE};
-use super::AdminSettings;
+use super::{AdminSettings, ApiListener};
 use crate::domain::client::ClientId;
 use crate::http::bearer::bearer_token;
 use crate::http::client_ip;
@@ -85,7 +85,10 @@ fn audit_refusal(req: &HttpRequest, refusal: &Refusal) {
         ApiError::InsufficientScope => "insufficient_scope",
         ApiError::NotFound(_) | ApiError::Conflict(_) | ApiError::Unexpected(_) => return,
     };
-    let trust_forwarded_headers = req.app_data::<Data<AdminSettings>>().is_some_and(|a| a.trust_forwarded_headers);
+    let on_public =
+        req.app_data::<Data<ApiListener>>().is_none_or(|listener| *listener.get_ref() == ApiListener::Public);
+    let trust_forwarded_headers =
+        on_public && req.app_data::<Data<AdminSettings>>().is_some_and(|a| a.trust_forwarded_headers);
     let ip = client_ip::shown(client_ip::client_ip(req, trust_forwarded_headers));
     match &refusal.client_id {
         Some(client_id) => {

@@ -43,18 +43,21 @@ pub struct AdminSettings {
     pub trust_forwarded_headers: bool,
 }
 
-/// What the OpenAPI document names as its server (`admin.listen`).
+/// Which listener serves the API (`admin.listen`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DocumentServer {
-    /// On the public listener: the issuer, below whose path the API is mounted.
-    Issuer,
-    /// On a listener of its own, at its root: `/`, relative to where the document was
-    /// fetched (OpenAPI 3.1 §4.8.5), since no setting names that listener's public URL.
-    Root,
+pub enum ApiListener {
+    /// The public one, below the issuer's path: the OpenAPI document's server is the
+    /// issuer.
+    Public,
+    /// One of its own, at its root: the document's server is `/`, relative to where it was
+    /// fetched (OpenAPI 3.1 §4.8.5), since no setting names that listener's URL; and the
+    /// client IP of audit events is the peer's, whatever `http.trust_forwarded_headers`
+    /// says, since that listener is reached directly, not through the public proxy.
+    Own,
 }
 
 /// The admin routes: `/admin/openapi.json` and `/admin/v1/…`.
-pub fn routes(cfg: &mut web::ServiceConfig, server: DocumentServer) {
+pub fn routes(cfg: &mut web::ServiceConfig, server: ApiListener) {
     cfg.service(
         web::scope("/admin")
             .wrap(ErrorHandlers::new().default_handler(problem::from_framework))
@@ -130,11 +133,11 @@ pub struct ApiDoc;
 /// `GET /admin/openapi.json`: the document, with the issuer as its server on the public
 /// listener, so the paths resolve below the issuer's path when it has one
 /// (`https://example.com/auth/admin/v1/…`), and `/` on the API's own listener.
-async fn openapi(issuer: Data<TokenIssuer>, server: Data<DocumentServer>) -> HttpResponse {
+async fn openapi(issuer: Data<TokenIssuer>, server: Data<ApiListener>) -> HttpResponse {
     let mut document = ApiDoc::openapi();
     let url = match **server {
-        DocumentServer::Issuer => issuer.issuer.as_str(),
-        DocumentServer::Root => "/",
+        ApiListener::Public => issuer.issuer.as_str(),
+        ApiListener::Own => "/",
     };
     document.servers = Some(vec![Server::new(url)]);
     HttpResponse::Ok().json(document)
