@@ -260,7 +260,7 @@ impl Application {
                     is_ssf_enabled,
                     logouts_give_up_after: settings.backchannel_logout.give_up_after.chrono(),
                 };
-                let (server, port) = scrape.serve(bind)?;
+                let (server, port) = scrape.serve(bind, settings.http.shutdown_timeout.0)?;
                 (Some(server), Some(port))
             }
             None => (None, None),
@@ -340,9 +340,7 @@ impl Application {
         // Stopped with the public listener by the stopper (a stop already under way ends
         // as it began), or now, gracefully, when the public listener ended by itself; an
         // admin call in flight finishes before the database closes.
-        for other in &self.stopper.others {
-            other.stop(true).await;
-        }
+        futures_util::future::join_all(self.stopper.others.iter().map(|other| other.stop(true))).await;
         for side in self.side_servers {
             let _ = side.await;
         }
@@ -430,7 +428,10 @@ struct Scrape {
 impl Scrape {
     /// A listener of its own with one worker: a scrape is cheap, and the public workers
     /// never wait for one.
-    fn serve(self, bind: std::net::SocketAddr) -> anyhow::Result<(Server, u16)> {
+    /// A scrape in flight at a graceful stop gets `http.shutdown_timeout`, as requests on
+    /// the other listeners do (not actix's own 30 s: it reads the database, the usual
+    /// suspect when a process is restarted).
+    fn serve(self, bind: std::net::SocketAddr, shutdown_timeout: std::time::Duration) -> anyhow::Result<(Server, u16)> {
         let listener = TcpListener::bind(bind)
             .with_context(|| format!("cannot listen on {bind} for metrics (setting `metrics.bind`)"))?;
         let port = listener.local_addr()?.port();
@@ -439,6 +440,7 @@ impl Scrape {
             App::new().app_data(scrape.clone()).route("/metrics", actix_web::web::get().to(Scrape::handle))
         })
         .workers(1)
+        .shutdown_timeout(shutdown_timeout.as_secs())
         .disable_signals()
         .listen(listener)?
         .run();

@@ -21,9 +21,10 @@ use crate::authorization::pages::{
 use crate::authorization::pending::{with_csrf_cookie, without_csrf_cookie, PendingHandle};
 use crate::authorization::signed_form::{DeviceLoginState, Purpose};
 use crate::authorization::{session, Context};
-use crate::domain::authorization::{Session, ThrottleSubject};
-use crate::domain::device::{DeviceApproval, UserCode};
+use crate::domain::authorization::{Session, SessionId, ThrottleSubject};
+use crate::domain::device::{DeviceApproval, DeviceRequest, UserCode};
 use crate::domain::secret::GeneratedSecret;
+use crate::domain::user::UserId;
 use crate::http::client_ip::client_ip;
 use crate::http::form::FormParams;
 use crate::metrics::Metrics;
@@ -88,41 +89,26 @@ pub async fn post(
     let code = UserCode::parse(typed);
     let digest = code.as_ref().map(|code| policy.user_code_digest(code));
     let (user_id, sid, task_metrics) = (session.user_id.clone(), session.sid.clone(), metrics.clone());
-    let gone = (session.user_id.clone(), session.sid.clone());
-    // A right code whose client hung up before its answer: nothing approved, but the
-    // guess was right, so it leaves a trace as a wrong one does.
-    let abandoned = move |found: Result<Option<_>, _>| {
-        if let Ok(Some(_)) = found {
-            let (user_id, sid) = gone;
-            crate::audit!(warn, "device_user_code", "abandoned", user_id = %user_id, sid = %sid);
-        }
-    };
-    let attempted = throttle::attempt(
-        ctx.storage.clone(),
-        settings,
-        subjects,
-        now,
-        move |storage| async move {
-            let found = match &digest {
-                Some(digest) => storage.find_device_request(digest, now).await,
-                None => Ok(None),
-            };
-            // A right code releases its place and clears nothing: an attacker who asks for
-            // codes of its own (a public client's id is enough) cannot wash its failures away.
-            let settle = match &found {
-                Ok(Some(_)) | Err(_) => Settle::Release,
-                Ok(None) => {
-                    // Recorded here, not by the handler: a guess whose client hung up counts as
-                    // a failure, so it leaves its trace as one.
-                    task_metrics.device_user_code_failures.inc();
-                    crate::audit!(info, "device_user_code", "failure", user_id = %user_id, sid = %sid);
-                    Settle::Failure
-                }
-            };
-            (settle, found)
-        },
-        abandoned,
-    )
+    let attempted = throttle::attempt(ctx.storage.clone(), settings, subjects, now, move |storage| async move {
+        let found = match &digest {
+            Some(digest) => storage.find_device_request(digest, now).await,
+            None => Ok(None),
+        };
+        let found = found.map(|found| found.map(|request| FoundCode::new(request, &user_id, &sid)));
+        // A right code releases its place and clears nothing: an attacker who asks for
+        // codes of its own (a public client's id is enough) cannot wash its failures away.
+        let settle = match &found {
+            Ok(Some(_)) | Err(_) => Settle::Release,
+            Ok(None) => {
+                // Recorded here, not by the handler: a guess whose client hung up counts as
+                // a failure, so it leaves its trace as one.
+                task_metrics.device_user_code_failures.inc();
+                crate::audit!(info, "device_user_code", "failure", user_id = %user_id, sid = %sid);
+                Settle::Failure
+            }
+        };
+        (settle, found)
+    })
     .await?;
     let found = match attempted {
         Attempted::Checked(found) => found,
@@ -138,10 +124,12 @@ pub async fn post(
         }
     };
     let found = found?;
-    let (Some(code), Some(request)) = (code, found) else {
+    let (Some(code), Some(mut found)) = (code, found) else {
         // Recorded by the check.
         return Ok(entry_page(&ctx, &session, &username, &echoed, Some(WRONG_CODE), StatusCode::BAD_REQUEST));
     };
+    found.recorded(); // the answer is the confirmation page, shown to the one who typed it
+    let request = found.request.clone();
     let client = storage.find_client(&request.client_id).await?.filter(|c| !c.is_disabled());
     let Some(client) = client else {
         return Ok(entry_page(&ctx, &session, &username, &echoed, Some(WRONG_CODE), StatusCode::BAD_REQUEST));
@@ -284,6 +272,34 @@ async fn username_of(ctx: &Context, session: &Session) -> Result<String, PageErr
 /// What the decision form's token is bound to: the session and the code.
 fn approval_key(session: &Session, code: &UserCode) -> Vec<u8> {
     [session.sid.as_str().as_bytes(), b"\0", code.as_str().as_bytes()].concat()
+}
+
+/// A right user code, found in the attempt's task: dropped before the handler takes it
+/// (its client hung up, or the throttle could not be settled), it records
+/// `device_user_code abandoned`, so a right guess leaves a trace as a wrong one does (see
+/// `throttle::attempt`).
+struct FoundCode {
+    request: DeviceRequest,
+    /// The user and session that typed it; `None` once the handler has it.
+    unrecorded: Option<(UserId, SessionId)>,
+}
+
+impl FoundCode {
+    fn new(request: DeviceRequest, user_id: &UserId, sid: &SessionId) -> Self {
+        Self { request, unrecorded: Some((user_id.clone(), sid.clone())) }
+    }
+
+    fn recorded(&mut self) {
+        self.unrecorded = None;
+    }
+}
+
+impl Drop for FoundCode {
+    fn drop(&mut self) {
+        if let Some((user_id, sid)) = self.unrecorded.take() {
+            crate::audit!(warn, "device_user_code", "abandoned", user_id = %user_id, sid = %sid);
+        }
+    }
 }
 
 /// The login throttle, counting wrong user codes instead of wrong passwords.

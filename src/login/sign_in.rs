@@ -11,7 +11,7 @@ use crate::authorization::{session, Context};
 use crate::domain::authorization::{PendingAuthorization, ThrottleSubject};
 use crate::domain::client::Client;
 use crate::domain::secret::SecretDigest;
-use crate::domain::user::{User, UserId, Username};
+use crate::domain::user::{User, Username};
 use crate::http::client_ip::{self, client_ip};
 use crate::metrics::Metrics;
 use crate::password::{self, PasswordChecks};
@@ -108,28 +108,16 @@ pub async fn post(
     }
     let username_known = username.is_some();
     let (client_id, shown_ip, task_metrics) = (request.client_id().to_owned(), ip.clone(), metrics.clone());
-    let gone = (request.client_id().to_owned(), ip.clone(), metrics.clone());
-    // A right password whose client hung up before its answer: no session, so no
-    // `success` event, but the password was checked and the account's count cleared.
-    let abandoned = move |checked: Option<anyhow::Result<Option<User>>>| {
-        if let Some(Ok(Some(user))) = checked {
-            let (client_id, ip, metrics) = gone;
-            crate::audit!(warn, "login", "abandoned", client_id = %client_id, client_ip = %ip, user_id = %user.id);
-            metrics.logins.with_label_values(&["abandoned"]).inc();
-        }
-    };
-    let attempted = throttle::attempt(
-        ctx.storage.clone(),
-        login.get_ref().clone(),
-        subjects,
-        now,
-        move |storage| async move {
+    let attempted =
+        throttle::attempt(ctx.storage.clone(), login.get_ref().clone(), subjects, now, move |storage| async move {
             // Bounded: beyond the bound, answer at once rather than queue. Taken after the
             // reservation, so requests the throttle refuses never hold a place.
             let Some(permit) = checks.try_start() else {
                 return (Settle::Release, None);
             };
             let checked = check_password(storage.get_ref(), permit, username.as_ref(), password_raw).await;
+            let checked =
+                checked.map(|user| user.map(|user| Verified::new(user, &client_id, &shown_ip, &task_metrics)));
             let settle = match &checked {
                 Ok(Some(_)) => Settle::Success,
                 Ok(None) => {
@@ -143,10 +131,8 @@ pub async fn post(
                 Err(_) => Settle::Release,
             };
             (settle, Some(checked))
-        },
-        abandoned,
-    )
-    .await?;
+        })
+        .await?;
     let checked = match attempted {
         Attempted::Checked(Some(checked)) => checked,
         Attempted::Locked => {
@@ -164,28 +150,39 @@ pub async fn post(
             return Ok(busy);
         }
     };
-    let Some(user) = checked? else {
+    let Some(mut verified) = checked? else {
         return Ok(again(LOGIN_FAILED, StatusCode::UNAUTHORIZED)); // recorded by the check
     };
-    let mut unrecorded =
-        Unrecorded(Some((request.client_id().to_owned(), ip.clone(), user.id.clone(), metrics.clone())));
-    start_session(&req, &ctx, &request, &user, &metrics, &ip, &mut unrecorded).await
+    start_session(&req, &ctx, &request, &mut verified, &metrics, &ip).await
 }
 
-/// A verified password not yet recorded as a login: dropped so (its client hung up while
-/// the session was being started), it records `login abandoned`, as a check whose client
-/// hung up earlier does (`throttle::attempt`).
-struct Unrecorded(Option<(String, String, UserId, web::Data<Metrics>)>);
+/// A user whose password was just verified, and the login not yet recorded. Made in the
+/// attempt's task, so that it records `login abandoned` when dropped so, whichever way the
+/// login goes no further: its client hung up before the answer (the answer is dropped
+/// with the attempt's channel) or while the session was being started, the throttle could
+/// not be settled, or the session could not be started. An attacker hanging up after
+/// each guess would otherwise learn from the throttle's counts which one was right
+/// without a trace (the right one clears the account's failures).
+struct Verified {
+    user: User,
+    /// What the record needs; `None` once the login is recorded otherwise.
+    unrecorded: Option<(String, String, web::Data<Metrics>)>,
+}
 
-impl Unrecorded {
+impl Verified {
+    fn new(user: User, client_id: &str, ip: &str, metrics: &web::Data<Metrics>) -> Self {
+        Self { user, unrecorded: Some((client_id.to_owned(), ip.to_owned(), metrics.clone())) }
+    }
+
     fn recorded(&mut self) {
-        self.0 = None;
+        self.unrecorded = None;
     }
 }
 
-impl Drop for Unrecorded {
+impl Drop for Verified {
     fn drop(&mut self) {
-        if let Some((client_id, ip, user_id, metrics)) = self.0.take() {
+        if let Some((client_id, ip, metrics)) = self.unrecorded.take() {
+            let user_id = &self.user.id;
             crate::audit!(warn, "login", "abandoned", client_id = %client_id, client_ip = %ip, user_id = %user_id);
             metrics.logins.with_label_values(&["abandoned"]).inc();
         }
@@ -213,16 +210,17 @@ async fn start_session(
     req: &HttpRequest,
     ctx: &Context,
     request: &LoginRequest,
-    user: &User,
+    verified: &mut Verified,
     metrics: &Metrics,
     ip: &str,
-    unrecorded: &mut Unrecorded,
 ) -> Result<HttpResponse, PageError> {
     // Whatever session the cookie names is replaced: no need to load or touch it first.
     let previous = session::cookie_digest(req, &ctx.settings);
-    let started = session::start(ctx, user, previous.as_ref(), ctx.now()).await;
-    unrecorded.recorded(); // by what follows, or by the error's log
-    let Some((session, cookie)) = started? else {
+    // An error here leaves `verified` unrecorded: it is recorded as abandoned.
+    let started = session::start(ctx, &verified.user, previous.as_ref(), ctx.now()).await?;
+    verified.recorded(); // as what follows says
+    let user = &verified.user;
+    let Some((session, cookie)) = started else {
         // The password changed (or the user was disabled) while it was being checked.
         metrics.logins.with_label_values(&["failure"]).inc();
         return Ok(request.again(ctx, user.username.as_str(), LOGIN_FAILED, StatusCode::UNAUTHORIZED));

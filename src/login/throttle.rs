@@ -75,18 +75,18 @@ pub enum Attempted<T> {
 /// request would have done had its client waited for the answer: one reservation, and at
 /// most one password check under the bound of [`crate::password::PasswordChecks`].
 ///
-/// When the request has gone by the time the check is settled, its answer goes to
-/// `abandoned` instead: a right password whose client hung up was still checked, and an
-/// attacker who hangs up after each guess would otherwise learn from the throttle's
-/// counts which one was right without leaving the trace of a successful login. So does
-/// the answer of a check whose settling failed (the request then gets the error).
+/// What `check` returns reaches the request, or is dropped: when the request has gone
+/// before taking it, or the settling failed (the request then gets the error). A check
+/// whose answer must leave a trace however the attempt ends returns a value that records
+/// itself when dropped unrecorded (`sign_in::Verified`, `device::FoundCode`): a right
+/// password whose client hung up was still checked, and an attacker who hangs up after
+/// each guess would otherwise learn from the throttle's counts which one was right.
 pub async fn attempt<T, Checked>(
     storage: Data<dyn Storage>,
     settings: LoginSettings,
     subjects: Vec<ThrottleSubject>,
     now: DateTime<Utc>,
     check: impl FnOnce(Data<dyn Storage>) -> Checked + Send + 'static,
-    abandoned: impl FnOnce(T) + Send + 'static,
 ) -> anyhow::Result<Attempted<T>>
 where
     T: Send + 'static,
@@ -100,28 +100,18 @@ where
     tokio::spawn(
         async move {
             let _slot = slot; // held until the attempt is settled
-            let mut abandoned = Some(abandoned);
             let settled = async {
                 let Some(reservation) = reserve(storage.clone(), &settings, subjects, now).await? else {
                     return Ok(None);
                 };
                 let (settle, checked) = check(storage).await;
-                match reservation.settle(settle, &settings, now).await {
-                    Ok(()) => Ok(Some(checked)),
-                    Err(error) => {
-                        if let Some(abandoned) = abandoned.take() {
-                            abandoned(checked);
-                        }
-                        Err(error)
-                    }
-                }
+                reservation.settle(settle, &settings, now).await?; // `checked` is dropped on an error
+                Ok::<_, StorageError>(Some(checked))
             }
             .await;
-            if let Err(Ok(Some(checked))) = answer.send(settled) {
-                if let Some(abandoned) = abandoned.take() {
-                    abandoned(checked);
-                }
-            }
+            // The request may have gone: then the answer is dropped here, and if the
+            // request goes after this, with the channel.
+            let _ = answer.send(settled);
         }
         // The request's span goes along: its audit events carry the request id.
         .instrument(tracing::Span::current()),

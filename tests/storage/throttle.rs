@@ -130,7 +130,7 @@ async fn an_attempt_whose_check_panics_gives_its_places_back(db: &TestStorage) {
         }
         (Settle::Release, ())
     };
-    let panicked = attempt(Data::from(db.shared()), settings(1, 8), subjects, t(0), check, |()| {}).await;
+    let panicked = attempt(Data::from(db.shared()), settings(1, 8), subjects, t(0), check).await;
     assert!(panicked.is_err(), "a panic is an error for the request, not a crash");
     // The account's one place comes back.
     for _ in 0..500 {
@@ -157,7 +157,7 @@ async fn attempts_beyond_the_bound_are_busy_and_reserve_nothing(db: &TestStorage
             let _ = held.wait_for(|released| *released).await;
             (Settle::Release, n)
         };
-        running.push(tokio::spawn(attempt(storage.clone(), shared.clone(), subject(n), t(0), check, |_| {})));
+        running.push(tokio::spawn(attempt(storage.clone(), shared.clone(), subject(n), t(0), check)));
     }
     // Both hold their places (a limit of one is then full): the bound is taken.
     for n in 0..2 {
@@ -170,21 +170,20 @@ async fn attempts_beyond_the_bound_are_busy_and_reserve_nothing(db: &TestStorage
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    let refused =
-        attempt(storage.clone(), shared.clone(), subject(2), t(0), |_| async { (Settle::Release, 2) }, |_| {});
+    let refused = attempt(storage.clone(), shared.clone(), subject(2), t(0), |_| async { (Settle::Release, 2) });
     assert!(matches!(refused.await.unwrap(), Attempted::Busy), "the third waits, then is refused while two run");
     assert!(reserve(db, "account:user2", 1, t(0)).await, "and reserved nothing");
     db.release_attempt("account:user2").await.unwrap();
     // One that waits gets its turn as soon as a place is free.
     let fourth = |_| async { (Settle::Release, 4) };
-    let waiting = tokio::spawn(attempt(storage.clone(), shared.clone(), subject(4), t(0), fourth, |_| {}));
+    let waiting = tokio::spawn(attempt(storage.clone(), shared.clone(), subject(4), t(0), fourth));
     tokio::time::sleep(Duration::from_millis(200)).await;
     release.send(true).unwrap();
     assert!(matches!(waiting.await.unwrap().unwrap(), Attempted::Checked(4)), "admitted when a place came back");
     for handle in running {
         assert!(matches!(handle.await.unwrap().unwrap(), Attempted::Checked(_)));
     }
-    let admitted = attempt(storage, shared, subject(3), t(0), |_| async { (Settle::Release, 3) }, |_| {});
+    let admitted = attempt(storage, shared, subject(3), t(0), |_| async { (Settle::Release, 3) });
     assert!(matches!(admitted.await.unwrap(), Attempted::Checked(3)), "the bound's places came back");
 }
 
