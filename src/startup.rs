@@ -384,27 +384,25 @@ impl Stopper {
     }
 }
 
-/// The admin API on a listener of its own (`admin.listen` an address), at its root: not
-/// below the issuer's path, which is the public URL's, and without the public listener's
-/// pages. One worker: admin calls are few, and each waits on the database, not the CPU
-/// (a password it sets is hashed off the workers).
-/// Its health checks are there too, as on Hydra's admin port, for a probe that reaches
-/// only the private network.
-fn serve_admin(
+/// A listener of its own for what the public one must not serve (`/metrics`; the admin
+/// API when `admin.listen` is an address), with the routes `routes` configures: one
+/// worker, no signals of its own (the [`Stopper`] stops it with the public listener), and
+/// `shutdown_timeout` for the requests in flight at a graceful stop, as on the public
+/// listener. `what` and `setting` say what it is for and what to fix when `bind` cannot be
+/// listened on.
+fn side_listener(
     bind: std::net::SocketAddr,
+    what: &str,
+    setting: &str,
+    log_requests: bool,
     shutdown_timeout: std::time::Duration,
-    shared: impl Fn(&mut ServiceConfig) + Clone + Send + 'static,
+    routes: impl Fn(&mut ServiceConfig) + Clone + Send + 'static,
 ) -> anyhow::Result<(Server, u16)> {
-    let listener = TcpListener::bind(bind)
-        .with_context(|| format!("cannot listen on {bind} for the admin API (setting `admin.listen`)"))?;
+    let listener =
+        TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind} for {what} (setting `{setting}`)"))?;
     let port = listener.local_addr()?.port();
     let server = HttpServer::new(move || {
-        App::new()
-            .wrap(from_fn(request_log::log_request))
-            .configure(shared.clone())
-            .configure(|cfg| crate::admin::api::routes(cfg, ApiListener::Own))
-            .route("/healthz", web::get().to(crate::oauth::health::healthz))
-            .route("/readyz", web::get().to(crate::oauth::health::readyz))
+        App::new().wrap(Condition::new(log_requests, from_fn(request_log::log_request))).configure(routes.clone())
     })
     .workers(1)
     .shutdown_timeout(shutdown_timeout.as_secs())
@@ -412,6 +410,24 @@ fn serve_admin(
     .listen(listener)?
     .run();
     Ok((server, port))
+}
+
+/// The admin API on a listener of its own (`admin.listen` an address), at its root: not
+/// below the issuer's path, which is the public URL's, and without the public listener's
+/// pages. One worker: admin calls are few, and each waits on the database, not the CPU
+/// (a password it sets is hashed off the workers). Its health checks are there too, as
+/// on Hydra's admin port, for a probe that reaches only the private network.
+fn serve_admin(
+    bind: std::net::SocketAddr,
+    shutdown_timeout: std::time::Duration,
+    shared: impl Fn(&mut ServiceConfig) + Clone + Send + 'static,
+) -> anyhow::Result<(Server, u16)> {
+    side_listener(bind, "the admin API", "admin.listen", true, shutdown_timeout, move |cfg| {
+        shared(cfg);
+        crate::admin::api::routes(cfg, ApiListener::Own);
+        cfg.route("/healthz", web::get().to(crate::oauth::health::healthz))
+            .route("/readyz", web::get().to(crate::oauth::health::readyz));
+    })
 }
 
 /// What `/metrics` reads when scraped, besides the counters: the state gauges.
@@ -426,25 +442,13 @@ struct Scrape {
 }
 
 impl Scrape {
-    /// A listener of its own with one worker: a scrape is cheap, and the public workers
-    /// never wait for one.
-    /// A scrape in flight at a graceful stop gets `http.shutdown_timeout`, as requests on
-    /// the other listeners do (not actix's own 30 s: it reads the database, the usual
-    /// suspect when a process is restarted).
+    /// On a listener of its own ([`side_listener`]): a scrape is cheap, and the public
+    /// workers never wait for one. Requests are not logged, as before.
     fn serve(self, bind: std::net::SocketAddr, shutdown_timeout: std::time::Duration) -> anyhow::Result<(Server, u16)> {
-        let listener = TcpListener::bind(bind)
-            .with_context(|| format!("cannot listen on {bind} for metrics (setting `metrics.bind`)"))?;
-        let port = listener.local_addr()?.port();
         let scrape = Data::new(self);
-        let server = HttpServer::new(move || {
-            App::new().app_data(scrape.clone()).route("/metrics", actix_web::web::get().to(Scrape::handle))
+        side_listener(bind, "metrics", "metrics.bind", false, shutdown_timeout, move |cfg| {
+            cfg.app_data(scrape.clone()).route("/metrics", web::get().to(Scrape::handle));
         })
-        .workers(1)
-        .shutdown_timeout(shutdown_timeout.as_secs())
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        Ok((server, port))
     }
 
     async fn handle(scrape: Data<Scrape>) -> actix_web::HttpResponse {
