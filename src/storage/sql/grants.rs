@@ -177,7 +177,7 @@ impl GrantStore for SqlStorage {
         // what an introspection costs, so concurrent checks share one statement
         // (`standing`).
         match &self.backend {
-            Backend::Postgres { kept, standing } => standing.check(Reader::Postgres(kept), token).await,
+            Backend::Postgres { kept, standing, .. } => standing.check(Reader::Postgres(kept), token).await,
             Backend::Sqlite { kept, standing, .. } => standing.check(Reader::Sqlite(kept), token).await,
         }
     }

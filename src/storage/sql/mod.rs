@@ -251,8 +251,13 @@ enum Backend {
     /// One pool for everything (`kept.pool()`): PostgreSQL serves concurrent writers
     /// itself. Reads go through `kept`, which keeps some of its connections between reads;
     /// writes take the pool from it ([`kept::Kept::pool_for_write`]).
-    /// Standing checks wait in `standing` to go to PostgreSQL several at a time.
-    Postgres { kept: kept::Kept<sqlx::Postgres>, standing: standing::StandingQueue },
+    /// Refresh rotations and standing checks wait in `rotations` and `standing` to go to
+    /// PostgreSQL several at a time.
+    Postgres {
+        kept: kept::Kept<sqlx::Postgres>,
+        rotations: std::sync::Arc<refresh::PostgresRotations>,
+        standing: standing::StandingQueue,
+    },
 }
 
 pub struct SqlStorage {
@@ -381,6 +386,7 @@ impl SqlStorage {
                     .with_context(|| format!("cannot connect to PostgreSQL at {url}: check the setting `database_url` (TESSERA_DATABASE_URL) and that the server is running and reachable"))?;
                 Backend::Postgres {
                     kept: kept::Kept::new(pool, settings.max_connections, false, PING_AFTER_IDLE),
+                    rotations: Default::default(),
                     standing: Default::default(),
                 }
             }
@@ -742,6 +748,31 @@ pub(in crate::storage::sql) mod tests {
                 None
             }
         }
+    }
+
+    /// A fresh, migrated PostgreSQL database named `prefix_<pid>_<uuid>`: the storage, its
+    /// name and its URL; `None` where the tests skip PostgreSQL. [`drop_postgres`] drops it.
+    pub(in crate::storage::sql) async fn fresh_postgres(prefix: &str) -> Option<(SqlStorage, String, String)> {
+        let admin = postgres_url()?;
+        let name = format!("{prefix}_{}_{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut connection).await.unwrap();
+        let (base, query) = admin.split_once('?').map_or((admin.as_str(), ""), |(base, query)| (base, query));
+        let base = base.rsplit_once('/').map_or(base, |(server, _)| server);
+        let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+        let raw_url = format!("{base}/{name}{query}");
+        let url = DatabaseUrl::parse(&raw_url).unwrap();
+        let storage = SqlStorage::connect(&url, &settings(8)).await.unwrap();
+        storage.migrate().await.unwrap();
+        Some((storage, name, raw_url))
+    }
+
+    /// Closes `storage` and drops its database, made by [`fresh_postgres`].
+    pub(in crate::storage::sql) async fn drop_postgres(storage: SqlStorage, name: &str) {
+        storage.close().await;
+        let admin = postgres_url().expect("set");
+        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut connection).await.unwrap();
     }
 
     /// A restart of PostgreSQL breaks every kept connection at once: the first read after

@@ -9,8 +9,9 @@
 //! RevokeFamily, Invalid or ScopeExceeded, and this module carries that out.
 //!
 //! On PostgreSQL the common case, a first use that succeeds, is first tried as one
-//! statement ([`CLAIM_AND_INSERT`]): a round trip per statement cost more CPU than the
-//! RSA signature (bench/README.md, Findings 4). On SQLite, without a requested scope,
+//! statement, shared with the rotations waiting beside it ([`postgres_together`]): a
+//! round trip per statement cost more CPU than the RSA signature (bench/README.md,
+//! findings 4 and 18). On SQLite, without a requested scope,
 //! several rotations go to the writer as one transaction in one round trip ([`together`],
 //! findings 13 and 17), which also settles every outcome that writes nothing. Only what
 //! these leave open (and on SQLite a presentation that narrows the scope) goes to the
@@ -168,40 +169,6 @@ fn presented_state(row: TokenStateRow, claimed: bool) -> (PresentedState, Option
     (presented, sealed.map(|(sealed, _)| sealed))
 }
 
-/// PostgreSQL only (SQLite has no data-modifying CTEs): claims the presented token if it is
-/// unused, unexpired, the client's, in a live family of an enabled user, unbound or bound
-/// to the request's DPoP key (`$9`), and the requested scope (`$7`, NULL for none) is
-/// within the family's; records the successor
-/// on it and inserts the successor, in one statement and so atomically. Returns the
-/// family, or no row when any condition fails and nothing changed. Concurrent claims of
-/// one token serialize on its row lock, and the loser re-checks `used_at IS NULL` and
-/// finds it set (READ COMMITTED), so exactly one wins here too.
-///
-/// Its WHERE clause is [`refresh::decide`] restricted to the one case it calls
-/// [`RotationDecision::Rotate`], written out in SQL so that the common case costs one
-/// round trip: it claims exactly that case and nothing else. Every other case (and
-/// Rotate too, had the two ever disagreed) falls through to the transaction, which reads
-/// the facts and lets `decide` tell them apart. Change it, `together::CLAIM` and
-/// `decide` together; the
-/// `refresh_tokens` API tests cover each case on PostgreSQL through this path.
-const CLAIM_AND_INSERT: &str = concat!(
-    "WITH claimed AS ( \
-       UPDATE refresh_tokens t SET used_at = $2, successor_digest = $3, successor_sealed = $4, successor_sealed_until = $5 \
-       FROM token_families f JOIN users u ON u.id = f.user_id \
-       WHERE t.token_digest = $1 AND t.used_at IS NULL AND t.idle_expires_at > $2 AND f.id = t.family_id \
-         AND f.client_id = $6 AND f.revoked_at IS NULL AND f.absolute_expires_at > $2 AND u.disabled_at IS NULL \
-         AND (u.credentials_changed_at IS NULL OR u.credentials_changed_at <= f.auth_time) \
-         AND ($7::text[] IS NULL OR string_to_array(f.scope, ' ') @> $7::text[]) \
-         AND (f.dpop_jkt IS NULL OR f.dpop_jkt = $9) \
-       RETURNING ",
-    family_columns!(),
-    "), \
-     successor AS ( \
-       INSERT INTO refresh_tokens (token_digest, family_id, created_at, idle_expires_at) \
-       SELECT $3, id, $2, LEAST($8, absolute_expires_at) FROM claimed) \
-     SELECT * FROM claimed"
-);
-
 /// Binds $1–$5, what every claim of a [`Claim`] starts with: the presented token's digest,
 /// the time, the successor's digest, and the sealed successor with until when it is kept.
 macro_rules! bind_claim {
@@ -215,7 +182,9 @@ macro_rules! bind_claim {
     };
 }
 
+mod postgres_together;
 mod together;
+pub(super) use postgres_together::PostgresRotations;
 pub(super) use together::RotationQueue;
 
 /// The outcome of a decision that writes nothing; `None` for Rotate and RevokeFamily.
@@ -315,19 +284,6 @@ impl ToWriter for Claim<'_> {
     }
 }
 
-/// PostgreSQL's first try: [`CLAIM_AND_INSERT`]; `None` when it claimed nothing.
-async fn claim_in_one_statement(pool: &sqlx::PgPool, c: &Claim<'_>) -> Result<Option<TokenFamily>, StorageError> {
-    let scope: Option<Vec<&str>> = c.requested_scope.as_ref().map(|scope| scope.iter().collect());
-    let claimed: Option<FamilyRow> = bind_claim!(sqlx::query_as(CLAIM_AND_INSERT), c)
-        .bind(c.client_id.as_str())
-        .bind(scope)
-        .bind(Timestamp::from(c.idle_expires_at))
-        .bind(c.dpop_jkt.as_deref())
-        .fetch_optional(pool)
-        .await?;
-    claimed.map(TokenFamily::try_from).transpose()
-}
-
 /// Which families a revocation ends, named by what they belong to. Each kind names its
 /// column in a fixed SQL text: the owner is only ever bound, never spliced into SQL.
 #[derive(Clone, Copy)]
@@ -365,15 +321,16 @@ impl<'a> FamiliesOf<'a> {
 }
 
 impl SqlStorage {
-    /// One rotation attempt. On PostgreSQL, [`CLAIM_AND_INSERT`] first; on SQLite without a
+    /// One rotation attempt. On PostgreSQL, the claim with the rotations waiting beside it
+    /// ([`postgres_together`]) first; on SQLite without a
     /// requested scope, with the rotations waiting beside it ([`together`]); then what they
     /// left open, in the transaction (on SQLite on the writer thread): claim, read the facts,
     /// [`refresh::decide`], and carry the decision out: insert the successor (Rotate),
     /// revoke the family (RevokeFamily), or change nothing (the rest roll back).
     async fn rotate_once(&self, claim: Claim<'_>) -> Result<Rotation, StorageError> {
         match &self.backend {
-            Backend::Postgres { kept, .. } => {
-                if let Some(family) = claim_in_one_statement(kept.pool_for_write(), &claim).await? {
+            Backend::Postgres { kept, rotations, .. } => {
+                if let Some(family) = rotations.claim(kept.pool_for_write(), claim.clone().to_writer()).await? {
                     return Ok(Rotation::Rotated(family));
                 }
             }

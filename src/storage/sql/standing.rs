@@ -412,17 +412,7 @@ mod tests {
     /// A fresh, migrated PostgreSQL database with one client and one revoked jti; `None`
     /// where the tests skip PostgreSQL.
     async fn database() -> Option<(SqlStorage, String, ClientId, String)> {
-        let admin = sql_tests::postgres_url()?;
-        let name = format!("tessera_standing_{}_{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut connection).await.unwrap();
-        let (base, query) = admin.split_once('?').map_or((admin.as_str(), ""), |(base, query)| (base, query));
-        let base = base.rsplit_once('/').map_or(base, |(server, _)| server);
-        let query = if query.is_empty() { String::new() } else { format!("?{query}") };
-        let raw_url = format!("{base}/{name}{query}");
-        let url = DatabaseUrl::parse(&raw_url).unwrap();
-        let storage = SqlStorage::connect(&url, &sql_tests::settings(8)).await.unwrap();
-        storage.migrate().await.unwrap();
+        let (storage, name, raw_url) = sql_tests::fresh_postgres("tessera_standing").await?;
         let client = ClientId::generate();
         let Backend::Postgres { kept, .. } = &storage.backend else { panic!("a PostgreSQL URL") };
         sqlx::query(
@@ -443,10 +433,7 @@ mod tests {
     }
 
     async fn drop_database(storage: SqlStorage, name: &str) {
-        storage.close().await;
-        let admin = sql_tests::postgres_url().expect("set");
-        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut connection).await.unwrap();
+        sql_tests::drop_postgres(storage, name).await;
     }
 
     /// Holds `clients` locked from another connection until the transaction ends, so that
@@ -466,7 +453,7 @@ mod tests {
 
     fn queue(storage: &SqlStorage) -> (Reader<'_>, &StandingQueue) {
         match &storage.backend {
-            Backend::Postgres { kept, standing } => (Reader::Postgres(kept), standing),
+            Backend::Postgres { kept, standing, .. } => (Reader::Postgres(kept), standing),
             Backend::Sqlite { kept, standing, .. } => (Reader::Sqlite(kept), standing),
         }
     }

@@ -54,7 +54,7 @@ const MOST_WAITING: usize = 4096;
 /// the successor's idle expiry ($7) and the DPoP key's thumbprint ($8).
 const BINDS_PER_CLAIM: usize = 8;
 
-/// The claim, [`super::CLAIM_AND_INSERT`]'s WHERE clause in SQLite (change the three
+/// The claim, [`super::postgres_together`]'s `CLAIM_TOGETHER` WHERE clause in SQLite (change the three
 /// together with [`refresh::decide`]): only an unused, unexpired token of this client, in
 /// a live family of an enabled user who changed no credentials since, with the request's
 /// DPoP key if the family is bound. Narrowing the scope never comes here (SQLite has no
@@ -358,7 +358,7 @@ fn settle(c: &Claim<'_>, row: Option<SqliteRow>) -> Settled {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::DatabaseUrl;
     use crate::domain::client::ClientId;
@@ -370,14 +370,14 @@ mod tests {
     use chrono::{DateTime, Duration, Utc};
 
     /// A rotation as the token endpoint asks for it, owning what the request borrows.
-    struct Presented {
-        token: SecretDigest,
+    pub(in crate::storage::sql::refresh) struct Presented {
+        pub(in crate::storage::sql::refresh) token: SecretDigest,
         successor: String,
-        sealed: Vec<u8>,
+        pub(in crate::storage::sql::refresh) sealed: Vec<u8>,
     }
 
     impl Presented {
-        fn of(token: &str, successor: &str) -> Self {
+        pub(in crate::storage::sql::refresh) fn of(token: &str, successor: &str) -> Self {
             Self {
                 token: SecretDigest::of(token),
                 successor: successor.to_owned(),
@@ -385,7 +385,7 @@ mod tests {
             }
         }
 
-        fn request<'a>(
+        pub(in crate::storage::sql::refresh) fn request<'a>(
             &'a self,
             client: &'a ClientId,
             now: DateTime<Utc>,
