@@ -178,9 +178,16 @@ async fn logins_whose_client_hangs_up_still_give_their_places_back(database: &Te
     let before = crate::metrics::scrape(&app).await;
     posts_whose_clients_hang_up(&app, &client, PASSWORD).await;
     let after = crate::metrics::scrape(&app).await;
-    let abandoned = r#"tessera_logins_total{outcome="abandoned"}"#;
-    let recorded = after.get(abandoned).copied().unwrap_or(0.0) - before.get(abandoned).copied().unwrap_or(0.0);
-    assert_eq!(recorded, app.settings.login.max_failures as f64, "every right password checked is recorded");
+    let count = |outcome: &str| {
+        let name = format!("tessera_logins_total{{outcome=\"{outcome}\"}}");
+        after.get(&name).copied().unwrap_or(0.0) - before.get(&name).copied().unwrap_or(0.0)
+    };
+    // A check that ended in the instant between the last look at the places and the hang-up
+    // sent its answer before the reset arrived: a login like any other (seen once in CI).
+    let (abandoned, succeeded) = (count("abandoned"), count("success"));
+    assert!(abandoned >= 1.0, "hanging up is recorded as abandoned: {abandoned}");
+    let checked = app.settings.login.max_failures as f64;
+    assert_eq!(abandoned + succeeded, checked, "every right password checked is recorded: {abandoned} + {succeeded}");
     let response = app.submit_login(&login_form(&app, &client).await, "hangs-up", PASSWORD).await;
     assert_eq!(response.status(), 303, "the account is not locked");
     app.stop().await;
