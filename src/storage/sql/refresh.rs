@@ -384,11 +384,7 @@ impl SqlStorage {
                     let revoked = sqlx::query(families.revoke_sql())
                         .bind(families.owner()).bind(now).bind(c.reuse.reason).execute(&mut *tx).await?
                         .rows_affected() == 1;
-                    // Only the rows that keep a sealed successor (used within the retry window):
-                    // fewer writes, and the family's live token is not locked here, so that a
-                    // statement of several rotations does not wait for this transaction.
-                    sqlx::query("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL \
-                                 WHERE family_id = $1 AND successor_sealed IS NOT NULL")
+                    sqlx::query("UPDATE refresh_tokens SET successor_sealed = NULL, successor_sealed_until = NULL WHERE family_id = $1")
                         .bind(family.id.as_str()).execute(&mut *tx).await?;
                     let events = if revoked { c.reuse.family_ended(&family.user_id, &family.sid, &family.id) } else { Vec::new() };
                     let owed = owe_events!(tx, events);

@@ -16,18 +16,21 @@
 //! Rotations whose caller went away before their statement was taken are dropped unrun
 //! (the token stays as it was).
 //!
-//! Sound because the statement is the one-rotation claim over several rows: each row is
-//! claimed only where it is unused (concurrent statements claiming one token serialize on
-//! its row lock, and the later one re-checks `used_at IS NULL`, READ COMMITTED), and one
-//! statement never names a token twice (a second presentation of it waits for the next
-//! statement), so each presentation's claim is exactly its own. What a statement does not
-//! claim, its caller carries on to the transaction, as a lone claim that found nothing.
+//! Sound because the statement is the one-rotation claim over several rows: it locks the
+//! unused tokens it names, skipping any row another transaction holds (that token goes on
+//! alone to the transaction, which waits for the row and reads the facts afresh), and
+//! claims each only where it is still unused (READ COMMITTED re-checks `used_at IS NULL`
+//! on the newest version). A token named twice in one statement is updated by one of its
+//! two rows only, and the statement returns that row's place; the other presentation finds
+//! the token used in the transaction. So each presentation's claim is exactly its own, and
+//! what a statement does not claim, its caller carries on to the transaction, as a lone
+//! claim that found nothing.
 //!
 //! Failures: PostgreSQL runs the statement atomically, so one that PostgreSQL refused (an
-//! error with a SQLSTATE: a constraint, a serialization failure) changed nothing, and each
-//! of its rotations goes on to the transaction, which claims it alone. Any other failure
-//! (the connection lost: whether it committed is unknown) fails each of them with that
-//! error, as a lone claim's would.
+//! error of the statement itself: a constraint, a deadlock, a cancel; see [`refused`])
+//! changed nothing, and each of its rotations goes on to the transaction, which claims it
+//! alone. Any other failure (the connection lost: whether it committed is unknown) fails
+//! each of them with that error, as a lone claim's would.
 
 use super::{Claim, FamilyRow};
 use crate::domain::refresh::TokenFamily;
@@ -83,11 +86,10 @@ const MOST_WAITING: usize = 4096;
 /// seconds on a fresh database). Planning costs PostgreSQL about 0.3 ms a statement,
 /// shared by its rotations.
 ///
-/// The tokens are locked first, in their order, skipping any another transaction holds:
-/// a token that someone else is rotating or whose family's reuse is being revoked waits
-/// alone in the transaction (which then reads the facts afresh) instead of holding up the
-/// other rotations of its statement, and statements running at once lock the tokens they
-/// share in one order, so they never wait for each other in a cycle.
+/// The tokens are locked first, skipping any another transaction holds: a token that
+/// someone else is rotating or whose family's reuse is being revoked waits alone in the
+/// transaction (which then reads the facts afresh) instead of holding up the other
+/// rotations of its statement; so a statement never waits for a row.
 const CLAIM_TOGETHER: &str = concat!(
     "WITH i AS ( \
        SELECT n AS place, ($1::text[])[n] AS presented, ($2::timestamptz[])[n] AS rotated_at, \
@@ -151,8 +153,10 @@ struct Waiting {
     rotations: VecDeque<Waiter>,
     /// Statements running, each in its task; each takes what waits before it ends.
     running: usize,
-    /// When a statement last started or ended: with every place taken and no progress
-    /// for [`PATIENCE`], the statements are stuck, and new rotations go alone.
+    /// When a place was last taken, or a statement started or ended: with every place
+    /// taken and no progress for [`PATIENCE`], the statements are stuck, and new rotations
+    /// go alone (as they also do while the places wait that long for a connection: each
+    /// then waits for one, as every rotation did before they were shared).
     progress: Instant,
 }
 
@@ -192,6 +196,9 @@ impl PostgresRotations {
                 waiting.rotations.push_back((claim, settled));
                 let start = waiting.running < MOST_STATEMENTS;
                 waiting.running += usize::from(start);
+                if start {
+                    waiting.progress = Instant::now();
+                }
                 Ok(start)
             }
         };
