@@ -458,6 +458,14 @@ mod tests {
         }
     }
 
+    /// A fresh database seeded as [`seed`] does, shared; `None` where PostgreSQL is skipped.
+    async fn seeded(fresh: usize) -> Option<(Arc<SqlStorage>, String, String, ClientId)> {
+        let (storage, name, url) = sql_tests::fresh_postgres("tessera_rotations").await?;
+        let client = ClientId::generate();
+        seed(pool(&storage), &client, fresh).await;
+        Some((Arc::new(storage), name, url, client))
+    }
+
     fn queue(storage: &SqlStorage) -> &PostgresRotations {
         let Backend::Postgres { rotations, .. } = &storage.backend else { panic!("a PostgreSQL URL") };
         rotations
@@ -509,11 +517,8 @@ mod tests {
     /// is reuse. Nothing is left of the queue after.
     #[tokio::test]
     async fn rotations_wait_for_the_statements_running_and_go_together() {
-        let Some((storage, name, url)) = sql_tests::fresh_postgres("tessera_rotations").await else { return };
-        let storage = Arc::new(storage);
-        let client = ClientId::generate();
         let fresh = 44;
-        seed(pool(&storage), &client, fresh).await;
+        let Some((storage, name, url, client)) = seeded(fresh).await else { return };
         let lock = lock_families(&url).await;
 
         let mut rotations = Vec::new();
@@ -570,10 +575,7 @@ mod tests {
     /// alone in the transaction: the other rotations of its statement do not wait for it.
     #[tokio::test]
     async fn a_locked_token_does_not_hold_up_its_statement() {
-        let Some((storage, name, url)) = sql_tests::fresh_postgres("tessera_rotations").await else { return };
-        let storage = Arc::new(storage);
-        let client = ClientId::generate();
-        seed(pool(&storage), &client, 4).await;
+        let Some((storage, name, url, client)) = seeded(4).await else { return };
         let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
         sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
         sqlx::query("SELECT 1 FROM refresh_tokens WHERE token_digest = $1 FOR UPDATE")
@@ -617,10 +619,7 @@ mod tests {
     /// rotates, the other fails, and its token stays unused.
     #[tokio::test]
     async fn a_refused_statement_sends_each_rotation_alone() {
-        let Some((storage, name, _)) = sql_tests::fresh_postgres("tessera_rotations").await else { return };
-        let storage = Arc::new(storage);
-        let client = ClientId::generate();
-        seed(pool(&storage), &client, 2).await;
+        let Some((storage, name, _, client)) = seeded(2).await else { return };
 
         let now = chrono::Utc::now();
         let reuse = Revocation::new(Reason::RefreshTokenReused, now, None);
