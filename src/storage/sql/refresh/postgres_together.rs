@@ -47,15 +47,15 @@ use tokio::sync::oneshot;
 const MOST_TOGETHER: usize = 16;
 
 /// The most statements running at once for one thread's rotations. Below it a rotation
-/// is sent at once; at it, rotations wait and go together. Each statement also waits for its commit's WAL flush,
-/// so a few run at once to keep the cores busy meanwhile: on the 2-core machine 2, 3, 4
-/// and 8 all cut PostgreSQL's CPU per rotation by half, and 4 ran the most rotations
-/// (finding 30).
+/// is sent at once; at it, rotations wait and go together. Each statement also waits for
+/// its commit's WAL flush, so a few run at once to keep the cores busy meanwhile: on the
+/// 2-core machine 2, 3, 4 and 8 all cut PostgreSQL's CPU per rotation by half, and 4 ran
+/// the most rotations (finding 30).
 const MOST_STATEMENTS: usize = 4;
 
-/// The most rotations waiting in one thread's queue; past it a rotation is sent alone. Every waiting rotation is
-/// a request in flight, so connection limits bound it too; this bounds it whatever they
-/// are.
+/// The most rotations waiting in one thread's queue; past it a rotation is sent alone.
+/// Every waiting rotation is a request in flight, so connection limits bound it too; this
+/// bounds it whatever they are.
 const MOST_WAITING: usize = 4096;
 
 /// The claim, for any number of rotations (PostgreSQL only: SQLite has no data-modifying
@@ -266,7 +266,10 @@ impl Place {
             return false;
         };
         waiting.progress = Instant::now();
-        waiting.rotations.retain(|(_, settled)| !settled.is_closed());
+        // Those whose caller left are dropped from the front only: `take` skips the rest.
+        while waiting.rotations.front().is_some_and(|(_, settled)| settled.is_closed()) {
+            waiting.rotations.pop_front();
+        }
         if !waiting.rotations.is_empty() {
             return true;
         }
@@ -345,7 +348,7 @@ async fn claim_together<'c>(executor: impl sqlx::PgExecutor<'c>, claims: &[&Clai
     let rows: Result<Vec<ClaimedRow>, sqlx::Error> = sqlx::query_as(CLAIM_TOGETHER)
         .persistent(false)
         .bind(column(|c| Some(c.presented.as_str().to_owned())))
-        .bind(times(|c| Some(Timestamp::from(c.now).0)))
+        .bind(times(|c| Some(c.now))) // truncated as stored by `Claim::of`
         .bind(column(|c| Some(c.successor.as_str().to_owned())))
         .bind(sealed)
         .bind(times(|c| c.sealed.as_ref().map(|(_, until)| until.0)))
@@ -363,16 +366,15 @@ async fn claim_together<'c>(executor: impl sqlx::PgExecutor<'c>, claims: &[&Clai
             tracing::warn!(%error, rotations = claims.len(), "a statement of refresh rotations failed; each goes alone");
             return claims.iter().map(|_| Ok(None)).collect();
         }
+        // The connection failed (a group's is already acquired, so never the pool): whether
+        // the statement committed is unknown, and the others get an error no rotation
+        // retries, as the first does.
         Err(error) => {
-            let others = || match &error {
-                sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
-                sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
-                // Whether the statement committed is unknown: not an error a rotation retries.
-                error => sqlx::Error::Io(std::io::Error::other(format!(
-                    "the statement of several refresh rotations failed: {error}"
-                ))),
+            let others = || {
+                let text = format!("the statement of several refresh rotations failed: {error}");
+                StorageError::Database(sqlx::Error::Io(std::io::Error::other(text)))
             };
-            let mut outcomes: Vec<Claimed> = claims[1..].iter().map(|_| Err(others().into())).collect();
+            let mut outcomes: Vec<Claimed> = claims[1..].iter().map(|_| Err(others())).collect();
             outcomes.insert(0, Err(error.into()));
             return outcomes;
         }

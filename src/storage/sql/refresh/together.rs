@@ -54,11 +54,11 @@ const MOST_WAITING: usize = 4096;
 /// the successor's idle expiry ($7) and the DPoP key's thumbprint ($8).
 const BINDS_PER_CLAIM: usize = 8;
 
-/// The claim, [`super::postgres_together`]'s `CLAIM_TOGETHER` WHERE clause in SQLite (change the three
-/// together with [`refresh::decide`]): only an unused, unexpired token of this client, in
-/// a live family of an enabled user who changed no credentials since, with the request's
-/// DPoP key if the family is bound. Narrowing the scope never comes here (SQLite has no
-/// arrays to compare scopes with in SQL; it is the rare case).
+/// The claim, [`super::postgres_together`]'s `CLAIM_TOGETHER` WHERE clause in SQLite
+/// (change the three together with [`refresh::decide`]): only an unused, unexpired token
+/// of this client, in a live family of an enabled user who changed no credentials since,
+/// with the request's DPoP key if the family is bound. Narrowing the scope never comes
+/// here (SQLite has no arrays to compare scopes with in SQL; it is the rare case).
 const CLAIM: &str = "UPDATE refresh_tokens SET used_at = $2, successor_digest = $3, successor_sealed = $4, \
      successor_sealed_until = $5 \
    WHERE token_digest = $1 AND used_at IS NULL AND idle_expires_at > $2 AND EXISTS ( \
